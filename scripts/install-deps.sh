@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages carehub needs to build, test, demo and benchmark.
+# Idempotent: only missing packages are installed. Uses sudo when not root.
+set -euo pipefail
+
+BUILD_PKGS=(
+  build-essential cmake pkg-config git
+  libzmq3-dev cppzmq-dev
+  libprotobuf-dev protobuf-compiler
+  librocksdb-dev
+  libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
+  libsodium-dev libssl-dev
+)
+# Tools the test suite and benchmarks drive for real (not optional: a skipped test is not a test).
+TOOL_PKGS=(
+  prometheus        # promtool check rules / check metrics
+  chromium          # headless browser tests of the status page and the analytics report
+  nats-server libnats-dev  # the peer in the benchmark
+  python3 curl procps
+)
+
+want=("${BUILD_PKGS[@]}")
+if [[ "${1:-}" != "--build-only" ]]; then
+  want+=("${TOOL_PKGS[@]}")
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
