@@ -1,0 +1,55 @@
+#pragma once
+// The hub's configuration (YAML). Loading is strict: unknown keys and bad values are errors with a
+// one-line reason, so `carehub --config FILE` can exit non-zero with that line.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "carehub/core/status.h"
+#include "carehub/core/validation.h"
+
+namespace carehub::hub {
+
+enum class Durability { kFsync, kOs };
+
+struct HubConfig {
+  std::filesystem::path data_dir = "data/hub";
+  Durability durability = Durability::kFsync;
+
+  std::string ingest_endpoint = "tcp://127.0.0.1:7400";
+  size_t max_frame_bytes = 8u << 20;
+  size_t max_events_per_batch = 10'000;
+
+  std::string subscribe_endpoint = "tcp://127.0.0.1:7401";
+  uint32_t heartbeat_interval_ms = 2000;
+  // A subscriber silent for this long is dropped (its cursor stays stored).
+  uint32_t subscriber_timeout_ms = 30'000;
+  uint32_t max_delivery_batch = 1000;
+
+  std::string admin_listen = "127.0.0.1:7480";  // empty: no admin server
+  std::filesystem::path admin_token_file;
+
+  uint32_t dedup_window_days = 400;
+  ValidationLimits validation;
+  uint32_t retention_max_age_days = 0;  // 0: keep forever
+
+  std::filesystem::path agreements_file;  // empty: no subscriptions possible
+  // Security (DESIGN §7).
+  bool curve = false;
+  std::filesystem::path server_key_file;
+  std::filesystem::path identities_file;
+
+  std::string log_level = "info";
+  std::string log_format = "text";  // or "json"
+};
+
+// Relative paths in the file are resolved against `base_dir` (the file's own folder).
+Result<HubConfig> ParseHubConfig(const std::string& yaml_text, const std::filesystem::path& base_dir);
+Result<HubConfig> LoadHubConfig(const std::filesystem::path& file);
+
+// Host part of a "tcp://host:port" endpoint or "host:port" listen address.
+std::string EndpointHost(const std::string& endpoint);
+bool IsLoopbackHost(const std::string& host);
+
+}  // namespace carehub::hub

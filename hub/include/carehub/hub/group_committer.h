@@ -1,0 +1,75 @@
+#pragma once
+// Group commit (DESIGN §3): the ingest thread submits prepared batches; one writer thread applies
+// every batch queued since its last sync and then makes a single WAL fsync cover them all, so the
+// cost of an fsync is shared by as many batches as arrived while the previous one ran.
+//
+// Batches commit in submission order. When a write fails (disk full, read-only), that batch and
+// every later batch of the same pipeline epoch fail without being written; see
+// IngestPipeline::Finish. While failed, the writer keeps probing the store and reports healthy
+// again once a write succeeds.
+//
+// Thread-safety: Submit/TakeCompleted/queued from the ingest thread; the rest from any thread.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "carehub/hub/ingest_pipeline.h"
+#include "carehub/hub/store.h"
+#include "carehub/metrics/registry.h"
+
+namespace carehub::hub {
+
+class GroupCommitter {
+ public:
+  // `on_completed` runs on the writer thread after batches move to the completed list (the ingest
+  // server uses it to wake its poll loop); `on_committed(seq)` after events up to seq are durable.
+  GroupCommitter(Store* store, bool sync, metrics::Registry* metrics,
+                 std::function<void()> on_completed, std::function<void(uint64_t)> on_committed);
+  ~GroupCommitter();
+  GroupCommitter(const GroupCommitter&) = delete;
+  GroupCommitter& operator=(const GroupCommitter&) = delete;
+
+  void Submit(std::unique_ptr<PreparedBatch> batch);
+  std::vector<std::unique_ptr<PreparedBatch>> TakeCompleted();
+  // Batches submitted and not yet taken back.
+  size_t outstanding() const { return outstanding_.load(); }
+  // False after a failed write, until a write succeeds again.
+  bool healthy() const { return healthy_.load(); }
+  uint64_t committed_seq() const { return committed_seq_.load(); }
+  std::string last_error() const;
+
+  // Commits what is queued, then stops the writer thread.
+  void Stop();
+
+ private:
+  void Run();
+  bool ProbeStore();
+
+  Store* store_;
+  bool sync_;
+  std::function<void()> on_completed_;
+  std::function<void(uint64_t)> on_committed_;
+  metrics::Histogram& commit_seconds_;
+  metrics::Histogram& batches_per_commit_;
+  metrics::Counter& commit_failures_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<PreparedBatch>> queue_;
+  std::vector<std::unique_ptr<PreparedBatch>> completed_;
+  bool stopping_ = false;
+  std::string last_error_;
+  uint64_t failed_epoch_ = 0;
+  std::atomic<size_t> outstanding_{0};
+  std::atomic<bool> healthy_{true};
+  std::atomic<uint64_t> committed_seq_{0};
+  std::thread thread_;
+};
+
+}  // namespace carehub::hub

@@ -1,0 +1,106 @@
+#pragma once
+// The hub's ingest data path, minus the socket: authorise -> validate -> dedup -> (store) -> ack.
+//
+// Prepare() turns one decoded Publish into a PreparedBatch: a result per event and a RocksDB write
+// batch holding the accepted events, their dedup keys and routes, plus quarantine records for the
+// rejected ones. Nothing is durable yet; the caller commits the batch (group commit, see
+// GroupCommitter) and only then answers the publisher, with the results Finish() settled.
+//
+// Dedup sees both the store and batches prepared but not yet committed (`pending_`), so a resend
+// that arrives while its original is still being written is answered DUPLICATE — and that answer
+// goes out only after the original's batch is committed, because batches commit in order.
+//
+// Not thread-safe: one ingest thread owns the pipeline.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <rocksdb/write_batch.h>
+
+#include "carehub/core/clock.h"
+#include "carehub/core/validation.h"
+#include "carehub/hub/store.h"
+#include "carehub/metrics/registry.h"
+#include "carehub/v1/wire.pb.h"
+
+namespace carehub::hub {
+
+inline constexpr std::string_view kReasonPublisherNotAuthorised = "publisher_not_authorised";
+inline constexpr std::string_view kReasonConflict = "conflict";
+inline constexpr std::string_view kReasonStoreUnavailable = "store_unavailable";
+
+// Decides whether an authenticated sender may publish under an ODS code (DESIGN §7). Empty
+// identity means a plain (unauthenticated, loopback-only) connection.
+using PublishAuthoriser = std::function<bool(std::string_view identity, std::string_view ods)>;
+
+struct PreparedBatch {
+  std::string routing_id;  // the ROUTER peer to answer
+  std::string sender;      // authenticated identity, or "" in plain mode
+  v1::PublishResult result;
+  rocksdb::WriteBatch writes;
+  std::vector<std::string> pending_keys;  // dedup keys this batch added to the pending set
+  uint64_t epoch = 0;
+  uint64_t max_seq = 0;
+  Clock::TimePoint received_at;
+  // Accepted counts by (publisher, type), applied to metrics once committed.
+  std::vector<std::pair<std::string, std::string>> accepted_labels;
+  std::vector<RouteKey> new_routes;
+  // Frame-level errors are answered at once; only their quarantine record goes through commit.
+  bool answer_after_commit = true;
+  bool committed = false;
+};
+
+class IngestPipeline {
+ public:
+  IngestPipeline(Store* store, metrics::Registry* metrics, ValidationLimits limits,
+                 uint32_t dedup_window_days, const Clock& clock, PublishAuthoriser authorise);
+
+  std::unique_ptr<PreparedBatch> Prepare(std::string routing_id, std::string sender,
+                                         v1::Publish* publish);
+
+  // Settles a batch after its commit: on success, its pending keys become store-only; on failure
+  // every result becomes RETRY and the pipeline forgets everything pending (later batches in the
+  // same commit queue fail too: see GroupCommitter) and restarts from the store's last seq.
+  void Finish(PreparedBatch* batch);
+
+  // Quarantines a whole frame that could not be decoded (no per-event answer is possible).
+  std::unique_ptr<PreparedBatch> QuarantineFrame(std::string routing_id, std::string sender,
+                                                 std::string_view raw, std::string reason,
+                                                 std::string message);
+
+  uint64_t epoch() const { return epoch_; }
+  uint64_t next_seq() const { return next_seq_; }
+
+ private:
+  struct Pending {
+    uint64_t hub_seq;
+    ContentHash hash;
+  };
+  void Reject(PreparedBatch* batch, v1::EventResult* result, const v1::Event& event,
+              std::string_view raw, std::string reason, std::string message);
+  metrics::Counter& CounterFor(const std::string& family, const std::string& help,
+                               const metrics::Labels& labels);
+
+  Store* store_;
+  metrics::Registry* metrics_;
+  ValidationLimits limits_;
+  uint32_t dedup_window_days_;
+  const Clock& clock_;
+  PublishAuthoriser authorise_;
+  uint64_t next_seq_;
+  uint64_t epoch_ = 1;
+  std::unordered_map<std::string, Pending> pending_;
+  std::unordered_set<std::string> known_routes_;
+  std::unordered_map<std::string, metrics::Counter*> counter_cache_;
+};
+
+// Content hash over the canonical encoding (hub fields excluded).
+ContentHash HashContent(std::string_view canonical_bytes);
+
+}  // namespace carehub::hub

@@ -1,0 +1,66 @@
+#pragma once
+// The ingest endpoint (DESIGN §3): a ZeroMQ ROUTER that reads publisher frames, decodes them, runs
+// them through the IngestPipeline, submits the prepared batches to the GroupCommitter and answers
+// each Publish with a PublishResult only after its batch is committed.
+//
+// Untrusted input is handled, counted, logged and quarantined; it never ends the loop.
+// Run() blocks on the calling thread until `stop` is set, then stops reading, lets in-flight
+// batches commit, answers them and returns.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "carehub/hub/group_committer.h"
+#include "carehub/hub/ingest_pipeline.h"
+#include "carehub/metrics/registry.h"
+
+namespace carehub::hub {
+
+struct IngestServerOptions {
+  std::string endpoint;
+  size_t max_frame_bytes = 8u << 20;
+  size_t max_events_per_batch = 10'000;
+  // CURVE server secret key (Z85); empty for plain mode.
+  std::string curve_secret_key;
+  // Batches submitted but not answered before the server stops reading (backpressure).
+  size_t max_outstanding_batches = 64;
+};
+
+class IngestServer {
+ public:
+  IngestServer(zmq::context_t& context, IngestServerOptions options, IngestPipeline* pipeline,
+               Store* store, bool sync, metrics::Registry* metrics);
+  ~IngestServer();
+
+  // Binds the socket; returns the bound endpoint (port 0 resolved) or an error.
+  Result<std::string> Bind();
+  void Run(const std::atomic<bool>& stop);
+
+  GroupCommitter& committer() { return *committer_; }
+
+ private:
+  void HandleMessage(std::vector<zmq::message_t>& parts);
+  void SendFrame(const std::string& routing_id, const v1::Frame& frame);
+  void SendError(const std::string& routing_id, const std::string& code, const std::string& message,
+                 uint64_t batch_id);
+  void QuarantineFrame(const std::string& routing_id, const std::string& sender,
+                       std::string_view raw, const std::string& reason, const std::string& message);
+  void AnswerCompleted();
+
+  IngestServerOptions options_;
+  IngestPipeline* pipeline_;
+  Store* store_;
+  metrics::Registry* metrics_;
+  zmq::socket_t socket_;
+  int wake_fd_ = -1;
+  std::unique_ptr<GroupCommitter> committer_;
+  metrics::Histogram& ack_seconds_;
+  metrics::Counter& batches_;
+  metrics::Gauge& peers_;
+};
+
+}  // namespace carehub::hub

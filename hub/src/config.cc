@@ -1,0 +1,225 @@
+#include "carehub/hub/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace carehub::hub {
+namespace {
+
+Status Bad(const std::string& where, const std::string& what) {
+  return Status::Error("bad_config", where + ": " + what);
+}
+
+// Rejects keys we do not know: a typo must not silently fall back to a default.
+Status CheckKeys(const YAML::Node& node, const std::string& where, std::set<std::string> allowed) {
+  if (!node.IsMap()) {
+    return Bad(where, "must be a mapping");
+  }
+  for (const auto& kv : node) {
+    auto key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      return Bad(where, "unknown key '" + key + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status Read(const YAML::Node& parent, const char* key, const std::string& where, T* out) {
+  auto node = parent[key];
+  if (!node) {
+    return Status::Ok();
+  }
+  try {
+    *out = node.as<T>();
+  } catch (const YAML::Exception&) {
+    return Bad(where + "." + key, "has the wrong type");
+  }
+  return Status::Ok();
+}
+
+std::filesystem::path Resolve(const std::filesystem::path& base, const std::string& p) {
+  if (p.empty()) {
+    return {};
+  }
+  std::filesystem::path path(p);
+  return path.is_absolute() ? path : base / path;
+}
+
+#define CAREHUB_TRY(expr)          \
+  do {                             \
+    Status _s = (expr);            \
+    if (!_s.ok()) return _s;       \
+  } while (0)
+
+}  // namespace
+
+Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
+                                 const std::filesystem::path& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return Bad("config", std::string("not valid YAML: ") + e.what());
+  }
+  HubConfig c;
+  if (!root || root.IsNull()) {
+    return Bad("config", "is empty");
+  }
+  CAREHUB_TRY(CheckKeys(root, "config",
+                        {"hub", "ingest", "subscribe", "admin", "dedup", "validation",
+                         "retention", "policy", "security", "logging"}));
+  if (auto n = root["hub"]) {
+    CAREHUB_TRY(CheckKeys(n, "hub", {"data_dir", "durability"}));
+    std::string data_dir = c.data_dir.string();
+    std::string durability = "fsync";
+    CAREHUB_TRY(Read(n, "data_dir", "hub", &data_dir));
+    CAREHUB_TRY(Read(n, "durability", "hub", &durability));
+    if (durability == "fsync") {
+      c.durability = Durability::kFsync;
+    } else if (durability == "os") {
+      c.durability = Durability::kOs;
+    } else {
+      return Bad("hub.durability", "must be 'fsync' or 'os', not '" + durability + "'");
+    }
+    // data_dir is relative to the working directory, so the embedded default works anywhere.
+    c.data_dir = data_dir;
+  }
+  if (auto n = root["ingest"]) {
+    CAREHUB_TRY(CheckKeys(n, "ingest", {"endpoint", "max_frame_bytes", "max_events_per_batch"}));
+    CAREHUB_TRY(Read(n, "endpoint", "ingest", &c.ingest_endpoint));
+    CAREHUB_TRY(Read(n, "max_frame_bytes", "ingest", &c.max_frame_bytes));
+    CAREHUB_TRY(Read(n, "max_events_per_batch", "ingest", &c.max_events_per_batch));
+  }
+  if (auto n = root["subscribe"]) {
+    CAREHUB_TRY(CheckKeys(n, "subscribe", {"endpoint", "heartbeat_interval_ms",
+                                           "subscriber_timeout_ms", "max_delivery_batch"}));
+    CAREHUB_TRY(Read(n, "endpoint", "subscribe", &c.subscribe_endpoint));
+    CAREHUB_TRY(Read(n, "heartbeat_interval_ms", "subscribe", &c.heartbeat_interval_ms));
+    CAREHUB_TRY(Read(n, "subscriber_timeout_ms", "subscribe", &c.subscriber_timeout_ms));
+    CAREHUB_TRY(Read(n, "max_delivery_batch", "subscribe", &c.max_delivery_batch));
+  }
+  if (auto n = root["admin"]) {
+    CAREHUB_TRY(CheckKeys(n, "admin", {"listen", "token_file"}));
+    CAREHUB_TRY(Read(n, "listen", "admin", &c.admin_listen));
+    std::string token;
+    CAREHUB_TRY(Read(n, "token_file", "admin", &token));
+    c.admin_token_file = Resolve(base_dir, token);
+  }
+  if (auto n = root["dedup"]) {
+    CAREHUB_TRY(CheckKeys(n, "dedup", {"window_days"}));
+    CAREHUB_TRY(Read(n, "window_days", "dedup", &c.dedup_window_days));
+  }
+  if (auto n = root["validation"]) {
+    CAREHUB_TRY(CheckKeys(n, "validation", {"max_event_bytes", "max_future_skew_seconds"}));
+    CAREHUB_TRY(Read(n, "max_event_bytes", "validation", &c.validation.max_event_bytes));
+    int64_t skew = c.validation.max_future_skew.count();
+    CAREHUB_TRY(Read(n, "max_future_skew_seconds", "validation", &skew));
+    c.validation.max_future_skew = std::chrono::seconds(skew);
+  }
+  if (auto n = root["retention"]) {
+    CAREHUB_TRY(CheckKeys(n, "retention", {"max_age_days"}));
+    CAREHUB_TRY(Read(n, "max_age_days", "retention", &c.retention_max_age_days));
+  }
+  if (auto n = root["policy"]) {
+    CAREHUB_TRY(CheckKeys(n, "policy", {"agreements"}));
+    std::string agreements;
+    CAREHUB_TRY(Read(n, "agreements", "policy", &agreements));
+    c.agreements_file = Resolve(base_dir, agreements);
+  }
+  if (auto n = root["security"]) {
+    CAREHUB_TRY(CheckKeys(n, "security", {"mode", "server_key_file", "identities"}));
+    std::string mode = "plain";
+    std::string key;
+    std::string identities;
+    CAREHUB_TRY(Read(n, "mode", "security", &mode));
+    CAREHUB_TRY(Read(n, "server_key_file", "security", &key));
+    CAREHUB_TRY(Read(n, "identities", "security", &identities));
+    if (mode != "plain" && mode != "curve") {
+      return Bad("security.mode", "must be 'plain' or 'curve', not '" + mode + "'");
+    }
+    c.curve = mode == "curve";
+    c.server_key_file = Resolve(base_dir, key);
+    c.identities_file = Resolve(base_dir, identities);
+  }
+  if (auto n = root["logging"]) {
+    CAREHUB_TRY(CheckKeys(n, "logging", {"level", "format"}));
+    CAREHUB_TRY(Read(n, "level", "logging", &c.log_level));
+    CAREHUB_TRY(Read(n, "format", "logging", &c.log_format));
+    static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+    if (!kLevels.count(c.log_level)) {
+      return Bad("logging.level", "must be one of trace, debug, info, warn, error");
+    }
+    if (c.log_format != "text" && c.log_format != "json") {
+      return Bad("logging.format", "must be 'text' or 'json'");
+    }
+  }
+
+  // Cross-field rules.
+  if (c.ingest_endpoint.rfind("tcp://", 0) != 0 && c.ingest_endpoint.rfind("ipc://", 0) != 0) {
+    return Bad("ingest.endpoint", "must start with tcp:// or ipc://");
+  }
+  if (c.max_frame_bytes < 1024 || c.max_frame_bytes > (256u << 20)) {
+    return Bad("ingest.max_frame_bytes", "must be between 1 KiB and 256 MiB");
+  }
+  if (c.max_events_per_batch == 0) {
+    return Bad("ingest.max_events_per_batch", "must be at least 1");
+  }
+  if (c.dedup_window_days == 0) {
+    return Bad("dedup.window_days", "must be at least 1");
+  }
+  if (!c.curve) {
+    // DESIGN §7: plain mode only where nothing outside this machine can connect.
+    for (const auto& [name, ep] : {std::pair<const char*, std::string>{"ingest.endpoint",
+                                                                       c.ingest_endpoint},
+                                   {"subscribe.endpoint", c.subscribe_endpoint}}) {
+      if (ep.rfind("tcp://", 0) == 0 && !IsLoopbackHost(EndpointHost(ep))) {
+        return Bad(name, "binds to a non-loopback address in plain mode; set security.mode: curve");
+      }
+    }
+  } else if (c.server_key_file.empty() || c.identities_file.empty()) {
+    return Bad("security", "curve mode needs server_key_file and identities");
+  }
+  if (!c.admin_listen.empty() && !IsLoopbackHost(EndpointHost(c.admin_listen)) &&
+      c.admin_token_file.empty()) {
+    return Bad("admin.listen", "binds to a non-loopback address without admin.token_file");
+  }
+  return c;
+}
+
+Result<HubConfig> LoadHubConfig(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) {
+    return Bad(file.string(), "cannot be read");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto result = ParseHubConfig(text.str(), file.parent_path());
+  if (!result.ok()) {
+    return Status::Error("bad_config", file.string() + ": " + result.status().message());
+  }
+  return result;
+}
+
+std::string EndpointHost(const std::string& endpoint) {
+  std::string s = endpoint;
+  auto scheme = s.find("://");
+  if (scheme != std::string::npos) {
+    s = s.substr(scheme + 3);
+  }
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    return close == std::string::npos ? s : s.substr(1, close - 1);
+  }
+  auto colon = s.rfind(':');
+  return colon == std::string::npos ? s : s.substr(0, colon);
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0 || host == "lo";
+}
+
+}  // namespace carehub::hub

@@ -1,0 +1,173 @@
+#include "carehub/hub/group_committer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace carehub::hub {
+
+GroupCommitter::GroupCommitter(Store* store, bool sync, metrics::Registry* metrics,
+                               std::function<void()> on_completed,
+                               std::function<void(uint64_t)> on_committed)
+    : store_(store),
+      sync_(sync),
+      on_completed_(std::move(on_completed)),
+      on_committed_(std::move(on_committed)),
+      commit_seconds_(metrics->GetHistogram("carehub_store_commit_seconds",
+                                            "Time to apply and sync one group commit.",
+                                            metrics::LatencyBuckets())),
+      batches_per_commit_(metrics->GetHistogram(
+          "carehub_store_batches_per_commit", "Publish batches sharing one group commit.",
+          {1, 2, 4, 8, 16, 32, 64, 128})),
+      commit_failures_(metrics->GetCounter("carehub_store_commit_failures_total",
+                                           "Group commits the store refused.")),
+      committed_seq_(store->LastSeq()),
+      thread_([this] { Run(); }) {}
+
+GroupCommitter::~GroupCommitter() { Stop(); }
+
+void GroupCommitter::Submit(std::unique_ptr<PreparedBatch> batch) {
+  outstanding_.fetch_add(1);
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(batch));
+  }
+  cv_.notify_one();
+}
+
+std::vector<std::unique_ptr<PreparedBatch>> GroupCommitter::TakeCompleted() {
+  std::lock_guard lock(mu_);
+  auto out = std::move(completed_);
+  completed_.clear();
+  outstanding_.fetch_sub(out.size());
+  return out;
+}
+
+std::string GroupCommitter::last_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
+void GroupCommitter::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) {
+      return;
+    }
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+bool GroupCommitter::ProbeStore() {
+  // After a write error RocksDB stays read-only until resumed; try, then prove a write works.
+  (void)store_->Resume();
+  return store_->Probe().ok();
+}
+
+void GroupCommitter::Run() {
+  auto log = spdlog::get("store");
+  std::vector<std::unique_ptr<PreparedBatch>> work;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      if (!healthy_.load()) {
+        cv_.wait_for(lock, std::chrono::seconds(1),
+                     [this] { return stopping_ || !queue_.empty(); });
+      } else {
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      }
+      if (queue_.empty() && stopping_) {
+        return;
+      }
+      while (!queue_.empty()) {
+        work.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (work.empty()) {
+      if (ProbeStore()) {
+        healthy_.store(true);
+        log->info("store accepts writes again");
+      }
+      continue;
+    }
+
+    auto start = std::chrono::steady_clock::now();
+    uint64_t max_seq = 0;
+    size_t last_write = work.size();
+    // Find the last batch that will actually be written, so that only it carries the sync.
+    for (size_t i = work.size(); i-- > 0;) {
+      if (work[i]->epoch > failed_epoch_) {
+        last_write = i;
+        break;
+      }
+    }
+    for (size_t i = 0; i < work.size(); ++i) {
+      auto& batch = work[i];
+      if (batch->epoch <= failed_epoch_) {
+        batch->committed = false;
+        continue;
+      }
+      if (!healthy_.load()) {
+        (void)store_->Resume();
+      }
+      Status s = store_->Commit(&batch->writes, sync_ && i == last_write);
+      if (!s.ok()) {
+        // Batches already written in this group were not synced: sync them now or fail them.
+        commit_failures_.Inc();
+        failed_epoch_ = batch->epoch;
+        batch->committed = false;
+        healthy_.store(false);
+        {
+          std::lock_guard lock(mu_);
+          last_error_ = s.ToString();
+        }
+        log->error("store refused a write, answering RETRY until it recovers: {}", s.ToString());
+        continue;
+      }
+      batch->committed = true;
+      max_seq = std::max(max_seq, batch->max_seq);
+      if (!healthy_.load()) {
+        healthy_.store(true);
+        log->info("store accepts writes again");
+      }
+    }
+    // If a failure happened after some unsynced writes of this group, those must not be
+    // acknowledged as durable unless a sync succeeded afterwards: fsync the WAL explicitly.
+    if (sync_ && last_write < work.size() && !work[last_write]->committed) {
+      if (!store_->SyncWal().ok()) {
+        for (auto& b : work) {
+          b->committed = false;
+        }
+        max_seq = 0;
+      }
+    }
+    commit_seconds_.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    batches_per_commit_.Observe(static_cast<double>(work.size()));
+    if (max_seq > 0) {
+      uint64_t prev = committed_seq_.load();
+      while (max_seq > prev && !committed_seq_.compare_exchange_weak(prev, max_seq)) {
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      for (auto& b : work) {
+        completed_.push_back(std::move(b));
+      }
+    }
+    work.clear();
+    if (max_seq > 0 && on_committed_) {
+      on_committed_(committed_seq_.load());
+    }
+    if (on_completed_) {
+      on_completed_();
+    }
+  }
+}
+
+}  // namespace carehub::hub

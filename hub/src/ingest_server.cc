@@ -1,0 +1,266 @@
+#include "carehub/hub/ingest_server.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+
+namespace carehub::hub {
+namespace {
+
+// Logs untrusted-input problems at warn, but at most a few a second so a hostile sender cannot
+// flood the log; the counters still count every one.
+class LogLimiter {
+ public:
+  bool Allow() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ > std::chrono::seconds(1)) {
+      window_start_ = now;
+      count_ = 0;
+    }
+    return ++count_ <= 5;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point window_start_{};
+  int count_ = 0;
+};
+
+LogLimiter& Limiter() {
+  static LogLimiter limiter;
+  return limiter;
+}
+
+std::string PeerName(const std::string& routing_id) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : routing_id) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace
+
+IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
+                           IngestPipeline* pipeline, Store* store, bool sync,
+                           metrics::Registry* metrics)
+    : options_(std::move(options)),
+      pipeline_(pipeline),
+      store_(store),
+      metrics_(metrics),
+      socket_(context, zmq::socket_type::router),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      ack_seconds_(metrics->GetHistogram("carehub_ingest_batch_seconds",
+                                         "Time from receiving a Publish to answering it.",
+                                         metrics::LatencyBuckets())),
+      batches_(metrics->GetCounter("carehub_ingest_batches_total", "Publish batches answered.")),
+      peers_(metrics->GetGauge("carehub_connected_peers", "Connected ZeroMQ peers.",
+                               {{"endpoint", "ingest"}})) {
+  int fd = wake_fd_;
+  committer_ = std::make_unique<GroupCommitter>(
+      store, sync, metrics,
+      [fd] {
+        uint64_t one = 1;
+        (void)!write(fd, &one, sizeof(one));
+      },
+      nullptr);
+}
+
+IngestServer::~IngestServer() {
+  committer_->Stop();
+  if (wake_fd_ >= 0) {
+    close(wake_fd_);
+  }
+}
+
+Result<std::string> IngestServer::Bind() {
+  try {
+    // Frames above the limit are answered with an error; far above it (a hostile sender) the
+    // connection is dropped by ZeroMQ before the bytes are buffered.
+    socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_frame_bytes * 4));
+    socket_.set(zmq::sockopt::rcvhwm, 1000);
+    socket_.set(zmq::sockopt::sndhwm, 10000);
+    socket_.set(zmq::sockopt::linger, 2000);
+    if (!options_.curve_secret_key.empty()) {
+      socket_.set(zmq::sockopt::curve_server, 1);
+      socket_.set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
+      socket_.set(zmq::sockopt::zap_domain, "carehub-ingest");
+    }
+    socket_.bind(options_.endpoint);
+    return socket_.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::Error("bind_failed",
+                         "cannot bind ingest endpoint " + options_.endpoint + ": " + e.what());
+  }
+}
+
+void IngestServer::SendFrame(const std::string& routing_id, const v1::Frame& frame) {
+  std::string bytes = frame.SerializeAsString();
+  try {
+    socket_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    spdlog::get("ingest")->debug("could not answer peer {}: {}", PeerName(routing_id), e.what());
+  }
+}
+
+void IngestServer::SendError(const std::string& routing_id, const std::string& code,
+                             const std::string& message, uint64_t batch_id) {
+  v1::Frame frame;
+  frame.set_version(v1::PROTOCOL_VERSION_1);
+  auto* error = frame.mutable_error();
+  error->set_code(code);
+  error->set_message(message);
+  error->set_batch_id(batch_id);
+  SendFrame(routing_id, frame);
+}
+
+void IngestServer::QuarantineFrame(const std::string& routing_id, const std::string& sender,
+                                   std::string_view raw, const std::string& reason,
+                                   const std::string& message) {
+  if (Limiter().Allow()) {
+    spdlog::get("ingest")->warn("frame from peer {} ({} bytes) refused: {}: {}",
+                                PeerName(routing_id), raw.size(), reason, message);
+  }
+  SendError(routing_id, reason, message, 0);
+  committer_->Submit(pipeline_->QuarantineFrame(routing_id, sender, raw, reason, message));
+}
+
+void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
+  if (parts.size() < 2) {
+    return;
+  }
+  std::string routing_id = parts.front().to_string();
+  zmq::message_t& payload = parts.back();
+  std::string sender;
+  if (!options_.curve_secret_key.empty()) {
+    const char* user = payload.gets("User-Id");
+    sender = user ? user : "";
+  }
+  if (payload.size() > options_.max_frame_bytes) {
+    QuarantineFrame(routing_id, sender, payload.to_string_view(), "frame_too_large",
+                    "frame of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
+                        std::to_string(options_.max_frame_bytes) + "; split the batch");
+    return;
+  }
+  v1::Frame frame;
+  if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    QuarantineFrame(routing_id, sender, payload.to_string_view(), "malformed_frame",
+                    "the frame is not a valid carehub.v1.Frame protobuf");
+    return;
+  }
+  if (frame.version() != v1::PROTOCOL_VERSION_1) {
+    QuarantineFrame(routing_id, sender, payload.to_string_view(), "unsupported_version",
+                    "protocol version " + std::to_string(frame.version()) +
+                        " is not supported; this hub speaks version 1");
+    return;
+  }
+  switch (frame.kind_case()) {
+    case v1::Frame::kPublish: {
+      auto* publish = frame.mutable_publish();
+      if (static_cast<size_t>(publish->events_size()) > options_.max_events_per_batch) {
+        std::string message = "batch of " + std::to_string(publish->events_size()) +
+                              " events exceeds the limit of " +
+                              std::to_string(options_.max_events_per_batch);
+        if (Limiter().Allow()) {
+          spdlog::get("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
+                                      message);
+        }
+        metrics_->GetCounter("carehub_frames_rejected_total",
+                             "Frames that could not be processed, by reason.",
+                             {{"reason", "batch_too_large"}})
+            .Inc();
+        SendError(routing_id, "batch_too_large", message, publish->batch_id());
+        return;
+      }
+      committer_->Submit(pipeline_->Prepare(routing_id, sender, publish));
+      return;
+    }
+    case v1::Frame::kHeartbeat: {
+      v1::Frame reply;
+      reply.set_version(v1::PROTOCOL_VERSION_1);
+      reply.mutable_heartbeat()->set_sent_at_unix_ms(
+          ToUnixMillis(std::chrono::system_clock::now()));
+      reply.mutable_heartbeat()->set_head_seq(committer_->committed_seq());
+      SendFrame(routing_id, reply);
+      return;
+    }
+    case v1::Frame::KIND_NOT_SET:
+      QuarantineFrame(routing_id, sender, payload.to_string_view(), "unknown_kind",
+                      "the frame carries no message kind this hub knows");
+      return;
+    default:
+      QuarantineFrame(routing_id, sender, payload.to_string_view(), "unexpected_kind",
+                      "the ingest endpoint accepts only Publish and Heartbeat frames");
+      return;
+  }
+}
+
+void IngestServer::AnswerCompleted() {
+  uint64_t drained = 0;
+  (void)!read(wake_fd_, &drained, sizeof(drained));
+  auto now = std::chrono::system_clock::now();
+  for (auto& batch : committer_->TakeCompleted()) {
+    pipeline_->Finish(batch.get());
+    if (!batch->answer_after_commit) {
+      continue;
+    }
+    v1::Frame frame;
+    frame.set_version(v1::PROTOCOL_VERSION_1);
+    *frame.mutable_publish_result() = std::move(batch->result);
+    SendFrame(batch->routing_id, frame);
+    ack_seconds_.Observe(std::chrono::duration<double>(now - batch->received_at).count());
+    batches_.Inc();
+  }
+}
+
+void IngestServer::Run(const std::atomic<bool>& stop) {
+  auto log = spdlog::get("ingest");
+  std::vector<zmq::message_t> parts;
+  bool stopping = false;
+  while (true) {
+    if (stop.load() && !stopping) {
+      stopping = true;
+      log->info("stopping: finishing {} in-flight batches", committer_->outstanding());
+    }
+    if (stopping && committer_->outstanding() == 0) {
+      break;
+    }
+    bool accept_input = !stopping && committer_->outstanding() < options_.max_outstanding_batches;
+    zmq::pollitem_t items[] = {
+        {socket_.handle(), 0, static_cast<short>(accept_input ? ZMQ_POLLIN : 0), 0},
+        {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 2, std::chrono::milliseconds(100));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) {
+        continue;
+      }
+      throw;
+    }
+    if (items[1].revents & ZMQ_POLLIN) {
+      AnswerCompleted();
+    }
+    if (items[0].revents & ZMQ_POLLIN) {
+      // Take what is waiting (bounded), so many batches join the next group commit.
+      for (int n = 0; n < 256 && committer_->outstanding() < options_.max_outstanding_batches;
+           ++n) {
+        parts.clear();
+        auto got = zmq::recv_multipart(socket_, std::back_inserter(parts),
+                                       zmq::recv_flags::dontwait);
+        if (!got) {
+          break;
+        }
+        HandleMessage(parts);
+      }
+    }
+  }
+  AnswerCompleted();
+  committer_->Stop();
+}
+
+}  // namespace carehub::hub
