@@ -13,7 +13,26 @@
 
 namespace carehub {
 
-// Stable reason codes.
+// Stable reason codes, and what each covers:
+//   missing_field       a required field is empty or unset: envelope, event_id, publisher_ods,
+//                       lifecycle, occurred_at, patient, patient.nhs_number (a local MRN alone is
+//                       not enough), the body, activity.encounter_id, referral.referral_id, or the
+//                       code of a diagnosis/procedure/reason.
+//   invalid_nhs_number  an NHS number that is not 10 digits or fails the Modulus 11 check.
+//   invalid_ods_code    publisher_ods, site_ods, mrn_assigning_ods, registered_gp_ods,
+//                       requester_ods or performer_ods set but not an ODS code shape.
+//   invalid_timestamp   outside google.protobuf.Timestamp's range, before limits.min_year, or
+//                       activity.period_end before activity.period_start.
+//   future_timestamp    occurred_at or recorded_at more than limits.max_future_skew after `now`.
+//   invalid_lifecycle   UPDATE/CANCEL without supersedes_event_id or superseding itself, NEW with
+//                       one, or an unknown lifecycle value.
+//   invalid_event_type  activity.kind or referral.status unset or unknown (the event has no type).
+//   invalid_field       a badly formed value: event_id over 128 bytes or not printable ASCII,
+//                       birth_date not YYYY-MM-DD / before min_year / in the future, postcode not
+//                       a UK postcode shape, ubrn not 12 digits, unknown sex or priority value, a
+//                       string over max_string_bytes, more than max_codes codes in a list.
+//   event_too_large     serialized size over limits.max_event_bytes (checked first).
+// Messages name the field, never its value, so they carry no patient identifiers.
 inline constexpr std::string_view kReasonMissingField = "missing_field";
 inline constexpr std::string_view kReasonInvalidNhsNumber = "invalid_nhs_number";
 inline constexpr std::string_view kReasonInvalidOdsCode = "invalid_ods_code";
@@ -47,6 +66,10 @@ int NhsNumberCheckDigit(std::string_view first_nine_digits);
 // ODS organisation code shape: 3 to 6 upper-case letters/digits starting with a letter or digit
 // (trusts "RXK", sites "RXK01", practices "M85001", LAs "E08000025" also allowed up to 9 chars).
 bool IsValidOdsCode(std::string_view ods);
+
+// UK postcode shape ("LS1 4AP", "LS14AP", "ls1 4ap"): outward code A9, A99, AA9, AA99, A9A or AA9A,
+// an optional single space, inward code 9AA. Shape only: not checked against the postcode file.
+bool IsValidUkPostcode(std::string_view postcode);
 
 // Validates one event as received (hub fields hub_seq/received_at are ignored).
 // `serialized_bytes` is the size of the event's encoding as received.
