@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <functional>
 #include <string_view>
 #include <utility>
 
@@ -12,8 +11,8 @@
 namespace carehub {
 namespace {
 
-// Nine-digit stems 999000000..999999999; every run of ten consecutive stems (last digit 0..9) has at
-// most one stem whose check digit would be 10, so each run yields at least nine valid numbers.
+// Nine-digit stems 999000000..999999999; every run of ten consecutive stems (last digit 0..9) has
+// at most one stem whose check digit would be 10, so each run yields at least nine valid numbers.
 constexpr uint32_t kStemBase = 999'000'000;
 constexpr uint32_t kValidPerRun = 9;
 constexpr uint32_t kRuns = 100'000;
@@ -34,6 +33,15 @@ uint64_t SplitMix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// FNV-1a rather than std::hash, whose values differ between standard libraries.
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : s) {
+    h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  }
+  return h;
+}
+
 template <typename T>
 struct Weighted {
   uint32_t weight;
@@ -50,13 +58,13 @@ constexpr std::array<std::string_view, 32> kPostcodes = {
 // Fictional names and streets; with the 999 NHS numbers they make records that look real to the
 // redaction code (names and addresses must never leave under secondary use) but identify nobody.
 constexpr std::array<std::string_view, 16> kGivenNames = {
-    "Olivia", "Amelia", "Isla",  "Ava",   "Mohammed", "Noah",  "Oliver", "George",
-    "Aisha",  "Zara",   "Jack",  "Harry", "Margaret", "Joan",  "Arthur", "Kenneth"};
+    "Olivia", "Amelia", "Isla", "Ava",   "Mohammed", "Noah", "Oliver", "George",
+    "Aisha",  "Zara",   "Jack", "Harry", "Margaret", "Joan", "Arthur", "Kenneth"};
 constexpr std::array<std::string_view, 16> kFamilyNames = {
-    "Smith",  "Hussain", "Shaw",  "Walker", "Wood",    "Khan",  "Taylor", "Holroyd",
-    "Firth",  "Ahmed",   "Brook", "Haigh",  "Sutcliffe", "Ali", "Wilson", "Thornton"};
+    "Smith", "Hussain", "Shaw",  "Walker", "Wood",      "Khan", "Taylor", "Holroyd",
+    "Firth", "Ahmed",   "Brook", "Haigh",  "Sutcliffe", "Ali",  "Wilson", "Thornton"};
 constexpr std::array<std::string_view, 12> kStreets = {
-    "Church Lane", "Park Road",   "Mill Street", "Station Road", "Moor Lane",  "Victoria Road",
+    "Church Lane", "Park Road",   "Mill Street", "Station Road", "Moor Lane", "Victoria Road",
     "Green Lane",  "Manor Drive", "Water Lane",  "Hall Road",    "Beck Side", "Chapel Street"};
 
 std::string_view PostTown(std::string_view postcode) {
@@ -76,7 +84,8 @@ std::string_view PostTown(std::string_view postcode) {
 // (B83), Calderdale/Kirklees (B85), Wakefield (B87).
 constexpr std::array<std::string_view, 6> kExtraPractices = {"B86003", "B86025", "B83005",
                                                              "B85004", "B87012", "B82018"};
-// Referral performers when no trust publishes: Leeds, Bradford, Calderdale & Huddersfield, Mid Yorks.
+// Referral performers when no trust publishes: Leeds, Bradford, Calderdale & Huddersfield, Mid
+// Yorks.
 constexpr std::array<std::string_view, 4> kDefaultTrusts = {"RR8", "RAE", "RWY", "RXF"};
 
 constexpr std::string_view kSnomed = "http://snomed.info/sct";
@@ -89,55 +98,55 @@ struct Code {
 };
 
 constexpr std::array<Code, 8> kAeComplaints = {{{"29857009", "Chest pain"},
-                                               {"21522001", "Abdominal pain"},
-                                               {"267036007", "Dyspnoea"},
-                                               {"125605004", "Fracture of bone"},
-                                               {"271594007", "Syncope"},
-                                               {"386661006", "Fever"},
-                                               {"62315008", "Diarrhoea"},
-                                               {"25064002", "Headache"}}};
+                                                {"21522001", "Abdominal pain"},
+                                                {"267036007", "Dyspnoea"},
+                                                {"125605004", "Fracture of bone"},
+                                                {"271594007", "Syncope"},
+                                                {"386661006", "Fever"},
+                                                {"62315008", "Diarrhoea"},
+                                                {"25064002", "Headache"}}};
 constexpr std::array<Code, 8> kAdmissionDiagnoses = {{{"J18.9", "Pneumonia"},
-                                                     {"I21.9", "Acute MI"},
-                                                     {"J44.1", "COPD exacerbation"},
-                                                     {"N39.0", "UTI"},
-                                                     {"I50.9", "Heart failure"},
-                                                     {"K35.8", "Appendicitis"},
-                                                     {"S72.0", "Fractured NOF"},
-                                                     {"R07.4", "Chest pain"}}};
+                                                      {"I21.9", "Acute MI"},
+                                                      {"J44.1", "COPD exacerbation"},
+                                                      {"N39.0", "UTI"},
+                                                      {"I50.9", "Heart failure"},
+                                                      {"K35.8", "Appendicitis"},
+                                                      {"S72.0", "Fractured NOF"},
+                                                      {"R07.4", "Chest pain"}}};
 constexpr std::array<Code, 5> kElectiveProcedures = {{{"W37.1", "Total hip replacement"},
-                                                     {"W40.1", "Total knee replacement"},
-                                                     {"C71.2", "Phacoemulsification"},
-                                                     {"T20.2", "Inguinal hernia repair"},
-                                                     {"H22.1", "Colonoscopy"}}};
+                                                      {"W40.1", "Total knee replacement"},
+                                                      {"C71.2", "Phacoemulsification"},
+                                                      {"T20.2", "Inguinal hernia repair"},
+                                                      {"H22.1", "Colonoscopy"}}};
 constexpr std::array<Code, 8> kGpProblems = {{{"38341003", "Hypertension"},
-                                             {"44054006", "Type 2 diabetes"},
-                                             {"195967001", "Asthma"},
-                                             {"35489007", "Depression"},
-                                             {"68566005", "UTI"},
-                                             {"54150009", "URTI"},
-                                             {"279039007", "Low back pain"},
-                                             {"197480006", "Anxiety"}}};
+                                              {"44054006", "Type 2 diabetes"},
+                                              {"195967001", "Asthma"},
+                                              {"35489007", "Depression"},
+                                              {"68566005", "UTI"},
+                                              {"54150009", "URTI"},
+                                              {"279039007", "Low back pain"},
+                                              {"197480006", "Anxiety"}}};
 constexpr std::array<Code, 4> kCommunityProcedures = {{{"225358003", "Wound care"},
-                                                      {"182777000", "Monitoring of patient"},
-                                                      {"386373004", "Nutrition therapy"},
-                                                      {"229065009", "Exercise therapy"}}};
+                                                       {"182777000", "Monitoring of patient"},
+                                                       {"386373004", "Nutrition therapy"},
+                                                       {"229065009", "Exercise therapy"}}};
 constexpr std::array<Code, 3> kSocialCareProcedures = {{{"410606002", "Social service procedure"},
-                                                       {"225338004", "Risk assessment"},
-                                                       {"711069006", "Care needs assessment"}}};
+                                                        {"225338004", "Risk assessment"},
+                                                        {"711069006", "Care needs assessment"}}};
 constexpr std::array<Code, 4> kMentalHealthDiagnoses = {{{"F32.1", "Moderate depressive episode"},
-                                                        {"F41.1", "Generalised anxiety"},
-                                                        {"F20.9", "Schizophrenia"},
-                                                        {"F10.2", "Alcohol dependence"}}};
+                                                         {"F41.1", "Generalised anxiety"},
+                                                         {"F20.9", "Schizophrenia"},
+                                                         {"F10.2", "Alcohol dependence"}}};
 constexpr std::array<Code, 4> kOutpatientDiagnoses = {{{"I48.9", "Atrial fibrillation"},
-                                                      {"M17.1", "Osteoarthritis of knee"},
-                                                      {"L40.0", "Psoriasis"},
-                                                      {"H25.9", "Senile cataract"}}};
+                                                       {"M17.1", "Osteoarthritis of knee"},
+                                                       {"L40.0", "Psoriasis"},
+                                                       {"H25.9", "Senile cataract"}}};
 constexpr std::array<Code, 6> kReferralReasons = {{{"29857009", "Chest pain"},
-                                                  {"49436004", "Atrial fibrillation"},
-                                                  {"239873007", "Osteoarthritis of knee"},
-                                                  {"193570009", "Cataract"},
-                                                  {"126906006", "Neoplasm of prostate"},
-                                                  {"254837009", "Breast cancer"}}};
+                                                   {"49436004", "Atrial fibrillation"},
+                                                   {"239873007", "Osteoarthritis of knee"},
+                                                   {"193570009", "Cataract"},
+                                                   {"126906006", "Neoplasm of prostate"},
+                                                   {"254837009", "Breast cancer"}}};
 
 // NHS Data Dictionary treatment function codes.
 constexpr std::array<std::string_view, 8> kAdmittingSpecialties = {"300", "100", "430", "320",
@@ -230,7 +239,6 @@ std::string IsoDate(int64_t days) {
          Digits(static_cast<uint64_t>(m), 2) + "-" + Digits(static_cast<uint64_t>(d), 2);
 }
 
-
 void AddCode(google::protobuf::RepeatedPtrField<v1::CodedValue>* list, std::string_view system,
              const Code& code) {
   v1::CodedValue* value = list->Add();
@@ -274,7 +282,6 @@ std::string SyntheticNhsNumber(uint32_t n) {
   n %= kMaxSyntheticPatients;
   const uint32_t run_start = kStemBase + (n / kValidPerRun) * 10;
   uint32_t wanted = n % kValidPerRun;
-  std::string number(10, '0');
   for (uint32_t stem = run_start;; ++stem) {
     std::string digits = std::to_string(stem);
     const int check = NhsNumberCheckDigit(digits);
@@ -313,9 +320,8 @@ SyntheticGenerator::SyntheticGenerator(SyntheticOptions options)
   if (trusts_.empty()) {
     trusts_.assign(kDefaultTrusts.begin(), kDefaultTrusts.end());
   }
-  now_seconds_ = std::chrono::duration_cast<std::chrono::seconds>(
-                     options_.now.time_since_epoch())
-                     .count();
+  now_seconds_ =
+      std::chrono::duration_cast<std::chrono::seconds>(options_.now.time_since_epoch()).count();
   last_event_.resize(options_.publishers.size());
 }
 
@@ -324,7 +330,7 @@ void SyntheticGenerator::FillPatient(uint32_t index, const std::string& publishe
   const uint64_t h = SplitMix64(options_.seed * 0x100000001b3ULL + index);
   patient->set_nhs_number(SyntheticNhsNumber(index));
   // Each organisation assigns its own MRN: stable per (patient, publisher).
-  uint64_t mrn_hash = SplitMix64(h ^ std::hash<std::string>()(publisher));
+  const uint64_t mrn_hash = SplitMix64(h ^ Fnv1a(publisher));
   patient->set_local_mrn((ClassifyOrg(publisher) == OrgType::kTrust ? "K" : "P") +
                          Digits(mrn_hash % 10'000'000, 7));
   patient->set_mrn_assigning_ods(publisher);
@@ -498,8 +504,8 @@ void SyntheticGenerator::FillActivity(const std::string& publisher, int64_t occu
         AddCode(activity->mutable_diagnoses(), kIcd10, PickOne(rng_, kOutpatientDiagnoses));
       }
       if (Chance(rng_, 0.5)) {
-        activity->set_referral_id(Digits(SplitMix64(counter_ ^ options_.seed) % 1'000'000'000'000,
-                                         12));
+        activity->set_referral_id(
+            Digits(SplitMix64(counter_ ^ options_.seed) % 1'000'000'000'000, 12));
       }
       break;
     case v1::ACTIVITY_KIND_DID_NOT_ATTEND:
@@ -580,7 +586,8 @@ void SyntheticGenerator::FillReferral(const std::string& publisher, const v1::Pa
 std::string SyntheticGenerator::MakeInvalid(v1::Event* event) {
   // Oversized events are left out of the random choice: at 64 KiB+ they would distort load tests
   // and can trip frame-size limits before event validation.
-  const auto kind = static_cast<InvalidKind>(Uniform(rng_, static_cast<uint64_t>(InvalidKind::kOversized)));
+  const auto kind =
+      static_cast<InvalidKind>(Uniform(rng_, static_cast<uint64_t>(InvalidKind::kOversized)));
   return MakeInvalid(event, kind);
 }
 

@@ -133,12 +133,12 @@ Status Fail(std::string_view code, std::string message) {
   return Status::Error(std::string(code), std::move(message));
 }
 
-#define CAREHUB_RETURN_IF_ERROR(expr)    \
-  do {                                   \
-    Status carehub_status_ = (expr);     \
-    if (!carehub_status_.ok()) {         \
-      return carehub_status_;            \
-    }                                    \
+#define CAREHUB_RETURN_IF_ERROR(expr) \
+  do {                                \
+    Status carehub_status_ = (expr);  \
+    if (!carehub_status_.ok()) {      \
+      return carehub_status_;         \
+    }                                 \
   } while (false)
 
 // Everything derived from `limits` and `now` once per call rather than once per field.
@@ -149,7 +149,8 @@ class Validator {
     const int64_t now_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
     const int64_t limit_ns =
-        now_ns + std::chrono::duration_cast<std::chrono::nanoseconds>(limits.max_future_skew).count();
+        now_ns +
+        std::chrono::duration_cast<std::chrono::nanoseconds>(limits.max_future_skew).count();
     future_limit_seconds_ = FloorDiv(limit_ns, kNanosPerSecond);
     future_limit_nanos_ = static_cast<int32_t>(limit_ns - future_limit_seconds_ * kNanosPerSecond);
     // A birth date is a UK local date, which runs at most one hour ahead of UTC: allow "tomorrow"
@@ -238,7 +239,8 @@ Status Validator::Envelope(const v1::Envelope& env) const {
       return Fail(kReasonMissingField, "envelope.lifecycle is not set");
     case v1::LIFECYCLE_NEW:
       if (!env.supersedes_event_id().empty()) {
-        return Fail(kReasonInvalidLifecycle, "a NEW event must not set envelope.supersedes_event_id");
+        return Fail(kReasonInvalidLifecycle,
+                    "a NEW event must not set envelope.supersedes_event_id");
       }
       break;
     case v1::LIFECYCLE_UPDATE:
@@ -381,19 +383,19 @@ Status Validator::Referral(const v1::ReferralEvent& r) const {
 Status Validator::Codes(const google::protobuf::RepeatedPtrField<v1::CodedValue>& codes,
                         const Field& field) const {
   if (codes.size() > limits_.max_codes) {
-    return Fail(kReasonInvalidField, field.Str() + " has more than " +
-                                         std::to_string(limits_.max_codes) + " entries");
+    return Fail(kReasonInvalidField,
+                field.Str() + " has more than " + std::to_string(limits_.max_codes) + " entries");
   }
   for (int i = 0; i < codes.size(); ++i) {
     const v1::CodedValue& c = codes.Get(i);
     if (c.code().empty()) {
-      return Fail(kReasonMissingField,
-                  field.Str() + "[" + std::to_string(i) + "].code is empty");
+      return Fail(kReasonMissingField, field.Str() + "[" + std::to_string(i) + "].code is empty");
     }
-    if (c.system().size() > limits_.max_string_bytes || c.code().size() > limits_.max_string_bytes ||
+    if (c.system().size() > limits_.max_string_bytes ||
+        c.code().size() > limits_.max_string_bytes ||
         c.display().size() > limits_.max_string_bytes) {
-      return Fail(kReasonInvalidField, field.Str() + "[" + std::to_string(i) +
-                                           "] exceeds the string size limit");
+      return Fail(kReasonInvalidField,
+                  field.Str() + "[" + std::to_string(i) + "] exceeds the string size limit");
     }
   }
   return Status::Ok();
@@ -408,8 +410,9 @@ Status Validator::Timestamp(const google::protobuf::Timestamp& ts, const Field& 
   if (ts.seconds() < min_seconds_) {
     return Fail(kReasonInvalidTimestamp, field.Str() + " is before the minimum year");
   }
-  if (bounded_by_now && (ts.seconds() > future_limit_seconds_ ||
-                         (ts.seconds() == future_limit_seconds_ && ts.nanos() > future_limit_nanos_))) {
+  if (bounded_by_now &&
+      (ts.seconds() > future_limit_seconds_ ||
+       (ts.seconds() == future_limit_seconds_ && ts.nanos() > future_limit_nanos_))) {
     return Fail(kReasonFutureTimestamp,
                 field.Str() + " is further in the future than the allowed clock skew");
   }
@@ -461,8 +464,8 @@ bool IsValidOdsCode(std::string_view ods) {
 
 bool IsValidUkPostcode(std::string_view postcode) { return IsPostcodeShape(postcode); }
 
-Status ValidateEvent(const v1::Event& event, size_t serialized_bytes, const ValidationLimits& limits,
-                     Clock::TimePoint now) {
+Status ValidateEvent(const v1::Event& event, size_t serialized_bytes,
+                     const ValidationLimits& limits, Clock::TimePoint now) {
   return Validator(limits, now).Event(event, serialized_bytes);
 }
 

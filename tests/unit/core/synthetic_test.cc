@@ -114,8 +114,8 @@ TEST(SyntheticGeneratorTest, PatientsAreStableAcrossEvents) {
                                             p.registered_gp_ods());
     auto [it, inserted] = seen.emplace(p.nhs_number(), attributes);
     EXPECT_EQ(it->second, attributes) << p.nhs_number();
-    auto [mrn, fresh] = mrns.emplace(std::make_pair(p.nhs_number(), p.mrn_assigning_ods()),
-                                     p.local_mrn());
+    auto [mrn, fresh] =
+        mrns.emplace(std::make_pair(p.nhs_number(), p.mrn_assigning_ods()), p.local_mrn());
     EXPECT_EQ(mrn->second, p.local_mrn());
     EXPECT_EQ(p.mrn_assigning_ods(), event.envelope().publisher_ods());
   }
@@ -173,11 +173,11 @@ TEST(SyntheticGeneratorTest, MixLooksLikeAnIntegratedCareSystem) {
     }
   }
   EXPECT_EQ(top_activity, "activity.gp_consultation");
-  for (const char* type : {"activity.ae_attendance", "activity.emergency_admission",
-                           "activity.discharge", "activity.outpatient_attendance",
-                           "activity.did_not_attend", "activity.community_contact",
-                           "activity.social_care_assessment", "referral.sent",
-                           "referral.accepted", "referral.booked"}) {
+  for (const char* type :
+       {"activity.ae_attendance", "activity.emergency_admission", "activity.discharge",
+        "activity.outpatient_attendance", "activity.did_not_attend", "activity.community_contact",
+        "activity.social_care_assessment", "referral.sent", "referral.accepted",
+        "referral.booked"}) {
     EXPECT_GT(types[type], 0) << type;
   }
 }

@@ -195,11 +195,9 @@ std::vector<Case> Cases() {
        [&](v1::Event* e) { env(e)->set_supersedes_event_id("ADT-000122"); },
        kReasonInvalidLifecycle},
       {"update_without_supersedes", false,
-       [&](v1::Event* e) { env(e)->set_lifecycle(v1::LIFECYCLE_UPDATE); },
-       kReasonInvalidLifecycle},
+       [&](v1::Event* e) { env(e)->set_lifecycle(v1::LIFECYCLE_UPDATE); }, kReasonInvalidLifecycle},
       {"cancel_without_supersedes", false,
-       [&](v1::Event* e) { env(e)->set_lifecycle(v1::LIFECYCLE_CANCEL); },
-       kReasonInvalidLifecycle},
+       [&](v1::Event* e) { env(e)->set_lifecycle(v1::LIFECYCLE_CANCEL); }, kReasonInvalidLifecycle},
       {"update_supersedes_itself", false,
        [&](v1::Event* e) {
          env(e)->set_lifecycle(v1::LIFECYCLE_UPDATE);
@@ -258,8 +256,8 @@ std::vector<Case> Cases() {
       {"activity_kind_unknown", false,
        [](v1::Event* e) { e->mutable_activity()->set_kind(static_cast<v1::ActivityKind>(99)); },
        kReasonInvalidEventType},
-      {"encounter_id_empty", false, [](v1::Event* e) { e->mutable_activity()->clear_encounter_id(); },
-       kReasonMissingField},
+      {"encounter_id_empty", false,
+       [](v1::Event* e) { e->mutable_activity()->clear_encounter_id(); }, kReasonMissingField},
       {"period_end_before_start", false,
        [](v1::Event* e) {
          e->mutable_activity()->mutable_period_end()->set_seconds(kNowSeconds - 7200);
@@ -330,9 +328,9 @@ TEST(ValidateEventTest, MessagesCarryNoPatientIdentifiers) {
     c.mutate(&event);
     const Status status = Validate(event);
     for (std::string_view identifier :
-         {std::string_view(kNhsNumber), std::string_view("9434765918"), std::string_view("943476591"),
-          std::string_view(kPostcode), std::string_view("LS1 4A"), std::string_view(kGivenName),
-          std::string_view(kFamilyName), std::string_view("1958")}) {
+         {std::string_view(kNhsNumber), std::string_view("9434765918"),
+          std::string_view("943476591"), std::string_view(kPostcode), std::string_view("LS1 4A"),
+          std::string_view(kGivenName), std::string_view(kFamilyName), std::string_view("1958")}) {
       EXPECT_EQ(status.message().find(identifier), std::string::npos)
           << c.name << " leaks an identifier: " << status.message();
     }

@@ -17,6 +17,7 @@ namespace carehub {
 
 struct SyntheticOptions {
   uint64_t seed = 1;
+  // Patients 0..population-1 get SyntheticNhsNumber(0..population-1); capped at 900,000.
   uint32_t population = 10'000;
   // Publishers the events are spread over (envelope.publisher_ods); site_ods derives from them.
   std::vector<std::string> publishers = {"RXK", "RR8", "M85001", "M85002", "RY6"};

@@ -73,7 +73,7 @@ bool IsValidUkPostcode(std::string_view postcode);
 
 // Validates one event as received (hub fields hub_seq/received_at are ignored).
 // `serialized_bytes` is the size of the event's encoding as received.
-Status ValidateEvent(const v1::Event& event, size_t serialized_bytes, const ValidationLimits& limits,
-                     Clock::TimePoint now);
+Status ValidateEvent(const v1::Event& event, size_t serialized_bytes,
+                     const ValidationLimits& limits, Clock::TimePoint now);
 
 }  // namespace carehub
