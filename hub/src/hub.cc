@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <thread>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include "carehub/hub/ingest_pipeline.h"
@@ -43,11 +45,26 @@ class HubImpl final : public Hub {
     }
     ingest_endpoint_ = bound.value();
     ingest_thread_ = std::thread([this] { ingest_->Run(stop_); });
+    WriteEndpointsFile();
     spdlog::get("hub")->info("hub started: ingest {} data {} durability {} last hub_seq {}",
                              ingest_endpoint_, config_.data_dir.string(),
                              config_.durability == Durability::kFsync ? "fsync" : "os",
                              store_->LastSeq());
     return Status::Ok();
+  }
+
+  // Tests and tools that start the hub with port 0 read the bound endpoints from here.
+  void WriteEndpointsFile() {
+    auto path = config_.data_dir / "endpoints.json";
+    auto tmp = path;
+    tmp += ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << "{\"ingest\": \"" << ingest_endpoint_ << "\", \"subscribe\": \""
+          << subscribe_endpoint_ << "\", \"admin\": \"" << admin_address_ << "\", \"pid\": "
+          << getpid() << "}\n";
+    }
+    std::filesystem::rename(tmp, path);
   }
 
   std::string ingest_endpoint() const override { return ingest_endpoint_; }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,7 @@ struct PublisherStats {
   uint64_t retried = 0;              // events the hub asked to resend, or resent after a timeout
   uint64_t errors_stored = 0;        // events in the error store
   bool connected = false;            // a heartbeat or answer came from the hub recently
+  std::map<std::string, uint64_t> rejected_by_reason;  // REJECTED and CONFLICT, by reason
 };
 
 // An event the hub refused for good, kept in the outbox's error store.

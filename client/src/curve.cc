@@ -1,0 +1,61 @@
+#include "carehub/client/curve.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace carehub::client {
+namespace {
+
+// Key files hold lines "public: <z85>" and "secret: <z85>"; '#' starts a comment.
+Result<CurveKeyPair> Parse(const std::filesystem::path& path, bool need_secret) {
+  std::ifstream in(path);
+  if (!in) {
+    return Status::Error("key_file", "cannot read key file " + path.string());
+  }
+  CurveKeyPair keys;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto hash = line.find('#');
+    if (hash != std::string::npos) {
+      line = line.substr(0, hash);
+    }
+    auto colon = line.find(':');
+    if (colon == std::string::npos) {
+      continue;
+    }
+    std::string name = line.substr(0, colon);
+    std::string value = line.substr(colon + 1);
+    auto trim = [](std::string& s) {
+      s.erase(0, s.find_first_not_of(" \t\r"));
+      s.erase(s.find_last_not_of(" \t\r") + 1);
+    };
+    trim(name);
+    trim(value);
+    if (name == "public") {
+      keys.public_key = value;
+    } else if (name == "secret") {
+      keys.secret_key = value;
+    }
+  }
+  if (keys.public_key.size() != 40) {
+    return Status::Error("key_file", path.string() + " has no 40-character Z85 public key");
+  }
+  if (need_secret && keys.secret_key.size() != 40) {
+    return Status::Error("key_file", path.string() + " has no 40-character Z85 secret key");
+  }
+  return keys;
+}
+
+}  // namespace
+
+Result<CurveKeyPair> ReadKeyFile(const std::filesystem::path& path) { return Parse(path, true); }
+
+Result<std::string> ReadPublicKeyFile(const std::filesystem::path& path) {
+  auto keys = Parse(path, false);
+  if (!keys.ok()) {
+    return keys.status();
+  }
+  return keys.value().public_key;
+}
+
+}  // namespace carehub::client
