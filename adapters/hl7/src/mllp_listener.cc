@@ -327,7 +327,8 @@ void MllpListener::ServeConnection(int fd, std::string peer,
     } else {
       // Control id, trigger and reason only: never patient identifiers.
       Logger()->warn("{} {} from {}: {} {}", result.trigger.empty() ? "message" : result.trigger,
-                     result.control_id, peer, AckCodeName(result.code), result.reason);
+                     result.control_id.empty() ? "(no MSH-10)" : result.control_id, peer,
+                     AckCodeName(result.code), result.reason);
     }
     frame.clear();
     frame_bytes = 0;
