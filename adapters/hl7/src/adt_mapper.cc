@@ -78,9 +78,9 @@ std::optional<Segment> FindInGroup(const Message& msg, size_t group, std::string
 }
 
 std::string NormaliseNhsNumber(std::string value) {
-  value.erase(std::remove_if(value.begin(), value.end(),
-                             [](char c) { return c == ' ' || c == '-'; }),
-              value.end());
+  value.erase(
+      std::remove_if(value.begin(), value.end(), [](char c) { return c == ' ' || c == '-'; }),
+      value.end());
   return value;
 }
 
@@ -343,8 +343,8 @@ Status SetTime(std::string_view value, std::string_view segment, int field,
   return Status::Ok();
 }
 
-Status ReadPatient(const Segment& pid, std::optional<Segment> pd1,
-                   const std::string& site_ods, v1::Patient* patient, ErrorLocation* where) {
+Status ReadPatient(const Segment& pid, std::optional<Segment> pd1, const std::string& site_ods,
+                   v1::Patient* patient, ErrorLocation* where) {
   if (Status s = ReadIdentifiers(pid, 3, site_ods, patient, where); !s.ok()) {
     return s;
   }
@@ -413,9 +413,9 @@ Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& o
     return Fail(kReasonMissingField, "MSH-4 sending facility is required", where, "MSH", 4);
   }
   const std::vector<std::string>& allowed = options.allowed_facilities;
-  const bool site_allowed =
-      allowed.empty() ? site == options.publisher_ods
-                      : std::find(allowed.begin(), allowed.end(), site) != allowed.end();
+  const bool site_allowed = allowed.empty()
+                                ? site == options.publisher_ods
+                                : std::find(allowed.begin(), allowed.end(), site) != allowed.end();
   if (!site_allowed) {
     return Fail(kReasonUnknownFacility, "MSH-4 sending facility is not configured for this adapter",
                 where, "MSH", 4);
@@ -541,8 +541,8 @@ Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& o
     if (g > 0) {
       env->set_event_id(control_id + "#" + std::to_string(g + 1));
     }
-    if (Status s = ReadPatient(pids[g], FindInGroup(msg, g, "PD1"), site,
-                               env->mutable_patient(), where);
+    if (Status s =
+            ReadPatient(pids[g], FindInGroup(msg, g, "PD1"), site, env->mutable_patient(), where);
         !s.ok()) {
       return s;
     }
@@ -560,8 +560,8 @@ Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& o
       }
       ReadName(mrg, 7, merged);
       if (merged->nhs_number().empty() && merged->local_mrn().empty()) {
-        return Fail(kReasonMissingField, "MRG-1 prior patient identifier is required", where,
-                    "MRG", 1);
+        return Fail(kReasonMissingField, "MRG-1 prior patient identifier is required", where, "MRG",
+                    1);
       }
     }
     events.push_back(std::move(event));

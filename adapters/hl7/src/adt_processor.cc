@@ -7,9 +7,9 @@ namespace carehub::adapters::hl7 {
 namespace {
 
 void CollectIdentifiers(const v1::Patient& p, std::vector<std::string>* out) {
-  for (const std::string* value : {&p.nhs_number(), &p.local_mrn(), &p.given_name(),
-                                   &p.family_name(), &p.birth_date(), &p.postcode(),
-                                   &p.address()}) {
+  for (const std::string* value :
+       {&p.nhs_number(), &p.local_mrn(), &p.given_name(), &p.family_name(), &p.birth_date(),
+        &p.postcode(), &p.address()}) {
     // Very short values ("A", "1") would redact ordinary words; they identify no one alone.
     if (value->size() >= 3) {
       out->push_back(*value);
@@ -17,8 +17,8 @@ void CollectIdentifiers(const v1::Patient& p, std::vector<std::string>* out) {
   }
   if (p.birth_date().size() == 10) {
     // The HL7 form as well as the ISO form.
-    std::string hl7 = p.birth_date().substr(0, 4) + p.birth_date().substr(5, 2) +
-                      p.birth_date().substr(8, 2);
+    std::string hl7 =
+        p.birth_date().substr(0, 4) + p.birth_date().substr(5, 2) + p.birth_date().substr(8, 2);
     out->push_back(hl7);
   }
 }

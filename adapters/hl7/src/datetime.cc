@@ -101,9 +101,9 @@ Result<google::protobuf::Timestamp> ParseDateTime(std::string_view value) {
       minute > 59 || second > 59) {
     return BadTimestamp("date/time has an out-of-range part");
   }
-  int64_t civil = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) *
-                      86400 +
-                  hour * 3600 + minute * 60 + second;
+  int64_t civil =
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second;
   int64_t unix_seconds = civil;
   if (!offset.empty()) {
     std::string_view digits = offset.substr(1);
@@ -170,9 +170,9 @@ std::string FormatDateTime(Clock::TimePoint time) {
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
   const int64_t y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%04lld%02u%02u%02lld%02lld%02lld+0000", static_cast<long long>(y),
-                m, d, static_cast<long long>(rem / 3600), static_cast<long long>(rem % 3600 / 60),
-                static_cast<long long>(rem % 60));
+  std::snprintf(buf, sizeof(buf), "%04lld%02u%02u%02lld%02lld%02lld+0000",
+                static_cast<long long>(y), m, d, static_cast<long long>(rem / 3600),
+                static_cast<long long>(rem % 3600 / 60), static_cast<long long>(rem % 60));
   return buf;
 }
 

@@ -16,7 +16,8 @@ bool IsSegmentName(std::string_view name) {
     return false;
   }
   for (char c : name) {
-    if (!(std::isupper(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)))) {
+    if (!(std::isupper(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)))) {
       return false;
     }
   }
@@ -282,15 +283,13 @@ std::string Message::Decode(std::string_view value) const {
         out.append(bytes);
       }
     }
-    // Other sequences (highlighting \H\ \N\, character sets \C..\ \M..\, formatting \.sp\ ...) carry
-    // presentation only and are dropped.
+    // Other sequences (highlighting \H\ \N\, character sets \C..\ \M..\, formatting \.sp\ ...)
+    // carry presentation only and are dropped.
   }
   return out;
 }
 
-std::string_view Segment::name() const {
-  return message_->View(message_->segments_[index_].name);
-}
+std::string_view Segment::name() const { return message_->View(message_->segments_[index_].name); }
 
 int Segment::FieldCount() const {
   return static_cast<int>(message_->segments_[index_].fields.size());
@@ -320,7 +319,7 @@ std::string Segment::Get(int field, int repetition, int component, int subcompon
   if (index_ == 0 && field <= 2) {
     // MSH-1 and MSH-2 are the separators themselves.
     return repetition == 0 && component == 1 && subcomponent == 1 ? std::string(value)
-                                                                   : std::string();
+                                                                  : std::string();
   }
   const Separators& sep = message_->separators_;
   value = Piece(value, sep.repetition, repetition);

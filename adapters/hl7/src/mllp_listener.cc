@@ -5,14 +5,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 namespace carehub::adapters::hl7 {
 namespace {
@@ -129,14 +128,13 @@ Status MllpListener::Start() {
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
   getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = bound.ss_family == AF_INET6
-              ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-              : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  port_ = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                      : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     close(fd);
-    return Status::Error("bind_failed", std::string("cannot create wake pipe: ") +
-                                            std::strerror(errno));
+    return Status::Error("bind_failed",
+                         std::string("cannot create wake pipe: ") + std::strerror(errno));
   }
   listen_fd_ = fd;
   wake_read_fd_ = pipe_fds[0];
@@ -204,8 +202,8 @@ void MllpListener::AcceptLoop() {
     }
     sockaddr_storage addr{};
     socklen_t len = sizeof(addr);
-    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len,
-                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd =
+        accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       continue;  // EAGAIN, a peer that went away, or fd exhaustion: try again next round
     }
@@ -224,8 +222,8 @@ void MllpListener::AcceptLoop() {
     }
     Logger()->info("MLLP connection from {}", peer);
     auto done = std::make_shared<std::atomic<bool>>(false);
-    connections_.push_back(Connection{
-        std::thread([this, fd, peer, done] { ServeConnection(fd, peer, done); }), done});
+    connections_.push_back(
+        Connection{std::thread([this, fd, peer, done] { ServeConnection(fd, peer, done); }), done});
   }
   for (Connection& c : connections_) {
     c.thread.join();

@@ -143,8 +143,9 @@ TEST(Hl7MappingTest, A02TransferV23WithNhsNumberInPid2) {
                                 {7, "19751224"},
                                 {8, "F"},
                                 {11, "2 PARK LANE^^YORK^^YO1 7HH"}});
-  v1::Event e = MapOne(Msh("A02", "T0002", "2.3") + Seg("EVN", {{1, "A02"}, {2, "20240315110000"}}) +
-                       pid + Seg("PV1", {{2, "I"}, {3, "WARD7^^12"}, {19, "V555"}}));
+  v1::Event e =
+      MapOne(Msh("A02", "T0002", "2.3") + Seg("EVN", {{1, "A02"}, {2, "20240315110000"}}) + pid +
+             Seg("PV1", {{2, "I"}, {3, "WARD7^^12"}, {19, "V555"}}));
   EXPECT_EQ(e.activity().kind(), v1::ACTIVITY_KIND_TRANSFER);
   EXPECT_EQ(e.activity().location(), "WARD7/12");
   EXPECT_EQ(e.activity().encounter_id(), "V555");
@@ -157,7 +158,8 @@ TEST(Hl7MappingTest, A02TransferV23WithNhsNumberInPid2) {
 }
 
 TEST(Hl7MappingTest, A03DischargeV28) {
-  v1::Event e = MapOne(Msh("A03", "D0003", "2.8") + Evn("A03") + Pid() + Pv1("I", "21", "V000123", true));
+  v1::Event e =
+      MapOne(Msh("A03", "D0003", "2.8") + Evn("A03") + Pid() + Pv1("I", "21", "V000123", true));
   EXPECT_EQ(e.activity().kind(), v1::ACTIVITY_KIND_DISCHARGE);
   EXPECT_EQ(e.activity().status(), "finished");
   EXPECT_EQ(e.activity().discharge_destination(), "19");
@@ -232,8 +234,7 @@ TEST(Hl7MappingTest, A40MergeCarriesThePriorPatient) {
 
   // Two PID/MRG groups: one event each, the second with a derived id.
   Result<Message> two = Message::Parse(Msh("A40", "G2", "2.8") + Evn("A40") + Pid() + mrg +
-                                       Pid(kOtherNhsNumber) +
-                                       Seg("MRG", {{1, "RXK111^^^RXK^MR"}}));
+                                       Pid(kOtherNhsNumber) + Seg("MRG", {{1, "RXK111^^^RXK^MR"}}));
   ASSERT_TRUE(two.ok());
   Result<std::vector<v1::Event>> events = MapAdt(two.value(), Options());
   ASSERT_TRUE(events.ok()) << events.status().ToString();
@@ -264,10 +265,12 @@ TEST(Hl7MappingTest, RejectsWithStableReasonsAndLocations) {
   EXPECT_EQ(MapError(Msh("A08", "X7") + Pid() + Pv1("I", "21", "")).code(), kReasonMissingField);
   EXPECT_EQ(MapError(Msh("A01", "X8") + Pv1("I", "21")).code(), kReasonMissingField);
   EXPECT_EQ(MapError(Msh("A01", "") + Pid() + Pv1("I", "21")).code(), kReasonMissingField);
-  EXPECT_EQ(MapError(Msh("A01", "X9") + Pid() + Seg("PV1", {{2, "I"}, {19, "V1"}, {44, "2024-03-15"}}))
-                .code(),
-            kReasonInvalidTimestamp);
-  for (const char* version : {"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8"}) {
+  EXPECT_EQ(
+      MapError(Msh("A01", "X9") + Pid() + Seg("PV1", {{2, "I"}, {19, "V1"}, {44, "2024-03-15"}}))
+          .code(),
+      kReasonInvalidTimestamp);
+  for (const char* version :
+       {"2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8"}) {
     EXPECT_TRUE(MapError(Msh("A01", "V", version) + Pid() + Pv1("I", "21")).ok()) << version;
   }
 }
@@ -325,7 +328,8 @@ TEST_F(Hl7ProcessorTest, AcceptsOnlyAfterTheSinkPersisted) {
   EXPECT_EQ(ack->Get("MSA", 2), "MSG00001");
   EXPECT_FALSE(ack->Has("ERR"));
   // A second ACK gets a new control id.
-  ProcessResult again = processor.Process(Msh("A03", "MSG00002") + Pid() + Pv1("I", "21", "V1", true));
+  ProcessResult again =
+      processor.Process(Msh("A03", "MSG00002") + Pid() + Pv1("I", "21", "V1", true));
   EXPECT_NE(Message::Parse(again.ack)->ControlId(), ack->ControlId());
 }
 

@@ -2,12 +2,11 @@
 // sink, concurrent connections, idle timeout and shutdown.
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <mutex>
@@ -178,8 +177,8 @@ std::vector<std::pair<std::string, std::string>> EveryTrigger() {
   return {
       {"C-A01", Msh("A01", "C-A01") + Evn("A01") + Pid() + Pd1() + Pv1("I", "21") + Dg1() + Rf1()},
       {"C-A02", Msh("A02", "C-A02", "2.3") + Evn("A02") + Pid() + Pv1("I", "21")},
-      {"C-A03", Msh("A03", "C-A03", "2.8") + Evn("A03") + Pid() + Pv1("I", "21", "V000123", true) +
-                    Pr1()},
+      {"C-A03",
+       Msh("A03", "C-A03", "2.8") + Evn("A03") + Pid() + Pv1("I", "21", "V000123", true) + Pr1()},
       {"C-A04", Msh("A04", "C-A04") + Evn("A04") + Pid() + Pv1("E", "")},
       {"C-A05", Msh("A05", "C-A05", "2.3") + Evn("A05") + Pid() + Pv1("P", "11")},
       {"C-A08", Msh("A08", "C-A08", "2.8") + Evn("A08") + Pid() + Pv1("I", "21")},
@@ -250,7 +249,8 @@ TEST_F(MllpListenerTest, MalformedInputIsRejectedOrDiscardedAndCounted) {
   EXPECT_EQ(bad_nhs.err_reason, "invalid_nhs_number");
   ASSERT_TRUE(bad_nhs_ack.has_value());
   EXPECT_EQ(bad_nhs_ack->find(kBadNhsNumber), std::string::npos);
-  ASSERT_TRUE(client.SendRaw(Frame(Msh("A01", "BADFAC", "2.5.1", "RR801") + Pid() + Pv1("I", "21"))));
+  ASSERT_TRUE(
+      client.SendRaw(Frame(Msh("A01", "BADFAC", "2.5.1", "RR801") + Pid() + Pv1("I", "21"))));
   AckView bad_facility = Inspect(client.ReadAck());
   EXPECT_EQ(bad_facility.code, "AR");
   EXPECT_EQ(bad_facility.err_reason, "unknown_facility");
@@ -258,7 +258,8 @@ TEST_F(MllpListenerTest, MalformedInputIsRejectedOrDiscardedAndCounted) {
   EXPECT_EQ(Inspect(client.ReadAck()).err_reason, "unsupported_trigger");
 
   // A frame restarted mid-way: the partial frame is abandoned, the new one served.
-  ASSERT_TRUE(client.SendRaw("\x0bMSH|^~\\&|PAS|RX" + Frame(Msh("A02", "OK2") + Pid() + Pv1("I", "21"))));
+  ASSERT_TRUE(
+      client.SendRaw("\x0bMSH|^~\\&|PAS|RX" + Frame(Msh("A02", "OK2") + Pid() + Pv1("I", "21"))));
   EXPECT_EQ(Inspect(client.ReadAck()).echoed_id, "OK2");
 
   // Byte-at-a-time delivery still frames correctly.
@@ -288,8 +289,8 @@ TEST_F(MllpListenerTest, OversizedMessagesGetArOrACloseWithoutMsh) {
   ASSERT_TRUE(listener.Start().ok());
   MllpClient client(listener.port());
   ASSERT_TRUE(client.connected());
-  const std::string big = Msh("A01", "BIG1") + Pid() + Pv1("I", "21") +
-                          Seg("ZU1", {{1, std::string(10000, 'x')}});
+  const std::string big =
+      Msh("A01", "BIG1") + Pid() + Pv1("I", "21") + Seg("ZU1", {{1, std::string(10000, 'x')}});
   ASSERT_TRUE(client.SendRaw(Frame(big)));
   AckView ack = Inspect(client.ReadAck());
   EXPECT_EQ(ack.code, "AR");
@@ -399,7 +400,8 @@ TEST_F(MllpListenerTest, StopClosesOpenConnectionsAndIsIdempotent) {
 }
 
 TEST_F(MllpListenerTest, RejectsBadListenAddresses) {
-  for (const char* listen : {"127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", "no.such.host.invalid:0"}) {
+  for (const char* listen :
+       {"127.0.0.1", "127.0.0.1:http", "127.0.0.1:70000", "no.such.host.invalid:0"}) {
     MllpOptions opts = Opts();
     opts.listen = listen;
     MllpListener listener(opts, sink_);

@@ -50,12 +50,12 @@ TEST(Hl7ParserTest, ReadsFieldsComponentsAndRepetitions) {
 
 TEST(Hl7ParserTest, EmptyAndMissingFieldsReadAsEmpty) {
   Message msg = ParseOrDie(kAdt);
-  EXPECT_EQ(msg.Get("PID", 2), "");    // empty between separators
-  EXPECT_EQ(msg.Get("PID", 40), "");   // beyond the last field
-  EXPECT_EQ(msg.Get("PID", 0), "");    // no field 0
+  EXPECT_EQ(msg.Get("PID", 2), "");   // empty between separators
+  EXPECT_EQ(msg.Get("PID", 40), "");  // beyond the last field
+  EXPECT_EQ(msg.Get("PID", 0), "");   // no field 0
   EXPECT_EQ(msg.Get("PID", 5, 0, 9), "");
   EXPECT_EQ(msg.Get("PID", 5, 0, 1, 2), "");
-  EXPECT_EQ(msg.Get("PD1", 3), "");    // absent segment
+  EXPECT_EQ(msg.Get("PD1", 3), "");  // absent segment
   EXPECT_EQ(msg.Get("PID", 3, -1), "");
   EXPECT_FALSE(msg.Has("PD1"));
 }
@@ -122,8 +122,7 @@ TEST(Hl7ParserTest, AcceptsCrLfAndCrLfSegmentEndings) {
 }
 
 TEST(Hl7ParserTest, KeepsZSegmentsAndRepeatedSegmentsInOrder) {
-  Message msg = ParseOrDie(
-      "MSH|^~\\&|PAS|RXK\rZU1|custom|data\rDG1|1||A01^One\rDG1|2||B02^Two\r");
+  Message msg = ParseOrDie("MSH|^~\\&|PAS|RXK\rZU1|custom|data\rDG1|1||A01^One\rDG1|2||B02^Two\r");
   EXPECT_EQ(msg.Get("ZU1", 2), "data");
   std::vector<Segment> dg1 = msg.FindAll("DG1");
   ASSERT_EQ(dg1.size(), 2u);
@@ -210,8 +209,8 @@ TEST(Hl7DateTimeTest, ParsesPrecisionsOffsetsAndUkLocalTime) {
   ASSERT_TRUE(frac.ok());
   EXPECT_EQ(frac->nanos(), 250000000);
   // BST starts 2024-03-31 01:00 UTC and ends 2024-10-27 01:00 UTC.
-  EXPECT_EQ(ParseDateTime("20240331003000")->seconds(), 1711845000);          // GMT
-  EXPECT_EQ(ParseDateTime("20240331023000")->seconds(), 1711848600);          // BST
+  EXPECT_EQ(ParseDateTime("20240331003000")->seconds(), 1711845000);  // GMT
+  EXPECT_EQ(ParseDateTime("20240331023000")->seconds(), 1711848600);  // BST
   EXPECT_EQ(ParseDateTime("20241027013000")->seconds(), 1729989000);  // first 01:30 (BST)
   for (const char* bad : {"", "2024011", "20241315", "20240230", "20240115246000", "2024-01-15",
                           "20240115103000+01", "20240115.5", "abcd"}) {

@@ -14,7 +14,8 @@ inline constexpr const char* kOtherNhsNumber = "9999999484";  // check digit val
 inline constexpr const char* kBadNhsNumber = "9434765918";    // check digit wrong
 
 // A segment from field-number/value pairs; unlisted fields are empty.
-inline std::string Seg(const std::string& name, std::initializer_list<std::pair<int, std::string>> fields) {
+inline std::string Seg(const std::string& name,
+                       std::initializer_list<std::pair<int, std::string>> fields) {
   std::map<int, std::string> by_number(fields.begin(), fields.end());
   std::string out = name;
   const int last = by_number.empty() ? 0 : by_number.rbegin()->first;
@@ -29,7 +30,8 @@ inline std::string Seg(const std::string& name, std::initializer_list<std::pair<
 }
 
 inline std::string Msh(const std::string& trigger, const std::string& control_id,
-                       const std::string& version = "2.5.1", const std::string& facility = "RXK01") {
+                       const std::string& version = "2.5.1",
+                       const std::string& facility = "RXK01") {
   std::string type = "ADT^" + trigger;
   if (version != "2.3") {
     type += trigger == "A40" ? "^ADT_A39" : "^ADT_A01";

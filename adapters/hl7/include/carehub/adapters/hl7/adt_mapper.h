@@ -42,8 +42,9 @@ struct ErrorLocation {
 const std::vector<std::string>& SupportedTriggers();
 
 // Maps one ADT message to its events: one, except an A40 with several PID/MRG groups (one event
-// per group; event_id MSH-10, then "MSH-10#2", ...). Does not run carehub::ValidateEvent: the caller
-// does, because it owns the clock and limits. On failure `where` (if given) says what was wrong.
+// per group; event_id MSH-10, then "MSH-10#2", ...). Does not run carehub::ValidateEvent: the
+// caller does, because it owns the clock and limits. On failure `where` (if given) says what was
+// wrong.
 Result<std::vector<v1::Event>> MapAdt(const Message& message, const MapperOptions& options,
                                       ErrorLocation* where = nullptr);
 

@@ -38,8 +38,8 @@ struct ProcessorOptions {
 
 struct ProcessResult {
   AckCode code = AckCode::kReject;
-  std::string reason;  // empty for AA
-  std::string ack;     // ER7, CR-terminated segments, no MLLP framing
+  std::string reason;      // empty for AA
+  std::string ack;         // ER7, CR-terminated segments, no MLLP framing
   std::string control_id;  // MSH-10 of the input, empty when unreadable
   std::string trigger;     // e.g. "A01", empty when unreadable
   size_t events = 0;       // events published (AA only)

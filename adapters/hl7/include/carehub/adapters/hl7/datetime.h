@@ -2,10 +2,10 @@
 // HL7 v2 date/time values (DT, DTM and the older TS) to and from protobuf timestamps.
 // Pure functions, thread-safe.
 
+#include <google/protobuf/timestamp.pb.h>
+
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/timestamp.pb.h>
 
 #include "carehub/core/clock.h"
 #include "carehub/core/status.h"

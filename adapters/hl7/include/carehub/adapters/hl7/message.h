@@ -90,7 +90,9 @@ class Message {
     std::vector<Span> fields;  // fields[0] is field 1
   };
 
-  std::string_view View(Span span) const { return std::string_view(raw_).substr(span.pos, span.len); }
+  std::string_view View(Span span) const {
+    return std::string_view(raw_).substr(span.pos, span.len);
+  }
   std::string Decode(std::string_view value) const;
   std::string_view FieldSpan(size_t segment, int field) const;
 

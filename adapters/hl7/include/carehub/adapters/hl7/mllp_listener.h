@@ -53,8 +53,8 @@ struct MllpStats {
   uint64_t messages_accepted = 0;  // AA
   uint64_t messages_rejected = 0;  // AR, and oversized frames closed without an ACK
   std::map<std::string, uint64_t> rejected_by_reason;
-  uint64_t errors = 0;             // AE: the sink did not persist
-  uint64_t io_errors = 0;          // socket read/write failures
+  uint64_t errors = 0;                // AE: the sink did not persist
+  uint64_t io_errors = 0;             // socket read/write failures
   uint64_t junk_bytes_discarded = 0;  // bytes outside frames, and abandoned partial frames
 };
 
