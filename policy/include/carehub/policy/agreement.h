@@ -53,7 +53,8 @@ struct Agreement {
 };
 
 // A subscription a subscriber may open, with the one purpose it serves. Obtained from
-// PolicySet::FindSubscription and valid only with the PolicySet that returned it.
+// PolicySet::FindSubscription; it lives as long as that PolicySet, so keep the shared_ptr while using
+// it. Passed to a newer PolicySet (after a reload), it is looked up again by id.
 struct SubscriptionRef {
   std::string id;
   std::string subscriber;
