@@ -394,6 +394,7 @@ class PublisherImpl final : public Publisher {
     auto last_heard = Clock::now() - std::chrono::hours(1);
     auto last_heartbeat = Clock::now() - std::chrono::hours(1);
     bool was_connected = false;
+    bool contact_lost = false;
 
     while (!stop_.load()) {
       auto now = Clock::now();
@@ -412,6 +413,7 @@ class PublisherImpl final : public Publisher {
       bool connected = now - last_heard < options_.heartbeat_interval * 3;
       connected_.store(connected);
       if (!connected && was_connected) {
+        contact_lost = true;
         Log()->warn("hub at {} is not answering; keeping events in the outbox",
                     options_.endpoint);
       }
@@ -478,7 +480,6 @@ class PublisherImpl final : public Publisher {
           if (!got) {
             break;
           }
-          bool first_contact = Clock::now() - last_heard > options_.heartbeat_interval * 3;
           last_heard = Clock::now();
           v1::Frame frame;
           if (!frame.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
@@ -494,8 +495,10 @@ class PublisherImpl final : public Publisher {
               inflight_.erase(it);
             }
           }
-          if (first_contact && !inflight_.empty()) {
+          if (contact_lost) {
             // The hub came back: whatever was in flight before may be lost with the old pipe.
+            contact_lost = false;
+            Log()->info("hub at {} answers again; resending unanswered batches", options_.endpoint);
             for (auto& [id, f] : inflight_) {
               retry_.push_back({std::move(f.seqs), Clock::now()});
             }

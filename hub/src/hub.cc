@@ -1,16 +1,20 @@
 #include "carehub/hub/hub.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
-#include <unistd.h>
 #include <zmq.hpp>
 
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/ingest_server.h"
+#include "carehub/hub/policy_holder.h"
 #include "carehub/hub/store.h"
+#include "carehub/hub/subscribe_server.h"
 #include "carehub/metrics/registry.h"
+#include "carehub/policy/diff.h"
+#include "carehub/policy/load.h"
 
 namespace carehub::hub {
 namespace {
@@ -24,11 +28,21 @@ class HubImpl final : public Hub {
     if (!spdlog::get("hub")) {
       SetUpLogging(config_.log_level, config_.log_format);
     }
+    auto log = spdlog::get("hub");
+    if (!config_.agreements_file.empty()) {
+      auto loaded = policy::LoadPolicy(config_.agreements_file);
+      if (!loaded.ok()) {
+        return loaded.status();
+      }
+      policy_.Set(loaded.value());
+    }
     auto store = Store::Open(StoreOptions{config_.data_dir, config_.dedup_window_days});
     if (!store.ok()) {
       return store.status();
     }
     store_ = std::move(store).value();
+    committed_seq_.store(store_->LastSeq());
+
     pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
                                                  config_.dedup_window_days,
                                                  SystemClock::Instance(), nullptr);
@@ -36,20 +50,47 @@ class HubImpl final : public Hub {
     ingest_options.endpoint = config_.ingest_endpoint;
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
     ingest_options.max_events_per_batch = config_.max_events_per_batch;
-    ingest_ = std::make_unique<IngestServer>(context_, ingest_options, pipeline_.get(),
-                                             store_.get(),
-                                             config_.durability == Durability::kFsync, &metrics_);
-    auto bound = ingest_->Bind();
-    if (!bound.ok()) {
-      return bound.status();
+    ingest_ = std::make_unique<IngestServer>(
+        context_, ingest_options, pipeline_.get(), store_.get(),
+        config_.durability == Durability::kFsync, &metrics_, [this](uint64_t seq) {
+          committed_seq_.store(seq);
+          if (subscribe_) {
+            subscribe_->Wake();
+          }
+        });
+    SubscribeServerOptions subscribe_options;
+    subscribe_options.endpoint = config_.subscribe_endpoint;
+    subscribe_options.heartbeat_interval =
+        std::chrono::milliseconds(config_.heartbeat_interval_ms);
+    subscribe_options.subscriber_timeout =
+        std::chrono::milliseconds(config_.subscriber_timeout_ms);
+    subscribe_options.max_delivery_batch = config_.max_delivery_batch;
+    subscribe_ = std::make_unique<SubscribeServer>(context_, subscribe_options, store_.get(),
+                                                   &policy_, &committed_seq_, &metrics_,
+                                                   SystemClock::Instance(), nullptr);
+
+    auto ingest_bound = ingest_->Bind();
+    if (!ingest_bound.ok()) {
+      return ingest_bound.status();
     }
-    ingest_endpoint_ = bound.value();
+    ingest_endpoint_ = ingest_bound.value();
+    auto subscribe_bound = subscribe_->Bind();
+    if (!subscribe_bound.ok()) {
+      return subscribe_bound.status();
+    }
+    subscribe_endpoint_ = subscribe_bound.value();
+
     ingest_thread_ = std::thread([this] { ingest_->Run(stop_); });
+    subscribe_thread_ = std::thread([this] { subscribe_->Run(stop_subscribe_); });
     WriteEndpointsFile();
-    spdlog::get("hub")->info("hub started: ingest {} data {} durability {} last hub_seq {}",
-                             ingest_endpoint_, config_.data_dir.string(),
-                             config_.durability == Durability::kFsync ? "fsync" : "os",
-                             store_->LastSeq());
+    log->info("hub started: ingest {} subscribe {} data {} durability {} last hub_seq {}",
+              ingest_endpoint_, subscribe_endpoint_, config_.data_dir.string(),
+              config_.durability == Durability::kFsync ? "fsync" : "os", store_->LastSeq());
+    if (auto p = policy_.Get()) {
+      log->info("agreements loaded from {}: {} agreements, {} subscribers, {} opt-outs",
+                config_.agreements_file.string(), p->agreements().size(),
+                p->subscribers().size(), p->opt_out_count());
+    }
     return Status::Ok();
   }
 
@@ -61,8 +102,8 @@ class HubImpl final : public Hub {
     {
       std::ofstream out(tmp);
       out << "{\"ingest\": \"" << ingest_endpoint_ << "\", \"subscribe\": \""
-          << subscribe_endpoint_ << "\", \"admin\": \"" << admin_address_ << "\", \"pid\": "
-          << getpid() << "}\n";
+          << subscribe_endpoint_ << "\", \"admin\": \"" << admin_address_
+          << "\", \"pid\": " << getpid() << "}\n";
     }
     std::filesystem::rename(tmp, path);
   }
@@ -71,17 +112,63 @@ class HubImpl final : public Hub {
   std::string subscribe_endpoint() const override { return subscribe_endpoint_; }
   std::string admin_address() const override { return admin_address_; }
 
-  Status Reload() override { return Status::Ok(); }
+  Status Reload() override {
+    std::lock_guard lock(reload_mu_);
+    auto log = spdlog::get("policy");
+    if (config_.agreements_file.empty()) {
+      return Status::Error("no_policy", "the hub was started without an agreements file");
+    }
+    auto loaded = policy::LoadPolicy(config_.agreements_file);
+    v1::AuditRecord audit;
+    audit.set_at_unix_ms(ToUnixMillis(SystemClock::Instance().Now()));
+    if (!loaded.ok()) {
+      log->error("agreements reload refused, previous agreements stay in force: {}",
+                 loaded.status().message());
+      audit.set_kind("agreements_rejected");
+      audit.set_detail(loaded.status().message());
+      (void)store_->AppendAudit(audit);
+      metrics_.GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
+                          {{"outcome", "refused"}})
+          .Inc();
+      return loaded.status();
+    }
+    auto before = policy_.Get();
+    std::string detail;
+    if (before) {
+      for (const auto& change : policy::DiffPolicies(*before, *loaded.value())) {
+        detail += change.ToString() + "\n";
+      }
+    }
+    if (detail.empty()) {
+      detail = "no changes";
+    }
+    policy_.Set(loaded.value());
+    audit.set_kind("agreements_changed");
+    audit.set_detail(detail);
+    (void)store_->AppendAudit(audit);
+    metrics_.GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
+                        {{"outcome", "applied"}})
+        .Inc();
+    log->info("agreements reloaded from {}: {}", config_.agreements_file.string(), detail);
+    subscribe_->Wake();
+    return Status::Ok();
+  }
 
   void Stop() override {
     if (stopped_.exchange(true)) {
       return;
     }
+    // Ingest first: it finishes in-flight batches, so subscribers see everything acknowledged.
     stop_.store(true);
     if (ingest_thread_.joinable()) {
       ingest_thread_.join();
     }
+    stop_subscribe_.store(true);
+    if (subscribe_thread_.joinable()) {
+      subscribe_thread_.join();
+    }
     ingest_.reset();
+    subscribe_.reset();
     pipeline_.reset();
     store_.reset();
     context_.shutdown();
@@ -96,11 +183,17 @@ class HubImpl final : public Hub {
   HubConfig config_;
   zmq::context_t context_{1};
   metrics::Registry metrics_;
+  PolicyHolder policy_;
+  std::mutex reload_mu_;
   std::unique_ptr<Store> store_;
+  std::atomic<uint64_t> committed_seq_{0};
   std::unique_ptr<IngestPipeline> pipeline_;
   std::unique_ptr<IngestServer> ingest_;
+  std::unique_ptr<SubscribeServer> subscribe_;
   std::thread ingest_thread_;
+  std::thread subscribe_thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> stop_subscribe_{false};
   std::atomic<bool> stopped_{false};
   std::string ingest_endpoint_;
   std::string subscribe_endpoint_;

@@ -47,7 +47,8 @@ std::string PeerName(const std::string& routing_id) {
 
 IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
                            IngestPipeline* pipeline, Store* store, bool sync,
-                           metrics::Registry* metrics)
+                           metrics::Registry* metrics,
+                           std::function<void(uint64_t)> on_committed)
     : options_(std::move(options)),
       pipeline_(pipeline),
       store_(store),
@@ -67,7 +68,7 @@ IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
         uint64_t one = 1;
         (void)!write(fd, &one, sizeof(one));
       },
-      nullptr);
+      std::move(on_committed));
 }
 
 IngestServer::~IngestServer() {

@@ -33,7 +33,8 @@ struct IngestServerOptions {
 class IngestServer {
  public:
   IngestServer(zmq::context_t& context, IngestServerOptions options, IngestPipeline* pipeline,
-               Store* store, bool sync, metrics::Registry* metrics);
+               Store* store, bool sync, metrics::Registry* metrics,
+               std::function<void(uint64_t)> on_committed = nullptr);
   ~IngestServer();
 
   // Binds the socket; returns the bound endpoint (port 0 resolved) or an error.

@@ -1,0 +1,191 @@
+#include "carehub/client/subscriber.h"
+
+#include <zmq.hpp>
+
+namespace carehub::client {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+class SubscriberImpl final : public Subscriber {
+ public:
+  explicit SubscriberImpl(SubscriberOptions options)
+      : options_(std::move(options)), socket_(context_, zmq::socket_type::dealer) {}
+
+  Status Connect() {
+    try {
+      socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
+      socket_.set(zmq::sockopt::linger, 0);
+      socket_.set(zmq::sockopt::rcvhwm, 0);
+      if (options_.curve) {
+        socket_.set(zmq::sockopt::curve_serverkey, options_.curve->server_public);
+        socket_.set(zmq::sockopt::curve_publickey, options_.curve->client_public);
+        socket_.set(zmq::sockopt::curve_secretkey, options_.curve->client_secret);
+      }
+      socket_.connect(options_.endpoint);
+    } catch (const zmq::error_t& e) {
+      return Status::Error("bad_endpoint", std::string("cannot connect: ") + e.what());
+    }
+    v1::Frame frame;
+    frame.set_version(v1::PROTOCOL_VERSION_1);
+    auto* s = frame.mutable_subscribe();
+    s->set_subscription(options_.subscription);
+    s->set_start(options_.start);
+    s->set_seq(options_.start_seq);
+    s->set_time_unix_ms(options_.start_time_unix_ms);
+    s->set_initial_credit(options_.window);
+    Send(frame);
+    auto deadline = Steady::now() + options_.connect_timeout;
+    while (Steady::now() < deadline) {
+      auto reply = Receive(std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - Steady::now()));
+      if (!reply) {
+        break;
+      }
+      if (reply->has_subscribed()) {
+        subscribed_ = reply->subscribed();
+        outstanding_credit_ = options_.window;
+        return Status::Ok();
+      }
+      if (reply->has_error()) {
+        return Status::Error(reply->error().code(), reply->error().message());
+      }
+      if (reply->has_notice()) {
+        notice_ = reply->notice();
+      }
+    }
+    return Status::Error("hub_unreachable",
+                         "no answer from the hub at " + options_.endpoint + " within " +
+                             std::to_string(options_.connect_timeout.count()) + " ms");
+  }
+
+  Result<std::optional<DeliveryBatch>> Next(std::chrono::milliseconds timeout) override {
+    auto deadline = Steady::now() + timeout;
+    while (true) {
+      auto now = Steady::now();
+      if (now - last_sent_ > options_.heartbeat_interval) {
+        v1::Frame hb;
+        hb.set_version(v1::PROTOCOL_VERSION_1);
+        hb.mutable_heartbeat()->set_sent_at_unix_ms(0);
+        Send(hb);
+      }
+      if (now - last_heard_ > options_.hub_timeout) {
+        // The hub restarted or the network broke: subscribe again from our own last ack.
+        options_.start = acked_ > 0 ? v1::Subscribe::START_AT_SEQ : options_.start;
+        options_.start_seq = acked_ + 1;
+        Status s = Connect();
+        if (!s.ok()) {
+          return s;
+        }
+      }
+      if (now >= deadline) {
+        return std::optional<DeliveryBatch>();
+      }
+      auto wait = std::min<std::chrono::milliseconds>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now),
+          options_.heartbeat_interval);
+      auto frame = Receive(wait);
+      if (!frame) {
+        continue;
+      }
+      if (frame->has_delivery()) {
+        auto* d = frame->mutable_delivery();
+        DeliveryBatch batch;
+        batch.scanned_to_seq = d->scanned_to_seq();
+        batch.head_seq = d->head_seq();
+        batch.events.reserve(d->events_size());
+        for (auto& e : *d->mutable_events()) {
+          batch.events.push_back(std::move(e));
+        }
+        // Replenish the window by what we consumed, so the hub keeps streaming.
+        if (!batch.events.empty()) {
+          v1::Frame credit;
+          credit.set_version(v1::PROTOCOL_VERSION_1);
+          credit.mutable_credit()->set_events(static_cast<uint32_t>(batch.events.size()));
+          Send(credit);
+        }
+        return std::optional<DeliveryBatch>(std::move(batch));
+      }
+      if (frame->has_notice()) {
+        notice_ = frame->notice();
+        continue;
+      }
+      if (frame->has_error()) {
+        if (frame->error().fatal()) {
+          return Status::Error(frame->error().code(), frame->error().message());
+        }
+        continue;
+      }
+    }
+  }
+
+  Status Ack(uint64_t up_to_seq) override {
+    if (up_to_seq <= acked_) {
+      return Status::Ok();
+    }
+    v1::Frame frame;
+    frame.set_version(v1::PROTOCOL_VERSION_1);
+    frame.mutable_ack()->set_up_to_seq(up_to_seq);
+    Send(frame);
+    acked_ = up_to_seq;
+    return Status::Ok();
+  }
+
+  const v1::Subscribed& subscribed() const override { return subscribed_; }
+  std::optional<v1::Notice> notice() const override { return notice_; }
+
+ private:
+  void Send(const v1::Frame& frame) {
+    std::string bytes = frame.SerializeAsString();
+    try {
+      (void)socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+    last_sent_ = Steady::now();
+  }
+
+  std::optional<v1::Frame> Receive(std::chrono::milliseconds timeout) {
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, 1, timeout);
+    } catch (const zmq::error_t&) {
+      return std::nullopt;
+    }
+    if (!(items[0].revents & ZMQ_POLLIN)) {
+      return std::nullopt;
+    }
+    zmq::message_t msg;
+    if (!socket_.recv(msg, zmq::recv_flags::dontwait)) {
+      return std::nullopt;
+    }
+    last_heard_ = Steady::now();
+    v1::Frame frame;
+    if (!frame.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
+      return std::nullopt;
+    }
+    return frame;
+  }
+
+  SubscriberOptions options_;
+  zmq::context_t context_{1};
+  zmq::socket_t socket_;
+  v1::Subscribed subscribed_;
+  std::optional<v1::Notice> notice_;
+  uint64_t acked_ = 0;
+  uint64_t outstanding_credit_ = 0;
+  Steady::time_point last_sent_{};
+  Steady::time_point last_heard_ = Steady::now();
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Subscriber>> Subscriber::Open(SubscriberOptions options) {
+  auto s = std::make_unique<SubscriberImpl>(std::move(options));
+  Status status = s->Connect();
+  if (!status.ok()) {
+    return status;
+  }
+  return std::unique_ptr<Subscriber>(std::move(s));
+}
+
+}  // namespace carehub::client

@@ -1,0 +1,29 @@
+#pragma once
+// Holds the policy in force. A reload swaps in a new immutable PolicySet; readers take a shared_ptr
+// snapshot per delivery round, so each delivery is decided under one consistent policy and a reload
+// takes effect for the next delivery. Thread-safe.
+
+#include <memory>
+#include <mutex>
+
+#include "carehub/policy/policy_set.h"
+
+namespace carehub::hub {
+
+class PolicyHolder {
+ public:
+  std::shared_ptr<const policy::PolicySet> Get() const {
+    std::lock_guard lock(mu_);
+    return policy_;
+  }
+  void Set(std::shared_ptr<const policy::PolicySet> policy) {
+    std::lock_guard lock(mu_);
+    policy_ = std::move(policy);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const policy::PolicySet> policy_;
+};
+
+}  // namespace carehub::hub

@@ -1,0 +1,105 @@
+#pragma once
+// The subscribe endpoint (DESIGN §6): a ZeroMQ ROUTER serving one subscription per subscriber
+// connection. Reads the event log from the store (never from ingest's memory), so a slow or stalled
+// subscriber costs ingest nothing and catches up from disk; only events up to the committed (durable)
+// hub_seq are ever delivered.
+//
+// Per delivery round and session: take the policy snapshot in force, examine the next range of the
+// log, decide each event (deliver / withheld / not covered), redact what is delivered, send one
+// Delivery within the subscriber's credit, and write one audit record. A narrow subscription reads
+// only the routes (publisher, site, type) its agreements may cover, through the store's route index.
+//
+// Run() blocks on the calling thread until `stop` is set.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "carehub/core/clock.h"
+#include "carehub/hub/policy_holder.h"
+#include "carehub/hub/store.h"
+#include "carehub/metrics/registry.h"
+#include "carehub/v1/wire.pb.h"
+
+namespace carehub::hub {
+
+struct SubscribeServerOptions {
+  std::string endpoint;
+  std::string curve_secret_key;  // empty: plain
+  std::chrono::milliseconds heartbeat_interval{2000};
+  std::chrono::milliseconds subscriber_timeout{30'000};
+  uint32_t max_delivery_batch = 1000;
+  // Events examined per session per round before yielding to other sessions.
+  uint32_t max_scan_per_round = 20'000;
+};
+
+// Decides whether an authenticated identity may open a subscriber's subscriptions. Empty identity
+// means a plain (loopback-only) connection.
+using SubscribeAuthoriser =
+    std::function<bool(std::string_view identity, std::string_view subscriber)>;
+
+struct SubscriptionStatus {
+  std::string id;
+  std::string subscriber;
+  std::string purpose;
+  bool connected = false;
+  uint64_t cursor = 0;
+  uint64_t lag = 0;  // committed head minus cursor
+  uint64_t delivered = 0;
+  uint64_t withheld = 0;
+  std::string notice;  // why nothing is delivered, when that is the case
+};
+
+class SubscribeServer {
+ public:
+  SubscribeServer(zmq::context_t& context, SubscribeServerOptions options, Store* store,
+                  const PolicyHolder* policy, const std::atomic<uint64_t>* committed_seq,
+                  metrics::Registry* metrics, const Clock& clock, SubscribeAuthoriser authorise);
+  ~SubscribeServer();
+
+  Result<std::string> Bind();
+  void Run(const std::atomic<bool>& stop);
+  // Called from any thread when new events are durable.
+  void Wake();
+
+  // Every subscription of the policy in force, connected or not. Thread-safe.
+  std::vector<SubscriptionStatus> Statuses() const;
+
+ private:
+  struct Session;
+  void HandleMessage(std::vector<zmq::message_t>& parts);
+  void HandleSubscribe(const std::string& routing_id, const std::string& identity,
+                       const v1::Subscribe& request);
+  // Returns true when the session sent something or has more to send right away.
+  bool Serve(Session& session, const std::shared_ptr<const policy::PolicySet>& policy,
+             uint64_t head);
+  void SendFrame(const std::string& routing_id, const v1::Frame& frame);
+  void SendError(const std::string& routing_id, const std::string& code,
+                 const std::string& message, bool fatal);
+  void SendNotice(const std::string& routing_id, const std::string& code,
+                  const std::string& message);
+  void RefreshStatus(const std::shared_ptr<const policy::PolicySet>& policy, uint64_t head);
+
+  SubscribeServerOptions options_;
+  Store* store_;
+  const PolicyHolder* policy_;
+  const std::atomic<uint64_t>* committed_seq_;
+  metrics::Registry* metrics_;
+  const Clock& clock_;
+  SubscribeAuthoriser authorise_;
+  zmq::socket_t socket_;
+  int wake_fd_ = -1;
+  std::map<std::string, std::unique_ptr<Session>> sessions_;  // by routing id
+  mutable std::mutex status_mu_;
+  std::vector<SubscriptionStatus> status_;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> totals_;  // delivered, withheld by sub
+};
+
+}  // namespace carehub::hub
