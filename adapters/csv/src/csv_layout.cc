@@ -97,6 +97,9 @@ std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
   }
   patient->set_nhs_number(nhs);
   std::string birth = row.Get("birth_date");
+  if (!birth.empty() && birth.size() > 10) {
+    return RowError{"birth_date", "not a date (YYYY-MM-DD or DD/MM/YYYY)"};
+  }
   if (!birth.empty()) {
     std::smatch match;
     static const std::regex kIso(R"(([0-9]{4})-([0-9]{2})-([0-9]{2}))");
@@ -461,6 +464,10 @@ bool ParseCsvDateTime(const std::string& text, google::protobuf::Timestamp* out)
   static const std::regex kUk(
       R"(([0-9]{2})/([0-9]{2})/([0-9]{4})(?: ([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?)?)");
   std::smatch match;
+  // The length check keeps std::regex (recursive) away from hostile megabyte cells.
+  if (text.size() > 40) {
+    return false;
+  }
   int y;
   int m;
   int d;

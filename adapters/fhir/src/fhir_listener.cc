@@ -161,6 +161,13 @@ class FhirListener::Impl {
                  [this](const httplib::Request& req, httplib::Response& res) {
                    Handle(req, res, req.matches[1], req.matches[2]);
                  });
+    // Mapping code does not throw by design; should a library call throw anyway, the client gets a
+    // 500 with an OperationOutcome rather than a dropped connection.
+    server_->set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+          Logger()->error("unexpected exception while handling a request");
+          Answer(res, 500, OperationOutcome({{"exception", "internal error", ""}}));
+        });
     // httplib answers over-size bodies itself (413); give them an OperationOutcome and count them.
     server_->set_error_handler(httplib::Server::HandlerWithResponse(
         [this](const httplib::Request&, httplib::Response& res) {
@@ -194,7 +201,8 @@ class FhirListener::Impl {
       Logger()->debug("400: unparseable body of {} bytes", req.body.size());
       return;
     }
-    if (!put_id.empty() && root.value("id", std::string()) != put_id) {
+    const json* id = root.contains("id") ? &root["id"] : nullptr;
+    if (!put_id.empty() && (id == nullptr || !id->is_string() || id->get<std::string>() != put_id)) {
       ++responses_400_;
       Answer(res, 400,
              OperationOutcome({{"invalid", "the resource id must match the id in the URL", "id"}}));

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <regex>
@@ -392,7 +393,8 @@ class Mapper {
         }
         if (activity->treatment_function().empty() &&
             (system.find("treatment-function") != std::string::npos ||
-             (concept_json == &service_type && std::regex_match(code, std::regex("[0-9]{3}"))))) {
+             (concept_json == &service_type && code.size() == 3 &&
+              std::all_of(code.begin(), code.end(), ::isdigit)))) {
           activity->set_treatment_function(code);
         }
       }
@@ -532,7 +534,8 @@ class Mapper {
     }
     if (class_code == "AMB" || class_code == "VR") {
       // GP practice ODS codes are a letter and five digits (M85001).
-      if (std::regex_match(site_ods, std::regex("[A-Z][0-9]{5}"))) {
+      if (site_ods.size() == 6 && std::isupper(static_cast<unsigned char>(site_ods[0])) &&
+          std::all_of(site_ods.begin() + 1, site_ods.end(), ::isdigit)) {
         return v1::ACTIVITY_KIND_GP_CONSULTATION;
       }
       return v1::ACTIVITY_KIND_OUTPATIENT_ATTENDANCE;
@@ -781,7 +784,8 @@ bool ParseFhirDateTime(const std::string& text, google::protobuf::Timestamp* out
   static const std::regex kPattern(
       R"(([0-9]{4})-([0-9]{2})-([0-9]{2})(?:T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?(Z|[+-][0-9]{2}:[0-9]{2}))?)");
   std::smatch match;
-  if (!std::regex_match(text, match, kPattern)) {
+  // The length check keeps std::regex (recursive) away from hostile megabyte strings.
+  if (text.size() > 40 || !std::regex_match(text, match, kPattern)) {
     return false;
   }
   using namespace std::chrono;

@@ -398,6 +398,24 @@ TEST_F(FhirListenerTest, UnsupportedResourceGives422) {
 TEST_F(FhirListenerTest, PutIdMismatchGives400) {
   auto res = Put("/fhir/Encounter/other", Encounter("enc-5"));
   ASSERT_EQ(res->status, 400);
+  json numeric_id = Encounter("enc-5");
+  numeric_id["id"] = 5;
+  EXPECT_EQ(Put("/fhir/Encounter/5", numeric_id)->status, 400);
+}
+
+TEST_F(FhirListenerTest, WrongJsonTypesAreProblemsNotCrashes) {
+  json encounter = Encounter("enc-types");
+  encounter["status"] = 7;
+  encounter["period"] = "yesterday";
+  encounter["diagnosis"] = {1, "x"};
+  auto res = Post("/fhir/Encounter", encounter);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 422) << res->body;
+  json bundle = {{"resourceType", "Bundle"}, {"type", "transaction"}, {"entry", {1, "two", nullptr}}};
+  auto bundle_res = Post("/fhir", bundle);
+  ASSERT_TRUE(bundle_res);
+  EXPECT_EQ(bundle_res->status, 422) << bundle_res->body;
+  EXPECT_TRUE(sink_.events().empty());
 }
 
 TEST_F(FhirListenerTest, FiftyMegabyteBodyGives413) {
