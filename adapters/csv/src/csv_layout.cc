@@ -67,8 +67,8 @@ bool ValidDate(int y, int m, int d) {
 // An id from the file as it may appear in an event id (printable ASCII, at most 128 bytes in all):
 // itself when short and printable, else "k" + its fingerprint.
 std::string IdPart(const std::string& text) {
-  bool printable = std::all_of(text.begin(), text.end(),
-                               [](unsigned char c) { return c > 0x20 && c < 0x7f; });
+  bool printable =
+      std::all_of(text.begin(), text.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
   return printable && text.size() <= 64 ? text : "k" + Fingerprint(text);
 }
 
@@ -226,8 +226,9 @@ std::variant<v1::Event, RowError> MapActivity(const Row& row,
   v1::ActivityKind kind;
   if (contact.empty() || !ParseActivityKind(contact, &kind) ||
       kind == v1::ACTIVITY_KIND_UNSPECIFIED || kind == v1::ACTIVITY_KIND_PATIENT_MERGE) {
-    return RowError{"contact_type", "not a known contact type (e.g. gp_consultation, "
-                                    "community_contact, did_not_attend, social_care_assessment)"};
+    return RowError{"contact_type",
+                    "not a known contact type (e.g. gp_consultation, "
+                    "community_contact, did_not_attend, social_care_assessment)"};
   }
   activity->set_kind(kind);
   if (auto error = FillPatient(row, envelope->mutable_patient())) {
@@ -248,12 +249,13 @@ std::variant<v1::Event, RowError> MapActivity(const Row& row,
   if (status.empty()) {
     status = "finished";
   }
-  static const std::set<std::string> kStatuses = {"planned", "arrived",   "triaged",
-                                                  "in-progress", "onleave", "finished",
-                                                  "cancelled", "entered-in-error"};
+  static const std::set<std::string> kStatuses = {"planned",     "arrived",         "triaged",
+                                                  "in-progress", "onleave",         "finished",
+                                                  "cancelled",   "entered-in-error"};
   if (kStatuses.count(status) == 0) {
-    return RowError{"status", "not an encounter status (planned, arrived, in-progress, finished, "
-                              "cancelled, entered-in-error)"};
+    return RowError{"status",
+                    "not an encounter status (planned, arrived, in-progress, finished, "
+                    "cancelled, entered-in-error)"};
   }
   activity->set_status(status);
   std::string encounter_class = row.Get("encounter_class");
@@ -331,8 +333,9 @@ std::variant<v1::Event, RowError> MapReferral(const Row& row, const RowContext& 
   v1::ReferralStatus status;
   if (status_text.empty() || !ParseReferralStatus(status_text, &status) ||
       status == v1::REFERRAL_STATUS_UNSPECIFIED) {
-    return RowError{"status", "not a referral status (created, sent, received, accepted, "
-                              "rejected, booked, seen, completed, cancelled)"};
+    return RowError{"status",
+                    "not a referral status (created, sent, received, accepted, "
+                    "rejected, booked, seen, completed, cancelled)"};
   }
   referral->set_status(status);
   std::string priority = Lower(row.Get("priority"));
@@ -435,7 +438,8 @@ Result<Header> DetectLayout(const std::vector<std::string>& header_fields) {
   return header;
 }
 
-std::variant<v1::Event, RowError> MapRow(const Header& header, const std::vector<std::string>& fields,
+std::variant<v1::Event, RowError> MapRow(const Header& header,
+                                         const std::vector<std::string>& fields,
                                          const RowContext& context) {
   Row row(header, fields);
   std::variant<v1::Event, RowError> result = header.layout == Layout::kActivity

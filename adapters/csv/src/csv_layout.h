@@ -42,7 +42,8 @@ struct RowError {
 };
 
 // Maps one row (fields.size() == header.names.size()) to an event with lifecycle set.
-std::variant<v1::Event, RowError> MapRow(const Header& header, const std::vector<std::string>& fields,
+std::variant<v1::Event, RowError> MapRow(const Header& header,
+                                         const std::vector<std::string>& fields,
                                          const RowContext& context);
 
 // Parses a CSV date-time: ISO 8601 with or without offset, "YYYY-MM-DD HH:MM[:SS]",

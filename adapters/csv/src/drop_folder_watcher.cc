@@ -50,25 +50,42 @@ bool IsCandidate(const fs::path& path) {
 // The CSV column a validation failure is about, from the event field its message names.
 std::string ColumnForValidation(const Status& status, bool referral) {
   static const std::vector<std::pair<std::string, std::string>> kActivity = {
-      {"nhs_number", "nhs_number"},           {"birth_date", "birth_date"},
-      {"postcode", "postcode"},               {"sex", "sex"},
-      {"registered_gp_ods", "registered_gp_ods"}, {"local_mrn", "local_mrn"},
-      {"site_ods", "practice_ods"},           {"period_end", "appointment_end"},
-      {"period_start", "appointment_start"},  {"occurred_at", "appointment_start"},
-      {"recorded_at", "recorded_at"},         {"encounter_id", "record_id"},
-      {"diagnoses", "snomed_code"},           {"treatment_function", "treatment_function"},
-      {"location", "location"},               {"referral_id", "referral_id"},
+      {"nhs_number", "nhs_number"},
+      {"birth_date", "birth_date"},
+      {"postcode", "postcode"},
+      {"sex", "sex"},
+      {"registered_gp_ods", "registered_gp_ods"},
+      {"local_mrn", "local_mrn"},
+      {"site_ods", "practice_ods"},
+      {"period_end", "appointment_end"},
+      {"period_start", "appointment_start"},
+      {"occurred_at", "appointment_start"},
+      {"recorded_at", "recorded_at"},
+      {"encounter_id", "record_id"},
+      {"diagnoses", "snomed_code"},
+      {"treatment_function", "treatment_function"},
+      {"location", "location"},
+      {"referral_id", "referral_id"},
       {"event_id", "record_id"}};
   static const std::vector<std::pair<std::string, std::string>> kReferral = {
-      {"nhs_number", "nhs_number"},         {"birth_date", "birth_date"},
-      {"postcode", "postcode"},             {"sex", "sex"},
-      {"registered_gp_ods", "registered_gp_ods"}, {"local_mrn", "local_mrn"},
-      {"site_ods", "requester_ods"},        {"requester_ods", "requester_ods"},
-      {"performer_ods", "performer_ods"},   {"ubrn", "ubrn"},
-      {"authored_at", "authored_at"},       {"appointment_at", "appointment_at"},
-      {"occurred_at", "status_at"},         {"recorded_at", "recorded_at"},
-      {"referral_id", "referral_id"},       {"reasons", "reason_code"},
-      {"specialty", "specialty"},           {"event_id", "referral_id"}};
+      {"nhs_number", "nhs_number"},
+      {"birth_date", "birth_date"},
+      {"postcode", "postcode"},
+      {"sex", "sex"},
+      {"registered_gp_ods", "registered_gp_ods"},
+      {"local_mrn", "local_mrn"},
+      {"site_ods", "requester_ods"},
+      {"requester_ods", "requester_ods"},
+      {"performer_ods", "performer_ods"},
+      {"ubrn", "ubrn"},
+      {"authored_at", "authored_at"},
+      {"appointment_at", "appointment_at"},
+      {"occurred_at", "status_at"},
+      {"recorded_at", "recorded_at"},
+      {"referral_id", "referral_id"},
+      {"reasons", "reason_code"},
+      {"specialty", "specialty"},
+      {"event_id", "referral_id"}};
   for (const auto& [field, column] : referral ? kReferral : kActivity) {
     if (status.message().find(field) != std::string::npos) {
       return column;
@@ -81,8 +98,8 @@ std::string ColumnForValidation(const Status& status, bool referral) {
 fs::path FreeName(const fs::path& dir, const std::string& name) {
   fs::path target = dir / name;
   std::error_code ec;
-  for (int n = 1; fs::exists(target, ec) || fs::exists(dir / (target.filename().string() +
-                                                               ".errors.json"), ec);
+  for (int n = 1; fs::exists(target, ec) ||
+                  fs::exists(dir / (target.filename().string() + ".errors.json"), ec);
        ++n) {
     target = dir / (name + "." + std::to_string(n));
   }
@@ -222,8 +239,8 @@ FileReport DropFolderWatcher::ProcessFile(const fs::path& path) {
     return Finish(path, std::move(report), 0);
   }
   if (!header_record.error.empty()) {
-    report.file_error = "header (line " + std::to_string(header_record.line) +
-                        "): " + header_record.error;
+    report.file_error =
+        "header (line " + std::to_string(header_record.line) + "): " + header_record.error;
     return Finish(path, std::move(report), 0);
   }
   Result<internal::Header> header = internal::DetectLayout(header_record.fields);

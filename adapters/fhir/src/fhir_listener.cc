@@ -17,11 +17,11 @@
 namespace carehub::adapters::fhir {
 namespace {
 
-using nlohmann::json;
 using internal::Issue;
 using internal::MappedEvent;
 using internal::MappedRequest;
 using internal::RequestKind;
+using nlohmann::json;
 
 constexpr char kFhirJson[] = "application/fhir+json";
 
@@ -68,8 +68,7 @@ std::string ExpressionFor(const std::string& reason, const MappedEvent& mapped) 
 
 class FhirListener::Impl {
  public:
-  Impl(FhirListenerOptions options, EventSink* sink)
-      : options_(std::move(options)), sink_(sink) {
+  Impl(FhirListenerOptions options, EventSink* sink) : options_(std::move(options)), sink_(sink) {
     config_.publisher_ods = options_.publisher_ods;
     config_.source_system = options_.source_system;
     config_.allowed_ods.insert(options_.publisher_ods);
@@ -169,16 +168,16 @@ class FhirListener::Impl {
           Answer(res, 500, OperationOutcome({{"exception", "internal error", ""}}));
         });
     // httplib answers over-size bodies itself (413); give them an OperationOutcome and count them.
-    server_->set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request&, httplib::Response& res) {
+    server_->set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&,
+                                                                           httplib::Response& res) {
       if (res.status == 413) {
         ++requests_;
         ++responses_413_;
         Answer(res, 413,
-               OperationOutcome({{"too-costly",
-                                  "request body exceeds " + std::to_string(options_.max_body_bytes) +
-                                      " bytes",
-                                  ""}}));
+               OperationOutcome(
+                   {{"too-costly",
+                     "request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes",
+                     ""}}));
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
@@ -202,7 +201,8 @@ class FhirListener::Impl {
       return;
     }
     const json* id = root.contains("id") ? &root["id"] : nullptr;
-    if (!put_id.empty() && (id == nullptr || !id->is_string() || id->get<std::string>() != put_id)) {
+    if (!put_id.empty() &&
+        (id == nullptr || !id->is_string() || id->get<std::string>() != put_id)) {
       ++responses_400_;
       Answer(res, 400,
              OperationOutcome({{"invalid", "the resource id must match the id in the URL", "id"}}));
@@ -266,8 +266,9 @@ class FhirListener::Impl {
         ++responses_503_;
         Logger()->warn("sink refused {} event(s): {}", events.size(), published.code());
         res.set_header("Retry-After", "5");
-        Answer(res, 503,
-               OperationOutcome({{"transient", "the events could not be stored; retry later", ""}}));
+        Answer(
+            res, 503,
+            OperationOutcome({{"transient", "the events could not be stored; retry later", ""}}));
         return;
       }
       events_published_ += events.size();
@@ -284,7 +285,8 @@ class FhirListener::Impl {
       Answer(res, 201, body);
       return;
     }
-    json response = {{"resourceType", "Bundle"}, {"type", "batch-response"}, {"entry", json::array()}};
+    json response = {
+        {"resourceType", "Bundle"}, {"type", "batch-response"}, {"entry", json::array()}};
     size_t next_event = 0;
     for (size_t i = 0; i < mapped.entries.size(); ++i) {
       const internal::EntryResult& entry = mapped.entries[i];
@@ -292,7 +294,8 @@ class FhirListener::Impl {
       if (!entry.issues.empty()) {
         item["response"] = {{"status", "422 Unprocessable Entity"},
                             {"outcome", OperationOutcome(entry.issues)}};
-      } else if (next_event < event_entry.size() && event_entry[next_event] == static_cast<int>(i)) {
+      } else if (next_event < event_entry.size() &&
+                 event_entry[next_event] == static_cast<int>(i)) {
         item["response"] = {{"status", "201 Created"},
                             {"location", events[next_event].envelope().event_id()}};
         ++next_event;

@@ -2,10 +2,10 @@
 
 #include <google/protobuf/util/time_util.h>
 
-#include <chrono>
-#include <cstdint>
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <regex>
@@ -57,8 +57,8 @@ std::string Fingerprint(const std::string& bytes) {
 // An id as it may appear in an event id (printable ASCII, at most 128 bytes in all): itself when
 // short and printable, else "k" + its fingerprint.
 std::string IdPart(const std::string& text) {
-  bool printable = std::all_of(text.begin(), text.end(),
-                               [](unsigned char c) { return c > 0x20 && c < 0x7f; });
+  bool printable =
+      std::all_of(text.begin(), text.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
   return printable && text.size() <= 40 ? text : "k" + Fingerprint(text);
 }
 
@@ -166,7 +166,8 @@ std::string ReferenceTail(const std::string& ref) {
 
 class Mapper {
  public:
-  Mapper(const MappingConfig& config, const ResourceIndex& index) : config_(config), index_(index) {}
+  Mapper(const MappingConfig& config, const ResourceIndex& index)
+      : config_(config), index_(index) {}
 
   // ODS code of an Organization reference: inline identifier, or the resolved Organization /
   // PractitionerRole.organization.
@@ -213,8 +214,8 @@ class Mapper {
                          "(contain it, include it in the Bundle, or give subject.identifier)",
                          path + ".subject"});
     } else {
-      issues->push_back({"required", "subject needs a reference or an NHS number identifier",
-                         path + ".subject"});
+      issues->push_back(
+          {"required", "subject needs a reference or an NHS number identifier", path + ".subject"});
     }
     return false;
   }
@@ -289,10 +290,9 @@ class Mapper {
       envelope->set_site_ods(config_.publisher_ods);
       return true;
     }
-    issues->push_back({"forbidden",
-                       "this publisher may not publish for organisation " +
-                           candidates.front().first,
-                       candidates.front().second});
+    issues->push_back(
+        {"forbidden", "this publisher may not publish for organisation " + candidates.front().first,
+         candidates.front().second});
     return false;
   }
 
@@ -405,7 +405,8 @@ class Mapper {
     if (!admit_codings.empty()) {
       activity->set_admission_source(Str(admit_codings[0], "code"));
     }
-    const json& disposition_codings = Array(Object(hospitalization, "dischargeDisposition"), "coding");
+    const json& disposition_codings =
+        Array(Object(hospitalization, "dischargeDisposition"), "coding");
     if (!disposition_codings.empty()) {
       activity->set_discharge_destination(Str(disposition_codings[0], "code"));
     }
@@ -425,8 +426,10 @@ class Mapper {
     if (kind == v1::ACTIVITY_KIND_UNSPECIFIED) {
       issues.push_back({class_code.empty() ? "required" : "not-supported",
                         class_code.empty() ? "class is required to tell the kind of activity"
-                                           : "class " + class_code + " has no activity kind; "
-                                             "give a type coding from " + kActivityKindSystem,
+                                           : "class " + class_code +
+                                                 " has no activity kind; "
+                                                 "give a type coding from " +
+                                                 kActivityKindSystem,
                         path + ".class"});
     }
     activity->set_kind(kind);
@@ -522,8 +525,8 @@ class Mapper {
       const json& priority_codings = Array(Object(resource, "priority"), "coding");
       std::string priority = priority_codings.empty() ? "" : Str(priority_codings[0], "code");
       // NHS admission methods 21-2D and 28 are emergency admissions.
-      bool emergency_method = !activity.admission_method().empty() &&
-                              activity.admission_method()[0] == '2';
+      bool emergency_method =
+          !activity.admission_method().empty() && activity.admission_method()[0] == '2';
       if (priority == "EM" || emergency_method) {
         return v1::ACTIVITY_KIND_EMERGENCY_ADMISSION;
       }
@@ -625,8 +628,8 @@ class Mapper {
       // NHS e-RS carries the two-week-wait (suspected cancer) pathway as "asap".
       referral->set_priority(v1::REFERRAL_PRIORITY_TWO_WEEK_WAIT);
     } else {
-      issues.push_back({"value", "priority must be routine, urgent, asap or stat",
-                        path + ".priority"});
+      issues.push_back(
+          {"value", "priority must be routine, urgent, asap or stat", path + ".priority"});
     }
 
     const json& performer_type = Array(Object(resource, "performerType"), "coding");
@@ -657,8 +660,7 @@ class Mapper {
         ParseReferralStatus(business_code, &from_task);
       } else if (task_status == "requested" || task_status == "draft") {
         from_task = v1::REFERRAL_STATUS_SENT;
-      } else if (task_status == "received" || task_status == "ready" ||
-                 task_status == "on-hold") {
+      } else if (task_status == "received" || task_status == "ready" || task_status == "on-hold") {
         from_task = v1::REFERRAL_STATUS_RECEIVED;
       } else if (task_status == "accepted" || task_status == "in-progress") {
         from_task = v1::REFERRAL_STATUS_ACCEPTED;
@@ -685,8 +687,8 @@ class Mapper {
           occurred = task_time;
           have_occurred = true;
         } else {
-          issues.push_back({"value", "lastModified is not a FHIR dateTime",
-                            task_path + ".lastModified"});
+          issues.push_back(
+              {"value", "lastModified is not a FHIR dateTime", task_path + ".lastModified"});
         }
       }
       if (referral_status == v1::REFERRAL_STATUS_BOOKED ||
@@ -707,8 +709,8 @@ class Mapper {
 
     for (const json& replaced : Array(resource, "replaces")) {
       const json* target = index_.Resolve(replaced, resource);
-      std::string key = target != nullptr ? ResourceKey(*target, "")
-                                          : ReferenceTail(Str(replaced, "reference"));
+      std::string key =
+          target != nullptr ? ResourceKey(*target, "") : ReferenceTail(Str(replaced, "reference"));
       if (!key.empty()) {
         mapped.replaces_key = "ServiceRequest/" + key;
         break;
@@ -744,8 +746,8 @@ class Mapper {
     std::string last_updated = Str(Object(resource, "meta"), "lastUpdated");
     if (!last_updated.empty()) {
       if (!ParseFhirDateTime(last_updated, envelope->mutable_recorded_at())) {
-        issues->push_back({"value", "meta.lastUpdated is not a FHIR instant",
-                           path + ".meta.lastUpdated"});
+        issues->push_back(
+            {"value", "meta.lastUpdated is not a FHIR instant", path + ".meta.lastUpdated"});
       }
     } else if (envelope->has_occurred_at()) {
       *envelope->mutable_recorded_at() = envelope->occurred_at();
@@ -773,8 +775,8 @@ class Mapper {
 
 bool IsSupportingType(const std::string& type) {
   static const std::set<std::string> kTypes = {
-      "Patient",  "Organization", "Practitioner", "PractitionerRole", "Location",
-      "Condition", "MessageHeader", "Task",        "Appointment",      "Provenance"};
+      "Patient",   "Organization",  "Practitioner", "PractitionerRole", "Location",
+      "Condition", "MessageHeader", "Task",         "Appointment",      "Provenance"};
   return kTypes.count(type) > 0;
 }
 
@@ -864,9 +866,8 @@ MappedRequest MapRequest(const json& root, const MappingConfig& config,
     }
     if (request.kind == RequestKind::kMessage &&
         Str(Object(entries[0], "resource"), "resourceType") != "MessageHeader") {
-      request.request_issues.push_back({"invalid",
-                                        "a message Bundle starts with a MessageHeader",
-                                        "Bundle.entry[0].resource"});
+      request.request_issues.push_back(
+          {"invalid", "a message Bundle starts with a MessageHeader", "Bundle.entry[0].resource"});
       return request;
     }
   } else {

@@ -3,12 +3,11 @@
 // memory of earlier events) and without validation. Pure functions over the parsed request; no I/O.
 
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "carehub/v1/event.pb.h"
 
@@ -21,7 +20,7 @@ inline constexpr char kActivityKindSystem[] = "https://carehub.nhs.uk/CodeSystem
 
 // One OperationOutcome issue.
 struct Issue {
-  std::string code;         // FHIR IssueType: invalid, required, value, not-supported, forbidden ...
+  std::string code;  // FHIR IssueType: invalid, required, value, not-supported, forbidden ...
   std::string diagnostics;  // for a human; never logged above debug
   std::string expression;   // FHIRPath of the offending element
 };

@@ -1,7 +1,5 @@
 // DropFolderWatcher on a real temporary folder; the EventSink is the seam (a recording sink).
 
-#include "carehub/adapters/csv/drop_folder_watcher.h"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -15,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "carehub/adapters/csv/drop_folder_watcher.h"
 #include "carehub/core/event_types.h"
 
 namespace carehub::adapters::csv {
@@ -62,7 +61,8 @@ constexpr char kAppointmentsHeader[] =
     "record_id,nhs_number,birth_date,sex,postcode,practice_ods,contact_type,appointment_start,"
     "appointment_end,clinician_role,snomed_code,status\n";
 
-const std::string kGoodAppointments = std::string(kAppointmentsHeader) +
+const std::string kGoodAppointments =
+    std::string(kAppointmentsHeader) +
     "R1,9434765919,1970-04-01,F,LS1 4AP,M85001,gp_consultation,2024-07-01 09:30,"
     "2024-07-01 09:40,GP,185347001,finished\n"
     "R2,943 476 5870,02/05/1985,M,LS2 9JT,M85001,community_contact,2024-01-15T14:00:00Z,,"
@@ -104,7 +104,7 @@ class DropFolderWatcherTest : public ::testing::Test {
   RecordingSink sink_;
 };
 
-TEST_F(DropFolderWatcherTest, GoodFileIsPublishedAndMovedToDone) {
+TEST_F(DropFolderWatcherTest, GoodFileIsPublishedAndFiledInDone) {
   DropFolderWatcher watcher(options_, &sink_);
   FileReport report = watcher.ProcessFile(Write("clinic.csv", kGoodAppointments));
   EXPECT_EQ(report.outcome, FileReport::Outcome::kDone) << report.file_error;
@@ -133,7 +133,8 @@ TEST_F(DropFolderWatcherTest, GoodFileIsPublishedAndMovedToDone) {
 }
 
 TEST_F(DropFolderWatcherTest, PartlyBadFilePublishesGoodRowsAndReportsBadOnes) {
-  std::string content = std::string(kAppointmentsHeader) +
+  std::string content =
+      std::string(kAppointmentsHeader) +
       "R1,9434765919,1970-04-01,F,LS1 4AP,M85001,gp_consultation,2024-07-01 09:30,,,,\n"
       "R2,9434765918,1970-04-01,F,LS1 4AP,M85001,gp_consultation,2024-07-01 09:30,,,,\n"
       "R3,9434765919,1970-04-01,F,LS1 4AP,M85001,tea_party,2024-07-01 09:30,,,,\n"
@@ -307,7 +308,8 @@ TEST_F(DropFolderWatcherTest, BinaryJunkGetsAClearReport) {
 }
 
 TEST_F(DropFolderWatcherTest, UnterminatedQuoteKeepsEarlierRows) {
-  std::string content = kGoodAppointments +
+  std::string content =
+      kGoodAppointments +
       "R9,9434765919,1970-04-01,F,LS1 4AP,M85001,gp_consultation,\"2024-07-01 09:30,,,,\n";
   DropFolderWatcher watcher(options_, &sink_);
   FileReport report = watcher.ProcessFile(Write("open.csv", content));
@@ -323,8 +325,8 @@ TEST_F(DropFolderWatcherTest, UnknownHeaderIsAFileError) {
   FileReport report = watcher.ProcessFile(Write("other.csv", "foo,bar\n1,2\n"));
   EXPECT_EQ(report.outcome, FileReport::Outcome::kError);
   EXPECT_NE(report.file_error.find("unknown_layout"), std::string::npos);
-  FileReport missing = watcher.ProcessFile(
-      Write("missing.csv", "record_id,contact_type\nR1,gp_consultation\n"));
+  FileReport missing =
+      watcher.ProcessFile(Write("missing.csv", "record_id,contact_type\nR1,gp_consultation\n"));
   EXPECT_NE(missing.file_error.find("nhs_number"), std::string::npos);
 }
 

@@ -1,5 +1,5 @@
-// FhirListener over real HTTP (cpp-httplib client on loopback, ephemeral port). The EventSink is the
-// seam: a recording sink that can be told to fail.
+// FhirListener over real HTTP (cpp-httplib client on loopback, ephemeral port). The EventSink is
+// the seam: a recording sink that can be told to fail.
 
 #include "carehub/adapters/fhir/fhir_listener.h"
 
@@ -52,44 +52,45 @@ class RecordingSink : public EventSink {
 };
 
 json Patient(const std::string& nhs, const std::string& id = "pat") {
-  return {{"resourceType", "Patient"},
-          {"id", id},
-          {"identifier", {{{"system", kNhsSystem}, {"value", nhs}}}},
-          {"birthDate", "1970-04-01"},
-          {"gender", "female"},
-          {"address", {{{"postalCode", "LS1 4AP"}}}},
-          {"generalPractitioner",
-           {{{"identifier", {{"system", kOdsSystem}, {"value", "M85001"}}}}}}};
+  return {
+      {"resourceType", "Patient"},
+      {"id", id},
+      {"identifier", {{{"system", kNhsSystem}, {"value", nhs}}}},
+      {"birthDate", "1970-04-01"},
+      {"gender", "female"},
+      {"address", {{{"postalCode", "LS1 4AP"}}}},
+      {"generalPractitioner", {{{"identifier", {{"system", kOdsSystem}, {"value", "M85001"}}}}}}};
 }
 
 // An emergency admission with a contained Patient and Condition.
 json Encounter(const std::string& id, const std::string& nhs = kNhs) {
-  return {{"resourceType", "Encounter"},
-          {"id", id},
-          {"contained",
-           {Patient(nhs),
-            {{"resourceType", "Condition"},
-             {"id", "dx"},
-             {"code",
-              {{"coding",
-                {{{"system", "http://snomed.info/sct"}, {"code", "22298006"},
-                  {"display", "Myocardial infarction"}}}}}}}}},
-          {"status", "in-progress"},
-          {"class", {{"system", "http://terminology.hl7.org/CodeSystem/v3-ActCode"},
-                     {"code", "IMP"}}},
-          {"priority", {{"coding", {{{"code", "EM"}}}}}},
-          {"serviceType",
-           {{"coding",
-             {{{"system",
-                "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-treatment-function"},
-               {"code", "300"}}}}}},
-          {"subject", {{"reference", "#pat"}}},
-          {"serviceProvider", {{"identifier", {{"system", kOdsSystem}, {"value", "RXK"}}}}},
-          {"period", {{"start", "2024-03-01T09:30:00Z"}}},
-          {"hospitalization", {{"admitSource", {{"coding", {{{"code", "19"}}}}}}}},
-          {"diagnosis", {{{"condition", {{"reference", "#dx"}}}}}},
-          {"location", {{{"location", {{"display", "Ward 7"}}}}}},
-          {"basedOn", {{{"identifier", {{"system", kUbrnSystem}, {"value", "000012345678"}}}}}}};
+  return {
+      {"resourceType", "Encounter"},
+      {"id", id},
+      {"contained",
+       {Patient(nhs),
+        {{"resourceType", "Condition"},
+         {"id", "dx"},
+         {"code",
+          {{"coding",
+            {{{"system", "http://snomed.info/sct"},
+              {"code", "22298006"},
+              {"display", "Myocardial infarction"}}}}}}}}},
+      {"status", "in-progress"},
+      {"class", {{"system", "http://terminology.hl7.org/CodeSystem/v3-ActCode"}, {"code", "IMP"}}},
+      {"priority", {{"coding", {{{"code", "EM"}}}}}},
+      {"serviceType",
+       {{"coding",
+         {{{"system",
+            "https://fhir.nhs.uk/CodeSystem/NHSDataModelAndDictionary-treatment-function"},
+           {"code", "300"}}}}}},
+      {"subject", {{"reference", "#pat"}}},
+      {"serviceProvider", {{"identifier", {{"system", kOdsSystem}, {"value", "RXK"}}}}},
+      {"period", {{"start", "2024-03-01T09:30:00Z"}}},
+      {"hospitalization", {{"admitSource", {{"coding", {{{"code", "19"}}}}}}}},
+      {"diagnosis", {{{"condition", {{"reference", "#dx"}}}}}},
+      {"location", {{{"location", {{"display", "Ward 7"}}}}}},
+      {"basedOn", {{{"identifier", {{"system", kUbrnSystem}, {"value", "000012345678"}}}}}}};
 }
 
 json ServiceRequest(const std::string& id, const std::string& subject_ref) {
@@ -277,16 +278,18 @@ TEST_F(FhirListenerTest, TransactionBundleResolvesFullUrlsAndTasks) {
   encounter.erase("diagnosis");
   encounter["subject"] = {{"reference", patient_url}};
   encounter["basedOn"] = {{{"reference", request_url}}};
-  json bundle = {{"resourceType", "Bundle"},
-                 {"type", "transaction"},
-                 {"entry",
-                  {{{"fullUrl", patient_url}, {"resource", Patient(kNhs, "p1")},
-                    {"request", {{"method", "POST"}, {"url", "Patient"}}}},
-                   {{"fullUrl", request_url}, {"resource", request},
-                    {"request", {{"method", "POST"}, {"url", "ServiceRequest"}}}},
-                   {{"resource", task}, {"request", {{"method", "POST"}, {"url", "Task"}}}},
-                   {{"resource", encounter},
-                    {"request", {{"method", "PUT"}, {"url", "Encounter/enc-4"}}}}}}};
+  json bundle = {
+      {"resourceType", "Bundle"},
+      {"type", "transaction"},
+      {"entry",
+       {{{"fullUrl", patient_url},
+         {"resource", Patient(kNhs, "p1")},
+         {"request", {{"method", "POST"}, {"url", "Patient"}}}},
+        {{"fullUrl", request_url},
+         {"resource", request},
+         {"request", {{"method", "POST"}, {"url", "ServiceRequest"}}}},
+        {{"resource", task}, {"request", {{"method", "POST"}, {"url", "Task"}}}},
+        {{"resource", encounter}, {"request", {{"method", "PUT"}, {"url", "Encounter/enc-4"}}}}}}};
   auto res = Post("/fhir", bundle);
   ASSERT_EQ(res->status, 201) << res->body;
   EXPECT_EQ(json::parse(res->body)["event_ids"].size(), 2u);
@@ -302,10 +305,11 @@ TEST_F(FhirListenerTest, TransactionBundleResolvesFullUrlsAndTasks) {
 }
 
 TEST_F(FhirListenerTest, TransactionIsAllOrNothing) {
-  json bundle = {{"resourceType", "Bundle"},
-                 {"type", "transaction"},
-                 {"entry",
-                  {{{"resource", Encounter("enc-ok")}}, {{"resource", Encounter("enc-bad", kBadNhs)}}}}};
+  json bundle = {
+      {"resourceType", "Bundle"},
+      {"type", "transaction"},
+      {"entry",
+       {{{"resource", Encounter("enc-ok")}}, {{"resource", Encounter("enc-bad", kBadNhs)}}}}};
   auto res = Post("/fhir", bundle);
   ASSERT_EQ(res->status, 422) << res->body;
   json outcome = json::parse(res->body);
@@ -318,10 +322,11 @@ TEST_F(FhirListenerTest, TransactionIsAllOrNothing) {
 }
 
 TEST_F(FhirListenerTest, BatchIsPerEntry) {
-  json bundle = {{"resourceType", "Bundle"},
-                 {"type", "batch"},
-                 {"entry",
-                  {{{"resource", Encounter("enc-b1")}}, {{"resource", Encounter("enc-b2", kBadNhs)}}}}};
+  json bundle = {
+      {"resourceType", "Bundle"},
+      {"type", "batch"},
+      {"entry",
+       {{{"resource", Encounter("enc-b1")}}, {{"resource", Encounter("enc-b2", kBadNhs)}}}}};
   auto res = Post("/fhir", bundle);
   ASSERT_EQ(res->status, 200) << res->body;
   json response = json::parse(res->body);
@@ -381,7 +386,8 @@ TEST_F(FhirListenerTest, SiteNotAllowedIsRefused) {
 }
 
 TEST_F(FhirListenerTest, BrokenJsonGives400) {
-  auto res = client_->Post("/fhir/Encounter", "{\"resourceType\": \"Encounter\", ", "application/json");
+  auto res =
+      client_->Post("/fhir/Encounter", "{\"resourceType\": \"Encounter\", ", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
   auto not_fhir = client_->Post("/fhir", "{\"hello\": 1}", "application/json");
@@ -411,7 +417,8 @@ TEST_F(FhirListenerTest, WrongJsonTypesAreProblemsNotCrashes) {
   auto res = Post("/fhir/Encounter", encounter);
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 422) << res->body;
-  json bundle = {{"resourceType", "Bundle"}, {"type", "transaction"}, {"entry", {1, "two", nullptr}}};
+  json bundle = {
+      {"resourceType", "Bundle"}, {"type", "transaction"}, {"entry", {1, "two", nullptr}}};
   auto bundle_res = Post("/fhir", bundle);
   ASSERT_TRUE(bundle_res);
   EXPECT_EQ(bundle_res->status, 422) << bundle_res->body;

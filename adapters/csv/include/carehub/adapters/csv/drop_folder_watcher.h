@@ -1,5 +1,6 @@
 #pragma once
-// CSV drop folder for GP and community extracts (DESIGN §1-3; layouts in docs/adapters_fhir_csv.md).
+// CSV drop folder for GP and community extracts (DESIGN §1-3; layouts in
+// docs/adapters_fhir_csv.md).
 //
 // A DropFolderWatcher polls `dir` for *.csv files that are fully written (renamed into the folder,
 // or unchanged in size and mtime over two polls; *.tmp, *.partial, *.part and dot-files are never
@@ -65,11 +66,11 @@ struct RowProblem {
 struct FileReport {
   enum class Outcome { kDone, kError, kRetry };
   Outcome outcome = Outcome::kRetry;
-  std::string file;                  // file name
-  std::string layout;                // "appointments", "referrals" or "" when undetected
-  std::filesystem::path moved_to;    // empty for kRetry
-  std::string file_error;            // why the whole file was refused, if it was
-  size_t rows = 0;                   // data records read
+  std::string file;                // file name
+  std::string layout;              // "appointments", "referrals" or "" when undetected
+  std::filesystem::path moved_to;  // empty for kRetry
+  std::string file_error;          // why the whole file was refused, if it was
+  size_t rows = 0;                 // data records read
   size_t rows_published = 0;
   size_t rows_rejected = 0;
   std::vector<RowProblem> problems;  // at most max_reported_errors

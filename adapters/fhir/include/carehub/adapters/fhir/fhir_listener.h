@@ -11,12 +11,12 @@
 //   PUT  /fhir/ServiceRequest/{id}
 //   GET  /healthz                  200 "ok" while the listener runs
 // Every event is validated with carehub::ValidateEvent and handed to the EventSink; a 2xx answer is
-// sent only after the sink reports the events durable. docs/adapters_fhir_csv.md describes the mapping,
-// the event id scheme, lifecycle rules and the answers (201, 200, 400, 413, 422, 503).
+// sent only after the sink reports the events durable. docs/adapters_fhir_csv.md describes the
+// mapping, the event id scheme, lifecycle rules and the answers (201, 200, 400, 413, 422, 503).
 //
-// Thread-safety: Start/Stop from one owning thread; Stats() and port() from any thread. Requests are
-// served on an internal thread pool; mapping and publishing are serialised so that lifecycle decisions
-// (NEW / UPDATE / CANCEL of an earlier event) see the events before them in order.
+// Thread-safety: Start/Stop from one owning thread; Stats() and port() from any thread. Requests
+// are served on an internal thread pool; mapping and publishing are serialised so that lifecycle
+// decisions (NEW / UPDATE / CANCEL of an earlier event) see the events before them in order.
 
 #include <cstddef>
 #include <cstdint>
