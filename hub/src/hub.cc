@@ -7,6 +7,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "carehub/hub/admin_server.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/ingest_server.h"
 #include "carehub/hub/policy_holder.h"
@@ -82,9 +83,39 @@ class HubImpl final : public Hub {
 
     ingest_thread_ = std::thread([this] { ingest_->Run(stop_); });
     subscribe_thread_ = std::thread([this] { subscribe_->Run(stop_subscribe_); });
+    if (!config_.admin_listen.empty()) {
+      std::string token;
+      if (!config_.admin_token_file.empty()) {
+        std::ifstream in(config_.admin_token_file);
+        std::getline(in, token);
+        if (token.size() < 16) {
+          return Status::Error("bad_config", "admin token file " +
+                                                 config_.admin_token_file.string() +
+                                                 " must hold a token of at least 16 characters");
+        }
+      }
+      AdminContext ctx;
+      ctx.store = store_.get();
+      ctx.metrics = &metrics_;
+      ctx.pipeline = pipeline_.get();
+      ctx.ingest = ingest_.get();
+      ctx.subscribe = subscribe_.get();
+      ctx.committed_seq = &committed_seq_;
+      ctx.reload = [this] { return Reload(); };
+      ctx.endpoints_bound = [this] { return !ingest_endpoint_.empty() && !subscribe_endpoint_.empty(); };
+      ctx.ingest_endpoint = ingest_endpoint_;
+      ctx.subscribe_endpoint = subscribe_endpoint_;
+      ctx.durability = config_.durability == Durability::kFsync ? "fsync" : "os";
+      admin_ = std::make_unique<AdminServer>(config_.admin_listen, token, std::move(ctx));
+      auto admin_bound = admin_->Start();
+      if (!admin_bound.ok()) {
+        return admin_bound.status();
+      }
+      admin_address_ = admin_bound.value();
+    }
     WriteEndpointsFile();
-    log->info("hub started: ingest {} subscribe {} data {} durability {} last hub_seq {}",
-              ingest_endpoint_, subscribe_endpoint_, config_.data_dir.string(),
+    log->info("hub started: ingest {} subscribe {} admin {} data {} durability {} last hub_seq {}",
+              ingest_endpoint_, subscribe_endpoint_, admin_address_, config_.data_dir.string(),
               config_.durability == Durability::kFsync ? "fsync" : "os", store_->LastSeq());
     if (auto p = policy_.Get()) {
       log->info("agreements loaded from {}: {} agreements, {} subscribers, {} opt-outs",
@@ -158,6 +189,9 @@ class HubImpl final : public Hub {
     if (stopped_.exchange(true)) {
       return;
     }
+    if (admin_) {
+      admin_->Stop();
+    }
     // Ingest first: it finishes in-flight batches, so subscribers see everything acknowledged.
     stop_.store(true);
     if (ingest_thread_.joinable()) {
@@ -167,6 +201,7 @@ class HubImpl final : public Hub {
     if (subscribe_thread_.joinable()) {
       subscribe_thread_.join();
     }
+    admin_.reset();
     ingest_.reset();
     subscribe_.reset();
     pipeline_.reset();
@@ -190,6 +225,7 @@ class HubImpl final : public Hub {
   std::unique_ptr<IngestPipeline> pipeline_;
   std::unique_ptr<IngestServer> ingest_;
   std::unique_ptr<SubscribeServer> subscribe_;
+  std::unique_ptr<AdminServer> admin_;
   std::thread ingest_thread_;
   std::thread subscribe_thread_;
   std::atomic<bool> stop_{false};

@@ -231,7 +231,41 @@ std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, s
     result->set_status(v1::EventResult::ACCEPTED);
     result->set_hub_seq(seq);
   }
+
+  // Once per batch, under a lock the admin thread shares: counts by publisher for the status page.
+  std::map<std::string, PublisherActivity> seen;
+  for (int i = 0; i < n; ++i) {
+    auto& a = seen[publish->events(i).envelope().publisher_ods()];
+    ++a.received;
+    switch (results->Get(i).status()) {
+      case v1::EventResult::DUPLICATE:
+        ++a.duplicate;
+        break;
+      case v1::EventResult::REJECTED:
+      case v1::EventResult::CONFLICT:
+        ++a.rejected;
+        break;
+      default:
+        break;
+    }
+  }
+  {
+    std::lock_guard lock(activity_mu_);
+    int64_t now_ms = ToUnixMillis(batch->received_at);
+    for (auto& [publisher, a] : seen) {
+      auto& total = activity_[publisher];
+      total.received += a.received;
+      total.duplicate += a.duplicate;
+      total.rejected += a.rejected;
+      total.last_seen_unix_ms = now_ms;
+    }
+  }
   return batch;
+}
+
+std::map<std::string, PublisherActivity> IngestPipeline::Activity() const {
+  std::lock_guard lock(activity_mu_);
+  return activity_;
 }
 
 std::unique_ptr<PreparedBatch> IngestPipeline::QuarantineFrame(std::string routing_id,
@@ -268,6 +302,12 @@ void IngestPipeline::Finish(PreparedBatch* batch) {
     }
     if (!batch->new_routes.empty()) {
       store_->NoteRoutesCommitted(batch->new_routes);
+    }
+    if (!batch->accepted_labels.empty()) {
+      std::lock_guard lock(activity_mu_);
+      for (const auto& [publisher, type] : batch->accepted_labels) {
+        ++activity_[publisher].accepted;
+      }
     }
     for (const auto& [publisher, type] : batch->accepted_labels) {
       CounterFor("carehub_events_accepted_total", "Events stored, by publisher and type.",

@@ -201,6 +201,40 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   }
 }
 
+std::future<v1::EventResult> IngestServer::SubmitReplay(std::string sender, v1::Event event) {
+  auto promise = std::make_shared<std::promise<v1::EventResult>>();
+  auto future = promise->get_future();
+  {
+    std::lock_guard lock(replay_mu_);
+    replays_.push_back(Replay{std::move(sender), std::move(event), std::move(promise)});
+  }
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof(one));
+  return future;
+}
+
+void IngestServer::TakeReplays() {
+  std::vector<Replay> replays;
+  {
+    std::lock_guard lock(replay_mu_);
+    replays.swap(replays_);
+  }
+  for (auto& r : replays) {
+    v1::Publish publish;
+    *publish.add_events() = std::move(r.event);
+    auto batch = pipeline_->Prepare("", r.sender, &publish);
+    auto promise = r.promise;
+    batch->on_answer = [promise](const v1::PublishResult& result) {
+      v1::EventResult outcome;
+      if (result.results_size() > 0) {
+        outcome = result.results(0);
+      }
+      promise->set_value(outcome);
+    };
+    committer_->Submit(std::move(batch));
+  }
+}
+
 void IngestServer::AnswerCompleted() {
   uint64_t drained = 0;
   (void)!read(wake_fd_, &drained, sizeof(drained));
@@ -208,6 +242,10 @@ void IngestServer::AnswerCompleted() {
   for (auto& batch : committer_->TakeCompleted()) {
     pipeline_->Finish(batch.get());
     if (!batch->answer_after_commit) {
+      continue;
+    }
+    if (batch->on_answer) {
+      batch->on_answer(batch->result);
       continue;
     }
     v1::Frame frame;
@@ -245,6 +283,9 @@ void IngestServer::Run(const std::atomic<bool>& stop) {
     }
     if (items[1].revents & ZMQ_POLLIN) {
       AnswerCompleted();
+      if (!stopping) {
+        TakeReplays();
+      }
     }
     if (items[0].revents & ZMQ_POLLIN) {
       // Take what is waiting (bounded), so many batches join the next group commit.

@@ -14,6 +14,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -53,7 +55,19 @@ struct PreparedBatch {
   std::vector<RouteKey> new_routes;
   // Frame-level errors are answered at once; only their quarantine record goes through commit.
   bool answer_after_commit = true;
+  // Set for batches that did not come from a socket (quarantine replay): called with the result
+  // instead of sending it.
+  std::function<void(const v1::PublishResult&)> on_answer;
   bool committed = false;
+};
+
+// What operators see per publisher on the status page.
+struct PublisherActivity {
+  uint64_t received = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicate = 0;
+  uint64_t rejected = 0;  // REJECTED and CONFLICT
+  int64_t last_seen_unix_ms = 0;
 };
 
 class IngestPipeline {
@@ -73,6 +87,9 @@ class IngestPipeline {
   std::unique_ptr<PreparedBatch> QuarantineFrame(std::string routing_id, std::string sender,
                                                  std::string_view raw, std::string reason,
                                                  std::string message);
+
+  // Thread-safe snapshot, by publisher ODS code.
+  std::map<std::string, PublisherActivity> Activity() const;
 
   uint64_t epoch() const { return epoch_; }
   uint64_t next_seq() const { return next_seq_; }
@@ -98,6 +115,8 @@ class IngestPipeline {
   std::unordered_map<std::string, Pending> pending_;
   std::unordered_set<std::string> known_routes_;
   std::unordered_map<std::string, metrics::Counter*> counter_cache_;
+  mutable std::mutex activity_mu_;
+  std::map<std::string, PublisherActivity> activity_;
 };
 
 // Content hash over the canonical encoding (hub fields excluded).

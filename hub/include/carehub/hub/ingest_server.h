@@ -8,6 +8,8 @@
 // batches commit, answers them and returns.
 
 #include <atomic>
+#include <future>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -43,6 +45,11 @@ class IngestServer {
 
   GroupCommitter& committer() { return *committer_; }
 
+  // Runs one event through the same path as a published one (authorise as `sender`, validate,
+  // dedup, store) on the ingest thread; the future is fulfilled once the outcome is durable.
+  // Thread-safe. Used by the admin API to replay quarantined input after a fix.
+  std::future<v1::EventResult> SubmitReplay(std::string sender, v1::Event event);
+
  private:
   void HandleMessage(std::vector<zmq::message_t>& parts);
   void SendFrame(const std::string& routing_id, const v1::Frame& frame);
@@ -51,6 +58,16 @@ class IngestServer {
   void QuarantineFrame(const std::string& routing_id, const std::string& sender,
                        std::string_view raw, const std::string& reason, const std::string& message);
   void AnswerCompleted();
+
+  void TakeReplays();
+
+  struct Replay {
+    std::string sender;
+    v1::Event event;
+    std::shared_ptr<std::promise<v1::EventResult>> promise;
+  };
+  std::mutex replay_mu_;
+  std::vector<Replay> replays_;
 
   IngestServerOptions options_;
   IngestPipeline* pipeline_;

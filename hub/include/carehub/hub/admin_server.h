@@ -1,0 +1,65 @@
+#pragma once
+// The admin HTTP API (DESIGN §8), on cpp-httplib: /healthz, /readyz, /metrics, /api/v1/status,
+// quarantine list/show/replay, agreement reload, audit query, and the status page at /.
+// Binds to loopback by default; on any other address every endpoint but /healthz and /readyz needs
+// "Authorization: Bearer <token>" (the token read from a file at start).
+//
+// Everything it reads is thread-safe (store, metrics, status snapshots); httplib serves requests on
+// its own worker threads.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "carehub/core/status.h"
+#include "carehub/hub/ingest_pipeline.h"
+#include "carehub/hub/ingest_server.h"
+#include "carehub/hub/store.h"
+#include "carehub/hub/subscribe_server.h"
+#include "carehub/metrics/registry.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace carehub::hub {
+
+struct AdminContext {
+  Store* store = nullptr;
+  metrics::Registry* metrics = nullptr;
+  IngestPipeline* pipeline = nullptr;
+  IngestServer* ingest = nullptr;
+  SubscribeServer* subscribe = nullptr;
+  const std::atomic<uint64_t>* committed_seq = nullptr;
+  std::function<Status()> reload;
+  // Extra readiness condition (endpoints bound); the store's health is checked here.
+  std::function<bool()> endpoints_bound;
+  std::string ingest_endpoint;
+  std::string subscribe_endpoint;
+  std::string durability;
+};
+
+class AdminServer {
+ public:
+  AdminServer(std::string listen, std::string bearer_token, AdminContext context);
+  ~AdminServer();
+
+  // Binds and starts serving on a background thread; returns "host:port".
+  Result<std::string> Start();
+  void Stop();
+
+ private:
+  void Routes();
+  std::string StatusJson();
+
+  std::string listen_;
+  std::string token_;
+  AdminContext ctx_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  int64_t started_unix_ms_ = 0;
+};
+
+}  // namespace carehub::hub

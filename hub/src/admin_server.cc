@@ -1,0 +1,303 @@
+#include "carehub/hub/admin_server.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <nlohmann/json.hpp>
+
+#include "carehub/hub/config.h"
+#include "status_page.h"
+
+namespace carehub::hub {
+namespace {
+
+using json = nlohmann::json;
+
+void Json(httplib::Response& res, const json& body, int status = 200) {
+  res.status = status;
+  res.set_content(body.dump(2), "application/json");
+}
+
+void Problem(httplib::Response& res, int status, const std::string& code,
+             const std::string& message) {
+  Json(res, {{"error", code}, {"message", message}}, status);
+}
+
+json QuarantineSummary(const v1::QuarantineRecord& q) {
+  return {{"id", q.id()},
+          {"at_unix_ms", q.at_unix_ms()},
+          {"sender", q.sender()},
+          {"publisher_ods", q.publisher_ods()},
+          {"event_id", q.event_id()},
+          {"reason", q.reason()},
+          {"message", q.message()},
+          {"raw_kind", q.raw_kind()},
+          {"raw_bytes", q.raw().size()},
+          {"replay_outcome", q.replay_outcome()},
+          {"replay_hub_seq", q.replay_hub_seq()}};
+}
+
+int64_t ParseInt(const httplib::Request& req, const char* name, int64_t fallback) {
+  if (!req.has_param(name)) {
+    return fallback;
+  }
+  try {
+    return std::stoll(req.get_param_value(name));
+  } catch (...) {
+    return fallback;
+  }
+}
+
+}  // namespace
+
+AdminServer::AdminServer(std::string listen, std::string bearer_token, AdminContext context)
+    : listen_(std::move(listen)),
+      token_(std::move(bearer_token)),
+      ctx_(std::move(context)),
+      server_(std::make_unique<httplib::Server>()),
+      started_unix_ms_(ToUnixMillis(std::chrono::system_clock::now())) {}
+
+AdminServer::~AdminServer() { Stop(); }
+
+std::string AdminServer::StatusJson() {
+  json publishers = json::object();
+  for (const auto& [ods, a] : ctx_.pipeline->Activity()) {
+    publishers[ods] = {{"received", a.received},
+                       {"accepted", a.accepted},
+                       {"duplicate", a.duplicate},
+                       {"rejected", a.rejected},
+                       {"last_seen_unix_ms", a.last_seen_unix_ms}};
+  }
+  json subscriptions = json::array();
+  for (const auto& s : ctx_.subscribe->Statuses()) {
+    subscriptions.push_back({{"id", s.id},
+                             {"subscriber", s.subscriber},
+                             {"purpose", s.purpose},
+                             {"connected", s.connected},
+                             {"cursor", s.cursor},
+                             {"lag", s.lag},
+                             {"delivered", s.delivered},
+                             {"withheld", s.withheld},
+                             {"notice", s.notice}});
+  }
+  auto& m = *ctx_.metrics;
+  json body = {
+      {"uptime_seconds",
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
+      {"started_unix_ms", started_unix_ms_},
+      {"now_unix_ms", ToUnixMillis(std::chrono::system_clock::now())},
+      {"ready", ctx_.ingest->committer().healthy()},
+      {"store_error", ctx_.ingest->committer().healthy() ? "" : ctx_.ingest->committer().last_error()},
+      {"durability", ctx_.durability},
+      {"ingest_endpoint", ctx_.ingest_endpoint},
+      {"subscribe_endpoint", ctx_.subscribe_endpoint},
+      {"last_hub_seq", ctx_.committed_seq->load()},
+      {"events_stored", ctx_.store->ApproximateEventCount()},
+      {"store_bytes", ctx_.store->ApproximateSizeBytes()},
+      {"quarantine_size", ctx_.store->QuarantineCount()},
+      {"totals",
+       {{"received", m.CounterTotal("carehub_events_received_total")},
+        {"accepted", m.CounterTotal("carehub_events_accepted_total")},
+        {"duplicate", m.CounterTotal("carehub_events_duplicate_total")},
+        {"rejected", m.CounterTotal("carehub_events_rejected_total")},
+        {"conflict", m.CounterTotal("carehub_events_conflict_total")},
+        {"delivered", m.CounterTotal("carehub_subscription_delivered_total")},
+        {"withheld", m.CounterTotal("carehub_subscription_withheld_total")}}},
+      {"publishers", publishers},
+      {"subscriptions", subscriptions},
+  };
+  return body.dump(2);
+}
+
+void AdminServer::Routes() {
+  auto& s = *server_;
+  if (!token_.empty()) {
+    s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.path == "/healthz" || req.path == "/readyz") {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      if (req.get_header_value("Authorization") != "Bearer " + token_) {
+        Problem(res, 401, "unauthorised", "send Authorization: Bearer <admin token>");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+  }
+  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kStatusPageHtml, "text/html; charset=utf-8");
+  });
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    bool bound = !ctx_.endpoints_bound || ctx_.endpoints_bound();
+    bool store_ok = ctx_.ingest->committer().healthy();
+    if (bound && store_ok) {
+      res.set_content("ready\n", "text/plain");
+      return;
+    }
+    res.status = 503;
+    res.set_content(std::string("not ready: ") +
+                        (!bound ? "endpoints not bound"
+                                : "store refuses writes: " + ctx_.ingest->committer().last_error()) +
+                        "\n",
+                    "text/plain");
+  });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(ctx_.metrics->RenderPrometheus(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  s.Get("/api/v1/status", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(StatusJson(), "application/json");
+  });
+  s.Get("/api/v1/quarantine", [this](const httplib::Request& req, httplib::Response& res) {
+    auto after = static_cast<uint64_t>(std::max<int64_t>(0, ParseInt(req, "after", 0)));
+    auto limit = static_cast<size_t>(std::clamp<int64_t>(ParseInt(req, "limit", 100), 1, 10000));
+    json items = json::array();
+    for (const auto& q : ctx_.store->ListQuarantine(after, limit)) {
+      items.push_back(QuarantineSummary(q));
+    }
+    Json(res, {{"total", ctx_.store->QuarantineCount()}, {"items", items}});
+  });
+  s.Get(R"(/api/v1/quarantine/(\d+))", [this](const httplib::Request& req,
+                                              httplib::Response& res) {
+    auto q = ctx_.store->GetQuarantine(std::stoull(req.matches[1]));
+    if (!q) {
+      Problem(res, 404, "not_found", "no quarantine record with that id");
+      return;
+    }
+    json body = QuarantineSummary(*q);
+    // The decoded input, so an operator can see what was wrong. This holds patient data: the admin
+    // API is loopback-only or token-protected for that reason (docs/security.md).
+    if (q->raw_kind() == "event") {
+      v1::Event e;
+      std::string text;
+      if (e.ParseFromString(q->raw()) &&
+          google::protobuf::util::MessageToJsonString(e, &text).ok()) {
+        body["event"] = json::parse(text, nullptr, false);
+      }
+    }
+    Json(res, body);
+  });
+  s.Post(R"(/api/v1/quarantine/(\d+)/replay)", [this](const httplib::Request& req,
+                                                      httplib::Response& res) {
+    auto q = ctx_.store->GetQuarantine(std::stoull(req.matches[1]));
+    if (!q) {
+      Problem(res, 404, "not_found", "no quarantine record with that id");
+      return;
+    }
+    v1::Event event;
+    if (q->raw_kind() != "event" || !event.ParseFromString(q->raw())) {
+      Problem(res, 422, "not_replayable",
+              "this record holds a whole undecodable frame, not an event; nothing to replay");
+      return;
+    }
+    auto future = ctx_.ingest->SubmitReplay(q->sender(), std::move(event));
+    if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      Problem(res, 503, "timeout", "the ingest path did not answer within 10 s");
+      return;
+    }
+    auto outcome = future.get();
+    std::string status = v1::EventResult::Status_Name(outcome.status());
+    q->set_replay_outcome(status + (outcome.reason().empty() ? "" : ": " + outcome.reason()));
+    q->set_replay_hub_seq(outcome.hub_seq());
+    (void)ctx_.store->PutQuarantine(*q);
+    spdlog::get("admin")->info("quarantine record {} replayed: {}", q->id(), q->replay_outcome());
+    Json(res, {{"id", q->id()},
+               {"status", status},
+               {"hub_seq", outcome.hub_seq()},
+               {"reason", outcome.reason()},
+               {"message", outcome.message()}});
+  });
+  s.Post("/api/v1/agreements/reload", [this](const httplib::Request&, httplib::Response& res) {
+    Status st = ctx_.reload ? ctx_.reload() : Status::Error("no_policy", "reload unavailable");
+    if (!st.ok()) {
+      Problem(res, 422, st.code(), st.message());
+      return;
+    }
+    Json(res, {{"reloaded", true}});
+  });
+  s.Get("/api/v1/audit", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string subscriber = req.has_param("subscriber") ? req.get_param_value("subscriber") : "";
+    int64_t since = ParseInt(req, "since", 0);
+    int64_t until = ParseInt(req, "until", INT64_MAX);
+    auto limit = static_cast<size_t>(std::clamp<int64_t>(ParseInt(req, "limit", 1000), 1, 100000));
+    json items = json::array();
+    for (const auto& a : ctx_.store->QueryAudit(subscriber, since, until, limit)) {
+      json withheld = json::object();
+      for (const auto& [reason, n] : a.withheld_by_reason()) {
+        withheld[reason] = n;
+      }
+      items.push_back({{"at_unix_ms", a.at_unix_ms()},
+                       {"kind", a.kind()},
+                       {"subscriber", a.subscriber()},
+                       {"subscription", a.subscription()},
+                       {"agreement", a.agreement()},
+                       {"from_seq", a.from_seq()},
+                       {"to_seq", a.to_seq()},
+                       {"delivered", a.delivered()},
+                       {"withheld_by_reason", withheld},
+                       {"detail", a.detail()}});
+    }
+    Json(res, {{"items", items}});
+  });
+}
+
+Result<std::string> AdminServer::Start() {
+  Routes();
+  auto& m = *ctx_.metrics;
+  // Gauges whose values live elsewhere, refreshed at scrape time.
+  m.AddRefresher([this] {
+    auto& metrics = *ctx_.metrics;
+    metrics.GetGauge("carehub_store_size_bytes", "Approximate bytes in the store.")
+        .Set(static_cast<double>(ctx_.store->ApproximateSizeBytes()));
+    metrics.GetGauge("carehub_store_events", "Events in the log.")
+        .Set(static_cast<double>(ctx_.store->ApproximateEventCount()));
+    metrics.GetGauge("carehub_dedup_index_keys", "Approximate keys in the dedup index.")
+        .Set(static_cast<double>(ctx_.store->ApproximateDedupKeys()));
+    metrics.GetGauge("carehub_quarantine_records", "Records in the quarantine.")
+        .Set(static_cast<double>(ctx_.store->QuarantineCount()));
+    metrics.GetGauge("carehub_last_hub_seq", "Highest durable hub_seq.")
+        .Set(static_cast<double>(ctx_.committed_seq->load()));
+    metrics.GetGauge("carehub_store_writable", "1 when the store accepts writes.")
+        .Set(ctx_.ingest->committer().healthy() ? 1 : 0);
+    struct statvfs fs {};
+    if (statvfs(ctx_.store->dir().c_str(), &fs) == 0) {
+      metrics.GetGauge("carehub_store_disk_free_bytes", "Free bytes on the store's filesystem.")
+          .Set(static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize));
+      metrics.GetGauge("carehub_store_disk_size_bytes", "Size of the store's filesystem.")
+          .Set(static_cast<double>(fs.f_blocks) * static_cast<double>(fs.f_frsize));
+    }
+    metrics.GetGauge("carehub_uptime_seconds", "Seconds since the hub started.")
+        .Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  });
+  std::string host = EndpointHost(listen_);
+  int port = 0;
+  auto colon = listen_.rfind(':');
+  if (colon == std::string::npos) {
+    return Status::Error("bad_config", "admin.listen must be host:port, not " + listen_);
+  }
+  try {
+    port = std::stoi(listen_.substr(colon + 1));
+  } catch (...) {
+    return Status::Error("bad_config", "admin.listen has no valid port: " + listen_);
+  }
+  int bound = port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    return Status::Error("bind_failed", "cannot bind admin HTTP on " + listen_);
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  return host + ":" + std::to_string(bound);
+}
+
+void AdminServer::Stop() {
+  if (server_) {
+    server_->stop();
+  }
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+}  // namespace carehub::hub
