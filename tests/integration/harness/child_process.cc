@@ -1,0 +1,195 @@
+#include "harness/child_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace carehub::itest {
+namespace {
+
+ExitStatus FromWaitStatus(int status) {
+  ExitStatus e;
+  if (WIFEXITED(status)) {
+    e.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    e.term_signal = WTERMSIG(status);
+  }
+  return e;
+}
+
+}  // namespace
+
+std::string ExitStatus::ToString() const {
+  if (exit_code) {
+    return "exit code " + std::to_string(*exit_code);
+  }
+  if (term_signal) {
+    return std::string("signal ") + strsignal(*term_signal);
+  }
+  return "unknown";
+}
+
+Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
+                                         const std::filesystem::path& stdout_file,
+                                         const std::filesystem::path& stderr_file) {
+  if (argv.empty()) {
+    return Status::Error("bad_argument", "empty argv");
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_file.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_file.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  // The child starts with default signal dispositions and an empty mask, whatever gtest or the
+  // test's threads have set up.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    return Status::Error("spawn_failed", "cannot start " + argv[0] + ": " + std::strerror(rc));
+  }
+  return ChildProcess(pid);
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(other.pid_), exit_(std::move(other.exit_)) {
+  other.pid_ = -1;
+  other.exit_.reset();
+}
+
+ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
+  if (this != &other) {
+    KillAndReap();
+    pid_ = other.pid_;
+    exit_ = std::move(other.exit_);
+    other.pid_ = -1;
+    other.exit_.reset();
+  }
+  return *this;
+}
+
+ChildProcess::~ChildProcess() { KillAndReap(); }
+
+void ChildProcess::KillAndReap() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  pid_ = -1;
+  exit_.reset();
+}
+
+void ChildProcess::Signal(int sig) const {
+  if (pid_ > 0) {
+    ::kill(pid_, sig);
+  }
+}
+
+std::optional<ExitStatus> ChildProcess::Poll() {
+  if (exit_ || pid_ <= 0) {
+    return exit_;
+  }
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_ = FromWaitStatus(status);
+  }
+  return exit_;
+}
+
+std::optional<ExitStatus> ChildProcess::Wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (auto e = Poll()) {
+      return e;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                 const std::filesystem::path& work_dir,
+                                 std::chrono::milliseconds timeout) {
+  static int counter = 0;
+  std::string stem = "cmd-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
+  auto out_path = work_dir / (stem + ".out");
+  auto err_path = work_dir / (stem + ".err");
+  auto child = ChildProcess::Spawn(argv, out_path, err_path);
+  if (!child.ok()) {
+    return child.status();
+  }
+  auto status = child->Wait(timeout);
+  if (!status) {
+    return Status::Error("timeout", argv[0] + " did not finish within " +
+                                        std::to_string(timeout.count()) + " ms; stderr: " +
+                                        ReadFileText(err_path));
+  }
+  return CommandResult{*status, ReadFileText(out_path), ReadFileText(err_path)};
+}
+
+std::string ReadFileText(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return "";
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TempDir::TempDir(const std::string& tag) {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern =
+      std::string(base && *base ? base : "/tmp") + "/carehub-itest-" + tag + "-XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) {
+    // Tests check path() exists; an unusable TMPDIR shows up there with the path in the message.
+    path_ = pattern;
+    return;
+  }
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  if (std::getenv("CAREHUB_ITEST_KEEP") != nullptr) {
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+}  // namespace carehub::itest
