@@ -2,12 +2,15 @@
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include <fstream>
 #include <thread>
 #include <zmq.hpp>
 
+#include "carehub/client/curve.h"
 #include "carehub/hub/admin_server.h"
+#include "carehub/hub/identities.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/ingest_server.h"
 #include "carehub/hub/policy_holder.h"
@@ -16,9 +19,27 @@
 #include "carehub/metrics/registry.h"
 #include "carehub/policy/diff.h"
 #include "carehub/policy/load.h"
+#include "zap_handler.h"
 
 namespace carehub::hub {
 namespace {
+
+// Reads the hub's CURVE secret key and checks that it matches the public key beside it, so a
+// mixed-up key file fails at start rather than as clients that cannot connect.
+Result<std::string> LoadServerSecretKey(const std::filesystem::path& file) {
+  auto keys = client::ReadKeyFile(file);
+  if (!keys.ok()) {
+    return Status::Error("bad_server_key", "security.server_key_file: " + keys.status().message());
+  }
+  char derived[41] = {};
+  if (zmq_curve_public(derived, keys.value().secret_key.c_str()) != 0 ||
+      keys.value().public_key != derived) {
+    return Status::Error("bad_server_key",
+                         "security.server_key_file: " + file.string() +
+                             " holds a secret key that does not match its public key");
+  }
+  return keys.value().secret_key;
+}
 
 class HubImpl final : public Hub {
  public:
@@ -30,6 +51,25 @@ class HubImpl final : public Hub {
       SetUpLogging(config_.log_level, config_.log_format);
     }
     auto log = spdlog::get("hub");
+    std::string server_secret;
+    if (config_.curve) {
+      auto secret = LoadServerSecretKey(config_.server_key_file);
+      if (!secret.ok()) {
+        return secret.status();
+      }
+      server_secret = std::move(secret).value();
+      auto identities = LoadIdentities(config_.identities_file);
+      if (!identities.ok()) {
+        return identities.status();
+      }
+      identities_.Set(identities.value());
+      // Before any CURVE socket binds: libzmq lets handshakes through while no handler is bound.
+      zap_ = std::make_unique<ZapHandler>(context_, &identities_, &metrics_);
+      Status zap_started = zap_->Start();
+      if (!zap_started.ok()) {
+        return zap_started;
+      }
+    }
     if (!config_.agreements_file.empty()) {
       auto loaded = policy::LoadPolicy(config_.agreements_file);
       if (!loaded.ok()) {
@@ -44,13 +84,27 @@ class HubImpl final : public Hub {
     store_ = std::move(store).value();
     committed_seq_.store(store_->LastSeq());
 
+    // Plain mode (loopback only) leaves both empty: every local connection may do anything.
+    PublishAuthoriser may_publish;
+    SubscribeAuthoriser may_subscribe;
+    if (config_.curve) {
+      may_publish = [this](std::string_view identity, std::string_view ods) {
+        auto set = identities_.Get();
+        return set && MayPublish(*set, identity, ods);
+      };
+      may_subscribe = [this](std::string_view identity, std::string_view subscriber) {
+        auto set = identities_.Get();
+        return set && MaySubscribe(*set, identity, subscriber);
+      };
+    }
     pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
                                                  config_.dedup_window_days,
-                                                 SystemClock::Instance(), nullptr);
+                                                 SystemClock::Instance(), std::move(may_publish));
     IngestServerOptions ingest_options;
     ingest_options.endpoint = config_.ingest_endpoint;
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
     ingest_options.max_events_per_batch = config_.max_events_per_batch;
+    ingest_options.curve_secret_key = server_secret;
     ingest_ = std::make_unique<IngestServer>(
         context_, ingest_options, pipeline_.get(), store_.get(),
         config_.durability == Durability::kFsync, &metrics_, [this](uint64_t seq) {
@@ -66,9 +120,11 @@ class HubImpl final : public Hub {
     subscribe_options.subscriber_timeout =
         std::chrono::milliseconds(config_.subscriber_timeout_ms);
     subscribe_options.max_delivery_batch = config_.max_delivery_batch;
+    subscribe_options.curve_secret_key = server_secret;
     subscribe_ = std::make_unique<SubscribeServer>(context_, subscribe_options, store_.get(),
                                                    &policy_, &committed_seq_, &metrics_,
-                                                   SystemClock::Instance(), nullptr);
+                                                   SystemClock::Instance(),
+                                                   std::move(may_subscribe));
 
     auto ingest_bound = ingest_->Bind();
     if (!ingest_bound.ok()) {
@@ -117,6 +173,11 @@ class HubImpl final : public Hub {
     log->info("hub started: ingest {} subscribe {} admin {} data {} durability {} last hub_seq {}",
               ingest_endpoint_, subscribe_endpoint_, admin_address_, config_.data_dir.string(),
               config_.durability == Durability::kFsync ? "fsync" : "os", store_->LastSeq());
+    if (auto ids = identities_.Get()) {
+      spdlog::get("security")
+          ->info("CURVE on ingest and subscribe; identities loaded from {}: {} identities, {} keys",
+                 config_.identities_file.string(), ids->identities().size(), ids->key_count());
+    }
     if (auto p = policy_.Get()) {
       log->info("agreements loaded from {}: {} agreements, {} subscribers, {} opt-outs",
                 config_.agreements_file.string(), p->agreements().size(),
@@ -145,6 +206,55 @@ class HubImpl final : public Hub {
 
   Status Reload() override {
     std::lock_guard lock(reload_mu_);
+    // Each file is reloaded on its own: an invalid one keeps its old set and does not stop the
+    // other from taking effect.
+    Status identities = config_.curve ? ReloadIdentities() : Status::Ok();
+    // A CURVE hub without agreements (ingest only) still reloads its identities.
+    Status agreements = config_.curve && config_.agreements_file.empty() ? Status::Ok()
+                                                                          : ReloadAgreements();
+    return identities.ok() ? agreements : identities;
+  }
+
+  // Identities take effect for new handshakes at once, and for the authorisers (so for every
+  // message, also on connections already open) at once too: a removed identity can no longer
+  // publish or open a subscription, even on a connection it opened before.
+  Status ReloadIdentities() {
+    auto log = spdlog::get("security");
+    auto loaded = LoadIdentities(config_.identities_file);
+    v1::AuditRecord audit;
+    audit.set_at_unix_ms(ToUnixMillis(SystemClock::Instance().Now()));
+    if (!loaded.ok()) {
+      log->error("identities reload refused, previous identities stay in force: {}",
+                 loaded.status().message());
+      audit.set_kind("identities_rejected");
+      audit.set_detail(loaded.status().message());
+      (void)store_->AppendAudit(audit);
+      metrics_.GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
+                          {{"outcome", "refused"}})
+          .Inc();
+      return loaded.status();
+    }
+    std::string detail;
+    if (auto before = identities_.Get()) {
+      for (const auto& change : DiffIdentities(*before, *loaded.value())) {
+        detail += change + "\n";
+      }
+    }
+    if (detail.empty()) {
+      detail = "no changes";
+    }
+    identities_.Set(loaded.value());
+    audit.set_kind("identities_changed");
+    audit.set_detail(detail);
+    (void)store_->AppendAudit(audit);
+    metrics_.GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
+                        {{"outcome", "applied"}})
+        .Inc();
+    log->info("identities reloaded from {}: {}", config_.identities_file.string(), detail);
+    return Status::Ok();
+  }
+
+  Status ReloadAgreements() {
     auto log = spdlog::get("policy");
     if (config_.agreements_file.empty()) {
       return Status::Error("no_policy", "the hub was started without an agreements file");
@@ -204,6 +314,8 @@ class HubImpl final : public Hub {
     admin_.reset();
     ingest_.reset();
     subscribe_.reset();
+    // After the CURVE sockets are closed, before the context is.
+    zap_.reset();
     pipeline_.reset();
     store_.reset();
     context_.shutdown();
@@ -219,6 +331,8 @@ class HubImpl final : public Hub {
   zmq::context_t context_{1};
   metrics::Registry metrics_;
   PolicyHolder policy_;
+  IdentityHolder identities_;
+  std::unique_ptr<ZapHandler> zap_;
   std::mutex reload_mu_;
   std::unique_ptr<Store> store_;
   std::atomic<uint64_t> committed_seq_{0};

@@ -1,0 +1,184 @@
+#include "zap_handler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <vector>
+#include <zmq_addon.hpp>
+
+namespace carehub::hub {
+namespace {
+
+// Refusals are logged at most this many times per window; the rest are counted, then summarised.
+constexpr int kMaxRefusalLogsPerWindow = 10;
+constexpr int64_t kRefusalLogWindowMs = 60'000;
+constexpr auto kPollInterval = std::chrono::milliseconds(100);
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+ZapDecision Refuse(std::string reason, std::string text) {
+  ZapDecision d;
+  d.reason = std::move(reason);
+  d.status_text = std::move(text);
+  return d;
+}
+
+}  // namespace
+
+ZapDecision DecideZap(const IdentitySet* set, std::string_view domain, std::string_view mechanism,
+                      std::string_view z85_public_key) {
+  if (mechanism != "CURVE") {
+    return Refuse("unsupported_mechanism", "only CURVE clients are accepted");
+  }
+  IdentityKind wanted;
+  if (domain == kIngestZapDomain) {
+    wanted = IdentityKind::kPublisher;
+  } else if (domain == kSubscribeZapDomain) {
+    wanted = IdentityKind::kSubscriber;
+  } else {
+    return Refuse("unknown_domain", "unknown ZAP domain");
+  }
+  const Identity* who = set ? set->FindByKey(z85_public_key) : nullptr;
+  if (!who) {
+    return Refuse("unknown_key", "unknown public key");
+  }
+  if (who->kind != wanted) {
+    return Refuse("wrong_endpoint", "this identity may not use this endpoint");
+  }
+  ZapDecision d;
+  d.allow = true;
+  d.user_id = who->id;
+  d.status_text = "OK";
+  return d;
+}
+
+ZapHandler::ZapHandler(zmq::context_t& context, const IdentityHolder* identities,
+                       metrics::Registry* metrics)
+    : context_(context),
+      identities_(identities),
+      metrics_(metrics),
+      // The hub sets up the "security" logger; a test that does not gets spdlog's default one.
+      log_(spdlog::get("security") ? spdlog::get("security") : spdlog::default_logger()) {}
+
+ZapHandler::~ZapHandler() { Stop(); }
+
+Status ZapHandler::Start() {
+  try {
+    socket_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::rep);
+    socket_->set(zmq::sockopt::linger, 0);
+    socket_->bind(kZapEndpoint);
+  } catch (const zmq::error_t& e) {
+    socket_.reset();
+    return Status::Error("zap_bind_failed",
+                         std::string("cannot bind the ZAP handler: ") + e.what());
+  }
+  // Thread creation orders the socket's set-up before its use on the handler thread.
+  thread_ = std::thread([this] { Run(); });
+  return Status::Ok();
+}
+
+void ZapHandler::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+  socket_.reset();
+}
+
+void ZapHandler::Run() {
+  zmq::pollitem_t item{socket_->handle(), 0, ZMQ_POLLIN, 0};
+  while (!stop_.load()) {
+    try {
+      if (zmq::poll(&item, 1, kPollInterval) > 0) {
+        Handle(*socket_);
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) {
+        return;
+      }
+      log_->error("ZAP handler: {}", e.what());
+    }
+  }
+}
+
+void ZapHandler::Handle(zmq::socket_t& socket) {
+  std::vector<zmq::message_t> request;
+  if (!zmq::recv_multipart(socket, std::back_inserter(request), zmq::recv_flags::dontwait)) {
+    return;
+  }
+  // RFC 27: version, request id, domain, address, routing identity, mechanism, credentials...
+  std::string request_id = request.size() > 1 ? request[1].to_string() : "";
+  ZapDecision decision;
+  std::string domain;
+  std::string address;
+  std::string key;
+  if (request.size() < 6 || request[0].to_string_view() != "1.0") {
+    decision = Refuse("bad_request", "malformed ZAP request");
+  } else {
+    domain = request[2].to_string();
+    address = request[3].to_string();
+    std::string mechanism = request[5].to_string();
+    if (mechanism == "CURVE") {
+      if (request.size() != 7 || request[6].size() != 32) {
+        decision = Refuse("bad_request", "CURVE request without a 32-byte key");
+      } else {
+        char z85[41] = {};
+        zmq_z85_encode(z85, static_cast<const uint8_t*>(request[6].data()), 32);
+        key = z85;
+      }
+    }
+    if (decision.reason.empty()) {
+      auto set = identities_->Get();
+      decision = DecideZap(set.get(), domain, mechanism, key);
+    }
+  }
+
+  std::vector<zmq::const_buffer> reply = {
+      zmq::str_buffer("1.0"), zmq::buffer(request_id),
+      decision.allow ? zmq::str_buffer("200") : zmq::str_buffer("400"),
+      zmq::buffer(decision.status_text), zmq::buffer(decision.user_id), zmq::const_buffer()};
+  (void)zmq::send_multipart(socket, reply);
+
+  if (decision.allow) {
+    metrics_
+        ->GetCounter("carehub_auth_accepted_total", "CURVE handshakes let in, by endpoint.",
+                     {{"domain", domain}})
+        .Inc();
+    log_->info("{} connected to {} from {} with key {}", decision.user_id,
+                                  domain, address, KeyFingerprint(key));
+  } else {
+    metrics_
+        ->GetCounter("carehub_auth_refused_total", "CURVE handshakes refused, by reason.",
+                     {{"reason", decision.reason}})
+        .Inc();
+    LogRefusal(domain, address, key, decision);
+  }
+}
+
+void ZapHandler::LogRefusal(const std::string& domain, const std::string& address,
+                            const std::string& key, const ZapDecision& decision) {
+  int64_t now = NowMs();
+  if (now - window_start_ms_ >= kRefusalLogWindowMs) {
+    if (suppressed_ > 0) {
+      log_->warn("{} more connection refusals not logged in the last minute",
+                                    suppressed_);
+    }
+    window_start_ms_ = now;
+    logged_in_window_ = 0;
+    suppressed_ = 0;
+  }
+  if (logged_in_window_ >= kMaxRefusalLogsPerWindow) {
+    ++suppressed_;
+    return;
+  }
+  ++logged_in_window_;
+  log_->warn("connection refused on {} from {}: {} (key {})", domain.empty() ? "?" : domain,
+             address.empty() ? "?" : address, decision.reason,
+             key.empty() ? "none" : KeyFingerprint(key));
+}
+
+}  // namespace carehub::hub
