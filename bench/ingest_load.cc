@@ -27,6 +27,9 @@ std::vector<std::string> BuildFrames(const IngestLoadOptions& o, uint32_t conn, 
   so.seed = o.seed * 1000 + conn;
   so.population = 200'000;
   so.id_prefix = o.id_prefix + std::to_string(conn) + "-";
+  if (!o.publishers.empty()) {
+    so.publishers = o.publishers;
+  }
   so.now = std::chrono::system_clock::time_point(
       std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
   SyntheticGenerator gen(so);

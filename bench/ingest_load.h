@@ -18,6 +18,8 @@ struct IngestLoadOptions {
   double resend_ratio = 0.1;
   uint64_t seed = 1;
   std::string id_prefix = "bench-";
+  // Publishers the synthetic events are spread over (uniformly); empty = the generator's default.
+  std::vector<std::string> publishers;
   // Events per second over all connections; 0 = as fast as possible.
   double rate = 0;
   // CURVE client keys (Z85), empty = plain.

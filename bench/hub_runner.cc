@@ -1,0 +1,200 @@
+#include "hub_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace carehub::bench {
+namespace {
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Waits for the child for up to `timeout`; true when it was reaped (exit code in *code, -1 when a
+// signal ended it).
+bool WaitChild(pid_t pid, std::chrono::milliseconds timeout, int* code) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return true;
+    }
+    if (r < 0 || std::chrono::steady_clock::now() > deadline) {
+      return r < 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HubRunner>> HubRunner::Start(HubRunOptions options) {
+  std::unique_ptr<HubRunner> hub(new HubRunner(std::move(options)));
+  auto s = hub->Launch();
+  if (!s.ok()) {
+    return s;
+  }
+  return hub;
+}
+
+Status HubRunner::Launch() {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir(), ec);
+  if (ec) {
+    return Status::Error("bench_setup", "cannot create " + data_dir().string());
+  }
+  std::filesystem::remove(data_dir() / "endpoints.json", ec);
+  auto config = options_.dir / "hub.yaml";
+  {
+    std::ofstream out(config);
+    out << "hub:\n  data_dir: " << data_dir().string() << "\n  durability: " << options_.durability
+        << "\ningest:\n  endpoint: tcp://127.0.0.1:0\n  max_events_per_batch: 10000\n"
+        << "subscribe:\n  endpoint: tcp://127.0.0.1:0\n  subscriber_timeout_ms: 120000\n"
+        << "admin:\n  listen: 127.0.0.1:0\nsecurity:\n  mode: plain\n"
+        << "logging:\n  level: warn\n";
+    if (!options_.agreements_file.empty()) {
+      out << "policy:\n  agreements: " << options_.agreements_file.string() << "\n";
+    }
+  }
+  auto log = options_.dir / "hub.log";
+  std::string bin = options_.binary.string();
+  std::string config_arg = config.string();
+  std::vector<char*> argv = {bin.data(), const_cast<char*>("--config"), config_arg.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  int rc = posix_spawn(&pid_, bin.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    pid_ = -1;
+    return Status::Error("bench_setup", "cannot run " + bin);
+  }
+  auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int code = 0;
+    if (WaitChild(pid_, std::chrono::milliseconds(0), &code)) {
+      pid_ = -1;
+      return Status::Error("bench_setup", "carehub exited (" + std::to_string(code) +
+                                              "): " + ReadAll(log));
+    }
+    auto text = ReadAll(data_dir() / "endpoints.json");
+    if (!text.empty()) {
+      auto j = nlohmann::json::parse(text, nullptr, false);
+      if (!j.is_discarded() && j.value("pid", 0) == pid_) {
+        ingest_ = j.value("ingest", "");
+        subscribe_ = j.value("subscribe", "");
+        admin_ = j.value("admin", "");
+        return Status::Ok();
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::Error("bench_setup", "carehub did not start in time: " + ReadAll(log));
+}
+
+Status HubRunner::Stop(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) {
+    return Status::Ok();
+  }
+  kill(pid_, SIGTERM);
+  int code = 0;
+  bool reaped = WaitChild(pid_, timeout, &code);
+  if (!reaped) {
+    kill(pid_, SIGKILL);
+    WaitChild(pid_, std::chrono::seconds(10), &code);
+  }
+  pid_ = -1;
+  if (!reaped || code != 0) {
+    return Status::Error("hub_stop", "carehub did not stop cleanly (exit " + std::to_string(code) +
+                                         ")");
+  }
+  return Status::Ok();
+}
+
+HubRunner::~HubRunner() { (void)Stop(); }
+
+uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      return std::stoull(line.substr(field.size() + 1)) * 1024;  // "VmHWM:   1234 kB"
+    }
+  }
+  return 0;
+}
+
+uint64_t HubRunner::PeakRssBytes() const { return pid_ > 0 ? ProcStatusBytes(pid_, "VmHWM") : 0; }
+uint64_t HubRunner::RssBytes() const { return pid_ > 0 ? ProcStatusBytes(pid_, "VmRSS") : 0; }
+
+uint64_t DirectoryBytes(const std::filesystem::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) {
+      auto size = it->file_size(size_ec);
+      if (!size_ec) {
+        total += size;
+      }
+    }
+  }
+  return total;
+}
+
+uint64_t HubRunner::DataDirBytes() const { return DirectoryBytes(data_dir()); }
+
+std::string HubRunner::Metrics() const {
+  auto colon = admin_.rfind(':');
+  if (colon == std::string::npos) {
+    return "";
+  }
+  httplib::Client client(admin_.substr(0, colon), std::stoi(admin_.substr(colon + 1)));
+  client.set_read_timeout(10, 0);
+  auto res = client.Get("/metrics");
+  return res && res->status == 200 ? res->body : "";
+}
+
+HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name) {
+  HistogramTotals t;
+  std::istringstream in(text);
+  std::string line;
+  auto value_of = [](const std::string& l) {
+    auto space = l.rfind(' ');
+    return space == std::string::npos ? 0.0 : std::atof(l.c_str() + space + 1);
+  };
+  while (std::getline(in, line)) {
+    for (const char* suffix : {"_sum", "_count"}) {
+      std::string prefix = name + suffix;
+      if (line.rfind(prefix, 0) == 0 && (line.size() > prefix.size()) &&
+          (line[prefix.size()] == ' ' || line[prefix.size()] == '{')) {
+        (std::string(suffix) == "_sum" ? t.sum : t.count) += value_of(line);
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace carehub::bench

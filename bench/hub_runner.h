@@ -1,0 +1,75 @@
+#pragma once
+// The real `carehub` daemon as a child process of the benchmark: a generated config on a temp data
+// dir with loopback endpoints on port 0; the bound endpoints come from <data_dir>/endpoints.json.
+// The hub's log (warnings and up) goes to <dir>/hub.log.
+//
+// Not thread-safe: one thread owns a HubRunner; PeakRssBytes() may be called from any thread.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "carehub/core/status.h"
+
+namespace carehub::bench {
+
+struct HubRunOptions {
+  std::filesystem::path binary;  // the carehub executable
+  std::filesystem::path dir;     // created; the data dir is dir/data
+  std::string durability = "fsync";
+  std::filesystem::path agreements_file;  // empty: no subscriptions
+  std::chrono::milliseconds start_timeout{30'000};
+};
+
+class HubRunner {
+ public:
+  static Result<std::unique_ptr<HubRunner>> Start(HubRunOptions options);
+  // Stops the hub (SIGTERM, then SIGKILL if it lingers).
+  ~HubRunner();
+  HubRunner(const HubRunner&) = delete;
+  HubRunner& operator=(const HubRunner&) = delete;
+
+  // SIGTERM and wait for the exit; errors when the hub had to be killed or exited non-zero.
+  Status Stop(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+  pid_t pid() const { return pid_; }
+  const std::string& ingest_endpoint() const { return ingest_; }
+  const std::string& subscribe_endpoint() const { return subscribe_; }
+  const std::string& admin_address() const { return admin_; }
+  std::filesystem::path data_dir() const { return options_.dir / "data"; }
+
+  // VmHWM (peak resident set) and VmRSS of the hub, in bytes; 0 when unreadable.
+  uint64_t PeakRssBytes() const;
+  uint64_t RssBytes() const;
+  // Bytes of every file under the data dir.
+  uint64_t DataDirBytes() const;
+  // GET /metrics from the admin server ("" on failure).
+  std::string Metrics() const;
+
+ private:
+  explicit HubRunner(HubRunOptions options) : options_(std::move(options)) {}
+  Status Launch();
+
+  HubRunOptions options_;
+  pid_t pid_ = -1;
+  std::string ingest_, subscribe_, admin_;
+};
+
+// Sum and count of a Prometheus histogram or summary family in `text` (all label sets summed).
+struct HistogramTotals {
+  double sum = 0;
+  double count = 0;
+  double mean() const { return count > 0 ? sum / count : 0; }
+};
+HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name);
+
+// Size of every regular file under `dir`.
+uint64_t DirectoryBytes(const std::filesystem::path& dir);
+// A value such as VmHWM from /proc/<pid>/status, in bytes (0 when unreadable).
+uint64_t ProcStatusBytes(pid_t pid, const std::string& field);
+
+}  // namespace carehub::bench

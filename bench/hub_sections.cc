@@ -1,0 +1,662 @@
+// Sections 1-5 of carehub-bench: the real hub daemon under ingest, fan-out, catch-up, latency and
+// footprint workloads.
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <zmq.hpp>
+
+#include "carehub/client/subscriber.h"
+#include "carehub/core/synthetic.h"
+#include "carehub/hub/store.h"
+#include "carehub/v1/wire.pb.h"
+#include "hub_runner.h"
+#include "ingest_load.h"
+#include "sections.h"
+
+namespace carehub::bench {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+double Since(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
+
+// 100 publishers, each ~1% of synthetic events: 20 trusts (3-character codes) and 80 practices.
+std::vector<std::string> BenchPublishers() {
+  std::vector<std::string> p;
+  for (int i = 0; i < 20; ++i) {
+    p.push_back(std::string("R") + static_cast<char>('A' + i) + "1");
+  }
+  for (int i = 0; i < 80; ++i) {
+    p.push_back("B90" + std::to_string(100 + i));
+  }
+  return p;
+}
+
+struct SubSpec {
+  std::string id;
+  std::string purpose;
+  std::string sources;  // YAML flow list
+  std::string types;    // YAML flow list
+  double expected_share;
+};
+
+std::string GroupYaml(const std::vector<std::string>& pubs, size_t from, size_t to) {
+  std::string s = "[";
+  for (size_t i = from; i < to; ++i) {
+    s += (i > from ? ", " : "") + pubs[i];
+  }
+  return s + "]";
+}
+
+// Ten subscriptions, from everything down to one publisher (~1%).
+std::vector<SubSpec> FanoutSubscriptions() {
+  return {
+      {"sub-all", "direct_care", "[\"*\"]", "[\"*\"]", 1.0},
+      {"sub-activity", "direct_care", "[\"*\"]", "[\"activity.*\"]", 0.7},
+      {"sub-referral", "direct_care", "[\"*\"]", "[\"referral.*\"]", 0.3},
+      {"sub-50pc", "direct_care", "[\"group:g50\"]", "[\"*\"]", 0.5},
+      {"sub-25pc", "direct_care", "[\"group:g25\"]", "[\"*\"]", 0.25},
+      {"sub-10pc-secondary", "secondary_use", "[\"group:g10\"]", "[\"*\"]", 0.1},
+      {"sub-7pc-activity", "direct_care", "[\"group:g10b\"]", "[\"activity.*\"]", 0.07},
+      {"sub-5pc", "direct_care", "[\"group:g5\"]", "[\"*\"]", 0.05},
+      {"sub-2pc", "direct_care", "[\"group:g2\"]", "[\"*\"]", 0.02},
+      {"sub-1pc", "direct_care", "[B90179]", "[\"*\"]", 0.01},
+  };
+}
+
+// Writes agreements.yaml (plus its pseudonym key and opt-out list) into `dir`.
+std::filesystem::path WriteAgreements(const std::filesystem::path& dir) {
+  auto pubs = BenchPublishers();
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "pseudonym.key") << std::string(64, 'a') << "\n";
+  std::ofstream(dir / "opt-out.txt") << "# none\n";
+  std::ofstream out(dir / "agreements.yaml");
+  out << "organisation_groups:\n"
+      << "  g50: " << GroupYaml(pubs, 0, 50) << "\n"
+      << "  g25: " << GroupYaml(pubs, 50, 75) << "\n"
+      << "  g10: " << GroupYaml(pubs, 75, 85) << "\n"
+      << "  g10b: " << GroupYaml(pubs, 85, 95) << "\n"
+      << "  g5: " << GroupYaml(pubs, 0, 5) << "\n"
+      << "  g2: " << GroupYaml(pubs, 5, 7) << "\n";
+  out << "subscribers:\n";
+  for (const auto& s : FanoutSubscriptions()) {
+    out << "  - id: " << s.id << "-org\n    subscriptions:\n      - {id: " << s.id
+        << ", purpose: " << s.purpose << "}\n";
+  }
+  out << "agreements:\n";
+  int n = 0;
+  for (const auto& s : FanoutSubscriptions()) {
+    char id[32];
+    std::snprintf(id, sizeof id, "DSA-BENCH-%02d", ++n);
+    out << "  - id: " << id << "\n    subscriber: " << s.id << "-org\n    purpose: " << s.purpose
+        << "\n    legal_basis: \"benchmark\"\n    valid_from: 2020-01-01\n"
+        << "    valid_until: 2099-12-31\n    sources: " << s.sources
+        << "\n    event_types: " << s.types << "\n    patient_fields: "
+        << (s.purpose == "direct_care" ? "identifiable" : "pseudonymised") << "\n";
+  }
+  out << "pseudonymisation:\n  secret_file: pseudonym.key\nopt_out:\n  file: opt-out.txt\n";
+  return dir / "agreements.yaml";
+}
+
+// One subscription read in its own thread until it has scanned the hub's head after `done` is set
+// (or `deadline` passes).
+struct Reader {
+  std::string subscription;
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> scanned{0};
+  std::atomic<bool> finished{false};
+  double finished_s = 0;
+  std::string error;
+  std::thread thread;
+};
+
+void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Start start,
+                      const std::atomic<bool>* done, Steady::time_point t0, double timeout_s,
+                      const std::function<void(const client::DeliveryBatch&)>& on_batch) {
+  client::SubscriberOptions so;
+  so.endpoint = endpoint;
+  so.subscription = r->subscription;
+  so.start = start;
+  so.window = 20'000;
+  so.hub_timeout = std::chrono::seconds(60);
+  auto sub = client::Subscriber::Open(so);
+  if (!sub.ok()) {
+    r->error = sub.status().ToString();
+    r->finished = true;
+    return;
+  }
+  uint64_t head = 0;
+  auto last_ack = Steady::now();
+  while (Since(t0) < timeout_s) {
+    auto next = (*sub)->Next(std::chrono::milliseconds(100));
+    if (!next.ok()) {
+      r->error = next.status().ToString();
+      break;
+    }
+    if (next->has_value()) {
+      const auto& batch = **next;
+      if (on_batch) {
+        on_batch(batch);
+      }
+      r->delivered += batch.events.size();
+      r->scanned = batch.scanned_to_seq;
+      head = std::max(head, batch.head_seq);
+      if (Steady::now() - last_ack > std::chrono::seconds(1)) {
+        (void)(*sub)->Ack(batch.scanned_to_seq);
+        last_ack = Steady::now();
+      }
+    }
+    if (done->load() && head > 0 && r->scanned.load() >= head) {
+      r->finished_s = Since(t0);
+      r->finished = true;
+      (void)(*sub)->Ack(r->scanned.load());
+      return;
+    }
+  }
+  r->finished_s = Since(t0);
+  r->finished = true;
+  if (r->error.empty()) {
+    r->error = "timed out";
+  }
+}
+
+Result<std::unique_ptr<HubRunner>> StartHub(BenchContext* ctx, const std::string& tag,
+                                            const std::string& durability, bool with_agreements) {
+  auto dir = ctx->NewDir(tag);
+  HubRunOptions ho;
+  ho.binary = ctx->options.carehub_binary;
+  ho.dir = dir;
+  ho.durability = durability;
+  if (with_agreements) {
+    ho.agreements_file = WriteAgreements(dir / "policy");
+  }
+  return HubRunner::Start(ho);
+}
+
+void RemoveHubDir(HubRunner* hub) {
+  std::error_code ec;
+  std::filesystem::remove_all(hub->data_dir().parent_path(), ec);
+}
+
+IngestLoadOptions LoadOptions(const BenchContext& ctx, const std::string& endpoint,
+                              uint64_t events) {
+  IngestLoadOptions lo;
+  lo.endpoint = endpoint;
+  lo.events = events;
+  lo.connections = ctx.options.connections;
+  lo.batch_events = ctx.options.batch_events;
+  lo.window_batches = ctx.options.window_batches;
+  lo.resend_ratio = ctx.options.resend_ratio;
+  return lo;
+}
+
+}  // namespace
+
+double Percentile(std::vector<double>* v, double q) {
+  if (v->empty()) {
+    return 0;
+  }
+  std::sort(v->begin(), v->end());
+  size_t i = std::min(v->size() - 1, static_cast<size_t>(q * static_cast<double>(v->size())));
+  return (*v)[i];
+}
+
+// ---- 1. Ingest ----
+Status RunIngestSection(BenchContext* ctx) {
+  const auto& o = ctx->options;
+  for (const std::string durability : {"fsync", "os"}) {
+    auto hub = StartHub(ctx, "ingest-" + durability, durability, false);
+    if (!hub.ok()) {
+      return hub.status();
+    }
+    auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), o.ingest_events);
+    std::fprintf(stderr, "[ingest] durability=%s: %lu events, %u connections ...\n",
+                 durability.c_str(), lo.events, lo.connections);
+    auto r = RunIngestLoad(lo);
+    auto metrics = (*hub)->Metrics();
+    auto commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
+    auto per_commit = ScrapeHistogram(metrics, "carehub_store_batches_per_commit");
+    auto batch = ScrapeHistogram(metrics, "carehub_ingest_batch_seconds");
+    auto peak = (*hub)->PeakRssBytes();
+    auto stopped = (*hub)->Stop();
+    RemoveHubDir(hub->get());
+    const std::string sec = "ingest_" + durability;
+    if (r.sent == 0 || r.other > 0) {
+      return Status::Error("bench_failed", sec + ": " + std::to_string(r.sent) + " answered, " +
+                                               std::to_string(r.other) + " not accepted");
+    }
+    bool fsync = durability == "fsync";
+    double rate = r.accepted_per_second();
+    if (fsync) {
+      ctx->figures.ingest_fsync_per_s = rate;
+    }
+    ctx->report.Add(sec, "accepted_per_s", "accepted events/s", rate, "/s",
+                    fsync ? ">= 300k/s" : "", fsync ? std::optional<bool>(rate >= 300'000)
+                                                    : std::nullopt);
+    ctx->report.Add(sec, "answered_per_s", "answered events/s (incl. duplicates)",
+                    r.sent_per_second(), "/s");
+    ctx->report.Add(sec, "ack_p50_ms", "batch ack latency p50", r.ack_p50_ms, "ms");
+    ctx->report.Add(sec, "ack_p99_ms", "batch ack latency p99", r.ack_p99_ms, "ms");
+    ctx->report.Add(sec, "batches_per_commit", "batches per group commit (mean)",
+                    per_commit.mean(), "");
+    ctx->report.Add(sec, "commit_ms", "store commit time (mean)", commit.mean() * 1e3, "ms");
+    ctx->report.Set(sec, "ingest_batch_ms_mean", batch.mean() * 1e3);
+    ctx->report.Set(sec, "sent", r.sent);
+    ctx->report.Set(sec, "accepted", r.accepted);
+    ctx->report.Set(sec, "duplicate", r.duplicate);
+    ctx->report.Set(sec, "seconds", r.seconds);
+    ctx->report.Set(sec, "commits", commit.count);
+    ctx->report.Set(sec, "hub_peak_rss_bytes", peak);
+    if (!stopped.ok()) {
+      return stopped;
+    }
+  }
+  return Status::Ok();
+}
+
+// ---- 2. Fan-out ----
+Status RunFanoutSection(BenchContext* ctx) {
+  const auto& o = ctx->options;
+  auto hub = StartHub(ctx, "fanout", "fsync", true);
+  if (!hub.ok()) {
+    return hub.status();
+  }
+  auto specs = FanoutSubscriptions();
+  std::vector<std::unique_ptr<Reader>> readers;
+  std::atomic<bool> ingest_done{false};
+  auto t0 = Steady::now();
+  double timeout_s = 600;
+  for (const auto& s : specs) {
+    auto r = std::make_unique<Reader>();
+    r->subscription = s.id;
+    readers.push_back(std::move(r));
+  }
+  for (auto& r : readers) {
+    r->thread = std::thread(ReadSubscription, r.get(), (*hub)->subscribe_endpoint(),
+                            v1::Subscribe::START_EARLIEST, &ingest_done, t0, timeout_s, nullptr);
+  }
+  auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), o.fanout_events);
+  lo.publishers = BenchPublishers();
+  lo.id_prefix = "fan-";
+  std::fprintf(stderr, "[fanout] %lu events, %zu live subscriptions ...\n", lo.events,
+               readers.size());
+  auto r = RunIngestLoad(lo);
+  double ingest_end_s = Since(t0);
+  // RunIngestLoad builds its frames before its clock starts: sending began r.seconds ago.
+  double send_start_s = ingest_end_s - r.seconds;
+  std::vector<uint64_t> scanned_at_end, delivered_at_end;
+  for (auto& rd : readers) {
+    scanned_at_end.push_back(rd->scanned.load());
+    delivered_at_end.push_back(rd->delivered.load());
+  }
+  ingest_done = true;
+  for (auto& rd : readers) {
+    rd->thread.join();
+  }
+  auto metrics = (*hub)->Metrics();
+  auto stopped = (*hub)->Stop();
+  RemoveHubDir(hub->get());
+  uint64_t total = 0, total_at_end = 0;
+  double last_s = 0;
+  const uint64_t head = r.accepted;
+  for (size_t i = 0; i < readers.size(); ++i) {
+    auto& rd = *readers[i];
+    if (!rd.error.empty()) {
+      return Status::Error("bench_failed", "fanout " + rd.subscription + ": " + rd.error);
+    }
+    total += rd.delivered;
+    total_at_end += delivered_at_end[i];
+    last_s = std::max(last_s, rd.finished_s);
+    double share = head > 0 ? static_cast<double>(rd.delivered) / head : 0;
+    nlohmann::json j = {{"delivered", rd.delivered.load()},
+                        {"share", share},
+                        {"expected_share", specs[i].expected_share},
+                        {"lag_at_ingest_end_events", head - std::min(head, scanned_at_end[i])},
+                        {"drain_seconds", std::max(0.0, rd.finished_s - ingest_end_s)}};
+    ctx->report.Set("fanout_subscriptions", rd.subscription, j);
+  }
+  // The clock runs from the first event sent (ingest start, after frame building) to the last
+  // subscription reaching the head.
+  double active_s = last_s - send_start_s;
+  double rate = active_s > 0 ? total / active_s : 0;
+  double during = r.seconds > 0 ? total_at_end / r.seconds : 0;
+  ctx->report.Add("fanout", "deliveries_per_s", "deliveries/s, 10 subscriptions (to drained)",
+                  rate, "/s", ">= 1M/s", rate >= 1e6);
+  ctx->report.Add("fanout", "deliveries_during_ingest_per_s", "deliveries/s while ingest ran",
+                  during, "/s");
+  ctx->report.Add("fanout", "ingest_accepted_per_s", "ingest accepted/s with 10 live readers",
+                  r.accepted_per_second(), "/s");
+  ctx->report.Add("fanout", "deliveries_per_event", "deliveries per accepted event",
+                  head > 0 ? static_cast<double>(total) / head : 0, "");
+  uint64_t max_lag = 0;
+  for (auto s : scanned_at_end) {
+    max_lag = std::max(max_lag, head - std::min(head, s));
+  }
+  ctx->report.Add("fanout", "max_lag_at_ingest_end", "max subscription lag at ingest end",
+                  static_cast<double>(max_lag), "events");
+  ctx->report.Add("fanout", "drain_seconds", "time for all to reach head after ingest",
+                  std::max(0.0, last_s - ingest_end_s), "s");
+  ctx->report.Set("fanout", "total_deliveries", total);
+  ctx->report.Set("fanout", "accepted", r.accepted);
+  ctx->report.Set("fanout", "ingest_seconds", r.seconds);
+  (void)metrics;
+  return stopped;
+}
+
+// ---- 3. Catch-up ----
+namespace {
+Result<std::pair<double, uint64_t>> CatchUp(const std::string& endpoint, const std::string& sub) {
+  Reader rd;
+  rd.subscription = sub;
+  std::atomic<bool> done{true};
+  auto t0 = Steady::now();
+  ReadSubscription(&rd, endpoint, v1::Subscribe::START_EARLIEST, &done, t0, 1200, nullptr);
+  if (!rd.error.empty()) {
+    return Status::Error("bench_failed", "catch-up " + sub + ": " + rd.error);
+  }
+  return std::make_pair(rd.finished_s, rd.delivered.load());
+}
+}  // namespace
+
+Status RunCatchupSection(BenchContext* ctx) {
+  const auto& o = ctx->options;
+  // The backlog is filled with durability os: this section measures reading, not writing.
+  auto hub = StartHub(ctx, "catchup", "os", true);
+  if (!hub.ok()) {
+    return hub.status();
+  }
+  auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), o.catchup_events);
+  lo.publishers = BenchPublishers();
+  lo.resend_ratio = 0;
+  lo.id_prefix = "cu-";
+  std::fprintf(stderr, "[catchup] filling a backlog of %lu events ...\n", lo.events);
+  auto fill = RunIngestLoad(lo);
+  ctx->report.Set("catchup", "backlog_events", fill.accepted);
+  ctx->report.Set("catchup", "fill_accepted_per_s", fill.accepted_per_second());
+  std::fprintf(stderr, "[catchup] narrow (1%%) subscription from earliest ...\n");
+  auto narrow = CatchUp((*hub)->subscribe_endpoint(), "sub-1pc");
+  if (!narrow.ok()) {
+    return narrow.status();
+  }
+  std::fprintf(stderr, "[catchup] full subscription from earliest ...\n");
+  auto full = CatchUp((*hub)->subscribe_endpoint(), "sub-all");
+  if (!full.ok()) {
+    return full.status();
+  }
+  auto stopped = (*hub)->Stop();
+  RemoveHubDir(hub->get());
+  auto [narrow_s, narrow_n] = *narrow;
+  auto [full_s, full_n] = *full;
+  double full_rate = full_s > 0 ? full_n / full_s : 0;
+  ctx->figures.full_delivery_per_s = full_rate;
+  double ratio = narrow_s > 0 ? full_s / narrow_s : 0;
+  ctx->report.Add("catchup", "narrow_seconds", "1% subscription: wall time for backlog", narrow_s,
+                  "s");
+  ctx->report.Add("catchup", "narrow_delivered_per_s", "1% subscription: events delivered/s",
+                  narrow_s > 0 ? narrow_n / narrow_s : 0, "/s");
+  ctx->report.Add("catchup", "narrow_backlog_scanned_per_s",
+                  "1% subscription: backlog covered/s", narrow_s > 0 ? fill.accepted / narrow_s : 0,
+                  "/s");
+  ctx->report.Add("catchup", "full_seconds", "full subscription: wall time for backlog", full_s,
+                  "s");
+  ctx->report.Add("catchup", "full_delivered_per_s", "full subscription: events delivered/s",
+                  full_rate, "/s");
+  ctx->report.Add("catchup", "speedup", "full time / 1% time", ratio, "x", ">= 10x",
+                  ratio >= 10);
+  ctx->report.Set("catchup", "narrow_delivered", narrow_n);
+  ctx->report.Set("catchup", "full_delivered", full_n);
+  return stopped;
+}
+
+// ---- 4. Latency ----
+Status RunLatencySection(BenchContext* ctx) {
+  const auto& o = ctx->options;
+  auto hub = StartHub(ctx, "latency", "fsync", true);
+  if (!hub.ok()) {
+    return hub.status();
+  }
+  const uint64_t events = static_cast<uint64_t>(o.latency_rate * o.latency_seconds);
+  const uint32_t batch = std::max<uint32_t>(1, o.latency_batch);
+  // Pre-built frames; every event id maps to its batch, whose send time is recorded.
+  SyntheticOptions so;
+  so.seed = 77;
+  so.population = 200'000;
+  so.id_prefix = "lat-";
+  so.publishers = BenchPublishers();
+  so.now = std::chrono::system_clock::time_point(
+      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
+  SyntheticGenerator gen(so);
+  std::vector<std::string> frames;
+  std::unordered_map<std::string, uint32_t> batch_of;
+  batch_of.reserve(events);
+  {
+    v1::Frame frame;
+    frame.set_version(v1::PROTOCOL_VERSION_1);
+    auto* publish = frame.mutable_publish();
+    for (uint64_t i = 0; i < events; ++i) {
+      auto e = gen.Next();
+      batch_of.emplace(e.envelope().event_id(), static_cast<uint32_t>(frames.size()));
+      *publish->add_events() = std::move(e);
+      if (static_cast<uint32_t>(publish->events_size()) == batch || i + 1 == events) {
+        publish->set_batch_id(frames.size() + 1);
+        frames.push_back(frame.SerializeAsString());
+        publish->clear_events();
+      }
+    }
+  }
+  std::vector<std::atomic<int64_t>> sent_ns(frames.size());
+  std::vector<double> e2e_ms;
+  e2e_ms.reserve(events);
+  std::atomic<bool> done{false};
+  Reader rd;
+  rd.subscription = "sub-all";
+  auto t0 = Steady::now();
+  rd.thread = std::thread([&] {
+    ReadSubscription(&rd, (*hub)->subscribe_endpoint(), v1::Subscribe::START_EARLIEST, &done, t0,
+                     o.latency_seconds + 120, [&](const client::DeliveryBatch& b) {
+                       int64_t now = Steady::now().time_since_epoch().count();
+                       for (const auto& d : b.events) {
+                         auto it = batch_of.find(d.event().envelope().event_id());
+                         if (it != batch_of.end()) {
+                           e2e_ms.push_back((now - sent_ns[it->second].load()) / 1e6);
+                         }
+                       }
+                     });
+  });
+  // Give the subscription time to register before the first event.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::fprintf(stderr, "[latency] %lu events at %.0f/s in batches of %u ...\n", events,
+               o.latency_rate, batch);
+  zmq::context_t zctx(1);
+  zmq::socket_t s(zctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect((*hub)->ingest_endpoint());
+  std::vector<double> ack_ms;
+  size_t next = 0, answered = 0;
+  uint64_t accepted = 0;
+  auto start = Steady::now();
+  auto deadline = start + std::chrono::duration<double>(o.latency_seconds + 60);
+  while (answered < frames.size() && Steady::now() < deadline) {
+    double now_s = Since(start);
+    while (next < frames.size() && static_cast<double>(next) * batch / o.latency_rate <= now_s) {
+      sent_ns[next] = Steady::now().time_since_epoch().count();
+      s.send(zmq::buffer(frames[next]), zmq::send_flags::none);
+      ++next;
+    }
+    double next_due = static_cast<double>(next) * batch / o.latency_rate;
+    auto wait_ms = std::clamp(static_cast<long>((next_due - Since(start)) * 1000), 0L, 5L);
+    zmq::pollitem_t items[] = {{s.handle(), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, 1, std::chrono::milliseconds(wait_ms));
+    zmq::message_t msg;
+    while (s.recv(msg, zmq::recv_flags::dontwait)) {
+      v1::Frame reply;
+      if (reply.ParseFromArray(msg.data(), static_cast<int>(msg.size())) &&
+          reply.has_publish_result()) {
+        uint64_t id = reply.publish_result().batch_id();
+        if (id >= 1 && id <= frames.size()) {
+          ack_ms.push_back((Steady::now().time_since_epoch().count() - sent_ns[id - 1].load()) /
+                           1e6);
+          ++answered;
+          for (const auto& res : reply.publish_result().results()) {
+            accepted += res.status() == v1::EventResult::ACCEPTED;
+          }
+        }
+      }
+    }
+  }
+  double send_s = Since(start);
+  done = true;
+  rd.thread.join();
+  auto stopped = (*hub)->Stop();
+  RemoveHubDir(hub->get());
+  if (!rd.error.empty()) {
+    return Status::Error("bench_failed", "latency subscriber: " + rd.error);
+  }
+  if (e2e_ms.size() < events) {
+    return Status::Error("bench_failed", "latency: " + std::to_string(e2e_ms.size()) + " of " +
+                                             std::to_string(events) + " events delivered");
+  }
+  double p99 = Percentile(&e2e_ms, 0.99);
+  ctx->report.Add("latency", "offered_per_s", "offered rate (achieved)", accepted / send_s, "/s");
+  ctx->report.Add("latency", "e2e_p50_ms", "publish->subscriber p50", Percentile(&e2e_ms, 0.5),
+                  "ms");
+  ctx->report.Add("latency", "e2e_p99_ms", "publish->subscriber p99", p99, "ms", "< 10 ms",
+                  p99 < 10);
+  ctx->report.Add("latency", "e2e_p999_ms", "publish->subscriber p99.9",
+                  Percentile(&e2e_ms, 0.999), "ms");
+  ctx->report.Add("latency", "e2e_max_ms", "publish->subscriber max", e2e_ms.back(), "ms");
+  ctx->report.Add("latency", "ack_p50_ms", "publish ack (fsync) p50", Percentile(&ack_ms, 0.5),
+                  "ms");
+  ctx->report.Add("latency", "ack_p99_ms", "publish ack (fsync) p99", Percentile(&ack_ms, 0.99),
+                  "ms");
+  ctx->report.Set("latency", "events", events);
+  ctx->report.Set("latency", "batch_events", batch);
+  return stopped;
+}
+
+// ---- 5. Footprint ----
+Status RunFootprintSection(BenchContext* ctx) {
+  const auto& o = ctx->options;
+  // os durability: the footprint does not depend on it, and the fill is quicker.
+  auto hub = StartHub(ctx, "footprint", "os", false);
+  if (!hub.ok()) {
+    return hub.status();
+  }
+  const uint64_t round_events = 2'000'000;
+  uint64_t stored = 0;
+  int round = 0;
+  nlohmann::json steps = nlohmann::json::array();
+  auto t0 = Steady::now();
+  while (stored < o.footprint_events) {
+    auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(),
+                          std::min(round_events, o.footprint_events - stored));
+    lo.resend_ratio = 0;
+    lo.id_prefix = "fp" + std::to_string(round++) + "-";
+    std::fprintf(stderr, "[footprint] %lu stored, adding %lu ...\n", stored, lo.events);
+    auto r = RunIngestLoad(lo);
+    if (r.accepted == 0) {
+      return Status::Error("bench_failed", "footprint: nothing accepted");
+    }
+    stored += r.accepted;
+    steps.push_back({{"events", stored},
+                     {"rss_bytes", (*hub)->RssBytes()},
+                     {"peak_rss_bytes", (*hub)->PeakRssBytes()},
+                     {"data_dir_bytes", (*hub)->DataDirBytes()},
+                     {"accepted_per_s", r.accepted_per_second()}});
+  }
+  double fill_s = Since(t0);
+  // Let RocksDB settle (memtable flushes, compactions) before the size is read.
+  std::this_thread::sleep_for(std::chrono::seconds(o.quick ? 1 : 5));
+  uint64_t peak = (*hub)->PeakRssBytes();
+  uint64_t bytes = (*hub)->DataDirBytes();
+  auto stopped = (*hub)->Stop();
+  uint64_t bytes_stopped = (*hub)->DataDirBytes();
+  RemoveHubDir(hub->get());
+  double millions = stored / 1e6;
+  double gib = peak / double(1ull << 30);
+  bool judged = stored >= 20'000'000;
+  ctx->report.Add("footprint", "stored_events", "events stored", static_cast<double>(stored), "");
+  ctx->report.Add("footprint", "peak_rss_mib", "hub peak RSS (VmHWM)", peak / double(1 << 20),
+                  "MiB", judged ? "< 1 GiB at 20M" : "",
+                  judged ? std::optional<bool>(gib < 1.0) : std::nullopt);
+  ctx->report.Add("footprint", "data_dir_mib_per_million", "data dir per million events",
+                  bytes / double(1 << 20) / millions, "MiB");
+  ctx->report.Add("footprint", "data_dir_mib_per_million_after_stop",
+                  "data dir per million events (after stop)", bytes_stopped / double(1 << 20) / millions,
+                  "MiB");
+  ctx->report.Add("footprint", "fill_accepted_per_s", "fill rate (os durability, no resends)",
+                  stored / fill_s, "/s");
+  ctx->report.Set("footprint", "steps", steps);
+
+  // Dedup index lookups straight through the Store.
+  for (uint64_t keys : o.dedup_keys) {
+    auto dir = ctx->NewDir("dedup-" + std::to_string(keys));
+    auto store = hub::Store::Open({dir});
+    if (!store.ok()) {
+      return store.status();
+    }
+    const std::vector<std::string> pubs = {"RXK", "RR8", "M85001", "M85002", "RY6"};
+    auto key_of = [&](uint64_t i) {
+      return hub::Store::DedupKey(pubs[i % pubs.size()], "dd-" + std::to_string(i / pubs.size()));
+    };
+    std::fprintf(stderr, "[footprint] dedup index with %lu keys ...\n", keys);
+    auto tw = Steady::now();
+    for (uint64_t i = 0; i < keys;) {
+      rocksdb::WriteBatch wb;
+      for (uint64_t j = 0; j < 1000 && i < keys; ++j, ++i) {
+        hub::DedupEntry e;
+        e.hub_seq = i + 1;
+        e.day = 20'000;
+        e.hash[0] = static_cast<uint8_t>(i);
+        (*store)->AddDedup(&wb, key_of(i), e);
+      }
+      auto s = (*store)->Commit(&wb, false);
+      if (!s.ok()) {
+        return s;
+      }
+    }
+    double write_s = Since(tw);
+    std::mt19937_64 rng(5);
+    const uint64_t lookups = o.quick ? 100'000 : 500'000;
+    double rates[2] = {0, 0};
+    for (int miss = 0; miss < 2; ++miss) {
+      std::vector<std::string> batch;
+      uint64_t found = 0;
+      auto tl = Steady::now();
+      for (uint64_t n = 0; n < lookups; n += 1000) {
+        batch.clear();
+        for (int j = 0; j < 1000; ++j) {
+          batch.push_back(miss ? hub::Store::DedupKey("RXK", "new-" + std::to_string(rng()))
+                               : key_of(rng() % keys));
+        }
+        for (const auto& r : (*store)->LookupDedup(batch)) {
+          found += r.has_value();
+        }
+      }
+      rates[miss] = lookups / Since(tl);
+      if (found != (miss ? 0 : lookups)) {
+        return Status::Error("bench_failed", "dedup lookups found " + std::to_string(found));
+      }
+    }
+    store->reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::string k = keys >= 1'000'000 ? std::to_string(keys / 1'000'000) + "M"
+                                      : std::to_string(keys / 1000) + "k";
+    ctx->report.Add("footprint", "dedup_hit_lookups_per_s_" + k,
+                    "dedup lookups/s, " + k + " keys, stored keys", rates[0], "/s");
+    ctx->report.Add("footprint", "dedup_miss_lookups_per_s_" + k,
+                    "dedup lookups/s, " + k + " keys, new keys", rates[1], "/s");
+    ctx->report.Set("footprint", "dedup_insert_per_s_" + k, keys / write_s);
+  }
+  return stopped;
+}
+
+}  // namespace carehub::bench

@@ -1,0 +1,68 @@
+#pragma once
+// The sections of carehub-bench. Each starts what it needs (hubs on temp data dirs, a NATS server,
+// raw RocksDB or ZeroMQ), records its figures in the Report and returns an error only when the
+// measurement itself could not be made.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "carehub/core/status.h"
+#include "report.h"
+
+namespace carehub::bench {
+
+struct BenchOptions {
+  bool quick = false;
+  std::filesystem::path carehub_binary;
+  std::filesystem::path work_dir;  // temp data dirs live under here
+  uint32_t connections = 4;
+  uint32_t batch_events = 1000;
+  uint32_t window_batches = 8;
+  double resend_ratio = 0.1;
+  uint64_t ingest_events = 2'000'000;
+  uint64_t fanout_events = 1'000'000;
+  uint64_t catchup_events = 5'000'000;
+  double latency_rate = 20'000;
+  double latency_seconds = 30;
+  uint32_t latency_batch = 20;
+  uint64_t footprint_events = 20'000'000;
+  std::vector<uint64_t> dedup_keys = {1'000'000, 20'000'000};
+  uint64_t limits_events = 2'000'000;
+  uint64_t nats_events = 2'000'000;
+  std::string nats_server = "nats-server";
+};
+
+// Figures later sections compare against (ratios, targets), filled as sections run.
+struct SharedFigures {
+  std::optional<double> ingest_fsync_per_s;
+  std::optional<double> full_delivery_per_s;  // full subscription reading a backlog
+  std::optional<double> rocksdb_sync_batch_per_s;
+  std::optional<double> nats_publish_per_s;
+  std::optional<double> nats_consume_per_s;
+};
+
+struct BenchContext {
+  BenchOptions options;
+  Report report;
+  SharedFigures figures;
+  // A fresh directory under options.work_dir.
+  std::filesystem::path NewDir(const std::string& tag);
+};
+
+Status RunIngestSection(BenchContext* ctx);
+Status RunFanoutSection(BenchContext* ctx);
+Status RunCatchupSection(BenchContext* ctx);
+Status RunLatencySection(BenchContext* ctx);
+Status RunFootprintSection(BenchContext* ctx);
+Status RunLimitsSection(BenchContext* ctx);
+Status RunNatsSection(BenchContext* ctx);
+// Ratios between sections (carehub/NATS, carehub/raw RocksDB) once they have all run.
+void AddComparisons(BenchContext* ctx);
+
+// Percentile (0..1) of unsorted samples; sorts them.
+double Percentile(std::vector<double>* samples, double q);
+
+}  // namespace carehub::bench
