@@ -136,13 +136,15 @@ int main(int argc, char** argv) {
         *field = value;
       }
     };
-    unless_given("--events", &o.ingest_events, uint64_t{100'000});
-    unless_given("--fanout-events", &o.fanout_events, uint64_t{50'000});
-    unless_given("--catchup-events", &o.catchup_events, uint64_t{200'000});
-    unless_given("--latency-seconds", &o.latency_seconds, 3.0);
-    unless_given("--footprint-events", &o.footprint_events, uint64_t{200'000});
+    // Sized so that the whole run stays under 2 minutes even on a busy 2-core machine.
+    unless_given("--events", &o.ingest_events, uint64_t{40'000});
+    unless_given("--fanout-events", &o.fanout_events, uint64_t{20'000});
+    unless_given("--catchup-events", &o.catchup_events, uint64_t{60'000});
+    unless_given("--latency-rate", &o.latency_rate, 5'000.0);
+    unless_given("--latency-seconds", &o.latency_seconds, 2.0);
+    unless_given("--footprint-events", &o.footprint_events, uint64_t{40'000});
     unless_given("--limits-events", &o.limits_events, uint64_t{200'000});
-    unless_given("--nats-events", &o.nats_events, uint64_t{50'000});
+    unless_given("--nats-events", &o.nats_events, uint64_t{40'000});
     if (app.count("--dedup-keys") == 0) {
       o.dedup_keys = {1'000'000};
     }

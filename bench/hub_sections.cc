@@ -624,7 +624,7 @@ Status RunFootprintSection(BenchContext* ctx) {
     }
     double write_s = Since(tw);
     std::mt19937_64 rng(5);
-    const uint64_t lookups = o.quick ? 100'000 : 500'000;
+    const uint64_t lookups = o.quick ? 50'000 : 500'000;
     double rates[2] = {0, 0};
     for (int miss = 0; miss < 2; ++miss) {
       std::vector<std::string> batch;

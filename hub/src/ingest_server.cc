@@ -250,10 +250,12 @@ void IngestServer::AnswerCompleted() {
     }
     v1::Frame frame;
     frame.set_version(v1::PROTOCOL_VERSION_1);
-    *frame.mutable_publish_result() = std::move(batch->result);
+    frame.set_allocated_publish_result(&batch->result);
     SendFrame(batch->routing_id, frame);
+    (void)frame.release_publish_result();
     ack_seconds_.Observe(std::chrono::duration<double>(now - batch->received_at).count());
     batches_.Inc();
+    pipeline_->Recycle(std::move(batch));
   }
 }
 

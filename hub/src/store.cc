@@ -284,6 +284,23 @@ void Store::AddRoute(rocksdb::WriteBatch* batch, const RouteKey& route, uint64_t
   batch->Put(cf(kRoute), RoutePrefix(route) + EncodeSeq(hub_seq), rocksdb::Slice());
 }
 
+void Store::AddRouteById(rocksdb::WriteBatch* batch, std::string_view route_prefix,
+                         uint64_t hub_seq) {
+  char key[256];
+  if (route_prefix.size() + 8 > sizeof(key)) {
+    std::string k(route_prefix);
+    k += EncodeSeq(hub_seq);
+    batch->Put(cf(kRoute), k, rocksdb::Slice());
+    return;
+  }
+  std::memcpy(key, route_prefix.data(), route_prefix.size());
+  for (int i = 7; i >= 0; --i) {
+    key[route_prefix.size() + i] = static_cast<char>(hub_seq & 0xff);
+    hub_seq >>= 8;
+  }
+  batch->Put(cf(kRoute), rocksdb::Slice(key, route_prefix.size() + 8), rocksdb::Slice());
+}
+
 void Store::AddKnownRoute(rocksdb::WriteBatch* batch, const RouteKey& route) {
   batch->Put(cf(kMeta), std::string(kRouteMetaPrefix) + RoutePrefix(route), rocksdb::Slice());
 }

@@ -79,6 +79,8 @@ class Store {
   void AddEvent(rocksdb::WriteBatch* batch, uint64_t hub_seq, std::string_view event_bytes);
   void AddDedup(rocksdb::WriteBatch* batch, std::string_view key, const DedupEntry& entry);
   void AddRoute(rocksdb::WriteBatch* batch, const RouteKey& route, uint64_t hub_seq);
+  // As AddRoute, with the prefix already encoded ("publisher \0 site \0 type \0").
+  void AddRouteById(rocksdb::WriteBatch* batch, std::string_view route_prefix, uint64_t hub_seq);
   // Records a route the first time it is seen, in meta; NoteRoutesCommitted() adds it to the
   // in-memory list once the batch holding it is committed.
   void AddKnownRoute(rocksdb::WriteBatch* batch, const RouteKey& route);
