@@ -89,6 +89,31 @@ std::string CsvRow(const carehub::v1::DeliveredEvent& d) {
   return row + "\n";
 }
 
+// Truncates `fd` after its last newline when it does not end with one. False on an I/O error.
+bool TrimTornLine(int fd) {
+  off_t size = lseek(fd, 0, SEEK_END);
+  if (size <= 0) {
+    return size == 0;
+  }
+  char buf[4096];
+  off_t end = size;
+  while (end > 0) {
+    off_t start = end > static_cast<off_t>(sizeof(buf)) ? end - static_cast<off_t>(sizeof(buf)) : 0;
+    ssize_t n = pread(fd, buf, static_cast<size_t>(end - start), start);
+    if (n != end - start) {
+      return false;
+    }
+    for (ssize_t i = n - 1; i >= 0; --i) {
+      if (buf[i] == '\n') {
+        off_t keep = start + i + 1;
+        return keep == size || ftruncate(fd, keep) == 0;
+      }
+    }
+    end = start;
+  }
+  return ftruncate(fd, 0) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,10 +185,20 @@ int main(int argc, char** argv) {
   bool new_file = false;
   if (!out_path.empty()) {
     new_file = access(out_path.c_str(), F_OK) != 0;
-    fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    fd = open(out_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0) {
       std::cerr << "carehub-subscribe: cannot open " << out_path << "\n";
       return 2;
+    }
+    // A run killed in the middle of a write leaves a torn last line. Those events were never
+    // acknowledged, so the hub sends them again; drop the fragment so it does not glue itself to
+    // the next record.
+    if (!TrimTornLine(fd)) {
+      std::cerr << "carehub-subscribe: cannot repair a torn last line in " << out_path << "\n";
+      return 2;
+    }
+    if (lseek(fd, 0, SEEK_END) == 0) {
+      new_file = true;
     }
   } else {
     new_file = true;
