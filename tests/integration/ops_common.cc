@@ -1,0 +1,148 @@
+#include "ops_common.h"
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <regex>
+#include <sstream>
+
+#include "harness/workload.h"
+
+namespace carehub::itest::ops {
+
+std::filesystem::path DemoAgreements() {
+  return std::filesystem::path(CAREHUB_SOURCE_DIR) / "config" / "agreements.yaml";
+}
+
+std::string DemoAgreementsYaml() {
+  return "policy:\n  agreements: " + DemoAgreements().string() + "\n";
+}
+
+std::string SystemTool(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) {
+      end = dirs.size();
+    }
+    auto candidate = std::filesystem::path(dirs.substr(start, end - start)) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      return candidate.string();
+    }
+    start = end + 1;
+  }
+  return name;
+}
+
+HttpAnswer HttpGet(const std::string& address, const std::string& path) {
+  httplib::Client client("http://" + address);
+  client.set_connection_timeout(std::chrono::seconds(3));
+  client.set_read_timeout(std::chrono::seconds(15));
+  auto res = client.Get(path);
+  if (!res) {
+    return {};
+  }
+  return {res->status, res->body};
+}
+
+Result<CommandResult> RunTool(const std::string& name, const std::vector<std::string>& args,
+                              const std::filesystem::path& work_dir,
+                              std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv{BinaryPath(name).string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, work_dir, timeout);
+}
+
+Result<nlohmann::json> RunPublish(const HubProcess& hub, const std::filesystem::path& work_dir,
+                                  uint64_t events, uint64_t seed,
+                                  const std::vector<std::string>& extra,
+                                  std::chrono::milliseconds timeout) {
+  std::vector<std::string> args{"--endpoint",
+                                hub.ingest_endpoint(),
+                                "--generate",
+                                std::to_string(events),
+                                "--seed",
+                                std::to_string(seed),
+                                "--now-unix",
+                                std::to_string(kFixedNowUnix),
+                                "--outbox",
+                                (work_dir / ("outbox-" + std::to_string(seed))).string(),
+                                "--no-sync-outbox",
+                                "--timeout",
+                                std::to_string(timeout.count() / 1000)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto run = RunTool("carehub-publish", args, work_dir, timeout + std::chrono::seconds(10));
+  if (!run.ok()) {
+    return run.status();
+  }
+  if (!run->status.Exited(0)) {
+    return Status::Error("publish_failed",
+                         "carehub-publish " + run->status.ToString() + ": " + run->err + run->out);
+  }
+  auto summary = nlohmann::json::parse(run->out, nullptr, /*allow_exceptions=*/false);
+  if (!summary.is_object()) {
+    return Status::Error("publish_failed", "carehub-publish printed no JSON summary: " + run->out);
+  }
+  return summary;
+}
+
+std::vector<Sample> ParseSamples(const std::string& exposition) {
+  // name{label="value",...} value [timestamp]
+  static const std::regex kLine(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$)");
+  static const std::regex kLabel(R"re(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)")re");
+  std::vector<Sample> out;
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (line.empty() || line[0] == '#' || !std::regex_match(line, m, kLine)) {
+      continue;
+    }
+    Sample s;
+    s.name = m[1];
+    std::string labels = m[3];
+    for (std::sregex_iterator it(labels.begin(), labels.end(), kLabel), end; it != end; ++it) {
+      s.labels[(*it)[1]] = (*it)[2];
+    }
+    try {
+      s.value = std::stod(m[4]);
+    } catch (...) {
+      continue;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+double SumSamples(const std::vector<Sample>& samples, const std::string& name,
+                  const std::map<std::string, std::string>& match) {
+  double sum = 0;
+  for (const auto& s : samples) {
+    if (s.name != name) {
+      continue;
+    }
+    bool ok = true;
+    for (const auto& [k, v] : match) {
+      auto it = s.labels.find(k);
+      ok = ok && it != s.labels.end() && it->second == v;
+    }
+    if (ok) {
+      sum += s.value;
+    }
+  }
+  return sum;
+}
+
+bool HasSample(const std::vector<Sample>& samples, const std::string& name) {
+  for (const auto& s : samples) {
+    if (s.name == name) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace carehub::itest::ops

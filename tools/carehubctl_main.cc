@@ -1,0 +1,458 @@
+// carehubctl: the operator's command line for a running hub (DESIGN §8). Wraps the admin HTTP API
+// for people (status table, lag, quarantine, replay, agreement reload, audit) and does two jobs
+// that need no hub: checking an agreements file before it is deployed, and making CURVE key pairs.
+//
+// Exit codes: 0 done; 1 the operation failed (hub unreachable, HTTP error, invalid file), with one
+// line on stderr saying why; 2 bad usage.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "carehub/policy/load.h"
+#include "ctl_admin_client.h"
+#include "ctl_format.h"
+
+namespace {
+
+using json = nlohmann::json;
+using carehub::Result;
+using carehub::Status;
+using carehub::ctl::AdminClient;
+using carehub::ctl::FormatAgo;
+using carehub::ctl::Table;
+
+int Fail(const std::string& message) {
+  std::cerr << "carehubctl: " << message << "\n";
+  return 1;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Counts from JSON, whatever numeric type the hub used.
+std::string Num(const json& v) {
+  if (v.is_number_integer() || v.is_number_unsigned()) {
+    std::string digits = std::to_string(v.get<int64_t>());
+    // Thousands separators: lag of 1234567 reads better as 1,234,567.
+    std::string out;
+    size_t lead = digits[0] == '-' ? 1 : 0;
+    for (size_t i = 0; i < digits.size(); ++i) {
+      out += digits[i];
+      size_t left = digits.size() - i - 1;
+      if (i >= lead && left > 0 && left % 3 == 0) {
+        out += ',';
+      }
+    }
+    return out;
+  }
+  if (v.is_number()) {
+    return Num(json(static_cast<int64_t>(std::llround(v.get<double>()))));
+  }
+  if (v.is_string()) {
+    return v.get<std::string>();
+  }
+  return v.is_null() ? "-" : v.dump();
+}
+
+std::string SubscriptionState(const json& s) {
+  std::string notice = s.value("notice", "");
+  if (!notice.empty()) {
+    return "refused: " + notice;
+  }
+  return s.value("connected", false) ? "connected" : "disconnected";
+}
+
+std::string RenderStatus(const json& st) {
+  int64_t now = st.value("now_unix_ms", NowMs());
+  std::ostringstream out;
+  bool ready = st.value("ready", false);
+  out << "hub         " << (ready ? "READY" : "NOT READY: " + st.value("store_error", "")) << "\n"
+      << "uptime      " << carehub::ctl::FormatDuration(st.value("uptime_seconds", 0.0))
+      << " (since " << carehub::ctl::FormatUtc(st.value("started_unix_ms", int64_t{0})) << ")\n"
+      << "durability  " << st.value("durability", "") << "\n"
+      << "ingest      " << st.value("ingest_endpoint", "") << "\n"
+      << "subscribe   " << st.value("subscribe_endpoint", "") << "\n"
+      << "last seq    " << Num(st.value("last_hub_seq", json())) << "\n"
+      << "stored      " << Num(st.value("events_stored", json())) << " events, "
+      << Num(st.value("store_bytes", json())) << " bytes\n"
+      << "quarantine  " << Num(st.value("quarantine_size", json())) << " records\n";
+  const json totals = st.value("totals", json::object());
+  out << "totals      received " << Num(totals.value("received", json())) << ", accepted "
+      << Num(totals.value("accepted", json())) << ", duplicate "
+      << Num(totals.value("duplicate", json())) << ", rejected "
+      << Num(totals.value("rejected", json())) << ", conflict "
+      << Num(totals.value("conflict", json())) << ", delivered "
+      << Num(totals.value("delivered", json())) << ", withheld "
+      << Num(totals.value("withheld", json())) << "\n\n";
+
+  Table publishers({"PUBLISHER", ">RECEIVED", ">ACCEPTED", ">DUPLICATE", ">REJECTED", "LAST SEEN"});
+  const json publisher_map = st.value("publishers", json::object());
+  for (const auto& [ods, p] : publisher_map.items()) {
+    publishers.Add({ods, Num(p.value("received", json())), Num(p.value("accepted", json())),
+                    Num(p.value("duplicate", json())), Num(p.value("rejected", json())),
+                    FormatAgo(p.value("last_seen_unix_ms", int64_t{0}), now)});
+  }
+  out << "Publishers\n" << (publishers.empty() ? "  (none yet)\n" : publishers.Render()) << "\n";
+
+  Table subs({"SUBSCRIPTION", "SUBSCRIBER", "PURPOSE", "STATE", ">CURSOR", ">LAG", ">DELIVERED",
+              ">WITHHELD"});
+  for (const auto& s : st.value("subscriptions", json::array())) {
+    subs.Add({s.value("id", ""), s.value("subscriber", ""), s.value("purpose", ""),
+              SubscriptionState(s), Num(s.value("cursor", json())), Num(s.value("lag", json())),
+              Num(s.value("delivered", json())), Num(s.value("withheld", json()))});
+  }
+  out << "Subscriptions\n" << (subs.empty() ? "  (none)\n" : subs.Render());
+  return out.str();
+}
+
+int CmdStatus(AdminClient& client, bool as_json) {
+  auto st = client.Get("/api/v1/status");
+  if (!st.ok()) {
+    return Fail(st.status().message());
+  }
+  std::cout << (as_json ? st->dump(2) + "\n" : RenderStatus(st.value()));
+  return 0;
+}
+
+int CmdLag(AdminClient& client, bool as_json) {
+  auto st = client.Get("/api/v1/status");
+  if (!st.ok()) {
+    return Fail(st.status().message());
+  }
+  const json subs = st->value("subscriptions", json::array());
+  if (as_json) {
+    json out = json::array();
+    for (const auto& s : subs) {
+      out.push_back({{"id", s.value("id", "")},
+                     {"subscriber", s.value("subscriber", "")},
+                     {"connected", s.value("connected", false)},
+                     {"cursor", s.value("cursor", json())},
+                     {"lag", s.value("lag", json())}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  Table t({"SUBSCRIPTION", "SUBSCRIBER", "STATE", ">CURSOR", ">LAG"});
+  for (const auto& s : subs) {
+    t.Add({s.value("id", ""), s.value("subscriber", ""), SubscriptionState(s),
+           Num(s.value("cursor", json())), Num(s.value("lag", json()))});
+  }
+  std::cout << "head hub_seq " << Num(st->value("last_hub_seq", json())) << "\n"
+            << (t.empty() ? "no subscriptions\n" : t.Render());
+  return 0;
+}
+
+int CmdQuarantineList(AdminClient& client, uint64_t after, int limit, bool as_json) {
+  auto r = client.Get("/api/v1/quarantine?after=" + std::to_string(after) +
+                      "&limit=" + std::to_string(limit));
+  if (!r.ok()) {
+    return Fail(r.status().message());
+  }
+  if (as_json) {
+    std::cout << r->dump(2) << "\n";
+    return 0;
+  }
+  int64_t now = NowMs();
+  Table t({">ID", "WHEN", "PUBLISHER", "EVENT ID", "REASON", "REPLAY", "MESSAGE"});
+  for (const auto& q : r->value("items", json::array())) {
+    std::string publisher = q.value("publisher_ods", "");
+    t.Add({Num(q.value("id", json())), FormatAgo(q.value("at_unix_ms", int64_t{0}), now),
+           publisher.empty() ? q.value("sender", "-") : publisher, q.value("event_id", ""),
+           q.value("reason", ""), q.value("replay_outcome", ""), q.value("message", "")});
+  }
+  std::cout << Num(r->value("total", json())) << " record(s) in quarantine\n"
+            << (t.empty() ? "" : t.Render());
+  return 0;
+}
+
+int CmdQuarantineShow(AdminClient& client, uint64_t id) {
+  auto r = client.Get("/api/v1/quarantine/" + std::to_string(id));
+  if (!r.ok()) {
+    return Fail(r.status().message());
+  }
+  std::cout << r->dump(2) << "\n";
+  return 0;
+}
+
+int CmdQuarantineReplay(AdminClient& client, uint64_t id, bool as_json) {
+  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/replay");
+  if (!r.ok()) {
+    return Fail(r.status().message());
+  }
+  if (as_json) {
+    std::cout << r->dump(2) << "\n";
+  } else {
+    std::string status = r->value("status", "");
+    std::cout << "record " << id << " replayed: " << status;
+    if (status == "ACCEPTED" || status == "DUPLICATE") {
+      std::cout << " (hub_seq " << Num(r->value("hub_seq", json())) << ")";
+    }
+    std::string reason = r->value("reason", "");
+    if (!reason.empty()) {
+      std::cout << " " << reason << ": " << r->value("message", "");
+    }
+    std::cout << "\n";
+  }
+  std::string status = r->value("status", "");
+  // A replay the hub still refuses is not a success for a script that wanted it stored.
+  return status == "ACCEPTED" || status == "DUPLICATE" ? 0 : 1;
+}
+
+int CmdAgreementsReload(AdminClient& client) {
+  auto r = client.Post("/api/v1/agreements/reload");
+  if (!r.ok()) {
+    return Fail(r.status().message());
+  }
+  std::cout << "agreements reloaded\n";
+  return 0;
+}
+
+int CmdAgreementsCheck(const std::string& file) {
+  auto policy = carehub::policy::LoadPolicy(file);
+  if (!policy.ok()) {
+    return Fail(policy.status().message());
+  }
+  const auto& p = *policy.value();
+  std::cout << "OK " << file << ": " << p.agreements().size() << " agreement(s), "
+            << p.subscribers().size() << " subscriber(s), " << p.organisation_groups().size()
+            << " organisation group(s), " << p.opt_out_count() << " opt-out(s)\n"
+            << p.Describe();
+  if (!p.Describe().empty() && p.Describe().back() != '\n') {
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+int CmdAudit(AdminClient& client, const std::string& subscriber, const std::string& since,
+             const std::string& until, int limit, bool as_json) {
+  int64_t now = NowMs();
+  std::string query = "/api/v1/audit?limit=" + std::to_string(limit);
+  if (!subscriber.empty()) {
+    query += "&subscriber=" + carehub::ctl::UrlEncode(subscriber);
+  }
+  if (!since.empty()) {
+    auto t = carehub::ctl::ParseTimeArg(since, now);
+    if (!t.ok()) {
+      return Fail("--since: " + t.status().message());
+    }
+    query += "&since=" + std::to_string(t.value());
+  }
+  if (!until.empty()) {
+    auto t = carehub::ctl::ParseTimeArg(until, now);
+    if (!t.ok()) {
+      return Fail("--until: " + t.status().message());
+    }
+    query += "&until=" + std::to_string(t.value());
+  }
+  auto r = client.Get(query);
+  if (!r.ok()) {
+    return Fail(r.status().message());
+  }
+  if (as_json) {
+    std::cout << r->dump(2) << "\n";
+    return 0;
+  }
+  Table t({"WHEN (UTC)", "KIND", "SUBSCRIBER", "SUBSCRIPTION", "AGREEMENT", ">FROM", ">TO",
+           ">DELIVERED", "WITHHELD", "DETAIL"});
+  for (const auto& a : r->value("items", json::array())) {
+    std::string withheld;
+    const json by_reason = a.value("withheld_by_reason", json::object());
+    for (const auto& [reason, n] : by_reason.items()) {
+      withheld += (withheld.empty() ? "" : ",") + reason + "=" + Num(n);
+    }
+    std::string detail = a.value("detail", "");
+    detail = detail.substr(0, detail.find('\n'));
+    t.Add({carehub::ctl::FormatUtc(a.value("at_unix_ms", int64_t{0})), a.value("kind", ""),
+           a.value("subscriber", ""), a.value("subscription", ""), a.value("agreement", ""),
+           Num(a.value("from_seq", json())), Num(a.value("to_seq", json())),
+           Num(a.value("delivered", json())), withheld.empty() ? "-" : withheld, detail});
+  }
+  std::cout << (t.empty() ? "no audit records in that range\n" : t.Render());
+  return 0;
+}
+
+// Writes `text` to a new file with `mode`; refuses to replace an existing file unless `force`.
+Status WriteNewFile(const std::string& path, const std::string& text, mode_t mode, bool force) {
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+  int fd = ::open(path.c_str(), flags, mode);
+  if (fd < 0) {
+    return Status::Error("write_failed", "cannot create " + path + ": " + std::strerror(errno) +
+                                             (errno == EEXIST ? " (use --force to replace it)" : ""));
+  }
+  // The umask must not widen or narrow what we promise; a replaced file keeps no old mode.
+  bool ok = ::fchmod(fd, mode) == 0;
+  size_t done = 0;
+  while (ok && done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    ok = n > 0;
+    done += ok ? static_cast<size_t>(n) : 0;
+  }
+  ok = ok && ::fsync(fd) == 0;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok) {
+    return Status::Error("write_failed", "cannot write " + path + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+int CmdKeygen(const std::string& name, bool force) {
+  char public_key[41] = {};
+  char secret_key[41] = {};
+  // Z85 includes '#', which key-file readers treat as the start of a comment; a pair without it
+  // reads back the same everywhere. About 6 in 10 pairs qualify, so this ends almost at once.
+  bool found = false;
+  for (int attempt = 0; attempt < 1000 && !found; ++attempt) {
+    if (zmq_curve_keypair(public_key, secret_key) != 0) {
+      return Fail(std::string("cannot make a CURVE key pair: ") + zmq_strerror(zmq_errno()) +
+                  " (libzmq built without CURVE?)");
+    }
+    found = std::strchr(public_key, '#') == nullptr && std::strchr(secret_key, '#') == nullptr;
+  }
+  if (!found) {
+    return Fail("cannot make a CURVE key pair without '#' in 1000 attempts");
+  }
+  std::string key_file = name + ".key";
+  std::string pub_file = name + ".pub";
+  std::string pub_line = std::string("public: ") + public_key + "\n";
+  Status s = WriteNewFile(key_file,
+                          "# carehub CURVE key pair: keep secret, never copy off this host\n" +
+                              pub_line + "secret: " + secret_key + "\n",
+                          0600, force);
+  if (!s.ok()) {
+    return Fail(s.message());
+  }
+  s = WriteNewFile(pub_file, "# carehub CURVE public key: give this to the hub operator\n" + pub_line,
+                   0644, force);
+  if (!s.ok()) {
+    return Fail(s.message());
+  }
+  std::cout << "wrote " << key_file << " (secret, mode 0600) and " << pub_file
+            << " (public)\npublic key: " << public_key << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"carehubctl: operate a carehub hub through its admin API"};
+  app.require_subcommand(1);
+  std::string admin = "127.0.0.1:7480";
+  std::string token_file;
+  app.add_option("--admin", admin, "the hub's admin address HOST:PORT")
+      ->envname("CAREHUB_ADMIN")
+      ->capture_default_str();
+  app.add_option("--token-file", token_file, "file holding the admin bearer token")
+      ->envname("CAREHUB_ADMIN_TOKEN_FILE");
+
+  bool as_json = false;
+  auto* status = app.add_subcommand("status", "hub health, totals, publishers and subscriptions");
+  status->add_flag("--json", as_json, "print the raw JSON status");
+  auto* lag = app.add_subcommand("lag", "cursor and lag of each subscription");
+  lag->add_flag("--json", as_json, "print JSON");
+
+  auto* quarantine = app.add_subcommand("quarantine", "inspect and replay quarantined input");
+  quarantine->require_subcommand(1);
+  uint64_t after = 0;
+  int limit = 100;
+  uint64_t id = 0;
+  auto* q_list = quarantine->add_subcommand("list", "list quarantine records");
+  q_list->add_option("--after", after, "only records with a larger id");
+  q_list->add_option("--limit", limit, "at most this many records")->check(CLI::Range(1, 10000));
+  q_list->add_flag("--json", as_json, "print JSON");
+  auto* q_show = quarantine->add_subcommand("show", "show one record with its decoded event");
+  q_show->add_option("id", id, "record id")->required();
+  auto* q_replay = quarantine->add_subcommand("replay", "submit a record's event to ingest again");
+  q_replay->add_option("id", id, "record id")->required();
+  q_replay->add_flag("--json", as_json, "print JSON");
+
+  auto* agreements = app.add_subcommand("agreements", "data-sharing agreements");
+  agreements->require_subcommand(1);
+  auto* a_reload = agreements->add_subcommand("reload", "make the hub re-read its agreements file");
+  std::string check_file;
+  auto* a_check = agreements->add_subcommand("check", "validate an agreements file locally");
+  a_check->add_option("file", check_file, "agreements YAML")->required();
+
+  std::string subscriber;
+  std::string since;
+  std::string until;
+  int audit_limit = 1000;
+  auto* audit = app.add_subcommand("audit", "delivery and agreement-change audit records");
+  audit->add_option("--subscriber", subscriber, "only this subscriber");
+  audit->add_option("--since", since, "RFC 3339 time or a duration ago (1h, 7d)");
+  audit->add_option("--until", until, "RFC 3339 time or a duration ago");
+  audit->add_option("--limit", audit_limit, "at most this many records")
+      ->check(CLI::Range(1, 100000));
+  audit->add_flag("--json", as_json, "print JSON");
+
+  std::string key_name;
+  bool force = false;
+  auto* keygen = app.add_subcommand("keygen", "make a CURVE key pair: NAME.key and NAME.pub");
+  keygen->add_option("--out", key_name, "output name (without extension)")->required();
+  keygen->add_flag("--force", force, "replace existing files");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  // Commands that need no hub.
+  if (a_check->parsed()) {
+    return CmdAgreementsCheck(check_file);
+  }
+  if (keygen->parsed()) {
+    return CmdKeygen(key_name, force);
+  }
+
+  carehub::ctl::AdminClientOptions options;
+  options.address = admin;
+  if (!token_file.empty()) {
+    auto token = carehub::ctl::ReadTokenFile(token_file);
+    if (!token.ok()) {
+      return Fail(token.status().message());
+    }
+    options.token = token.value();
+  }
+  AdminClient client(options);
+  if (status->parsed()) {
+    return CmdStatus(client, as_json);
+  }
+  if (lag->parsed()) {
+    return CmdLag(client, as_json);
+  }
+  if (q_list->parsed()) {
+    return CmdQuarantineList(client, after, limit, as_json);
+  }
+  if (q_show->parsed()) {
+    return CmdQuarantineShow(client, id);
+  }
+  if (q_replay->parsed()) {
+    return CmdQuarantineReplay(client, id, as_json);
+  }
+  if (a_reload->parsed()) {
+    return CmdAgreementsReload(client);
+  }
+  if (audit->parsed()) {
+    return CmdAudit(client, subscriber, since, until, audit_limit, as_json);
+  }
+  return Fail("no command given");
+}
