@@ -167,17 +167,19 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
   result->set_reason(reason);
   result->set_message(message);
 
-  v1::QuarantineRecord q;
-  q.set_id(store_->NextQuarantineId());
-  q.set_at_unix_ms(ToUnixMillis(batch->received_at));
-  q.set_sender(batch->sender);
-  q.set_publisher_ods(publisher);
-  q.set_event_id(event.envelope().event_id());
-  q.set_reason(reason);
-  q.set_message(message);
-  q.set_raw(std::string(raw));
-  q.set_raw_kind("event");
-  store_->AddQuarantine(&batch->writes, q);
+  if (batch->quarantine_rejects) {
+    v1::QuarantineRecord q;
+    q.set_id(store_->NextQuarantineId());
+    q.set_at_unix_ms(ToUnixMillis(batch->received_at));
+    q.set_sender(batch->sender);
+    q.set_publisher_ods(publisher);
+    q.set_event_id(event.envelope().event_id());
+    q.set_reason(reason);
+    q.set_message(message);
+    q.set_raw(std::string(raw));
+    q.set_raw_kind("event");
+    store_->AddQuarantine(&batch->writes, q);
+  }
 
   if (conflict) {
     CounterFor("carehub_events_conflict_total", "Events whose key was stored with other content.",
@@ -188,19 +190,22 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
                {{"publisher", publisher}, {"reason", reason}})
         .Inc();
   }
-  // Debug only: this is a per-event path and the hub logs a per-batch summary above debug.
+  // Debug only: this is a per-event path. Operators see rejects through the counters, the
+  // quarantine and the rate-limited per-batch warning in the ingest server.
   spdlog::get("ingest")->debug("event {} from {} {}: {}", event.envelope().event_id(), publisher,
                                conflict ? "conflict" : "rejected", reason);
 }
 
 std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, std::string sender,
-                                                       v1::Publish* publish) {
+                                                       v1::Publish* publish,
+                                                       bool quarantine_rejects) {
   auto batch = NewBatch(512 * static_cast<size_t>(publish->events_size()));
   batch->routing_id = std::move(routing_id);
   batch->sender = std::move(sender);
   batch->epoch = epoch_;
   batch->received_at = clock_.Now();
   batch->result.set_batch_id(publish->batch_id());
+  batch->quarantine_rejects = quarantine_rejects;
   const uint32_t today = DaysSinceEpoch(batch->received_at);
 
   const int n = publish->events_size();
@@ -395,6 +400,7 @@ void IngestPipeline::Recycle(std::unique_ptr<PreparedBatch> batch) {
   batch->answer_after_commit = true;
   batch->on_answer = nullptr;
   batch->committed = false;
+  batch->quarantine_rejects = true;
   free_batches_.push_back(std::move(batch));
 }
 

@@ -222,7 +222,7 @@ void IngestServer::TakeReplays() {
   for (auto& r : replays) {
     v1::Publish publish;
     *publish.add_events() = std::move(r.event);
-    auto batch = pipeline_->Prepare("", r.sender, &publish);
+    auto batch = pipeline_->Prepare("", r.sender, &publish, /*quarantine_rejects=*/false);
     auto promise = r.promise;
     batch->on_answer = [promise](const v1::PublishResult& result) {
       v1::EventResult outcome;
@@ -247,6 +247,15 @@ void IngestServer::AnswerCompleted() {
     if (batch->on_answer) {
       batch->on_answer(batch->result);
       continue;
+    }
+    int refused = 0;
+    for (const auto& r : batch->result.results()) {
+      refused += r.status() == v1::EventResult::REJECTED || r.status() == v1::EventResult::CONFLICT;
+    }
+    if (refused > 0 && Limiter().Allow()) {
+      spdlog::get("ingest")->warn("batch {} from peer {}: {} of {} events refused (see quarantine)",
+                                  batch->result.batch_id(), PeerName(batch->routing_id), refused,
+                                  batch->result.results_size());
     }
     v1::Frame frame;
     frame.set_version(v1::PROTOCOL_VERSION_1);

@@ -177,6 +177,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = 512ull << 20;
   db_options.keep_log_file_num = 5;
+  // One memory budget for every memtable, so RSS stays bounded however the CFs are used.
+  db_options.db_write_buffer_size = options.write_buffer_bytes * 3;
 
   auto table_options_with = [&](bool bloom) {
     rocksdb::BlockBasedTableOptions t;
@@ -206,6 +208,8 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     }
     if (i == kEvents) {
       cf.write_buffer_size = options.write_buffer_bytes * 2;
+    } else if (i != kDedup && i != kRoute) {
+      cf.write_buffer_size = 8ull << 20;  // cursors, quarantine, audit, meta: small and rare
     }
     descriptors.emplace_back(kCfNames[i], cf);
   }

@@ -68,6 +68,7 @@ struct PreparedBatch {
   // instead of sending it.
   std::function<void(const v1::PublishResult&)> on_answer;
   bool committed = false;
+  bool quarantine_rejects = true;
 };
 
 // What operators see per publisher on the status page.
@@ -84,8 +85,10 @@ class IngestPipeline {
   IngestPipeline(Store* store, metrics::Registry* metrics, ValidationLimits limits,
                  uint32_t dedup_window_days, const Clock& clock, PublishAuthoriser authorise);
 
+  // `quarantine_rejects` is false for a quarantine replay: the original record is updated with the
+  // outcome instead of a second record being written.
   std::unique_ptr<PreparedBatch> Prepare(std::string routing_id, std::string sender,
-                                         v1::Publish* publish);
+                                         v1::Publish* publish, bool quarantine_rejects = true);
 
   // Settles a batch after its commit: on success, its pending keys become store-only; on failure
   // every result becomes RETRY and the pipeline forgets everything pending (later batches in the
