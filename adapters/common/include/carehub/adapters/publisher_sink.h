@@ -1,0 +1,58 @@
+#pragma once
+// The production EventSink: events go into the publisher client's durable outbox
+// (carehub::client::Publisher::Enqueue), so Publish returns OK only once they are fsync'd and the
+// adapter may acknowledge its source.
+//
+// Group commit: Publish calls that arrive while an outbox write is in progress are merged into the
+// next write, so N concurrent sources (MLLP connections, HTTP requests) cost about one fsync per
+// round instead of N. Each caller still returns only when the write holding its events is durable,
+// and gets that write's status. A failed write fails every caller in it (the source then retries:
+// HL7 AE, HTTP 503, CSV file left in place).
+//
+// Thread-safe. The publisher is not owned and must outlive the sink.
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "carehub/adapters/event_sink.h"
+#include "carehub/client/publisher.h"
+
+namespace carehub::adapters {
+
+struct PublisherSinkStats {
+  uint64_t publish_calls = 0;
+  uint64_t events = 0;         // events durably enqueued
+  uint64_t outbox_writes = 0;  // Enqueue calls (fewer than publish_calls under concurrency)
+  uint64_t failures = 0;       // Publish calls that returned an error
+};
+
+class PublisherSink final : public EventSink {
+ public:
+  explicit PublisherSink(client::Publisher* publisher) : publisher_(publisher) {}
+  PublisherSink(const PublisherSink&) = delete;
+  PublisherSink& operator=(const PublisherSink&) = delete;
+
+  Status Publish(const std::vector<v1::Event>& events) override;
+
+  PublisherSinkStats Stats() const;
+
+ private:
+  struct Group {
+    std::vector<v1::Event> events;
+    Status status;
+    bool done = false;
+  };
+
+  client::Publisher* publisher_;
+  mutable std::mutex mu_;
+  std::condition_variable written_;
+  // The group new callers join; taken (and reset) by the caller that writes it.
+  std::shared_ptr<Group> open_;
+  bool writing_ = false;
+  PublisherSinkStats stats_;
+};
+
+}  // namespace carehub::adapters

@@ -1,0 +1,387 @@
+#include "carehub/adapters/adapter_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace carehub::adapters {
+namespace {
+
+Status Bad(const std::string& where, const std::string& what) {
+  return Status::Error("bad_config", where + ": " + what);
+}
+
+// Rejects keys we do not know: a typo must not silently fall back to a default.
+Status CheckKeys(const YAML::Node& node, const std::string& where,
+                 const std::set<std::string>& allowed) {
+  if (!node.IsMap()) {
+    return Bad(where, "must be a mapping");
+  }
+  for (const auto& kv : node) {
+    const auto key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      return Bad(where, "unknown key '" + key + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status Read(const YAML::Node& parent, const char* key, const std::string& where, T* out) {
+  const YAML::Node node = parent[key];
+  if (!node) {
+    return Status::Ok();
+  }
+  if (!node.IsScalar()) {
+    return Bad(where + "." + key, "must be a single value");
+  }
+  try {
+    *out = node.as<T>();
+  } catch (const YAML::Exception&) {
+    return Bad(where + "." + key, "has the wrong type");
+  }
+  return Status::Ok();
+}
+
+// Counts and sizes: a positive integer (yaml-cpp would read "-1" into a size_t as a huge value).
+Status ReadPositive(const YAML::Node& parent, const char* key, const std::string& where,
+                    uint64_t max, uint64_t* out) {
+  const YAML::Node node = parent[key];
+  if (!node) {
+    return Status::Ok();
+  }
+  int64_t value = 0;
+  if (!node.IsScalar()) {
+    return Bad(where + "." + key, "must be a single value");
+  }
+  try {
+    value = node.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    return Bad(where + "." + key, "must be an integer");
+  }
+  if (value <= 0 || static_cast<uint64_t>(value) > max) {
+    return Bad(where + "." + key, "must be between 1 and " + std::to_string(max));
+  }
+  *out = static_cast<uint64_t>(value);
+  return Status::Ok();
+}
+
+template <typename T>
+Status ReadPositiveAs(const YAML::Node& parent, const char* key, const std::string& where,
+                      uint64_t max, T* out) {
+  uint64_t value = static_cast<uint64_t>(*out);
+  Status s = ReadPositive(parent, key, where, max, &value);
+  if (s.ok()) {
+    *out = static_cast<T>(value);
+  }
+  return s;
+}
+
+std::filesystem::path Resolve(const std::filesystem::path& base, const std::string& p) {
+  if (p.empty()) {
+    return {};
+  }
+  std::filesystem::path path(p);
+  return path.is_absolute() ? path : base / path;
+}
+
+// ODS organisation and site codes: 3 to 12 upper-case letters and digits (RXK, RXK01, M85001).
+bool IsOdsCode(const std::string& code) {
+  return code.size() >= 3 && code.size() <= 12 &&
+         std::all_of(code.begin(), code.end(),
+                     [](unsigned char c) { return std::isupper(c) || std::isdigit(c); });
+}
+
+#define CAREHUB_TRY(expr)    \
+  do {                       \
+    Status _s = (expr);      \
+    if (!_s.ok()) return _s; \
+  } while (0)
+
+Status ParseIdentity(const YAML::Node& n, AdapterConfig* c) {
+  CAREHUB_TRY(CheckKeys(n, "identity", {"publisher_ods", "allowed_sites", "source_system"}));
+  CAREHUB_TRY(Read(n, "publisher_ods", "identity", &c->publisher_ods));
+  CAREHUB_TRY(Read(n, "source_system", "identity", &c->source_system));
+  if (!IsOdsCode(c->publisher_ods)) {
+    return Bad("identity.publisher_ods",
+               c->publisher_ods.empty() ? "is required"
+                                        : "'" + c->publisher_ods + "' is not an ODS code");
+  }
+  if (const YAML::Node sites = n["allowed_sites"]) {
+    if (!sites.IsSequence()) {
+      return Bad("identity.allowed_sites", "must be a list of ODS codes");
+    }
+    for (const auto& item : sites) {
+      std::string code;
+      if (!item.IsScalar()) {
+        return Bad("identity.allowed_sites", "must be a list of ODS codes");
+      }
+      code = item.as<std::string>();
+      if (!IsOdsCode(code)) {
+        return Bad("identity.allowed_sites", "'" + code + "' is not an ODS code");
+      }
+      if (std::find(c->allowed_sites.begin(), c->allowed_sites.end(), code) !=
+          c->allowed_sites.end()) {
+        return Bad("identity.allowed_sites", "'" + code + "' is listed twice");
+      }
+      c->allowed_sites.push_back(code);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseHub(const YAML::Node& n, const std::filesystem::path& base_dir, AdapterConfig* c) {
+  CAREHUB_TRY(CheckKeys(n, "hub", {"endpoint", "client_key_file", "server_public_key_file",
+                                   "resend_after_ms", "max_batch_events"}));
+  CAREHUB_TRY(Read(n, "endpoint", "hub", &c->hub_endpoint));
+  std::string client_key;
+  std::string server_key;
+  CAREHUB_TRY(Read(n, "client_key_file", "hub", &client_key));
+  CAREHUB_TRY(Read(n, "server_public_key_file", "hub", &server_key));
+  int64_t resend_ms = c->resend_after.count();
+  CAREHUB_TRY(ReadPositiveAs(n, "resend_after_ms", "hub", 3'600'000, &resend_ms));
+  c->resend_after = std::chrono::milliseconds(resend_ms);
+  CAREHUB_TRY(ReadPositiveAs(n, "max_batch_events", "hub", 10'000, &c->max_batch_events));
+  if (client_key.empty() != server_key.empty()) {
+    return Bad("hub", "client_key_file and server_public_key_file go together");
+  }
+  if (!client_key.empty()) {
+    auto pair = client::ReadKeyFile(Resolve(base_dir, client_key));
+    if (!pair.ok()) {
+      return Bad("hub.client_key_file", pair.status().message());
+    }
+    auto server = client::ReadPublicKeyFile(Resolve(base_dir, server_key));
+    if (!server.ok()) {
+      return Bad("hub.server_public_key_file", server.status().message());
+    }
+    c->curve = client::CurveClientKeys{pair->public_key, pair->secret_key, server.value()};
+  }
+  return Status::Ok();
+}
+
+// The host of a ZeroMQ tcp:// endpoint, for the loopback check.
+Result<std::string> EndpointHost(const std::string& endpoint) {
+  constexpr std::string_view kTcp = "tcp://";
+  if (endpoint.rfind("ipc://", 0) == 0) {
+    return std::string("localhost");
+  }
+  if (endpoint.rfind(kTcp, 0) != 0) {
+    return Bad("hub.endpoint", "must be tcp://HOST:PORT or ipc://PATH, not '" + endpoint + "'");
+  }
+  auto hp = ParseHostPort(std::string_view(endpoint).substr(kTcp.size()));
+  if (!hp.ok() || hp->port == 0) {
+    return Bad("hub.endpoint", "must be tcp://HOST:PORT with a port, not '" + endpoint + "'");
+  }
+  return hp->host;
+}
+
+Status ParseKindSection(const YAML::Node& root, AdapterConfig* c) {
+  for (const char* section : {"hl7", "fhir", "csv"}) {
+    if (root[section] && AdapterKindName(c->kind) != section) {
+      return Bad(section, std::string("section does not apply to a ") +
+                              std::string(AdapterKindName(c->kind)) + " adapter");
+    }
+  }
+  if (const YAML::Node n = root["hl7"]) {
+    CAREHUB_TRY(CheckKeys(n, "hl7", {"max_message_bytes", "idle_timeout_seconds",
+                                     "max_connections", "ack_application", "ack_facility"}));
+    CAREHUB_TRY(ReadPositiveAs(n, "max_message_bytes", "hl7", 64ull << 20,
+                               &c->hl7.max_message_bytes));
+    int64_t idle = c->hl7.idle_timeout.count();
+    CAREHUB_TRY(ReadPositiveAs(n, "idle_timeout_seconds", "hl7", 86'400, &idle));
+    c->hl7.idle_timeout = std::chrono::seconds(idle);
+    CAREHUB_TRY(ReadPositiveAs(n, "max_connections", "hl7", 4096, &c->hl7.max_connections));
+    CAREHUB_TRY(Read(n, "ack_application", "hl7", &c->hl7.ack_application));
+    CAREHUB_TRY(Read(n, "ack_facility", "hl7", &c->hl7.ack_facility));
+  }
+  if (const YAML::Node n = root["fhir"]) {
+    CAREHUB_TRY(CheckKeys(n, "fhir", {"max_body_bytes", "max_remembered_resources"}));
+    CAREHUB_TRY(ReadPositiveAs(n, "max_body_bytes", "fhir", 256ull << 20,
+                               &c->fhir.max_body_bytes));
+    CAREHUB_TRY(ReadPositiveAs(n, "max_remembered_resources", "fhir", 100'000'000,
+                               &c->fhir.max_remembered_resources));
+  }
+  if (const YAML::Node n = root["csv"]) {
+    CAREHUB_TRY(CheckKeys(n, "csv", {"poll_interval_ms", "max_columns", "max_row_bytes",
+                                     "max_file_bytes", "publish_chunk"}));
+    int64_t poll = c->csv.poll_interval.count();
+    CAREHUB_TRY(ReadPositiveAs(n, "poll_interval_ms", "csv", 3'600'000, &poll));
+    c->csv.poll_interval = std::chrono::milliseconds(poll);
+    CAREHUB_TRY(ReadPositiveAs(n, "max_columns", "csv", 100'000, &c->csv.max_columns));
+    CAREHUB_TRY(ReadPositiveAs(n, "max_row_bytes", "csv", 64ull << 20, &c->csv.max_row_bytes));
+    CAREHUB_TRY(ReadPositiveAs(n, "max_file_bytes", "csv", 64ull << 30, &c->csv.max_file_bytes));
+    CAREHUB_TRY(ReadPositiveAs(n, "publish_chunk", "csv", 10'000, &c->csv.publish_chunk));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view AdapterKindName(AdapterKind kind) {
+  switch (kind) {
+    case AdapterKind::kHl7:
+      return "hl7";
+    case AdapterKind::kFhir:
+      return "fhir";
+    case AdapterKind::kCsv:
+      return "csv";
+  }
+  return "unknown";
+}
+
+Result<HostPort> ParseHostPort(std::string_view text) {
+  HostPort out;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Status::Error("invalid_address", "expected [v6addr]:PORT");
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      return Status::Error("invalid_address", "expected HOST:PORT");
+    }
+    out.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  if (out.host.empty() || port_text.empty() || ec != std::errc() ||
+      end != port_text.data() + port_text.size() || value > 65535) {
+    return Status::Error("invalid_address", "expected HOST:PORT with a port from 0 to 65535");
+  }
+  out.port = static_cast<uint16_t>(value);
+  return out;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::filesystem::path AdapterConfig::EndpointsFile() const {
+  // outbox_dir may end with a separator ("data/rxk/outbox/"): drop it so parent_path is the folder
+  // that holds the outbox.
+  std::filesystem::path dir = outbox_dir;
+  if (!dir.has_filename()) {
+    dir = dir.parent_path();
+  }
+  return dir.parent_path() / "adapter-endpoints.json";
+}
+
+Result<AdapterConfig> ParseAdapterConfig(const std::string& yaml_text,
+                                         const std::filesystem::path& base_dir, AdapterKind kind) {
+  AdapterConfig c;
+  c.kind = kind;
+  try {
+    YAML::Node root;
+    try {
+      root = YAML::Load(yaml_text);
+    } catch (const YAML::Exception& e) {
+      std::string what = e.what();
+      std::replace(what.begin(), what.end(), '\n', ' ');
+      return Bad("config", "not valid YAML: " + what);
+    }
+    if (!root || root.IsNull()) {
+      return Bad("config", "is empty");
+    }
+    CAREHUB_TRY(CheckKeys(root, "config", {"identity", "hub", "outbox", "admin", "logging", "hl7",
+                                           "fhir", "csv"}));
+    const YAML::Node identity = root["identity"];
+    if (!identity) {
+      return Bad("identity", "section is required (publisher_ods)");
+    }
+    CAREHUB_TRY(ParseIdentity(identity, &c));
+    if (c.source_system.empty()) {
+      c.source_system = std::string(AdapterKindName(kind));
+    }
+    if (const YAML::Node n = root["hub"]) {
+      CAREHUB_TRY(ParseHub(n, base_dir, &c));
+    }
+    auto host = EndpointHost(c.hub_endpoint);
+    if (!host.ok()) {
+      return host.status();
+    }
+    if (!IsLoopbackHost(host.value()) && !c.curve) {
+      return Bad("hub.endpoint", "'" + c.hub_endpoint +
+                                     "' is not loopback: set client_key_file and "
+                                     "server_public_key_file (CURVE)");
+    }
+    const YAML::Node outbox = root["outbox"];
+    if (!outbox) {
+      return Bad("outbox", "section is required (dir)");
+    }
+    CAREHUB_TRY(CheckKeys(outbox, "outbox", {"dir"}));
+    std::string outbox_dir;
+    CAREHUB_TRY(Read(outbox, "dir", "outbox", &outbox_dir));
+    if (outbox_dir.empty()) {
+      return Bad("outbox.dir", "is required");
+    }
+    c.outbox_dir = outbox_dir;
+    if (const YAML::Node n = root["admin"]) {
+      CAREHUB_TRY(CheckKeys(n, "admin", {"listen", "token_file"}));
+      CAREHUB_TRY(Read(n, "listen", "admin", &c.admin_listen));
+      std::string token_file;
+      CAREHUB_TRY(Read(n, "token_file", "admin", &token_file));
+      if (!token_file.empty()) {
+        std::ifstream in(Resolve(base_dir, token_file));
+        std::string token;
+        if (!in || !std::getline(in, token) || token.empty()) {
+          return Bad("admin.token_file", "cannot read a token from '" + token_file + "'");
+        }
+        c.admin_token = token;
+      }
+    }
+    auto admin = ParseHostPort(c.admin_listen);
+    if (!admin.ok()) {
+      return Bad("admin.listen", "'" + c.admin_listen + "': " + admin.status().message());
+    }
+    if (!IsLoopbackHost(admin->host) && c.admin_token.empty()) {
+      return Bad("admin.listen", "'" + c.admin_listen + "' is not loopback: set admin.token_file");
+    }
+    if (const YAML::Node n = root["logging"]) {
+      CAREHUB_TRY(CheckKeys(n, "logging", {"level", "format"}));
+      CAREHUB_TRY(Read(n, "level", "logging", &c.log_level));
+      CAREHUB_TRY(Read(n, "format", "logging", &c.log_format));
+    }
+    static const std::set<std::string> kLevels = {"trace", "debug", "info",
+                                                  "warn",  "error", "critical"};
+    if (!kLevels.count(c.log_level)) {
+      return Bad("logging.level", "must be one of trace, debug, info, warn, error, critical");
+    }
+    if (c.log_format != "text" && c.log_format != "json") {
+      return Bad("logging.format", "must be 'text' or 'json'");
+    }
+    CAREHUB_TRY(ParseKindSection(root, &c));
+    if (c.hl7.ack_facility.empty()) {
+      c.hl7.ack_facility = c.publisher_ods;
+    }
+  } catch (const YAML::Exception& e) {
+    // Any structure yaml-cpp could not convert (e.g. a mapping used as a key).
+    return Bad("config", std::string("cannot be read: ") + e.what());
+  }
+  return c;
+}
+
+Result<AdapterConfig> LoadAdapterConfig(const std::filesystem::path& path, AdapterKind kind) {
+  std::ifstream in(path);
+  if (!in) {
+    return Status::Error("bad_config", path.string() + ": cannot be read");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto config = ParseAdapterConfig(text.str(), path.parent_path(), kind);
+  if (!config.ok()) {
+    return Status::Error(config.status().code(), path.string() + ": " + config.status().message());
+  }
+  return config;
+}
+
+}  // namespace carehub::adapters

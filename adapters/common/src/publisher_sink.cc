@@ -1,0 +1,47 @@
+#include "carehub/adapters/publisher_sink.h"
+
+namespace carehub::adapters {
+
+Status PublisherSink::Publish(const std::vector<v1::Event>& events) {
+  if (events.empty()) {
+    return Status::Ok();
+  }
+  std::unique_lock lock(mu_);
+  ++stats_.publish_calls;
+  if (!open_) {
+    open_ = std::make_shared<Group>();
+  }
+  std::shared_ptr<Group> group = open_;
+  group->events.insert(group->events.end(), events.begin(), events.end());
+  // Only a writer closes a group, and it marks the group done before clearing writing_: so a
+  // caller that sees no writer and its group not done still holds the open group and writes it.
+  written_.wait(lock, [&] { return group->done || !writing_; });
+  if (!group->done) {
+    writing_ = true;
+    open_.reset();
+    lock.unlock();
+    Status status = publisher_->Enqueue(group->events);
+    lock.lock();
+    ++stats_.outbox_writes;
+    if (status.ok()) {
+      stats_.events += group->events.size();
+    }
+    group->status = std::move(status);
+    group->done = true;
+    group->events.clear();
+    group->events.shrink_to_fit();
+    writing_ = false;
+    written_.notify_all();
+  }
+  if (!group->status.ok()) {
+    ++stats_.failures;
+  }
+  return group->status;
+}
+
+PublisherSinkStats PublisherSink::Stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace carehub::adapters
