@@ -1,0 +1,205 @@
+// scripts/demo.sh end to end on a small synthetic ICS (a few thousand patients), through the real
+// hub, adapters and subscribers: the analytics report must equal the indicators the generator
+// computed from its own records; a carehub-analytics killed with SIGKILL half-way and restarted
+// must produce the same report as an uninterrupted run; the report must render in headless
+// chromium with its charts and without console errors.
+//
+// Each test runs the demo in its own temp dir, on ports derived from the process id so ctest may
+// run the cases side by side.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "carehub/analytics/state_store.h"
+#include "harness/child_process.h"
+
+namespace carehub::itest {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadAll(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+nlohmann::json ReadJson(const fs::path& path) { return nlohmann::json::parse(ReadAll(path)); }
+
+int PortBase() { return 20'000 + static_cast<int>(getpid() % 400) * 100; }
+
+class DemoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    out_ = dir_.path() / "demo-out";
+    port_base_ = PortBase();
+    const std::string command =
+        "cd '" + dir_.path().string() + "' && DEMO_OUT='" + out_.string() +
+        "' DEMO_PATIENTS=4000 DEMO_VOLUME=1.0 DEMO_SEED=7 DEMO_QUARTER=2026Q3 DEMO_PORT_BASE=" +
+        std::to_string(port_base_) + " '" CAREHUB_SOURCE_DIR "/scripts/demo.sh' '" +
+        fs::path(CAREHUB_BIN_DIR).parent_path().string() + "' > demo.log 2>&1";
+    const int rc = std::system(command.c_str());
+    ASSERT_EQ(rc, 0) << ReadAll(dir_.path() / "demo.log") << ReadAll(out_ / "logs/hub.log");
+  }
+
+  // Runs carehub-analytics on a fresh state dir against the demo's hub data; returns its pid.
+  pid_t StartAnalytics(const fs::path& state, const fs::path& report, const std::string& extra) {
+    const std::string command =
+        "exec '" CAREHUB_BIN_DIR "/carehub-analytics' --endpoint tcp://127.0.0.1:" +
+        std::to_string(port_base_ + 1) + " --state '" + state.string() + "' --report '" +
+        report.string() + "' --practices '" + (out_ / "source/practices.csv").string() + "' " +
+        extra + " >> '" + (dir_.path() / "analytics.log").string() + "' 2>&1";
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid;
+  }
+
+  TempDir dir_{"demo"};
+  fs::path out_;
+  int port_base_ = 0;
+};
+
+TEST_F(DemoTest, ReportIndicatorsEqualGroundTruth) {
+  const nlohmann::json truth = ReadJson(out_ / "source/ground-truth.json");
+  const nlohmann::json report = ReadJson(out_ / "report.json");
+  // Big enough to mean something: every indicator has data.
+  ASSERT_GT(truth["summary"]["events"].get<int64_t>(), 3000);
+  for (const char* key : {"emergency_admissions", "ae_by_age_band", "referral_flows",
+                          "referrals_accepted", "referrals_rejected", "wait_days", "attended",
+                          "did_not_attend", "discharges", "discharges_followed_up"}) {
+    EXPECT_FALSE(truth["indicators"][key].empty()) << key;
+    EXPECT_EQ(report[key], truth["indicators"][key]) << key;
+  }
+  EXPECT_EQ(report, truth["indicators"]);
+  // Opted-out patients' events were withheld, invalid records never arrived, resends were
+  // duplicates: the analytics saw exactly the ground truth's facts.
+  const int64_t expected_facts = truth["summary"]["events"].get<int64_t>() -
+                                 truth["summary"]["withheld_events"].get<int64_t>();
+  EXPECT_EQ(report["facts"].get<int64_t>(), expected_facts);
+  const nlohmann::json status = ReadJson(out_ / "logs/status.json");
+  EXPECT_EQ(status["totals"]["accepted"].get<int64_t>(), truth["summary"]["events"].get<int64_t>());
+  EXPECT_GT(status["totals"]["duplicate"].get<int64_t>(), 0);
+  // The direct-care subscriber of RR8 received identifiable GP and community activity.
+  const std::string direct = ReadAll(out_ / "lth-direct-care.ndjson");
+  EXPECT_NE(direct.find("\"nhsNumber\""), std::string::npos);
+  // The report shows no identifiers: no NHS number of the population, no pseudonym.
+  const std::string html = ReadAll(out_ / "report.html");
+  EXPECT_FALSE(std::regex_search(html, std::regex("999[0-9]{7}")));
+  EXPECT_FALSE(std::regex_search(html, std::regex("[0-9a-f]{64}")));
+}
+
+TEST_F(DemoTest, AnalyticsKilledHalfwayGivesTheSameReport) {
+  // The demo stopped its hub; run it again on the same data.
+  const std::string hub_cmd = "cd '" + out_.string() + "' && exec '" CAREHUB_BIN_DIR
+                              "/carehub' --config config/hub.yaml >> '" +
+                              (dir_.path() / "hub2.log").string() + "' 2>&1";
+  const pid_t hub = fork();
+  if (hub == 0) {
+    execl("/bin/sh", "sh", "-c", hub_cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::string ready = "curl -sf --max-time 1 http://127.0.0.1:" +
+                            std::to_string(port_base_ + 80) + "/readyz > /dev/null";
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    up = std::system(ready.c_str()) == 0;
+    if (!up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ASSERT_TRUE(up) << ReadAll(dir_.path() / "hub2.log");
+  uint64_t final_cursor = 0;
+  {
+    auto full = analytics::StateStore::Open((out_ / "run/analytics-state").string());
+    ASSERT_TRUE(full.ok()) << full.status().ToString();
+    final_cursor = full.value()->cursor();
+  }
+  ASSERT_GT(final_cursor, 100u);
+
+  // A small credit window makes the run long enough to be stopped in the middle; the kill time
+  // grows until the state holds some but not all of the feed.
+  const fs::path state = dir_.path() / "killed-state";
+  const fs::path report = dir_.path() / "killed-report.html";
+  uint64_t cursor_at_kill = 0;
+  for (int delay_ms = 150; delay_ms < 20'000; delay_ms = delay_ms * 3 / 2) {
+    fs::remove_all(state);
+    const pid_t pid = StartAnalytics(state, report, "--window 20");
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    kill(pid, SIGKILL);
+    int wstatus = 0;
+    waitpid(pid, &wstatus, 0);
+    auto killed = analytics::StateStore::Open(state.string());
+    ASSERT_TRUE(killed.ok()) << killed.status().ToString();
+    cursor_at_kill = killed.value()->cursor();
+    if (cursor_at_kill > 0 && cursor_at_kill < final_cursor) {
+      break;
+    }
+  }
+  ASSERT_GT(cursor_at_kill, 0u);
+  ASSERT_LT(cursor_at_kill, final_cursor) << "never caught it half-way";
+  ASSERT_FALSE(fs::exists(report));  // killed before it ever caught up
+
+  const pid_t pid = StartAnalytics(state, report, "--window 20 --exit-when-idle 1");
+  int wstatus = 0;
+  waitpid(pid, &wstatus, 0);
+  kill(hub, SIGTERM);
+  int hub_status = 0;
+  waitpid(hub, &hub_status, 0);
+  ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+      << ReadAll(dir_.path() / "analytics.log");
+  fs::path json = report;
+  json.replace_extension(".json");
+  EXPECT_EQ(ReadJson(json), ReadJson(out_ / "report.json"));
+  EXPECT_EQ(ReadAll(report), ReadAll(out_ / "report.html"));
+}
+
+TEST_F(DemoTest, ReportRendersInHeadlessChromium) {
+  if (!fs::exists("/usr/bin/chromium")) {
+    GTEST_SKIP() << "no /usr/bin/chromium";
+  }
+  const std::string flags =
+      "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+      "--disable-background-networking --disable-component-update --disable-sync "
+      "--enable-logging=stderr --v=0 --user-data-dir='" +
+      (dir_.path() / "chromium-profile").string() + "'";
+  const std::string url = "file://" + (out_ / "report.html").string();
+  const fs::path dom = dir_.path() / "dom.html";
+  const fs::path console = dir_.path() / "chromium.log";
+  const std::string dump = "timeout 60 /usr/bin/chromium " + flags + " --dump-dom '" + url +
+                           "' > '" + dom.string() + "' 2> '" + console.string() + "'";
+  ASSERT_EQ(std::system(dump.c_str()), 0) << ReadAll(console);
+  const std::string html = ReadAll(dom);
+  for (const char* chart : {"emergency-admissions", "ae-age-bands", "referral-volumes",
+                            "acceptance", "referral-waits", "dna-rates", "discharge-follow-up"}) {
+    EXPECT_NE(html.find("<svg class=\"chart\" id=\"" + std::string(chart) + "\""),
+              std::string::npos)
+        << chart;
+  }
+  const std::string log = ReadAll(console);
+  EXPECT_EQ(log.find("Uncaught"), std::string::npos) << log;
+  EXPECT_EQ(log.find(":ERROR:CONSOLE"), std::string::npos) << log;
+  EXPECT_EQ(log.find("Failed to load resource"), std::string::npos) << log;
+
+  const fs::path shot = fs::path(CAREHUB_BIN_DIR).parent_path() / "demo-report-screenshot.png";
+  const std::string screenshot = "timeout 60 /usr/bin/chromium " + flags +
+                                 " --window-size=1100,2400 --screenshot='" + shot.string() +
+                                 "' '" + url + "' > /dev/null 2>&1";
+  ASSERT_EQ(std::system(screenshot.c_str()), 0);
+  EXPECT_GT(fs::file_size(shot), 20'000u);
+}
+
+}  // namespace
+}  // namespace carehub::itest
