@@ -6,7 +6,8 @@
 namespace carehub::client {
 namespace {
 
-// Key files hold lines "public: <z85>" and "secret: <z85>"; '#' starts a comment.
+// Key files hold lines "public: <z85>" and "secret: <z85>"; a line starting with '#' is a
+// comment. Only at the start: '#' is a Z85 digit, so it may occur inside a key.
 Result<CurveKeyPair> Parse(const std::filesystem::path& path, bool need_secret) {
   std::ifstream in(path);
   if (!in) {
@@ -15,9 +16,9 @@ Result<CurveKeyPair> Parse(const std::filesystem::path& path, bool need_secret) 
   CurveKeyPair keys;
   std::string line;
   while (std::getline(in, line)) {
-    auto hash = line.find('#');
-    if (hash != std::string::npos) {
-      line = line.substr(0, hash);
+    auto first = line.find_first_not_of(" \t");
+    if (first != std::string::npos && line[first] == '#') {
+      continue;
     }
     auto colon = line.find(':');
     if (colon == std::string::npos) {

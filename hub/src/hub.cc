@@ -98,33 +98,30 @@ class HubImpl final : public Hub {
       };
     }
     pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
-                                                 config_.dedup_window_days,
-                                                 SystemClock::Instance(), std::move(may_publish));
+                                                 config_.dedup_window_days, SystemClock::Instance(),
+                                                 std::move(may_publish));
     IngestServerOptions ingest_options;
     ingest_options.endpoint = config_.ingest_endpoint;
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
     ingest_options.max_events_per_batch = config_.max_events_per_batch;
     ingest_options.curve_secret_key = server_secret;
-    ingest_ = std::make_unique<IngestServer>(
-        context_, ingest_options, pipeline_.get(), store_.get(),
-        config_.durability == Durability::kFsync, &metrics_, [this](uint64_t seq) {
-          committed_seq_.store(seq);
-          if (subscribe_) {
-            subscribe_->Wake();
-          }
-        });
+    ingest_ = std::make_unique<IngestServer>(context_, ingest_options, pipeline_.get(),
+                                             store_.get(), config_.durability == Durability::kFsync,
+                                             &metrics_, [this](uint64_t seq) {
+                                               committed_seq_.store(seq);
+                                               if (subscribe_) {
+                                                 subscribe_->Wake();
+                                               }
+                                             });
     SubscribeServerOptions subscribe_options;
     subscribe_options.endpoint = config_.subscribe_endpoint;
-    subscribe_options.heartbeat_interval =
-        std::chrono::milliseconds(config_.heartbeat_interval_ms);
-    subscribe_options.subscriber_timeout =
-        std::chrono::milliseconds(config_.subscriber_timeout_ms);
+    subscribe_options.heartbeat_interval = std::chrono::milliseconds(config_.heartbeat_interval_ms);
+    subscribe_options.subscriber_timeout = std::chrono::milliseconds(config_.subscriber_timeout_ms);
     subscribe_options.max_delivery_batch = config_.max_delivery_batch;
     subscribe_options.curve_secret_key = server_secret;
-    subscribe_ = std::make_unique<SubscribeServer>(context_, subscribe_options, store_.get(),
-                                                   &policy_, &committed_seq_, &metrics_,
-                                                   SystemClock::Instance(),
-                                                   std::move(may_subscribe));
+    subscribe_ = std::make_unique<SubscribeServer>(
+        context_, subscribe_options, store_.get(), &policy_, &committed_seq_, &metrics_,
+        SystemClock::Instance(), std::move(may_subscribe));
 
     auto ingest_bound = ingest_->Bind();
     if (!ingest_bound.ok()) {
@@ -158,7 +155,9 @@ class HubImpl final : public Hub {
       ctx.subscribe = subscribe_.get();
       ctx.committed_seq = &committed_seq_;
       ctx.reload = [this] { return Reload(); };
-      ctx.endpoints_bound = [this] { return !ingest_endpoint_.empty() && !subscribe_endpoint_.empty(); };
+      ctx.endpoints_bound = [this] {
+        return !ingest_endpoint_.empty() && !subscribe_endpoint_.empty();
+      };
       ctx.ingest_endpoint = ingest_endpoint_;
       ctx.subscribe_endpoint = subscribe_endpoint_;
       ctx.durability = config_.durability == Durability::kFsync ? "fsync" : "os";
@@ -180,8 +179,8 @@ class HubImpl final : public Hub {
     }
     if (auto p = policy_.Get()) {
       log->info("agreements loaded from {}: {} agreements, {} subscribers, {} opt-outs",
-                config_.agreements_file.string(), p->agreements().size(),
-                p->subscribers().size(), p->opt_out_count());
+                config_.agreements_file.string(), p->agreements().size(), p->subscribers().size(),
+                p->opt_out_count());
     }
     return Status::Ok();
   }
@@ -193,9 +192,8 @@ class HubImpl final : public Hub {
     tmp += ".tmp";
     {
       std::ofstream out(tmp);
-      out << "{\"ingest\": \"" << ingest_endpoint_ << "\", \"subscribe\": \""
-          << subscribe_endpoint_ << "\", \"admin\": \"" << admin_address_
-          << "\", \"pid\": " << getpid() << "}\n";
+      out << "{\"ingest\": \"" << ingest_endpoint_ << "\", \"subscribe\": \"" << subscribe_endpoint_
+          << "\", \"admin\": \"" << admin_address_ << "\", \"pid\": " << getpid() << "}\n";
     }
     std::filesystem::rename(tmp, path);
   }
@@ -210,8 +208,8 @@ class HubImpl final : public Hub {
     // other from taking effect.
     Status identities = config_.curve ? ReloadIdentities() : Status::Ok();
     // A CURVE hub without agreements (ingest only) still reloads its identities.
-    Status agreements = config_.curve && config_.agreements_file.empty() ? Status::Ok()
-                                                                          : ReloadAgreements();
+    Status agreements =
+        config_.curve && config_.agreements_file.empty() ? Status::Ok() : ReloadAgreements();
     return identities.ok() ? agreements : identities;
   }
 
@@ -229,8 +227,9 @@ class HubImpl final : public Hub {
       audit.set_kind("identities_rejected");
       audit.set_detail(loaded.status().message());
       (void)store_->AppendAudit(audit);
-      metrics_.GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
-                          {{"outcome", "refused"}})
+      metrics_
+          .GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
+                      {{"outcome", "refused"}})
           .Inc();
       return loaded.status();
     }
@@ -247,8 +246,9 @@ class HubImpl final : public Hub {
     audit.set_kind("identities_changed");
     audit.set_detail(detail);
     (void)store_->AppendAudit(audit);
-    metrics_.GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
-                        {{"outcome", "applied"}})
+    metrics_
+        .GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
+                    {{"outcome", "applied"}})
         .Inc();
     log->info("identities reloaded from {}: {}", config_.identities_file.string(), detail);
     return Status::Ok();
@@ -268,8 +268,9 @@ class HubImpl final : public Hub {
       audit.set_kind("agreements_rejected");
       audit.set_detail(loaded.status().message());
       (void)store_->AppendAudit(audit);
-      metrics_.GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
-                          {{"outcome", "refused"}})
+      metrics_
+          .GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
+                      {{"outcome", "refused"}})
           .Inc();
       return loaded.status();
     }
@@ -287,8 +288,9 @@ class HubImpl final : public Hub {
     audit.set_kind("agreements_changed");
     audit.set_detail(detail);
     (void)store_->AppendAudit(audit);
-    metrics_.GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
-                        {{"outcome", "applied"}})
+    metrics_
+        .GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
+                    {{"outcome", "applied"}})
         .Inc();
     log->info("agreements reloaded from {}: {}", config_.agreements_file.string(), detail);
     subscribe_->Wake();

@@ -135,7 +135,8 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
       } else if (kind == "operator") {
         identity.kind = IdentityKind::kOperator;
       } else {
-        return Bad(where + ".kind", "must be publisher, subscriber or operator, not '" + kind + "'");
+        return Bad(where + ".kind",
+                   "must be publisher, subscriber or operator, not '" + kind + "'");
       }
 
       if (identity.kind == IdentityKind::kPublisher) {
@@ -183,8 +184,8 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
         auto [it, inserted] = set->by_key_.emplace(key, identity.id);
         if (!inserted) {
           return Bad(where + ".public_keys", "key " + KeyFingerprint(key) +
-                                                 " is already listed for identity '" +
-                                                 it->second + "'");
+                                                 " is already listed for identity '" + it->second +
+                                                 "'");
         }
       }
       identity.public_keys = std::move(keys).value();

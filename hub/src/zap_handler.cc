@@ -138,9 +138,12 @@ void ZapHandler::Handle(zmq::socket_t& socket) {
   }
 
   std::vector<zmq::const_buffer> reply = {
-      zmq::str_buffer("1.0"), zmq::buffer(request_id),
+      zmq::str_buffer("1.0"),
+      zmq::buffer(request_id),
       decision.allow ? zmq::str_buffer("200") : zmq::str_buffer("400"),
-      zmq::buffer(decision.status_text), zmq::buffer(decision.user_id), zmq::const_buffer()};
+      zmq::buffer(decision.status_text),
+      zmq::buffer(decision.user_id),
+      zmq::const_buffer()};
   (void)zmq::send_multipart(socket, reply);
 
   if (decision.allow) {
@@ -148,8 +151,8 @@ void ZapHandler::Handle(zmq::socket_t& socket) {
         ->GetCounter("carehub_auth_accepted_total", "CURVE handshakes let in, by endpoint.",
                      {{"domain", domain}})
         .Inc();
-    log_->info("{} connected to {} from {} with key {}", decision.user_id,
-                                  domain, address, KeyFingerprint(key));
+    log_->info("{} connected to {} from {} with key {}", decision.user_id, domain, address,
+               KeyFingerprint(key));
   } else {
     metrics_
         ->GetCounter("carehub_auth_refused_total", "CURVE handshakes refused, by reason.",
@@ -164,8 +167,7 @@ void ZapHandler::LogRefusal(const std::string& domain, const std::string& addres
   int64_t now = NowMs();
   if (now - window_start_ms_ >= kRefusalLogWindowMs) {
     if (suppressed_ > 0) {
-      log_->warn("{} more connection refusals not logged in the last minute",
-                                    suppressed_);
+      log_->warn("{} more connection refusals not logged in the last minute", suppressed_);
     }
     window_start_ms_ = now;
     logged_in_window_ = 0;

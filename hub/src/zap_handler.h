@@ -12,13 +12,13 @@
 // is bound. Stop() (or the destructor) must run before the context is closed. Start/Stop are not
 // thread-safe; the handler thread reads identities through the thread-safe IdentityHolder.
 
+#include <spdlog/logger.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
-
-#include <spdlog/logger.h>
 #include <zmq.hpp>
 
 #include "carehub/core/status.h"
@@ -44,8 +44,7 @@ ZapDecision DecideZap(const IdentitySet* set, std::string_view domain, std::stri
 
 class ZapHandler {
  public:
-  ZapHandler(zmq::context_t& context, const IdentityHolder* identities,
-             metrics::Registry* metrics);
+  ZapHandler(zmq::context_t& context, const IdentityHolder* identities, metrics::Registry* metrics);
   ~ZapHandler();
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;

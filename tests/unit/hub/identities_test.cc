@@ -28,13 +28,18 @@ class IdentitiesTest : public ::testing::Test {
            "  rxk-pas:\n"
            "    kind: publisher\n"
            "    ods: [RXK, RXK01]\n"
-           "    public_keys: ['" + key_a_ + "']\n"
+           "    public_keys: ['" +
+           key_a_ +
+           "']\n"
            "  ics-analytics:\n"
            "    kind: subscriber\n"
-           "    public_keys: ['" + key_b_ + "']\n"
+           "    public_keys: ['" +
+           key_b_ +
+           "']\n"
            "  ops-alice:\n"
            "    kind: operator\n"
-           "    public_keys: ['" + key_c_ + "']\n";
+           "    public_keys: ['" +
+           key_c_ + "']\n";
   }
 };
 
@@ -62,7 +67,8 @@ TEST_F(IdentitiesTest, AuthorisesOwnOdsCodesAndOwnSubscriptionsOnly) {
               "  bi-team:\n"
               "    kind: subscriber\n"
               "    subscriber: ics-bi\n"
-              "    public_keys: ['" + NewPublicKey() + "']\n";
+              "    public_keys: ['" +
+              NewPublicKey() + "']\n";
   auto set = ParseIdentities(text);
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   const IdentitySet& ids = *set.value();
@@ -83,11 +89,13 @@ TEST_F(IdentitiesTest, AuthorisesOwnOdsCodesAndOwnSubscriptionsOnly) {
 }
 
 TEST_F(IdentitiesTest, TwoKeysForOneIdentityDuringRotation) {
-  auto text = "identities:\n"
-              "  rxk-pas:\n"
-              "    kind: publisher\n"
-              "    ods: [RXK]\n"
-              "    public_keys: ['" + key_a_ + "', '" + key_b_ + "']\n";
+  auto text =
+      "identities:\n"
+      "  rxk-pas:\n"
+      "    kind: publisher\n"
+      "    ods: [RXK]\n"
+      "    public_keys: ['" +
+      key_a_ + "', '" + key_b_ + "']\n";
   auto set = ParseIdentities(text);
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   EXPECT_EQ(set.value()->FindByKey(key_a_)->id, "rxk-pas");
@@ -128,19 +136,22 @@ TEST_F(IdentitiesTest, RefusesInvalidFilesWithAOneLineReason) {
        "only a publisher has ODS codes"},
       {"subscriber on publisher",
        "identities:\n  a:\n    kind: publisher\n    ods: [RXK]\n    subscriber: x\n"
-       "    public_keys: ['" + k + "']\n",
+       "    public_keys: ['" +
+           k + "']\n",
        "only a subscriber identity names a subscriber"},
       {"no keys", "identities:\n  a:\n    kind: operator\n", "public_keys: must be a list"},
       {"empty keys", "identities:\n  a:\n    kind: operator\n    public_keys: []\n",
        "at least one public key"},
       {"short key", "identities:\n  a:\n    kind: operator\n    public_keys: ['abc']\n",
        "40 characters of Z85"},
-      {"not z85", "identities:\n  a:\n    kind: operator\n    public_keys: ['" +
-                      std::string(40, '~') + "']\n",
+      {"not z85",
+       "identities:\n  a:\n    kind: operator\n    public_keys: ['" + std::string(40, '~') + "']\n",
        "40 characters of Z85"},
       {"key twice",
-       "identities:\n  a:\n    kind: operator\n    public_keys: ['" + k + "']\n"
-       "  b:\n    kind: operator\n    public_keys: ['" + k + "']\n",
+       "identities:\n  a:\n    kind: operator\n    public_keys: ['" + k +
+           "']\n"
+           "  b:\n    kind: operator\n    public_keys: ['" +
+           k + "']\n",
        "already listed for identity 'a'"},
       {"bad id", "identities:\n  'a b':\n    kind: operator\n    public_keys: ['" + k + "']\n",
        "identity id"},
@@ -180,11 +191,14 @@ TEST_F(IdentitiesTest, DiffNamesChangesByFingerprintNotKey) {
       "  rxk-pas:\n"
       "    kind: publisher\n"
       "    ods: [RXK]\n"
-      "    public_keys: ['" + key_a_ + "', '" + new_key + "']\n"
+      "    public_keys: ['" +
+      key_a_ + "', '" + new_key +
+      "']\n"
       "  m85001-emis:\n"
       "    kind: publisher\n"
       "    ods: [M85001]\n"
-      "    public_keys: ['" + key_b_ + "']\n");
+      "    public_keys: ['" +
+      key_b_ + "']\n");
   ASSERT_TRUE(before.ok() && after.ok());
   auto changes = DiffIdentities(*before.value(), *after.value());
   std::string all;

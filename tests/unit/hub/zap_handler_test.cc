@@ -35,12 +35,16 @@ TEST(DecideZapTest, KnownKeyOfTheRightKindOnly) {
   KeyPair publisher = NewKeyPair();
   KeyPair subscriber = NewKeyPair();
   KeyPair op = NewKeyPair();
-  auto set = ParseIdentities("identities:\n"
-                             "  rxk-pas: {kind: publisher, ods: [RXK], public_keys: ['" +
-                             publisher.pub + "']}\n"
-                             "  ics: {kind: subscriber, public_keys: ['" + subscriber.pub +
-                             "']}\n"
-                             "  ops: {kind: operator, public_keys: ['" + op.pub + "']}\n");
+  auto set = ParseIdentities(
+      "identities:\n"
+      "  rxk-pas: {kind: publisher, ods: [RXK], public_keys: ['" +
+      publisher.pub +
+      "']}\n"
+      "  ics: {kind: subscriber, public_keys: ['" +
+      subscriber.pub +
+      "']}\n"
+      "  ops: {kind: operator, public_keys: ['" +
+      op.pub + "']}\n");
   ASSERT_TRUE(set.ok()) << set.status().ToString();
   const IdentitySet* ids = set.value().get();
 
@@ -82,11 +86,13 @@ class ZapHandlerTest : public ::testing::Test {
   }
 
   void SetIdentities(const std::string& publisher_key) {
-    auto set = ParseIdentities("identities:\n"
-                               "  rxk-pas: {kind: publisher, ods: [RXK], public_keys: ['" +
-                               publisher_key + "']}\n"
-                               "  ics: {kind: subscriber, public_keys: ['" + subscriber_.pub +
-                               "']}\n");
+    auto set = ParseIdentities(
+        "identities:\n"
+        "  rxk-pas: {kind: publisher, ods: [RXK], public_keys: ['" +
+        publisher_key +
+        "']}\n"
+        "  ics: {kind: subscriber, public_keys: ['" +
+        subscriber_.pub + "']}\n");
     ASSERT_TRUE(set.ok()) << set.status().ToString();
     identities_.Set(set.value());
   }

@@ -1,7 +1,8 @@
 #pragma once
 // Who may connect to a CURVE hub (DESIGN §7): the identities file maps CURVE public keys to
 // identities. The ZAP handler looks a connecting key up here and names the connection after the
-// identity's id; the ingest and subscribe authorisers then look that id up again for what it may do.
+// identity's id; the ingest and subscribe authorisers then look that id up again for what it may
+// do.
 //
 // File format (YAML, strict: unknown keys, bad keys and duplicates are errors):
 //
@@ -36,8 +37,8 @@ std::string_view IdentityKindName(IdentityKind kind);
 struct Identity {
   std::string id;
   IdentityKind kind = IdentityKind::kPublisher;
-  std::vector<std::string> ods;  // publisher only
-  std::string subscriber;        // subscriber only
+  std::vector<std::string> ods;          // publisher only
+  std::string subscriber;                // subscriber only
   std::vector<std::string> public_keys;  // Z85, 40 characters each
 };
 

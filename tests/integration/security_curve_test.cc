@@ -1,0 +1,359 @@
+// DESIGN §7 over real CURVE connections to the real `carehub` binary: who gets in, who may publish
+// under which ODS code, who may open which subscription, and reloading identities.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "carehub/client/subscriber.h"
+#include "carehub/core/validation.h"
+#include "harness/raw_publisher.h"
+#include "harness/workload.h"
+#include "security_support.h"
+
+namespace carehub::itest::security {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr milliseconds kAnswerTimeout{10'000};
+// How long a refused client is given to get an answer it must never get.
+constexpr milliseconds kNoAnswerWait{1500};
+
+std::vector<v1::Event> ValidEvents(uint64_t seed, size_t n, const std::string& prefix) {
+  WorkloadOptions o;
+  o.seed = seed;
+  o.id_prefix = prefix;
+  o.events = n;
+  return MakeWorkload(o).events;
+}
+
+std::vector<std::string> OdsCodesOf(const std::vector<v1::Event>& events) {
+  std::set<std::string> codes;
+  for (const auto& e : events) {
+    if (IsValidOdsCode(e.envelope().publisher_ods())) {
+      codes.insert(e.envelope().publisher_ods());
+    }
+  }
+  return {codes.begin(), codes.end()};
+}
+
+bool WaitForMetric(const CurveHub& hub, const std::string& name, const std::string& labels,
+                   double at_least) {
+  for (int i = 0; i < 200; ++i) {
+    if (hub.Metric(name, labels) >= at_least) {
+      return true;
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return false;
+}
+
+class SecurityCurveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    events_ = ValidEvents(7, 40, "sec-");
+    publisher_ = Party{"pub-a", "publisher", OdsCodesOf(events_), "", {NewKeyPair()}};
+    analytics_ = Party{"ics", "subscriber", {}, "ics-analytics", {NewKeyPair()}};
+    hospital_ = Party{"lth", "subscriber", {}, "leeds-teaching-hospitals", {NewKeyPair()}};
+    operator_ = Party{"ops-alice", "operator", {}, "", {NewKeyPair()}};
+    auto hub = CurveHub::Start("sec-curve", Parties());
+    ASSERT_TRUE(hub.ok()) << hub.status().ToString();
+    hub_ = std::move(hub).value();
+  }
+
+  std::vector<Party> Parties() const { return {publisher_, analytics_, hospital_, operator_}; }
+
+  std::unique_ptr<CurveDealer> Dealer(const std::optional<KeyPair>& keys) {
+    return std::make_unique<CurveDealer>(hub_->process().ingest_endpoint(), keys,
+                                         hub_->server_keys().pub);
+  }
+
+  Result<std::unique_ptr<client::Subscriber>> Subscribe(const KeyPair& keys,
+                                                        const std::string& subscription) {
+    client::SubscriberOptions o;
+    o.endpoint = hub_->process().subscribe_endpoint();
+    o.subscription = subscription;
+    o.start = v1::Subscribe::START_EARLIEST;
+    o.curve = hub_->ClientKeys(keys);
+    // Generous for a real handshake on loopback; also what a refused client waits in vain.
+    o.connect_timeout = milliseconds(2000);
+    return client::Subscriber::Open(o);
+  }
+
+  std::vector<v1::Event> events_;
+  Party publisher_;
+  Party analytics_;
+  Party hospital_;
+  Party operator_;
+  std::unique_ptr<CurveHub> hub_;
+};
+
+TEST_F(SecurityCurveTest, KnownPublisherPublishesUnknownKeyIsRefusedAndCounted) {
+  auto dealer = Dealer(publisher_.keys[0]);
+  auto result = dealer->Publish(events_, kAnswerTimeout);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_TRUE(result.value().has_value()) << "a known publisher got no answer";
+  EXPECT_EQ(CountResults(*result.value()).accepted, events_.size());
+
+  auto stranger = Dealer(NewKeyPair());
+  auto refused = stranger->Publish(ValidEvents(8, 5, "stranger-"), kNoAnswerWait);
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_FALSE(refused.value().has_value()) << "an unknown key got an answer";
+  EXPECT_TRUE(WaitForMetric(*hub_, "carehub_auth_refused_total", "reason=\"unknown_key\"", 1));
+  EXPECT_GE(hub_->Metric("carehub_auth_accepted_total", "domain=\"carehub-ingest\""), 1);
+  // Only the known publisher's events were received at all.
+  EXPECT_EQ(hub_->Metric("carehub_events_received_total"), static_cast<double>(events_.size()));
+
+  // The refusal is logged with a fingerprint, never the key itself.
+  hub_->process().Signal(SIGTERM);
+  ASSERT_TRUE(hub_->process().Wait(std::chrono::seconds(20)).has_value());
+  std::string log = hub_->process().ReadLog();
+  EXPECT_NE(log.find("unknown_key (key sha256:"), std::string::npos) << log;
+  for (const auto& party : Parties()) {
+    EXPECT_EQ(log.find(party.keys[0].pub), std::string::npos) << "public key in the log";
+    EXPECT_EQ(log.find(party.keys[0].sec), std::string::npos) << "secret key in the log";
+  }
+  EXPECT_EQ(log.find(hub_->server_keys().sec), std::string::npos) << "server secret in the log";
+}
+
+TEST_F(SecurityCurveTest, PublisherClaimingAnotherOdsCodeIsRejectedAndQuarantined) {
+  std::vector<v1::Event> batch = ValidEvents(9, 3, "claim-");
+  const std::string foreign = "RAE";  // Bradford Teaching Hospitals: not this publisher's
+  ASSERT_TRUE(IsValidOdsCode(foreign));
+  ASSERT_EQ(std::count(publisher_.ods.begin(), publisher_.ods.end(), foreign), 0);
+  batch[1].mutable_envelope()->set_publisher_ods(foreign);
+
+  auto dealer = Dealer(publisher_.keys[0]);
+  auto result = dealer->Publish(batch, kAnswerTimeout);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_TRUE(result.value().has_value());
+  const auto& results = result.value()->results();
+  ASSERT_EQ(results.size(), 3);
+  EXPECT_EQ(results[0].status(), v1::EventResult::ACCEPTED);
+  EXPECT_EQ(results[1].status(), v1::EventResult::REJECTED);
+  EXPECT_EQ(results[1].reason(), "publisher_not_authorised");
+  EXPECT_EQ(results[2].status(), v1::EventResult::ACCEPTED);
+
+  std::string quarantine = hub_->AdminGet("/api/v1/quarantine");
+  auto listing = nlohmann::json::parse(quarantine, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(listing.is_object() && listing["items"].is_array()) << quarantine;
+  size_t found = 0;
+  for (const auto& item : listing["items"]) {
+    if (item.value("reason", "") == "publisher_not_authorised") {
+      EXPECT_EQ(item.value("sender", ""), "pub-a") << item.dump();
+      ++found;
+    }
+  }
+  EXPECT_EQ(found, 1u) << quarantine;
+  EXPECT_GE(hub_->Metric("carehub_events_rejected_total", "publisher_not_authorised"), 1);
+}
+
+TEST_F(SecurityCurveTest, SubscriberMayOpenOnlyItsOwnSubscriptions) {
+  auto dealer = Dealer(publisher_.keys[0]);
+  auto published = dealer->Publish(events_, kAnswerTimeout);
+  ASSERT_TRUE(published.ok() && published.value().has_value());
+
+  auto other = Subscribe(analytics_.keys[0], "lth-direct-care");
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), "not_your_subscription") << other.status().ToString();
+
+  auto own = Subscribe(analytics_.keys[0], "ics-analytics-feed");
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  // Until the feed has examined the whole log (opted-out patients are withheld from this one).
+  const uint64_t head = own.value()->subscribed().head_seq();
+  ASSERT_GE(head, events_.size());
+  size_t delivered = 0;
+  uint64_t scanned = 0;
+  for (int i = 0; i < 50 && scanned < head; ++i) {
+    auto batch = own.value()->Next(milliseconds(200));
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (batch.value()) {
+      delivered += batch.value()->events.size();
+      scanned = batch.value()->scanned_to_seq;
+    }
+  }
+  EXPECT_GE(scanned, head);
+  EXPECT_GT(delivered, 0u);
+
+  // A publisher's key does not open the subscribe endpoint at all, nor an operator's.
+  for (const auto* party : {&publisher_, &operator_}) {
+    auto wrong = Subscribe(party->keys[0], "ics-analytics-feed");
+    ASSERT_FALSE(wrong.ok()) << party->id;
+    EXPECT_EQ(wrong.status().code(), "hub_unreachable") << wrong.status().ToString();
+  }
+  EXPECT_TRUE(WaitForMetric(*hub_, "carehub_auth_refused_total", "reason=\"wrong_endpoint\"", 2));
+  // And a subscriber's key does not open the ingest endpoint.
+  auto sub_as_pub = Dealer(analytics_.keys[0]);
+  auto refused = sub_as_pub->Publish(events_, kNoAnswerWait);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused.value().has_value());
+}
+
+TEST_F(SecurityCurveTest, RightPublicKeyWithWrongSecretCannotConnect) {
+  const double accepted_before = hub_->Metric("carehub_auth_accepted_total");
+  KeyPair forged{publisher_.keys[0].pub, NewKeyPair().sec};
+  auto dealer = Dealer(forged);
+  auto result = dealer->Publish(events_, kNoAnswerWait);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_FALSE(result.value().has_value()) << "a forged key pair got an answer";
+  EXPECT_EQ(hub_->Metric("carehub_auth_accepted_total"), accepted_before);
+  EXPECT_EQ(hub_->Metric("carehub_events_received_total"), 0);
+
+  // The same for a subscriber: the handshake fails, the hub never hears the Subscribe.
+  KeyPair forged_sub{analytics_.keys[0].pub, NewKeyPair().sec};
+  auto sub = Subscribe(forged_sub, "ics-analytics-feed");
+  ASSERT_FALSE(sub.ok());
+  EXPECT_EQ(sub.status().code(), "hub_unreachable");
+}
+
+TEST_F(SecurityCurveTest, CurveHubNeverAcceptsAPlainConnection) {
+  auto plain = Dealer(std::nullopt);
+  auto result = plain->Publish(events_, kNoAnswerWait);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_FALSE(result.value().has_value());
+
+  auto raw = RawPublisher::Connect(hub_->process().ingest_endpoint(),
+                                   RawPublisherOptions::WithSendTimeout(milliseconds(1000)));
+  ASSERT_TRUE(raw.ok());
+  auto raw_result = raw.value()->Publish(events_, kNoAnswerWait);
+  EXPECT_FALSE(raw_result.ok()) << "a plain publisher got an answer from a CURVE hub";
+
+  client::SubscriberOptions o;
+  o.endpoint = hub_->process().subscribe_endpoint();
+  o.subscription = "ics-analytics-feed";
+  o.connect_timeout = milliseconds(1500);
+  auto sub = client::Subscriber::Open(o);
+  ASSERT_FALSE(sub.ok());
+  EXPECT_EQ(sub.status().code(), "hub_unreachable");
+
+  EXPECT_EQ(hub_->Metric("carehub_events_received_total"), 0);
+  EXPECT_EQ(hub_->Metric("carehub_auth_accepted_total"), 0);
+}
+
+TEST_F(SecurityCurveTest, IdentityChangesTakeEffectOnReload) {
+  // A new key for the publisher, not yet in the identities: refused.
+  KeyPair rotated = NewKeyPair();
+  {
+    auto early = Dealer(rotated);
+    auto r = early->Publish(ValidEvents(11, 2, "early-"), kNoAnswerWait);
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r.value().has_value());
+  }
+  auto old_connection = Dealer(publisher_.keys[0]);
+  auto first = old_connection->Publish(ValidEvents(12, 2, "first-"), kAnswerTimeout);
+  ASSERT_TRUE(first.ok() && first.value().has_value());
+
+  // Rotation step 1: add the new key beside the old one, reload. The new key gets in.
+  Party two_keys = publisher_;
+  two_keys.keys.push_back(rotated);
+  ASSERT_TRUE(hub_->WriteIdentities({two_keys, analytics_, hospital_, operator_}).ok());
+  ASSERT_TRUE(hub_->Reload().ok());
+  auto fresh = Dealer(rotated);
+  auto second = fresh->Publish(ValidEvents(13, 4, "second-"), kAnswerTimeout);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_TRUE(second.value().has_value()) << "the added key was not let in after reload";
+  EXPECT_EQ(CountResults(*second.value()).accepted, 4u);
+
+  // An invalid file is refused; the set in force stays (the new key still gets in).
+  ASSERT_TRUE(hub_->WriteIdentitiesText("identities:\n  broken: {kind: root}\n").ok());
+  ASSERT_TRUE(hub_->Reload(/*expect_applied=*/false).ok());
+  {
+    auto again = Dealer(rotated);
+    auto r = again->Publish(ValidEvents(14, 2, "again-"), kAnswerTimeout);
+    ASSERT_TRUE(r.ok() && r.value().has_value()) << "an invalid reload dropped the identities";
+  }
+
+  // Step 2: remove the old key. New handshakes with it are refused.
+  Party new_key_only = publisher_;
+  new_key_only.keys = {rotated};
+  ASSERT_TRUE(hub_->WriteIdentities({new_key_only, analytics_, hospital_, operator_}).ok());
+  ASSERT_TRUE(hub_->Reload().ok());
+  {
+    auto stale = Dealer(publisher_.keys[0]);
+    auto r = stale->Publish(ValidEvents(15, 2, "stale-"), kNoAnswerWait);
+    ASSERT_TRUE(r.ok());
+    EXPECT_FALSE(r.value().has_value()) << "a removed key was still let in";
+  }
+
+  // Narrowing an identity's ODS codes applies to connections already open, message by message.
+  Party narrowed = new_key_only;
+  std::vector<v1::Event> batch = ValidEvents(16, 6, "narrow-");
+  const std::string dropped = batch[0].envelope().publisher_ods();
+  narrowed.ods.erase(std::remove(narrowed.ods.begin(), narrowed.ods.end(), dropped),
+                     narrowed.ods.end());
+  ASSERT_FALSE(narrowed.ods.empty());
+  ASSERT_TRUE(hub_->WriteIdentities({narrowed, analytics_, hospital_, operator_}).ok());
+  ASSERT_TRUE(hub_->Reload().ok());
+  auto third = fresh->Publish(batch, kAnswerTimeout);
+  ASSERT_TRUE(third.ok() && third.value().has_value());
+  for (int i = 0; i < third.value()->results_size(); ++i) {
+    const auto& r = third.value()->results(i);
+    if (batch[i].envelope().publisher_ods() == dropped) {
+      EXPECT_EQ(r.reason(), "publisher_not_authorised") << i;
+    } else {
+      EXPECT_EQ(r.status(), v1::EventResult::ACCEPTED) << i << " " << r.reason();
+    }
+  }
+
+  // Removing the identity altogether stops even the connection it opened before.
+  ASSERT_TRUE(hub_->WriteIdentities({analytics_, hospital_, operator_}).ok());
+  ASSERT_TRUE(hub_->Reload().ok());
+  auto after_removal = fresh->Publish(ValidEvents(17, 2, "removed-"), kAnswerTimeout);
+  ASSERT_TRUE(after_removal.ok() && after_removal.value().has_value());
+  for (const auto& r : after_removal.value()->results()) {
+    EXPECT_EQ(r.reason(), "publisher_not_authorised");
+  }
+
+  // Every change was audited.
+  std::string audit = hub_->AdminGet("/api/v1/audit");
+  EXPECT_NE(audit.find("identities_changed"), std::string::npos) << audit.substr(0, 2000);
+  EXPECT_NE(audit.find("identities_rejected"), std::string::npos) << audit.substr(0, 2000);
+}
+
+// Start-up: curve mode with a missing or broken key or identities file exits non-zero with one
+// line saying why.
+TEST(SecurityStartupTest, BadKeyOrIdentitiesFileStopsTheHub) {
+  TempDir dir("sec-startup");
+  KeyPair server = NewKeyPair();
+  WriteKeyFile(dir.path() / "server.key", server);
+  WriteKeyFile(dir.path() / "mismatched.key", KeyPair{NewKeyPair().pub, server.sec});
+  {
+    std::ofstream(dir.path() / "ids.yaml")
+        << IdentitiesYaml({Party{"p", "publisher", {"RXK"}, "", {NewKeyPair()}}});
+    std::ofstream(dir.path() / "bad-ids.yaml") << "identities:\n  p: {kind: publisher}\n";
+  }
+  struct Case {
+    std::string key;
+    std::string ids;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"missing.key", "ids.yaml", "cannot read key file"},
+      {"mismatched.key", "ids.yaml", "does not match its public key"},
+      {"server.key", "missing.yaml", "missing.yaml: cannot be read"},
+      {"server.key", "bad-ids.yaml", "identities.p.ods: must be a list"},
+  };
+  for (const auto& c : cases) {
+    auto hub = HubProcess::Start(
+        HubOptions("sec-startup",
+                   "security:\n  mode: curve\n  server_key_file: " + (dir.path() / c.key).string() +
+                       "\n  identities: " + (dir.path() / c.ids).string() + "\n"));
+    ASSERT_FALSE(hub.ok()) << c.expect;
+    const std::string& message = hub.status().message();
+    EXPECT_NE(message.find("exit code 1"), std::string::npos) << message;
+    // The reason is on the hub's last line: "carehub: <reason>".
+    auto at = message.find("carehub: ");
+    ASSERT_NE(at, std::string::npos) << message;
+    std::string line = message.substr(at, message.find('\n', at) - at);
+    EXPECT_NE(line.find(c.expect), std::string::npos) << line;
+  }
+}
+
+}  // namespace
+}  // namespace carehub::itest::security
