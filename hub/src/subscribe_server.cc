@@ -400,6 +400,41 @@ bool SubscribeServer::Serve(Session& session,
   for (const auto& [reason, n] : withheld) {
     withheld_total += n;
   }
+  // Every disclosure is audited (DESIGN §6): who, under which agreement, which range, how many, and
+  // how many were withheld and why. The record is written before the delivery leaves, so a crash
+  // in between can only over-report a disclosure, never hide one.
+  v1::AuditRecord audit;
+  const bool audited = delivered > 0 || withheld_total > 0;
+  if (audited) {
+    audit.set_at_unix_ms(ToUnixMillis(now));
+    audit.set_kind("delivery");
+    audit.set_subscriber(session.subscriber);
+    audit.set_subscription(session.subscription);
+    std::string agreements;
+    for (const auto& a : agreements_used) {
+      agreements += (agreements.empty() ? "" : ",") + a;
+    }
+    audit.set_agreement(agreements);
+    audit.set_from_seq(from);
+    audit.set_to_seq(scanned_to);
+    audit.set_delivered(static_cast<uint32_t>(delivered));
+    for (const auto& [reason, n] : withheld) {
+      (*audit.mutable_withheld_by_reason())[reason] = n;
+    }
+    Status s = store_->AppendAudit(audit);
+    if (!s.ok()) {
+      // No audit, no disclosure.
+      Log()->error("cannot write audit record, holding delivery: {}", s.ToString());
+      return false;
+    }
+  }
+  auto audit_not_sent = [&] {
+    if (audited) {
+      audit.set_kind("delivery_not_sent");
+      audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
+      (void)store_->AppendAudit(audit);
+    }
+  };
   auto steady_now = Steady::now();
   bool caught_up = scanned_to >= head;
   bool report = delivered > 0 || withheld_total > 0 || caught_up ||
@@ -412,9 +447,11 @@ bool SubscribeServer::Serve(Session& session,
       if (!socket_.send(zmq::buffer(session.routing_id),
                         zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
           !socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+        audit_not_sent();
         return false;  // subscriber's pipe is full: try again next round, nothing advanced
       }
     } catch (const zmq::error_t& e) {
+      audit_not_sent();
       if (e.num() == EHOSTUNREACH) {
         session.last_heard = Steady::time_point{};  // gone: expire
       }
@@ -440,30 +477,6 @@ bool SubscribeServer::Serve(Session& session,
     auto& t = totals_[session.subscription];
     t.first += delivered;
     t.second += withheld_total;
-  }
-  if (delivered > 0 || withheld_total > 0) {
-    // Every disclosure is audited (DESIGN §6): who, under which agreement, which range, how many,
-    // and how many were withheld and why.
-    v1::AuditRecord audit;
-    audit.set_at_unix_ms(ToUnixMillis(now));
-    audit.set_kind("delivery");
-    audit.set_subscriber(session.subscriber);
-    audit.set_subscription(session.subscription);
-    std::string agreements;
-    for (const auto& a : agreements_used) {
-      agreements += (agreements.empty() ? "" : ",") + a;
-    }
-    audit.set_agreement(agreements);
-    audit.set_from_seq(from);
-    audit.set_to_seq(scanned_to);
-    audit.set_delivered(static_cast<uint32_t>(delivered));
-    for (const auto& [reason, n] : withheld) {
-      (*audit.mutable_withheld_by_reason())[reason] = n;
-    }
-    Status s = store_->AppendAudit(audit);
-    if (!s.ok()) {
-      Log()->error("cannot write audit record: {}", s.ToString());
-    }
   }
   return session.credit > 0 && session.next_seq <= head;
 }
