@@ -114,7 +114,11 @@ TEST(OpsStoreFull, NotReadyAndRetryWhileFullThenRecoversLosingNothing) {
   for (int attempt = 0; attempt < 200 && refused.empty(); ++attempt) {
     auto batch = Events(32 + attempt, "ops-full-fill-" + std::to_string(attempt) + "-", 500);
     auto r = (*raw)->Publish(batch, std::chrono::seconds(15));
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_TRUE(r.ok()) << r.status().ToString() << (hub.running() ? "" : " (the hub died)")
+                        << "; hub log tail:\n"
+                        << hub.ReadLog().substr(hub.ReadLog().size() > 2000
+                                                    ? hub.ReadLog().size() - 2000
+                                                    : 0);
     auto counts = CountResults(r.value());
     accepted_while_filling += counts.accepted;
     if (counts.retry > 0) {
