@@ -27,6 +27,9 @@ struct BadConfigCase {
   std::vector<std::string> expected;
 };
 
+// gtest prints the parameter in test names and ctest entries: the case name, not its bytes.
+void PrintTo(const BadConfigCase& c, std::ostream* os) { *os << c.name; }
+
 class BadConfigTest : public ::testing::TestWithParam<BadConfigCase> {};
 
 TEST_P(BadConfigTest, ExitsNonZeroWithOneLineNamingTheProblem) {
@@ -57,14 +60,16 @@ INSTANTIATE_TEST_SUITE_P(
     Configs, BadConfigTest,
     ::testing::Values(
         BadConfigCase{"UnknownKey", "hub:\n  dat_dir: /tmp/x\n", {"unknown key 'dat_dir'", "hub"}},
-        BadConfigCase{"UnknownSection", "ingestion:\n  endpoint: tcp://127.0.0.1:0\n",
+        BadConfigCase{"UnknownSection",
+                      "ingestion:\n  endpoint: tcp://127.0.0.1:0\n",
                       {"unknown key 'ingestion'"}},
-        BadConfigCase{"BadDurability", "hub:\n  durability: sometimes\n",
-                      {"hub.durability", "'sometimes'"}},
-        BadConfigCase{"NonLoopbackPlainEndpoint", "ingest:\n  endpoint: tcp://0.0.0.0:0\n",
+        BadConfigCase{
+            "BadDurability", "hub:\n  durability: sometimes\n", {"hub.durability", "'sometimes'"}},
+        BadConfigCase{"NonLoopbackPlainEndpoint",
+                      "ingest:\n  endpoint: tcp://0.0.0.0:0\n",
                       {"ingest.endpoint", "non-loopback"}},
-        BadConfigCase{"WrongType", "ingest:\n  max_frame_bytes: lots\n",
-                      {"ingest.max_frame_bytes"}}),
+        BadConfigCase{
+            "WrongType", "ingest:\n  max_frame_bytes: lots\n", {"ingest.max_frame_bytes"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(HubLifecycleTest, MissingConfigFileExitsNonZeroWithOneLine) {
@@ -88,15 +93,15 @@ TEST(HubLifecycleTest, SigtermDuringStreamExitsZeroAndKeepsEveryAcceptedEvent) {
   auto hub = HubProcess::Start(HubOptions("sigterm"));
   ASSERT_TRUE(hub.ok()) << hub.status().ToString();
   auto& h = *hub.value();
-  auto pub = RawPublisher::Connect(h.ingest_endpoint(), RawPublisherOptions::WithSendTimeout(milliseconds(200)));
+  auto pub = RawPublisher::Connect(h.ingest_endpoint(),
+                                   RawPublisherOptions::WithSendTimeout(milliseconds(200)));
   ASSERT_TRUE(pub.ok()) << pub.status().ToString();
 
   std::atomic<size_t> answered{0};
   std::atomic<bool> stop{false};
   Result<StreamReport> stream = Status::Error("not_run", "");
   std::thread publisher([&] {
-    stream =
-        StreamUntilStopped(*pub.value(), w.events, 500, 8, stop, &answered, seconds(90));
+    stream = StreamUntilStopped(*pub.value(), w.events, 500, 8, stop, &answered, seconds(90));
   });
   auto deadline = std::chrono::steady_clock::now() + seconds(60);
   while (answered.load() < 30 && std::chrono::steady_clock::now() < deadline) {
@@ -138,12 +143,11 @@ TEST(HubLifecycleTest, SigtermDuringStreamExitsZeroAndKeepsEveryAcceptedEvent) {
 
 // Runs carehub-publish once and returns its JSON summary.
 Result<nlohmann::json> RunPublishTool(const HubProcess& hub, const std::filesystem::path& outbox) {
-  auto run = RunCommand({BinaryPath("carehub-publish").string(), "--endpoint",
-                         hub.ingest_endpoint(), "--generate", "20000", "--duplicate-ratio", "0.1",
-                         "--invalid-ratio", "0.01", "--seed", "5", "--now-unix",
-                         std::to_string(kFixedNowUnix), "--outbox", outbox.string(),
-                         "--timeout", "60"},
-                        hub.dir(), seconds(90));
+  auto run = RunCommand(
+      {BinaryPath("carehub-publish").string(), "--endpoint", hub.ingest_endpoint(), "--generate",
+       "20000", "--duplicate-ratio", "0.1", "--invalid-ratio", "0.01", "--seed", "5", "--now-unix",
+       std::to_string(kFixedNowUnix), "--outbox", outbox.string(), "--timeout", "60"},
+      hub.dir(), seconds(90));
   if (!run.ok()) {
     return run.status();
   }
@@ -203,7 +207,9 @@ TEST(HubLifecycleTest, PublishToolSummaryAddsUpAndMatchesTheStore) {
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   EXPECT_EQ(ReadAllEvents(*store.value()).size(), accepted);
   std::map<std::string, uint64_t> quarantined_by_reason;
-  for (const auto& q : ReadAllQuarantine(*store.value())) {
+  auto quarantine = ReadAllQuarantine(*store.value());
+  EXPECT_EQ(quarantine.size(), 2 * (rejected + conflict));
+  for (const auto& q : quarantine) {
     ++quarantined_by_reason[q.reason()];
   }
   for (const auto& [reason, n] : s.at("rejected_by_reason").items()) {

@@ -22,10 +22,9 @@ constexpr size_t kMaxEventsPerBatch = 100;
 class IngestBadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto hub = HubProcess::Start(
-        HubOptions("bad-input", "ingest:\n  max_frame_bytes: " + std::to_string(kMaxFrameBytes) +
-                                    "\n  max_events_per_batch: " +
-                                    std::to_string(kMaxEventsPerBatch) + "\n"));
+    auto hub = HubProcess::Start(HubOptions(
+        "bad-input", "ingest:\n  max_frame_bytes: " + std::to_string(kMaxFrameBytes) +
+                         "\n  max_events_per_batch: " + std::to_string(kMaxEventsPerBatch) + "\n"));
     ASSERT_TRUE(hub.ok()) << hub.status().ToString();
     hub_ = std::move(hub).value();
     auto bad = RawPublisher::Connect(hub_->ingest_endpoint());

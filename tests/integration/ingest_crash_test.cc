@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <thread>
@@ -35,15 +36,16 @@ void KillMidStreamThenResend(const std::string& durability, size_t event_count,
   auto hub = HubProcess::Start(HubOptions("crash-" + durability, "", durability));
   ASSERT_TRUE(hub.ok()) << hub.status().ToString();
   auto& h = *hub.value();
-  auto pub = RawPublisher::Connect(h.ingest_endpoint(), RawPublisherOptions::WithSendTimeout(milliseconds(200)));
+  auto pub = RawPublisher::Connect(h.ingest_endpoint(),
+                                   RawPublisherOptions::WithSendTimeout(milliseconds(200)));
   ASSERT_TRUE(pub.ok()) << pub.status().ToString();
 
   std::atomic<size_t> answered{0};
   std::atomic<bool> stop{false};
   Result<StreamReport> stream = Status::Error("not_run", "");
   std::thread publisher([&] {
-    stream = StreamUntilStopped(*pub.value(), w.events, kBatch, kWindow, stop, &answered,
-                                seconds(90));
+    stream =
+        StreamUntilStopped(*pub.value(), w.events, kBatch, kWindow, stop, &answered, seconds(90));
   });
   // Kill while the publisher is mid-stream with its window full.
   auto deadline = SteadyClock::now() + seconds(60);
@@ -91,6 +93,7 @@ void KillMidStreamThenResend(const std::string& durability, size_t event_count,
   std::map<std::string, uint64_t> seq_of_id;  // what the hub says each event is stored as
   size_t acked_dups_ok = 0;
   size_t acked_resent = 0;
+  size_t stored_unanswered = 0;  // committed before the kill, answer lost with the hub
   for (size_t k = 0; k < resend_index.size(); ++k) {
     const auto& r = results.value()[k];
     const size_t i = resend_index[k];
@@ -106,11 +109,15 @@ void KillMidStreamThenResend(const std::string& durability, size_t event_count,
       // Sent but unanswered before the kill: stored (DUPLICATE) or lost (ACCEPTED now).
       ASSERT_TRUE(r.status() == v1::EventResult::ACCEPTED ||
                   r.status() == v1::EventResult::DUPLICATE)
-          << "event " << i << ": " << v1::EventResult::Status_Name(r.status()) << " "
-          << r.reason();
+          << "event " << i << ": " << v1::EventResult::Status_Name(r.status()) << " " << r.reason();
+      if (i < before.sent_events && r.status() == v1::EventResult::DUPLICATE) {
+        ++stored_unanswered;
+      }
     }
     seq_of_id[w.events[i].envelope().event_id()] = r.hub_seq();
   }
+  std::printf("%s: killed with %zu events sent, %zu acknowledged, %zu more committed unanswered\n",
+              durability.c_str(), before.sent_events, accepted.size(), stored_unanswered);
   EXPECT_GT(acked_resent, 0u);
   EXPECT_EQ(acked_dups_ok, acked_resent);
   for (const auto& [i, seq] : accepted) {

@@ -63,8 +63,8 @@ TEST(IngestDedupTest, StoresEachUniqueValidEventOnceAndAnswersResendsAndInvalids
   Findings findings;
   std::set<uint64_t> accepted_seqs;
   for (size_t i = 0; i < r.size(); ++i) {
-    const std::string where = "event " + std::to_string(i) + " (" +
-                              w.events[i].envelope().event_id() + "): ";
+    const std::string where =
+        "event " + std::to_string(i) + " (" + w.events[i].envelope().event_id() + "): ";
     switch (w.kinds[i]) {
       case Workload::Kind::kFirst:
         if (r[i].status() != v1::EventResult::ACCEPTED || r[i].hub_seq() == 0) {

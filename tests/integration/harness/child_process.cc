@@ -2,17 +2,16 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-extern char** environ;
 
 namespace carehub::itest {
 namespace {
@@ -51,31 +50,64 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
   }
   args.push_back(nullptr);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_file.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  // The child starts with default signal dispositions and an empty mask, whatever gtest or the
-  // test's threads have set up.
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
+  // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: if the test process dies (a crash,
+  // a ctest timeout), the kernel kills the daemon too, so no hub is left holding ports and files.
+  // Between fork and exec only async-signal-safe calls; everything is prepared before the fork.
+  const pid_t parent = getpid();
+  const std::string out_path = stdout_file.string();
+  const std::string err_path = stderr_file.string();
   sigset_t empty;
   sigemptyset(&empty);
-  sigset_t all;
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return Status::Error("spawn_failed", "cannot start " + argv[0] + ": " + std::strerror(rc));
+  // The child reports a failed exec through this close-on-exec pipe; EOF means exec succeeded.
+  int exec_error[2];
+  if (pipe2(exec_error, O_CLOEXEC) != 0) {
+    return Status::Error("spawn_failed", std::string("pipe: ") + std::strerror(errno));
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(exec_error[0]);
+    close(exec_error[1]);
+    return Status::Error("spawn_failed", "cannot fork for " + argv[0] + ": " + std::strerror(err));
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) {
+      _exit(127);  // the test process died before prctl took effect
+    }
+    // Default dispositions and an empty mask, whatever gtest or the test's threads set up.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) {
+      sigaction(sig, &dfl, nullptr);
+    }
+    sigprocmask(SIG_SETMASK, &empty, nullptr);
+    int in_fd = open("/dev/null", O_RDONLY);
+    int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (in_fd < 0 || out_fd < 0 || err_fd < 0) {
+      _exit(127);
+    }
+    dup2(in_fd, STDIN_FILENO);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    execv(args[0], args.data());
+    int err = errno;
+    (void)!write(exec_error[1], &err, sizeof(err));
+    _exit(127);
+  }
+  close(exec_error[1]);
+  int child_errno = 0;
+  ssize_t got = -1;
+  do {
+    got = read(exec_error[0], &child_errno, sizeof(child_errno));
+  } while (got < 0 && errno == EINTR);
+  close(exec_error[0]);
+  if (got > 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return Status::Error("spawn_failed",
+                         "cannot start " + argv[0] + ": " + std::strerror(child_errno));
   }
   return ChildProcess(pid);
 }
@@ -154,8 +186,8 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   auto status = child->Wait(timeout);
   if (!status) {
     return Status::Error("timeout", argv[0] + " did not finish within " +
-                                        std::to_string(timeout.count()) + " ms; stderr: " +
-                                        ReadFileText(err_path));
+                                        std::to_string(timeout.count()) +
+                                        " ms; stderr: " + ReadFileText(err_path));
   }
   return CommandResult{*status, ReadFileText(out_path), ReadFileText(err_path)};
 }

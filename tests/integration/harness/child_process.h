@@ -1,7 +1,9 @@
 #pragma once
 // A child process for integration tests: spawns a real binary with stdout and stderr sent to files,
 // signals it, and waits for it with a deadline. The destructor SIGKILLs and reaps a child that is
-// still running, so a failed assertion never leaves a daemon behind.
+// still running, so a failed assertion never leaves a daemon behind; and the child gets SIGKILL
+// from the kernel if the spawning thread dies (PR_SET_PDEATHSIG), so neither does a crashed test.
+// Spawn from a thread that outlives the child (the test's main thread).
 //
 // Not thread-safe: one thread owns a ChildProcess (signalling it from another thread is fine, see
 // Signal()).

@@ -122,9 +122,9 @@ Status HubProcess::Launch() {
   std::error_code ec;
   auto endpoints_file = data_dir() / "endpoints.json";
   std::filesystem::remove(endpoints_file, ec);
-  auto child = ChildProcess::Spawn(
-      {BinaryPath("carehub").string(), "--config", config_path().string()}, dir() / "hub.out",
-      log_path());
+  auto child =
+      ChildProcess::Spawn({BinaryPath("carehub").string(), "--config", config_path().string()},
+                          dir() / "hub.out", log_path());
   if (!child.ok()) {
     return child.status();
   }
@@ -132,9 +132,8 @@ Status HubProcess::Launch() {
   auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto exited = child_->Poll()) {
-      return Status::Error("hub_exited", "carehub exited during start-up (" +
-                                             exited->ToString() + "); log:\n" +
-                                             LogTail(log_path()));
+      return Status::Error("hub_exited", "carehub exited during start-up (" + exited->ToString() +
+                                             "); log:\n" + LogTail(log_path()));
     }
     std::string text = ReadFileText(endpoints_file);
     if (!text.empty()) {
@@ -174,10 +173,9 @@ Result<ExitStatus> HubProcess::Stop(std::chrono::milliseconds timeout) {
     return *exited;
   }
   Kill();
-  return Status::Error("stop_timeout", "carehub did not exit within " +
-                                           std::to_string(timeout.count()) +
-                                           " ms of SIGTERM and was killed; log:\n" +
-                                           LogTail(log_path()));
+  return Status::Error("stop_timeout",
+                       "carehub did not exit within " + std::to_string(timeout.count()) +
+                           " ms of SIGTERM and was killed; log:\n" + LogTail(log_path()));
 }
 
 void HubProcess::Kill() {

@@ -93,9 +93,9 @@ Result<std::optional<v1::Frame>> RawPublisher::Receive(std::chrono::milliseconds
     }
     v1::Frame frame;
     if (!frame.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
-      return Status::Error("bad_answer",
-                           "the hub sent " + std::to_string(msg.size()) + " bytes that are not a "
-                           "carehub.v1.Frame");
+      return Status::Error("bad_answer", "the hub sent " + std::to_string(msg.size()) +
+                                             " bytes that are not a "
+                                             "carehub.v1.Frame");
     }
     return std::optional<v1::Frame>(std::move(frame));
   } catch (const zmq::error_t& e) {
@@ -271,9 +271,7 @@ ResultCounts CountRange(const Range& results) {
 
 }  // namespace
 
-ResultCounts CountResults(std::span<const v1::EventResult> results) {
-  return CountRange(results);
-}
+ResultCounts CountResults(std::span<const v1::EventResult> results) { return CountRange(results); }
 
 ResultCounts CountResults(const v1::PublishResult& result) { return CountRange(result.results()); }
 

@@ -109,13 +109,11 @@ struct StreamReport {
 // no frame has come for `quiet` (the hub is gone or has answered all it will); or at `timeout`.
 // `answered_batches` (optional) is bumped per answered batch, for another thread to watch.
 // Errors only on a broken answer or an Error frame.
-Result<StreamReport> StreamUntilStopped(RawPublisher& pub, std::span<const v1::Event> events,
-                                        size_t batch_size, size_t window,
-                                        const std::atomic<bool>& stop,
-                                        std::atomic<size_t>* answered_batches,
-                                        std::chrono::milliseconds timeout,
-                                        std::chrono::milliseconds quiet =
-                                            std::chrono::milliseconds(500));
+Result<StreamReport> StreamUntilStopped(
+    RawPublisher& pub, std::span<const v1::Event> events, size_t batch_size, size_t window,
+    const std::atomic<bool>& stop, std::atomic<size_t>* answered_batches,
+    std::chrono::milliseconds timeout,
+    std::chrono::milliseconds quiet = std::chrono::milliseconds(500));
 
 // Publishes `total` events made on demand, `make(n)` returning the next n (so memory does not
 // grow with `total`), with up to `window` batches unanswered; returns the counts of answers.
