@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -318,20 +318,23 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
         {"source", source.bound},
         {"hub_endpoint", config.hub_endpoint},
         {"hub_connected", st.connected},
-        {"outbox", {{"depth", st.outbox_depth},
-                    {"oldest_age_seconds", st.oldest_unsent_age_seconds},
-                    {"enqueued", st.enqueued},
-                    {"errors_stored", st.errors_stored}}},
-        {"hub", {{"accepted", st.accepted},
-                 {"duplicate", st.duplicate},
-                 {"rejected", st.rejected},
-                 {"conflict", st.conflict},
-                 {"retried", st.retried},
-                 {"rejected_by_reason", st.rejected_by_reason}}},
-        {"messages", {{"accepted", counts.accepted},
-                      {"rejected", counts.rejected},
-                      {"error", counts.errors},
-                      {"rejected_by_reason", counts.rejected_by_reason}}},
+        {"outbox",
+         {{"depth", st.outbox_depth},
+          {"oldest_age_seconds", st.oldest_unsent_age_seconds},
+          {"enqueued", st.enqueued},
+          {"errors_stored", st.errors_stored}}},
+        {"hub",
+         {{"accepted", st.accepted},
+          {"duplicate", st.duplicate},
+          {"rejected", st.rejected},
+          {"conflict", st.conflict},
+          {"retried", st.retried},
+          {"rejected_by_reason", st.rejected_by_reason}}},
+        {"messages",
+         {{"accepted", counts.accepted},
+          {"rejected", counts.rejected},
+          {"error", counts.errors},
+          {"rejected_by_reason", counts.rejected_by_reason}}},
     };
     return j.dump();
   };

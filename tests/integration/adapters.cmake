@@ -9,11 +9,12 @@ if(TARGET carehub-adapter)
   target_compile_definitions(carehub_adapter_itest_support PRIVATE
     CAREHUB_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
 
-  foreach(suite e2e outage hostile)
+  foreach(suite config e2e outage hostile)
     carehub_add_integration_test(carehub_adapters_${suite}_itest
       ${CMAKE_CURRENT_LIST_DIR}/adapters_${suite}_test.cc)
     target_link_libraries(carehub_adapters_${suite}_itest PRIVATE carehub_adapter_itest_support
       PkgConfig::HTTPLIB)
     add_dependencies(carehub_adapters_${suite}_itest carehub-adapter)
   endforeach()
+  target_link_libraries(carehub_adapters_config_itest PRIVATE carehub_adapter_runtime)
 endif()

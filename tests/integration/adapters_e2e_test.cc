@@ -110,7 +110,7 @@ TEST_F(AdapterE2eTest, Hl7EveryTriggerIsAcknowledgedAndArrivesFieldByField) {
     std::string name;
     std::string message;
     std::string control_id;  // expected MSA-2
-    std::string reason;  // our reason code, or for a pre-2.3 sender the ERR-1 table 0357 code
+    std::string reason;      // our reason code, or for a pre-2.3 sender the ERR-1 table 0357 code
   };
   const std::vector<BadCase> bad = {
       {"no MSH", "this is not HL7\rPID|1\r", "", "malformed_message"},

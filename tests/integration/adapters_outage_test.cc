@@ -143,5 +143,51 @@ TEST(AdapterOutageTest, TenThousandMessagesAcceptedWhileHubIsDownArriveOnceEach)
   EXPECT_EQ(twice, 0u);
 }
 
+// SIGTERM with events the hub never answered: the adapter exits 0, the events stay in its outbox,
+// and the next run with the same outbox sends them.
+TEST(AdapterOutageTest, UnsentEventsSurviveAnAdapterRestart) {
+  TempDir dir("restart-adapters");
+  auto port = PickFreePort();
+  ASSERT_TRUE(port.ok()) << port.status().ToString();
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(port.value());
+  const std::string yaml = AdapterYaml("RXK", {}, endpoint, dir.path() / "rxk" / "outbox");
+  {
+    auto adapter = AdapterProcess::Start(dir.path(), "rxk", "hl7", "127.0.0.1:0", yaml);
+    ASSERT_TRUE(adapter.ok()) << adapter.status().ToString();
+    auto client = MllpClient::Connect(adapter.value()->endpoints().listen_host,
+                                      adapter.value()->endpoints().listen_port);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    for (int i = 0; i < 5; ++i) {
+      auto ack =
+          client.value()->Send(AdtMessage("A01", "KEEP-" + std::to_string(i), "RXK"), seconds(10));
+      ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+      EXPECT_EQ(ParseAck(ack.value()).code, "AA");
+    }
+    auto stopped = adapter.value()->Stop();
+    ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+    EXPECT_TRUE(stopped->Exited(0)) << stopped->ToString();
+    EXPECT_NE(adapter.value()->ReadLog().find("5 event(s) left in the outbox"), std::string::npos)
+        << adapter.value()->ReadLog();
+  }
+  auto hub = HubProcess::Start(HubOptions("restart", "ingest:\n  endpoint: " + endpoint + "\n"));
+  ASSERT_TRUE(hub.ok()) << hub.status().ToString();
+  auto adapter = AdapterProcess::Start(dir.path(), "rxk", "hl7", "127.0.0.1:0", yaml);
+  ASSERT_TRUE(adapter.ok()) << adapter.status().ToString();
+  auto depth = WaitForMetric(
+      *adapter.value(), "carehub_adapter_outbox_depth", [](double v) { return v == 0; },
+      seconds(30));
+  EXPECT_EQ(depth, 0.0);
+  EXPECT_EQ(adapter.value()->Metric("carehub_adapter_hub_events_total{result=\"accepted\"}"), 5.0);
+  ASSERT_TRUE(adapter.value()->Stop().ok());
+  ASSERT_TRUE(hub.value()->Stop().ok());
+  auto store = hub.value()->OpenStore();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::set<std::string> ids;
+  for (const StoredEvent& e : ReadAllEvents(*store.value())) {
+    ids.insert(e.event.envelope().event_id());
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"KEEP-0", "KEEP-1", "KEEP-2", "KEEP-3", "KEEP-4"}));
+}
+
 }  // namespace
 }  // namespace carehub::itest

@@ -120,8 +120,8 @@ inline constexpr const char* kBadNhsNumber = "9434765918";  // check digit wrong
 // 20240315102500 (UK civil time, GMT in March); A03 carries a discharge time.
 std::string AdtMessage(const std::string& trigger, const std::string& control_id,
                        const std::string& facility = "RXK01", const std::string& visit = "V1",
-                       const std::string& patient_class = "I",
-                       const std::string& nhs = kNhsNumber, const std::string& version = "2.5.1");
+                       const std::string& patient_class = "I", const std::string& nhs = kNhsNumber,
+                       const std::string& version = "2.5.1");
 
 // Fields of an ACK: MSA-1 (code), MSA-2 (control id), and the whole text for reason checks.
 struct ParsedAck {
@@ -134,11 +134,10 @@ ParsedAck ParseAck(const std::string& ack);
 // ---- HTTP ----
 
 // POST/PUT a body to http://host:port/path; status and body, or an error when no answer came.
-Result<std::pair<int, std::string>> HttpSend(const std::string& method, const std::string& host,
-                                             uint16_t port, const std::string& path,
-                                             const std::string& body,
-                                             const std::string& content_type,
-                                             std::chrono::seconds timeout = std::chrono::seconds(30));
+Result<std::pair<int, std::string>> HttpSend(
+    const std::string& method, const std::string& host, uint16_t port, const std::string& path,
+    const std::string& body, const std::string& content_type,
+    std::chrono::seconds timeout = std::chrono::seconds(30));
 
 // A TCP port on 127.0.0.1 that was free a moment ago (for a hub that must come back on the same
 // port after a restart).

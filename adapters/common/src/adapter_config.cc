@@ -108,9 +108,9 @@ Status ParseIdentity(const YAML::Node& n, AdapterConfig* c) {
   CAREHUB_TRY(Read(n, "publisher_ods", "identity", &c->publisher_ods));
   CAREHUB_TRY(Read(n, "source_system", "identity", &c->source_system));
   if (!IsOdsCode(c->publisher_ods)) {
-    return Bad("identity.publisher_ods",
-               c->publisher_ods.empty() ? "is required"
-                                        : "'" + c->publisher_ods + "' is not an ODS code");
+    return Bad("identity.publisher_ods", c->publisher_ods.empty()
+                                             ? "is required"
+                                             : "'" + c->publisher_ods + "' is not an ODS code");
   }
   if (const YAML::Node sites = n["allowed_sites"]) {
     if (!sites.IsSequence()) {
@@ -136,8 +136,9 @@ Status ParseIdentity(const YAML::Node& n, AdapterConfig* c) {
 }
 
 Status ParseHub(const YAML::Node& n, const std::filesystem::path& base_dir, AdapterConfig* c) {
-  CAREHUB_TRY(CheckKeys(n, "hub", {"endpoint", "client_key_file", "server_public_key_file",
-                                   "resend_after_ms", "max_batch_events"}));
+  CAREHUB_TRY(CheckKeys(n, "hub",
+                        {"endpoint", "client_key_file", "server_public_key_file", "resend_after_ms",
+                         "max_batch_events"}));
   CAREHUB_TRY(Read(n, "endpoint", "hub", &c->hub_endpoint));
   std::string client_key;
   std::string server_key;
@@ -188,10 +189,11 @@ Status ParseKindSection(const YAML::Node& root, AdapterConfig* c) {
     }
   }
   if (const YAML::Node n = root["hl7"]) {
-    CAREHUB_TRY(CheckKeys(n, "hl7", {"max_message_bytes", "idle_timeout_seconds",
-                                     "max_connections", "ack_application", "ack_facility"}));
-    CAREHUB_TRY(ReadPositiveAs(n, "max_message_bytes", "hl7", 64ull << 20,
-                               &c->hl7.max_message_bytes));
+    CAREHUB_TRY(CheckKeys(n, "hl7",
+                          {"max_message_bytes", "idle_timeout_seconds", "max_connections",
+                           "ack_application", "ack_facility"}));
+    CAREHUB_TRY(
+        ReadPositiveAs(n, "max_message_bytes", "hl7", 64ull << 20, &c->hl7.max_message_bytes));
     int64_t idle = c->hl7.idle_timeout.count();
     CAREHUB_TRY(ReadPositiveAs(n, "idle_timeout_seconds", "hl7", 86'400, &idle));
     c->hl7.idle_timeout = std::chrono::seconds(idle);
@@ -201,14 +203,14 @@ Status ParseKindSection(const YAML::Node& root, AdapterConfig* c) {
   }
   if (const YAML::Node n = root["fhir"]) {
     CAREHUB_TRY(CheckKeys(n, "fhir", {"max_body_bytes", "max_remembered_resources"}));
-    CAREHUB_TRY(ReadPositiveAs(n, "max_body_bytes", "fhir", 256ull << 20,
-                               &c->fhir.max_body_bytes));
+    CAREHUB_TRY(ReadPositiveAs(n, "max_body_bytes", "fhir", 256ull << 20, &c->fhir.max_body_bytes));
     CAREHUB_TRY(ReadPositiveAs(n, "max_remembered_resources", "fhir", 100'000'000,
                                &c->fhir.max_remembered_resources));
   }
   if (const YAML::Node n = root["csv"]) {
-    CAREHUB_TRY(CheckKeys(n, "csv", {"poll_interval_ms", "max_columns", "max_row_bytes",
-                                     "max_file_bytes", "publish_chunk"}));
+    CAREHUB_TRY(CheckKeys(
+        n, "csv",
+        {"poll_interval_ms", "max_columns", "max_row_bytes", "max_file_bytes", "publish_chunk"}));
     int64_t poll = c->csv.poll_interval.count();
     CAREHUB_TRY(ReadPositiveAs(n, "poll_interval_ms", "csv", 3'600'000, &poll));
     c->csv.poll_interval = std::chrono::milliseconds(poll);
@@ -292,8 +294,8 @@ Result<AdapterConfig> ParseAdapterConfig(const std::string& yaml_text,
     if (!root || root.IsNull()) {
       return Bad("config", "is empty");
     }
-    CAREHUB_TRY(CheckKeys(root, "config", {"identity", "hub", "outbox", "admin", "logging", "hl7",
-                                           "fhir", "csv"}));
+    CAREHUB_TRY(CheckKeys(root, "config",
+                          {"identity", "hub", "outbox", "admin", "logging", "hl7", "fhir", "csv"}));
     const YAML::Node identity = root["identity"];
     if (!identity) {
       return Bad("identity", "section is required (publisher_ods)");

@@ -3,8 +3,7 @@
 namespace carehub::adapters {
 
 AdapterMetrics::AdapterMetrics(metrics::Registry* registry, AdapterKind kind,
-                               const std::string& publisher_ods,
-                               const client::Publisher* publisher,
+                               const std::string& publisher_ods, const client::Publisher* publisher,
                                std::function<SourceCounts()> source)
     : registry_(registry), publisher_(publisher), source_(std::move(source)) {
   registry_
@@ -18,8 +17,8 @@ AdapterMetrics::AdapterMetrics(metrics::Registry* registry, AdapterKind kind,
                           {{"outcome", outcome}});
   }
   for (const char* result : {"accepted", "duplicate", "rejected", "conflict"}) {
-    registry_->GetCounter("carehub_adapter_hub_events_total", "Events answered by the hub, by result",
-                          {{"result", result}});
+    registry_->GetCounter("carehub_adapter_hub_events_total",
+                          "Events answered by the hub, by result", {{"result", result}});
   }
   registry_->AddRefresher([this] { Refresh(); });
 }
@@ -48,8 +47,9 @@ void AdapterMetrics::Refresh() {
                       {{"reason", reason}}),
          count);
   }
-  Sync(r.GetCounter("carehub_adapter_events_enqueued_total", "Events durably written to the outbox"),
-       pub.enqueued);
+  Sync(
+      r.GetCounter("carehub_adapter_events_enqueued_total", "Events durably written to the outbox"),
+      pub.enqueued);
   r.GetGauge("carehub_adapter_outbox_depth", "Events in the outbox not yet answered by the hub")
       .Set(static_cast<double>(pub.outbox_depth));
   r.GetGauge("carehub_adapter_outbox_oldest_age_seconds",
