@@ -19,7 +19,7 @@ std::string MonthOf(int64_t unix_seconds) {
   const time_t t = static_cast<time_t>(unix_seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[8];
+  char buf[32];
   std::snprintf(buf, sizeof(buf), "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
   return buf;
 }

@@ -269,8 +269,8 @@ void Generator::Hl7(const std::string& trust, const std::string& trigger, uint32
   m << "PD1|||PRACTICE^^" << p.practice << "\r";
   m << "PV1|1|" << patient_class << "|" << (patient_class == 'E' ? "ED" : "WARD" + std::to_string(1 + patient % 30))
     << "^^^" << trust << "|" << method << "||||||" << (patient_class == 'E' ? "180" : "300")
-    << "||||||||" << visit << "|||||||||||||||||";
-  m << (discharge != 0 ? "19" : "") << "|||||||" << Hl7Time(admit) << "|"
+    << "|||||||||" << visit << "|||||||||||||||||";
+  m << (discharge != 0 ? "19" : "") << "||||||||" << Hl7Time(admit) << "|"
     << (discharge != 0 ? Hl7Time(discharge) : "");
   std::string text = m.str();
   hl7_[trust].push_back(text);
