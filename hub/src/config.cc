@@ -73,7 +73,8 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
                         {"hub", "ingest", "subscribe", "admin", "dedup", "validation",
                          "retention", "policy", "security", "logging"}));
   if (auto n = root["hub"]) {
-    CAREHUB_TRY(CheckKeys(n, "hub", {"data_dir", "durability"}));
+    CAREHUB_TRY(CheckKeys(n, "hub", {"data_dir", "durability", "min_free_disk_bytes"}));
+    CAREHUB_TRY(Read(n, "min_free_disk_bytes", "hub", &c.min_free_disk_bytes));
     std::string data_dir = c.data_dir.string();
     std::string durability = "fsync";
     CAREHUB_TRY(Read(n, "data_dir", "hub", &data_dir));

@@ -91,6 +91,10 @@ void GroupCommitter::Run() {
     if (work.empty()) {
       if (ProbeStore()) {
         healthy_.store(true);
+        {
+          std::lock_guard lock(mu_);
+          last_error_.clear();
+        }
         log->info("store accepts writes again");
       }
       continue;
@@ -115,7 +119,11 @@ void GroupCommitter::Run() {
       if (!healthy_.load()) {
         (void)store_->Resume();
       }
-      Status s = store_->Commit(&batch->writes, sync_ && i == last_write);
+      // A write that would eat into the disk reserve is refused like a failed one (RETRY).
+      Status s = store_->CheckHeadroom(batch->writes.GetDataSize() * 2);
+      if (s.ok()) {
+        s = store_->Commit(&batch->writes, sync_ && i == last_write);
+      }
       if (!s.ok()) {
         // Batches already written in this group were not synced: sync them now or fail them.
         commit_failures_.Inc();

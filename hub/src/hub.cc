@@ -77,7 +77,11 @@ class HubImpl final : public Hub {
       }
       policy_.Set(loaded.value());
     }
-    auto store = Store::Open(StoreOptions{config_.data_dir, config_.dedup_window_days});
+    StoreOptions store_options;
+    store_options.dir = config_.data_dir;
+    store_options.dedup_window_days = config_.dedup_window_days;
+    store_options.min_free_disk_bytes = config_.min_free_disk_bytes;
+    auto store = Store::Open(store_options);
     if (!store.ok()) {
       return store.status();
     }

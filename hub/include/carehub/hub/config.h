@@ -16,6 +16,7 @@ enum class Durability { kFsync, kOs };
 struct HubConfig {
   std::filesystem::path data_dir = "data/hub";
   Durability durability = Durability::kFsync;
+  uint64_t min_free_disk_bytes = 0;  // 0: automatic (see StoreOptions)
 
   std::string ingest_endpoint = "tcp://127.0.0.1:7400";
   size_t max_frame_bytes = 8u << 20;

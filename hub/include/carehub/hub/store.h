@@ -63,6 +63,10 @@ struct StoreOptions {
   uint32_t dedup_window_days = 400;
   size_t block_cache_bytes = 256ull << 20;
   size_t write_buffer_bytes = 64ull << 20;
+  // Writes are refused (RETRY) while the data filesystem has less than this free, so RocksDB never
+  // runs into a full disk itself (its write-ahead log does not recover cleanly from ENOSPC) and
+  // flushes and compactions keep room to finish. 0: min(256 MiB, 2% of the filesystem).
+  uint64_t min_free_disk_bytes = 0;
 };
 
 class Store {
@@ -91,6 +95,9 @@ class Store {
   // Applies the batch. With sync, returns after the WAL is fsync'd (group commit: one sync covers
   // every batch written before it).
   Status Commit(rocksdb::WriteBatch* batch, bool sync);
+  // OK when `bytes` more can be written while keeping the free-space reserve; "store_full" if not.
+  Status CheckHeadroom(uint64_t bytes) const;
+
   // fsyncs the WAL (covers every write applied before it).
   Status SyncWal();
   // Writes and syncs a small record: proves the store accepts writes.
