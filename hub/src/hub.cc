@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <condition_variable>
 #include <fstream>
 #include <thread>
 #include <zmq.hpp>
@@ -140,6 +141,9 @@ class HubImpl final : public Hub {
 
     ingest_thread_ = std::thread([this] { ingest_->Run(stop_); });
     subscribe_thread_ = std::thread([this] { subscribe_->Run(stop_subscribe_); });
+    if (config_.retention_max_age_days > 0) {
+      retention_thread_ = std::thread([this] { RunRetention(); });
+    }
     if (!config_.admin_listen.empty()) {
       std::string token;
       if (!config_.admin_token_file.empty()) {
@@ -200,6 +204,31 @@ class HubImpl final : public Hub {
           << "\", \"admin\": \"" << admin_address_ << "\", \"pid\": " << getpid() << "}\n";
     }
     std::filesystem::rename(tmp, path);
+  }
+
+  // Retention by age (DESIGN §5): hourly, whole ranges of the log older than the limit are deleted
+  // (RocksDB range deletes, so the cost does not depend on how many events go). Dedup keys expire
+  // on their own window during compaction.
+  void RunRetention() {
+    auto log = spdlog::get("store");
+    std::unique_lock lock(retention_mu_);
+    while (!retention_stop_) {
+      lock.unlock();
+      auto cutoff = SystemClock::Instance().Now() -
+                    std::chrono::hours(24) * static_cast<int64_t>(config_.retention_max_age_days);
+      auto deleted = store_->DeleteEventsBefore(ToUnixMillis(cutoff));
+      if (!deleted.ok()) {
+        log->error("retention failed: {}", deleted.status().ToString());
+      } else if (deleted.value() > 0) {
+        log->info("retention: deleted {} events older than {} days", deleted.value(),
+                  config_.retention_max_age_days);
+        metrics_.GetCounter("carehub_retention_deleted_events_total",
+                            "Events deleted by age retention.")
+            .Inc(deleted.value());
+      }
+      lock.lock();
+      retention_cv_.wait_for(lock, std::chrono::hours(1), [this] { return retention_stop_; });
+    }
   }
 
   std::string ingest_endpoint() const override { return ingest_endpoint_; }
@@ -314,6 +343,14 @@ class HubImpl final : public Hub {
       ingest_thread_.join();
     }
     stop_subscribe_.store(true);
+    {
+      std::lock_guard lock(retention_mu_);
+      retention_stop_ = true;
+    }
+    retention_cv_.notify_all();
+    if (retention_thread_.joinable()) {
+      retention_thread_.join();
+    }
     if (subscribe_thread_.joinable()) {
       subscribe_thread_.join();
     }
@@ -348,6 +385,10 @@ class HubImpl final : public Hub {
   std::unique_ptr<AdminServer> admin_;
   std::thread ingest_thread_;
   std::thread subscribe_thread_;
+  std::thread retention_thread_;
+  std::mutex retention_mu_;
+  std::condition_variable retention_cv_;
+  bool retention_stop_ = false;
   std::atomic<bool> stop_{false};
   std::atomic<bool> stop_subscribe_{false};
   std::atomic<bool> stopped_{false};
