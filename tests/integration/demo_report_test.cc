@@ -94,7 +94,7 @@ TEST_F(DemoTest, ReportIndicatorsEqualGroundTruth) {
   EXPECT_GT(status["totals"]["duplicate"].get<int64_t>(), 0);
   // The direct-care subscriber of RR8 received identifiable GP and community activity.
   const std::string direct = ReadAll(out_ / "lth-direct-care.ndjson");
-  EXPECT_NE(direct.find("\"nhsNumber\""), std::string::npos);
+  EXPECT_NE(direct.find("\"nhs_number\":\"999"), std::string::npos);
   // The report shows no identifiers: no NHS number of the population, no pseudonym.
   const std::string html = ReadAll(out_ / "report.html");
   EXPECT_FALSE(std::regex_search(html, std::regex("999[0-9]{7}")));
