@@ -456,6 +456,11 @@ std::vector<std::string> Store::MultiGetEvents(const std::vector<uint64_t>& seqs
   return out;
 }
 
+size_t Store::KnownRouteCount() const {
+  std::lock_guard lock(routes_mu_);
+  return known_routes_.size();
+}
+
 std::vector<RouteKey> Store::KnownRoutes() const {
   std::lock_guard lock(routes_mu_);
   return known_routes_;

@@ -300,8 +300,9 @@ bool SubscribeServer::Serve(Session& session,
   }
 
   // Plan which part of the log to read.
-  auto known = store_->KnownRoutes();
-  if (session.planned_for != policy.get() || session.planned_route_count != known.size()) {
+  const size_t route_count = store_->KnownRouteCount();
+  if (session.planned_for != policy.get() || session.planned_route_count != route_count) {
+    auto known = store_->KnownRoutes();
     session.routes.clear();
     for (const auto& r : known) {
       if (policy->MayReceive(*sub, r.publisher_ods, r.event_type, r.site_ods)) {

@@ -118,6 +118,7 @@ class Store {
   // Reads many events by seq (bytes; empty string if missing).
   std::vector<std::string> MultiGetEvents(const std::vector<uint64_t>& seqs);
   std::vector<RouteKey> KnownRoutes() const;
+  size_t KnownRouteCount() const;
   // First hub_seq whose received_at >= t (LastSeq()+1 when none). Binary search over the log.
   uint64_t SeqAtTime(int64_t unix_ms);
   uint64_t FirstSeq() const;
