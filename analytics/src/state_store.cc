@@ -3,6 +3,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "carehub/core/ordered_key.h"
+
 namespace carehub::analytics {
 namespace {
 
@@ -14,22 +16,9 @@ std::string FactKey(const std::string& publisher, const std::string& event_id) {
   return std::string(kFactPrefix) + publisher + '\x1f' + event_id;
 }
 
-std::string EncodeSeq(uint64_t seq) {
-  std::string out(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(seq & 0xff);
-    seq >>= 8;
-  }
-  return out;
-}
+std::string EncodeSeq(uint64_t seq) { return EncodeOrderedU64(seq); }
 
-uint64_t DecodeSeq(const std::string& bytes) {
-  uint64_t seq = 0;
-  for (unsigned char c : bytes) {
-    seq = (seq << 8) | c;
-  }
-  return seq;
-}
+uint64_t DecodeSeq(const std::string& bytes) { return DecodeOrderedU64(bytes); }
 
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "carehub/core/ordered_key.h"
 #include "carehub/v1/wire.pb.h"
 
 namespace carehub::client {
@@ -22,22 +23,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string EncodeSeq(uint64_t seq) {
-  std::string s(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    s[i] = static_cast<char>(seq & 0xff);
-    seq >>= 8;
-  }
-  return s;
-}
+std::string EncodeSeq(uint64_t seq) { return EncodeOrderedU64(seq); }
 
-uint64_t DecodeSeq(std::string_view b) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8 && i < b.size(); ++i) {
-    v = (v << 8) | static_cast<uint8_t>(b[i]);
-  }
-  return v;
-}
+uint64_t DecodeSeq(std::string_view b) { return DecodeOrderedU64(b); }
 
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

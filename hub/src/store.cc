@@ -1,5 +1,7 @@
 #include "carehub/hub/store.h"
 
+#include "carehub/core/ordered_key.h"
+
 #include <rocksdb/cache.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
@@ -129,22 +131,9 @@ int64_t ReceivedAtMillis(std::string_view bytes) {
 
 }  // namespace
 
-std::string EncodeSeq(uint64_t seq) {
-  std::string s(8, '\0');
-  for (int i = 7; i >= 0; --i) {
-    s[i] = static_cast<char>(seq & 0xff);
-    seq >>= 8;
-  }
-  return s;
-}
+std::string EncodeSeq(uint64_t seq) { return EncodeOrderedU64(seq); }
 
-uint64_t DecodeSeq(std::string_view bytes) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8 && i < bytes.size(); ++i) {
-    v = (v << 8) | static_cast<uint8_t>(bytes[i]);
-  }
-  return v;
-}
+uint64_t DecodeSeq(std::string_view bytes) { return DecodeOrderedU64(bytes); }
 
 bool RouteKey::operator<(const RouteKey& o) const {
   return std::tie(publisher_ods, site_ods, event_type) <

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include <google/protobuf/arena.h>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -68,6 +69,10 @@ class IngestServer {
   };
   std::mutex replay_mu_;
   std::vector<Replay> replays_;
+
+  // Frames are decoded on this arena; its first block is reused from frame to frame.
+  std::vector<char> arena_block_ = std::vector<char>(8u << 20);
+  google::protobuf::Arena arena_{arena_block_.data(), arena_block_.size()};
 
   IngestServerOptions options_;
   IngestPipeline* pipeline_;
