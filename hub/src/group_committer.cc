@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <chrono>
 
 namespace carehub::hub {
@@ -69,6 +71,7 @@ bool GroupCommitter::ProbeStore() {
 }
 
 void GroupCommitter::Run() {
+  pthread_setname_np(pthread_self(), "carehub-commit");
   auto log = spdlog::get("store");
   std::vector<std::unique_ptr<PreparedBatch>> work;
   while (true) {

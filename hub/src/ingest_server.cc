@@ -1,6 +1,7 @@
 #include "carehub/hub/ingest_server.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -276,6 +277,7 @@ void IngestServer::AnswerCompleted() {
 }
 
 void IngestServer::Run(const std::atomic<bool>& stop) {
+  pthread_setname_np(pthread_self(), "carehub-ingest");
   auto log = spdlog::get("ingest");
   std::vector<zmq::message_t> parts;
   bool stopping = false;

@@ -1,6 +1,7 @@
 #include "carehub/hub/subscribe_server.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -540,6 +541,7 @@ std::vector<SubscriptionStatus> SubscribeServer::Statuses() const {
 }
 
 void SubscribeServer::Run(const std::atomic<bool>& stop) {
+  pthread_setname_np(pthread_self(), "carehub-deliver");
   std::vector<zmq::message_t> parts;
   bool busy = false;
   auto last_status = Steady::now() - std::chrono::hours(1);
