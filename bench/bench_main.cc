@@ -97,11 +97,12 @@ int main(int argc, char** argv) {
   } else {
     work_root = "/tmp";
   }
-  bool s_ingest = false, s_fanout = false, s_catchup = false, s_latency = false,
+  bool s_ingest = false, s_curve = false, s_fanout = false, s_catchup = false, s_latency = false,
        s_footprint = false, s_limits = false, s_nats = false;
   CLI::App app{"carehub-bench: carehub against NATS JetStream and the machine's own limits"};
   app.add_flag("--quick", o.quick, "small counts (under 2 minutes); used by ctest");
   app.add_flag("--ingest", s_ingest, "1. ingest, fsync and os durability");
+  app.add_flag("--curve", s_curve, "1b. ingest (fsync) over CURVE beside plain");
   app.add_flag("--fanout", s_fanout, "2. fan-out to 10 live subscriptions");
   app.add_flag("--catchup", s_catchup, "3. catch-up of a 1% and a full subscription");
   app.add_flag("--latency", s_latency, "4. publisher-to-subscriber latency at a steady rate");
@@ -151,7 +152,8 @@ int main(int argc, char** argv) {
   });
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
-  bool all = !(s_ingest || s_fanout || s_catchup || s_latency || s_footprint || s_limits || s_nats);
+  bool all = !(s_ingest || s_curve || s_fanout || s_catchup || s_latency || s_footprint ||
+                s_limits || s_nats);
   o.work_dir = work_root / ("carehub-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(o.work_dir);
   if (!std::filesystem::exists(o.carehub_binary)) {
@@ -198,6 +200,7 @@ int main(int argc, char** argv) {
   std::vector<Section> sections = {
       {"limits", s_limits, carehub::bench::RunLimitsSection},
       {"ingest", s_ingest, carehub::bench::RunIngestSection},
+      {"curve", s_curve, carehub::bench::RunCurveSection},
       {"fanout", s_fanout, carehub::bench::RunFanoutSection},
       {"catchup", s_catchup, carehub::bench::RunCatchupSection},
       {"latency", s_latency, carehub::bench::RunLatencySection},

@@ -67,8 +67,13 @@ Status HubRunner::Launch() {
     out << "hub:\n  data_dir: " << data_dir().string() << "\n  durability: " << options_.durability
         << "\ningest:\n  endpoint: tcp://127.0.0.1:0\n  max_events_per_batch: 10000\n"
         << "subscribe:\n  endpoint: tcp://127.0.0.1:0\n  subscriber_timeout_ms: 120000\n"
-        << "admin:\n  listen: 127.0.0.1:0\nsecurity:\n  mode: plain\n"
-        << "logging:\n  level: warn\n";
+        << "admin:\n  listen: 127.0.0.1:0\nlogging:\n  level: warn\n";
+    if (!options_.server_key_file.empty() && !options_.identities_file.empty()) {
+      out << "security:\n  mode: curve\n  server_key_file: " << options_.server_key_file.string()
+          << "\n  identities: " << options_.identities_file.string() << "\n";
+    } else {
+      out << "security:\n  mode: plain\n";
+    }
     if (!options_.agreements_file.empty()) {
       out << "policy:\n  agreements: " << options_.agreements_file.string() << "\n";
     }

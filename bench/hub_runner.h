@@ -1,6 +1,7 @@
 #pragma once
 // The real `carehub` daemon as a child process of the benchmark: a generated config on a temp data
 // dir with loopback endpoints on port 0; the bound endpoints come from <data_dir>/endpoints.json.
+// Plain transport unless CURVE key and identities files are given.
 // The hub's log (warnings and up) goes to <dir>/hub.log.
 //
 // Not thread-safe: one thread owns a HubRunner; PeakRssBytes() may be called from any thread.
@@ -22,6 +23,9 @@ struct HubRunOptions {
   std::filesystem::path dir;     // created; the data dir is dir/data
   std::string durability = "fsync";
   std::filesystem::path agreements_file;  // empty: no subscriptions
+  // Both set: `security.mode: curve` with these files (see docs/security.md); else plain.
+  std::filesystem::path server_key_file;
+  std::filesystem::path identities_file;
   std::chrono::milliseconds start_timeout{30'000};
 };
 

@@ -1,5 +1,5 @@
-// Sections 1-5 of carehub-bench: the real hub daemon under ingest, fan-out, catch-up, latency and
-// footprint workloads.
+// Sections 1-5 of carehub-bench: the real hub daemon under ingest (plain and CURVE), fan-out,
+// catch-up, latency and footprint workloads.
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -10,8 +10,10 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <zmq.h>
 #include <zmq.hpp>
 
+#include "carehub/client/curve.h"
 #include "carehub/client/subscriber.h"
 #include "carehub/core/synthetic.h"
 #include "carehub/hub/store.h"
@@ -209,56 +211,193 @@ double Percentile(std::vector<double>* v, double q) {
 }
 
 // ---- 1. Ingest ----
+namespace {
+
+// One ingest load against a fresh hub, with the hub's own commit figures.
+struct IngestRun {
+  IngestLoadResult load;
+  HistogramTotals commit, per_commit, batch;
+  uint64_t peak_rss = 0;
+  Status stopped = Status::Ok();
+};
+
+// Starts a hub with `ho`, runs the section's ingest load (with `curve` client keys when set) and
+// stops the hub. An error when the hub did not start or not every event was answered as accepted
+// or duplicate; a failed stop is returned in `stopped` so the figures are still recorded.
+Result<IngestRun> MeasureIngest(BenchContext* ctx, const HubRunOptions& ho, const std::string& sec,
+                                const client::CurveClientKeys* curve) {
+  auto hub = HubRunner::Start(ho);
+  if (!hub.ok()) {
+    return hub.status();
+  }
+  auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), ctx->options.ingest_events);
+  if (curve != nullptr) {
+    lo.curve_public = curve->client_public;
+    lo.curve_secret = curve->client_secret;
+    lo.curve_server = curve->server_public;
+  }
+  std::fprintf(stderr, "[%s] durability=%s%s: %lu events, %u connections ...\n", sec.c_str(),
+               ho.durability.c_str(), curve != nullptr ? ", CURVE" : "", lo.events,
+               lo.connections);
+  IngestRun run;
+  run.load = RunIngestLoad(lo);
+  auto metrics = (*hub)->Metrics();
+  run.commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
+  run.per_commit = ScrapeHistogram(metrics, "carehub_store_batches_per_commit");
+  run.batch = ScrapeHistogram(metrics, "carehub_ingest_batch_seconds");
+  run.peak_rss = (*hub)->PeakRssBytes();
+  run.stopped = (*hub)->Stop();
+  RemoveHubDir(hub->get());
+  const auto& r = run.load;
+  if (r.sent == 0 || r.other > 0) {
+    return Status::Error("bench_failed", sec + ": " + std::to_string(r.sent) + " answered, " +
+                                             std::to_string(r.other) + " not accepted");
+  }
+  return run;
+}
+
+void AddIngestFigures(BenchContext* ctx, const std::string& sec, const IngestRun& run) {
+  const auto& r = run.load;
+  ctx->report.Add(sec, "answered_per_s", "answered events/s (incl. duplicates)",
+                  r.sent_per_second(), "/s");
+  ctx->report.Add(sec, "ack_p50_ms", "batch ack latency p50", r.ack_p50_ms, "ms");
+  ctx->report.Add(sec, "ack_p99_ms", "batch ack latency p99", r.ack_p99_ms, "ms");
+  ctx->report.Add(sec, "batches_per_commit", "batches per group commit (mean)",
+                  run.per_commit.mean(), "");
+  ctx->report.Add(sec, "commit_ms", "store commit time (mean)", run.commit.mean() * 1e3, "ms");
+  ctx->report.Set(sec, "ingest_batch_ms_mean", run.batch.mean() * 1e3);
+  ctx->report.Set(sec, "sent", r.sent);
+  ctx->report.Set(sec, "accepted", r.accepted);
+  ctx->report.Set(sec, "duplicate", r.duplicate);
+  ctx->report.Set(sec, "seconds", r.seconds);
+  ctx->report.Set(sec, "commits", run.commit.count);
+  ctx->report.Set(sec, "hub_peak_rss_bytes", run.peak_rss);
+}
+
+HubRunOptions IngestHubOptions(BenchContext* ctx, const std::string& tag,
+                               const std::string& durability) {
+  HubRunOptions ho;
+  ho.binary = ctx->options.carehub_binary;
+  ho.dir = ctx->NewDir(tag);
+  ho.durability = durability;
+  return ho;
+}
+
+}  // namespace
+
 Status RunIngestSection(BenchContext* ctx) {
-  const auto& o = ctx->options;
   for (const std::string durability : {"fsync", "os"}) {
-    auto hub = StartHub(ctx, "ingest-" + durability, durability, false);
-    if (!hub.ok()) {
-      return hub.status();
-    }
-    auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), o.ingest_events);
-    std::fprintf(stderr, "[ingest] durability=%s: %lu events, %u connections ...\n",
-                 durability.c_str(), lo.events, lo.connections);
-    auto r = RunIngestLoad(lo);
-    auto metrics = (*hub)->Metrics();
-    auto commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
-    auto per_commit = ScrapeHistogram(metrics, "carehub_store_batches_per_commit");
-    auto batch = ScrapeHistogram(metrics, "carehub_ingest_batch_seconds");
-    auto peak = (*hub)->PeakRssBytes();
-    auto stopped = (*hub)->Stop();
-    RemoveHubDir(hub->get());
     const std::string sec = "ingest_" + durability;
-    if (r.sent == 0 || r.other > 0) {
-      return Status::Error("bench_failed", sec + ": " + std::to_string(r.sent) + " answered, " +
-                                               std::to_string(r.other) + " not accepted");
+    auto run = MeasureIngest(ctx, IngestHubOptions(ctx, "ingest-" + durability, durability), sec,
+                             nullptr);
+    if (!run.ok()) {
+      return run.status();
     }
     bool fsync = durability == "fsync";
-    double rate = r.accepted_per_second();
+    double rate = run->load.accepted_per_second();
     if (fsync) {
       ctx->figures.ingest_fsync_per_s = rate;
     }
     ctx->report.Add(sec, "accepted_per_s", "accepted events/s", rate, "/s",
                     fsync ? ">= 300k/s" : "", fsync ? std::optional<bool>(rate >= 300'000)
                                                     : std::nullopt);
-    ctx->report.Add(sec, "answered_per_s", "answered events/s (incl. duplicates)",
-                    r.sent_per_second(), "/s");
-    ctx->report.Add(sec, "ack_p50_ms", "batch ack latency p50", r.ack_p50_ms, "ms");
-    ctx->report.Add(sec, "ack_p99_ms", "batch ack latency p99", r.ack_p99_ms, "ms");
-    ctx->report.Add(sec, "batches_per_commit", "batches per group commit (mean)",
-                    per_commit.mean(), "");
-    ctx->report.Add(sec, "commit_ms", "store commit time (mean)", commit.mean() * 1e3, "ms");
-    ctx->report.Set(sec, "ingest_batch_ms_mean", batch.mean() * 1e3);
-    ctx->report.Set(sec, "sent", r.sent);
-    ctx->report.Set(sec, "accepted", r.accepted);
-    ctx->report.Set(sec, "duplicate", r.duplicate);
-    ctx->report.Set(sec, "seconds", r.seconds);
-    ctx->report.Set(sec, "commits", commit.count);
-    ctx->report.Set(sec, "hub_peak_rss_bytes", peak);
-    if (!stopped.ok()) {
-      return stopped;
+    AddIngestFigures(ctx, sec, *run);
+    if (!run->stopped.ok()) {
+      return run->stopped;
     }
   }
   return Status::Ok();
+}
+
+// ---- 1b. Ingest over CURVE ----
+namespace {
+
+// A fresh CURVE key pair, Z85.
+Result<client::CurveKeyPair> NewKeyPair() {
+  char pub[41] = {};
+  char sec[41] = {};
+  if (zmq_curve_keypair(pub, sec) != 0) {
+    return Status::Error("bench_setup", "zmq_curve_keypair failed (libzmq without CURVE?)");
+  }
+  return client::CurveKeyPair{pub, sec};
+}
+
+Status WriteKeyFile(const std::filesystem::path& path, const client::CurveKeyPair& keys) {
+  {
+    std::ofstream out(path);
+    out << "public: " << keys.public_key << "\nsecret: " << keys.secret_key << "\n";
+    if (!out) {
+      return Status::Error("bench_setup", "cannot write " + path.string());
+    }
+  }
+  std::error_code ec;
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write, ec);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunCurveSection(BenchContext* ctx) {
+  // The plain figure to compare with: the ingest section's when it ran in this process (same
+  // load, same durability), else measured here.
+  std::optional<double> plain = ctx->figures.ingest_fsync_per_s;
+  const bool plain_here = !plain.has_value();
+  if (plain_here) {
+    auto run = MeasureIngest(ctx, IngestHubOptions(ctx, "curve-plain", "fsync"), "curve_plain",
+                             nullptr);
+    if (!run.ok()) {
+      return run.status();
+    }
+    if (!run->stopped.ok()) {
+      return run->stopped;
+    }
+    plain = run->load.accepted_per_second();
+  }
+
+  auto server = NewKeyPair();
+  if (!server.ok()) {
+    return server.status();
+  }
+  auto client_keys = NewKeyPair();
+  if (!client_keys.ok()) {
+    return client_keys.status();
+  }
+  auto ho = IngestHubOptions(ctx, "curve", "fsync");
+  auto keys_dir = ho.dir / "keys";
+  std::filesystem::create_directories(keys_dir);
+  ho.server_key_file = keys_dir / "hub.key";
+  ho.identities_file = keys_dir / "identities.yaml";
+  auto written = WriteKeyFile(ho.server_key_file, *server);
+  if (!written.ok()) {
+    return written;
+  }
+  {
+    // The load publishes under the synthetic generator's default publishers (LoadOptions sets
+    // none); one identity may publish them all. Z85 has no '"' or '\', so double quotes suffice.
+    std::ofstream out(ho.identities_file);
+    out << "identities:\n  bench-publisher:\n    kind: publisher\n    ods: [";
+    const auto pubs = SyntheticOptions().publishers;
+    for (size_t i = 0; i < pubs.size(); ++i) {
+      out << (i > 0 ? ", " : "") << pubs[i];
+    }
+    out << "]\n    public_keys: [\"" << client_keys->public_key << "\"]\n";
+  }
+  client::CurveClientKeys curve{client_keys->public_key, client_keys->secret_key,
+                                server->public_key};
+  auto run = MeasureIngest(ctx, ho, "curve", &curve);
+  if (!run.ok()) {
+    return run.status();
+  }
+  double rate = run->load.accepted_per_second();
+  double ratio = *plain > 0 ? rate / *plain : 0;
+  ctx->report.Add("curve", "accepted_per_s", "accepted events/s, CURVE (fsync)", rate, "/s");
+  ctx->report.Add("curve", "plain_accepted_per_s", "accepted events/s, plain (fsync)", *plain,
+                  "/s");
+  ctx->report.Add("curve", "curve_over_plain", "CURVE / plain accepted events/s", ratio, "x");
+  ctx->report.Set("curve", "plain_measured_in", plain_here ? "curve section" : "ingest section");
+  AddIngestFigures(ctx, "curve", *run);
+  return run->stopped;
 }
 
 // ---- 2. Fan-out ----

@@ -53,6 +53,8 @@ struct BenchContext {
 };
 
 Status RunIngestSection(BenchContext* ctx);
+// The ingest load (fsync) over CURVE, beside the plain fsync figure of the ingest section.
+Status RunCurveSection(BenchContext* ctx);
 Status RunFanoutSection(BenchContext* ctx);
 Status RunCatchupSection(BenchContext* ctx);
 Status RunLatencySection(BenchContext* ctx);
