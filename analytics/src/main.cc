@@ -18,6 +18,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <thread>
 
 #include "carehub/analytics/indicators.h"
 #include "carehub/analytics/report.h"
@@ -90,6 +91,10 @@ int main(int argc, char** argv) {
   app.add_option("--exit-when-idle", exit_when_idle,
                  "exit once caught up and nothing new arrived for this many seconds (0: never)");
   app.add_option("--window", window, "events the hub may have outstanding towards us");
+  uint32_t pause_ms = 0;
+  app.add_option("--pause-ms", pause_ms,
+                 "pause after applying each delivery (throttles a backfill so it does not compete "
+                 "with live work; tests use it to stop a run half-way)");
   CLI11_PARSE(app, argc, argv);
 
   std::string error;
@@ -144,6 +149,9 @@ int main(int argc, char** argv) {
       head = std::max(head, batch.head_seq);
       const uint64_t before = store.value()->cursor();
       Status applied = store.value()->Apply(batch.events, batch.scanned_to_seq);
+      if (pause_ms > 0 && !batch.events.empty()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+      }
       if (!applied.ok()) {
         std::fprintf(stderr, "carehub-analytics: %s\n", applied.ToString().c_str());
         return 1;

@@ -129,14 +129,15 @@ TEST_F(DemoTest, AnalyticsKilledHalfwayGivesTheSameReport) {
   }
   ASSERT_GT(final_cursor, 100u);
 
-  // A small credit window makes the run long enough to be stopped in the middle; the kill time
-  // grows until the state holds some but not all of the feed.
+  // A small credit window and a pause per delivery make the run last several seconds (20-event
+  // deliveries, 10 ms each: ~2 s per 4,000 events), so one of the growing kill times lands while the
+  // state holds some but not all of the feed, however fast the hub is.
   const fs::path state = dir_.path() / "killed-state";
   const fs::path report = dir_.path() / "killed-report.html";
   uint64_t cursor_at_kill = 0;
   for (int delay_ms = 150; delay_ms < 20'000; delay_ms = delay_ms * 3 / 2) {
     fs::remove_all(state);
-    const pid_t pid = StartAnalytics(state, report, "--window 20");
+    const pid_t pid = StartAnalytics(state, report, "--window 20 --pause-ms 10");
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     kill(pid, SIGKILL);
     int wstatus = 0;
