@@ -167,7 +167,11 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     return Status::Error("store_error",
                          "cannot create data dir " + options.dir.string() + ": " + ec.message());
   }
-  store->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // Half the cache is reserved for index and filter blocks (high priority), so a burst of data-block
+  // reads cannot evict the dedup index's bloom filters: without them every miss reads a filter block.
+  store->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes, /*num_shard_bits=*/-1,
+                                       /*strict_capacity_limit=*/false,
+                                       /*high_pri_pool_ratio=*/0.5);
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -186,6 +190,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
       t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
       t.whole_key_filtering = true;
       t.cache_index_and_filter_blocks = true;
+      t.cache_index_and_filter_blocks_with_high_priority = true;
       t.pin_l0_filter_and_index_blocks_in_cache = true;
     }
     return rocksdb::NewBlockBasedTableFactory(t);
