@@ -111,6 +111,16 @@ TEST_F(DemoTest, AnalyticsKilledHalfwayGivesTheSameReport) {
     execl("/bin/sh", "sh", "-c", hub_cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  // A failed assertion returns early: stop the hub then too, so no test leaves a daemon behind.
+  struct StopHub {
+    pid_t pid;
+    ~StopHub() {
+      if (kill(pid, SIGTERM) == 0) {
+        int status = 0;
+        waitpid(pid, &status, 0);
+      }
+    }
+  } stop_hub{hub};
   const std::string ready = "curl -sf --max-time 1 http://127.0.0.1:" +
                             std::to_string(port_base_ + 80) + "/readyz > /dev/null";
   bool up = false;
@@ -156,9 +166,6 @@ TEST_F(DemoTest, AnalyticsKilledHalfwayGivesTheSameReport) {
   const pid_t pid = StartAnalytics(state, report, "--window 20 --exit-when-idle 1");
   int wstatus = 0;
   waitpid(pid, &wstatus, 0);
-  kill(hub, SIGTERM);
-  int hub_status = 0;
-  waitpid(hub, &hub_status, 0);
   ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
       << ReadAll(dir_.path() / "analytics.log");
   fs::path json = report;
