@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "carehub/core/lifecycle_signals.h"
 #include "carehub/adapters/adapter_config.h"
 #include "carehub/adapters/adapter_metrics.h"
 #include "carehub/adapters/admin_http.h"
@@ -221,25 +222,12 @@ carehub::Result<Source> StartCsv(const adapters::AdapterConfig& config, const st
   return source;
 }
 
-// Waits for SIGTERM or SIGINT (blocked in every thread, so only sigwait sees them).
+// Waits for SIGTERM or SIGINT; SIGHUP only says how to apply a changed config.
 int WaitForStop(spdlog::logger& log) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  while (true) {
-    int sig = 0;
-    if (sigwait(&set, &sig) != 0) {
-      continue;
-    }
-    if (sig == SIGHUP) {
-      log.info("SIGHUP ignored: restart the adapter to apply a changed config");
-      continue;
-    }
-    log.info("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    return 0;
-  }
+  int sig = carehub::WaitForStopSignal(
+      [&log] { log.info("SIGHUP ignored: restart the adapter to apply a changed config"); });
+  log.info("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  return 0;
 }
 
 int Fail(int code, const std::string& message) {
@@ -407,15 +395,8 @@ int main(int argc, char** argv) {
     return Fail(2, std::string(e.what()) + " (run with --help for usage)");
   }
 
-  // Block the stop signals before any thread starts, so every thread inherits the mask and only
-  // WaitForStop's sigwait sees them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts, so only WaitForStop's sigwait sees the lifecycle signals.
+  carehub::BlockLifecycleSignals();
 
   if (hl7->parsed()) {
     return Run(adapters::AdapterKind::kHl7, listen, config_path);

@@ -3,36 +3,12 @@
 // gracefully (exit 0); SIGHUP reloads agreements.
 
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <cstdio>
 #include <iostream>
 
+#include "carehub/core/lifecycle_signals.h"
 #include "carehub/hub/hub.h"
 #include "embedded_config.h"
-
-namespace {
-
-int WaitForSignals(carehub::hub::Hub& hub) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  while (true) {
-    int sig = 0;
-    if (sigwait(&set, &sig) != 0) {
-      continue;
-    }
-    if (sig == SIGHUP) {
-      auto s = hub.Reload();
-      (void)s;  // Reload logs its own outcome.
-      continue;
-    }
-    return 0;
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"carehub: the health and care data-sharing hub"};
@@ -46,15 +22,8 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Block the signals before any thread starts so that every thread inherits the mask and only
-  // sigwait() sees them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  // Before any thread starts, so only the sigwait below sees the lifecycle signals.
+  carehub::BlockLifecycleSignals();
 
   auto config = config_path.empty()
                     ? carehub::hub::ParseHubConfig(carehub::kEmbeddedHubConfig,
@@ -69,7 +38,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "carehub: %s\n", hub.status().message().c_str());
     return 1;
   }
-  int rc = WaitForSignals(*hub.value());
-  hub.value()->Stop();
-  return rc;
+  auto& running = *hub.value();
+  // Reload logs its own outcome (and audits it); a refused file keeps the old set in force.
+  carehub::WaitForStopSignal([&running] { (void)running.Reload(); });
+  running.Stop();
+  return 0;
 }

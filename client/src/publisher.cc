@@ -253,17 +253,15 @@ class PublisherImpl final : public Publisher {
     }
   }
 
-  bool SendBatch(zmq::socket_t& socket, std::vector<uint64_t> seqs, v1::Publish* publish) {
+  // `frame` holds the Publish whose events are `seqs`; the batch id is assigned here.
+  bool SendBatch(zmq::socket_t& socket, std::vector<uint64_t> seqs, v1::Frame* frame) {
     if (seqs.empty()) {
       return true;
     }
     uint64_t batch_id = next_batch_id_++;
-    publish->set_batch_id(batch_id);
-    v1::Frame frame;
-    frame.set_version(v1::PROTOCOL_VERSION_1);
-    frame.set_allocated_publish(publish);
-    std::string bytes = frame.SerializeAsString();
-    (void)frame.release_publish();
+    frame->set_version(v1::PROTOCOL_VERSION_1);
+    frame->mutable_publish()->set_batch_id(batch_id);
+    std::string bytes = frame->SerializeAsString();
     try {
       auto sent = socket.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
       if (!sent) {
@@ -421,10 +419,9 @@ class PublisherImpl final : public Publisher {
       while (inflight_.size() < options_.max_inflight_batches && !retry_.empty() &&
              retry_.front().not_before <= now) {
         std::vector<uint64_t> seqs;
-        auto* publish = new v1::Publish();
-        ReadSeqs(retry_.front().seqs, &seqs, publish);
-        bool sent = SendBatch(socket, seqs, publish);
-        delete publish;
+        v1::Frame frame;
+        ReadSeqs(retry_.front().seqs, &seqs, frame.mutable_publish());
+        bool sent = SendBatch(socket, seqs, &frame);
         if (!sent) {
           retry_.front().not_before = now + std::chrono::milliseconds(200);
           break;
@@ -433,16 +430,14 @@ class PublisherImpl final : public Publisher {
       }
       while (inflight_.size() < options_.max_inflight_batches && next_to_send_ < next_seq_) {
         std::vector<uint64_t> seqs;
-        auto* publish = new v1::Publish();
-        ReadOutbox(next_to_send_, options_.max_batch_events, &seqs, publish);
+        v1::Frame frame;
+        ReadOutbox(next_to_send_, options_.max_batch_events, &seqs, frame.mutable_publish());
         if (seqs.empty()) {
-          delete publish;
           next_to_send_ = next_seq_;
           break;
         }
         uint64_t after = seqs.back() + 1;
-        bool sent = SendBatch(socket, seqs, publish);
-        delete publish;
+        bool sent = SendBatch(socket, seqs, &frame);
         if (!sent) {
           break;
         }
