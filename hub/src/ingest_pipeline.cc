@@ -179,6 +179,7 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
     q.set_raw(std::string(raw));
     q.set_raw_kind("event");
     store_->AddQuarantine(&batch->writes, q);
+    ++batch->quarantined;
   }
 
   if (conflict) {
@@ -397,6 +398,7 @@ void IngestPipeline::Recycle(std::unique_ptr<PreparedBatch> batch) {
   batch->max_seq = 0;
   batch->accepted_labels.clear();
   batch->new_routes.clear();
+  batch->quarantined = 0;
   batch->answer_after_commit = true;
   batch->on_answer = nullptr;
   batch->committed = false;
@@ -430,6 +432,7 @@ std::unique_ptr<PreparedBatch> IngestPipeline::QuarantineFrame(std::string routi
   q.set_raw(std::string(raw.substr(0, 1u << 20)));
   q.set_raw_kind("frame");
   store_->AddQuarantine(&batch->writes, q);
+  ++batch->quarantined;
   CounterFor("carehub_frames_rejected_total", "Frames that could not be processed, by reason.",
              {{"reason", reason}})
       .Inc();
@@ -443,6 +446,9 @@ void IngestPipeline::Finish(PreparedBatch* batch) {
     }
     if (!batch->new_routes.empty()) {
       store_->NoteRoutesCommitted(batch->new_routes);
+    }
+    if (batch->quarantined > 0) {
+      store_->NoteQuarantineCommitted(batch->quarantined);
     }
     if (!batch->accepted_labels.empty()) {
       std::lock_guard lock(activity_mu_);

@@ -320,7 +320,6 @@ void Store::NoteRoutesCommitted(const std::vector<RouteKey>& routes) {
 
 void Store::AddQuarantine(rocksdb::WriteBatch* batch, const v1::QuarantineRecord& record) {
   batch->Put(cf(kQuarantine), EncodeSeq(record.id()), record.SerializeAsString());
-  quarantine_count_.fetch_add(1);
 }
 
 Status Store::Commit(rocksdb::WriteBatch* batch, bool sync) {

@@ -62,6 +62,7 @@ struct PreparedBatch {
   };
   std::vector<AcceptedLabel> accepted_labels;
   std::vector<RouteKey> new_routes;
+  uint32_t quarantined = 0;  // quarantine records in `writes`
   // Frame-level errors are answered at once; only their quarantine record goes through commit.
   bool answer_after_commit = true;
   // Set for batches that did not come from a socket (quarantine replay): called with the result

@@ -90,6 +90,9 @@ class Store {
   void AddKnownRoute(rocksdb::WriteBatch* batch, const RouteKey& route);
   void NoteRoutesCommitted(const std::vector<RouteKey>& routes);
   void AddQuarantine(rocksdb::WriteBatch* batch, const v1::QuarantineRecord& record);
+  // Counts quarantine records once the batch holding them is committed (a failed commit stored
+  // none, so QuarantineCount must not include them).
+  void NoteQuarantineCommitted(uint64_t records) { quarantine_count_.fetch_add(records); }
   uint64_t NextQuarantineId() { return next_quarantine_id_.fetch_add(1); }
 
   // Applies the batch. With sync, returns after the WAL is fsync'd (group commit: one sync covers
