@@ -542,7 +542,9 @@ Status Store::PutQuarantine(const v1::QuarantineRecord& record) {
 Status Store::AppendAudit(const v1::AuditRecord& record) {
   std::string key = EncodeSeq(static_cast<uint64_t>(record.at_unix_ms())) +
                     EncodeSeq(audit_counter_.fetch_add(1));
-  return FromRocks(db_->Put({}, cf(kAudit), key, record.SerializeAsString()), "append audit");
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_audit;
+  return FromRocks(db_->Put(wo, cf(kAudit), key, record.SerializeAsString()), "append audit");
 }
 
 std::vector<v1::AuditRecord> Store::QueryAudit(const std::string& subscriber, int64_t since_ms,

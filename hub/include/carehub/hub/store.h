@@ -67,6 +67,9 @@ struct StoreOptions {
   // runs into a full disk itself (its write-ahead log does not recover cleanly from ENOSPC) and
   // flushes and compactions keep room to finish. 0: min(256 MiB, 2% of the filesystem).
   uint64_t min_free_disk_bytes = 0;
+  // fsync each audit record before AppendAudit returns. On under `fsync` durability: a disclosure is
+  // sent only after its audit record is written, and that must hold through a power cut too.
+  bool sync_audit = true;
 };
 
 class Store {
