@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps configure build demo test bench clean
+.PHONY: all deps configure build demo test bench clean test-sanitize
 
 all: build
 
@@ -23,6 +23,12 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
+
+# ASan+UBSan over the whole suite (build-asan), then TSan over the threaded parts (build-tsan); see
+# tests/sanitizers/run.sh for what runs where and why. Builds use JOBS (default 2: instrumented
+# compiles are slow and memory-hungry).
+test-sanitize: deps
+	@JOBS=$(or $(SAN_JOBS),2) CMAKE_FLAGS="$(CMAKE_FLAGS)" ./tests/sanitizers/run.sh all
 
 bench: build
 	@$(BUILD_DIR)/bin/carehub-bench $(BENCH_ARGS)

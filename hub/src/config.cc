@@ -122,8 +122,14 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
     c.validation.max_future_skew = std::chrono::seconds(skew);
   }
   if (auto n = root["retention"]) {
-    CAREHUB_TRY(CheckKeys(n, "retention", {"max_age_days"}));
+    CAREHUB_TRY(
+        CheckKeys(n, "retention", {"max_age_days", "max_age_seconds", "interval_seconds"}));
     CAREHUB_TRY(Read(n, "max_age_days", "retention", &c.retention_max_age_days));
+    CAREHUB_TRY(Read(n, "max_age_seconds", "retention", &c.retention_max_age_seconds));
+    CAREHUB_TRY(Read(n, "interval_seconds", "retention", &c.retention_interval_seconds));
+    if (c.retention_interval_seconds == 0) {
+      return Status::Error("bad_config", "retention.interval_seconds must be at least 1");
+    }
   }
   if (auto n = root["policy"]) {
     CAREHUB_TRY(CheckKeys(n, "policy", {"agreements"}));

@@ -6,6 +6,8 @@
 
 #include <chrono>
 
+#include "carehub/core/crash_points.h"
+
 namespace carehub::hub {
 
 GroupCommitter::GroupCommitter(Store* store, bool sync, metrics::Registry* metrics,
@@ -103,6 +105,7 @@ void GroupCommitter::Run() {
       continue;
     }
 
+    CAREHUB_CRASH_POINT("commit.before_write");
     auto start = std::chrono::steady_clock::now();
     uint64_t max_seq = 0;
     size_t last_write = work.size();
@@ -157,6 +160,8 @@ void GroupCommitter::Run() {
         max_seq = 0;
       }
     }
+    // Written and synced, nobody answered yet.
+    CAREHUB_CRASH_POINT("commit.after_sync");
     commit_seconds_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     batches_per_commit_.Observe(static_cast<double>(work.size()));

@@ -142,7 +142,7 @@ class HubImpl final : public Hub {
 
     ingest_thread_ = std::thread([this] { ingest_->Run(stop_); });
     subscribe_thread_ = std::thread([this] { subscribe_->Run(stop_subscribe_); });
-    if (config_.retention_max_age_days > 0) {
+    if (config_.retention_max_age_days > 0 || config_.retention_max_age_seconds > 0) {
       retention_thread_ = std::thread([this] { RunRetention(); });
     }
     if (!config_.admin_listen.empty()) {
@@ -215,20 +215,24 @@ class HubImpl final : public Hub {
     std::unique_lock lock(retention_mu_);
     while (!retention_stop_) {
       lock.unlock();
-      auto cutoff = SystemClock::Instance().Now() -
-                    std::chrono::hours(24) * static_cast<int64_t>(config_.retention_max_age_days);
+      const std::chrono::seconds max_age =
+          config_.retention_max_age_seconds > 0
+              ? std::chrono::seconds(config_.retention_max_age_seconds)
+              : std::chrono::hours(24) * static_cast<int64_t>(config_.retention_max_age_days);
+      auto cutoff = SystemClock::Instance().Now() - max_age;
       auto deleted = store_->DeleteEventsBefore(ToUnixMillis(cutoff));
       if (!deleted.ok()) {
         log->error("retention failed: {}", deleted.status().ToString());
       } else if (deleted.value() > 0) {
-        log->info("retention: deleted {} events older than {} days", deleted.value(),
-                  config_.retention_max_age_days);
+        log->info("retention: deleted {} events older than {} s", deleted.value(),
+                  max_age.count());
         metrics_.GetCounter("carehub_retention_deleted_events_total",
                             "Events deleted by age retention.")
             .Inc(deleted.value());
       }
       lock.lock();
-      retention_cv_.wait_for(lock, std::chrono::hours(1), [this] { return retention_stop_; });
+      retention_cv_.wait_for(lock, std::chrono::seconds(config_.retention_interval_seconds),
+                             [this] { return retention_stop_; });
     }
   }
 

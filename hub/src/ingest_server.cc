@@ -8,6 +8,8 @@
 
 #include <chrono>
 
+#include "carehub/core/crash_points.h"
+
 namespace carehub::hub {
 namespace {
 
@@ -186,6 +188,7 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
         SendError(routing_id, "batch_too_large", message, publish->batch_id());
         return;
       }
+      CAREHUB_CRASH_POINT("ingest.after_decode");
       committer_->Submit(pipeline_->Prepare(routing_id, sender, publish));
       return;
     }

@@ -10,6 +10,7 @@
 #include <set>
 #include <zmq_addon.hpp>
 
+#include "carehub/core/crash_points.h"
 #include "carehub/core/event_types.h"
 
 namespace carehub::hub {
@@ -255,7 +256,9 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
         uint64_t up_to = std::min(frame.ack().up_to_seq(), session->next_seq - 1);
         if (up_to > session->cursor) {
           session->cursor = up_to;
+          CAREHUB_CRASH_POINT("cursor.before_store");
           Status s = store_->PutCursor(session->subscription, up_to);
+          CAREHUB_CRASH_POINT("cursor.after_store");
           if (!s.ok()) {
             Log()->error("cannot store cursor of {}: {}", session->subscription, s.ToString());
           }
@@ -429,6 +432,7 @@ bool SubscribeServer::Serve(Session& session,
       Log()->error("cannot write audit record, holding delivery: {}", s.ToString());
       return false;
     }
+    CAREHUB_CRASH_POINT("deliver.after_audit");
   }
   auto audit_not_sent = [&] {
     if (audited) {
@@ -446,9 +450,15 @@ bool SubscribeServer::Serve(Session& session,
     delivery->set_head_seq(head);
     std::string bytes = frame.SerializeAsString();
     try {
-      if (!socket_.send(zmq::buffer(session.routing_id),
-                        zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
-          !socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+      bool sent = socket_
+                      .send(zmq::buffer(session.routing_id),
+                            zmq::send_flags::sndmore | zmq::send_flags::dontwait)
+                      .has_value();
+      if (sent) {
+        CAREHUB_CRASH_POINT("deliver.mid_send");
+        sent = socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
+      }
+      if (!sent) {
         audit_not_sent();
         return false;  // subscriber's pipe is full: try again next round, nothing advanced
       }

@@ -34,6 +34,10 @@ struct HubConfig {
   uint32_t dedup_window_days = 400;
   ValidationLimits validation;
   uint32_t retention_max_age_days = 0;  // 0: keep forever
+  // Seconds instead of days (when > 0, overrides max_age_days) and how often retention runs: for
+  // tests and short-lived staging data, which cannot wait a day and an hour.
+  uint32_t retention_max_age_seconds = 0;
+  uint32_t retention_interval_seconds = 3600;
 
   std::filesystem::path agreements_file;  // empty: no subscriptions possible
   // Security (DESIGN §7).
