@@ -1,9 +1,11 @@
 // carehubctl: the operator's command line for a running hub (DESIGN §8). Wraps the admin HTTP API
-// for people (status table, lag, quarantine, replay, agreement reload, audit) and does two jobs
-// that need no hub: checking an agreements file before it is deployed, and making CURVE key pairs.
+// for people (status table, lag, quarantine, replay, agreement reload, audit) and does three jobs
+// that need no hub: checking an agreements file before it is deployed, making CURVE key pairs, and
+// verifying a stopped hub's store.
 //
-// Exit codes: 0 done; 1 the operation failed (hub unreachable, HTTP error, invalid file), with one
-// line on stderr saying why; 2 bad usage.
+// Exit codes: 0 done; 1 the operation failed (hub unreachable, HTTP error, invalid file, store
+// inconsistent), with one line on stderr saying why; 2 bad usage, or verify could not open the
+// store.
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,6 +25,7 @@
 #include "carehub/policy/load.h"
 #include "ctl_admin_client.h"
 #include "ctl_format.h"
+#include "ctl_verify.h"
 
 namespace {
 
@@ -408,6 +411,14 @@ int main(int argc, char** argv) {
   keygen->add_option("--out", key_name, "output name (without extension)")->required();
   keygen->add_flag("--force", force, "replace existing files");
 
+  std::string verify_dir;
+  uint32_t dedup_window_days = 400;
+  auto* verify =
+      app.add_subcommand("verify", "offline consistency check of a stopped hub's data dir");
+  verify->add_option("--data-dir", verify_dir, "the hub's store.data_dir")->required();
+  verify->add_option("--dedup-window-days", dedup_window_days, "the hub's dedup.window_days")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -421,6 +432,9 @@ int main(int argc, char** argv) {
   }
   if (keygen->parsed()) {
     return CmdKeygen(key_name, force);
+  }
+  if (verify->parsed()) {
+    return carehub::ctl::CmdVerify(verify_dir, dedup_window_days);
   }
 
   carehub::ctl::AdminClientOptions options;

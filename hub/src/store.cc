@@ -1,5 +1,6 @@
 #include "carehub/hub/store.h"
 
+#include "carehub/core/crash_points.h"
 #include "carehub/core/ordered_key.h"
 
 #include <rocksdb/cache.h>
@@ -569,10 +570,13 @@ std::vector<v1::AuditRecord> Store::QueryAudit(const std::string& subscriber, in
 
 Result<uint64_t> Store::DeleteEventsBefore(int64_t unix_ms) {
   uint64_t first = FirstSeq();
-  uint64_t cutoff = SeqAtTime(unix_ms);
+  // The newest event always stays: LastSeq() is where hub_seq resumes after a restart, so an
+  // emptied log would hand out sequence numbers again that subscribers already acknowledged.
+  uint64_t cutoff = std::min(SeqAtTime(unix_ms), LastSeq());
   if (first == 0 || cutoff <= first) {
     return uint64_t{0};
   }
+  CAREHUB_CRASH_POINT("retention.before_delete");
   rocksdb::WriteBatch batch;
   batch.DeleteRange(cf(kEvents), EncodeSeq(0), EncodeSeq(cutoff));
   for (const auto& route : KnownRoutes()) {
@@ -585,7 +589,40 @@ Result<uint64_t> Store::DeleteEventsBefore(int64_t unix_ms) {
   if (!s.ok()) {
     return FromRocks(s, "retention delete");
   }
+  CAREHUB_CRASH_POINT("retention.after_delete");
   return cutoff - first;
+}
+
+void Store::ScanColumn(Column column,
+                       const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  int index = kEvents;
+  switch (column) {
+    case Column::kEvents:
+      index = kEvents;
+      break;
+    case Column::kDedup:
+      index = kDedup;
+      break;
+    case Column::kRoute:
+      index = kRoute;
+      break;
+    case Column::kCursors:
+      index = kCursors;
+      break;
+    case Column::kAudit:
+      index = kAudit;
+      break;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cf(index)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!fn(it->key().ToStringView(), it->value().ToStringView())) {
+      break;
+    }
+  }
+}
+
+std::optional<DedupEntry> Store::DecodeDedupValue(std::string_view value) {
+  return DecodeDedup(value);
 }
 
 uint64_t Store::ApproximateEventCount() const {

@@ -152,6 +152,13 @@ class Store {
   uint64_t ApproximateSizeBytes() const;
   const std::filesystem::path& dir() const { return options_.dir; }
 
+  // ---- Raw reads, for the offline consistency check (hub/consistency.h) ----
+  enum class Column { kEvents, kDedup, kRoute, kCursors, kAudit };
+  // Calls fn(key, value) for every record of `column` in key order until fn returns false.
+  void ScanColumn(Column column,
+                  const std::function<bool(std::string_view, std::string_view)>& fn) const;
+  static std::optional<DedupEntry> DecodeDedupValue(std::string_view value);
+
  private:
   explicit Store(StoreOptions options);
   rocksdb::ColumnFamilyHandle* cf(int i) const { return handles_[i]; }
