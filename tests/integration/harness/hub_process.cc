@@ -122,9 +122,14 @@ Status HubProcess::Launch() {
   std::error_code ec;
   auto endpoints_file = data_dir() / "endpoints.json";
   std::filesystem::remove(endpoints_file, ec);
-  auto child =
-      ChildProcess::Spawn({BinaryPath("carehub").string(), "--config", config_path().string()},
-                          dir() / "hub.out", log_path());
+  std::vector<std::string> argv;
+  if (!options_.environment.empty()) {
+    // env(1) execs the hub in place: the pid stays the child's.
+    argv.push_back("/usr/bin/env");
+    argv.insert(argv.end(), options_.environment.begin(), options_.environment.end());
+  }
+  argv.insert(argv.end(), {BinaryPath("carehub").string(), "--config", config_path().string()});
+  auto child = ChildProcess::Spawn(argv, dir() / "hub.out", log_path());
   if (!child.ok()) {
     return child.status();
   }

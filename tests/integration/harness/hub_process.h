@@ -46,6 +46,8 @@ struct HubProcessOptions {
   // YAML merged over the generated config, e.g. "ingest:\n  max_frame_bytes: 65536\n".
   std::string extra_yaml;
   std::chrono::milliseconds start_timeout{20'000};
+  // "NAME=value" pairs added to the hub's environment (e.g. CAREHUB_CRASH_AT), through env(1).
+  std::vector<std::string> environment;
 };
 
 // Shorthand for the common options (designated initializers would leave -Wextra warnings).
@@ -62,6 +64,10 @@ class HubProcess {
 
   // Starts the hub again on the same data dir and config after Stop() or Kill().
   Status Restart();
+  // Replaces HubProcessOptions::environment for the next Restart().
+  void SetEnvironment(std::vector<std::string> environment) {
+    options_.environment = std::move(environment);
+  }
   // SIGTERM, then waits for the exit. Errors (and kills the hub) if it does not exit in time.
   Result<ExitStatus> Stop(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // SIGKILL and reap: the hub gets no chance to flush anything.
