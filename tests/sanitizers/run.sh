@@ -32,7 +32,7 @@ asan_exclude='^carehub_ingest_memory_itest$'
 # threads to race), the adapters (their daemons run under ASan), the demo (a 4000-patient run that
 # takes minutes even without TSan's 5-15x slowdown) and the security tests (the hub's CURVE path
 # through the ZAP handler is its only thread; also under ASan).
-tsan_labels='^carehub_(hub_[a-z_]+_test|hub_lifecycle_itest|ingest_[a-z_]+_itest|subscribe_[a-z_]+_itest|ops_[a-z_]+_itest|reliability[a-z_]*)$'
+tsan_labels='^carehub_(itest_harness_test|hub_[a-z_]+_test|hub_lifecycle_itest|ingest_[a-z_]+_itest|subscribe_[a-z_]+_itest|ops_[a-z_]+_itest|reliability[a-z_]*)$'
 tsan_exclude='^carehub_ingest_memory_itest$'
 
 # Sanitizers slow everything down: the harness multiplies its waits by this (see harness docs).
@@ -50,7 +50,7 @@ run_asan() {
 }
 
 asan_env() {
-  ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:print_stacktrace=1:detect_stack_use_after_return=0:strict_string_checks=0:check_initialization_order=1:print_suppressions=0" \
+  ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:print_stacktrace=1:check_initialization_order=1:print_suppressions=0" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:print_summary=1" \
   LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0" \
     "$@"
@@ -66,7 +66,7 @@ run_tsan() {
   # shellcheck disable=SC2086
   cmake -S "$src" -B "$tsan_dir" $cmake_flags -DCAREHUB_SANITIZE=thread >/dev/null
   local targets
-  targets=$(cmake --build "$tsan_dir" --target help | sed -n 's/^\.\.\. \([a-z_]*\).*/\1/p' |
+  targets=$(cmake --build "$tsan_dir" --target help | sed -n 's/^\.\.\. \([A-Za-z0-9_.-]*\).*/\1/p' |
     grep -E "$tsan_labels" | grep -Ev "$tsan_exclude" | tr '\n' ' ')
   echo "   targets: $targets"
   # shellcheck disable=SC2086
