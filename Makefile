@@ -6,6 +6,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 .PHONY: all deps configure build demo test bench clean test-sanitize
+.PHONY: fuzz
 
 all: build
 
@@ -23,6 +24,7 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
+	@./scripts/fuzz.sh --smoke --if-available
 
 # ASan+UBSan over the whole suite (build-asan), then TSan over the threaded parts (build-tsan); see
 # tests/sanitizers/run.sh for what runs where and why. Builds use JOBS (default 2: instrumented
@@ -35,3 +37,8 @@ bench: build
 
 clean:
 	@rm -rf $(BUILD_DIR)
+
+# libFuzzer fuzzers (tests/fuzz): each for FUZZ_SECONDS seconds in build-fuzz (clang, ASan+UBSan).
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh

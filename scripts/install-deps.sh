@@ -19,6 +19,7 @@ TOOL_PKGS=(
   chromium          # headless browser tests of the status page and the analytics report
   nats-server libnats-dev  # the peer in the benchmark
   python3 curl procps
+  clang libclang-rt-14-dev  # libFuzzer runtime (libclang_rt.fuzzer-x86_64.a): make fuzz, smoke in make test
 )
 
 want=("${BUILD_PKGS[@]}")
