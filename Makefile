@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps configure build demo test bench clean test-sanitize
+.PHONY: all deps configure build demo test bench soak clean test-sanitize
 .PHONY: fuzz
 
 all: build
@@ -34,6 +34,14 @@ test-sanitize: deps
 
 bench: build
 	@$(BUILD_DIR)/bin/carehub-bench $(BENCH_ARGS)
+
+# Soak run (tests/soak): steady traffic, subscriber churn, agreement reloads and hub restarts for
+# SOAK_MINUTES, then a full consistency check; the report goes to $(BUILD_DIR)/soak/.
+SOAK_MINUTES ?= 10
+SOAK_ARGS ?=
+soak: configure
+	@cmake --build $(BUILD_DIR) --target carehub-soak carehub -j$(JOBS)
+	@nice -n 5 $(BUILD_DIR)/bin/carehub-soak --minutes $(SOAK_MINUTES) --out $(BUILD_DIR)/soak $(SOAK_ARGS)
 
 clean:
 	@rm -rf $(BUILD_DIR)
