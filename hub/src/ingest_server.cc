@@ -10,6 +10,8 @@
 
 #include "carehub/core/crash_points.h"
 
+#include "carehub/hub/frame_decode.h"
+
 namespace carehub::hub {
 namespace {
 
@@ -87,7 +89,12 @@ Result<std::string> IngestServer::Bind() {
     // connection is dropped by ZeroMQ before the bytes are buffered.
     socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_frame_bytes * 4));
     socket_.set(zmq::sockopt::rcvhwm, 1000);
-    socket_.set(zmq::sockopt::sndhwm, 10000);
+    // Answers queued per publisher: far above a client's window of unanswered batches (8), and
+    // low enough that a publisher that never reads costs at most this many answers of memory.
+    // Beyond it an answer is dropped and counted (router_mandatory reports it instead of dropping
+    // silently); the publisher resends the batch and gets DUPLICATE with the same hub_seq.
+    socket_.set(zmq::sockopt::sndhwm, 256);
+    socket_.set(zmq::sockopt::router_mandatory, 1);
     socket_.set(zmq::sockopt::linger, 2000);
     if (!options_.curve_secret_key.empty()) {
       socket_.set(zmq::sockopt::curve_server, 1);
@@ -104,11 +111,28 @@ Result<std::string> IngestServer::Bind() {
 
 void IngestServer::SendFrame(const std::string& routing_id, const v1::Frame& frame) {
   std::string bytes = frame.SerializeAsString();
+  const char* dropped = nullptr;
   try {
-    socket_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    // Only the routing part can be refused (the peer's queue is full); the rest then follows.
+    if (!socket_.send(zmq::buffer(routing_id),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      dropped = "peer_not_reading";
+    } else {
+      (void)socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    }
   } catch (const zmq::error_t& e) {
-    spdlog::get("ingest")->debug("could not answer peer {}: {}", PeerName(routing_id), e.what());
+    dropped = e.num() == EHOSTUNREACH ? "peer_gone" : "send_failed";
+  }
+  if (dropped) {
+    metrics_
+        ->GetCounter("carehub_ingest_answers_dropped_total",
+                     "Answers not sent because the publisher disconnected or does not read them "
+                     "(it resends unanswered batches), by reason.",
+                     {{"reason", dropped}})
+        .Inc();
+    if (Limiter().Allow()) {
+      spdlog::get("ingest")->warn("answer to peer {} dropped: {}", PeerName(routing_id), dropped);
+    }
   }
 }
 
@@ -145,12 +169,6 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     const char* user = payload.gets("User-Id");
     sender = user ? user : "";
   }
-  if (payload.size() > options_.max_frame_bytes) {
-    QuarantineFrame(routing_id, sender, payload.to_string_view(), "frame_too_large",
-                    "frame of " + std::to_string(payload.size()) + " bytes exceeds the limit of " +
-                        std::to_string(options_.max_frame_bytes) + "; split the batch");
-    return;
-  }
   // Decoded on an arena: a 1000-event batch is tens of thousands of small allocations otherwise,
   // and malloc/free were the largest share of ingest CPU. Prepare() copies what it keeps, so the
   // arena is reset as soon as this frame is handled.
@@ -158,41 +176,26 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     google::protobuf::Arena& arena;
     ~ArenaReset() { arena.Reset(); }
   } reset{arena_};
-  v1::Frame& frame = *google::protobuf::Arena::CreateMessage<v1::Frame>(&arena_);
-  if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-    QuarantineFrame(routing_id, sender, payload.to_string_view(), "malformed_frame",
-                    "the frame is not a valid carehub.v1.Frame protobuf");
-    return;
-  }
-  if (frame.version() != v1::PROTOCOL_VERSION_1) {
-    QuarantineFrame(routing_id, sender, payload.to_string_view(), "unsupported_version",
-                    "protocol version " + std::to_string(frame.version()) +
-                        " is not supported; this hub speaks version 1");
-    return;
-  }
-  switch (frame.kind_case()) {
-    case v1::Frame::kPublish: {
-      auto* publish = frame.mutable_publish();
-      if (static_cast<size_t>(publish->events_size()) > options_.max_events_per_batch) {
-        std::string message = "batch of " + std::to_string(publish->events_size()) +
-                              " events exceeds the limit of " +
-                              std::to_string(options_.max_events_per_batch);
-        if (Limiter().Allow()) {
-          spdlog::get("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
-                                      message);
-        }
-        metrics_->GetCounter("carehub_frames_rejected_total",
-                             "Frames that could not be processed, by reason.",
-                             {{"reason", "batch_too_large"}})
-            .Inc();
-        SendError(routing_id, "batch_too_large", message, publish->batch_id());
-        return;
-      }
+  IngestFrameDecision decision =
+      DecodeIngestFrame(payload.to_string_view(), options_.max_frame_bytes,
+                        options_.max_events_per_batch, &arena_);
+  switch (decision.action) {
+    case IngestFrameDecision::Action::kPublish:
       CAREHUB_CRASH_POINT("ingest.after_decode");
-      committer_->Submit(pipeline_->Prepare(routing_id, sender, publish));
+      committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.publish));
       return;
-    }
-    case v1::Frame::kHeartbeat: {
+    case IngestFrameDecision::Action::kRefuseBatch:
+      if (Limiter().Allow()) {
+        spdlog::get("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
+                                    decision.message);
+      }
+      metrics_->GetCounter("carehub_frames_rejected_total",
+                           "Frames that could not be processed, by reason.",
+                           {{"reason", decision.reason}})
+          .Inc();
+      SendError(routing_id, decision.reason, decision.message, decision.batch_id);
+      return;
+    case IngestFrameDecision::Action::kHeartbeat: {
       v1::Frame reply;
       reply.set_version(v1::PROTOCOL_VERSION_1);
       reply.mutable_heartbeat()->set_sent_at_unix_ms(
@@ -201,13 +204,9 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
       SendFrame(routing_id, reply);
       return;
     }
-    case v1::Frame::KIND_NOT_SET:
-      QuarantineFrame(routing_id, sender, payload.to_string_view(), "unknown_kind",
-                      "the frame carries no message kind this hub knows");
-      return;
-    default:
-      QuarantineFrame(routing_id, sender, payload.to_string_view(), "unexpected_kind",
-                      "the ingest endpoint accepts only Publish and Heartbeat frames");
+    case IngestFrameDecision::Action::kQuarantine:
+      QuarantineFrame(routing_id, sender, payload.to_string_view(), decision.reason,
+                      decision.message);
       return;
   }
 }

@@ -12,12 +12,12 @@
 
 #include "carehub/core/crash_points.h"
 #include "carehub/core/event_types.h"
+#include "carehub/hub/frame_decode.h"
 
 namespace carehub::hub {
 namespace {
 
 using Steady = std::chrono::steady_clock;
-constexpr uint64_t kMaxCredit = 1'000'000;
 
 std::shared_ptr<spdlog::logger> Log() { return spdlog::get("subscribe"); }
 
@@ -161,28 +161,14 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
   uint64_t head = committed_seq_->load();
   auto stored_cursor = store_->GetCursor(sub->id);
   uint64_t first = std::max<uint64_t>(store_->FirstSeq(), 1);
-  uint64_t start = first;
-  switch (request.start()) {
-    case v1::Subscribe::START_RESUME:
-    case v1::Subscribe::START_UNSPECIFIED:
-      start = stored_cursor ? *stored_cursor + 1 : first;
-      break;
-    case v1::Subscribe::START_EARLIEST:
-      start = first;
-      break;
-    case v1::Subscribe::START_LATEST:
-      start = head + 1;
-      break;
-    case v1::Subscribe::START_AT_SEQ:
-      start = std::max<uint64_t>(request.seq(), 1);
-      break;
-    case v1::Subscribe::START_AT_TIME:
-      start = store_->SeqAtTime(request.time_unix_ms());
-      break;
-    default:
-      refuse("bad_request", "unknown start mode");
-      return;
+  std::optional<uint64_t> resolved = ResolveSubscribeStart(
+      request, SubscribeStartInputs{stored_cursor, first, head},
+      [this](int64_t unix_ms) { return store_->SeqAtTime(unix_ms); });
+  if (!resolved) {
+    refuse("bad_request", "unknown start mode");
+    return;
   }
+  const uint64_t start = *resolved;
   auto session = std::make_unique<Session>();
   session->routing_id = routing_id;
   session->identity = identity;
@@ -190,7 +176,7 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
   session->subscriber = sub->subscriber;
   session->next_seq = start;
   session->cursor = stored_cursor.value_or(start > 0 ? start - 1 : 0);
-  session->credit = std::min<uint64_t>(request.initial_credit(), kMaxCredit);
+  session->credit = AddCredit(0, request.initial_credit());
   session->last_heard = Steady::now();
   session->last_sent = Steady::now();
   session->last_progress_sent = Steady::now();
@@ -220,9 +206,8 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   }
   std::string routing_id = parts.front().to_string();
   zmq::message_t& payload = parts.back();
-  v1::Frame frame;
-  if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
-      frame.version() != v1::PROTOCOL_VERSION_1) {
+  SubscribeFrameDecision decision = DecodeSubscribeFrame(payload.to_string_view());
+  if (decision.action == SubscribeFrameDecision::Action::kMalformed) {
     metrics_->GetCounter("carehub_frames_rejected_total",
                          "Frames that could not be processed, by reason.",
                          {{"reason", "malformed_frame"}})
@@ -230,13 +215,14 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     SendError(routing_id, "malformed_frame", "not a carehub.v1.Frame of protocol version 1", false);
     return;
   }
+  const v1::Frame& frame = decision.frame;
   auto it = sessions_.find(routing_id);
   Session* session = it == sessions_.end() ? nullptr : it->second.get();
   if (session) {
     session->last_heard = Steady::now();
   }
-  switch (frame.kind_case()) {
-    case v1::Frame::kSubscribe: {
+  switch (decision.action) {
+    case SubscribeFrameDecision::Action::kSubscribe: {
       std::string identity;
       if (!options_.curve_secret_key.empty()) {
         const char* user = payload.gets("User-Id");
@@ -245,19 +231,19 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
       HandleSubscribe(routing_id, identity, frame.subscribe());
       return;
     }
-    case v1::Frame::kCredit:
+    case SubscribeFrameDecision::Action::kCredit:
       if (session) {
-        session->credit = std::min<uint64_t>(session->credit + frame.credit().events(), kMaxCredit);
+        session->credit = AddCredit(session->credit, frame.credit().events());
       }
       return;
-    case v1::Frame::kAck:
+    case SubscribeFrameDecision::Action::kAck:
       if (session) {
         // Never beyond what this session has examined: an ack cannot skip unseen events.
-        uint64_t up_to = std::min(frame.ack().up_to_seq(), session->next_seq - 1);
-        if (up_to > session->cursor) {
-          session->cursor = up_to;
+        if (std::optional<uint64_t> up_to =
+                AdvanceCursor(frame.ack().up_to_seq(), session->next_seq, session->cursor)) {
+          session->cursor = *up_to;
           CAREHUB_CRASH_POINT("cursor.before_store");
-          Status s = store_->PutCursor(session->subscription, up_to);
+          Status s = store_->PutCursor(session->subscription, *up_to);
           CAREHUB_CRASH_POINT("cursor.after_store");
           if (!s.ok()) {
             Log()->error("cannot store cursor of {}: {}", session->subscription, s.ToString());
@@ -265,12 +251,13 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
         }
       }
       return;
-    case v1::Frame::kHeartbeat:
+    case SubscribeFrameDecision::Action::kHeartbeat:
       if (!session) {
         SendError(routing_id, "no_subscription", "send Subscribe first", false);
       }
       return;
-    default:
+    case SubscribeFrameDecision::Action::kMalformed:
+    case SubscribeFrameDecision::Action::kUnexpectedKind:
       SendError(routing_id, "unexpected_kind",
                 "the subscribe endpoint accepts Subscribe, Credit, Ack and Heartbeat", false);
       return;
@@ -588,8 +575,18 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       Session& session = *it->second;
       if (now - session.last_heard > options_.subscriber_timeout) {
-        Log()->info("subscription {} dropped: no word from the subscriber for {} ms",
-                    session.subscription, options_.subscriber_timeout.count());
+        // last_heard is reset to the epoch when a send found the peer gone or the subscription
+        // removed; otherwise the subscriber went silent past its timeout.
+        const bool expired = session.last_heard == Steady::time_point{};
+        Log()->info("subscription {} dropped: {}", session.subscription,
+                    expired ? std::string("the subscriber is gone")
+                            : "no word from the subscriber for " +
+                                  std::to_string(options_.subscriber_timeout.count()) + " ms");
+        metrics_
+            ->GetCounter("carehub_subscriptions_dropped_total",
+                         "Subscription sessions the hub ended and freed, by reason.",
+                         {{"reason", expired ? "gone" : "timeout"}})
+            .Inc();
         it = sessions_.erase(it);
         continue;
       }

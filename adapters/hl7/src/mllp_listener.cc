@@ -13,14 +13,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include "carehub/adapters/hl7/mllp_framer.h"
+
 namespace carehub::adapters::hl7 {
 namespace {
-
-constexpr char kStartBlock = 0x0B;
-constexpr char kEndBlock = 0x1C;
-constexpr char kCarriageReturn = 0x0D;
-// Bytes of an oversized message kept to read its MSH from.
-constexpr size_t kOversizedPrefixBytes = 64 * 1024;
 
 std::shared_ptr<spdlog::logger> Logger() {
   static const std::shared_ptr<spdlog::logger> logger = [] {
@@ -250,10 +246,10 @@ void MllpListener::Record(const ProcessResult& result) {
 bool MllpListener::SendFramed(int fd, const std::string& ack) {
   std::string frame;
   frame.reserve(ack.size() + 3);
-  frame.push_back(kStartBlock);
+  frame.push_back(kMllpStartBlock);
   frame += ack;
-  frame.push_back(kEndBlock);
-  frame.push_back(kCarriageReturn);
+  frame.push_back(kMllpEndBlock);
+  frame.push_back(kMllpCarriageReturn);
   size_t sent = 0;
   while (sent < frame.size()) {
     ssize_t n = send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
@@ -279,11 +275,7 @@ bool MllpListener::SendFramed(int fd, const std::string& ack) {
 
 void MllpListener::ServeConnection(int fd, std::string peer,
                                    std::shared_ptr<std::atomic<bool>> done) {
-  enum class State { kOutside, kInside, kAfterEnd };
-  State state = State::kOutside;
-  std::string frame;
-  size_t frame_bytes = 0;  // bytes of the current frame, including ones not kept when oversized
-  bool oversized = false;
+  MllpFramer framer(options_.max_message_bytes);
   bool open = true;
   std::string reason_closed = "peer closed";
   char buf[16 * 1024];
@@ -295,18 +287,19 @@ void MllpListener::ServeConnection(int fd, std::string peer,
     }
   };
   // Handles one complete frame; false when the connection must close.
-  auto finish_frame = [&]() -> bool {
+  auto finish_frame = [&](const MllpFrame& frame) -> bool {
+    junk(framer.TakeDiscarded());
     {
       std::lock_guard<std::mutex> lock(stats_mutex_);
       ++stats_.messages_received;
     }
     ProcessResult result;
-    if (oversized) {
+    if (frame.oversized) {
       {
         std::lock_guard<std::mutex> lock(stats_mutex_);
-        stats_.junk_bytes_discarded += frame_bytes - frame.size();
+        stats_.junk_bytes_discarded += frame.bytes - frame.data.size();
       }
-      std::optional<ProcessResult> rejected = processor_.RejectOversized(frame);
+      std::optional<ProcessResult> rejected = processor_.RejectOversized(frame.data);
       if (!rejected.has_value()) {
         std::lock_guard<std::mutex> lock(stats_mutex_);
         ++stats_.messages_rejected;
@@ -316,7 +309,7 @@ void MllpListener::ServeConnection(int fd, std::string peer,
       }
       result = std::move(*rejected);
     } else {
-      result = processor_.Process(frame);
+      result = processor_.Process(frame.data);
     }
     Record(result);
     if (result.code == AckCode::kAccept) {
@@ -328,9 +321,6 @@ void MllpListener::ServeConnection(int fd, std::string peer,
                      result.control_id.empty() ? "(no MSH-10)" : result.control_id, peer,
                      AckCodeName(result.code), result.reason);
     }
-    frame.clear();
-    frame_bytes = 0;
-    oversized = false;
     if (!SendFramed(fd, result.ack)) {
       std::lock_guard<std::mutex> lock(stats_mutex_);
       ++stats_.io_errors;
@@ -373,49 +363,11 @@ void MllpListener::ServeConnection(int fd, std::string peer,
       reason_closed = std::string("read failed: ") + std::strerror(errno);
       break;
     }
-    uint64_t discarded = 0;
-    for (ssize_t i = 0; i < n && open; ++i) {
-      const char c = buf[i];
-      switch (state) {
-        case State::kAfterEnd:
-          state = State::kOutside;
-          if (c == kCarriageReturn) {
-            break;
-          }
-          [[fallthrough]];
-        case State::kOutside:
-          if (c == kStartBlock) {
-            state = State::kInside;
-          } else {
-            ++discarded;
-          }
-          break;
-        case State::kInside:
-          if (c == kEndBlock) {
-            // The trailing CR is optional in practice; consume it when present.
-            state = State::kAfterEnd;
-            junk(discarded);
-            discarded = 0;
-            open = finish_frame();
-          } else if (c == kStartBlock) {
-            // The sender restarted: the partial frame is abandoned.
-            discarded += frame_bytes;
-            frame.clear();
-            frame_bytes = 0;
-            oversized = false;
-          } else {
-            ++frame_bytes;
-            if (frame_bytes > options_.max_message_bytes) {
-              oversized = true;
-            }
-            if (!oversized || frame.size() < kOversizedPrefixBytes) {
-              frame.push_back(c);
-            }
-          }
-          break;
-      }
-    }
-    junk(discarded);
+    framer.Feed(std::string_view(buf, static_cast<size_t>(n)), [&](const MllpFrame& frame) {
+      open = finish_frame(frame);
+      return open;
+    });
+    junk(framer.TakeDiscarded());
   }
   close(fd);
   {

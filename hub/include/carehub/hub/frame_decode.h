@@ -1,0 +1,73 @@
+#pragma once
+// Decoding of the frames clients send to the hub's two ROUTER endpoints (DESIGN §3, §6), and the
+// subscription arithmetic driven by them. Pure functions: no sockets, store, metrics or logging,
+// so the servers and the fuzzers (tests/fuzz) run exactly the same code. Thread-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <google/protobuf/arena.h>
+
+#include "carehub/v1/wire.pb.h"
+
+namespace carehub::hub {
+
+// What the ingest endpoint does with one frame from a publisher.
+struct IngestFrameDecision {
+  enum class Action {
+    kPublish,      // run `publish` through the IngestPipeline
+    kHeartbeat,    // answer with the hub's own heartbeat
+    kQuarantine,   // answer Error{reason}, quarantine the raw frame
+    kRefuseBatch,  // answer Error{reason, batch_id}; counted, not quarantined
+  };
+  Action action = Action::kQuarantine;
+  v1::Publish* publish = nullptr;  // kPublish only; lives on the arena given to DecodeIngestFrame
+  std::string reason;              // stable error code, for kQuarantine and kRefuseBatch
+  std::string message;             // for a human
+  uint64_t batch_id = 0;           // kRefuseBatch
+};
+
+// Frames over `max_frame_bytes` are refused unparsed; so are undecodable frames, other protocol
+// versions, frames of no or another kind, and batches over `max_events_per_batch` events. The
+// frame is decoded on `arena`: `publish` is valid until the arena is reset.
+IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,
+                                      size_t max_events_per_batch, google::protobuf::Arena* arena);
+
+// What the subscribe endpoint does with one frame from a subscriber.
+struct SubscribeFrameDecision {
+  enum class Action { kSubscribe, kCredit, kAck, kHeartbeat, kMalformed, kUnexpectedKind };
+  Action action = Action::kMalformed;
+  v1::Frame frame;  // the decoded frame (empty when kMalformed)
+};
+
+SubscribeFrameDecision DecodeSubscribeFrame(std::string_view payload);
+
+// A session's credit never exceeds this, whatever subscribers grant.
+inline constexpr uint64_t kMaxSubscribeCredit = 1'000'000;
+
+// Credit after a grant of `events` more, capped at kMaxSubscribeCredit.
+uint64_t AddCredit(uint64_t credit, uint64_t events);
+
+// The store's state a Subscribe's start mode is resolved against.
+struct SubscribeStartInputs {
+  std::optional<uint64_t> stored_cursor;
+  uint64_t first_seq = 1;  // the store's first hub_seq, at least 1
+  uint64_t head_seq = 0;   // committed head
+};
+
+// The first hub_seq a new session examines, always >= 1; nullopt for an unknown start mode.
+// `seq_at_time` (the store's SeqAtTime) is called only for START_AT_TIME.
+std::optional<uint64_t> ResolveSubscribeStart(const v1::Subscribe& request,
+                                              const SubscribeStartInputs& in,
+                                              const std::function<uint64_t(int64_t)>& seq_at_time);
+
+// The cursor after an Ack of `up_to_seq` by a session that will next examine `next_seq` (>= 1) and
+// has `cursor` stored; nullopt when the ack moves nothing. Never beyond what the session has
+// examined: an ack cannot skip unseen events.
+std::optional<uint64_t> AdvanceCursor(uint64_t up_to_seq, uint64_t next_seq, uint64_t cursor);
+
+}  // namespace carehub::hub

@@ -1,0 +1,125 @@
+#include "carehub/hub/frame_decode.h"
+
+#include <algorithm>
+
+namespace carehub::hub {
+namespace {
+
+IngestFrameDecision Quarantine(std::string reason, std::string message) {
+  IngestFrameDecision d;
+  d.action = IngestFrameDecision::Action::kQuarantine;
+  d.reason = std::move(reason);
+  d.message = std::move(message);
+  return d;
+}
+
+}  // namespace
+
+IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,
+                                      size_t max_events_per_batch,
+                                      google::protobuf::Arena* arena) {
+  if (payload.size() > max_frame_bytes) {
+    return Quarantine("frame_too_large", "frame of " + std::to_string(payload.size()) +
+                                             " bytes exceeds the limit of " +
+                                             std::to_string(max_frame_bytes) +
+                                             "; split the batch");
+  }
+  v1::Frame& frame = *google::protobuf::Arena::CreateMessage<v1::Frame>(arena);
+  if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return Quarantine("malformed_frame", "the frame is not a valid carehub.v1.Frame protobuf");
+  }
+  if (frame.version() != v1::PROTOCOL_VERSION_1) {
+    return Quarantine("unsupported_version", "protocol version " +
+                                                 std::to_string(frame.version()) +
+                                                 " is not supported; this hub speaks version 1");
+  }
+  IngestFrameDecision d;
+  switch (frame.kind_case()) {
+    case v1::Frame::kPublish: {
+      v1::Publish* publish = frame.mutable_publish();
+      if (static_cast<size_t>(publish->events_size()) > max_events_per_batch) {
+        d.action = IngestFrameDecision::Action::kRefuseBatch;
+        d.reason = "batch_too_large";
+        d.message = "batch of " + std::to_string(publish->events_size()) +
+                    " events exceeds the limit of " + std::to_string(max_events_per_batch);
+        d.batch_id = publish->batch_id();
+        return d;
+      }
+      d.action = IngestFrameDecision::Action::kPublish;
+      d.publish = publish;
+      return d;
+    }
+    case v1::Frame::kHeartbeat:
+      d.action = IngestFrameDecision::Action::kHeartbeat;
+      return d;
+    case v1::Frame::KIND_NOT_SET:
+      return Quarantine("unknown_kind", "the frame carries no message kind this hub knows");
+    default:
+      return Quarantine("unexpected_kind",
+                        "the ingest endpoint accepts only Publish and Heartbeat frames");
+  }
+}
+
+SubscribeFrameDecision DecodeSubscribeFrame(std::string_view payload) {
+  SubscribeFrameDecision d;
+  if (!d.frame.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+      d.frame.version() != v1::PROTOCOL_VERSION_1) {
+    d.frame.Clear();
+    d.action = SubscribeFrameDecision::Action::kMalformed;
+    return d;
+  }
+  switch (d.frame.kind_case()) {
+    case v1::Frame::kSubscribe:
+      d.action = SubscribeFrameDecision::Action::kSubscribe;
+      break;
+    case v1::Frame::kCredit:
+      d.action = SubscribeFrameDecision::Action::kCredit;
+      break;
+    case v1::Frame::kAck:
+      d.action = SubscribeFrameDecision::Action::kAck;
+      break;
+    case v1::Frame::kHeartbeat:
+      d.action = SubscribeFrameDecision::Action::kHeartbeat;
+      break;
+    default:
+      d.action = SubscribeFrameDecision::Action::kUnexpectedKind;
+      break;
+  }
+  return d;
+}
+
+uint64_t AddCredit(uint64_t credit, uint64_t events) {
+  // Both terms are capped first, so the sum cannot wrap.
+  return std::min(std::min(credit, kMaxSubscribeCredit) + std::min(events, kMaxSubscribeCredit),
+                  kMaxSubscribeCredit);
+}
+
+std::optional<uint64_t> ResolveSubscribeStart(
+    const v1::Subscribe& request, const SubscribeStartInputs& in,
+    const std::function<uint64_t(int64_t)>& seq_at_time) {
+  switch (request.start()) {
+    case v1::Subscribe::START_RESUME:
+    case v1::Subscribe::START_UNSPECIFIED:
+      return in.stored_cursor ? *in.stored_cursor + 1 : in.first_seq;
+    case v1::Subscribe::START_EARLIEST:
+      return in.first_seq;
+    case v1::Subscribe::START_LATEST:
+      return in.head_seq + 1;
+    case v1::Subscribe::START_AT_SEQ:
+      return std::max<uint64_t>(request.seq(), 1);
+    case v1::Subscribe::START_AT_TIME:
+      return seq_at_time(request.time_unix_ms());
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<uint64_t> AdvanceCursor(uint64_t up_to_seq, uint64_t next_seq, uint64_t cursor) {
+  uint64_t up_to = std::min(up_to_seq, next_seq - 1);
+  if (up_to > cursor) {
+    return up_to;
+  }
+  return std::nullopt;
+}
+
+}  // namespace carehub::hub

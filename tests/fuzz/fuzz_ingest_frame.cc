@@ -1,0 +1,147 @@
+// What the hub does with a frame from a publisher (DESIGN §3): envelope decode, Publish decode on
+// a reused arena, limits, then the ingest pipeline (authorise, validate, dedup within the batch and
+// against a real, empty RocksDB store). Nothing is committed: each batch is settled as a failed
+// commit, which also exercises the pipeline's reset path.
+//
+// Invariants: one result per event, in order, each with a known status; accepted events got
+// increasing hub_seqs, validate, and re-encode to themselves.
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "carehub/core/validation.h"
+#include "carehub/hub/frame_decode.h"
+#include "carehub/hub/ingest_pipeline.h"
+#include "carehub/hub/store.h"
+#include "carehub/metrics/registry.h"
+#include "fuzz_support.h"
+
+namespace {
+
+using carehub::fuzz::FixedClock;
+
+struct Harness {
+  std::filesystem::path dir;
+  std::unique_ptr<carehub::hub::Store> store;
+  carehub::metrics::Registry metrics;
+  FixedClock clock;
+  std::unique_ptr<carehub::hub::IngestPipeline> open_pipeline;
+  std::unique_ptr<carehub::hub::IngestPipeline> curve_pipeline;
+  google::protobuf::Arena arena;
+};
+
+Harness* harness = nullptr;
+
+void RemoveStoreDir() {
+  if (harness != nullptr) {
+    harness->store.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(harness->dir, ec);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  carehub::fuzz::QuietLoggers();
+  harness = new Harness();
+  std::string tmpl = (std::filesystem::temp_directory_path() / "carehub-fuzz-ingest-XXXXXX");
+  harness->dir = mkdtemp(tmpl.data());
+  carehub::hub::StoreOptions options;
+  options.dir = harness->dir / "store";
+  options.block_cache_bytes = 8 << 20;
+  options.write_buffer_bytes = 4 << 20;
+  options.min_free_disk_bytes = 1;
+  auto store = carehub::hub::Store::Open(options);
+  CAREHUB_FUZZ_CHECK(store.ok(), store.status().ToString());
+  harness->store = std::move(store.value());
+  std::atexit(RemoveStoreDir);
+  carehub::ValidationLimits limits;
+  // Plain mode (no authoriser) and CURVE mode, where the sender "rxk" may publish only for RXK.
+  harness->open_pipeline = std::make_unique<carehub::hub::IngestPipeline>(
+      harness->store.get(), &harness->metrics, limits, 400, harness->clock, nullptr);
+  harness->curve_pipeline = std::make_unique<carehub::hub::IngestPipeline>(
+      harness->store.get(), &harness->metrics, limits, 400, harness->clock,
+      [](std::string_view identity, std::string_view ods) {
+        return identity == "rxk" && ods == "RXK";
+      });
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using carehub::hub::IngestFrameDecision;
+  carehub::fuzz::Bytes in(data, size);
+  const uint8_t mode = in.Byte();
+  const bool curve = (mode & 1) != 0;
+  const size_t max_events = 1 + (mode >> 1);  // 1..128: small limits reach the refusal path
+  std::string_view payload = in.rest();
+
+  struct ArenaReset {
+    google::protobuf::Arena& arena;
+    ~ArenaReset() { arena.Reset(); }
+  } reset{harness->arena};
+  IngestFrameDecision decision =
+      carehub::hub::DecodeIngestFrame(payload, 1 << 20, max_events, &harness->arena);
+  switch (decision.action) {
+    case IngestFrameDecision::Action::kQuarantine:
+    case IngestFrameDecision::Action::kRefuseBatch:
+      CAREHUB_FUZZ_CHECK(!decision.reason.empty(), "refusal without a reason");
+      CAREHUB_FUZZ_CHECK(decision.publish == nullptr, "refusal with a batch");
+      return 0;
+    case IngestFrameDecision::Action::kHeartbeat:
+      return 0;
+    case IngestFrameDecision::Action::kPublish:
+      break;
+  }
+  CAREHUB_FUZZ_CHECK(decision.publish != nullptr, "publish decision without a batch");
+  const int n = decision.publish->events_size();
+  CAREHUB_FUZZ_CHECK(static_cast<size_t>(n) <= max_events, "batch over the limit accepted");
+
+  auto& pipeline = curve ? *harness->curve_pipeline : *harness->open_pipeline;
+  const uint64_t first_seq = pipeline.next_seq();
+  auto batch = pipeline.Prepare("peer", curve ? "rxk" : "", decision.publish);
+  CAREHUB_FUZZ_CHECK(batch->result.results_size() == n, "one result per event");
+  CAREHUB_FUZZ_CHECK(batch->result.batch_id() == decision.publish->batch_id(), "batch id echoed");
+  uint64_t last_seq = first_seq - 1;
+  for (int i = 0; i < n; ++i) {
+    const auto& r = batch->result.results(i);
+    const auto& event = decision.publish->events(i);
+    CAREHUB_FUZZ_CHECK(r.event_id() == event.envelope().event_id(), "result names its event");
+    switch (r.status()) {
+      case carehub::v1::EventResult::ACCEPTED: {
+        CAREHUB_FUZZ_CHECK(r.hub_seq() == last_seq + 1, "accepted seqs are consecutive");
+        last_seq = r.hub_seq();
+        CAREHUB_FUZZ_CHECK(!curve || event.envelope().publisher_ods() == "RXK",
+                           "accepted an event of another organisation");
+        CAREHUB_FUZZ_CHECK(event.envelope().hub_seq() == 0 && !event.envelope().has_received_at(),
+                           "publisher-set hub fields kept");
+        carehub::ValidationLimits limits;
+        carehub::Status valid =
+            carehub::ValidateEvent(event, event.ByteSizeLong(), limits, harness->clock.Now());
+        CAREHUB_FUZZ_CHECK(valid.ok(), valid.ToString());
+        carehub::fuzz::CheckReencodes(event);
+        break;
+      }
+      case carehub::v1::EventResult::DUPLICATE:
+        CAREHUB_FUZZ_CHECK(r.hub_seq() >= first_seq && r.hub_seq() <= last_seq,
+                           "duplicate of an event not in this batch");
+        break;
+      case carehub::v1::EventResult::REJECTED:
+      case carehub::v1::EventResult::CONFLICT:
+        CAREHUB_FUZZ_CHECK(!r.reason().empty(), "refused event without a reason");
+        break;
+      default:
+        CAREHUB_FUZZ_CHECK(false, "unexpected status " + std::to_string(r.status()));
+    }
+  }
+  // Settle as a failed commit: nothing stored, every answer RETRY, pending state forgotten.
+  batch->committed = false;
+  pipeline.Finish(batch.get());
+  for (const auto& r : batch->result.results()) {
+    CAREHUB_FUZZ_CHECK(r.status() == carehub::v1::EventResult::RETRY, "failed commit answered");
+  }
+  pipeline.Recycle(std::move(batch));
+  return 0;
+}
