@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
   bool print_default = false;
   app.add_option("-c,--config", config_path, "YAML config file (default: the embedded config)");
   app.add_flag("--print-default-config", print_default, "print the embedded config and exit");
+  bool salvage_wal = false;
+  app.add_flag("--salvage-wal", salvage_wal,
+               "recovery after a damaged write-ahead log: skip damaged records, keep every intact "
+               "one (docs/reliability.md)");
   CLI11_PARSE(app, argc, argv);
   if (print_default) {
     std::cout << carehub::kEmbeddedHubConfig;
@@ -33,6 +37,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "carehub: %s\n", config.status().message().c_str());
     return 2;
   }
+  config.value().salvage_wal = salvage_wal;
   auto hub = carehub::hub::Hub::Start(config.value());
   if (!hub.ok()) {
     std::fprintf(stderr, "carehub: %s\n", hub.status().message().c_str());

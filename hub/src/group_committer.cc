@@ -109,6 +109,7 @@ void GroupCommitter::Run() {
     auto start = std::chrono::steady_clock::now();
     uint64_t max_seq = 0;
     size_t last_write = work.size();
+    bool write_failed = false;  // RocksDB itself refused a write (not the headroom check)
     // Find the last batch that will actually be written, so that only it carries the sync.
     for (size_t i = work.size(); i-- > 0;) {
       if (work[i]->epoch > failed_epoch_) {
@@ -129,6 +130,7 @@ void GroupCommitter::Run() {
       Status s = store_->CheckHeadroom(batch->writes.GetDataSize() * 2);
       if (s.ok()) {
         s = store_->Commit(&batch->writes, sync_ && i == last_write);
+        write_failed = write_failed || !s.ok();
       }
       if (!s.ok()) {
         // Batches already written in this group were not synced: sync them now or fail them.
@@ -152,8 +154,11 @@ void GroupCommitter::Run() {
     }
     // If a failure happened after some unsynced writes of this group, those must not be
     // acknowledged as durable unless a sync succeeded afterwards: fsync the WAL explicitly.
+    // After RocksDB refused a write its log writer is in an error state, and syncing it then
+    // aborts the process in RocksDB builds with assertions (Debian's 7.8: "Assertion
+    // `sync_without_flush_called_' failed", found with a read-only data dir): fail the group.
     if (sync_ && last_write < work.size() && !work[last_write]->committed) {
-      if (!store_->SyncWal().ok()) {
+      if (write_failed || !store_->SyncWal().ok()) {
         for (auto& b : work) {
           b->committed = false;
         }

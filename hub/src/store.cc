@@ -10,9 +10,12 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 namespace carehub::hub {
@@ -130,6 +133,52 @@ int64_t ReceivedAtMillis(std::string_view bytes) {
   return t.seconds() * 1000 + t.nanos() / 1'000'000;
 }
 
+// RocksDB's own diagnostics go to the hub's "store" logger instead of a LOG file in the data dir:
+// on a read-only or full filesystem a failed LOG write left RocksDB's logger in an error state and
+// the next line aborted the process (Debian's 7.8 keeps assertions: "Assertion
+// `sync_without_flush_called_' failed"). RocksDB's info lines (option dumps, flushes) are debug.
+class SpdlogRocksLogger : public rocksdb::Logger {
+ public:
+  explicit SpdlogRocksLogger(std::shared_ptr<spdlog::logger> log)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL), log_(std::move(log)) {}
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    const auto mapped = level >= rocksdb::InfoLogLevel::ERROR_LEVEL  ? spdlog::level::err
+                        : level == rocksdb::InfoLogLevel::WARN_LEVEL ? spdlog::level::warn
+                                                                     : spdlog::level::debug;
+    if (!log_ || !log_->should_log(mapped)) {
+      return;
+    }
+    char line[1024];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    log_->log(mapped, "rocksdb: {}", line);
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> log_;
+};
+
+// The newest RocksDB sequence number that recovering the log under `mode` yields, found by a
+// read-only open (nothing on disk changes); empty when even that open fails.
+std::optional<uint64_t> RecoveredSequence(rocksdb::DBOptions options, rocksdb::WALRecoveryMode mode,
+                                          const std::string& dir,
+                                          const std::vector<rocksdb::ColumnFamilyDescriptor>& cfs) {
+  options.wal_recovery_mode = mode;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly(options, dir, cfs, &handles, &raw).ok()) {
+    return std::nullopt;
+  }
+  uint64_t seq = raw->GetLatestSequenceNumber();
+  for (auto* h : handles) {
+    raw->DestroyColumnFamilyHandle(h);
+  }
+  delete raw;
+  return seq;
+}
+
 }  // namespace
 
 std::string EncodeSeq(uint64_t seq) { return EncodeOrderedU64(seq); }
@@ -183,6 +232,12 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   db_options.keep_log_file_num = 5;
   // One memory budget for every memtable, so RSS stays bounded however the CFs are used.
   db_options.db_write_buffer_size = options.write_buffer_bytes * 3;
+  db_options.info_log = std::make_shared<SpdlogRocksLogger>(spdlog::get("store"));
+  // A crash can cut short only the last write, which was never acknowledged: tolerate that, and
+  // nothing else (see the open below and StoreOptions::salvage_wal).
+  db_options.wal_recovery_mode = options.salvage_wal
+                                     ? rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords
+                                     : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
 
   auto table_options_with = [&](bool bloom) {
     rocksdb::BlockBasedTableOptions t;
@@ -220,6 +275,49 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   }
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_options, options.dir.string(), descriptors, &store->handles_, &raw);
+  if (s.IsCorruption() && !options.salvage_wal) {
+    // A damaged record with no intact write after it is the tail a crash cut short (garbage or a
+    // torn record, e.g. after a power cut): recover up to it. Intact writes after the damage mean
+    // acknowledged events would be dropped silently: refuse to start instead.
+    auto up_to_damage = RecoveredSequence(db_options, rocksdb::WALRecoveryMode::kPointInTimeRecovery,
+                                          options.dir.string(), descriptors);
+    auto all_intact = RecoveredSequence(
+        db_options, rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords, options.dir.string(),
+        descriptors);
+    if (!up_to_damage || !all_intact || *up_to_damage != *all_intact) {
+      return Status::Error(
+          "store_wal_corrupt",
+          "the write-ahead log in " + options.dir.string() +
+              " is damaged before its end (intact writes follow the damage), so starting would "
+              "drop acknowledged events; refusing to start. Recovery: docs/reliability.md, "
+              "'Damaged write-ahead log' (carehub --salvage-wal). RocksDB: " +
+              s.ToString());
+    }
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    s = rocksdb::DB::Open(db_options, options.dir.string(), descriptors, &store->handles_, &raw);
+    if (s.ok()) {
+      if (auto log = spdlog::get("store")) {
+        log->warn("the write-ahead log ended in a damaged record (a write cut short by a crash, "
+                  "never acknowledged); recovered every write before it");
+      }
+    }
+  }
+  if (options.salvage_wal) {
+    const char* kept = "every intact record";
+    if (s.IsCorruption()) {
+      // RocksDB cannot always skip a damaged record and go on (e.g. when the damage leaves
+      // fragments it cannot reassemble): then keep every write before the damage.
+      db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+      s = rocksdb::DB::Open(db_options, options.dir.string(), descriptors, &store->handles_, &raw);
+      kept = "every write before the first damaged record";
+    }
+    auto log = spdlog::get("store");
+    if (s.ok() && log) {
+      log->warn("opened with --salvage-wal: kept {}; events in the damaged part of the "
+                "write-ahead log are not stored and must be resent by their publishers",
+                kept);
+    }
+  }
   if (!s.ok()) {
     return Status::Error("store_error", "cannot open store at " + options.dir.string() + ": " +
                                             s.ToString());

@@ -6,7 +6,6 @@
 // with a ballast file; deleting the ballast is "space returns".
 
 #include <gtest/gtest.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -15,31 +14,12 @@
 #include "harness/raw_publisher.h"
 #include "harness/workload.h"
 #include "ops_common.h"
+#include "scratch_mounts.h"
 
 namespace carehub::itest::ops {
 namespace {
 
 constexpr const char* kTmpfsSize = "48m";
-
-// Unmounts on scope exit; declared after the hub so the hub is gone first.
-class TmpfsMount {
- public:
-  static Result<std::unique_ptr<TmpfsMount>> Mount(const std::filesystem::path& where) {
-    std::string options = std::string("size=") + kTmpfsSize + ",mode=0700";
-    if (::mount("carehub-ops-tmpfs", where.c_str(), "tmpfs", 0, options.c_str()) != 0) {
-      return Status::Error("mount_failed",
-                           "mount -t tmpfs on " + where.string() + ": " + std::strerror(errno));
-    }
-    return std::unique_ptr<TmpfsMount>(new TmpfsMount(where));
-  }
-  ~TmpfsMount() { ::umount2(path_.c_str(), MNT_DETACH); }
-  TmpfsMount(const TmpfsMount&) = delete;
-  TmpfsMount& operator=(const TmpfsMount&) = delete;
-
- private:
-  explicit TmpfsMount(std::filesystem::path p) : path_(std::move(p)) {}
-  std::filesystem::path path_;
-};
 
 // Writes 256 KiB blocks to `file` until the filesystem refuses one; returns the bytes written.
 uint64_t FillUntilFull(const std::filesystem::path& file) {
@@ -87,7 +67,7 @@ TEST(OpsStoreFull, NotReadyAndRetryWhileFullThenRecoversLosingNothing) {
   ASSERT_TRUE(hub.Stop().ok());
   std::filesystem::remove_all(hub.data_dir());
   std::filesystem::create_directories(hub.data_dir());
-  auto mount = TmpfsMount::Mount(hub.data_dir());
+  auto mount = TmpfsMount::Mount(hub.data_dir(), kTmpfsSize);
   ASSERT_TRUE(mount.ok()) << mount.status().ToString();
   ASSERT_TRUE(hub.Restart().ok());
   const std::string admin = hub.admin_address();

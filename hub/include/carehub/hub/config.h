@@ -17,6 +17,9 @@ struct HubConfig {
   std::filesystem::path data_dir = "data/hub";
   Durability durability = Durability::kFsync;
   uint64_t min_free_disk_bytes = 0;  // 0: automatic (see StoreOptions)
+  // From `carehub --salvage-wal` only, never from the file (a standing setting would hide damage on
+  // every later start): one start that skips damaged write-ahead log records (StoreOptions).
+  bool salvage_wal = false;
 
   std::string ingest_endpoint = "tcp://127.0.0.1:7400";
   size_t max_frame_bytes = 8u << 20;

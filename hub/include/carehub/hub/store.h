@@ -70,6 +70,13 @@ struct StoreOptions {
   // fsync each audit record before AppendAudit returns. On under `fsync` durability: a disclosure is
   // sent only after its audit record is written, and that must hold through a power cut too.
   bool sync_audit = true;
+  // Write-ahead log recovery at open. By default a damaged record is tolerated only at the very end
+  // of the log (a write the crash cut short, never acknowledged); damage with intact writes after it
+  // refuses the open (error code "store_wal_corrupt"), because starting would silently drop
+  // acknowledged events. `salvage_wal` (the operator's recovery, docs/reliability.md) skips every
+  // damaged record and keeps every intact one, or, where RocksDB cannot go on past the damage,
+  // every write before it.
+  bool salvage_wal = false;
 };
 
 class Store {
