@@ -316,7 +316,8 @@ std::string ConsistencyReport::Summary() const {
   if (consistent()) {
     return "consistent: " + counts;
   }
-  return "INCONSISTENT: " + std::to_string(problem_count) + " problems; " + counts;
+  return "INCONSISTENT: " + std::to_string(problem_count) +
+         (problem_count == 1 ? " problem; " : " problems; ") + counts;
 }
 
 Result<ConsistencyReport> CheckConsistency(Store& store, const ConsistencyOptions& options) {
