@@ -117,6 +117,53 @@ bool IsPrintableAscii(std::string_view s) {
   return true;
 }
 
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). proto3
+// `string` fields must hold it: an event with other bytes serializes with only a logged error but
+// fails to parse at the hub, so the whole frame carrying it would be refused as malformed. Pure
+// ASCII, the common case, costs one comparison per byte.
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      lo = c == 0xe0 ? 0xa0 : 0x80;  // no overlong forms
+      hi = c == 0xed ? 0x9f : 0xbf;  // no surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      lo = c == 0xf0 ? 0x90 : 0x80;  // no overlong forms
+      hi = c == 0xf4 ? 0x8f : 0xbf;  // nothing above U+10FFFF
+    } else {
+      return false;
+    }
+    if (n - i < len) {
+      return false;
+    }
+    const auto second = static_cast<unsigned char>(s[i + 1]);
+    if (second < lo || second > hi) {
+      return false;
+    }
+    for (size_t k = 2; k < len; ++k) {
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if (next < 0x80 || next > 0xbf) {
+        return false;
+      }
+    }
+    i += len;
+  }
+  return true;
+}
+
 // A field's name as "<prefix>.<name>" (or just the name), joined only when a message needs it so
 // that the success path never allocates.
 struct Field {
@@ -173,6 +220,9 @@ class Validator {
   Status Length(const std::string& s, const Field& field) const {
     if (s.size() > limits_.max_string_bytes) {
       return Fail(kReasonInvalidField, field.Str() + " exceeds the string size limit");
+    }
+    if (!IsValidUtf8(s)) {
+      return Fail(kReasonInvalidField, field.Str() + " is not valid UTF-8");
     }
     return Status::Ok();
   }
@@ -396,6 +446,10 @@ Status Validator::Codes(const google::protobuf::RepeatedPtrField<v1::CodedValue>
         c.display().size() > limits_.max_string_bytes) {
       return Fail(kReasonInvalidField,
                   field.Str() + "[" + std::to_string(i) + "] exceeds the string size limit");
+    }
+    if (!IsValidUtf8(c.system()) || !IsValidUtf8(c.code()) || !IsValidUtf8(c.display())) {
+      return Fail(kReasonInvalidField,
+                  field.Str() + "[" + std::to_string(i) + "] is not valid UTF-8");
     }
   }
   return Status::Ok();

@@ -340,6 +340,25 @@ TEST(ValidateEventTest, MessagesCarryNoPatientIdentifiers) {
   EXPECT_EQ(Validate(event).message(), "patient.nhs_number fails the Modulus 11 check");
 }
 
+// Found by fuzz_hl7_message: a Latin-1 byte in a PAS address became a proto3 string the hub could
+// not decode, so the whole frame was refused as malformed after the adapter had sent AA.
+TEST(ValidateEventTest, StringsMustBeWellFormedUtf8) {
+  v1::Event event = ValidActivity();
+  event.mutable_envelope()->mutable_patient()->set_address("1 HIGH STREET^FLA\xe6T 2");
+  EXPECT_EQ(Validate(event).code(), kReasonInvalidField);
+  EXPECT_EQ(Validate(event).message(), "patient.address is not valid UTF-8");
+  event.mutable_envelope()->mutable_patient()->set_address("1 H\xc3\xa6GH STREET \xf0\x9f\x8f\xa5");
+  EXPECT_TRUE(Validate(event).ok()) << Validate(event).ToString();
+  for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\xff"}) {
+    v1::Event e = ValidActivity();
+    e.mutable_activity()->set_note(bad);
+    EXPECT_EQ(Validate(e).message(), "activity.note is not valid UTF-8") << bad;
+  }
+  v1::Event coded = ValidActivity();
+  coded.mutable_activity()->mutable_diagnoses(0)->set_display("Pneum\xf6nia");
+  EXPECT_EQ(Validate(coded).code(), kReasonInvalidField);
+}
+
 TEST(ValidateEventTest, OversizedEventIsRejectedFirst) {
   v1::Event event = ValidActivity();
   event.mutable_envelope()->clear_event_id();  // also broken, but size is checked first

@@ -30,7 +30,9 @@ namespace carehub {
 //   invalid_field       a badly formed value: event_id over 128 bytes or not printable ASCII,
 //                       birth_date not YYYY-MM-DD / before min_year / in the future, postcode not
 //                       a UK postcode shape, ubrn not 12 digits, unknown sex or priority value, a
-//                       string over max_string_bytes, more than max_codes codes in a list.
+//                       string over max_string_bytes or not well-formed UTF-8 (proto3 strings
+//                       must be: the hub could not decode the event), more than max_codes codes
+//                       in a list.
 //   event_too_large     serialized size over limits.max_event_bytes (checked first).
 // Messages name the field, never its value, so they carry no patient identifiers.
 inline constexpr std::string_view kReasonMissingField = "missing_field";
