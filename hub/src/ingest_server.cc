@@ -88,12 +88,14 @@ Result<std::string> IngestServer::Bind() {
     // Frames above the limit are answered with an error; far above it (a hostile sender) the
     // connection is dropped by ZeroMQ before the bytes are buffered.
     socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_frame_bytes * 4));
-    socket_.set(zmq::sockopt::rcvhwm, 1000);
-    // Answers queued per publisher: far above a client's window of unanswered batches (8), and
+    // Frames queued per publisher before ZeroMQ stops reading its connection (TCP pushes back):
+    // 4x a client's window, so a sender that outpaces the hub buffers at most this many frames.
+    socket_.set(zmq::sockopt::rcvhwm, 32);
+    // Answers queued per publisher: well above a client's window of unanswered batches (8), and
     // low enough that a publisher that never reads costs at most this many answers of memory.
     // Beyond it an answer is dropped and counted (router_mandatory reports it instead of dropping
     // silently); the publisher resends the batch and gets DUPLICATE with the same hub_seq.
-    socket_.set(zmq::sockopt::sndhwm, 256);
+    socket_.set(zmq::sockopt::sndhwm, 64);
     socket_.set(zmq::sockopt::router_mandatory, 1);
     socket_.set(zmq::sockopt::linger, 2000);
     if (!options_.curve_secret_key.empty()) {

@@ -10,5 +10,6 @@ if(TARGET carehub_ops_itest_common AND TARGET carehub_subscribe_itest_support)
     add_dependencies(${name} carehub carehub-publish)
   endfunction()
 
+  carehub_add_reliability_itest(carehub_reliability_network_itest reliability_network_test.cc)
   carehub_add_reliability_itest(carehub_reliability_storage_itest reliability_storage_test.cc)
 endif()
