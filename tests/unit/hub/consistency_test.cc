@@ -7,11 +7,14 @@
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "carehub/core/clock.h"
 #include "carehub/core/event_types.h"
 #include "carehub/core/synthetic.h"
+#include "carehub/hub/group_committer.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
@@ -36,19 +39,27 @@ class ConsistencyTest : public ::testing::Test {
     so.seed = 7;
     so.id_prefix = "cons-";
     SyntheticGenerator gen(so);
+    GroupCommitter committer(store_.get(), /*sync=*/true, &metrics_, nullptr, nullptr);
     for (size_t b = 0; b < 3; ++b) {
       v1::Publish publish;
       for (size_t i = 0; i < kEvents / 3; ++i) {
         *publish.add_events() = gen.Next();
       }
-      auto batch = pipeline.Prepare("peer", "", &publish);
-      ASSERT_TRUE(store_->Commit(&batch->writes, true).ok());
-      batch->committed = true;
-      pipeline.Finish(batch.get());
-      for (const auto& r : batch->result.results()) {
+      // Committed by the hub's own group committer, as the ingest server does.
+      committer.Submit(pipeline.Prepare("peer", "", &publish));
+      std::vector<std::unique_ptr<PreparedBatch>> done;
+      for (int wait = 0; wait < 5000 && done.empty(); ++wait) {
+        done = committer.TakeCompleted();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      ASSERT_EQ(done.size(), 1u);
+      ASSERT_TRUE(done[0]->committed);
+      pipeline.Finish(done[0].get());
+      for (const auto& r : done[0]->result.results()) {
         ASSERT_EQ(r.status(), v1::EventResult::ACCEPTED) << r.reason() << " " << r.message();
       }
     }
+    committer.Stop();
     ASSERT_EQ(store_->LastSeq(), kEvents);
     ASSERT_TRUE(store_->PutCursor("feed", kEvents / 2).ok());
     v1::AuditRecord audit;
@@ -166,6 +177,32 @@ TEST_F(ConsistencyTest, MissingDedupKeyOfAnExpiredEventIsAllowed) {
   // 401 days on, the removed key may have expired; the cursor and audit rules do not change.
   EXPECT_TRUE(r.value().consistent()) << r.value().Summary() << "\n" << r.value().problems[0];
   EXPECT_EQ(r.value().dedup_keys_expired, 1u);
+}
+
+TEST_F(ConsistencyTest, ResendStoredAgainAfterTheWindowIsAllowedThenOnly) {
+  // Past the dedup window the pipeline stores a resend again and its key moves to the new copy.
+  auto event = store_->GetEvent(10);
+  ASSERT_TRUE(event.has_value());
+  const std::string key = FirstDedupKey();
+  auto old_entry = store_->LookupDedup({key})[0];
+  ASSERT_TRUE(old_entry.has_value());
+  event->mutable_envelope()->set_hub_seq(kEvents + 1);
+  rocksdb::WriteBatch batch;
+  store_->AddEvent(&batch, kEvents + 1, event->SerializeAsString());
+  store_->AddRouteById(&batch,
+                       RouteId(event->envelope().publisher_ods(), event->envelope().site_ods(),
+                               EventTypeName(*event)),
+                       kEvents + 1);
+  store_->AddDedup(&batch, key, DedupEntry{kEvents + 1, old_entry->hash, old_entry->day});
+  ASSERT_TRUE(store_->Commit(&batch, true).ok());
+  ConsistencyOptions later;
+  later.now_unix_ms = ToUnixMillis(SystemClock::Instance().Now()) + 402LL * 24 * 3600 * 1000;
+  auto r = CheckConsistency(*store_, later);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.value().consistent()) << r.value().Summary() << "\n" << r.value().problems[0];
+  EXPECT_EQ(r.value().dedup_keys_expired, 1u);
+  auto now = Check();
+  EXPECT_TRUE(Mentions(now, "event 10: dedup key")) << now.Summary();
 }
 
 TEST_F(ConsistencyTest, DanglingRouteAndDedupKeyAreReported) {

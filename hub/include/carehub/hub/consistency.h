@@ -10,8 +10,9 @@
 //
 //   events   every value parses as a v1::Event whose envelope.hub_seq equals its key.
 //   dedup    every event's key (publisher_ods, event_id) is stored, points back to that hub_seq and
-//            carries the hash of the event's content; a missing key is allowed only when the event
-//            was received more than dedup_window_days before `now` (it may have expired). Every
+//            carries the hash of the event's content; a missing key, or one taken over by a later
+//            copy, is allowed only when the event was received more than dedup_window_days before
+//            `now` (the key may have expired and a resend been stored again). Every
 //            dedup key points to a stored event whose own key it is, or below the retention cut.
 //            Two events with the same key are reported (stored twice).
 //   route    every event has exactly its route entry (publisher, site, type, hub_seq); every route
