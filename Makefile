@@ -40,7 +40,7 @@ bench: build
 SOAK_MINUTES ?= 10
 SOAK_ARGS ?=
 soak: configure
-	@cmake --build $(BUILD_DIR) --target carehub-soak carehub -j$(JOBS)
+	@cmake --build $(BUILD_DIR) --target carehub-soak carehub carehubctl -j$(JOBS)
 	@nice -n 5 $(BUILD_DIR)/bin/carehub-soak --minutes $(SOAK_MINUTES) --out $(BUILD_DIR)/soak $(SOAK_ARGS)
 
 clean:

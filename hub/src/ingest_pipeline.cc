@@ -444,9 +444,6 @@ void IngestPipeline::Finish(PreparedBatch* batch) {
     for (const auto& key : batch->pending_keys) {
       pending_.erase(key);
     }
-    if (!batch->new_routes.empty()) {
-      store_->NoteRoutesCommitted(batch->new_routes);
-    }
     if (batch->quarantined > 0) {
       store_->NoteQuarantineCommitted(batch->quarantined);
     }

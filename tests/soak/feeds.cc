@@ -166,7 +166,8 @@ std::vector<std::string> Findings::first() const {
 
 FeedWorker::FeedWorker(size_t index, FeedRule rule, uint64_t seed, std::string endpoint,
                        const Ledger* ledger, const PolicyTimeline* timeline,
-                       const std::set<uint64_t>* opted_out, Findings* findings)
+                       const std::set<uint64_t>* opted_out, Findings* findings,
+                       uint64_t drop_every)
     : index_(index),
       rule_(std::move(rule)),
       rng_(seed),
@@ -174,7 +175,8 @@ FeedWorker::FeedWorker(size_t index, FeedRule rule, uint64_t seed, std::string e
       ledger_(ledger),
       timeline_(timeline),
       opted_out_(opted_out),
-      findings_(findings) {}
+      findings_(findings),
+      drop_every_(drop_every) {}
 
 FeedCounters FeedWorker::counters() const {
   FeedCounters c = counters_;
@@ -209,7 +211,11 @@ void FeedWorker::RunSession(const std::atomic<bool>& stop) {
   ++counters_.sessions;
   counters_.replays_from_earliest += start == v1::Subscribe::START_EARLIEST ? 1 : 0;
   const int64_t began = SoakNowMs();
-  const int64_t ends = began + std::uniform_int_distribution<int64_t>(3000, 10'000)(rng_);
+  // Most sessions are short; a quarter stay for long enough to live through a hub restart.
+  const bool long_session = std::uniform_real_distribution<double>(0, 1)(rng_) < 0.25;
+  const int64_t ends = began + (long_session
+                                    ? std::uniform_int_distribution<int64_t>(20'000, 40'000)(rng_)
+                                    : std::uniform_int_distribution<int64_t>(3000, 10'000)(rng_));
   const bool kill = std::uniform_real_distribution<double>(0, 1)(rng_) < 0.3;
   // A killed subscriber stops acknowledging a while before it dies: what it read since is
   // delivered again on resume.
@@ -296,9 +302,13 @@ void FeedWorker::Take(const std::vector<v1::DeliveredEvent>& events, uint64_t pr
   b.from = prev_scanned + 1;
   b.to = scanned_to;
   b.at_ms = SoakNowMs();
+  b.session = static_cast<uint32_t>(counters_.sessions);
   uint64_t last_seq = 0;
   for (const auto& d : events) {
     const uint64_t seq = d.event().envelope().hub_seq();
+    if (drop_every_ > 0 && seq % drop_every_ == 0) {
+      continue;
+    }
     if (seq <= last_seq) {
       Finding("hub_seq " + std::to_string(seq) + " after " + std::to_string(last_seq) +
               " within one delivery");
@@ -384,7 +394,20 @@ void FeedWorker::CheckDelivered(const v1::DeliveredEvent& d, uint32_t* narrow_ex
   }
 }
 
-void FeedWorker::FinalCheck(const std::vector<SeqFacts>& facts) {
+std::string FeedWorker::DescribeCoverage(uint64_t seq) const {
+  std::string out;
+  size_t shown = 0;
+  for (const auto& b : batches_) {
+    if (b.from <= seq && seq <= b.to && shown++ < 4) {
+      out += " [session " + std::to_string(b.session) + " examined " + std::to_string(b.from) +
+             ".." + std::to_string(b.to) + " at +" + std::to_string(b.at_ms) + " ms]";
+    }
+  }
+  return out.empty() ? " [no batch examined it]" : out;
+}
+
+void FeedWorker::FinalCheck(const std::vector<SeqFacts>& facts,
+                            const std::vector<std::string>& routes) {
   const uint64_t last = facts.empty() ? 0 : facts.size() - 1;
   // Examined ranges (all) and the ones examined while the agreement was surely wide, as
   // difference arrays over hub_seq.
@@ -436,8 +459,10 @@ void FeedWorker::FinalCheck(const std::vector<SeqFacts>& facts) {
     counters_.expected += required ? 1 : 0;
     if (required && !got) {
       ++counters_.missing;
-      if (first_missing.empty()) {
-        first_missing = std::to_string(seq);
+      if (counters_.missing <= 3) {
+        first_missing += " " + std::to_string(seq) + " (" +
+                         (f.route < routes.size() ? routes[f.route] : "?") + ")" +
+                         DescribeCoverage(seq) + ";";
       }
     }
     if (got && !allowed_wide) {
@@ -456,7 +481,7 @@ void FeedWorker::FinalCheck(const std::vector<SeqFacts>& facts) {
   }
   if (counters_.missing > 0) {
     Finding(std::to_string(counters_.missing) + " events the agreement allowed never arrived, " +
-            "first hub_seq " + first_missing);
+            "first hub_seqs:" + first_missing);
   }
 }
 

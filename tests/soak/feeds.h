@@ -112,20 +112,24 @@ struct SeqFacts {
   uint8_t narrow = 0;
   bool opted_out = false;
   bool present = false;
+  uint16_t route = 0;  // index into the route names given to FinalCheck
 };
 
 class FeedWorker {
  public:
+  // `drop_every` > 0 makes the worker ignore every event whose hub_seq is a multiple of it, as
+  // if those deliveries were lost: the soak's own check that FinalCheck notices (0: none).
   FeedWorker(size_t index, FeedRule rule, uint64_t seed, std::string endpoint,
              const Ledger* ledger, const PolicyTimeline* timeline,
-             const std::set<uint64_t>* opted_out, Findings* findings);
+             const std::set<uint64_t>* opted_out, Findings* findings, uint64_t drop_every = 0);
 
   // Churns until `stop` is set.
   void Churn(const std::atomic<bool>& stop);
   // Reads (resuming) until the hub has examined every event up to its head, acknowledging.
   Status CatchUp(std::chrono::milliseconds timeout);
   // Checks coverage and completeness against the store; `facts` is indexed by hub_seq.
-  void FinalCheck(const std::vector<SeqFacts>& facts);
+  // `routes` names each SeqFacts::route ("publisher site type"), for the findings.
+  void FinalCheck(const std::vector<SeqFacts>& facts, const std::vector<std::string>& routes);
 
   const FeedRule& rule() const { return rule_; }
   FeedCounters counters() const;
@@ -141,7 +145,10 @@ class FeedWorker {
     uint64_t to = 0;
     int64_t at_ms = 0;
     uint32_t narrow_excluded = 0;  // events delivered that the narrowed agreement excludes
+    uint32_t session = 0;
   };
+  // The batches that examined `seq`, for a finding.
+  std::string DescribeCoverage(uint64_t seq) const;
   void RunSession(const std::atomic<bool>& stop);
   // Records and checks one batch; `prev_scanned` is what the session had examined before it.
   void Take(const std::vector<v1::DeliveredEvent>& events, uint64_t prev_scanned,
@@ -157,6 +164,7 @@ class FeedWorker {
   const PolicyTimeline* timeline_;
   const std::set<uint64_t>* opted_out_;
   Findings* findings_;
+  const uint64_t drop_every_;
 
   FeedCounters counters_;
   std::atomic<uint64_t> scanned_max_{0};

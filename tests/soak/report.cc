@@ -60,8 +60,8 @@ std::string Row(const std::vector<std::string>& cells, bool markdown) {
     if (markdown) {
       out += " " + c + " |";
     } else {
-      // Left-aligned columns at least 12 wide, two spaces between.
-      out += c + std::string(c.size() < 12 ? 14 - c.size() : 2, ' ');
+      // Left-aligned columns at least 14 wide, two spaces between.
+      out += c + std::string(c.size() < 14 ? 16 - c.size() : 2, ' ');
     }
   }
   return out + "\n";
@@ -88,7 +88,8 @@ std::string Body(const SoakReport& r, bool markdown) {
     << " widening, " << r.reloads_refused << " invalid file refused\n";
   o << b << "subscriber churn: " << r.SubscriberChurn() << " (sessions ended gracefully, killed "
     << "without ack, replays from earliest, failed opens while the hub was down)\n";
-  o << b << "faults injected: " << r.FaultsInjected() << "\n";
+  o << b << "faults injected: " << r.FaultsInjected() << " (hub restarts, reloads, subscriber "
+    << "kills without ack, publisher client reopens, invalid events; resends not counted)\n";
   o << b << "store check: " << r.store_check << "\n";
   o << b << "**events lost: " << r.lost << "**\n";
   o << b << "findings: " << r.findings << "\n";
@@ -96,17 +97,18 @@ std::string Body(const SoakReport& r, bool markdown) {
     o << "    " << f << "\n";
   }
   o << (markdown ? "\n" : "") << "Subscribers:\n" << (markdown ? "\n" : "");
-  std::vector<std::string> head = {"subscription", "purpose", "sessions", "killed", "replays",
-                                   "delivered", "duplicates", "expected", "missing", "forbidden"};
+  std::vector<std::string> head = {"subscription", "purpose",    "sessions", "killed",
+                                   "replays",      "stalls",     "delivered", "duplicates",
+                                   "expected",     "missing",    "forbidden"};
   o << Row(head, markdown);
   if (markdown) {
-    o << "|" << std::string("---|") + "---|---|---|---|---|---|---|---|---|" << "\n";
+    o << "|---|---|---|---|---|---|---|---|---|---|---|\n";
   }
   for (const auto& f : r.feeds) {
     const auto& c = f.counters;
     o << Row({f.subscription, f.purpose, std::to_string(c.sessions),
               std::to_string(c.kills_without_ack), std::to_string(c.replays_from_earliest),
-              std::to_string(c.deliveries), std::to_string(c.duplicates),
+              std::to_string(c.stalls), std::to_string(c.deliveries), std::to_string(c.duplicates),
               std::to_string(c.expected), std::to_string(c.missing), std::to_string(c.forbidden)},
              markdown);
   }
@@ -126,7 +128,7 @@ std::string Body(const SoakReport& r, bool markdown) {
               std::to_string(s.acknowledged), std::to_string(s.deliveries)},
              markdown);
   }
-  o << (markdown ? "\n" : "") << "Faults, in order:\n" << (markdown ? "\n" : "");
+  o << (markdown ? "\n" : "") << "Timeline:\n" << (markdown ? "\n" : "");
   for (const auto& line : r.timeline) {
     o << b << line << "\n";
   }
@@ -141,7 +143,7 @@ uint64_t SoakReport::FaultsInjected() const {
     subscriber_kills += f.counters.kills_without_ack;
   }
   return restarts_graceful + restarts_kill9 + reloads_narrow + reloads_widen + reloads_refused +
-         traffic.sent_invalid + traffic.sent_resends + traffic.client_reopens + subscriber_kills;
+         traffic.sent_invalid + traffic.client_reopens + subscriber_kills;
 }
 
 uint64_t SoakReport::SubscriberChurn() const {
@@ -227,6 +229,10 @@ std::string ReportJson(const SoakReport& r) {
         {"reloads_widen", r.reloads_widen},
         {"reloads_refused", r.reloads_refused},
         {"publisher_reopens", t.client_reopens},
+        {"invalid_events", t.sent_invalid},
+        {"subscriber_kills_without_ack",
+         r.FaultsInjected() - r.restarts_graceful - r.restarts_kill9 - r.reloads_narrow -
+             r.reloads_widen - r.reloads_refused - t.sent_invalid - t.client_reopens},
         {"total", r.FaultsInjected()},
         {"timeline", r.timeline}}},
       {"subscriber_churn", r.SubscriberChurn()},

@@ -22,11 +22,13 @@
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <random>
 #include <thread>
 
 #include "carehub/core/event_types.h"
 #include "carehub/core/synthetic.h"
+#include "carehub/hub/consistency.h"
 #include "feeds.h"
 #include "harness/hub_process.h"
 #include "ledger.h"
@@ -49,6 +51,9 @@ struct SoakOptions {
   uint64_t seed = kDefaultSeed;
   std::string out = "soak-report";
   double sample_seconds = 5;
+  // Feed hospital-direct ignores every event whose hub_seq is a multiple of this (0: none), to
+  // show the final check fails when deliveries are lost.
+  uint64_t inject_lost_deliveries = 0;
 };
 
 // The hub keeps its ports across restarts, as a deployed one does, so the clients reconnect on
@@ -177,12 +182,14 @@ class Soak {
   std::atomic<bool> stop_churn_{false};
   SoakReport report_;
   std::vector<SeqFacts> facts_;  // by hub_seq, from the stopped hub's store
+  std::vector<std::string> routes_;  // SeqFacts::route names
   int64_t started_ms_ = 0;
 };
 
 void Soak::Note(const std::string& what) {
-  const std::string line =
-      "+" + std::to_string((SoakNowMs() - started_ms_) / 100 / 10.0).substr(0, 6) + " s " + what;
+  char at[32];
+  std::snprintf(at, sizeof at, "+%.1f s ", static_cast<double>(SoakNowMs() - started_ms_) / 1000);
+  const std::string line = at + what;
   report_.timeline.push_back(line);
   std::cout << "  " << line << std::endl;
 }
@@ -239,7 +246,9 @@ Status Soak::Setup() {
   for (size_t f = 0; f < feeds_.size(); ++f) {
     feed_workers_.push_back(std::make_unique<FeedWorker>(f, feeds_[f], options_.seed * 131 + f,
                                                          subscribe_endpoint_, &ledger_,
-                                                         &timeline_, &opted_out_, &findings_));
+                                                         &timeline_, &opted_out_, &findings_,
+                                                         f == 1 ? options_.inject_lost_deliveries
+                                                                : 0));
   }
   return Status::Ok();
 }
@@ -508,7 +517,7 @@ void Soak::Finish() {
   Note("hub stopped; checking the store");
   CheckStore();
   for (auto& f : feed_workers_) {
-    f->FinalCheck(facts_);
+    f->FinalCheck(facts_, routes_);
     report_.feeds.push_back({f->rule().subscription,
                              f->rule().secondary_use ? "secondary_use" : "direct_care",
                              f->counters()});
@@ -547,6 +556,7 @@ void Soak::CheckStore() {
   uint64_t dedup_bad = 0;
   std::vector<std::string> keys;
   std::vector<uint64_t> key_seqs;
+  std::map<std::string, uint16_t> route_index;
   auto check_dedup = [&] {
     auto entries = st.LookupDedup(keys);
     for (size_t i = 0; i < entries.size(); ++i) {
@@ -591,6 +601,12 @@ void Soak::CheckStore() {
     f.present = true;
     f.opted_out = opted_out_.count(original->nhs) > 0;
     const std::string type = EventTypeName(e);
+    const std::string route = env.publisher_ods() + " " + env.site_ods() + " " + type;
+    auto known = route_index.try_emplace(route, static_cast<uint16_t>(routes_.size()));
+    if (known.second) {
+      routes_.push_back(route);
+    }
+    f.route = known.first->second;
     for (size_t i = 0; i < feeds_.size(); ++i) {
       const auto bit = static_cast<uint8_t>(1u << i);
       f.wide |= Covers(feeds_[i], env.publisher_ods(), env.site_ods(), type, false) ? bit : 0;
@@ -639,10 +655,32 @@ void Soak::CheckStore() {
            std::to_string(last));
     }
   }
-  report_.store_check = "log 1.." + std::to_string(last) + " without holes: " +
-                        (holes == 0 ? "yes" : "NO") + "; dedup keys pointing at their event: " +
-                        (dedup_bad == 0 ? "all" : std::to_string(dedup_bad) + " wrong") +
-                        "; cursors within the log";
+  auto consistency = hub::CheckConsistency(st);
+  if (!consistency.ok()) {
+    Fail("CheckConsistency could not read the store: " + consistency.status().ToString());
+  } else if (!consistency->consistent()) {
+    Fail("CheckConsistency: " + consistency->Summary());
+    for (const auto& p : consistency->problems) {
+      Fail("  " + p);
+    }
+  }
+  report_.store_check =
+      std::string("log without holes: ") + (holes == 0 ? "yes" : "NO") +
+      "; dedup keys pointing at their event: " +
+      (dedup_bad == 0 ? "all" : std::to_string(dedup_bad) + " wrong") + "; CheckConsistency: " +
+      (consistency.ok() ? consistency->Summary() : consistency.status().ToString());
+  store.value().reset();
+  // The operators' tool on the same data dir must agree.
+  auto verify = itest::RunCommand({itest::BinaryPath("carehubctl").string(), "verify",
+                                   "--data-dir", hub_->data_dir().string()},
+                                  work_.path(), seconds(300));
+  if (!verify.ok() || !verify->status.Exited(0)) {
+    Fail("carehubctl verify: " + (verify.ok() ? verify->status.ToString() + " " + verify->out +
+                                                    verify->err
+                                              : verify.status().ToString()));
+  }
+  report_.store_check += "; carehubctl verify: " +
+                         (verify.ok() ? verify->status.ToString() : std::string("not run"));
 }
 
 }  // namespace
@@ -663,13 +701,19 @@ int main(int argc, char** argv) {
   app.add_option("--out", options.out, "Directory for report.json and report.md");
   app.add_option("--sample-seconds", options.sample_seconds, "Seconds between footprint samples")
       ->check(CLI::Range(0.5, 60.0));
+  app.add_option("--inject-lost-deliveries", options.inject_lost_deliveries,
+                 "Self-check: one feed ignores every event whose hub_seq is a multiple of N, "
+                 "so the run must FAIL");
   CLI11_PARSE(app, argc, argv);
   char minutes[32];
   std::snprintf(minutes, sizeof minutes, "%g", options.minutes);
   char rate[32];
   std::snprintf(rate, sizeof rate, "%g", options.rate);
-  const std::string command = std::string(argv[0]) + " --minutes " + minutes + " --rate " + rate +
-                              " --seed " + std::to_string(options.seed);
+  std::string command = std::string(argv[0]) + " --minutes " + minutes + " --rate " + rate +
+                        " --seed " + std::to_string(options.seed);
+  if (options.inject_lost_deliveries > 0) {
+    command += " --inject-lost-deliveries " + std::to_string(options.inject_lost_deliveries);
+  }
   carehub::soak::Soak soak(options, command);
   return soak.Run();
 }
