@@ -104,6 +104,20 @@ const std::string& EventTypeNameCached(const v1::Event& event) {
   return unknown;
 }
 
+// Metrics and the status page count by publisher, but the publisher_ods of a refused event is
+// whatever the sender wrote: used as a label as is, every made-up code (each up to a frame's size)
+// would add counters and a status entry for the life of the process. Codes that are not ODS-shaped
+// or that the connection may not publish for are counted together instead.
+std::string_view PublisherLabel(const std::string& publisher, std::string_view reason) {
+  if (!IsValidOdsCode(publisher)) {
+    return "invalid";
+  }
+  if (reason == kReasonPublisherNotAuthorised) {
+    return "unauthorised";
+  }
+  return publisher;
+}
+
 }  // namespace
 
 std::string RouteId(std::string_view publisher, std::string_view site, std::string_view type) {
@@ -188,7 +202,8 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
         .Inc();
   } else {
     CounterFor("carehub_events_rejected_total", "Events rejected, by publisher and reason.",
-               {{"publisher", publisher}, {"reason", reason}})
+               {{"publisher", std::string(PublisherLabel(publisher, reason))},
+                {"reason", reason}})
         .Inc();
   }
   // Debug only: this is a per-event path. Operators see rejects through the counters, the
@@ -343,7 +358,8 @@ std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, s
   // Once per batch, under a lock the admin thread shares: counts by publisher for the status page.
   std::map<std::string, PublisherActivity> seen;
   for (int i = 0; i < n; ++i) {
-    auto& a = seen[publish->events(i).envelope().publisher_ods()];
+    auto& a = seen[std::string(PublisherLabel(publish->events(i).envelope().publisher_ods(),
+                                              results->Get(i).reason()))];
     ++a.received;
     switch (results->Get(i).status()) {
       case v1::EventResult::DUPLICATE:
