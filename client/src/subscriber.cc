@@ -71,9 +71,7 @@ class SubscriberImpl final : public Subscriber {
       }
       if (now - last_heard_ > options_.hub_timeout) {
         // The hub restarted or the network broke: subscribe again from our own last ack.
-        options_.start = acked_ > 0 ? v1::Subscribe::START_AT_SEQ : options_.start;
-        options_.start_seq = acked_ + 1;
-        Status s = Connect();
+        Status s = Resubscribe();
         if (!s.ok()) {
           return s;
         }
@@ -114,6 +112,15 @@ class SubscriberImpl final : public Subscriber {
         if (frame->error().fatal()) {
           return Status::Error(frame->error().code(), frame->error().message());
         }
+        if (frame->error().code() == "no_subscription") {
+          // A hub restarted on the same endpoint: the socket reconnected by itself, but the new
+          // hub does not know this connection and answers our heartbeats with this error, which
+          // would keep the hub timeout from ever firing (found by the soak run).
+          Status s = Resubscribe();
+          if (!s.ok()) {
+            return s;
+          }
+        }
         continue;
       }
     }
@@ -135,6 +142,13 @@ class SubscriberImpl final : public Subscriber {
   std::optional<v1::Notice> notice() const override { return notice_; }
 
  private:
+  // Subscribes again on a fresh socket, from after our own last ack.
+  Status Resubscribe() {
+    options_.start = acked_ > 0 ? v1::Subscribe::START_AT_SEQ : options_.start;
+    options_.start_seq = acked_ + 1;
+    return Connect();
+  }
+
   void Send(const v1::Frame& frame) {
     std::string bytes = frame.SerializeAsString();
     try {
