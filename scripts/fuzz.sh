@@ -7,6 +7,7 @@
 #   scripts/fuzz.sh --smoke         each fuzzer for 10 seconds                          (make test)
 #   scripts/fuzz.sh --only NAME     one fuzzer (repeatable), e.g. --only fuzz_hl7_message
 #   scripts/fuzz.sh --if-available  exit 0 with a note when clang or libFuzzer is missing
+#   scripts/fuzz.sh --no-build      run the fuzzers already built (e.g. two runs side by side)
 #
 # The seed corpora in tests/fuzz/corpus/<fuzzer>/ are read, never written: new interesting inputs
 # go to a scratch directory (FUZZ_WORK_DIR, default <build dir>/fuzz-work). Any crash, leak, UB
@@ -20,6 +21,7 @@ build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 seconds="${FUZZ_SECONDS:-300}"
 jobs="${FUZZ_JOBS:-2}"
 if_available=0
+build_first=1
 only=()
 while (($#)); do
   case "$1" in
@@ -27,7 +29,8 @@ while (($#)); do
     --seconds) seconds="$2"; shift ;;
     --only) only+=("$2"); shift ;;
     --if-available) if_available=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --no-build) build_first=0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "fuzz: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -49,16 +52,18 @@ if ! have_libfuzzer; then
 fi
 
 # Configure once (clang, everything instrumented), then build only the fuzz targets.
-if [[ ! -f "$build/CMakeCache.txt" ]]; then
+if ((build_first)) && [[ ! -f "$build/CMakeCache.txt" ]]; then
   CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCAREHUB_FUZZ=ON >/dev/null
 fi
-echo "fuzz: building fuzzers in $build"
-nice -n 5 cmake --build "$build" --target carehub_fuzzers -j"$jobs" >"$build/fuzz-build.log" 2>&1 || {
-  tail -40 "$build/fuzz-build.log" >&2
-  echo "fuzz: build failed (full log: $build/fuzz-build.log)" >&2
-  exit 1
-}
+if ((build_first)); then
+  echo "fuzz: building fuzzers in $build"
+  nice -n 5 cmake --build "$build" --target carehub_fuzzers -j"$jobs" >"$build/fuzz-build.log" 2>&1 || {
+    tail -40 "$build/fuzz-build.log" >&2
+    echo "fuzz: build failed (full log: $build/fuzz-build.log)" >&2
+    exit 1
+  }
+fi
 
 dict_for() {
   case "$1" in

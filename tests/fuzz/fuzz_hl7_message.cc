@@ -4,7 +4,10 @@
 //
 // Invariants: accessors never fail on any position; an escaped value decodes back to itself; the
 // ACK always parses as HL7 and echoes the code; published events validate and re-encode.
+//
+// Regression seeds: regress_latin1_address (a non-UTF-8 byte reached a published event).
 
+#include <algorithm>
 #include <vector>
 
 #include "carehub/adapters/hl7/adt_processor.h"
@@ -72,7 +75,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                         hl7::Escape(value, seps) + "\r";
     carehub::Result<hl7::Message> again = hl7::Message::Parse(probe);
     CAREHUB_FUZZ_CHECK(again.ok(), "a header of the same separators parses");
-    CAREHUB_FUZZ_CHECK(again->Get("MSH", 3) == value, "escaped value reads back");
+    // Line breaks travel as \.br\, which decodes to LF: a CR comes back as LF by design.
+    std::string expected = value;
+    std::replace(expected.begin(), expected.end(), '\r', '\n');
+    CAREHUB_FUZZ_CHECK(again->Get("MSH", 3) == expected, "escaped value reads back");
   } else {
     CAREHUB_FUZZ_CHECK(!parsed.status().code().empty(), "failure without a reason");
   }
