@@ -1,11 +1,13 @@
 #include "harness/child_process.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,19 @@
 
 namespace carehub::itest {
 namespace {
+
+// Sanitizer builds: GCC defines these for -fsanitize=address / thread. UBSan runs only beside ASan.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerBuild = true;
+#else
+constexpr bool kSanitizerBuild = false;
+#endif
+
+uintmax_t FileSize(const std::filesystem::path& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : size;
+}
 
 ExitStatus FromWaitStatus(int status) {
   ExitStatus e;
@@ -56,6 +71,7 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
   const pid_t parent = getpid();
   const std::string out_path = stdout_file.string();
   const std::string err_path = stderr_file.string();
+  const uintmax_t stderr_start = FileSize(stderr_file);
   sigset_t empty;
   sigemptyset(&empty);
   // The child reports a failed exec through this close-on-exec pipe; EOF means exec succeeded.
@@ -109,13 +125,54 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
     return Status::Error("spawn_failed",
                          "cannot start " + argv[0] + ": " + std::strerror(child_errno));
   }
-  return ChildProcess(pid);
+  return ChildProcess(pid, stderr_file, stderr_start);
+}
+
+std::string FindSanitizerReport(const std::string& text) {
+  // Every sanitizer report starts with one of these (ASan, LSan, UBSan, TSan, and their fatal
+  // start-up errors); a report's first line begins after the previous newline.
+  static const char* const kMarkers[] = {"ERROR: AddressSanitizer",
+                                         "ERROR: LeakSanitizer",
+                                         "WARNING: ThreadSanitizer",
+                                         "FATAL: ThreadSanitizer",
+                                         "ThreadSanitizer: CHECK",
+                                         "AddressSanitizer: CHECK",
+                                         "SUMMARY: UndefinedBehaviorSanitizer",
+                                         ": runtime error: "};
+  size_t first = std::string::npos;
+  for (const char* marker : kMarkers) {
+    first = std::min(first, text.find(marker));
+  }
+  if (first == std::string::npos) {
+    return "";
+  }
+  size_t line_start = text.rfind('\n', first);
+  return text.substr(line_start == std::string::npos ? 0 : line_start + 1);
+}
+
+void ChildProcess::CheckSanitizerReport() const {
+  if (!kSanitizerBuild || stderr_file_.empty()) {
+    return;
+  }
+  std::string text = ReadFileText(stderr_file_);
+  std::string report =
+      FindSanitizerReport(text.size() > stderr_start_ ? text.substr(stderr_start_) : std::string());
+  if (!report.empty()) {
+    constexpr size_t kMaxShown = 20'000;
+    ADD_FAILURE() << "sanitizer report from child pid " << pid_ << " (" << stderr_file_.string()
+                  << "):\n"
+                  << report.substr(0, kMaxShown);
+  }
 }
 
 ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : pid_(other.pid_), exit_(std::move(other.exit_)) {
+    : pid_(other.pid_),
+      exit_(std::move(other.exit_)),
+      stderr_file_(std::move(other.stderr_file_)),
+      stderr_start_(other.stderr_start_) {
   other.pid_ = -1;
   other.exit_.reset();
+  other.stderr_file_.clear();
 }
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
@@ -123,8 +180,11 @@ ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
     KillAndReap();
     pid_ = other.pid_;
     exit_ = std::move(other.exit_);
+    stderr_file_ = std::move(other.stderr_file_);
+    stderr_start_ = other.stderr_start_;
     other.pid_ = -1;
     other.exit_.reset();
+    other.stderr_file_.clear();
   }
   return *this;
 }
@@ -136,9 +196,11 @@ void ChildProcess::KillAndReap() {
     ::kill(pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);
+    CheckSanitizerReport();
   }
   pid_ = -1;
   exit_.reset();
+  stderr_file_.clear();
 }
 
 void ChildProcess::Signal(int sig) const {
@@ -155,12 +217,23 @@ std::optional<ExitStatus> ChildProcess::Poll() {
   pid_t r = ::waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
     exit_ = FromWaitStatus(status);
+    CheckSanitizerReport();
   }
   return exit_;
 }
 
+std::chrono::milliseconds Scaled(std::chrono::milliseconds timeout) {
+  static const double scale = [] {
+    const char* text = std::getenv("CAREHUB_TIME_SCALE");
+    double value = text ? std::strtod(text, nullptr) : 1.0;
+    return value >= 1.0 ? value : 1.0;
+  }();
+  return std::chrono::milliseconds(
+      static_cast<int64_t>(static_cast<double>(timeout.count()) * scale));
+}
+
 std::optional<ExitStatus> ChildProcess::Wait(std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + Scaled(timeout);
   while (true) {
     if (auto e = Poll()) {
       return e;

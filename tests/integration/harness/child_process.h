@@ -5,12 +5,18 @@
 // from the kernel if the spawning thread dies (PR_SET_PDEATHSIG), so neither does a crashed test.
 // Spawn from a thread that outlives the child (the test's main thread).
 //
+// In a sanitizer build (`make test-sanitize`) the child inherits ASAN_/UBSAN_/TSAN_OPTIONS, and
+// when the child is reaped its stderr (from where it stood at the spawn) is searched for a
+// sanitizer report: one found fails the running test with the report, whatever the test thought of
+// the child's exit (a killed hub's report would otherwise go unseen).
+//
 // Not thread-safe: one thread owns a ChildProcess (signalling it from another thread is fine, see
 // Signal()).
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -48,16 +54,30 @@ class ChildProcess {
   void Signal(int sig) const;
   // Non-blocking: reaps the child if it has ended.
   std::optional<ExitStatus> Poll();
-  // Waits up to `timeout` for the child to end; empty if it is still running.
+  // Waits up to Scaled(timeout) for the child to end; empty if it is still running.
   std::optional<ExitStatus> Wait(std::chrono::milliseconds timeout);
 
  private:
-  explicit ChildProcess(pid_t pid) : pid_(pid) {}
+  ChildProcess(pid_t pid, std::filesystem::path stderr_file, uintmax_t stderr_start)
+      : pid_(pid), stderr_file_(std::move(stderr_file)), stderr_start_(stderr_start) {}
   void KillAndReap();
+  // Called once the child is reaped: fails the running test if its stderr holds a sanitizer report.
+  void CheckSanitizerReport() const;
 
   pid_t pid_ = -1;
   std::optional<ExitStatus> exit_;
+  std::filesystem::path stderr_file_;
+  // Size of stderr_file_ at the spawn: earlier runs' output (a restarted hub) is not this child's.
+  uintmax_t stderr_start_ = 0;
 };
+
+// The sanitizer report in `text` (from its first line to the end), or "" when there is none.
+std::string FindSanitizerReport(const std::string& text);
+
+// `timeout` times CAREHUB_TIME_SCALE (a number >= 1, default 1): sanitizer runs set it because
+// everything runs several times slower there. Applied to the harness's waits and deadlines only, so
+// it gives slow runs time and never changes what a test checks.
+std::chrono::milliseconds Scaled(std::chrono::milliseconds timeout);
 
 // Output of a command run to completion.
 struct CommandResult {

@@ -134,7 +134,7 @@ Status HubProcess::Launch() {
     return child.status();
   }
   child_.emplace(std::move(child).value());
-  auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
+  auto deadline = std::chrono::steady_clock::now() + Scaled(options_.start_timeout);
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto exited = child_->Poll()) {
       return Status::Error("hub_exited", "carehub exited during start-up (" + exited->ToString() +
