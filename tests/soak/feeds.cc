@@ -188,15 +188,16 @@ void FeedWorker::Finding(const std::string& what) {
   findings_->Add(rule_.subscription + ": " + what);
 }
 
-void FeedWorker::Churn(const std::atomic<bool>& stop) {
+void FeedWorker::Churn(const std::atomic<bool>& stop, const std::atomic<bool>& traffic_stopped) {
   while (!stop.load()) {
-    RunSession(stop);
+    RunSession(stop, traffic_stopped);
     // Away for a moment: the hub keeps the backlog for us.
     std::this_thread::sleep_for(milliseconds(std::uniform_int_distribution<int>(0, 800)(rng_)));
   }
 }
 
-void FeedWorker::RunSession(const std::atomic<bool>& stop) {
+void FeedWorker::RunSession(const std::atomic<bool>& stop,
+                            const std::atomic<bool>& traffic_stopped) {
   auto start = v1::Subscribe::START_RESUME;
   if (rule_.replays && counters_.sessions > 0 &&
       std::uniform_real_distribution<double>(0, 1)(rng_) < 0.12) {
@@ -234,6 +235,12 @@ void FeedWorker::RunSession(const std::atomic<bool>& stop) {
     if (!batch.value()) {
       if (now - last_heard > kStallMs) {
         ++counters_.stalls;
+        // With traffic flowing every feed sees deliveries (empty ones at least) within a second,
+        // hub restarts included: the client library failed to resume.
+        if (!traffic_stopped.load()) {
+          Finding("a session heard nothing for " + std::to_string(kStallMs / 1000) +
+                  " s while traffic flowed (at +" + std::to_string(now) + " ms)");
+        }
         return;
       }
       continue;

@@ -123,8 +123,9 @@ class FeedWorker {
              const Ledger* ledger, const PolicyTimeline* timeline,
              const std::set<uint64_t>* opted_out, Findings* findings, uint64_t drop_every = 0);
 
-  // Churns until `stop` is set.
-  void Churn(const std::atomic<bool>& stop);
+  // Churns until `stop` is set. A session that hears nothing for a while before
+  // `traffic_stopped` is set is a finding.
+  void Churn(const std::atomic<bool>& stop, const std::atomic<bool>& traffic_stopped);
   // Reads (resuming) until the hub has examined every event up to its head, acknowledging.
   Status CatchUp(std::chrono::milliseconds timeout);
   // Checks coverage and completeness against the store; `facts` is indexed by hub_seq.
@@ -149,7 +150,7 @@ class FeedWorker {
   };
   // The batches that examined `seq`, for a finding.
   std::string DescribeCoverage(uint64_t seq) const;
-  void RunSession(const std::atomic<bool>& stop);
+  void RunSession(const std::atomic<bool>& stop, const std::atomic<bool>& traffic_stopped);
   // Records and checks one batch; `prev_scanned` is what the session had examined before it.
   void Take(const std::vector<v1::DeliveredEvent>& events, uint64_t prev_scanned,
             uint64_t scanned_to);

@@ -60,8 +60,8 @@ std::string Row(const std::vector<std::string>& cells, bool markdown) {
     if (markdown) {
       out += " " + c + " |";
     } else {
-      // Left-aligned columns at least 14 wide, two spaces between.
-      out += c + std::string(c.size() < 14 ? 16 - c.size() : 2, ' ');
+      // Left-aligned columns 18 wide (wider values get one space).
+      out += c + std::string(c.size() < 17 ? 18 - c.size() : 1, ' ');
     }
   }
   return out + "\n";

@@ -429,7 +429,7 @@ int Soak::Run() {
   }
   std::vector<std::thread> churners;
   for (auto& f : feed_workers_) {
-    churners.emplace_back([&f, this] { f->Churn(stop_churn_); });
+    churners.emplace_back([&f, this] { f->Churn(stop_churn_, stop_traffic_); });
   }
   Orchestrate();
   const bool aborted = stop_traffic_.load();
