@@ -64,6 +64,12 @@ bool ParseDigits(std::string_view s, size_t pos, size_t count, int* out) {
 }
 
 // A validity bound: "2026-01-01" (a UTC day) or RFC 3339 "2026-01-01T09:30:00Z" / "+01:00".
+// Years are limited to what Clock::TimePoint (nanoseconds since 1970 in 64 bits, 1677-2262) holds
+// with room for the day added to a date-only valid_until: "9999-12-31" used to overflow (undefined
+// behaviour; in practice an agreement that was never valid), found by fuzz_agreements_yaml.
+constexpr int kMinAgreementYear = 1900;
+constexpr int kMaxAgreementYear = 2200;
+
 struct Instant {
   Clock::TimePoint at;
   bool date_only = false;
@@ -74,7 +80,8 @@ bool ParseInstant(std::string_view text, Instant* out) {
   int month = 0;
   int day = 0;
   if (text.size() < 10 || !ParseDigits(text, 0, 4, &year) || text[4] != '-' ||
-      !ParseDigits(text, 5, 2, &month) || text[7] != '-' || !ParseDigits(text, 8, 2, &day)) {
+      !ParseDigits(text, 5, 2, &month) || text[7] != '-' || !ParseDigits(text, 8, 2, &day) ||
+      year < kMinAgreementYear || year > kMaxAgreementYear) {
     return false;
   }
   const std::chrono::year_month_day ymd{std::chrono::year{year},
@@ -479,14 +486,15 @@ class Loader {
       }
       if (!ParseInstant(a.valid_from_text, &from)) {
         return Error(node["valid_from"], where + ": valid_from: " + Quote(a.valid_from_text) +
-                                             " is not a date (YYYY-MM-DD) or RFC 3339 time");
+                                             " is not a date (YYYY-MM-DD) or RFC 3339 time in years 1900-2200");
       }
       if (status = GetString(node, "valid_until", where, &a.valid_until_text); !status.ok()) {
         return status;
       }
       if (!ParseInstant(a.valid_until_text, &until)) {
         return Error(node["valid_until"], where + ": valid_until: " + Quote(a.valid_until_text) +
-                                              " is not a date (YYYY-MM-DD) or RFC 3339 time");
+                                              " is not a date (YYYY-MM-DD) or RFC 3339 time in "
+                                              "years 1900-2200");
       }
       a.starts_at = from.at;
       // A date names a whole day; an instant is the last valid moment.

@@ -169,6 +169,11 @@ INSTANTIATE_TEST_SUITE_P(
                       "valid_until: 2026-12-31\n    sources: [\"*\"]",
                       "valid_until: 2026-12-31T10:00:00\n    sources: [\"*\"]",
                       {"agreement 'DSA-SEC-1'", "valid_until"}},
+        // Found by fuzz_agreements_yaml: a far-future date overflowed the clock's range.
+        BadPolicyCase{"YearBeyondClockRange",
+                      "valid_until: 2026-12-31\n    sources: [\"*\"]",
+                      "valid_until: 9999-12-31\n    sources: [\"*\"]",
+                      {"agreement 'DSA-SEC-1'", "valid_until", "years 1900-2200"}},
         BadPolicyCase{"UntilBeforeFrom",
                       "valid_until: 2026-12-31\n    sources: [\"*\"]",
                       "valid_until: 2025-12-31\n    sources: [\"*\"]",
