@@ -41,14 +41,16 @@ Workload MakeWorkload(const WorkloadOptions& options) {
   firsts.reserve(options.events);
   for (size_t i = 0; i < options.events; ++i) {
     double draw = unit(rng);
-    if (draw < options.resend_ratio && !firsts.empty()) {
+    // A resend drawn before anything was sent becomes a first send (not an invalid event).
+    const bool resend_draw = draw < options.resend_ratio;
+    if (resend_draw && !firsts.empty()) {
       size_t orig = firsts[rng() % firsts.size()];
       w.events.push_back(w.events[orig]);
       w.kinds.push_back(Workload::Kind::kResend);
       w.original.push_back(orig);
       w.reasons.emplace_back();
       ++w.resend_count;
-    } else if (draw < options.resend_ratio + options.invalid_ratio) {
+    } else if (!resend_draw && draw < options.resend_ratio + options.invalid_ratio) {
       v1::Event e = gen.Next();
       std::string reason = gen.MakeInvalid(&e, invalid_kinds[rng() % invalid_kinds.size()]);
       w.events.push_back(std::move(e));
