@@ -153,6 +153,12 @@ class SpdlogRocksLogger : public rocksdb::Logger {
     }
     char line[1024];
     std::vsnprintf(line, sizeof(line), format, ap);
+    // The json log format writes messages unescaped: keep RocksDB's text to plain characters.
+    for (char* c = line; *c != '\0'; ++c) {
+      if (*c == '"' || *c == '\\' || static_cast<unsigned char>(*c) < 0x20) {
+        *c = ' ';
+      }
+    }
     log_->log(mapped, "rocksdb: {}", line);
   }
 
