@@ -19,6 +19,11 @@ Status CheckKeys(const YAML::Node& node, const std::string& where, std::set<std:
     return Bad(where, "must be a mapping");
   }
   for (const auto& kv : node) {
+    // A sequence or mapping as a key ("[a]: 1") would throw from as<std::string>() and end the
+    // process instead of refusing the file (found by fuzz_hub_config).
+    if (!kv.first.IsScalar()) {
+      return Bad(where, "has a key that is not a plain name");
+    }
     auto key = kv.first.as<std::string>();
     if (!allowed.count(key)) {
       return Bad(where, "unknown key '" + key + "'");

@@ -95,8 +95,13 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
     return Bad("identities", "the file must be a mapping with one key, 'identities'");
   }
   for (const auto& kv : root) {
-    if (kv.first.as<std::string>() != "identities") {
-      return Bad("identities", "unknown top-level key '" + kv.first.as<std::string>() + "'");
+    // A non-scalar key would throw from as<std::string>() here, outside the try below, and end
+    // the hub on a reload instead of refusing the file (found by fuzz_identities_yaml).
+    if (!kv.first.IsScalar()) {
+      return Bad("identities", "has a top-level key that is not a plain name");
+    }
+    if (kv.first.Scalar() != "identities") {
+      return Bad("identities", "unknown top-level key '" + kv.first.Scalar() + "'");
     }
   }
   YAML::Node list = root["identities"];

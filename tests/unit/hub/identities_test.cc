@@ -155,6 +155,8 @@ TEST_F(IdentitiesTest, RefusesInvalidFilesWithAOneLineReason) {
        "already listed for identity 'a'"},
       {"bad id", "identities:\n  'a b':\n    kind: operator\n    public_keys: ['" + k + "']\n",
        "identity id"},
+      // Found by fuzz_identities_yaml: this threw from yaml-cpp and ended the process.
+      {"sequence as top key", "[identities]: {}\n", "not a plain name"},
   };
   for (const auto& c : cases) {
     auto set = ParseIdentities(c.yaml);
