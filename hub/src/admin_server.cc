@@ -5,7 +5,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "carehub/hub/config.h"
 #include "status_page.h"
@@ -292,6 +294,16 @@ Result<std::string> AdminServer::Start() {
 }
 
 void AdminServer::Stop() {
+  if (server_ && thread_.joinable()) {
+    // cpp-httplib's stop() does nothing until listen_after_bind() has marked the server running:
+    // a SIGTERM right after start left the listener running and the join below hung (found by
+    // tests/integration/reliability_storage_test.cc). Wait for it (bounded: a listener that
+    // failed never runs).
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   if (server_) {
     server_->stop();
   }
