@@ -137,15 +137,8 @@ void ZapHandler::Handle(zmq::socket_t& socket) {
     }
   }
 
-  std::vector<zmq::const_buffer> reply = {
-      zmq::str_buffer("1.0"),
-      zmq::buffer(request_id),
-      decision.allow ? zmq::str_buffer("200") : zmq::str_buffer("400"),
-      zmq::buffer(decision.status_text),
-      zmq::buffer(decision.user_id),
-      zmq::const_buffer()};
-  (void)zmq::send_multipart(socket, reply);
-
+  // Counted and logged before the answer goes out: whoever sees the connection work (a client, a
+  // test reading the metric) also sees it counted.
   if (decision.allow) {
     metrics_
         ->GetCounter("carehub_auth_accepted_total", "CURVE handshakes let in, by endpoint.",
@@ -160,6 +153,15 @@ void ZapHandler::Handle(zmq::socket_t& socket) {
         .Inc();
     LogRefusal(domain, address, key, decision);
   }
+
+  std::vector<zmq::const_buffer> reply = {
+      zmq::str_buffer("1.0"),
+      zmq::buffer(request_id),
+      decision.allow ? zmq::str_buffer("200") : zmq::str_buffer("400"),
+      zmq::buffer(decision.status_text),
+      zmq::buffer(decision.user_id),
+      zmq::const_buffer()};
+  (void)zmq::send_multipart(socket, reply);
 }
 
 void ZapHandler::LogRefusal(const std::string& domain, const std::string& address,
