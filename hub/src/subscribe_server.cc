@@ -35,6 +35,10 @@ struct SubscribeServer::Session {
   Steady::time_point last_sent;
   Steady::time_point last_progress_sent;
   uint64_t progress_unsent_from = 0;  // scanned but not yet reported; 0 when none
+  // After a refused send (the subscriber's queue is full: it does not read) the next attempt
+  // waits, doubling from 50 ms to 5 s: each attempt rescans the log and audits a disclosure.
+  Steady::time_point blocked_until;
+  std::chrono::milliseconds blocked_backoff{0};
   std::string notice_code;
   // Route plan, recomputed when the policy or the set of known routes changes.
   const policy::PolicySet* planned_for = nullptr;
@@ -234,6 +238,9 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     case SubscribeFrameDecision::Action::kCredit:
       if (session) {
         session->credit = AddCredit(session->credit, frame.credit().events());
+        // Credit comes as the subscriber consumes: its queue has room again.
+        session->blocked_until = Steady::time_point{};
+        session->blocked_backoff = std::chrono::milliseconds(0);
       }
       return;
     case SubscribeFrameDecision::Action::kAck:
@@ -286,7 +293,7 @@ bool SubscribeServer::Serve(Session& session,
     return false;
   }
   session.notice_code.clear();
-  if (session.credit == 0 || session.next_seq > head) {
+  if (session.credit == 0 || session.next_seq > head || Steady::now() < session.blocked_until) {
     return false;
   }
 
@@ -447,8 +454,13 @@ bool SubscribeServer::Serve(Session& session,
       }
       if (!sent) {
         audit_not_sent();
-        return false;  // subscriber's pipe is full: try again next round, nothing advanced
+        session.blocked_backoff = std::clamp(session.blocked_backoff * 2,
+                                             std::chrono::milliseconds(50),
+                                             std::chrono::milliseconds(5000));
+        session.blocked_until = Steady::now() + session.blocked_backoff;
+        return false;  // subscriber's pipe is full: try again later, nothing advanced
       }
+      session.blocked_backoff = std::chrono::milliseconds(0);
     } catch (const zmq::error_t& e) {
       audit_not_sent();
       if (e.num() == EHOSTUNREACH) {

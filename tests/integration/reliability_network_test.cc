@@ -460,9 +460,15 @@ TEST_F(ReliabilityNetwork, PublisherThatNeverReadsCostsBoundedMemoryAndDelaysNoO
 // A raw subscriber: Subscribe, then only what the test makes it do.
 class RawSubscriber {
  public:
-  RawSubscriber(const std::string& endpoint, const std::string& subscription, uint32_t credit)
+  // `deaf`: a one-message receive queue and a 4 KiB kernel buffer, for one that never reads.
+  RawSubscriber(const std::string& endpoint, const std::string& subscription, uint32_t credit,
+                bool deaf = false)
       : socket_(context_, zmq::socket_type::dealer) {
     socket_.set(zmq::sockopt::linger, 0);
+    if (deaf) {
+      socket_.set(zmq::sockopt::rcvhwm, 1);
+      socket_.set(zmq::sockopt::rcvbuf, 4096);
+    }
     socket_.set(zmq::sockopt::rcvtimeo, 1000);
     socket_.connect(endpoint);
     v1::Frame f;
@@ -558,6 +564,51 @@ TEST_F(ReliabilityNetwork, SilentAndCreditlessSubscribersAreDroppedAfterTheTimeo
               static_cast<unsigned long long>(rss_after));
   // The greedy one could pull at most the 5000 stored events (~4 MiB) into its queue.
   EXPECT_LE(rss_after, rss_before + 32);
+}
+
+
+TEST_F(ReliabilityNetwork, SubscriberThatNeverReadsIsRetriedWithBackoffNotInALoop) {
+  const uint64_t seed = TestSeed("DeafSubscriber", 7505);
+  // Small deliveries, so the one that never reads fills the hub's queue to it (100 deliveries)
+  // and the kernel's buffers quickly.
+  StartHub("rel-net-deaf", "subscribe:\n  max_delivery_batch: 10\n");
+  auto pub = RawPublisher::Connect(hub_->ingest_endpoint());
+  ASSERT_TRUE(pub.ok());
+  auto events = MakeEvents(seed, "deaf-", 20'000);
+  ASSERT_TRUE(PublishAcked(*pub.value(), events, 1000).ok());
+
+  // Alive (it heartbeats), a huge credit, and it never reads.
+  RawSubscriber deaf(hub_->subscribe_endpoint(), "feed-3", 1'000'000, /*deaf=*/true);
+  auto not_sent = [&] {
+    auto audit = AuditRecords(hub_->admin_address());
+    size_t n = 0;
+    for (const auto& r : audit.ok() ? audit.value() : std::vector<nlohmann::json>{}) {
+      n += r.value("kind", "") == "delivery_not_sent";
+    }
+    return n;
+  };
+  // Let its queue fill, then watch 5 s: every failed attempt writes an audit pair and rescans the
+  // log, so the hub must back off instead of retrying on every 50 ms round.
+  for (int i = 0; i < 10; ++i) {
+    deaf.Heartbeat();
+    std::this_thread::sleep_for(milliseconds(300));
+  }
+  const size_t before = not_sent();
+  for (int i = 0; i < 17; ++i) {
+    deaf.Heartbeat();
+    std::this_thread::sleep_for(milliseconds(300));
+  }
+  const size_t during = not_sent() - before;
+  std::printf("deaf subscriber: %zu refused sends (audited) in 5 s\n", during);
+  EXPECT_GT(before + during, 0u) << "the hub's queue to the deaf subscriber never filled";
+  EXPECT_LE(during, 10u) << "the hub retried a full subscriber queue in a loop";
+
+  // Others are served meanwhile.
+  ReadFeedOptions ro;
+  ro.until_seq = events.size();
+  auto live = ReadFeed(hub_->subscribe_endpoint(), "feed-4", ro);
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(live->events.size(), events.size());
 }
 
 }  // namespace
