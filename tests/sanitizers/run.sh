@@ -28,7 +28,8 @@ asan_exclude='^carehub_ingest_memory_itest$'
 
 # The threaded parts, for TSan: the hub's unit tests, and the integration tests that drive the hub's
 # ingest, group-commit, subscription-delivery, admin and retention threads (ingest, hub lifecycle,
-# subscribe, ops, reliability). Left out: the single-threaded policy/core/adapter parsers (no
+# subscribe, ops, reliability), plus the harness self-test (proves a child's TSan report fails a
+# test). Left out: the single-threaded policy/core/adapter parsers (no
 # threads to race), the adapters (their daemons run under ASan), the demo (a 4000-patient run that
 # takes minutes even without TSan's 5-15x slowdown) and the security tests (the hub's CURVE path
 # through the ZAP handler is its only thread; also under ASan).
