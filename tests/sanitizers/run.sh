@@ -34,7 +34,11 @@ asan_exclude='^carehub_ingest_memory_itest$'
 # takes minutes even without TSan's 5-15x slowdown) and the security tests (the hub's CURVE path
 # through the ZAP handler is its only thread; also under ASan).
 tsan_labels='^carehub_(itest_harness_test|hub_[a-z_]+_test|hub_lifecycle_itest|ingest_[a-z_]+_itest|subscribe_[a-z_]+_itest|ops_[a-z_]+_itest|reliability[a-z_]*)$'
-tsan_exclude='^carehub_ingest_memory_itest$'
+# Also left out of TSan: carehub_subscribe_stall_itest, a throughput comparison over 300k events
+# whose own deadlines are sized for an uninstrumented hub (TSan ingests ~1.5k events/s here, so it
+# times out without any report); its delivery paths run under TSan in the other subscribe tests and
+# the whole test runs under ASan.
+tsan_exclude='^carehub_(ingest_memory_itest|subscribe_stall_itest)$'
 
 # Sanitizers slow everything down: the harness multiplies its waits by this (see harness docs).
 export CAREHUB_TIME_SCALE="${CAREHUB_TIME_SCALE:-4}"
