@@ -3,6 +3,8 @@
 #include <map>
 #include <zmq.hpp>
 
+#include "harness/child_process.h"
+
 namespace carehub::itest {
 namespace {
 
@@ -105,7 +107,7 @@ Result<std::optional<v1::Frame>> RawPublisher::Receive(std::chrono::milliseconds
 
 Result<v1::PublishResult> RawPublisher::Publish(std::span<const v1::Event> events,
                                                 std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + Scaled(timeout);
   auto id = SendPublish(events);
   if (!id.ok()) {
     return id.status();
@@ -141,7 +143,7 @@ Result<v1::PublishResult> RawPublisher::Publish(std::span<const v1::Event> event
 }
 
 Result<std::optional<v1::Error>> RawPublisher::WaitForError(std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + Scaled(timeout);
   std::deque<v1::Frame> unrelated;
   Result<std::optional<v1::Error>> outcome = std::optional<v1::Error>();
   // Stashed frames are examined first, so an Error that arrived earlier is not missed.
@@ -182,7 +184,7 @@ Result<std::vector<v1::EventResult>> RawPublisher::PublishAll(std::span<const v1
   if (batch_size == 0 || max_inflight == 0) {
     return Status::Error("bad_argument", "batch_size and max_inflight must be positive");
   }
-  auto deadline = Clock::now() + timeout;
+  auto deadline = Clock::now() + Scaled(timeout);
   std::vector<v1::EventResult> results(events.size());
   // batch id -> (first event index, event count)
   std::map<uint64_t, std::pair<size_t, size_t>> inflight;
@@ -285,7 +287,7 @@ Result<StreamReport> StreamUntilStopped(RawPublisher& pub, std::span<const v1::E
   std::map<uint64_t, std::pair<size_t, size_t>> inflight;
   auto quiet_since = Clock::now();
   bool stopping = false;
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = Clock::now() + Scaled(timeout);
   while (Clock::now() < deadline) {
     if (stop.load() && !stopping) {
       stopping = true;
@@ -352,7 +354,7 @@ Result<ResultCounts> PublishGenerated(RawPublisher& pub, size_t total, size_t ba
   if (batch_size == 0 || window == 0) {
     return Status::Error("bad_argument", "batch_size and window must be positive");
   }
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = Clock::now() + Scaled(timeout);
   std::map<uint64_t, size_t> inflight;  // batch id -> event count
   ResultCounts counts;
   size_t sent = 0;
