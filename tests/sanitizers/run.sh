@@ -26,6 +26,11 @@ read -r -a ctest_args <<< "${CTEST_ARGS:-}"
 #    and restart, run under ASan in the other ingest tests).
 asan_exclude='^carehub_ingest_memory_itest$'
 
+# Test cases left out of both runs, by ctest name: they assert on the hub's RSS, which ASan's and
+# TSan's shadow memory change by design (their traffic paths run in the other cases):
+# the reconnect-storm RSS-growth bound and the never-reading publisher's memory bound.
+rss_cases='ReliabilityNetwork\.(ReconnectStormOf100ClientsIsServedAndLeavesNoResidue|PublisherThatNeverReadsCostsBoundedMemoryAndDelaysNoOne)'
+
 # The threaded parts, for TSan: the hub's unit tests, and the integration tests that drive the hub's
 # ingest, group-commit, subscription-delivery, admin and retention threads (ingest, hub lifecycle,
 # subscribe, ops, reliability), plus the harness self-test (proves a child's TSan report fails a
@@ -51,7 +56,7 @@ run_asan() {
   asan_env cmake --build "$asan_dir" -j"$jobs"
   echo "== ASan+UBSan: ctest (excluded: $asan_exclude)"
   (cd "$asan_dir" && asan_env ctest --output-on-failure -j"$jobs" --timeout 1800 \
-    -LE "$asan_exclude" "${ctest_args[@]}")
+    -LE "$asan_exclude" -E "$rss_cases" "${ctest_args[@]}")
 }
 
 asan_env() {
@@ -78,7 +83,7 @@ run_tsan() {
   tsan_env cmake --build "$tsan_dir" -j"$jobs" --target $targets
   echo "== TSan: ctest -L '$tsan_labels'"
   (cd "$tsan_dir" && tsan_env ctest --output-on-failure -j"$jobs" --timeout 1800 \
-    -L "$tsan_labels" -LE "$tsan_exclude" "${ctest_args[@]}")
+    -L "$tsan_labels" -LE "$tsan_exclude" -E "$rss_cases" "${ctest_args[@]}")
 }
 
 case "$mode" in
