@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <functional>
 #include <random>
 #include <set>
 #include <thread>
@@ -26,6 +27,29 @@
 
 namespace carehub::itest::reliability {
 namespace {
+
+// Joins a helper thread on every exit path. A failed ASSERT returns from the test early, and a
+// still-joinable std::thread being destroyed would abort the whole binary instead of reporting the
+// failure. `before_join` tells the thread to finish (may be empty).
+class JoinOnExit {
+ public:
+  JoinOnExit(std::thread& thread, std::function<void()> before_join)
+      : thread_(thread), before_join_(std::move(before_join)) {}
+  ~JoinOnExit() {
+    if (before_join_) {
+      before_join_();
+    }
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  JoinOnExit(const JoinOnExit&) = delete;
+  JoinOnExit& operator=(const JoinOnExit&) = delete;
+
+ private:
+  std::thread& thread_;
+  std::function<void()> before_join_;
+};
 
 using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -151,6 +175,7 @@ TEST_F(ReliabilityNetwork, PublisherAndSubscriberDisconnectingMidBatch) {
       ++steady_batches;
     }
   });
+  JoinOnExit join_steady(steady_thread, [&] { stop = true; });
 
   // 1. A publisher sends 8 batches, reads the answers to 3, and closes with 5 unanswered.
   auto events = MakeEvents(seed, "midbatch-", 8 * 200);
@@ -408,6 +433,7 @@ TEST_F(ReliabilityNetwork, PublisherThatNeverReadsCostsBoundedMemoryAndDelaysNoO
       (void)deaf.send(zmq::buffer(frame.SerializeAsString()), zmq::send_flags::none);
     }
   });
+  JoinOnExit join_deaf(deaf_thread, {});
 
   // Meanwhile another publisher's batches are answered promptly.
   auto other = RawPublisher::Connect(hub_->ingest_endpoint());
