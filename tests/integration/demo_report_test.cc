@@ -7,8 +7,6 @@
 // Each test runs the demo in its own temp dir, on ports derived from the process id so ctest may
 // run the cases side by side.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,6 +23,7 @@
 
 #include "carehub/analytics/state_store.h"
 #include "harness/child_process.h"
+#include "harness/ports.h"
 
 namespace carehub::itest {
 namespace {
@@ -39,33 +38,8 @@ std::string ReadAll(const fs::path& path) {
 nlohmann::json ReadJson(const fs::path& path) { return nlohmann::json::parse(ReadAll(path)); }
 
 // The demo runs on fixed ports (base, base+1 ingest/subscribe, base+80 admin), like the embedded
-// default. Pick a base below the kernel's ephemeral range (32768+), where other tests' port-0 binds
-// and outgoing connections land, and check the three ports are free before using them.
-bool PortFree(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    return false;
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return free;
-}
-
-int PortBase() {
-  const int slots = 120;  // bases 20000 .. 31900, admin at most 31980
-  const int first = static_cast<int>(getpid() % slots);
-  for (int i = 0; i < slots; ++i) {
-    int base = 20'000 + ((first + i) % slots) * 100;
-    if (PortFree(base) && PortFree(base + 1) && PortFree(base + 80)) {
-      return base;
-    }
-  }
-  return 20'000 + first * 100;
-}
+// default; the harness picks a base below the ephemeral range whose three ports are free.
+int PortBase() { return FindFreePortBase({0, 1, 80}, /*salt=*/0).value_or(20'000); }
 
 class DemoTest : public ::testing::Test {
  protected:

@@ -12,9 +12,7 @@
 //
 // The seed (also CAREHUB_SEED) fixes the events, the mix, the churn and the fault schedule.
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -31,6 +29,7 @@
 #include "carehub/hub/consistency.h"
 #include "feeds.h"
 #include "harness/hub_process.h"
+#include "harness/ports.h"
 #include "ledger.h"
 #include "report.h"
 #include "subscribe_support.h"
@@ -57,32 +56,8 @@ struct SoakOptions {
 };
 
 // The hub keeps its ports across restarts, as a deployed one does, so the clients reconnect on
-// their own. Pick them below the kernel's ephemeral range (32768+), where port-0 binds and outgoing
-// connections of parallel tests land, and check they are free.
-bool PortFree(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    return false;
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  close(fd);
-  return ok;
-}
-
-std::optional<int> PickPortPair(uint64_t seed) {
-  std::mt19937_64 rng(seed ^ (static_cast<uint64_t>(getpid()) << 20));
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    const int base = 21000 + static_cast<int>(rng() % 5000) * 2;
-    if (PortFree(base) && PortFree(base + 1)) {
-      return base;
-    }
-  }
-  return std::nullopt;
-}
+// their own: fixed ports, picked free below the ephemeral range by the harness.
+std::optional<int> PickPortPair(uint64_t seed) { return itest::FindFreePortBase({0, 1}, seed); }
 
 uint64_t OpenFds(pid_t pid) {
   std::error_code ec;
