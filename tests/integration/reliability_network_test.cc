@@ -589,7 +589,9 @@ TEST_F(ReliabilityNetwork, SilentAndCreditlessSubscribersAreDroppedAfterTheTimeo
               static_cast<unsigned long long>(rss_before),
               static_cast<unsigned long long>(rss_after));
   // The greedy one could pull at most the 5000 stored events (~4 MiB) into its queue.
-  EXPECT_LE(rss_after, rss_before + 32);
+  if (kRssBoundsApply) {
+    EXPECT_LE(rss_after, rss_before + 32);
+  }
 }
 
 
