@@ -83,7 +83,6 @@ class HubImpl final : public Hub {
     store_options.dedup_window_days = config_.dedup_window_days;
     store_options.min_free_disk_bytes = config_.min_free_disk_bytes;
     store_options.salvage_wal = config_.salvage_wal;
-    store_options.sync_audit = config_.durability == Durability::kFsync;
     auto store = Store::Open(store_options);
     if (!store.ok()) {
       return store.status();
