@@ -67,11 +67,6 @@ struct StoreOptions {
   // runs into a full disk itself (its write-ahead log does not recover cleanly from ENOSPC) and
   // flushes and compactions keep room to finish. 0: min(256 MiB, 2% of the filesystem).
   uint64_t min_free_disk_bytes = 0;
-  // fsync each audit record before AppendAudit returns. Off in the hub: measured, a separate fsync
-  // per delivery batch competes with the group commit's and cut ingest from 20k to 2.8k events/s in
-  // the latency bench. Audit records are written (to the OS) before the batch is sent, so they
-  // survive a crash of the hub, and the next synced write covers them (docs/reliability.md).
-  bool sync_audit = false;
   // Write-ahead log recovery at open. By default a damaged record is tolerated only at the very end
   // of the log (a write the crash cut short, never acknowledged); damage with intact writes after it
   // refuses the open (error code "store_wal_corrupt"), because starting would silently drop
