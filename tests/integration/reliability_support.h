@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "carehub/core/status.h"
+#include "harness/child_process.h"
 #include "harness/raw_publisher.h"
 #include "harness/workload.h"
 
@@ -18,11 +19,7 @@ namespace carehub::itest::reliability {
 // False in sanitizer builds (make test-sanitize): the hub they start carries shadow memory and
 // quarantined allocations, so its RSS says nothing about the bounds these tests assert. The
 // behaviour around a bound is still checked there; only the RSS comparison is left to plain builds.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kRssBoundsApply = false;
-#else
-inline constexpr bool kRssBoundsApply = true;
-#endif
+inline constexpr bool kRssBoundsApply = !kSanitizerBuild;
 
 // CAREHUB_SEED from the environment when set (to replay a failure), else `fallback`; printed
 // either way so every run can be replayed.

@@ -18,13 +18,6 @@
 namespace carehub::itest {
 namespace {
 
-// Sanitizer builds: GCC defines these for -fsanitize=address / thread. UBSan runs only beside ASan.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitizerBuild = true;
-#else
-constexpr bool kSanitizerBuild = false;
-#endif
-
 uintmax_t FileSize(const std::filesystem::path& path) {
   std::error_code ec;
   auto size = std::filesystem::file_size(path, ec);

@@ -71,6 +71,14 @@ class ChildProcess {
   uintmax_t stderr_start_ = 0;
 };
 
+// True in sanitizer builds (make test-sanitize): GCC defines these for -fsanitize=address / thread;
+// UBSan runs only beside ASan.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitizerBuild = true;
+#else
+inline constexpr bool kSanitizerBuild = false;
+#endif
+
 // The sanitizer report in `text` (from its first line to the end), or "" when there is none.
 std::string FindSanitizerReport(const std::string& text);
 
