@@ -113,6 +113,18 @@ class ConsistencyTest : public ::testing::Test {
     Open();
   }
 
+  // Adds to `batch` a second copy of stored event `seq` at `new_seq`, filed under its route.
+  void AddCopyOfEvent(uint64_t seq, uint64_t new_seq, rocksdb::WriteBatch* batch) {
+    auto event = store_->GetEvent(seq);
+    ASSERT_TRUE(event.has_value());
+    event->mutable_envelope()->set_hub_seq(new_seq);
+    store_->AddEvent(batch, new_seq, event->SerializeAsString());
+    store_->AddRouteById(batch,
+                         RouteId(event->envelope().publisher_ods(), event->envelope().site_ods(),
+                                 EventTypeName(*event)),
+                         new_seq);
+  }
+
   std::string FirstDedupKey() {
     auto event = store_->GetEvent(10);
     EXPECT_TRUE(event.has_value());
@@ -181,18 +193,11 @@ TEST_F(ConsistencyTest, MissingDedupKeyOfAnExpiredEventIsAllowed) {
 
 TEST_F(ConsistencyTest, ResendStoredAgainAfterTheWindowIsAllowedThenOnly) {
   // Past the dedup window the pipeline stores a resend again and its key moves to the new copy.
-  auto event = store_->GetEvent(10);
-  ASSERT_TRUE(event.has_value());
   const std::string key = FirstDedupKey();
   auto old_entry = store_->LookupDedup({key})[0];
   ASSERT_TRUE(old_entry.has_value());
-  event->mutable_envelope()->set_hub_seq(kEvents + 1);
   rocksdb::WriteBatch batch;
-  store_->AddEvent(&batch, kEvents + 1, event->SerializeAsString());
-  store_->AddRouteById(&batch,
-                       RouteId(event->envelope().publisher_ods(), event->envelope().site_ods(),
-                               EventTypeName(*event)),
-                       kEvents + 1);
+  ASSERT_NO_FATAL_FAILURE(AddCopyOfEvent(10, kEvents + 1, &batch));
   store_->AddDedup(&batch, key, DedupEntry{kEvents + 1, old_entry->hash, old_entry->day});
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
   ConsistencyOptions later;
@@ -239,15 +244,8 @@ TEST_F(ConsistencyTest, CursorBeyondTheEndIsReported) {
 
 TEST_F(ConsistencyTest, EventStoredTwiceAndAuditBeyondTheEndAreReported) {
   // A second copy of event 10 at a new seq, with its route: what a lost dedup write would allow.
-  auto event = store_->GetEvent(10);
-  ASSERT_TRUE(event.has_value());
-  event->mutable_envelope()->set_hub_seq(kEvents + 1);
   rocksdb::WriteBatch batch;
-  store_->AddEvent(&batch, kEvents + 1, event->SerializeAsString());
-  store_->AddRouteById(&batch,
-                       RouteId(event->envelope().publisher_ods(), event->envelope().site_ods(),
-                               EventTypeName(*event)),
-                       kEvents + 1);
+  ASSERT_NO_FATAL_FAILURE(AddCopyOfEvent(10, kEvents + 1, &batch));
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
   v1::AuditRecord audit;
   audit.set_at_unix_ms(2000);
