@@ -1,6 +1,7 @@
 // Sections 1-5 of carehub-bench: the real hub daemon under ingest (plain and CURVE), fan-out,
 // catch-up, latency and footprint workloads.
 #include <rocksdb/write_batch.h>
+#include <zmq.h>
 
 #include <algorithm>
 #include <atomic>
@@ -10,7 +11,6 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
-#include <zmq.h>
 #include <zmq.hpp>
 
 #include "carehub/client/curve.h"
@@ -27,7 +27,9 @@ namespace {
 
 using Steady = std::chrono::steady_clock;
 
-double Since(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
+double Since(Steady::time_point t) {
+  return std::chrono::duration<double>(Steady::now() - t).count();
+}
 
 // 100 publishers, each ~1% of synthetic events: 20 trusts (3-character codes) and 80 practices.
 std::vector<std::string> BenchPublishers() {
@@ -237,8 +239,7 @@ Result<IngestRun> MeasureIngest(BenchContext* ctx, const HubRunOptions& ho, cons
     lo.curve_server = curve->server_public;
   }
   std::fprintf(stderr, "[%s] durability=%s%s: %lu events, %u connections ...\n", sec.c_str(),
-               ho.durability.c_str(), curve != nullptr ? ", CURVE" : "", lo.events,
-               lo.connections);
+               ho.durability.c_str(), curve != nullptr ? ", CURVE" : "", lo.events, lo.connections);
   IngestRun run;
   run.load = RunIngestLoad(lo);
   auto metrics = (*hub)->Metrics();
@@ -288,8 +289,8 @@ HubRunOptions IngestHubOptions(BenchContext* ctx, const std::string& tag,
 Status RunIngestSection(BenchContext* ctx) {
   for (const std::string durability : {"fsync", "os"}) {
     const std::string sec = "ingest_" + durability;
-    auto run = MeasureIngest(ctx, IngestHubOptions(ctx, "ingest-" + durability, durability), sec,
-                             nullptr);
+    auto run =
+        MeasureIngest(ctx, IngestHubOptions(ctx, "ingest-" + durability, durability), sec, nullptr);
     if (!run.ok()) {
       return run.status();
     }
@@ -299,8 +300,8 @@ Status RunIngestSection(BenchContext* ctx) {
       ctx->figures.ingest_fsync_per_s = rate;
     }
     ctx->report.Add(sec, "accepted_per_s", "accepted events/s", rate, "/s",
-                    fsync ? ">= 300k/s" : "", fsync ? std::optional<bool>(rate >= 300'000)
-                                                    : std::nullopt);
+                    fsync ? ">= 300k/s" : "",
+                    fsync ? std::optional<bool>(rate >= 300'000) : std::nullopt);
     AddIngestFigures(ctx, sec, *run);
     if (!run->stopped.ok()) {
       return run->stopped;
@@ -331,8 +332,8 @@ Status WriteKeyFile(const std::filesystem::path& path, const client::CurveKeyPai
     }
   }
   std::error_code ec;
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_write, ec);
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write, ec);
   return Status::Ok();
 }
 
@@ -344,8 +345,8 @@ Status RunCurveSection(BenchContext* ctx) {
   std::optional<double> plain = ctx->figures.ingest_fsync_per_s;
   const bool plain_here = !plain.has_value();
   if (plain_here) {
-    auto run = MeasureIngest(ctx, IngestHubOptions(ctx, "curve-plain", "fsync"), "curve_plain",
-                             nullptr);
+    auto run =
+        MeasureIngest(ctx, IngestHubOptions(ctx, "curve-plain", "fsync"), "curve_plain", nullptr);
     if (!run.ok()) {
       return run.status();
     }
@@ -466,8 +467,8 @@ Status RunFanoutSection(BenchContext* ctx) {
   double active_s = last_s - send_start_s;
   double rate = active_s > 0 ? total / active_s : 0;
   double during = r.seconds > 0 ? total_at_end / r.seconds : 0;
-  ctx->report.Add("fanout", "deliveries_per_s", "deliveries/s, 10 subscriptions (to drained)",
-                  rate, "/s", ">= 1M/s", rate >= 1e6);
+  ctx->report.Add("fanout", "deliveries_per_s", "deliveries/s, 10 subscriptions (to drained)", rate,
+                  "/s", ">= 1M/s", rate >= 1e6);
   ctx->report.Add("fanout", "deliveries_during_ingest_per_s", "deliveries/s while ingest ran",
                   during, "/s");
   ctx->report.Add("fanout", "ingest_accepted_per_s", "ingest accepted/s with 10 live readers",
@@ -540,15 +541,13 @@ Status RunCatchupSection(BenchContext* ctx) {
                   "s");
   ctx->report.Add("catchup", "narrow_delivered_per_s", "1% subscription: events delivered/s",
                   narrow_s > 0 ? narrow_n / narrow_s : 0, "/s");
-  ctx->report.Add("catchup", "narrow_backlog_scanned_per_s",
-                  "1% subscription: backlog covered/s", narrow_s > 0 ? fill.accepted / narrow_s : 0,
-                  "/s");
+  ctx->report.Add("catchup", "narrow_backlog_scanned_per_s", "1% subscription: backlog covered/s",
+                  narrow_s > 0 ? fill.accepted / narrow_s : 0, "/s");
   ctx->report.Add("catchup", "full_seconds", "full subscription: wall time for backlog", full_s,
                   "s");
   ctx->report.Add("catchup", "full_delivered_per_s", "full subscription: events delivered/s",
                   full_rate, "/s");
-  ctx->report.Add("catchup", "speedup", "full time / 1% time", ratio, "x", ">= 10x",
-                  ratio >= 10);
+  ctx->report.Add("catchup", "speedup", "full time / 1% time", ratio, "x", ">= 10x", ratio >= 10);
   ctx->report.Set("catchup", "narrow_delivered", narrow_n);
   ctx->report.Set("catchup", "full_delivered", full_n);
   return stopped;
@@ -668,8 +667,8 @@ Status RunLatencySection(BenchContext* ctx) {
                   "ms");
   ctx->report.Add("latency", "e2e_p99_ms", "publish->subscriber p99", p99, "ms", "< 10 ms",
                   p99 < 10);
-  ctx->report.Add("latency", "e2e_p999_ms", "publish->subscriber p99.9",
-                  Percentile(&e2e_ms, 0.999), "ms");
+  ctx->report.Add("latency", "e2e_p999_ms", "publish->subscriber p99.9", Percentile(&e2e_ms, 0.999),
+                  "ms");
   ctx->report.Add("latency", "e2e_max_ms", "publish->subscriber max", e2e_ms.back(), "ms");
   ctx->report.Add("latency", "ack_p50_ms", "publish ack (fsync) p50", Percentile(&ack_ms, 0.5),
                   "ms");
@@ -730,8 +729,8 @@ Status HubFootprint(BenchContext* ctx) {
   ctx->report.Add("footprint", "data_dir_mib_per_million", "data dir per million events",
                   bytes / double(1 << 20) / millions, "MiB");
   ctx->report.Add("footprint", "data_dir_mib_per_million_after_stop",
-                  "data dir per million events (after stop)", bytes_stopped / double(1 << 20) / millions,
-                  "MiB");
+                  "data dir per million events (after stop)",
+                  bytes_stopped / double(1 << 20) / millions, "MiB");
   ctx->report.Add("footprint", "fill_accepted_per_s", "fill rate (os durability, no resends)",
                   stored / fill_s, "/s");
   ctx->report.Set("footprint", "steps", steps);
@@ -755,7 +754,7 @@ Status RunFootprintSection(BenchContext* ctx) {
     }
     const std::vector<std::string> pubs = {"RXK", "RR8", "M85001", "M85002", "RY6"};
     auto key_of = [&](uint64_t i) {
-      return hub::Store::DedupKey(pubs[i % pubs.size()], "dd-" + std::to_string(i / pubs.size()));
+      return hub::DedupKey(pubs[i % pubs.size()], "dd-" + std::to_string(i / pubs.size()));
     };
     std::fprintf(stderr, "[footprint] dedup index with %lu keys ...\n", keys);
     const auto today = static_cast<uint32_t>(
@@ -764,14 +763,14 @@ Status RunFootprintSection(BenchContext* ctx) {
             .count());
     auto tw = Steady::now();
     for (uint64_t i = 0; i < keys;) {
-      rocksdb::WriteBatch wb;
+      hub::WriteBatch wb;
       for (uint64_t j = 0; j < 1000 && i < keys; ++j, ++i) {
         hub::DedupEntry e;
         e.hub_seq = i + 1;
         // Today: older keys would be expired by the store's compaction filter (dedup window).
         e.day = today;
         e.hash[0] = static_cast<uint8_t>(i);
-        (*store)->AddDedup(&wb, key_of(i), e);
+        (*store)->dedup().Add(&wb, key_of(i), e);
       }
       auto s = (*store)->Commit(&wb, false);
       if (!s.ok()) {
@@ -789,10 +788,14 @@ Status RunFootprintSection(BenchContext* ctx) {
       for (uint64_t n = 0; n < lookups; n += 1000) {
         batch.clear();
         for (int j = 0; j < 1000; ++j) {
-          batch.push_back(miss ? hub::Store::DedupKey("RXK", "new-" + std::to_string(rng()))
+          batch.push_back(miss ? hub::DedupKey("RXK", "new-" + std::to_string(rng()))
                                : key_of(rng() % keys));
         }
-        for (const auto& r : (*store)->LookupDedup(batch)) {
+        auto looked_up = (*store)->dedup().Lookup(batch);
+        if (!looked_up.ok()) {
+          return looked_up.status();
+        }
+        for (const auto& r : looked_up.value()) {
           found += r.has_value();
         }
       }

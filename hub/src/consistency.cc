@@ -1,15 +1,13 @@
 #include "carehub/hub/consistency.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include <chrono>
 #include <functional>
 #include <set>
 #include <unordered_map>
 
 #include "carehub/core/event_types.h"
-#include "carehub/hub/ingest_pipeline.h"
+#include "carehub/hub/store/event_codec.h"
+#include "carehub/hub/store/keys.h"
 
 namespace carehub::hub {
 namespace {
@@ -28,28 +26,30 @@ class Checker {
  public:
   Checker(Store& store, const ConsistencyOptions& options) : store_(store), options_(options) {}
 
-  ConsistencyReport Run() {
-    report_.first_seq = store_.FirstSeq();
-    report_.last_seq = store_.LastSeq();
+  // Fails only when the store cannot be read; what it finds wrong is in the report.
+  Result<ConsistencyReport> Run(uint64_t first_seq, uint64_t last_seq) {
+    report_.first_seq = first_seq;
+    report_.last_seq = last_seq;
     if (report_.first_seq > 0) {
       seqs_.resize(report_.last_seq - report_.first_seq + 1);
     }
-    const int64_t now_ms =
-        options_.now_unix_ms != 0
-            ? options_.now_unix_ms
-            : std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+    const int64_t now_ms = options_.now_unix_ms != 0
+                               ? options_.now_unix_ms
+                               : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
     today_ = static_cast<uint32_t>(now_ms / kMillisPerDay);
-    for (const auto& r : store_.KnownRoutes()) {
-      known_routes_.insert(RouteId(r.publisher_ods, r.site_ods, r.event_type));
+    for (const auto& r : store_.routes().Known()) {
+      known_routes_.insert(RoutePrefix(r));
     }
     report_.known_routes = known_routes_.size();
-    CheckEvents();
-    CheckDedupKeys();
-    CheckRoutes();
-    CheckCursors();
-    CheckAudit();
+    for (Status (Checker::*check)() :
+         {&Checker::CheckEvents, &Checker::CheckDedupKeys, &Checker::CheckRoutes,
+          &Checker::CheckCursors, &Checker::CheckAudit}) {
+      if (Status s = (this->*check)(); !s.ok()) {
+        return s;
+      }
+    }
     return std::move(report_);
   }
 
@@ -69,7 +69,7 @@ class Checker {
   }
 
   // The events column, with each event's dedup key checked in chunks (one MultiGet each).
-  void CheckEvents() {
+  Status CheckEvents() {
     struct Pending {
       uint64_t seq;
       std::string key;
@@ -77,13 +77,20 @@ class Checker {
       uint32_t day;
     };
     std::vector<Pending> chunk;
+    Status lookup_error;
     auto flush = [&] {
       std::vector<std::string> keys;
       keys.reserve(chunk.size());
       for (const auto& p : chunk) {
         keys.push_back(p.key);
       }
-      auto found = store_.LookupDedup(keys);
+      auto lookup = store_.dedup().Lookup(keys);
+      if (!lookup.ok()) {
+        lookup_error = lookup.status();
+        chunk.clear();
+        return;
+      }
+      const auto& found = *lookup;
       for (size_t i = 0; i < chunk.size(); ++i) {
         const auto& p = chunk[i];
         // Past the window the key may have expired, or a resend may have been stored again and
@@ -109,51 +116,56 @@ class Checker {
       chunk.clear();
     };
 
-    store_.ScanColumn(Store::Column::kEvents, [&](std::string_view key, std::string_view value) {
-      ++report_.events;
-      if (key.size() != 8) {
-        Problem("events: key of " + std::to_string(key.size()) + " bytes");
-        return true;
-      }
-      const uint64_t seq = DecodeSeq(key);
-      v1::Event event;
-      if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-        Problem("event " + std::to_string(seq) + ": does not parse");
-        return true;
-      }
-      if (event.envelope().hub_seq() != seq) {
-        Problem("event " + std::to_string(seq) + ": envelope.hub_seq is " +
-                std::to_string(event.envelope().hub_seq()));
-      }
-      const auto& envelope = event.envelope();
-      std::string dedup_key = Store::DedupKey(envelope.publisher_ods(), envelope.event_id());
-      const std::string route =
-          RouteId(envelope.publisher_ods(), envelope.site_ods(), EventTypeName(event));
-      if (SeqInfo* info = Info(seq)) {
-        info->stored = true;
-        info->dedup_key_hash = std::hash<std::string>{}(dedup_key);
-        info->route_hash = std::hash<std::string>{}(route);
-      }
-      const int64_t received_ms =
-          envelope.received_at().seconds() * 1000 + envelope.received_at().nanos() / 1'000'000;
-      // The hash the ingest pipeline kept: over the publisher's event, hub fields cleared.
-      event.mutable_envelope()->clear_hub_seq();
-      event.mutable_envelope()->clear_received_at();
-      chunk.push_back(Pending{seq, std::move(dedup_key), HashContent(CanonicalBytes(event)),
-                              static_cast<uint32_t>(received_ms / kMillisPerDay)});
-      if (chunk.size() >= 1024) {
-        flush();
-      }
-      return true;
-    });
-    flush();
+    Status scan = store_.ScanColumn(
+        Store::Column::kEvents, [&](std::string_view key, std::string_view value) {
+          ++report_.events;
+          if (key.size() != 8) {
+            Problem("events: key of " + std::to_string(key.size()) + " bytes");
+            return true;
+          }
+          const uint64_t seq = DecodeSeq(key);
+          v1::Event event;
+          if (!event.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            Problem("event " + std::to_string(seq) + ": does not parse");
+            return true;
+          }
+          if (event.envelope().hub_seq() != seq) {
+            Problem("event " + std::to_string(seq) + ": envelope.hub_seq is " +
+                    std::to_string(event.envelope().hub_seq()));
+          }
+          const auto& envelope = event.envelope();
+          std::string dedup_key = DedupKey(envelope.publisher_ods(), envelope.event_id());
+          const std::string route =
+              RoutePrefix(envelope.publisher_ods(), envelope.site_ods(), EventTypeName(event));
+          if (SeqInfo* info = Info(seq)) {
+            info->stored = true;
+            info->dedup_key_hash = std::hash<std::string>{}(dedup_key);
+            info->route_hash = std::hash<std::string>{}(route);
+          }
+          const int64_t received_ms =
+              envelope.received_at().seconds() * 1000 + envelope.received_at().nanos() / 1'000'000;
+          // The hash the ingest pipeline kept: over the publisher's event, hub fields cleared.
+          event.mutable_envelope()->clear_hub_seq();
+          event.mutable_envelope()->clear_received_at();
+          chunk.push_back(Pending{seq, std::move(dedup_key), HashContent(CanonicalBytes(event)),
+                                  static_cast<uint32_t>(received_ms / kMillisPerDay)});
+          if (chunk.size() >= 1024) {
+            flush();
+          }
+          return lookup_error.ok();
+        });
+    if (scan.ok()) {
+      flush();
+    }
+    return scan.ok() ? lookup_error : scan;
   }
 
   // Every dedup key names a stored event whose own key it is, or a seq retention has cut.
-  void CheckDedupKeys() {
-    store_.ScanColumn(Store::Column::kDedup, [&](std::string_view key, std::string_view value) {
+  Status CheckDedupKeys() {
+    return store_.ScanColumn(Store::Column::kDedup, [&](std::string_view key,
+                                                        std::string_view value) {
       ++report_.dedup_keys;
-      auto entry = Store::DecodeDedupValue(value);
+      auto entry = DecodeDedupValue(value);
       if (!entry) {
         Problem("dedup key " + Printable(key) + ": value of " + std::to_string(value.size()) +
                 " bytes does not decode");
@@ -178,103 +190,101 @@ class Checker {
     });
   }
 
-  void CheckRoutes() {
+  Status CheckRoutes() {
     std::set<std::string> unknown_prefixes;
-    store_.ScanColumn(Store::Column::kRoute, [&](std::string_view key, std::string_view value) {
-      (void)value;
-      ++report_.routes;
-      // publisher \0 site \0 type \0 seq(8): the seq may itself hold zero bytes, so the prefix
-      // is everything but the last 8 bytes, and must end in its third separator.
-      if (key.size() < 8 + 3 || key[key.size() - 9] != '\0') {
-        Problem("route entry " + Printable(key) + ": malformed key");
-        return true;
-      }
-      std::string_view prefix = key.substr(0, key.size() - 8);
-      const uint64_t seq = DecodeSeq(key.substr(key.size() - 8));
-      if (!known_routes_.count(std::string(prefix)) &&
-          unknown_prefixes.insert(std::string(prefix)).second) {
-        Problem("route " + Printable(prefix) +
-                ": not among the known routes, so no subscription plans it");
-      }
-      if (report_.first_seq != 0 && seq < report_.first_seq) {
-        ++report_.routes_below_cut;
-        return true;
-      }
-      SeqInfo* info = Info(seq);
-      if (info == nullptr || !info->stored) {
-        Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
-                ": no such event (dangling)");
-        return true;
-      }
-      if (info->route_hash != std::hash<std::string_view>{}(prefix)) {
-        Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
-                ": the event there has another route");
-        return true;
-      }
-      if (info->routes_seen < 255) {
-        ++info->routes_seen;
-      }
-      return true;
-    });
+    Status scan =
+        store_.ScanColumn(Store::Column::kRoute, [&](std::string_view key, std::string_view value) {
+          (void)value;
+          ++report_.routes;
+          // publisher \0 site \0 type \0 seq(8): the seq may itself hold zero bytes, so the prefix
+          // is everything but the last 8 bytes, and must end in its third separator.
+          if (key.size() < 8 + 3 || key[key.size() - 9] != '\0') {
+            Problem("route entry " + Printable(key) + ": malformed key");
+            return true;
+          }
+          std::string_view prefix = key.substr(0, key.size() - 8);
+          const uint64_t seq = DecodeSeq(key.substr(key.size() - 8));
+          if (!known_routes_.count(std::string(prefix)) &&
+              unknown_prefixes.insert(std::string(prefix)).second) {
+            Problem("route " + Printable(prefix) +
+                    ": not among the known routes, so no subscription plans it");
+          }
+          if (report_.first_seq != 0 && seq < report_.first_seq) {
+            ++report_.routes_below_cut;
+            return true;
+          }
+          SeqInfo* info = Info(seq);
+          if (info == nullptr || !info->stored) {
+            Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
+                    ": no such event (dangling)");
+            return true;
+          }
+          if (info->route_hash != std::hash<std::string_view>{}(prefix)) {
+            Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
+                    ": the event there has another route");
+            return true;
+          }
+          if (info->routes_seen < 255) {
+            ++info->routes_seen;
+          }
+          return true;
+        });
+    if (!scan.ok()) {
+      return scan;
+    }
     for (uint64_t i = 0; i < seqs_.size(); ++i) {
       if (seqs_[i].stored && seqs_[i].routes_seen == 0) {
         Problem("event " + std::to_string(report_.first_seq + i) + ": no route entry");
       }
     }
+    return Status::Ok();
   }
 
-  void CheckCursors() {
-    store_.ScanColumn(Store::Column::kCursors, [&](std::string_view key, std::string_view value) {
-      ++report_.cursors;
-      if (value.size() != 8) {
-        Problem("cursor " + std::string(key) + ": value of " + std::to_string(value.size()) +
-                " bytes");
-        return true;
-      }
-      const uint64_t cursor = DecodeSeq(value);
-      if (cursor > report_.last_seq) {
-        Problem("cursor " + std::string(key) + " = " + std::to_string(cursor) +
-                " is beyond the last stored hub_seq " + std::to_string(report_.last_seq));
-      }
-      return true;
-    });
+  Status CheckCursors() {
+    return store_.ScanColumn(
+        Store::Column::kCursors, [&](std::string_view key, std::string_view value) {
+          ++report_.cursors;
+          if (value.size() != 8) {
+            Problem("cursor " + std::string(key) + ": value of " + std::to_string(value.size()) +
+                    " bytes");
+            return true;
+          }
+          const uint64_t cursor = DecodeSeq(value);
+          if (cursor > report_.last_seq) {
+            Problem("cursor " + std::string(key) + " = " + std::to_string(cursor) +
+                    " is beyond the last stored hub_seq " + std::to_string(report_.last_seq));
+          }
+          return true;
+        });
   }
 
-  void CheckAudit() {
-    store_.ScanColumn(Store::Column::kAudit, [&](std::string_view key, std::string_view value) {
-      ++report_.audit_records;
-      v1::AuditRecord record;
-      if (key.size() != 16 ||
-          !record.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-        Problem("audit record " + Printable(key) + ": does not parse");
-        return true;
-      }
-      if (record.kind() != "delivery" && record.kind() != "delivery_not_sent") {
-        return true;
-      }
-      ++report_.audit_delivery_records;
-      const uint64_t from = record.from_seq();
-      const uint64_t to = record.to_seq();
-      if (from < 1 || from > to || to > report_.last_seq) {
-        Problem("audit " + record.kind() + " of " + record.subscription() + " names hub_seq " +
-                std::to_string(from) + ".." + std::to_string(to) + " (last stored " +
-                std::to_string(report_.last_seq) + ")");
-      } else if (record.delivered() > to - from + 1) {
-        Problem("audit " + record.kind() + " of " + record.subscription() + " counts " +
-                std::to_string(record.delivered()) + " deliveries in " + std::to_string(from) +
-                ".." + std::to_string(to));
-      }
-      return true;
-    });
-  }
-
-  static std::string CanonicalBytes(const v1::Event& event) {
-    std::string out;
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    event.SerializeToCodedStream(&coded);
-    return out;
+  Status CheckAudit() {
+    return store_.ScanColumn(
+        Store::Column::kAudit, [&](std::string_view key, std::string_view value) {
+          ++report_.audit_records;
+          v1::AuditRecord record;
+          if (key.size() != 16 ||
+              !record.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            Problem("audit record " + Printable(key) + ": does not parse");
+            return true;
+          }
+          if (record.kind() != "delivery" && record.kind() != "delivery_not_sent") {
+            return true;
+          }
+          ++report_.audit_delivery_records;
+          const uint64_t from = record.from_seq();
+          const uint64_t to = record.to_seq();
+          if (from < 1 || from > to || to > report_.last_seq) {
+            Problem("audit " + record.kind() + " of " + record.subscription() + " names hub_seq " +
+                    std::to_string(from) + ".." + std::to_string(to) + " (last stored " +
+                    std::to_string(report_.last_seq) + ")");
+          } else if (record.delivered() > to - from + 1) {
+            Problem("audit " + record.kind() + " of " + record.subscription() + " counts " +
+                    std::to_string(record.delivered()) + " deliveries in " + std::to_string(from) +
+                    ".." + std::to_string(to));
+          }
+          return true;
+        });
   }
 
   // Keys hold \0 separators and binary seqs: shown with \0 as '/' and other bytes escaped.
@@ -306,16 +316,15 @@ class Checker {
 }  // namespace
 
 std::string ConsistencyReport::Summary() const {
-  std::string counts = "events " + std::to_string(events) + " (hub_seq " +
-                       std::to_string(first_seq) + ".." + std::to_string(last_seq) +
-                       "), dedup keys " + std::to_string(dedup_keys) + " (" +
-                       std::to_string(dedup_keys_below_cut) + " below the retention cut, " +
-                       std::to_string(dedup_keys_expired) + " expired), routes " +
-                       std::to_string(routes) + " (" + std::to_string(routes_below_cut) +
-                       " below the cut, " + std::to_string(known_routes) + " known), cursors " +
-                       std::to_string(cursors) + ", audit records " +
-                       std::to_string(audit_records) + " (" +
-                       std::to_string(audit_delivery_records) + " deliveries)";
+  std::string counts =
+      "events " + std::to_string(events) + " (hub_seq " + std::to_string(first_seq) + ".." +
+      std::to_string(last_seq) + "), dedup keys " + std::to_string(dedup_keys) + " (" +
+      std::to_string(dedup_keys_below_cut) + " below the retention cut, " +
+      std::to_string(dedup_keys_expired) + " expired), routes " + std::to_string(routes) + " (" +
+      std::to_string(routes_below_cut) + " below the cut, " + std::to_string(known_routes) +
+      " known), cursors " + std::to_string(cursors) + ", audit records " +
+      std::to_string(audit_records) + " (" + std::to_string(audit_delivery_records) +
+      " deliveries)";
   if (consistent()) {
     return "consistent: " + counts;
   }
@@ -324,15 +333,19 @@ std::string ConsistencyReport::Summary() const {
 }
 
 Result<ConsistencyReport> CheckConsistency(Store& store, const ConsistencyOptions& options) {
-  const uint64_t first = store.FirstSeq();
-  const uint64_t last = store.LastSeq();
+  auto range = store.events().Range();
+  if (!range.ok()) {
+    return range.status();
+  }
+  const uint64_t first = range.value().first;
+  const uint64_t last = range.value().last;
   // One SeqInfo per hub_seq in the log: refuse a range that could not be a real log rather than
   // allocate for it (a corrupt key would otherwise ask for petabytes).
   if (first > last || last - first > (uint64_t{1} << 32)) {
     return Status::Error("store_error", "the log's hub_seq range " + std::to_string(first) + ".." +
                                             std::to_string(last) + " is not plausible");
   }
-  return Checker(store, options).Run();
+  return Checker(store, options).Run(first, last);
 }
 
 }  // namespace carehub::hub

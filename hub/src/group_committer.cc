@@ -1,8 +1,7 @@
 #include "carehub/hub/group_committer.h"
 
-#include <spdlog/spdlog.h>
-
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 
@@ -10,8 +9,8 @@
 
 namespace carehub::hub {
 
-GroupCommitter::GroupCommitter(Store* store, bool sync, metrics::Registry* metrics,
-                               std::function<void()> on_completed,
+GroupCommitter::GroupCommitter(Store* store, uint64_t last_seq, bool sync,
+                               metrics::Registry* metrics, std::function<void()> on_completed,
                                std::function<void(uint64_t)> on_committed)
     : store_(store),
       sync_(sync),
@@ -20,12 +19,12 @@ GroupCommitter::GroupCommitter(Store* store, bool sync, metrics::Registry* metri
       commit_seconds_(metrics->GetHistogram("carehub_store_commit_seconds",
                                             "Time to apply and sync one group commit.",
                                             metrics::LatencyBuckets())),
-      batches_per_commit_(metrics->GetHistogram(
-          "carehub_store_batches_per_commit", "Publish batches sharing one group commit.",
-          {1, 2, 4, 8, 16, 32, 64, 128})),
+      batches_per_commit_(metrics->GetHistogram("carehub_store_batches_per_commit",
+                                                "Publish batches sharing one group commit.",
+                                                {1, 2, 4, 8, 16, 32, 64, 128})),
       commit_failures_(metrics->GetCounter("carehub_store_commit_failures_total",
                                            "Group commits the store refused.")),
-      committed_seq_(store->LastSeq()),
+      committed_seq_(last_seq),
       thread_([this] { Run(); }) {}
 
 GroupCommitter::~GroupCommitter() { Stop(); }
@@ -127,7 +126,7 @@ void GroupCommitter::Run() {
         (void)store_->Resume();
       }
       // A write that would eat into the disk reserve is refused like a failed one (RETRY).
-      Status s = store_->CheckHeadroom(batch->writes.GetDataSize() * 2);
+      Status s = store_->CheckHeadroom(batch->writes.DataSize() * 2);
       if (s.ok()) {
         s = store_->Commit(&batch->writes, sync_ && i == last_write);
         write_failed = write_failed || !s.ok();
@@ -151,7 +150,7 @@ void GroupCommitter::Run() {
       // batch's new routes must be known before committed_seq_ passes their events, or a session
       // planning in between skips a new route's first events for good (found by the soak run).
       if (!batch->new_routes.empty()) {
-        store_->NoteRoutesCommitted(batch->new_routes);
+        store_->routes().NoteCommitted(batch->new_routes);
       }
       if (!healthy_.load()) {
         healthy_.store(true);

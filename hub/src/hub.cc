@@ -88,7 +88,11 @@ class HubImpl final : public Hub {
       return store.status();
     }
     store_ = std::move(store).value();
-    committed_seq_.store(store_->LastSeq());
+    auto last_seq = store_->events().LastSeq();
+    if (!last_seq.ok()) {
+      return last_seq.status();
+    }
+    committed_seq_.store(*last_seq);
 
     // Plain mode (loopback only) leaves both empty: every local connection may do anything.
     PublishAuthoriser may_publish;
@@ -111,14 +115,14 @@ class HubImpl final : public Hub {
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
     ingest_options.max_events_per_batch = config_.max_events_per_batch;
     ingest_options.curve_secret_key = server_secret;
-    ingest_ = std::make_unique<IngestServer>(context_, ingest_options, pipeline_.get(),
-                                             store_.get(), config_.durability == Durability::kFsync,
-                                             &metrics_, [this](uint64_t seq) {
-                                               committed_seq_.store(seq);
-                                               if (subscribe_) {
-                                                 subscribe_->Wake();
-                                               }
-                                             });
+    ingest_ = std::make_unique<IngestServer>(
+        context_, ingest_options, pipeline_.get(), store_.get(), *last_seq,
+        config_.durability == Durability::kFsync, &metrics_, [this](uint64_t seq) {
+          committed_seq_.store(seq);
+          if (subscribe_) {
+            subscribe_->Wake();
+          }
+        });
     SubscribeServerOptions subscribe_options;
     subscribe_options.endpoint = config_.subscribe_endpoint;
     subscribe_options.heartbeat_interval = std::chrono::milliseconds(config_.heartbeat_interval_ms);
@@ -180,7 +184,7 @@ class HubImpl final : public Hub {
     WriteEndpointsFile();
     log->info("hub started: ingest {} subscribe {} admin {} data {} durability {} last hub_seq {}",
               ingest_endpoint_, subscribe_endpoint_, admin_address_, config_.data_dir.string(),
-              config_.durability == Durability::kFsync ? "fsync" : "os", store_->LastSeq());
+              config_.durability == Durability::kFsync ? "fsync" : "os", *last_seq);
     if (auto ids = identities_.Get()) {
       spdlog::get("security")
           ->info("CURVE on ingest and subscribe; identities loaded from {}: {} identities, {} keys",
@@ -224,10 +228,10 @@ class HubImpl final : public Hub {
       if (!deleted.ok()) {
         log->error("retention failed: {}", deleted.status().ToString());
       } else if (deleted.value() > 0) {
-        log->info("retention: deleted {} events older than {} s", deleted.value(),
-                  max_age.count());
-        metrics_.GetCounter("carehub_retention_deleted_events_total",
-                            "Events deleted by age retention.")
+        log->info("retention: deleted {} events older than {} s", deleted.value(), max_age.count());
+        metrics_
+            .GetCounter("carehub_retention_deleted_events_total",
+                        "Events deleted by age retention.")
             .Inc(deleted.value());
       }
       lock.lock();
@@ -264,7 +268,7 @@ class HubImpl final : public Hub {
                  loaded.status().message());
       audit.set_kind("identities_rejected");
       audit.set_detail(loaded.status().message());
-      (void)store_->AppendAudit(audit);
+      (void)store_->audit().Append(audit);
       metrics_
           .GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
                       {{"outcome", "refused"}})
@@ -283,7 +287,7 @@ class HubImpl final : public Hub {
     identities_.Set(loaded.value());
     audit.set_kind("identities_changed");
     audit.set_detail(detail);
-    (void)store_->AppendAudit(audit);
+    (void)store_->audit().Append(audit);
     metrics_
         .GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
                     {{"outcome", "applied"}})
@@ -305,7 +309,7 @@ class HubImpl final : public Hub {
                  loaded.status().message());
       audit.set_kind("agreements_rejected");
       audit.set_detail(loaded.status().message());
-      (void)store_->AppendAudit(audit);
+      (void)store_->audit().Append(audit);
       metrics_
           .GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
                       {{"outcome", "refused"}})
@@ -325,7 +329,7 @@ class HubImpl final : public Hub {
     policy_.Set(loaded.value());
     audit.set_kind("agreements_changed");
     audit.set_detail(detail);
-    (void)store_->AppendAudit(audit);
+    (void)store_->audit().Append(audit);
     metrics_
         .GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
                     {{"outcome", "applied"}})

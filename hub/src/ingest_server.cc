@@ -9,7 +9,6 @@
 #include <chrono>
 
 #include "carehub/core/crash_points.h"
-
 #include "carehub/hub/frame_decode.h"
 
 namespace carehub::hub {
@@ -51,9 +50,8 @@ std::string PeerName(const std::string& routing_id) {
 }  // namespace
 
 IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
-                           IngestPipeline* pipeline, Store* store, bool sync,
-                           metrics::Registry* metrics,
-                           std::function<void(uint64_t)> on_committed)
+                           IngestPipeline* pipeline, Store* store, uint64_t last_seq, bool sync,
+                           metrics::Registry* metrics, std::function<void(uint64_t)> on_committed)
     : options_(std::move(options)),
       pipeline_(pipeline),
       store_(store),
@@ -68,7 +66,7 @@ IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
                                {{"endpoint", "ingest"}})) {
   int fd = wake_fd_;
   committer_ = std::make_unique<GroupCommitter>(
-      store, sync, metrics,
+      store, last_seq, sync, metrics,
       [fd] {
         uint64_t one = 1;
         (void)!write(fd, &one, sizeof(one));
@@ -178,9 +176,8 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     google::protobuf::Arena& arena;
     ~ArenaReset() { arena.Reset(); }
   } reset{arena_};
-  IngestFrameDecision decision =
-      DecodeIngestFrame(payload.to_string_view(), options_.max_frame_bytes,
-                        options_.max_events_per_batch, &arena_);
+  IngestFrameDecision decision = DecodeIngestFrame(
+      payload.to_string_view(), options_.max_frame_bytes, options_.max_events_per_batch, &arena_);
   switch (decision.action) {
     case IngestFrameDecision::Action::kPublish:
       CAREHUB_CRASH_POINT("ingest.after_decode");
@@ -191,9 +188,10 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
         spdlog::get("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
                                     decision.message);
       }
-      metrics_->GetCounter("carehub_frames_rejected_total",
-                           "Frames that could not be processed, by reason.",
-                           {{"reason", decision.reason}})
+      metrics_
+          ->GetCounter("carehub_frames_rejected_total",
+                       "Frames that could not be processed, by reason.",
+                       {{"reason", decision.reason}})
           .Inc();
       SendError(routing_id, decision.reason, decision.message, decision.batch_id);
       return;
@@ -316,8 +314,8 @@ void IngestServer::Run(const std::atomic<bool>& stop) {
       for (int n = 0; n < 256 && committer_->outstanding() < options_.max_outstanding_batches;
            ++n) {
         parts.clear();
-        auto got = zmq::recv_multipart(socket_, std::back_inserter(parts),
-                                       zmq::recv_flags::dontwait);
+        auto got =
+            zmq::recv_multipart(socket_, std::back_inserter(parts), zmq::recv_flags::dontwait);
         if (!got) {
           break;
         }

@@ -13,40 +13,21 @@
 #include "carehub/core/crash_points.h"
 #include "carehub/core/event_types.h"
 #include "carehub/hub/frame_decode.h"
+#include "subscribe/disclosure.h"
+#include "subscribe/log_reader.h"
+#include "subscribe/session.h"
 
 namespace carehub::hub {
 namespace {
 
 using Steady = std::chrono::steady_clock;
 
-std::shared_ptr<spdlog::logger> Log() { return spdlog::get("subscribe"); }
+std::shared_ptr<spdlog::logger> Log() {
+  auto log = spdlog::get("subscribe");
+  return log ? log : spdlog::default_logger();
+}
 
 }  // namespace
-
-struct SubscribeServer::Session {
-  std::string routing_id;
-  std::string identity;
-  std::string subscription;
-  std::string subscriber;
-  uint64_t next_seq = 1;  // next hub_seq to examine
-  uint64_t cursor = 0;    // acknowledged
-  uint64_t credit = 0;
-  Steady::time_point last_heard;
-  Steady::time_point last_sent;
-  Steady::time_point last_progress_sent;
-  uint64_t progress_unsent_from = 0;  // scanned but not yet reported; 0 when none
-  // After a refused send (the subscriber's queue is full: it does not read) the next attempt
-  // waits, doubling from 50 ms to 5 s: each attempt rescans the log and audits a disclosure.
-  Steady::time_point blocked_until;
-  std::chrono::milliseconds blocked_backoff{0};
-  std::string notice_code;
-  // Route plan, recomputed when the policy or the set of known routes changes.
-  const policy::PolicySet* planned_for = nullptr;
-  size_t planned_route_count = 0;
-  bool use_route_index = false;
-  std::vector<RouteKey> routes;
-  metrics::Counter* delivered_counter = nullptr;
-};
 
 SubscribeServer::SubscribeServer(zmq::context_t& context, SubscribeServerOptions options,
                                  Store* store, const PolicyHolder* policy,
@@ -96,7 +77,8 @@ void SubscribeServer::Wake() {
 void SubscribeServer::SendFrame(const std::string& routing_id, const v1::Frame& frame) {
   std::string bytes = frame.SerializeAsString();
   try {
-    if (socket_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    if (socket_.send(zmq::buffer(routing_id),
+                     zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       (void)socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
     }
   } catch (const zmq::error_t&) {
@@ -127,8 +109,9 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
                                       const v1::Subscribe& request) {
   auto policy = policy_->Get();
   auto refuse = [&](const std::string& code, const std::string& message) {
-    metrics_->GetCounter("carehub_subscriptions_refused_total",
-                         "Subscribe requests refused, by reason.", {{"reason", code}})
+    metrics_
+        ->GetCounter("carehub_subscriptions_refused_total",
+                     "Subscribe requests refused, by reason.", {{"reason", code}})
         .Inc();
     Log()->warn("subscription '{}' refused for {}: {}", request.subscription(),
                 identity.empty() ? "plain connection" : identity, code);
@@ -138,7 +121,7 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
     audit.set_subscriber(identity);
     audit.set_subscription(request.subscription());
     audit.set_detail(code + ": " + message);
-    (void)store_->AppendAudit(audit);
+    (void)store_->audit().Append(audit);
     SendError(routing_id, code, message, true);
   };
   const policy::SubscriptionRef* sub =
@@ -149,8 +132,7 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
     return;
   }
   if (authorise_ && !authorise_(identity, sub->subscriber)) {
-    refuse("not_your_subscription",
-           "subscription '" + sub->id + "' belongs to another subscriber");
+    refuse("not_your_subscription", "subscription '" + sub->id + "' belongs to another subscriber");
     return;
   }
   // One live session per subscription: a new Subscribe (e.g. after a client restart) replaces it.
@@ -162,12 +144,26 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
       ++it;
     }
   }
-  uint64_t head = committed_seq_->load();
-  auto stored_cursor = store_->GetCursor(sub->id);
-  uint64_t first = std::max<uint64_t>(store_->FirstSeq(), 1);
-  std::optional<uint64_t> resolved = ResolveSubscribeStart(
-      request, SubscribeStartInputs{stored_cursor, first, head},
-      [this](int64_t unix_ms) { return store_->SeqAtTime(unix_ms); });
+  const uint64_t head = committed_seq_->load();
+  auto cursor_read = store_->cursors().Get(sub->id);
+  auto first_read = store_->events().FirstSeq();
+  Result<uint64_t> at_time = uint64_t{0};
+  if (request.start() == v1::Subscribe::START_AT_TIME) {
+    at_time = store_->events().SeqAtTime(request.time_unix_ms());
+  }
+  for (const Status* s : {&cursor_read.status(), &first_read.status(), &at_time.status()}) {
+    if (!s->ok()) {
+      // Not "no cursor": a session started from a wrong position would redeliver or skip.
+      Log()->error("cannot open subscription {}: {}", sub->id, s->ToString());
+      refuse("store_unavailable", "the hub cannot read its store; try again");
+      return;
+    }
+  }
+  const std::optional<uint64_t> stored_cursor = cursor_read.value();
+  const uint64_t first = std::max<uint64_t>(first_read.value(), 1);
+  std::optional<uint64_t> resolved =
+      ResolveSubscribeStart(request, SubscribeStartInputs{stored_cursor, first, head},
+                            [&](int64_t) { return at_time.value(); });
   if (!resolved) {
     refuse("bad_request", "unknown start mode");
     return;
@@ -184,9 +180,9 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
   session->last_heard = Steady::now();
   session->last_sent = Steady::now();
   session->last_progress_sent = Steady::now();
-  session->delivered_counter = &metrics_->GetCounter(
-      "carehub_subscription_delivered_total", "Events delivered, by subscription.",
-      {{"subscription", sub->id}});
+  session->delivered_counter =
+      &metrics_->GetCounter("carehub_subscription_delivered_total",
+                            "Events delivered, by subscription.", {{"subscription", sub->id}});
 
   v1::Frame reply;
   reply.set_version(v1::PROTOCOL_VERSION_1);
@@ -199,8 +195,8 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
     ok->add_agreements(a->id);
   }
   SendFrame(routing_id, reply);
-  Log()->info("subscription {} opened by {} from hub_seq {} (head {})", sub->id,
-              sub->subscriber, start, head);
+  Log()->info("subscription {} opened by {} from hub_seq {} (head {})", sub->id, sub->subscriber,
+              start, head);
   sessions_[routing_id] = std::move(session);
 }
 
@@ -212,9 +208,10 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   zmq::message_t& payload = parts.back();
   SubscribeFrameDecision decision = DecodeSubscribeFrame(payload.to_string_view());
   if (decision.action == SubscribeFrameDecision::Action::kMalformed) {
-    metrics_->GetCounter("carehub_frames_rejected_total",
-                         "Frames that could not be processed, by reason.",
-                         {{"reason", "malformed_frame"}})
+    metrics_
+        ->GetCounter("carehub_frames_rejected_total",
+                     "Frames that could not be processed, by reason.",
+                     {{"reason", "malformed_frame"}})
         .Inc();
     SendError(routing_id, "malformed_frame", "not a carehub.v1.Frame of protocol version 1", false);
     return;
@@ -237,20 +234,14 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     }
     case SubscribeFrameDecision::Action::kCredit:
       if (session) {
-        session->credit = AddCredit(session->credit, frame.credit().events());
-        // Credit comes as the subscriber consumes: its queue has room again.
-        session->blocked_until = Steady::time_point{};
-        session->blocked_backoff = std::chrono::milliseconds(0);
+        session->OnCredit(frame.credit().events());
       }
       return;
     case SubscribeFrameDecision::Action::kAck:
       if (session) {
-        // Never beyond what this session has examined: an ack cannot skip unseen events.
-        if (std::optional<uint64_t> up_to =
-                AdvanceCursor(frame.ack().up_to_seq(), session->next_seq, session->cursor)) {
-          session->cursor = *up_to;
+        if (std::optional<uint64_t> up_to = session->OnAck(frame.ack().up_to_seq())) {
           CAREHUB_CRASH_POINT("cursor.before_store");
-          Status s = store_->PutCursor(session->subscription, *up_to);
+          Status s = store_->cursors().Put(session->subscription, *up_to);
           CAREHUB_CRASH_POINT("cursor.after_store");
           if (!s.ok()) {
             Log()->error("cannot store cursor of {}: {}", session->subscription, s.ToString());
@@ -271,225 +262,144 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   }
 }
 
-bool SubscribeServer::Serve(Session& session,
-                            const std::shared_ptr<const policy::PolicySet>& policy,
-                            uint64_t head) {
-  const policy::SubscriptionRef* sub = policy->FindSubscription(session.subscription);
+const policy::SubscriptionRef* SubscribeServer::CheckEntitled(Session& session,
+                                                              const policy::PolicySet& policy,
+                                                              Clock::TimePoint now) {
+  const policy::SubscriptionRef* sub = policy.FindSubscription(session.subscription);
   if (!sub) {
     SendError(session.routing_id, "subscription_removed",
               "the subscription is no longer in the agreements in force", true);
-    session.credit = 0;
-    session.last_heard = Steady::time_point{};  // expire it now
-    return false;
+    session.Expire();
+    return nullptr;
   }
-  auto now = clock_.Now();
-  auto validity = policy->ValidityNow(*sub, now);
+  auto validity = policy.ValidityNow(*sub, now);
   if (!validity.valid) {
     if (session.notice_code != validity.code) {
       session.notice_code = validity.code;
       SendNotice(session.routing_id, validity.code, validity.message);
       Log()->info("subscription {} delivers nothing: {}", session.subscription, validity.message);
     }
-    return false;
+    return nullptr;
   }
   session.notice_code.clear();
-  if (session.credit == 0 || session.next_seq > head || Steady::now() < session.blocked_until) {
+  return sub;
+}
+
+// One delivery round of one session: store -> match -> redact -> audit -> deliver. Returns true
+// when the session has more to send right away.
+bool SubscribeServer::Serve(Session& session,
+                            const std::shared_ptr<const policy::PolicySet>& policy, uint64_t head) {
+  const auto now = clock_.Now();
+  const policy::SubscriptionRef* sub = CheckEntitled(session, *policy, now);
+  if (!sub || !session.WantsEvents(head)) {
     return false;
   }
-
-  // Plan which part of the log to read.
-  const size_t route_count = store_->KnownRouteCount();
-  if (session.planned_for != policy.get() || session.planned_route_count != route_count) {
-    auto known = store_->KnownRoutes();
-    session.routes.clear();
-    for (const auto& r : known) {
-      if (policy->MayReceive(*sub, r.publisher_ods, r.event_type, r.site_ods)) {
-        session.routes.push_back(r);
-      }
-    }
-    // Reading through the index pays a seek per route; worth it only for a narrow feed.
-    session.use_route_index = session.routes.size() * 4 < known.size();
-    session.planned_for = policy.get();
-    session.planned_route_count = known.size();
-  }
-
-  const uint64_t want = std::min<uint64_t>(session.credit, options_.max_delivery_batch);
+  // store -> match -> redact: read what the subscription may cover, decide and redact each event.
+  UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
   const uint64_t from = session.next_seq;
-  uint64_t scanned_to = from - 1;
-  v1::Frame frame;
-  frame.set_version(v1::PROTOCOL_VERSION_1);
-  auto* delivery = frame.mutable_delivery();
-  std::map<std::string, uint32_t> withheld;
-  std::set<std::string> agreements_used;
-  uint64_t delivered = 0;
-  uint64_t first_delivered = 0;
-
-  auto consider = [&](uint64_t seq, std::string_view bytes) -> bool {
-    v1::Event event;
-    if (!event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      scanned_to = seq;
-      return true;
-    }
-    auto decision = policy->Decide(*sub, event, now);
-    if (decision.verdict == policy::Verdict::kDeliver) {
-      policy->Redact(*decision.agreement, &event);
-      auto* d = delivery->add_events();
-      *d->mutable_event() = std::move(event);
-      d->set_agreement_id(decision.agreement->id);
-      agreements_used.insert(decision.agreement->id);
-      if (first_delivered == 0) {
-        first_delivered = seq;
-      }
-      ++delivered;
-    } else if (decision.verdict == policy::Verdict::kWithheld) {
-      ++withheld[std::string(decision.withheld_reason)];
-    }
-    scanned_to = seq;
-    return delivered < want;
-  };
-
-  if (session.use_route_index) {
-    const size_t per_route = options_.max_delivery_batch;
-    uint64_t covered_to = head;
-    std::vector<uint64_t> seqs;
-    for (const auto& route : session.routes) {
-      auto found = store_->ScanRoute(route, from, head, per_route);
-      if (found.size() == per_route) {
-        covered_to = std::min(covered_to, found.back());
-      }
-      seqs.insert(seqs.end(), found.begin(), found.end());
-    }
-    std::sort(seqs.begin(), seqs.end());
-    seqs.erase(std::upper_bound(seqs.begin(), seqs.end(), covered_to), seqs.end());
-    bool stopped_early = false;
-    for (size_t i = 0; i < seqs.size() && !stopped_early; i += 256) {
-      std::vector<uint64_t> chunk(seqs.begin() + i,
-                                  seqs.begin() + std::min(seqs.size(), i + 256));
-      auto values = store_->MultiGetEvents(chunk);
-      for (size_t j = 0; j < chunk.size(); ++j) {
-        if (!consider(chunk[j], values[j])) {
-          stopped_early = true;
-          break;
-        }
-      }
-    }
-    if (!stopped_early) {
-      scanned_to = covered_to;
-    }
-  } else {
-    uint64_t examined = 0;
-    bool stopped_early = false;
-    store_->ScanEvents(from, head, [&](uint64_t seq, std::string_view bytes) {
-      ++examined;
-      if (!consider(seq, bytes)) {
-        stopped_early = true;
-        return false;
-      }
-      return examined < options_.max_scan_per_round;
-    });
-    if (!stopped_early && examined < options_.max_scan_per_round) {
-      scanned_to = head;  // nothing else stored up to head (gaps from failed commits)
-    }
+  DeliveryBatch batch(*policy, *sub, now,
+                      std::min<uint64_t>(session.credit, options_.max_delivery_batch));
+  auto scanned = ReadLog(
+      session.plan, *store_, from, head, {options_.max_delivery_batch, options_.max_scan_per_round},
+      [&](uint64_t seq, std::string_view bytes) { return batch.Consider(seq, bytes); });
+  if (!scanned.ok()) {
+    OnReadFailed(session, scanned.status());
+    return false;  // nothing advanced: the next round reads from the same position
   }
+  const uint64_t scanned_to = scanned.value();
   if (scanned_to < from) {
     return false;
   }
-
-  uint64_t withheld_total = 0;
-  for (const auto& [reason, n] : withheld) {
-    withheld_total += n;
-  }
-  // Every disclosure is audited (DESIGN §6): who, under which agreement, which range, how many, and
-  // how many were withheld and why. The record is written before the delivery leaves, so a crash
-  // in between can only over-report a disclosure, never hide one.
-  v1::AuditRecord audit;
-  const bool audited = delivered > 0 || withheld_total > 0;
-  if (audited) {
-    audit.set_at_unix_ms(ToUnixMillis(now));
-    audit.set_kind("delivery");
-    audit.set_subscriber(session.subscriber);
-    audit.set_subscription(session.subscription);
-    std::string agreements;
-    for (const auto& a : agreements_used) {
-      agreements += (agreements.empty() ? "" : ",") + a;
-    }
-    audit.set_agreement(agreements);
-    audit.set_from_seq(from);
-    audit.set_to_seq(scanned_to);
-    audit.set_delivered(static_cast<uint32_t>(delivered));
-    for (const auto& [reason, n] : withheld) {
-      (*audit.mutable_withheld_by_reason())[reason] = n;
-    }
-    Status s = store_->AppendAudit(audit);
-    if (!s.ok()) {
-      // No audit, no disclosure.
-      Log()->error("cannot write audit record, holding delivery: {}", s.ToString());
-      return false;
-    }
-    CAREHUB_CRASH_POINT("deliver.after_audit");
-  }
-  auto audit_not_sent = [&] {
-    if (audited) {
-      audit.set_kind("delivery_not_sent");
-      audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
-      (void)store_->AppendAudit(audit);
-    }
-  };
-  auto steady_now = Steady::now();
-  bool caught_up = scanned_to >= head;
-  bool report = delivered > 0 || withheld_total > 0 || caught_up ||
-                steady_now - session.last_progress_sent > std::chrono::milliseconds(200);
+  // audit -> deliver. Progress alone (nothing delivered or withheld) is reported when caught up or
+  // every 200 ms, so the subscriber's view of the head keeps moving without a frame per round.
+  const auto steady_now = Steady::now();
+  const bool report = batch.discloses() || scanned_to >= head ||
+                      steady_now - session.last_progress_sent > std::chrono::milliseconds(200);
   if (report) {
-    delivery->set_scanned_to_seq(scanned_to);
-    delivery->set_head_seq(head);
-    std::string bytes = frame.SerializeAsString();
-    try {
-      bool sent = socket_
-                      .send(zmq::buffer(session.routing_id),
-                            zmq::send_flags::sndmore | zmq::send_flags::dontwait)
-                      .has_value();
-      if (sent) {
-        CAREHUB_CRASH_POINT("deliver.mid_send");
-        sent = socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
-      }
-      if (!sent) {
-        audit_not_sent();
-        session.blocked_backoff = std::clamp(session.blocked_backoff * 2,
-                                             std::chrono::milliseconds(50),
-                                             std::chrono::milliseconds(5000));
-        session.blocked_until = Steady::now() + session.blocked_backoff;
+    const SendOutcome outcome = Disclose(
+        batch, {session.subscriber, session.subscription, from, scanned_to, head}, store_->audit(),
+        clock_, [&](const std::string& bytes) { return SendBytes(session.routing_id, bytes); });
+    switch (outcome) {
+      case SendOutcome::kSent:
+        session.blocked_backoff = std::chrono::milliseconds(0);
+        session.last_sent = steady_now;
+        session.last_progress_sent = steady_now;
+        break;
+      case SendOutcome::kAuditFailed:
+        Log()->error("cannot write audit record, holding delivery of {}", session.subscription);
+        return false;
+      case SendOutcome::kPeerFull:
+        session.BackOff();
         return false;  // subscriber's pipe is full: try again later, nothing advanced
-      }
-      session.blocked_backoff = std::chrono::milliseconds(0);
-    } catch (const zmq::error_t& e) {
-      audit_not_sent();
-      if (e.num() == EHOSTUNREACH) {
-        session.last_heard = Steady::time_point{};  // gone: expire
-      }
-      return false;
+      case SendOutcome::kPeerGone:
+        session.Expire();
+        return false;
     }
-    session.last_sent = steady_now;
-    session.last_progress_sent = steady_now;
   }
   session.next_seq = scanned_to + 1;
-  session.credit -= std::min(session.credit, delivered);
+  session.credit -= std::min(session.credit, batch.delivered());
+  CountDelivery(session, batch.delivered(), batch.withheld());
+  return session.credit > 0 && session.next_seq <= head;
+}
+
+SendOutcome SubscribeServer::SendBytes(const std::string& routing_id, const std::string& bytes) {
+  try {
+    if (!socket_.send(zmq::buffer(routing_id),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      return SendOutcome::kPeerFull;
+    }
+    CAREHUB_CRASH_POINT("deliver.mid_send");
+    if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+      return SendOutcome::kPeerFull;
+    }
+    return SendOutcome::kSent;
+  } catch (const zmq::error_t& e) {
+    // ROUTER_MANDATORY: an unknown routing id means the peer has gone.
+    return e.num() == EHOSTUNREACH ? SendOutcome::kPeerGone : SendOutcome::kPeerFull;
+  }
+}
+
+void SubscribeServer::OnReadFailed(Session& session, const Status& status) {
+  metrics_
+      ->GetCounter("carehub_store_read_errors_total",
+                   "Reads of the store that failed, by data path.", {{"path", "delivery"}})
+      .Inc();
+  Log()->error("subscription {}: cannot read the store from hub_seq {} ({}); retrying from there",
+               session.subscription, session.next_seq, status.ToString());
+  session.BackOff();
+}
+
+void SubscribeServer::CountDelivery(const Session& session, uint64_t delivered,
+                                    const std::map<std::string, uint32_t>& withheld) {
   if (delivered > 0) {
     session.delivered_counter->Inc(delivered);
   }
+  uint64_t withheld_total = 0;
   for (const auto& [reason, n] : withheld) {
+    withheld_total += n;
     metrics_
         ->GetCounter("carehub_subscription_withheld_total",
                      "Events an agreement covers but withheld, by subscription and reason.",
                      {{"subscription", session.subscription}, {"reason", reason}})
         .Inc(n);
   }
-  {
-    std::lock_guard lock(status_mu_);
-    auto& t = totals_[session.subscription];
-    t.first += delivered;
-    t.second += withheld_total;
+  std::lock_guard lock(status_mu_);
+  auto& t = totals_[session.subscription];
+  t.first += delivered;
+  t.second += withheld_total;
+}
+
+void SubscribeServer::SendHeartbeatIfDue(Session& session, uint64_t head) {
+  const auto now = Steady::now();
+  if (now - session.last_sent <= options_.heartbeat_interval) {
+    return;
   }
-  return session.credit > 0 && session.next_seq <= head;
+  v1::Frame hb;
+  hb.set_version(v1::PROTOCOL_VERSION_1);
+  hb.mutable_heartbeat()->set_sent_at_unix_ms(ToUnixMillis(clock_.Now()));
+  hb.mutable_heartbeat()->set_head_seq(head);
+  SendFrame(session.routing_id, hb);
+  session.last_sent = now;
 }
 
 void SubscribeServer::RefreshStatus(const std::shared_ptr<const policy::PolicySet>& policy,
@@ -514,7 +424,10 @@ void SubscribeServer::RefreshStatus(const std::shared_ptr<const policy::PolicySe
           }
         }
         if (!s.connected) {
-          s.cursor = store_->GetCursor(id).value_or(0);
+          // The status page's view only: an unreadable cursor shows as 0 (the read error is the
+          // store's, and shows in its health).
+          auto stored = store_->cursors().Get(id);
+          s.cursor = stored.ok() && stored.value() ? *stored.value() : 0;
         }
         s.lag = head > s.cursor ? head - s.cursor : 0;
         metrics_
@@ -530,8 +443,8 @@ void SubscribeServer::RefreshStatus(const std::shared_ptr<const policy::PolicySe
       }
     }
   }
-  metrics_->GetGauge("carehub_connected_peers", "Connected ZeroMQ peers.",
-                     {{"endpoint", "subscribe"}})
+  metrics_
+      ->GetGauge("carehub_connected_peers", "Connected ZeroMQ peers.", {{"endpoint", "subscribe"}})
       .Set(static_cast<double>(sessions_.size()));
   std::lock_guard lock(status_mu_);
   for (auto& s : out) {
@@ -589,7 +502,7 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
       if (now - session.last_heard > options_.subscriber_timeout) {
         // last_heard is reset to the epoch when a send found the peer gone or the subscription
         // removed; otherwise the subscriber went silent past its timeout.
-        const bool expired = session.last_heard == Steady::time_point{};
+        const bool expired = session.expired();
         Log()->info("subscription {} dropped: {}", session.subscription,
                     expired ? std::string("the subscriber is gone")
                             : "no word from the subscriber for " +
@@ -605,14 +518,7 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
       if (policy && Serve(session, policy, head)) {
         busy = true;
       }
-      if (now - session.last_sent > options_.heartbeat_interval) {
-        v1::Frame hb;
-        hb.set_version(v1::PROTOCOL_VERSION_1);
-        hb.mutable_heartbeat()->set_sent_at_unix_ms(ToUnixMillis(clock_.Now()));
-        hb.mutable_heartbeat()->set_head_seq(head);
-        SendFrame(session.routing_id, hb);
-        session.last_sent = now;
-      }
+      SendHeartbeatIfDue(session, head);
       ++it;
     }
     if (now - last_status > std::chrono::seconds(1)) {

@@ -124,7 +124,7 @@ TEST(HubLifecycleTest, SigtermDuringStreamExitsZeroAndKeepsEveryAcceptedEvent) {
   for (const auto& [i, r] : stream->answers) {
     ASSERT_EQ(r.status(), v1::EventResult::ACCEPTED) << "event " << i << " " << r.reason();
     ++accepted;
-    auto e = store.value()->GetEvent(r.hub_seq());
+    auto e = MustRead(store.value()->events().Get(r.hub_seq()), "event");
     if (!e || e->envelope().event_id() != w.events[i].envelope().event_id()) {
       ++missing;
     }

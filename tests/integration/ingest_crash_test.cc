@@ -148,7 +148,7 @@ void KillMidStreamThenResend(const std::string& durability, size_t event_count,
   EXPECT_EQ(stored.size(), w.events.size());
   EXPECT_EQ(misplaced, 0u);
   for (const auto& [i, seq] : accepted) {
-    auto e = store.value()->GetEvent(seq);
+    auto e = MustRead(store.value()->events().Get(seq), "event");
     ASSERT_TRUE(e.has_value()) << "acknowledged hub_seq " << seq << " lost";
     EXPECT_EQ(e->envelope().event_id(), w.events[i].envelope().event_id());
   }

@@ -106,7 +106,7 @@ TEST(IngestDedupTest, StoresEachUniqueValidEventOnceAndAnswersResendsAndInvalids
 
   auto store = hub.value()->OpenStore();
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(store.value()->LastSeq(), w.first_count);
+  EXPECT_EQ(MustRead(store.value()->events().LastSeq(), "last seq"), w.first_count);
   auto stored = ReadAllEvents(*store.value());
   ASSERT_EQ(stored.size(), w.first_count);
 
@@ -205,10 +205,10 @@ TEST(IngestDedupTest, SameKeyDifferentContentIsConflictAndOriginalStaysUnchanged
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   auto stored = ReadAllEvents(*store.value());
   ASSERT_EQ(stored.size(), 2u);
-  auto stored_a = store.value()->GetEvent(seq_a);
+  auto stored_a = MustRead(store.value()->events().Get(seq_a), "event");
   ASSERT_TRUE(stored_a.has_value());
   EXPECT_TRUE(MessageDifferencer::Equals(WithoutHubFields(*stored_a), a));
-  auto stored_b = store.value()->GetEvent(seq_b);
+  auto stored_b = MustRead(store.value()->events().Get(seq_b), "event");
   ASSERT_TRUE(stored_b.has_value());
   EXPECT_TRUE(MessageDifferencer::Equals(WithoutHubFields(*stored_b), b));
 

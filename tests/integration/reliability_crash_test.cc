@@ -166,9 +166,8 @@ Status PublishInChunks(RawPublisher& pub, const std::vector<v1::Event>& events, 
   std::span<const v1::Event> all(events);
   for (size_t off = 0; off < events.size() && !stop.load(); off += kChunk) {
     const size_t n = std::min(kChunk, events.size() - off);
-    auto report =
-        StreamUntilStopped(pub, all.subspan(off, n), kBatch, kWindow, stop, nullptr, seconds(60),
-                           milliseconds(300));
+    auto report = StreamUntilStopped(pub, all.subspan(off, n), kBatch, kWindow, stop, nullptr,
+                                     seconds(60), milliseconds(300));
     if (!report.ok()) {
       return report.status();
     }
@@ -214,7 +213,7 @@ void VerifyWithCarehubctl(HubProcess& h, const std::filesystem::path& work_dir, 
   {
     auto store = h.OpenStore();
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    ASSERT_TRUE(store.value()->PutCursor("bogus-feed", last_seq + 10).ok());
+    ASSERT_TRUE(store.value()->cursors().Put("bogus-feed", last_seq + 10).ok());
   }
   auto damaged = RunCommand(verify, work_dir, seconds(30));
   ASSERT_TRUE(damaged.ok()) << damaged.status().ToString();
@@ -273,15 +272,15 @@ void RunRound(const RoundPlan& plan) {
   std::atomic<uint64_t> no_target{0};
   std::atomic<uint64_t> scanned{0};
   std::thread reader([&] {
-    ReadFeedUntil(h.subscribe_endpoint(), v1::Subscribe::START_EARLIEST, stop, no_target,
-                  &scanned, &feed);
+    ReadFeedUntil(h.subscribe_endpoint(), v1::Subscribe::START_EARLIEST, stop, no_target, &scanned,
+                  &feed);
   });
   std::map<size_t, v1::EventResult> before;
   Status published = Status::Ok();
   std::thread publisher([&] {
-    published = PublishInChunks(*pub.value(), w.events,
-                                plan.retention ? milliseconds(350) : milliseconds(30), stop,
-                                &before);
+    published =
+        PublishInChunks(*pub.value(), w.events,
+                        plan.retention ? milliseconds(350) : milliseconds(30), stop, &before);
   });
   std::optional<ExitStatus> died;
   if (plan.point.empty()) {
@@ -309,8 +308,7 @@ void RunRound(const RoundPlan& plan) {
   // What the publisher was told before the crash: event index -> hub_seq.
   std::map<size_t, uint64_t> acked;
   for (const auto& [i, r] : before) {
-    ASSERT_TRUE(r.status() == v1::EventResult::ACCEPTED ||
-                r.status() == v1::EventResult::DUPLICATE)
+    ASSERT_TRUE(r.status() == v1::EventResult::ACCEPTED || r.status() == v1::EventResult::DUPLICATE)
         << "event " << i << ": " << v1::EventResult::Status_Name(r.status()) << " " << r.reason();
     acked[i] = r.hub_seq();
   }
@@ -359,8 +357,7 @@ void RunRound(const RoundPlan& plan) {
   for (size_t k = 0; k < resend_index.size(); ++k) {
     const auto& r = results.value()[k];
     const size_t i = resend_index[k];
-    ASSERT_TRUE(r.status() == v1::EventResult::ACCEPTED ||
-                r.status() == v1::EventResult::DUPLICATE)
+    ASSERT_TRUE(r.status() == v1::EventResult::ACCEPTED || r.status() == v1::EventResult::DUPLICATE)
         << "event " << i << ": " << v1::EventResult::Status_Name(r.status()) << " " << r.reason();
     if (acked.count(i)) {
       ++acked_resent;
@@ -385,12 +382,12 @@ void RunRound(const RoundPlan& plan) {
   }
 
   // The operator's check refuses a store the running hub holds.
-  auto locked = RunCommand({BinaryPath("carehubctl").string(), "verify", "--data-dir",
-                            h.data_dir().string()},
-                           dir.path(), seconds(30));
+  auto locked =
+      RunCommand({BinaryPath("carehubctl").string(), "verify", "--data-dir", h.data_dir().string()},
+                 dir.path(), seconds(30));
   ASSERT_TRUE(locked.ok()) << locked.status().ToString();
   EXPECT_TRUE(locked.value().status.Exited(2)) << locked.value().status.ToString() << "\n"
-                                                << locked.value().err;
+                                               << locked.value().err;
 
   auto stopped = h.Stop();
   ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
@@ -398,8 +395,9 @@ void RunRound(const RoundPlan& plan) {
   auto store = h.OpenStore();
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   auto& s = *store.value();
-  const uint64_t first_stored = s.FirstSeq();
-  EXPECT_EQ(s.LastSeq(), last_seq) << "the log ends at the last hub_seq any answer named";
+  const uint64_t first_stored = MustRead(s.events().FirstSeq(), "first seq");
+  EXPECT_EQ(MustRead(s.events().LastSeq(), "last seq"), last_seq)
+      << "the log ends at the last hub_seq any answer named";
 
   // Every acknowledged event exactly once, where it was acknowledged (or cut by retention).
   std::map<std::string, std::vector<uint64_t>> stored_at;
@@ -411,15 +409,17 @@ void RunRound(const RoundPlan& plan) {
     auto it = stored_at.find(id);
     if (plan.retention && seq < first_stored) {
       EXPECT_TRUE(it == stored_at.end()) << id << " below the retention cut but stored";
-      auto event = std::find_if(w.events.begin(), w.events.end(),
-                                [&](const v1::Event& ev) { return ev.envelope().event_id() == id; });
-      auto dedup = s.LookupDedup({hub::Store::DedupKey(event->envelope().publisher_ods(), id)});
+      auto event = std::find_if(w.events.begin(), w.events.end(), [&](const v1::Event& ev) {
+        return ev.envelope().event_id() == id;
+      });
+      auto dedup = MustRead(
+          s.dedup().Lookup({hub::DedupKey(event->envelope().publisher_ods(), id)}), "dedup");
       EXPECT_TRUE(dedup[0] && dedup[0]->hub_seq == seq) << id << ": dedup key lost with retention";
       ++cut;
       continue;
     }
-    ASSERT_TRUE(it != stored_at.end()) << "acknowledged event " << id << " (hub_seq " << seq
-                                       << ") is not stored";
+    ASSERT_TRUE(it != stored_at.end())
+        << "acknowledged event " << id << " (hub_seq " << seq << ") is not stored";
     EXPECT_EQ(it->second, std::vector<uint64_t>{seq}) << id << " stored other than once at " << seq;
   }
   EXPECT_EQ(stored_at.size() + cut, seq_of_id.size()) << "events stored that nobody acknowledged";
@@ -428,7 +428,7 @@ void RunRound(const RoundPlan& plan) {
   auto gap = FindGap(feed.seqs, first_stored, last_seq);
   EXPECT_FALSE(gap.has_value()) << *gap;
   std::vector<std::pair<uint64_t, uint64_t>> audited;
-  for (const auto& a : s.QueryAudit("", 0, INT64_MAX, 1'000'000)) {
+  for (const auto& a : MustRead(s.audit().Query("", 0, INT64_MAX, 1'000'000), "audit")) {
     if (a.kind() == "delivery" && a.subscription() == kSubscription) {
       audited.emplace_back(a.from_seq(), a.to_seq());
     }
@@ -436,8 +436,7 @@ void RunRound(const RoundPlan& plan) {
   std::sort(audited.begin(), audited.end());
   size_t unaudited = 0;
   for (uint64_t seq : feed.seqs) {
-    auto it = std::upper_bound(audited.begin(), audited.end(),
-                               std::make_pair(seq, UINT64_MAX));
+    auto it = std::upper_bound(audited.begin(), audited.end(), std::make_pair(seq, UINT64_MAX));
     bool covered = false;
     // Ranges of one subscription may overlap only through redelivery: look back a few.
     for (int k = 0; k < 8 && it != audited.begin() && !covered; ++k) {
@@ -454,11 +453,12 @@ void RunRound(const RoundPlan& plan) {
       << report.value().Summary() << "\n"
       << (report.value().problems.empty() ? "" : report.value().problems.front());
 
-  std::printf("  acknowledged before the crash %zu (resent %zu), delivered %zu before + %zu after "
-              "(%zu sessions), log %llu..%llu, %zu below the retention cut\n",
-              acked.size(), acked_resent, delivered_before, feed.seqs.size() - delivered_before,
-              feed.sessions, static_cast<unsigned long long>(first_stored),
-              static_cast<unsigned long long>(last_seq), cut);
+  std::printf(
+      "  acknowledged before the crash %zu (resent %zu), delivered %zu before + %zu after "
+      "(%zu sessions), log %llu..%llu, %zu below the retention cut\n",
+      acked.size(), acked_resent, delivered_before, feed.seqs.size() - delivered_before,
+      feed.sessions, static_cast<unsigned long long>(first_stored),
+      static_cast<unsigned long long>(last_seq), cut);
   std::printf("  %s\n", report.value().Summary().c_str());
   store.value().reset();
   VerifyWithCarehubctl(h, dir.path(), last_seq);
@@ -473,9 +473,7 @@ void RunPhase(const Phase& phase, int rounds) {
   }
 }
 
-TEST(ReliabilityCrash, DuringIngest) {
-  RunPhase({"ingest", {"ingest.after_decode"}, 2, 30}, 2);
-}
+TEST(ReliabilityCrash, DuringIngest) { RunPhase({"ingest", {"ingest.after_decode"}, 2, 30}, 2); }
 
 TEST(ReliabilityCrash, DuringGroupCommit) {
   RunPhase({"commit", {"commit.before_write", "commit.after_sync"}, 1, 8}, 2);

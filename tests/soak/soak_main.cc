@@ -156,7 +156,7 @@ class Soak {
   std::atomic<bool> stop_traffic_{false};
   std::atomic<bool> stop_churn_{false};
   SoakReport report_;
-  std::vector<SeqFacts> facts_;  // by hub_seq, from the stopped hub's store
+  std::vector<SeqFacts> facts_;      // by hub_seq, from the stopped hub's store
   std::vector<std::string> routes_;  // SeqFacts::route names
   int64_t started_ms_ = 0;
 };
@@ -219,11 +219,9 @@ Status Soak::Setup() {
     }
   }
   for (size_t f = 0; f < feeds_.size(); ++f) {
-    feed_workers_.push_back(std::make_unique<FeedWorker>(f, feeds_[f], options_.seed * 131 + f,
-                                                         subscribe_endpoint_, &ledger_,
-                                                         &timeline_, &opted_out_, &findings_,
-                                                         f == 1 ? options_.inject_lost_deliveries
-                                                                : 0));
+    feed_workers_.push_back(std::make_unique<FeedWorker>(
+        f, feeds_[f], options_.seed * 131 + f, subscribe_endpoint_, &ledger_, &timeline_,
+        &opted_out_, &findings_, f == 1 ? options_.inject_lost_deliveries : 0));
   }
   return Status::Ok();
 }
@@ -447,9 +445,8 @@ int Soak::Run() {
   if (!written.ok()) {
     std::cerr << written.ToString() << std::endl;
   } else {
-    std::cout << "report: " << (std::filesystem::path(options_.out) / "report.md").string()
-              << ", " << (std::filesystem::path(options_.out) / "report.json").string()
-              << std::endl;
+    std::cout << "report: " << (std::filesystem::path(options_.out) / "report.md").string() << ", "
+              << (std::filesystem::path(options_.out) / "report.json").string() << std::endl;
   }
   if (!report_.ok() && hub_) {
     std::cerr << "last lines of the hub log (" << hub_->log_path().string() << "):\n";
@@ -523,9 +520,10 @@ void Soak::CheckStore() {
     return;
   }
   hub::Store& st = *store.value();
-  const uint64_t last = st.LastSeq();
+  const uint64_t last = itest::MustRead(st.events().LastSeq(), "last seq");
+  const uint64_t first = itest::MustRead(st.events().FirstSeq(), "first seq");
   facts_.assign(last + 1, SeqFacts{});
-  uint64_t expect_seq = st.FirstSeq() > 0 ? st.FirstSeq() : 1;
+  uint64_t expect_seq = first > 0 ? first : 1;
   uint64_t holes = 0;
   uint64_t bad_hash = 0;
   uint64_t dedup_bad = 0;
@@ -533,7 +531,7 @@ void Soak::CheckStore() {
   std::vector<uint64_t> key_seqs;
   std::map<std::string, uint16_t> route_index;
   auto check_dedup = [&] {
-    auto entries = st.LookupDedup(keys);
+    auto entries = itest::MustRead(st.dedup().Lookup(keys), "dedup");
     for (size_t i = 0; i < entries.size(); ++i) {
       if (!entries[i] || entries[i]->hub_seq != key_seqs[i]) {
         if (dedup_bad++ < 3) {
@@ -545,7 +543,7 @@ void Soak::CheckStore() {
     keys.clear();
     key_seqs.clear();
   };
-  st.ScanEvents(0, last, [&](uint64_t seq, std::string_view bytes) {
+  Status scanned = st.events().Scan(0, last, [&](uint64_t seq, std::string_view bytes) {
     if (seq != expect_seq) {
       holes += seq > expect_seq ? seq - expect_seq : 1;
     }
@@ -587,13 +585,14 @@ void Soak::CheckStore() {
       f.wide |= Covers(feeds_[i], env.publisher_ods(), env.site_ods(), type, false) ? bit : 0;
       f.narrow |= Covers(feeds_[i], env.publisher_ods(), env.site_ods(), type, true) ? bit : 0;
     }
-    keys.push_back(hub::Store::DedupKey(env.publisher_ods(), env.event_id()));
+    keys.push_back(hub::DedupKey(env.publisher_ods(), env.event_id()));
     key_seqs.push_back(seq);
     if (keys.size() >= 1000) {
       check_dedup();
     }
     return true;
   });
+  itest::MustSucceed(scanned, "scan events");
   check_dedup();
   if (holes > 0 || expect_seq != last + 1) {
     Fail("the event log has " + std::to_string(holes) + " holes (ends at " +
@@ -624,7 +623,7 @@ void Soak::CheckStore() {
          std::to_string(report_.traffic.sent_invalid) + " invalid events");
   }
   for (const auto& f : feeds_) {
-    auto cursor = st.GetCursor(f.subscription);
+    auto cursor = itest::MustRead(st.cursors().Get(f.subscription), "cursor");
     if (cursor && *cursor > last) {
       Fail(f.subscription + " cursor " + std::to_string(*cursor) + " beyond LastSeq " +
            std::to_string(last));
@@ -646,16 +645,16 @@ void Soak::CheckStore() {
       (consistency.ok() ? consistency->Summary() : consistency.status().ToString());
   store.value().reset();
   // The operators' tool on the same data dir must agree.
-  auto verify = itest::RunCommand({itest::BinaryPath("carehubctl").string(), "verify",
-                                   "--data-dir", hub_->data_dir().string()},
-                                  work_.path(), seconds(300));
+  auto verify = itest::RunCommand(
+      {itest::BinaryPath("carehubctl").string(), "verify", "--data-dir", hub_->data_dir().string()},
+      work_.path(), seconds(300));
   if (!verify.ok() || !verify->status.Exited(0)) {
-    Fail("carehubctl verify: " + (verify.ok() ? verify->status.ToString() + " " + verify->out +
-                                                    verify->err
-                                              : verify.status().ToString()));
+    Fail("carehubctl verify: " + (verify.ok()
+                                      ? verify->status.ToString() + " " + verify->out + verify->err
+                                      : verify.status().ToString()));
   }
-  report_.store_check += "; carehubctl verify: " +
-                         (verify.ok() ? verify->status.ToString() : std::string("not run"));
+  report_.store_check +=
+      "; carehubctl verify: " + (verify.ok() ? verify->status.ToString() : std::string("not run"));
 }
 
 }  // namespace
@@ -666,8 +665,9 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("CAREHUB_SEED")) {
     options.seed = std::strtoull(env, nullptr, 10);
   }
-  CLI::App app{"carehub-soak: a bounded soak run of the real hub with faults, then a full "
-               "consistency check"};
+  CLI::App app{
+      "carehub-soak: a bounded soak run of the real hub with faults, then a full "
+      "consistency check"};
   app.add_option("--minutes", options.minutes, "Length of the traffic phase")
       ->check(CLI::Range(0.1, 600.0));
   app.add_option("--rate", options.rate, "Events per second over all publishers")

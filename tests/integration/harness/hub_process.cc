@@ -236,7 +236,8 @@ Result<std::unique_ptr<hub::Store>> HubProcess::OpenStore() const {
 
 std::vector<StoredEvent> ReadAllEvents(hub::Store& store) {
   std::vector<StoredEvent> out;
-  store.ScanEvents(0, store.LastSeq(), [&](uint64_t seq, std::string_view bytes) {
+  const uint64_t last = MustRead(store.events().LastSeq(), "last seq");
+  Status scanned = store.events().Scan(0, last, [&](uint64_t seq, std::string_view bytes) {
     StoredEvent e;
     e.hub_seq = seq;
     if (!e.event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -246,6 +247,7 @@ std::vector<StoredEvent> ReadAllEvents(hub::Store& store) {
     out.push_back(std::move(e));
     return true;
   });
+  MustSucceed(scanned, "scan events");
   return out;
 }
 
@@ -254,7 +256,7 @@ std::vector<v1::QuarantineRecord> ReadAllQuarantine(hub::Store& store) {
   uint64_t after = 0;
   // Bounded: each round either advances `after` or ends the loop.
   while (true) {
-    auto page = store.ListQuarantine(after, 10'000);
+    auto page = MustRead(store.quarantine().List(after, 10'000), "list quarantine");
     if (page.empty()) {
       break;
     }

@@ -19,6 +19,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -116,6 +118,20 @@ struct StoredEvent {
   uint64_t hub_seq = 0;
   v1::Event event;
 };
+
+// The value of a read of a stopped hub's store. Tests read stores the hub wrote; a read that fails
+// there is a finding, so it ends the test binary with the reason rather than look like "absent".
+inline void MustSucceed(const Status& status, const char* what) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "store read failed (%s): %s\n", what, status.ToString().c_str());
+    std::abort();
+  }
+}
+template <typename T>
+T MustRead(Result<T> result, const char* what) {
+  MustSucceed(result.status(), what);
+  return std::move(result).value();
+}
 
 // Every event in the log, in hub_seq order (bounded by LastSeq()).
 std::vector<StoredEvent> ReadAllEvents(hub::Store& store);

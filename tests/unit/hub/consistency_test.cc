@@ -24,6 +24,13 @@ namespace {
 
 constexpr size_t kEvents = 300;
 
+// The value of a read that must succeed (a failed read fails the test, visibly).
+template <typename T>
+T Ok(Result<T> result) {
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  return result.ok() ? std::move(result).value() : T{};
+}
+
 class ConsistencyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -39,7 +46,8 @@ class ConsistencyTest : public ::testing::Test {
     so.seed = 7;
     so.id_prefix = "cons-";
     SyntheticGenerator gen(so);
-    GroupCommitter committer(store_.get(), /*sync=*/true, &metrics_, nullptr, nullptr);
+    GroupCommitter committer(store_.get(), /*last_seq=*/0, /*sync=*/true, &metrics_, nullptr,
+                             nullptr);
     for (size_t b = 0; b < 3; ++b) {
       v1::Publish publish;
       for (size_t i = 0; i < kEvents / 3; ++i) {
@@ -60,8 +68,8 @@ class ConsistencyTest : public ::testing::Test {
       }
     }
     committer.Stop();
-    ASSERT_EQ(store_->LastSeq(), kEvents);
-    ASSERT_TRUE(store_->PutCursor("feed", kEvents / 2).ok());
+    ASSERT_EQ(Ok(store_->events().LastSeq()), kEvents);
+    ASSERT_TRUE(store_->cursors().Put("feed", kEvents / 2).ok());
     v1::AuditRecord audit;
     audit.set_at_unix_ms(1000);
     audit.set_kind("delivery");
@@ -69,7 +77,7 @@ class ConsistencyTest : public ::testing::Test {
     audit.set_from_seq(1);
     audit.set_to_seq(kEvents / 2);
     audit.set_delivered(kEvents / 2);
-    ASSERT_TRUE(store_->AppendAudit(audit).ok());
+    ASSERT_TRUE(store_->audit().Append(audit).ok());
   }
   void TearDown() override {
     store_.reset();
@@ -114,21 +122,21 @@ class ConsistencyTest : public ::testing::Test {
   }
 
   // Adds to `batch` a second copy of stored event `seq` at `new_seq`, filed under its route.
-  void AddCopyOfEvent(uint64_t seq, uint64_t new_seq, rocksdb::WriteBatch* batch) {
-    auto event = store_->GetEvent(seq);
+  void AddCopyOfEvent(uint64_t seq, uint64_t new_seq, WriteBatch* batch) {
+    auto event = Ok(store_->events().Get(seq));
     ASSERT_TRUE(event.has_value());
     event->mutable_envelope()->set_hub_seq(new_seq);
-    store_->AddEvent(batch, new_seq, event->SerializeAsString());
-    store_->AddRouteById(batch,
-                         RouteId(event->envelope().publisher_ods(), event->envelope().site_ods(),
-                                 EventTypeName(*event)),
+    store_->events().Add(batch, new_seq, event->SerializeAsString());
+    store_->routes().Add(batch,
+                         RoutePrefix(event->envelope().publisher_ods(),
+                                     event->envelope().site_ods(), EventTypeName(*event)),
                          new_seq);
   }
 
   std::string FirstDedupKey() {
-    auto event = store_->GetEvent(10);
+    auto event = Ok(store_->events().Get(10));
     EXPECT_TRUE(event.has_value());
-    return Store::DedupKey(event->envelope().publisher_ods(), event->envelope().event_id());
+    return DedupKey(event->envelope().publisher_ods(), event->envelope().event_id());
   }
 
   std::filesystem::path dir_;
@@ -163,8 +171,8 @@ TEST_F(ConsistencyTest, RetentionCutIsConsistentAndKeepsTheNewestEvent) {
   auto deleted = store_->DeleteEventsBefore(ToUnixMillis(SystemClock::Instance().Now()) + 60'000);
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(deleted.value(), kEvents - 1);
-  EXPECT_EQ(store_->LastSeq(), kEvents);
-  EXPECT_EQ(store_->FirstSeq(), kEvents);
+  EXPECT_EQ(Ok(store_->events().LastSeq()), kEvents);
+  EXPECT_EQ(Ok(store_->events().FirstSeq()), kEvents);
   auto r = Check();
   EXPECT_TRUE(r.consistent()) << r.Summary() << "\n" << (r.problems.empty() ? "" : r.problems[0]);
   EXPECT_EQ(r.dedup_keys_below_cut, kEvents - 1);
@@ -194,11 +202,11 @@ TEST_F(ConsistencyTest, MissingDedupKeyOfAnExpiredEventIsAllowed) {
 TEST_F(ConsistencyTest, ResendStoredAgainAfterTheWindowIsAllowedThenOnly) {
   // Past the dedup window the pipeline stores a resend again and its key moves to the new copy.
   const std::string key = FirstDedupKey();
-  auto old_entry = store_->LookupDedup({key})[0];
+  auto old_entry = Ok(store_->dedup().Lookup({key}))[0];
   ASSERT_TRUE(old_entry.has_value());
-  rocksdb::WriteBatch batch;
+  WriteBatch batch;
   ASSERT_NO_FATAL_FAILURE(AddCopyOfEvent(10, kEvents + 1, &batch));
-  store_->AddDedup(&batch, key, DedupEntry{kEvents + 1, old_entry->hash, old_entry->day});
+  store_->dedup().Add(&batch, key, DedupEntry{kEvents + 1, old_entry->hash, old_entry->day});
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
   ConsistencyOptions later;
   later.now_unix_ms = ToUnixMillis(SystemClock::Instance().Now()) + 402LL * 24 * 3600 * 1000;
@@ -211,11 +219,11 @@ TEST_F(ConsistencyTest, ResendStoredAgainAfterTheWindowIsAllowedThenOnly) {
 }
 
 TEST_F(ConsistencyTest, DanglingRouteAndDedupKeyAreReported) {
-  rocksdb::WriteBatch batch;
-  store_->AddRouteById(&batch, RouteId("RXK", "RXK01", "activity.emergency_admission"),
+  WriteBatch batch;
+  store_->routes().Add(&batch, RoutePrefix("RXK", "RXK01", "activity.emergency_admission"),
                        kEvents + 5);
   DedupEntry entry{kEvents + 7, HashContent("x"), 20000};
-  store_->AddDedup(&batch, Store::DedupKey("RXK", "ghost"), entry);
+  store_->dedup().Add(&batch, DedupKey("RXK", "ghost"), entry);
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
   auto r = Check();
   EXPECT_FALSE(r.consistent());
@@ -224,10 +232,10 @@ TEST_F(ConsistencyTest, DanglingRouteAndDedupKeyAreReported) {
 }
 
 TEST_F(ConsistencyTest, RouteOutsideTheKnownRoutesIsReported) {
-  auto event = store_->GetEvent(20);
+  auto event = Ok(store_->events().Get(20));
   ASSERT_TRUE(event.has_value());
-  rocksdb::WriteBatch batch;
-  store_->AddRouteById(&batch, RouteId("ZZZ", "ZZZ01", "activity.discharge"), 20);
+  WriteBatch batch;
+  store_->routes().Add(&batch, RoutePrefix("ZZZ", "ZZZ01", "activity.discharge"), 20);
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
   auto r = Check();
   EXPECT_TRUE(Mentions(r, "not among the known routes")) << r.Summary();
@@ -235,7 +243,7 @@ TEST_F(ConsistencyTest, RouteOutsideTheKnownRoutesIsReported) {
 }
 
 TEST_F(ConsistencyTest, CursorBeyondTheEndIsReported) {
-  ASSERT_TRUE(store_->PutCursor("feed", kEvents + 1).ok());
+  ASSERT_TRUE(store_->cursors().Put("feed", kEvents + 1).ok());
   auto r = Check();
   EXPECT_EQ(r.problem_count, 1u) << r.Summary();
   EXPECT_TRUE(Mentions(r, "cursor feed = 301 is beyond the last stored hub_seq 300"))
@@ -244,7 +252,7 @@ TEST_F(ConsistencyTest, CursorBeyondTheEndIsReported) {
 
 TEST_F(ConsistencyTest, EventStoredTwiceAndAuditBeyondTheEndAreReported) {
   // A second copy of event 10 at a new seq, with its route: what a lost dedup write would allow.
-  rocksdb::WriteBatch batch;
+  WriteBatch batch;
   ASSERT_NO_FATAL_FAILURE(AddCopyOfEvent(10, kEvents + 1, &batch));
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
   v1::AuditRecord audit;
@@ -253,7 +261,7 @@ TEST_F(ConsistencyTest, EventStoredTwiceAndAuditBeyondTheEndAreReported) {
   audit.set_subscription("feed");
   audit.set_from_seq(290);
   audit.set_to_seq(kEvents + 50);
-  ASSERT_TRUE(store_->AppendAudit(audit).ok());
+  ASSERT_TRUE(store_->audit().Append(audit).ok());
   auto r = Check();
   EXPECT_TRUE(Mentions(r, "event 301: dedup key")) << r.Summary();
   EXPECT_TRUE(Mentions(r, "(event stored twice?)")) << r.Summary();

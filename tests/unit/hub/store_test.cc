@@ -2,14 +2,18 @@
 #include "carehub/hub/store.h"
 
 #include <gtest/gtest.h>
-#include <rocksdb/write_batch.h>
 
 #include <filesystem>
 
-#include "carehub/hub/ingest_pipeline.h"
-
 namespace carehub::hub {
 namespace {
+
+// The value of a read that must succeed (a failed read fails the test, visibly).
+template <typename T>
+T Ok(Result<T> result) {
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  return result.ok() ? std::move(result).value() : T{};
+}
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -33,10 +37,9 @@ class StoreTest : public ::testing::Test {
     e.mutable_envelope()->set_event_id("e" + std::to_string(seq));
     e.mutable_envelope()->set_hub_seq(seq);
     e.mutable_envelope()->mutable_received_at()->set_seconds(received_ms / 1000);
-    rocksdb::WriteBatch batch;
-    store_->AddEvent(&batch, seq, e.SerializeAsString());
-    store_->AddRouteById(&batch, RouteId(route.publisher_ods, route.site_ods, route.event_type),
-                         seq);
+    WriteBatch batch;
+    store_->events().Add(&batch, seq, e.SerializeAsString());
+    store_->routes().Add(&batch, RoutePrefix(route), seq);
     ASSERT_TRUE(store_->Commit(&batch, false).ok());
   }
 
@@ -45,12 +48,13 @@ class StoreTest : public ::testing::Test {
 };
 
 TEST_F(StoreTest, DedupLookupFindsOnlyWhatWasWritten) {
-  rocksdb::WriteBatch batch;
+  WriteBatch batch;
   DedupEntry entry{42, HashContent("abc"), 20000};
-  store_->AddDedup(&batch, Store::DedupKey("RXK", "MSG1"), entry);
+  store_->dedup().Add(&batch, DedupKey("RXK", "MSG1"), entry);
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
-  auto found = store_->LookupDedup({Store::DedupKey("RXK", "MSG1"), Store::DedupKey("RXK", "MSG2"),
-                                    Store::DedupKey("RR8", "MSG1")});
+  auto found = Ok(store_->dedup().Lookup(
+      {DedupKey("RXK", "MSG1"), DedupKey("RXK", "MSG2"), DedupKey("RR8", "MSG1")}));
+  ASSERT_EQ(found.size(), 3u);
   ASSERT_TRUE(found[0].has_value());
   EXPECT_EQ(found[0]->hub_seq, 42u);
   EXPECT_EQ(found[0]->hash, entry.hash);
@@ -65,50 +69,51 @@ TEST_F(StoreTest, RouteScanReturnsOnlyThatRouteInOrder) {
   for (uint64_t seq = 1; seq <= 100; ++seq) {
     Put(seq, 1'000'000, seq % 10 == 0 ? narrow : other);
   }
-  auto seqs = store_->ScanRoute(narrow, 1, 100, 1000);
+  auto seqs = Ok(store_->routes().Scan(narrow, 1, 100, 1000));
   ASSERT_EQ(seqs.size(), 10u);
   for (size_t i = 0; i < seqs.size(); ++i) {
     EXPECT_EQ(seqs[i], 10 * (i + 1));
   }
-  EXPECT_EQ(store_->ScanRoute(narrow, 35, 70, 1000), (std::vector<uint64_t>{40, 50, 60, 70}));
-  EXPECT_EQ(store_->ScanRoute(narrow, 1, 100, 3).size(), 3u);
+  EXPECT_EQ(Ok(store_->routes().Scan(narrow, 35, 70, 1000)),
+            (std::vector<uint64_t>{40, 50, 60, 70}));
+  EXPECT_EQ(Ok(store_->routes().Scan(narrow, 1, 100, 3)).size(), 3u);
 }
 
 TEST_F(StoreTest, RetentionDeletesWholeRangesBeforeTheCutoff) {
   RouteKey route{"RXK", "RXK01", "activity.ae_attendance"};
-  rocksdb::WriteBatch batch;
-  store_->AddKnownRoute(&batch, route);
+  WriteBatch batch;
+  store_->routes().AddKnown(&batch, route);
   ASSERT_TRUE(store_->Commit(&batch, false).ok());
-  store_->NoteRoutesCommitted({route});
+  store_->routes().NoteCommitted({route});
   for (uint64_t seq = 1; seq <= 50; ++seq) {
     Put(seq, static_cast<int64_t>(seq) * 1000, route);  // received at seq seconds
   }
-  EXPECT_EQ(store_->SeqAtTime(20'500), 21u);
+  EXPECT_EQ(Ok(store_->events().SeqAtTime(20'500)), 21u);
   auto deleted = store_->DeleteEventsBefore(20'500);
   ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
   EXPECT_EQ(deleted.value(), 20u);
-  EXPECT_EQ(store_->FirstSeq(), 21u);
-  EXPECT_EQ(store_->LastSeq(), 50u);
-  EXPECT_FALSE(store_->GetEvent(20).has_value());
-  EXPECT_TRUE(store_->GetEvent(21).has_value());
-  auto routed = store_->ScanRoute(route, 1, 50, 1000);
+  EXPECT_EQ(Ok(store_->events().FirstSeq()), 21u);
+  EXPECT_EQ(Ok(store_->events().LastSeq()), 50u);
+  EXPECT_FALSE(Ok(store_->events().Get(20)).has_value());
+  EXPECT_TRUE(Ok(store_->events().Get(21)).has_value());
+  auto routed = Ok(store_->routes().Scan(route, 1, 50, 1000));
   ASSERT_FALSE(routed.empty());
   EXPECT_EQ(routed.front(), 21u) << "route entries of deleted events go too";
 }
 
 TEST_F(StoreTest, CursorsAndAuditRoundTrip) {
-  EXPECT_FALSE(store_->GetCursor("feed").has_value());
-  ASSERT_TRUE(store_->PutCursor("feed", 77).ok());
-  EXPECT_EQ(store_->GetCursor("feed").value(), 77u);
+  EXPECT_FALSE(Ok(store_->cursors().Get("feed")).has_value());
+  ASSERT_TRUE(store_->cursors().Put("feed", 77).ok());
+  EXPECT_EQ(Ok(store_->cursors().Get("feed")), std::optional<uint64_t>(77));
   for (int i = 0; i < 5; ++i) {
     v1::AuditRecord a;
     a.set_at_unix_ms(1000 * (i + 1));
     a.set_kind("delivery");
     a.set_subscriber(i % 2 ? "odd" : "even");
-    ASSERT_TRUE(store_->AppendAudit(a).ok());
+    ASSERT_TRUE(store_->audit().Append(a).ok());
   }
-  EXPECT_EQ(store_->QueryAudit("even", 0, INT64_MAX, 100).size(), 3u);
-  EXPECT_EQ(store_->QueryAudit("", 2000, 4000, 100).size(), 3u);
+  EXPECT_EQ(Ok(store_->audit().Query("even", 0, INT64_MAX, 100)).size(), 3u);
+  EXPECT_EQ(Ok(store_->audit().Query("", 2000, 4000, 100)).size(), 3u);
 }
 
 TEST(StoreHeadroom, RefusesWritesThatWouldEatTheReserve) {
@@ -123,6 +128,33 @@ TEST(StoreHeadroom, RefusesWritesThatWouldEatTheReserve) {
   EXPECT_EQ(store.value()->Probe().code(), "store_full");
   store.value().reset();
   std::filesystem::remove_all(dir);
+}
+
+TEST(EventCodec, HubFieldsSuffixParsesAsTheEventWithItsHubFields) {
+  v1::Event event;
+  event.mutable_envelope()->set_event_id("MSG-1");
+  event.mutable_envelope()->set_publisher_ods("RXK");
+  event.mutable_activity()->set_kind(v1::ACTIVITY_KIND_DISCHARGE);
+  std::string bytes = CanonicalBytes(event);
+  // 1 700 000 000.123456 s: the suffix keeps microseconds.
+  const auto at =
+      std::chrono::system_clock::time_point(std::chrono::microseconds(1'700'000'000'123'456));
+  AppendHubFields(&bytes, 300, at);  // 300 needs a two-byte varint
+  v1::Event parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.envelope().hub_seq(), 300u);
+  EXPECT_EQ(parsed.envelope().received_at().seconds(), 1'700'000'000);
+  EXPECT_EQ(parsed.envelope().received_at().nanos(), 123'456'000);
+  EXPECT_EQ(parsed.envelope().event_id(), "MSG-1") << "the publisher's fields survive the merge";
+  EXPECT_EQ(parsed.activity().kind(), v1::ACTIVITY_KIND_DISCHARGE);
+}
+
+TEST(StoreKeys, RoutePrefixRoundTripsAndRefusesTruncatedPrefixes) {
+  RouteKey route{"RXK", "RXK01", "activity.discharge"};
+  EXPECT_EQ(RoutePrefix(route), std::string("RXK\0RXK01\0activity.discharge\0", 29));
+  EXPECT_EQ(ParseRoutePrefix(RoutePrefix(route)), route);
+  EXPECT_FALSE(ParseRoutePrefix(std::string("RXK\0RXK01", 9)).has_value());
+  EXPECT_EQ(DedupKey("RXK", "MSG1"), std::string("RXK\0MSG1", 8));
 }
 
 }  // namespace

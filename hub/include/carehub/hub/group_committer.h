@@ -29,7 +29,9 @@ class GroupCommitter {
  public:
   // `on_completed` runs on the writer thread after batches move to the completed list (the ingest
   // server uses it to wake its poll loop); `on_committed(seq)` after events up to seq are durable.
-  GroupCommitter(Store* store, bool sync, metrics::Registry* metrics,
+  // `last_seq`: the highest hub_seq already durable in `store`. `store` is not owned and must
+  // outlive the committer.
+  GroupCommitter(Store* store, uint64_t last_seq, bool sync, metrics::Registry* metrics,
                  std::function<void()> on_completed, std::function<void(uint64_t)> on_committed);
   ~GroupCommitter();
   GroupCommitter(const GroupCommitter&) = delete;

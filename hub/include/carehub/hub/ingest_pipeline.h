@@ -1,10 +1,17 @@
 #pragma once
-// The hub's ingest data path, minus the socket: authorise -> validate -> dedup -> (store) -> ack.
+// The hub's ingest data path, minus the socket. Prepare() runs, in this order (ingest_pipeline.cc):
 //
-// Prepare() turns one decoded Publish into a PreparedBatch: a result per event and a RocksDB write
-// batch holding the accepted events, their dedup keys and routes, plus quarantine records for the
+//   authorise -> validate -> canonicalise -> dedup -> sequence -> write batch
+//
+// and turns one decoded Publish into a PreparedBatch: a result per event and a store WriteBatch
+// holding the accepted events, their dedup keys and routes, plus quarantine records for the
 // rejected ones. Nothing is durable yet; the caller commits the batch (group commit, see
 // GroupCommitter) and only then answers the publisher, with the results Finish() settled.
+//
+// Errors: an event that fails authorisation or validation is REJECTED (quarantined); a content
+// clash is CONFLICT. When the dedup index cannot be read, the whole batch is answered RETRY with
+// nothing written: a failed read must never be taken for "not stored" (that would accept a resend
+// twice).
 //
 // Dedup sees both the store and batches prepared but not yet committed (`pending_`), so a resend
 // that arrives while its original is still being written is answered DUPLICATE — and that answer
@@ -15,15 +22,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include <rocksdb/write_batch.h>
 
 #include "carehub/core/clock.h"
 #include "carehub/core/validation.h"
@@ -49,7 +55,7 @@ struct PreparedBatch {
   std::string routing_id;  // the ROUTER peer to answer
   std::string sender;      // authenticated identity, or "" in plain mode
   v1::PublishResult result;
-  rocksdb::WriteBatch writes;
+  WriteBatch writes;
   std::vector<std::string> pending_keys;  // dedup keys this batch added to the pending set
   uint64_t epoch = 0;
   uint64_t max_seq = 0;
@@ -116,8 +122,28 @@ class IngestPipeline {
     uint64_t hub_seq;
     ContentHash hash;
   };
+  // An event that passed authorisation and validation, on its way through dedup and sequencing.
+  struct Candidate {
+    int index;          // in the Publish
+    std::string key;    // dedup key
+    std::string bytes;  // canonical bytes; the stored record once hub fields are appended
+    ContentHash hash;
+    std::optional<Pending> prior;  // the same key, pending or stored
+  };
+  // The stages of Prepare, in order.
+  std::vector<Candidate> AuthoriseAndValidate(PreparedBatch* batch, v1::Publish* publish);
+  Status FindPriors(std::vector<Candidate>* candidates, uint32_t today);
+  void DecideAndSequence(PreparedBatch* batch, const v1::Publish& publish,
+                         std::vector<Candidate>* candidates, uint32_t today);
+  void CountActivity(const PreparedBatch& batch, const v1::Publish& publish);
+  // Every result RETRY, nothing written: the store could not be read or written.
+  static void FailAll(PreparedBatch* batch, const std::string& message);
+
   void Reject(PreparedBatch* batch, v1::EventResult* result, const v1::Event& event,
               std::string_view raw, std::string reason, std::string message);
+  void NoteAccepted(PreparedBatch* batch, const std::string& publisher, const std::string& type);
+  // Reads where the log ends and the known routes; next_seq_ only ever grows.
+  Status RestartFromStore();
   metrics::Counter& CounterFor(const std::string& family, const std::string& help,
                                const metrics::Labels& labels);
 
@@ -127,7 +153,7 @@ class IngestPipeline {
   uint32_t dedup_window_days_;
   const Clock& clock_;
   PublishAuthoriser authorise_;
-  uint64_t next_seq_;
+  uint64_t next_seq_ = 0;  // 0: not yet read from the store
   uint64_t epoch_ = 1;
   std::unordered_map<std::string, Pending> pending_;
   std::unordered_set<std::string> known_routes_;
@@ -137,11 +163,5 @@ class IngestPipeline {
   mutable std::mutex activity_mu_;
   std::map<std::string, PublisherActivity> activity_;
 };
-
-// The route index prefix "publisher \0 site \0 type \0" (see Store).
-std::string RouteId(std::string_view publisher, std::string_view site, std::string_view type);
-
-// Content hash over the canonical encoding (hub fields excluded).
-ContentHash HashContent(std::string_view canonical_bytes);
 
 }  // namespace carehub::hub

@@ -7,13 +7,13 @@
 // Run() blocks on the calling thread until `stop` is set, then stops reading, lets in-flight
 // batches commit, answers them and returns.
 
+#include <google/protobuf/arena.h>
+
 #include <atomic>
 #include <future>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
-
-#include <google/protobuf/arena.h>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -35,8 +35,10 @@ struct IngestServerOptions {
 
 class IngestServer {
  public:
+  // `pipeline`, `store` and `metrics` are not owned and must outlive the server; `last_seq` is the
+  // highest hub_seq already durable in `store`.
   IngestServer(zmq::context_t& context, IngestServerOptions options, IngestPipeline* pipeline,
-               Store* store, bool sync, metrics::Registry* metrics,
+               Store* store, uint64_t last_seq, bool sync, metrics::Registry* metrics,
                std::function<void(uint64_t)> on_committed = nullptr);
   ~IngestServer();
 

@@ -1,15 +1,25 @@
 #pragma once
 // The subscribe endpoint (DESIGN §6): a ZeroMQ ROUTER serving one subscription per subscriber
 // connection. Reads the event log from the store (never from ingest's memory), so a slow or stalled
-// subscriber costs ingest nothing and catches up from disk; only events up to the committed (durable)
-// hub_seq are ever delivered.
+// subscriber costs ingest nothing and catches up from disk; only events up to the committed
+// (durable) hub_seq are ever delivered.
 //
-// Per delivery round and session: take the policy snapshot in force, examine the next range of the
-// log, decide each event (deliver / withheld / not covered), redact what is delivered, send one
-// Delivery within the subscriber's credit, and write one audit record. A narrow subscription reads
-// only the routes (publisher, site, type) its agreements may cover, through the store's route index.
+// The delivery path, per round and session (Serve):
 //
-// Run() blocks on the calling thread until `stop` is set.
+//   store -> match -> redact -> audit -> deliver
+//
+// take the policy snapshot in force and check the session is still entitled; read the next range of
+// the log the subscription may cover (src/subscribe/log_reader.h: route index or log scan); decide
+// each event and redact what is delivered (src/subscribe/disclosure.h: DeliveryBatch); write the
+// audit record, then send one Delivery within the subscriber's credit (Disclose: no audit, no
+// disclosure). The protocol's session state machine is src/subscribe/session.h.
+//
+// Errors: a failed read of the store stops that session's round, is counted and logged, and the
+// next round reads again from the same position (with backoff); nothing is skipped.
+//
+// Run() blocks on the calling thread until `stop` is set; Wake() and Statuses() may be called from
+// any thread. `store`, `policy`, `committed_seq` and `metrics` are not owned and must outlive the
+// server.
 
 #include <atomic>
 #include <chrono>
@@ -19,7 +29,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "carehub/core/clock.h"
@@ -29,6 +38,9 @@
 #include "carehub/v1/wire.pb.h"
 
 namespace carehub::hub {
+
+struct Session;
+enum class SendOutcome;
 
 struct SubscribeServerOptions {
   std::string endpoint;
@@ -73,16 +85,25 @@ class SubscribeServer {
   std::vector<SubscriptionStatus> Statuses() const;
 
  private:
-  struct Session;
   void HandleMessage(std::vector<zmq::message_t>& parts);
   void HandleSubscribe(const std::string& routing_id, const std::string& identity,
                        const v1::Subscribe& request);
   // Returns true when the session sent something or has more to send right away.
   bool Serve(Session& session, const std::shared_ptr<const policy::PolicySet>& policy,
              uint64_t head);
+  // The subscription a session serves, if it may still receive anything now; else tells the
+  // subscriber why (error or notice) and returns null.
+  const policy::SubscriptionRef* CheckEntitled(Session& session, const policy::PolicySet& policy,
+                                               Clock::TimePoint now);
+  void CountDelivery(const Session& session, uint64_t delivered,
+                     const std::map<std::string, uint32_t>& withheld);
+  void OnReadFailed(Session& session, const Status& status);
+  void SendHeartbeatIfDue(Session& session, uint64_t head);
+  // Sends routing id + bytes without blocking.
+  SendOutcome SendBytes(const std::string& routing_id, const std::string& bytes);
   void SendFrame(const std::string& routing_id, const v1::Frame& frame);
-  void SendError(const std::string& routing_id, const std::string& code,
-                 const std::string& message, bool fatal);
+  void SendError(const std::string& routing_id, const std::string& code, const std::string& message,
+                 bool fatal);
   void SendNotice(const std::string& routing_id, const std::string& code,
                   const std::string& message);
   void RefreshStatus(const std::shared_ptr<const policy::PolicySet>& policy, uint64_t head);

@@ -1,0 +1,39 @@
+#pragma once
+// How an event is encoded for the store, in one place: the canonical bytes a content hash is taken
+// over, the content hash itself (part of the stored dedup format), and the hub fields appended to
+// the canonical bytes to make the stored record.
+//
+// Pure functions; thread-safe.
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "carehub/v1/event.pb.h"
+
+namespace carehub::hub {
+
+using ContentHash = std::array<uint8_t, 16>;
+
+// Deterministic protobuf encoding of `event` as it stands (the caller clears the hub fields first:
+// the canonical form is what the publisher sent).
+std::string CanonicalBytes(const v1::Event& event);
+
+// Content hash over the canonical encoding (hub fields excluded). It only has to tell a resend from
+// a changed event of the same publisher and event_id; its key is part of the stored format.
+ContentHash HashContent(std::string_view canonical_bytes);
+
+// Appends Event.envelope { hub_seq, received_at } to canonical bytes, making the stored record.
+//
+// Why by hand: protobuf merges a repeated embedded message on parse, so canonical + suffix parses
+// as the event with its hub fields set — one serialization per event instead of two (the second
+// was a measurable share of ingest CPU). The encoding is fixed by event.proto's field numbers:
+//   Event.envelope (1, LEN) { hub_seq (20, VARINT), received_at (21, LEN) { seconds (1), nanos (2)
+//   } }
+// received_at keeps microseconds. event_codec_test checks the result against protobuf's parse.
+void AppendHubFields(std::string* bytes, uint64_t hub_seq,
+                     std::chrono::system_clock::time_point received_at);
+
+}  // namespace carehub::hub

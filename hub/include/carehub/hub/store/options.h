@@ -1,0 +1,34 @@
+#pragma once
+// How a store is opened (Store::Open). Plain data.
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+
+#include "carehub/core/clock.h"
+
+namespace carehub::hub {
+
+struct StoreOptions {
+  std::filesystem::path dir;
+  // Dedup keys older than this are dropped during compaction.
+  uint32_t dedup_window_days = 400;
+  size_t block_cache_bytes = 256ull << 20;
+  size_t write_buffer_bytes = 64ull << 20;
+  // Writes are refused (RETRY) while the data filesystem has less than this free, so RocksDB never
+  // runs into a full disk itself (its write-ahead log does not recover cleanly from ENOSPC) and
+  // flushes and compactions keep room to finish. 0: min(256 MiB, 2% of the filesystem).
+  uint64_t min_free_disk_bytes = 0;
+  // Write-ahead log recovery at open. By default a damaged record is tolerated only at the very end
+  // of the log (a write the crash cut short, never acknowledged); damage with intact writes after
+  // it refuses the open (error code "store_wal_corrupt"), because starting would silently drop
+  // acknowledged events. `salvage_wal` (the operator's recovery, docs/reliability.md) skips every
+  // damaged record and keeps every intact one, or, where RocksDB cannot go on past the damage,
+  // every write before it.
+  bool salvage_wal = false;
+  // Tells the day for dedup-key expiry and the time of the store's own records. Not owned; must
+  // outlive the store. Null: the system clock.
+  const Clock* clock = nullptr;
+};
+
+}  // namespace carehub::hub

@@ -1,0 +1,53 @@
+#pragma once
+// Quarantine: what the hub refused, with the raw bytes to diagnose it and the outcome of any
+// replay (column family "quarantine").
+//
+//   key    record id (8 BE), assigned in order by NextId()
+//   value  v1::QuarantineRecord
+//
+// Records are added in the same batch as the events they were refused beside (Add) and counted once
+// that batch is committed (NoteCommitted), so Count() never includes a record a failed commit
+// dropped. A replay overwrites the record with its outcome (Put, synced).
+//
+// Errors: reads fail when the read fails; Get's empty optional means no record with that id.
+//
+// Thread-safety: every method may be called from any thread. Does not own the Database.
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "carehub/core/status.h"
+#include "carehub/hub/store/write_batch.h"
+#include "carehub/v1/store.pb.h"
+
+namespace carehub::hub {
+
+class Database;
+
+class QuarantineTable {
+ public:
+  explicit QuarantineTable(Database* db) : db_(db) {}
+
+  // Reads the record count and the next id (at open).
+  Status Load();
+
+  uint64_t NextId() { return next_id_.fetch_add(1); }
+  void Add(WriteBatch* batch, const v1::QuarantineRecord& record);
+  void NoteCommitted(uint64_t records) { count_.fetch_add(records); }
+  uint64_t Count() const { return count_.load(); }
+
+  // Records with id > after_id, in id order, at most `limit`.
+  Result<std::vector<v1::QuarantineRecord>> List(uint64_t after_id, size_t limit) const;
+  Result<std::optional<v1::QuarantineRecord>> Get(uint64_t id) const;
+  // Overwrites (a replay's outcome), synced.
+  Status Put(const v1::QuarantineRecord& record);
+
+ private:
+  Database* db_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> count_{0};
+};
+
+}  // namespace carehub::hub

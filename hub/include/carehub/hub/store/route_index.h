@@ -1,0 +1,60 @@
+#pragma once
+// The route index: which events are filed under each (publisher, site, type), so a narrow
+// subscription reads only the events it may receive (column family "route"), and the list of
+// routes ever seen (column family "meta").
+//
+//   route  RoutePrefix(publisher, site, type) + hub_seq (8 BE)  ->  ""
+//   meta   "route:" + RoutePrefix(...)                           ->  ""
+//
+// A route is written into meta in the same batch as its first event (AddKnown) and joins the
+// in-memory list once that batch is committed (NoteCommitted), so the list never names a route
+// whose events a failed commit dropped.
+//
+// Errors: Scan returns an error when the read fails, never a shorter list.
+//
+// Thread-safety: every method may be called from any thread; the in-memory list is guarded by a
+// mutex. Does not own the Database.
+
+#include <cstdint>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "carehub/core/status.h"
+#include "carehub/hub/store/keys.h"
+#include "carehub/hub/store/write_batch.h"
+
+namespace carehub::hub {
+
+class Database;
+
+class RouteIndex {
+ public:
+  explicit RouteIndex(Database* db) : db_(db) {}
+
+  // Reads the known routes from meta (at open).
+  Status Load();
+
+  // Files `hub_seq` under the route whose prefix is `route_prefix` (RoutePrefix()).
+  void Add(WriteBatch* batch, std::string_view route_prefix, uint64_t hub_seq);
+  // Records a route the first time it is seen; NoteCommitted() adds it to Known() once the batch
+  // holding it is committed.
+  void AddKnown(WriteBatch* batch, const RouteKey& route);
+  void NoteCommitted(const std::vector<RouteKey>& routes);
+  std::vector<RouteKey> Known() const;
+  size_t KnownCount() const;
+
+  // Seqs filed under `route` with seq in [from, to], ascending, at most `limit`.
+  Result<std::vector<uint64_t>> Scan(const RouteKey& route, uint64_t from, uint64_t to,
+                                     size_t limit) const;
+
+  // Adds to `batch` the deletion of every entry below `cutoff_seq` (retention).
+  void AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const;
+
+ private:
+  Database* db_;
+  mutable std::mutex mu_;
+  std::vector<RouteKey> known_;  // guarded by mu_
+};
+
+}  // namespace carehub::hub

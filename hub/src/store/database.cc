@@ -1,0 +1,278 @@
+#include "database.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "carehub/hub/store/keys.h"
+#include "dedup_expiry_filter.h"
+#include "rocksdb_logger.h"
+
+namespace carehub::hub {
+namespace {
+
+const char* const kColumnNames[kColumnCount] = {"default", "events",     "dedup", "route",
+                                                "cursors", "quarantine", "audit", "meta"};
+
+// The newest RocksDB sequence number that recovering the log under `mode` yields, found by a
+// read-only open (nothing on disk changes); empty when even that open fails.
+std::optional<uint64_t> RecoveredSequence(rocksdb::DBOptions options, rocksdb::WALRecoveryMode mode,
+                                          const std::string& dir,
+                                          const std::vector<rocksdb::ColumnFamilyDescriptor>& cfs) {
+  options.wal_recovery_mode = mode;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly(options, dir, cfs, &handles, &raw).ok()) {
+    return std::nullopt;
+  }
+  uint64_t seq = raw->GetLatestSequenceNumber();
+  for (auto* h : handles) {
+    raw->DestroyColumnFamilyHandle(h);
+  }
+  delete raw;
+  return seq;
+}
+
+rocksdb::DBOptions DbOptions(const StoreOptions& options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.max_total_wal_size = 512ull << 20;
+  db_options.keep_log_file_num = 5;
+  // One memory budget for every memtable, so RSS stays bounded however the CFs are used.
+  db_options.db_write_buffer_size = options.write_buffer_bytes * 3;
+  db_options.info_log = std::make_shared<SpdlogRocksLogger>(StoreLog());
+  // A crash can cut short only the last write, which was never acknowledged: tolerate that, and
+  // nothing else (see OpenWithRecoveryPolicy and StoreOptions::salvage_wal).
+  db_options.wal_recovery_mode = options.salvage_wal
+                                     ? rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords
+                                     : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  return db_options;
+}
+
+std::shared_ptr<rocksdb::TableFactory> TableFactory(const std::shared_ptr<rocksdb::Cache>& cache,
+                                                    bool bloom) {
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  if (bloom) {
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+    t.whole_key_filtering = true;
+    t.cache_index_and_filter_blocks = true;
+    t.cache_index_and_filter_blocks_with_high_priority = true;
+    t.pin_l0_filter_and_index_blocks_in_cache = true;
+  }
+  return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(t));
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
+    const StoreOptions& options, const std::shared_ptr<rocksdb::Cache>& cache,
+    const rocksdb::CompactionFilter* dedup_expiry) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (int i = 0; i < kColumnCount; ++i) {
+    const auto column = static_cast<Column>(i);
+    rocksdb::ColumnFamilyOptions cf;
+    cf.write_buffer_size = options.write_buffer_bytes;
+    cf.table_factory = TableFactory(cache, /*bloom=*/false);
+    if (column == Column::kDedup) {
+      // Most keys looked up at ingest are new: filters answer "not here" without reading blocks.
+      cf.table_factory = TableFactory(cache, /*bloom=*/true);
+      cf.memtable_prefix_bloom_size_ratio = 0.1;
+      cf.memtable_whole_key_filtering = true;
+      cf.compaction_filter = dedup_expiry;
+    }
+    if (column == Column::kEvents) {
+      cf.write_buffer_size = options.write_buffer_bytes * 2;
+    } else if (column != Column::kDedup && column != Column::kRoute) {
+      cf.write_buffer_size = 8ull << 20;  // cursors, quarantine, audit, meta: small and rare
+    }
+    descriptors.emplace_back(kColumnNames[i], cf);
+  }
+  return descriptors;
+}
+
+// Opens under the WAL recovery policy of StoreOptions::salvage_wal (see there).
+rocksdb::Status OpenWithRecoveryPolicy(rocksdb::DBOptions db_options, const StoreOptions& options,
+                                       const std::vector<rocksdb::ColumnFamilyDescriptor>& cfs,
+                                       std::vector<rocksdb::ColumnFamilyHandle*>* handles,
+                                       rocksdb::DB** raw, Status* refusal) {
+  const std::string dir = options.dir.string();
+  auto s = rocksdb::DB::Open(db_options, dir, cfs, handles, raw);
+  if (s.IsCorruption() && !options.salvage_wal) {
+    // A damaged record with no intact write after it is the tail a crash cut short (garbage or a
+    // torn record, e.g. after a power cut): recover up to it. Intact writes after the damage mean
+    // acknowledged events would be dropped silently: refuse to start instead.
+    auto up_to_damage =
+        RecoveredSequence(db_options, rocksdb::WALRecoveryMode::kPointInTimeRecovery, dir, cfs);
+    auto all_intact =
+        RecoveredSequence(db_options, rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords, dir, cfs);
+    if (!up_to_damage || !all_intact || *up_to_damage != *all_intact) {
+      *refusal = Status::Error(
+          "store_wal_corrupt",
+          "the write-ahead log in " + dir +
+              " is damaged before its end (intact writes follow the damage), so starting would "
+              "drop acknowledged events; refusing to start. Recovery: docs/reliability.md, "
+              "'Damaged write-ahead log' (carehub --salvage-wal). RocksDB: " +
+              s.ToString());
+      return s;
+    }
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    s = rocksdb::DB::Open(db_options, dir, cfs, handles, raw);
+    if (s.ok()) {
+      StoreLog()->warn(
+          "the write-ahead log ended in a damaged record (a write cut short by a crash, never "
+          "acknowledged); recovered every write before it");
+    }
+  }
+  if (options.salvage_wal) {
+    const char* kept = "every intact record";
+    if (s.IsCorruption()) {
+      // RocksDB cannot always skip a damaged record and go on (e.g. when the damage leaves
+      // fragments it cannot reassemble): then keep every write before the damage.
+      db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+      s = rocksdb::DB::Open(db_options, dir, cfs, handles, raw);
+      kept = "every write before the first damaged record";
+    }
+    if (s.ok()) {
+      StoreLog()->warn(
+          "opened with --salvage-wal: kept {}; events in the damaged part of the write-ahead log "
+          "are not stored and must be resent by their publishers",
+          kept);
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+Status FromRocks(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) {
+    return Status::Ok();
+  }
+  std::string code = s.IsNoSpace() || s.IsIOError() ? "store_io_error"
+                     : s.IsCorruption()             ? "store_corrupt"
+                                                    : "store_error";
+  return Status::Error(code, std::string(what) + ": " + s.ToString());
+}
+
+Database::Database(const StoreOptions& options)
+    : options_(options),
+      clock_(options.clock ? options.clock : &SystemClock::Instance()),
+      dedup_expiry_(NewDedupExpiryFilter(options.dedup_window_days, *clock_)) {}
+
+Database::~Database() {
+  if (!db_) {
+    return;
+  }
+  // Flush memtables on a graceful close so the next start does not replay the whole WAL (which
+  // took tens of seconds with a few hundred thousand unflushed events). Best effort: the WAL
+  // already holds everything acknowledged.
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  if (CheckHeadroom(0).ok()) {
+    db_->Flush(flush, handles_).PermitUncheckedError();
+  }
+  for (auto* h : handles_) {
+    db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  db_->Close().PermitUncheckedError();
+  db_.reset();
+}
+
+Result<std::unique_ptr<Database>> Database::Open(const StoreOptions& options) {
+  std::unique_ptr<Database> database(new Database(options));
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) {
+    return Status::Error("store_error",
+                         "cannot create data dir " + options.dir.string() + ": " + ec.message());
+  }
+  // Half the cache is reserved for index and filter blocks (high priority), so a burst of
+  // data-block reads cannot evict the dedup index's bloom filters: without them every miss reads a
+  // filter block.
+  database->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes, /*num_shard_bits=*/-1,
+                                          /*strict_capacity_limit=*/false,
+                                          /*high_pri_pool_ratio=*/0.5);
+  const auto descriptors =
+      ColumnDescriptors(options, database->cache_, database->dedup_expiry_.get());
+  rocksdb::DB* raw = nullptr;
+  Status refusal;
+  auto s = OpenWithRecoveryPolicy(DbOptions(options), options, descriptors, &database->handles_,
+                                  &raw, &refusal);
+  if (!refusal.ok()) {
+    return refusal;
+  }
+  if (!s.ok()) {
+    return Status::Error("store_error",
+                         "cannot open store at " + options.dir.string() + ": " + s.ToString());
+  }
+  database->db_.reset(raw);
+  return database;
+}
+
+Status Database::Commit(WriteBatch* batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(db_->Write(wo, RocksBatch(batch)), "write");
+}
+
+Status Database::SyncWal() { return FromRocks(db_->SyncWAL(), "sync wal"); }
+
+Status Database::Probe() {
+  Status room = CheckHeadroom(1 << 20);
+  if (!room.ok()) {
+    return room;
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  const auto now = static_cast<uint64_t>(clock_->Now().time_since_epoch().count());
+  return FromRocks(db_->Put(wo, cf(Column::kMeta), "probe", EncodeSeq(now)), "probe");
+}
+
+Status Database::Resume() { return FromRocks(db_->Resume(), "resume"); }
+
+Status Database::CheckHeadroom(uint64_t bytes) const {
+  struct statvfs fs {};
+  if (statvfs(options_.dir.c_str(), &fs) != 0) {
+    return Status::Ok();  // cannot tell: let the write itself decide
+  }
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  const uint64_t size_bytes = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
+  const uint64_t reserve = options_.min_free_disk_bytes > 0
+                               ? options_.min_free_disk_bytes
+                               : std::min<uint64_t>(256ull << 20, size_bytes / 50);
+  if (free_bytes < reserve + bytes) {
+    return Status::Error("store_full", "only " + std::to_string(free_bytes >> 10) +
+                                           " KiB free on the data filesystem; writes are refused "
+                                           "below a reserve of " +
+                                           std::to_string(reserve >> 10) + " KiB");
+  }
+  return Status::Ok();
+}
+
+uint64_t Database::ApproximateSizeBytes() const {
+  uint64_t total = 0;
+  for (auto* handle : handles_) {
+    uint64_t sst = 0;
+    uint64_t mem = 0;
+    db_->GetIntProperty(handle, "rocksdb.total-sst-files-size", &sst);
+    db_->GetIntProperty(handle, "rocksdb.size-all-mem-tables", &mem);
+    total += sst + mem;
+  }
+  return total;
+}
+
+uint64_t Database::ApproximateKeys(Column column) const {
+  uint64_t n = 0;
+  db_->GetIntProperty(cf(column), "rocksdb.estimate-num-keys", &n);
+  return n;
+}
+
+}  // namespace carehub::hub

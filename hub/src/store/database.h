@@ -1,0 +1,85 @@
+#pragma once
+// The one owner of the hub's RocksDB database (private to the store: hub/src/store). Opens it with
+// the hub's tuning and write-ahead-log recovery policy, holds a handle per column family, commits
+// batches and answers questions about the disk. The parts (EventLog, DedupIndex, RouteIndex,
+// CursorTable, AuditLog, QuarantineTable) each own the layout of their column family and reach the
+// database only through this class.
+//
+// Errors: every RocksDB status that is not OK becomes a Status; codes "store_io_error" (I/O error
+// or no space: the disk), "store_corrupt" (a checksum or decoding failure: the data) and
+// "store_error" (anything else). NotFound is never an error here: callers ask for it explicitly.
+//
+// Thread-safety: every method may be called from any thread (RocksDB is thread-safe); the handles
+// stay valid until the Database is destroyed.
+
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "carehub/core/status.h"
+#include "carehub/hub/store/options.h"
+#include "carehub/hub/store/write_batch.h"
+
+namespace rocksdb {
+class Cache;
+class CompactionFilter;
+}  // namespace rocksdb
+
+namespace carehub::hub {
+
+// Column families, one per kind of record; the layouts are documented by the part that owns each.
+enum class Column { kDefault = 0, kEvents, kDedup, kRoute, kCursors, kQuarantine, kAudit, kMeta };
+inline constexpr int kColumnCount = 8;
+
+// The RocksDB batch inside a WriteBatch (defined in write_batch.cc).
+rocksdb::WriteBatch* RocksBatch(WriteBatch* batch);
+
+// RocksDB status -> Status with the codes above; `what` names the operation.
+Status FromRocks(const rocksdb::Status& s, const char* what);
+
+class Database {
+ public:
+  static Result<std::unique_ptr<Database>> Open(const StoreOptions& options);
+  // Flushes memtables (best effort) and closes.
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  rocksdb::DB* db() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* cf(Column column) const {
+    return handles_[static_cast<int>(column)];
+  }
+  const StoreOptions& options() const { return options_; }
+  const Clock& clock() const { return *clock_; }
+
+  // Applies the batch. With sync, returns after the WAL is fsync'd (group commit: one sync covers
+  // every batch written before it).
+  Status Commit(WriteBatch* batch, bool sync);
+  // fsyncs the WAL (covers every write applied before it).
+  Status SyncWal();
+  // Writes and syncs a small record: proves the store accepts writes.
+  Status Probe();
+  // Tries to leave the read-only state RocksDB enters after a write error (e.g. disk full).
+  Status Resume();
+  // OK when `bytes` more can be written while keeping the free-space reserve; "store_full" if not.
+  Status CheckHeadroom(uint64_t bytes) const;
+  // SST files plus memtables, every column family.
+  uint64_t ApproximateSizeBytes() const;
+  // RocksDB's estimate of the keys in a column family.
+  uint64_t ApproximateKeys(Column column) const;
+
+ private:
+  explicit Database(const StoreOptions& options);
+
+  StoreOptions options_;
+  const Clock* clock_;
+  // Must outlive db_ (RocksDB calls it from compactions): declared first, destroyed last.
+  std::unique_ptr<rocksdb::CompactionFilter> dedup_expiry_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+}  // namespace carehub::hub

@@ -1,0 +1,116 @@
+#include "carehub/hub/store/dedup_index.h"
+
+#include <rocksdb/write_batch.h>
+
+#include <cstring>
+
+#include "carehub/hub/store/keys.h"
+#include "database.h"
+#include "dedup_expiry_filter.h"
+
+namespace carehub::hub {
+namespace {
+
+constexpr size_t kDedupValueBytes = 8 + 16 + 4;
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) {
+    out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+}
+
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  }
+  return v;
+}
+
+uint32_t DaysSinceEpoch(Clock::TimePoint t) {
+  return static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::hours>(t.time_since_epoch()).count() / 24);
+}
+
+class DedupExpiryFilter : public rocksdb::CompactionFilter {
+ public:
+  DedupExpiryFilter(uint32_t window_days, const Clock& clock)
+      : window_days_(window_days), clock_(clock) {}
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    if (value.size() != kDedupValueBytes) {
+      return false;
+    }
+    const uint32_t day = GetU32(value.data() + 24);
+    const uint32_t today = DaysSinceEpoch(clock_.Now());
+    return today > day && today - day > window_days_;
+  }
+  const char* Name() const override { return "carehub.DedupExpiryFilter"; }
+
+ private:
+  uint32_t window_days_;
+  const Clock& clock_;
+};
+
+}  // namespace
+
+std::unique_ptr<rocksdb::CompactionFilter> NewDedupExpiryFilter(uint32_t window_days,
+                                                                const Clock& clock) {
+  return std::make_unique<DedupExpiryFilter>(window_days, clock);
+}
+
+std::string EncodeDedupValue(const DedupEntry& e) {
+  std::string v = EncodeSeq(e.hub_seq);
+  v.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
+  PutU32(&v, e.day);
+  return v;
+}
+
+std::optional<DedupEntry> DecodeDedupValue(std::string_view v) {
+  if (v.size() != kDedupValueBytes) {
+    return std::nullopt;
+  }
+  DedupEntry e;
+  e.hub_seq = DecodeSeq(v.substr(0, 8));
+  std::memcpy(e.hash.data(), v.data() + 8, 16);
+  e.day = GetU32(v.data() + 24);
+  return e;
+}
+
+Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
+    const std::vector<std::string>& keys) const {
+  std::vector<std::optional<DedupEntry>> out(keys.size());
+  if (keys.empty()) {
+    return out;
+  }
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->db()->MultiGet({}, db_->cf(Column::kDedup), keys.size(), slices.data(), values.data(),
+                      statuses.data(), /*sorted_input=*/false);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      continue;
+    }
+    if (!statuses[i].ok()) {
+      return FromRocks(statuses[i], "dedup lookup");
+    }
+    out[i] = DecodeDedupValue(values[i].ToStringView());
+    if (!out[i]) {
+      return Status::Error("store_corrupt", "dedup entry of the wrong size (" +
+                                                std::to_string(values[i].size()) + " bytes)");
+    }
+  }
+  return out;
+}
+
+void DedupIndex::Add(WriteBatch* batch, std::string_view key, const DedupEntry& entry) {
+  RocksBatch(batch)
+      ->Put(db_->cf(Column::kDedup), rocksdb::Slice(key.data(), key.size()),
+            EncodeDedupValue(entry))
+      .PermitUncheckedError();
+}
+
+uint64_t DedupIndex::ApproximateKeys() const { return db_->ApproximateKeys(Column::kDedup); }
+
+}  // namespace carehub::hub

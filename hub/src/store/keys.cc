@@ -1,0 +1,57 @@
+#include "carehub/hub/store/keys.h"
+
+#include <tuple>
+
+#include "carehub/core/ordered_key.h"
+
+namespace carehub::hub {
+
+std::string EncodeSeq(uint64_t seq) { return EncodeOrderedU64(seq); }
+
+uint64_t DecodeSeq(std::string_view bytes) { return DecodeOrderedU64(bytes); }
+
+bool RouteKey::operator<(const RouteKey& o) const {
+  return std::tie(publisher_ods, site_ods, event_type) <
+         std::tie(o.publisher_ods, o.site_ods, o.event_type);
+}
+
+std::string RoutePrefix(std::string_view publisher, std::string_view site,
+                        std::string_view event_type) {
+  std::string p;
+  p.reserve(publisher.size() + site.size() + event_type.size() + 3);
+  p.append(publisher).push_back('\0');
+  p.append(site).push_back('\0');
+  p.append(event_type).push_back('\0');
+  return p;
+}
+
+std::string RoutePrefix(const RouteKey& route) {
+  return RoutePrefix(route.publisher_ods, route.site_ods, route.event_type);
+}
+
+std::optional<RouteKey> ParseRoutePrefix(std::string_view prefix) {
+  const size_t a = prefix.find('\0');
+  if (a == std::string_view::npos) {
+    return std::nullopt;
+  }
+  const size_t b = prefix.find('\0', a + 1);
+  if (b == std::string_view::npos) {
+    return std::nullopt;
+  }
+  const size_t c = prefix.find('\0', b + 1);
+  if (c == std::string_view::npos) {
+    return std::nullopt;
+  }
+  return RouteKey{std::string(prefix.substr(0, a)), std::string(prefix.substr(a + 1, b - a - 1)),
+                  std::string(prefix.substr(b + 1, c - b - 1))};
+}
+
+std::string DedupKey(std::string_view publisher_ods, std::string_view event_id) {
+  std::string k;
+  k.reserve(publisher_ods.size() + event_id.size() + 1);
+  k.append(publisher_ods).push_back('\0');
+  k.append(event_id);
+  return k;
+}
+
+}  // namespace carehub::hub

@@ -1,0 +1,86 @@
+#include "carehub/hub/store/quarantine_table.h"
+
+#include <rocksdb/write_batch.h>
+
+#include <memory>
+
+#include "carehub/hub/store/keys.h"
+#include "database.h"
+
+namespace carehub::hub {
+namespace {
+
+Result<v1::QuarantineRecord> Decode(std::string_view bytes) {
+  v1::QuarantineRecord r;
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Error("store_corrupt", "a quarantine record does not decode");
+  }
+  return r;
+}
+
+}  // namespace
+
+Status QuarantineTable::Load() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator({}, db_->cf(Column::kQuarantine)));
+  uint64_t count = 0;
+  uint64_t last = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ++count;
+    last = DecodeSeq(it->key().ToStringView());
+  }
+  if (Status s = FromRocks(it->status(), "read quarantine"); !s.ok()) {
+    return s;
+  }
+  count_ = count;
+  next_id_ = last + 1;
+  return Status::Ok();
+}
+
+void QuarantineTable::Add(WriteBatch* batch, const v1::QuarantineRecord& record) {
+  RocksBatch(batch)
+      ->Put(db_->cf(Column::kQuarantine), EncodeSeq(record.id()), record.SerializeAsString())
+      .PermitUncheckedError();
+}
+
+Result<std::vector<v1::QuarantineRecord>> QuarantineTable::List(uint64_t after_id,
+                                                                size_t limit) const {
+  std::vector<v1::QuarantineRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator({}, db_->cf(Column::kQuarantine)));
+  for (it->Seek(EncodeSeq(after_id + 1)); it->Valid() && out.size() < limit; it->Next()) {
+    auto r = Decode(it->value().ToStringView());
+    if (!r.ok()) {
+      return r.status();
+    }
+    out.push_back(std::move(r).value());
+  }
+  if (Status s = FromRocks(it->status(), "list quarantine"); !s.ok()) {
+    return s;
+  }
+  return out;
+}
+
+Result<std::optional<v1::QuarantineRecord>> QuarantineTable::Get(uint64_t id) const {
+  std::string value;
+  auto s = db_->db()->Get({}, db_->cf(Column::kQuarantine), EncodeSeq(id), &value);
+  if (s.IsNotFound()) {
+    return std::optional<v1::QuarantineRecord>();
+  }
+  if (!s.ok()) {
+    return FromRocks(s, "read quarantine record");
+  }
+  auto r = Decode(value);
+  if (!r.ok()) {
+    return r.status();
+  }
+  return std::optional<v1::QuarantineRecord>(std::move(r).value());
+}
+
+Status QuarantineTable::Put(const v1::QuarantineRecord& record) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->db()->Put(wo, db_->cf(Column::kQuarantine), EncodeSeq(record.id()),
+                                  record.SerializeAsString()),
+                   "put quarantine");
+}
+
+}  // namespace carehub::hub
