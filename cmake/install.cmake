@@ -1,7 +1,7 @@
 # Install rules and the Debian package (issue 17). Included at the end of the top-level
 # CMakeLists.txt, so every target below is already defined.
 #
-#   cmake --build build --target package      (or: cd build && cpack -G DEB)
+#   cmake --build build && cmake --build build --target package    (or: cd build && cpack -G DEB)
 #   apt install ./build/carehub_<version>_amd64.deb
 #
 # Layout (the one deploy/systemd/*.service names, so the prefix is /usr):
@@ -14,13 +14,11 @@
 # carehub-adapter and sets /etc/carehub to 0750 root:carehub) and the conffiles list.
 # tests/packaging/check_package.sh builds the package and checks all of this (ctest -L packaging).
 #
-# lintian (Debian 12, 2.116) reports no errors. The warnings left, and why:
-#   binary-without-manpage (6x)        no man pages yet; every tool has --help and docs/ covers them
-#   hardening-no-fortify-functions     the project's compile flags have no -D_FORTIFY_SOURCE=2;
-#                                      adding it changes every object, so it is left to a build-flags
-#                                      change of its own (PIE and RELRO are on: Debian's toolchain)
-#   initial-upload-closes-no-bugs      Debian-archive bookkeeping: there is no Debian bug to close
-#   no-manual-page / systemd unit tags none expected; the test prints the full lintian output
+# lintian (Debian 12, 2.116) reports no errors. The one warning left, and why:
+#   no-manual-page (6x, one per /usr/bin program)  no man pages yet: every program has --help and
+#     docs/*.md (in /usr/share/doc/carehub) covers them; writing six is a task of its own.
+# Fixed instead: copyright notice, description lines under 80 characters, conffiles shipped 0644
+# (postinst makes them 0640 root:carehub), stripped binaries, gzip -9n changelog.
 
 # The units run /usr/bin/... and read /etc/carehub: that is the layout for prefix /usr, so it is the
 # default here (an explicit -DCMAKE_INSTALL_PREFIX still wins, for `cmake --install` into a scratch
@@ -54,13 +52,12 @@ endif()
 file(GLOB CAREHUB_SYSTEMD_UNITS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/deploy/systemd/*.service)
 install(FILES ${CAREHUB_SYSTEMD_UNITS} DESTINATION ${CAREHUB_SYSTEMD_UNIT_DIR})
 
-# Example configs: /etc/carehub for prefix /usr (GNUInstallDirs' FULL_SYSCONFDIR), never
-# world-readable; postinst gives them to group carehub. deploy/debian/conffiles lists each one
-# (the packaging test checks the list against the package).
+# Example configs: /etc/carehub for prefix /usr (GNUInstallDirs' FULL_SYSCONFDIR). Shipped 0644
+# (they hold no secrets: keys and tokens are files the operator writes); postinst makes them and
+# the folder readable by group carehub only. deploy/debian/conffiles lists each one (the packaging
+# test checks the list against the package).
 file(GLOB CAREHUB_EXAMPLE_CONFIGS CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/deploy/config/*.yaml)
-install(FILES ${CAREHUB_EXAMPLE_CONFIGS}
-        DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/carehub
-        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
+install(FILES ${CAREHUB_EXAMPLE_CONFIGS} DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/carehub)
 
 # Documentation, with the copyright file and a Debian changelog (gzip -9n: lintian wants maximum
 # compression and no timestamp, so the package is reproducible).
@@ -74,11 +71,16 @@ if(NOT CAREHUB_CHANGELOG_HEAD MATCHES "^carehub \\(${PROJECT_VERSION}\\) ")
   message(FATAL_ERROR "deploy/debian/changelog: the newest entry must be for version ${PROJECT_VERSION} "
                       "(project()), found: ${CAREHUB_CHANGELOG_HEAD}")
 endif()
+file(MAKE_DIRECTORY ${PROJECT_BINARY_DIR}/packaging)
 execute_process(COMMAND gzip -9nc INPUT_FILE ${CAREHUB_DEBIAN_DIR}/changelog
                 OUTPUT_FILE ${PROJECT_BINARY_DIR}/packaging/changelog.gz COMMAND_ERROR_IS_FATAL ANY)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 # ---- the Debian package ----
+# cpack (and `make install`) run the `preinstall` target, which by default builds `all`: every test,
+# bench and demo. Installing needs only the programs above, so it builds nothing; build them first
+# (`make build` or `cmake --build build`); `package` and cpack then only install and pack them.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 set(CAREHUB_PACKAGE_MAINTAINER "carehub maintainers <maintainers@users.noreply.h-seed-2dc66caa.example>"
     CACHE STRING "Maintainer: field of the Debian package")
 set(CPACK_GENERATOR DEB)
@@ -87,12 +89,15 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "${CAREHUB_PACKAGE_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CAREHUB_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "health and care data-sharing hub")
-set(CPACK_PACKAGE_DESCRIPTION
-    "carehub moves health and care events from providers' systems (HL7 v2, FHIR R4, CSV\n"
-    "extracts) to the subscribers a data-sharing agreement allows, over CURVE-encrypted\n"
-    "ZeroMQ, with every event stored durably in RocksDB and every delivery audited.\n"
-    "This package has the hub daemon, the provider adapters, the analytics subscriber,\n"
-    "the carehubctl operator tool, systemd units and example configuration.")
+set(CPACK_PACKAGE_DESCRIPTION  # lines under 80 characters (lintian)
+    "Hospital trusts, GP practices, community and social care providers publish\n"
+    "activity and referral events (HL7 v2, FHIR R4, CSV extracts); carehub\n"
+    "authenticates, validates, deduplicates and durably stores them, and delivers\n"
+    "to each subscriber exactly what its data sharing agreement allows, every\n"
+    "disclosure audited.\n"
+    "This package has the hub daemon, the provider adapters, the population-health\n"
+    "analytics subscriber, the carehubctl operator tool and the publish and\n"
+    "subscribe clients, with systemd units and example configuration.")
 string(REPLACE ";" "" CPACK_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION}")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # carehub_<version>_<arch>.deb

@@ -71,7 +71,7 @@ for unit_file in "$src"/deploy/systemd/*.service; do
   has_file "lib/systemd/system/$unit" -rw-r--r--
 done
 ((${#units[@]} >= 4)) || fail "only ${#units[@]} units in deploy/systemd"
-for config in "$src"/deploy/config/*.yaml; do has_file "etc/carehub/$(basename "$config")" -rw-r-----; done
+for config in "$src"/deploy/config/*.yaml; do has_file "etc/carehub/$(basename "$config")" -rw-r--r--; done
 for doc in README.md operations.md security.md copyright changelog.gz; do
   has_file "usr/share/doc/carehub/$doc" -rw-r--r--
 done
@@ -107,7 +107,7 @@ done
 # ---- 3. lintian ----
 echo "== lintian --fail-on error"
 lintian_rc=0
-lintian --fail-on error --info "$deb" >"$work/lintian.txt" 2>&1 || lintian_rc=$?
+lintian --fail-on error "$deb" >"$work/lintian.txt" 2>&1 || lintian_rc=$?
 cat "$work/lintian.txt"
 if ((lintian_rc != 0)) || grep -q '^E: ' "$work/lintian.txt"; then
   fail "lintian reports errors (exit $lintian_rc)"
