@@ -40,9 +40,9 @@ foreach(optional_program carehub-adapter carehub-analytics)
 endforeach()
 install(TARGETS ${CAREHUB_INSTALLED_PROGRAMS} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-# systemd units: /lib/systemd/system for prefix /usr (where Debian 12 packages put them; lintian
-# flags usr/lib/systemd/system), else <prefix>/lib/systemd/system (systemd also reads
-# /usr/local/lib/systemd/system), though the units' ExecStart= still names /usr/bin.
+# systemd units: /lib/systemd/system for prefix /usr (where Debian 12's packages put them), else
+# <prefix>/lib/systemd/system (systemd also reads /usr/local/lib/systemd/system), though the units'
+# ExecStart= still names /usr/bin.
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
   set(CAREHUB_SYSTEMD_UNIT_DIR /lib/systemd/system)
 else()
