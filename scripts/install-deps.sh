@@ -20,6 +20,9 @@ TOOL_PKGS=(
   nats-server libnats-dev  # the peer in the benchmark
   python3 curl procps
   clang libclang-rt-14-dev  # libFuzzer runtime (libclang_rt.fuzzer-x86_64.a): make fuzz, smoke in make test
+  # The Debian package and its test (tests/packaging): dpkg-shlibdeps (CPACK_DEBIAN_PACKAGE_SHLIBDEPS),
+  # lintian, systemd-analyze verify of the units; adduser is a Depends the test resolves on this machine.
+  dpkg-dev lintian systemd adduser
 )
 
 want=("${BUILD_PKGS[@]}")
