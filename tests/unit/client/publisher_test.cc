@@ -93,6 +93,15 @@ class FakeHub {
   std::string peer_;
 };
 
+std::vector<std::string> Ids(const v1::Publish& publish) {
+  std::vector<std::string> ids;
+  for (const auto& e : publish.events()) {
+    ids.push_back(e.envelope().event_id());
+  }
+  return ids;
+}
+
+// Each test gets a fresh outbox dir and a fake hub; Start() opens the publisher on both.
 class PublisherTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -101,31 +110,45 @@ class PublisherTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    if (publisher_ != nullptr) {
+      publisher_->Close();
+    }
+    std::filesystem::remove_all(dir_);
+  }
 
-  std::unique_ptr<Publisher> Open(const std::string& endpoint, size_t max_batch = 1000) {
+  // Opens publisher_ on the outbox dir, connected to `hub` (hub_ when null).
+  void Start(size_t max_batch = 1000, FakeHub* hub = nullptr) {
     PublisherOptions options;
-    options.endpoint = endpoint;
+    options.endpoint = (hub != nullptr ? hub : &hub_)->endpoint();
     options.outbox_dir = dir_ / "outbox";
     options.max_batch_events = max_batch;
     options.resend_after = milliseconds(30'000);  // no timeout resends unless a test wants one
     options.heartbeat_interval = milliseconds(100);
     options.sync_outbox = false;
     auto publisher = Publisher::Open(options);
-    EXPECT_TRUE(publisher.ok()) << publisher.status().ToString();
-    return publisher.ok() ? std::move(publisher).value() : nullptr;
+    ASSERT_TRUE(publisher.ok()) << publisher.status().ToString();
+    publisher_ = std::move(publisher).value();
+  }
+
+  // Enqueues events with `ids` and returns the first Publish the hub receives (nullopt, and a
+  // failure, when none comes).
+  std::optional<v1::Publish> EnqueueAndReceive(const std::vector<std::string>& ids) {
+    std::vector<v1::Event> events;
+    for (const auto& id : ids) {
+      events.push_back(MakeEvent(id));
+    }
+    Status enqueued = publisher_->Enqueue(events);
+    EXPECT_TRUE(enqueued.ok()) << enqueued.ToString();
+    std::optional<v1::Publish> publish = hub_.NextPublish();
+    EXPECT_TRUE(publish.has_value()) << "no Publish reached the hub";
+    return publish;
   }
 
   std::filesystem::path dir_;
+  FakeHub hub_;
+  std::unique_ptr<Publisher> publisher_;
 };
-
-std::vector<std::string> Ids(const v1::Publish& publish) {
-  std::vector<std::string> ids;
-  for (const auto& e : publish.events()) {
-    ids.push_back(e.envelope().event_id());
-  }
-  return ids;
-}
 
 TEST(PublisherOpenTest, RefusesAnEmptyOutboxDir) {
   PublisherOptions options;
@@ -135,100 +158,80 @@ TEST(PublisherOpenTest, RefusesAnEmptyOutboxDir) {
 }
 
 TEST_F(PublisherTest, SendsEventsInOrderAndForgetsThemOnceAccepted) {
-  FakeHub hub;
-  auto publisher = Open(hub.endpoint());
-  ASSERT_NE(publisher, nullptr);
-  ASSERT_TRUE(publisher->Enqueue({MakeEvent("e1"), MakeEvent("e2"), MakeEvent("e3")}).ok());
-  EXPECT_EQ(publisher->Stats().enqueued, 3u);
-
-  auto publish = hub.NextPublish();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto publish = EnqueueAndReceive({"e1", "e2", "e3"});
   ASSERT_TRUE(publish.has_value());
+  EXPECT_EQ(publisher_->Stats().enqueued, 3u);
   EXPECT_EQ(Ids(*publish), (std::vector<std::string>{"e1", "e2", "e3"}));
   EXPECT_NE(publish->batch_id(), 0u);
-  EXPECT_EQ(publisher->Stats().outbox_depth, 3u) << "nothing is forgotten before an answer";
+  EXPECT_EQ(publisher_->Stats().outbox_depth, 3u) << "nothing is forgotten before an answer";
 
-  hub.Answer(*publish, v1::EventResult::ACCEPTED);
-  ASSERT_TRUE(publisher->Drain(kWait));
-  const PublisherStats stats = publisher->Stats();
+  hub_.Answer(*publish, v1::EventResult::ACCEPTED);
+  ASSERT_TRUE(publisher_->Drain(kWait));
+  const PublisherStats stats = publisher_->Stats();
   EXPECT_EQ(stats.accepted, 3u);
   EXPECT_EQ(stats.outbox_depth, 0u);
   EXPECT_TRUE(stats.connected);
-  publisher->Close();
 }
 
 TEST_F(PublisherTest, SplitsBatchesAtMaxBatchEvents) {
-  FakeHub hub;
-  auto publisher = Open(hub.endpoint(), /*max_batch=*/2);
-  ASSERT_NE(publisher, nullptr);
-  ASSERT_TRUE(publisher
-                  ->Enqueue({MakeEvent("a"), MakeEvent("b"), MakeEvent("c"), MakeEvent("d"),
-                             MakeEvent("e")})
-                  .ok());
+  ASSERT_NO_FATAL_FAILURE(Start(/*max_batch=*/2));
+  auto publish = EnqueueAndReceive({"a", "b", "c", "d", "e"});
   std::vector<std::string> seen;
   std::vector<uint64_t> batch_ids;
-  while (seen.size() < 5) {
-    auto publish = hub.NextPublish();
-    ASSERT_TRUE(publish.has_value()) << "after " << seen.size() << " events";
+  while (publish.has_value()) {
     EXPECT_LE(publish->events_size(), 2);
     batch_ids.push_back(publish->batch_id());
     for (const auto& id : Ids(*publish)) {
       seen.push_back(id);
     }
-    hub.Answer(*publish, v1::EventResult::ACCEPTED);
+    hub_.Answer(*publish, v1::EventResult::ACCEPTED);
+    publish = seen.size() < 5 ? hub_.NextPublish() : std::nullopt;
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
   EXPECT_EQ(batch_ids.size(), 3u);
   for (size_t i = 1; i < batch_ids.size(); ++i) {
     EXPECT_NE(batch_ids[i], batch_ids[i - 1]) << "batch ids must be unique while unanswered";
   }
-  EXPECT_TRUE(publisher->Drain(kWait));
-  publisher->Close();
+  EXPECT_TRUE(publisher_->Drain(kWait));
 }
 
 TEST_F(PublisherTest, RefusedEventsGoToTheErrorStoreWithTheReason) {
-  FakeHub hub;
-  auto publisher = Open(hub.endpoint());
-  ASSERT_NE(publisher, nullptr);
-  ASSERT_TRUE(publisher->Enqueue({MakeEvent("bad-1")}).ok());
-  auto publish = hub.NextPublish();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto publish = EnqueueAndReceive({"bad-1"});
   ASSERT_TRUE(publish.has_value());
-  hub.Answer(*publish, v1::EventResult::REJECTED, "invalid_nhs_number");
-  ASSERT_TRUE(publisher->Drain(kWait)) << "a refused event leaves the outbox";
+  hub_.Answer(*publish, v1::EventResult::REJECTED, "invalid_nhs_number");
+  ASSERT_TRUE(publisher_->Drain(kWait)) << "a refused event leaves the outbox";
 
-  const PublisherStats stats = publisher->Stats();
+  const PublisherStats stats = publisher_->Stats();
   EXPECT_EQ(stats.rejected, 1u);
   EXPECT_EQ(stats.errors_stored, 1u);
   EXPECT_EQ(stats.rejected_by_reason.at("invalid_nhs_number"), 1u);
-  const std::vector<FailedEvent> failures = publisher->Failures();
+  const std::vector<FailedEvent> failures = publisher_->Failures();
   ASSERT_EQ(failures.size(), 1u);
   EXPECT_EQ(failures[0].event_id, "bad-1");
   EXPECT_EQ(failures[0].publisher_ods, "RXK");
   EXPECT_EQ(failures[0].status, "REJECTED");
   EXPECT_EQ(failures[0].reason, "invalid_nhs_number");
-  publisher->Close();
 }
 
 TEST_F(PublisherTest, RetryAnswerSendsTheEventAgain) {
-  FakeHub hub;
-  auto publisher = Open(hub.endpoint());
-  ASSERT_NE(publisher, nullptr);
-  ASSERT_TRUE(publisher->Enqueue({MakeEvent("r1")}).ok());
-  auto first = hub.NextPublish();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto first = EnqueueAndReceive({"r1"});
   ASSERT_TRUE(first.has_value());
-  hub.Answer(*first, v1::EventResult::RETRY);
+  hub_.Answer(*first, v1::EventResult::RETRY);
 
-  auto again = hub.NextPublish();
+  auto again = hub_.NextPublish();
   ASSERT_TRUE(again.has_value()) << "a RETRY answer must be resent";
   EXPECT_EQ(Ids(*again), std::vector<std::string>{"r1"});
   EXPECT_NE(again->batch_id(), first->batch_id());
-  EXPECT_EQ(publisher->Stats().outbox_depth, 1u);
-  hub.Answer(*again, v1::EventResult::DUPLICATE);
-  ASSERT_TRUE(publisher->Drain(kWait));
-  const PublisherStats stats = publisher->Stats();
+  EXPECT_EQ(publisher_->Stats().outbox_depth, 1u);
+  hub_.Answer(*again, v1::EventResult::DUPLICATE);
+  ASSERT_TRUE(publisher_->Drain(kWait));
+  const PublisherStats stats = publisher_->Stats();
   EXPECT_GE(stats.retried, 1u);
   EXPECT_EQ(stats.duplicate, 1u);
   EXPECT_EQ(stats.accepted, 0u);
-  publisher->Close();
 }
 
 // The outbox is the durability promise: what the hub never answered is still there after Close
@@ -236,41 +239,34 @@ TEST_F(PublisherTest, RetryAnswerSendsTheEventAgain) {
 TEST_F(PublisherTest, UnansweredEventsSurviveCloseAndAreSentByTheNextOpen) {
   {
     FakeHub silent;
-    auto publisher = Open(silent.endpoint());
-    ASSERT_NE(publisher, nullptr);
-    ASSERT_TRUE(publisher->Enqueue({MakeEvent("k1"), MakeEvent("k2")}).ok());
+    ASSERT_NO_FATAL_FAILURE(Start(1000, &silent));
+    ASSERT_TRUE(publisher_->Enqueue({MakeEvent("k1"), MakeEvent("k2")}).ok());
     ASSERT_TRUE(silent.NextPublish().has_value());  // sent, never answered
-    EXPECT_FALSE(publisher->Drain(milliseconds(200)));
-    publisher->Close();
+    EXPECT_FALSE(publisher_->Drain(milliseconds(200)));
+    publisher_->Close();
+    publisher_.reset();
   }
-  FakeHub hub;
-  auto publisher = Open(hub.endpoint());
-  ASSERT_NE(publisher, nullptr);
-  EXPECT_EQ(publisher->Stats().outbox_depth, 2u);
-  EXPECT_EQ(publisher->Stats().enqueued, 0u) << "counters are per run; the outbox is not";
-  auto publish = hub.NextPublish();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  EXPECT_EQ(publisher_->Stats().outbox_depth, 2u);
+  EXPECT_EQ(publisher_->Stats().enqueued, 0u) << "counters are per run; the outbox is not";
+  auto publish = hub_.NextPublish();
   ASSERT_TRUE(publish.has_value());
   EXPECT_EQ(Ids(*publish), (std::vector<std::string>{"k1", "k2"}));
-  hub.Answer(*publish, v1::EventResult::ACCEPTED);
-  EXPECT_TRUE(publisher->Drain(kWait));
-  publisher->Close();
+  hub_.Answer(*publish, v1::EventResult::ACCEPTED);
+  EXPECT_TRUE(publisher_->Drain(kWait));
 }
 
 TEST_F(PublisherTest, AnswersToUnknownBatchesAreIgnored) {
-  FakeHub hub;
-  auto publisher = Open(hub.endpoint());
-  ASSERT_NE(publisher, nullptr);
-  ASSERT_TRUE(publisher->Enqueue({MakeEvent("u1")}).ok());
-  auto publish = hub.NextPublish();
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto publish = EnqueueAndReceive({"u1"});
   ASSERT_TRUE(publish.has_value());
   v1::Publish stranger = *publish;
   stranger.set_batch_id(publish->batch_id() + 1000);
-  hub.Answer(stranger, v1::EventResult::ACCEPTED);
-  EXPECT_FALSE(publisher->Drain(milliseconds(300)));
-  EXPECT_EQ(publisher->Stats().accepted, 0u);
-  hub.Answer(*publish, v1::EventResult::ACCEPTED);
-  EXPECT_TRUE(publisher->Drain(kWait));
-  publisher->Close();
+  hub_.Answer(stranger, v1::EventResult::ACCEPTED);
+  EXPECT_FALSE(publisher_->Drain(milliseconds(300)));
+  EXPECT_EQ(publisher_->Stats().accepted, 0u);
+  hub_.Answer(*publish, v1::EventResult::ACCEPTED);
+  EXPECT_TRUE(publisher_->Drain(kWait));
 }
 
 }  // namespace

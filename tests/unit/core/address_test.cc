@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace carehub {
 namespace {
@@ -63,56 +67,62 @@ TEST(IsLoopbackHostTest, EmbeddedNulIsNot) {
   EXPECT_FALSE(IsLoopbackHost(std::string("127.0.0.1\0.evil.net", 19)));
 }
 
-TEST(ParseHostPortTest, HostAndPort) {
-  auto hp = ParseHostPort("127.0.0.1:7480");
-  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
-  EXPECT_EQ(hp->host, "127.0.0.1");
-  EXPECT_EQ(hp->port, 7480);
-  hp = ParseHostPort("[::1]:0");
-  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
-  EXPECT_EQ(hp->host, "::1");
-  EXPECT_EQ(hp->port, 0);
-  hp = ParseHostPort("hub.example.net:65535");
-  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
-  EXPECT_EQ(hp->host, "hub.example.net");
-  EXPECT_EQ(hp->port, 65535);
-}
+using Parser = Result<HostPort> (*)(std::string_view);
 
-TEST(ParseHostPortTest, RefusesMalformed) {
-  for (const char* text : {"", "127.0.0.1", "127.0.0.1:", ":80", "[::1]", "[::1]80", "[]:80",
-                           "::1:80", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+1",
-                           "127.0.0.1:http", "127.0.0.1:80 ", "127.0.0.1:*", "[::1:80"}) {
-    auto hp = ParseHostPort(text);
-    EXPECT_FALSE(hp.ok()) << text;
-    if (!hp.ok()) {
-      EXPECT_EQ(hp.status().code(), kInvalidAddressCode) << text;
-    }
+struct ParseCase {
+  Parser parse;
+  const char* text;
+  const char* host;
+  uint16_t port;
+};
+
+TEST(ParseHostPortTest, KnownAnswers) {
+  for (const ParseCase& c : {
+           ParseCase{ParseHostPort, "127.0.0.1:7480", "127.0.0.1", 7480},
+           ParseCase{ParseHostPort, "[::1]:0", "::1", 0},
+           ParseCase{ParseHostPort, "hub.example.net:65535", "hub.example.net", 65535},
+           ParseCase{ParseTcpEndpoint, "tcp://127.0.0.1:7400", "127.0.0.1", 7400},
+           ParseCase{ParseTcpEndpoint, "tcp://[::1]:*", "::1", 0},  // ZeroMQ's ephemeral port
+           ParseCase{ParseTcpEndpoint, "tcp://*:7400", "*", 7400},
+       }) {
+    auto hp = c.parse(c.text);
+    ASSERT_TRUE(hp.ok()) << c.text << ": " << hp.status().ToString();
+    EXPECT_EQ(hp->host, c.host) << c.text;
+    EXPECT_EQ(hp->port, c.port) << c.text;
   }
 }
 
-TEST(ParseTcpEndpointTest, TcpEndpoints) {
-  auto hp = ParseTcpEndpoint("tcp://127.0.0.1:7400");
-  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
-  EXPECT_EQ(hp->host, "127.0.0.1");
-  EXPECT_EQ(hp->port, 7400);
-  hp = ParseTcpEndpoint("tcp://[::1]:*");
-  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
-  EXPECT_EQ(hp->host, "::1");
-  EXPECT_EQ(hp->port, 0);
-  hp = ParseTcpEndpoint("tcp://*:7400");
-  ASSERT_TRUE(hp.ok()) << hp.status().ToString();
-  EXPECT_EQ(hp->host, "*");
-}
-
-TEST(ParseTcpEndpointTest, RefusesOtherSchemesAndMalformed) {
-  for (const char* text : {"ipc:///tmp/hub.sock", "inproc://x", "127.0.0.1:7400", "tcp://",
-                           "tcp://127.0.0.1", "tcp://:7400", "TCP://127.0.0.1:7400",
-                           "tcp://127.0.0.1:99999", "tcp://127.0.0.1:7400;10.0.0.1:1"}) {
-    auto hp = ParseTcpEndpoint(text);
-    EXPECT_FALSE(hp.ok()) << text;
-    if (!hp.ok()) {
-      EXPECT_EQ(hp.status().code(), kInvalidAddressCode) << text;
-    }
+TEST(ParseHostPortTest, RefusesMalformed) {
+  const std::initializer_list<std::pair<Parser, const char*>> cases = {
+      {ParseHostPort, ""},
+      {ParseHostPort, "127.0.0.1"},
+      {ParseHostPort, "127.0.0.1:"},
+      {ParseHostPort, ":80"},
+      {ParseHostPort, "[::1]"},
+      {ParseHostPort, "[::1]80"},
+      {ParseHostPort, "[]:80"},
+      {ParseHostPort, "::1:80"},
+      {ParseHostPort, "127.0.0.1:65536"},
+      {ParseHostPort, "127.0.0.1:-1"},
+      {ParseHostPort, "127.0.0.1:+1"},
+      {ParseHostPort, "127.0.0.1:http"},
+      {ParseHostPort, "127.0.0.1:80 "},
+      {ParseHostPort, "127.0.0.1:*"},
+      {ParseHostPort, "[::1:80"},
+      {ParseTcpEndpoint, "ipc:///tmp/hub.sock"},
+      {ParseTcpEndpoint, "inproc://x"},
+      {ParseTcpEndpoint, "127.0.0.1:7400"},
+      {ParseTcpEndpoint, "tcp://"},
+      {ParseTcpEndpoint, "tcp://127.0.0.1"},
+      {ParseTcpEndpoint, "tcp://:7400"},
+      {ParseTcpEndpoint, "TCP://127.0.0.1:7400"},
+      {ParseTcpEndpoint, "tcp://127.0.0.1:99999"},
+      {ParseTcpEndpoint, "tcp://127.0.0.1:7400;10.0.0.1:1"},
+  };
+  for (const auto& [parse, text] : cases) {
+    auto hp = parse(text);
+    ASSERT_FALSE(hp.ok()) << text;
+    EXPECT_EQ(hp.status().code(), kInvalidAddressCode) << text;
   }
 }
 
