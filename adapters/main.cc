@@ -25,7 +25,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "carehub/core/lifecycle_signals.h"
 #include "carehub/adapters/adapter_config.h"
 #include "carehub/adapters/adapter_metrics.h"
 #include "carehub/adapters/admin_http.h"
@@ -34,6 +33,8 @@
 #include "carehub/adapters/hl7/mllp_listener.h"
 #include "carehub/adapters/publisher_sink.h"
 #include "carehub/client/publisher.h"
+#include "carehub/core/address.h"
+#include "carehub/core/lifecycle_signals.h"
 
 namespace {
 
@@ -123,7 +124,7 @@ carehub::Result<Source> StartHl7(const adapters::AdapterConfig& config, const st
   if (!s.ok()) {
     return s;
   }
-  auto host = adapters::ParseHostPort(listen);
+  auto host = carehub::ParseHostPort(listen);
   Source source;
   source.bound = JoinHostPort(host->host, listener->port());
   adapters::hl7::MllpListener* raw = listener.get();
@@ -150,7 +151,7 @@ carehub::Result<Source> StartHl7(const adapters::AdapterConfig& config, const st
 carehub::Result<Source> StartFhir(const adapters::AdapterConfig& config, const std::string& listen,
                                   adapters::EventSink& sink,
                                   std::unique_ptr<adapters::fhir::FhirListener>* holder) {
-  auto host = adapters::ParseHostPort(listen);
+  auto host = carehub::ParseHostPort(listen);
   adapters::fhir::FhirListenerOptions options;
   options.host = host->host;
   options.port = host->port;
@@ -242,7 +243,7 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
   }
   const adapters::AdapterConfig& config = loaded.value();
   if (kind != adapters::AdapterKind::kCsv) {
-    auto listen = adapters::ParseHostPort(address);
+    auto listen = carehub::ParseHostPort(address);
     if (!listen.ok()) {
       return Fail(2, "--listen '" + address + "': " + listen.status().message());
     }
@@ -333,7 +334,7 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
     publisher.value()->Close();
     return Fail(1, admin_started.message());
   }
-  auto admin_host = adapters::ParseHostPort(config.admin_listen);
+  auto admin_host = carehub::ParseHostPort(config.admin_listen);
   const std::string admin_bound = JoinHostPort(admin_host->host, admin.port());
 
   nlohmann::json endpoints = {{"pid", static_cast<int64_t>(getpid())},

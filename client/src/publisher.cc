@@ -2,7 +2,6 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
-#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "carehub/core/log.h"
 #include "carehub/core/ordered_key.h"
 #include "carehub/v1/wire.pb.h"
 
@@ -33,14 +33,7 @@ int64_t NowMillis() {
       .count();
 }
 
-std::shared_ptr<spdlog::logger> Log() {
-  auto log = spdlog::get("publisher");
-  if (!log) {
-    log = spdlog::default_logger()->clone("publisher");
-    spdlog::register_logger(log);
-  }
-  return log;
-}
+constexpr char kLogger[] = "publisher";
 
 // Outbox value: 8-byte enqueue time (ms) + serialized event.
 class PublisherImpl final : public Publisher {
@@ -94,8 +87,8 @@ class PublisherImpl final : public Publisher {
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     thread_ = std::thread([this] { Run(); });
     if (depth_ > 0) {
-      Log()->info("outbox at {} holds {} unanswered events; resending", options_.outbox_dir.string(),
-                  depth_.load());
+      Logger(kLogger)->info("outbox at {} holds {} unanswered events; resending",
+                            options_.outbox_dir.string(), depth_.load());
     }
     return Status::Ok();
   }
@@ -322,7 +315,7 @@ class PublisherImpl final : public Publisher {
           ++errors_stored_;
           ++removed;
           // Per-event detail at debug; the adapter reports totals (Stats) and the error store.
-          Log()->debug("hub refused event {}: {}", r.event_id(), r.reason());
+          Logger(kLogger)->debug("hub refused event {}: {}", r.event_id(), r.reason());
           break;
         }
         default:
@@ -338,7 +331,7 @@ class PublisherImpl final : public Publisher {
       // Not synced: if this is lost in a crash the events are resent and answered DUPLICATE.
       auto s = db_->Write({}, &batch);
       if (!s.ok()) {
-        Log()->error("cannot update the outbox: {}", s.ToString());
+        Logger(kLogger)->error("cannot update the outbox: {}", s.ToString());
       }
     }
     depth_ -= removed;
@@ -400,8 +393,8 @@ class PublisherImpl final : public Publisher {
       connected_.store(connected);
       if (!connected && was_connected) {
         contact_lost = true;
-        Log()->warn("hub at {} is not answering; keeping events in the outbox",
-                    options_.endpoint);
+        Logger(kLogger)->warn("hub at {} is not answering; keeping events in the outbox",
+                              options_.endpoint);
       }
       was_connected = connected;
 
@@ -471,7 +464,8 @@ class PublisherImpl final : public Publisher {
           if (frame.has_publish_result()) {
             HandleResult(frame.publish_result());
           } else if (frame.has_error()) {
-            Log()->warn("hub error {}: {}", frame.error().code(), frame.error().message());
+            Logger(kLogger)->warn("hub error {}: {}", frame.error().code(),
+                                  frame.error().message());
             auto it = inflight_.find(frame.error().batch_id());
             if (frame.error().batch_id() != 0 && it != inflight_.end()) {
               retry_.push_back({std::move(it->second.seqs), Clock::now() + std::chrono::seconds(5)});
@@ -481,7 +475,8 @@ class PublisherImpl final : public Publisher {
           if (contact_lost) {
             // The hub came back: whatever was in flight before may be lost with the old pipe.
             contact_lost = false;
-            Log()->info("hub at {} answers again; resending unanswered batches", options_.endpoint);
+            Logger(kLogger)->info("hub at {} answers again; resending unanswered batches",
+                                  options_.endpoint);
             for (auto& [id, f] : inflight_) {
               retry_.push_back({std::move(f.seqs), Clock::now()});
             }

@@ -180,14 +180,6 @@ Status Fail(std::string_view code, std::string message) {
   return Status::Error(std::string(code), std::move(message));
 }
 
-#define CAREHUB_RETURN_IF_ERROR(expr) \
-  do {                                \
-    Status carehub_status_ = (expr);  \
-    if (!carehub_status_.ok()) {      \
-      return carehub_status_;         \
-    }                                 \
-  } while (false)
-
 // Everything derived from `limits` and `now` once per call rather than once per field.
 class Validator {
  public:

@@ -19,14 +19,6 @@ namespace {
 
 using analytics::Fact;
 
-#define CAREHUB_RETURN_IF_ERROR_DEMO(expr) \
-  do {                                    \
-    Status status_ = (expr);              \
-    if (!status_.ok()) {                  \
-      return status_;                     \
-    }                                     \
-  } while (false)
-
 constexpr int64_t kDay = 86'400;
 constexpr int64_t kHour = 3'600;
 
@@ -596,7 +588,7 @@ Status Generator::WriteAll() {
     for (const std::string& m : messages) {
       text += m + "\n";
     }
-    CAREHUB_RETURN_IF_ERROR_DEMO(WriteText(out_ / "hl7" / (trust + ".hl7"), text));
+    CAREHUB_RETURN_IF_ERROR(WriteText(out_ / "hl7" / (trust + ".hl7"), text));
   }
   const std::string activity_header =
       "record_id,nhs_number,birth_date,sex,postcode,registered_gp_ods,practice_ods,contact_type,"
@@ -613,12 +605,12 @@ Status Generator::WriteAll() {
       for (const std::string& row : rows) {
         text += row + "\n";
       }
-      CAREHUB_RETURN_IF_ERROR_DEMO(WriteText(out_ / "csv" / folder / name, text));
+      CAREHUB_RETURN_IF_ERROR(WriteText(out_ / "csv" / folder / name, text));
       // One extract per source is sent twice (an operator re-runs yesterday's job).
       if (!resent && name.find("-activity-") != std::string::npos) {
         resent = true;
         const std::string again = name.substr(0, name.size() - 4) + "-resent.csv";
-        CAREHUB_RETURN_IF_ERROR_DEMO(WriteText(out_ / "csv" / folder / again, text));
+        CAREHUB_RETURN_IF_ERROR(WriteText(out_ / "csv" / folder / again, text));
         summary_.resends += static_cast<int64_t>(rows.size());
       }
     }
@@ -635,10 +627,10 @@ Status Generator::WriteAll() {
     nlohmann::json b = {{"resourceType", "Bundle"}, {"type", "batch"}, {"entry", bundle}};
     char name[32];
     std::snprintf(name, sizeof(name), "bundle-%05d.json", ++bundle_no);
-    CAREHUB_RETURN_IF_ERROR_DEMO(WriteText(out_ / "fhir/RY6" / name, b.dump() + "\n"));
+    CAREHUB_RETURN_IF_ERROR(WriteText(out_ / "fhir/RY6" / name, b.dump() + "\n"));
     if (bundle_no % 50 == 7) {  // the community system resends a Bundle after a timeout
       std::snprintf(name, sizeof(name), "bundle-%05d-resent.json", bundle_no);
-      CAREHUB_RETURN_IF_ERROR_DEMO(WriteText(out_ / "fhir/RY6" / name, b.dump() + "\n"));
+      CAREHUB_RETURN_IF_ERROR(WriteText(out_ / "fhir/RY6" / name, b.dump() + "\n"));
       summary_.resends += static_cast<int64_t>(bundle.size());
     }
     bundle.clear();
@@ -651,20 +643,20 @@ Status Generator::WriteAll() {
                                                    fhir_entries_[i]["resource"]["resourceType"] == "ServiceRequest");
     if (bundle.size() >= 200 || (starts_pair && fhir_entries_[i]["resource"]["resourceType"] == "ServiceRequest" &&
                                  referrals_in_bundle.count(referral) != 0)) {
-      CAREHUB_RETURN_IF_ERROR_DEMO(flush());
+      CAREHUB_RETURN_IF_ERROR(flush());
     }
     if (!referral.empty()) {
       referrals_in_bundle.insert(referral);
     }
     bundle.push_back(fhir_entries_[i]);
   }
-  CAREHUB_RETURN_IF_ERROR_DEMO(flush());
+  CAREHUB_RETURN_IF_ERROR(flush());
 
   std::string practices = "practice_ods,pcn,registered_patients\n";
   for (const auto& [practice, n] : list_sizes_) {
     practices += practice + "," + pcn_of_[practice] + "," + std::to_string(n) + "\n";
   }
-  CAREHUB_RETURN_IF_ERROR_DEMO(WriteText(out_ / "practices.csv", practices));
+  CAREHUB_RETURN_IF_ERROR(WriteText(out_ / "practices.csv", practices));
   std::string opt_out =
       "# National data opt-out list for the demo ICS (SYNTHETIC: 999-range NHS numbers).\n";
   for (const Person& p : people_) {
@@ -672,7 +664,7 @@ Status Generator::WriteAll() {
       opt_out += p.nhs + "\n";
     }
   }
-  CAREHUB_RETURN_IF_ERROR_DEMO(WriteText(out_ / "national-opt-out.txt", opt_out));
+  CAREHUB_RETURN_IF_ERROR(WriteText(out_ / "national-opt-out.txt", opt_out));
 
   analytics::Indicators indicators = analytics::ComputeIndicators(truth_);
   nlohmann::json truth_json = indicators.ToJson();

@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include "carehub/core/address.h"
+
 namespace carehub::hub {
 namespace {
 
@@ -54,12 +56,6 @@ std::filesystem::path Resolve(const std::filesystem::path& base, const std::stri
   return path.is_absolute() ? path : base / path;
 }
 
-#define CAREHUB_TRY(expr)          \
-  do {                             \
-    Status _s = (expr);            \
-    if (!_s.ok()) return _s;       \
-  } while (0)
-
 }  // namespace
 
 Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
@@ -74,16 +70,16 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   if (!root || root.IsNull()) {
     return Bad("config", "is empty");
   }
-  CAREHUB_TRY(CheckKeys(root, "config",
-                        {"hub", "ingest", "subscribe", "admin", "dedup", "validation",
-                         "retention", "policy", "security", "logging"}));
+  CAREHUB_RETURN_IF_ERROR(CheckKeys(root, "config",
+                                    {"hub", "ingest", "subscribe", "admin", "dedup", "validation",
+                                     "retention", "policy", "security", "logging"}));
   if (auto n = root["hub"]) {
-    CAREHUB_TRY(CheckKeys(n, "hub", {"data_dir", "durability", "min_free_disk_bytes"}));
-    CAREHUB_TRY(Read(n, "min_free_disk_bytes", "hub", &c.min_free_disk_bytes));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "hub", {"data_dir", "durability", "min_free_disk_bytes"}));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "min_free_disk_bytes", "hub", &c.min_free_disk_bytes));
     std::string data_dir = c.data_dir.string();
     std::string durability = "fsync";
-    CAREHUB_TRY(Read(n, "data_dir", "hub", &data_dir));
-    CAREHUB_TRY(Read(n, "durability", "hub", &durability));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "data_dir", "hub", &data_dir));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "durability", "hub", &durability));
     if (durability == "fsync") {
       c.durability = Durability::kFsync;
     } else if (durability == "os") {
@@ -95,61 +91,68 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
     c.data_dir = data_dir;
   }
   if (auto n = root["ingest"]) {
-    CAREHUB_TRY(CheckKeys(n, "ingest", {"endpoint", "max_frame_bytes", "max_events_per_batch"}));
-    CAREHUB_TRY(Read(n, "endpoint", "ingest", &c.ingest_endpoint));
-    CAREHUB_TRY(Read(n, "max_frame_bytes", "ingest", &c.max_frame_bytes));
-    CAREHUB_TRY(Read(n, "max_events_per_batch", "ingest", &c.max_events_per_batch));
+    CAREHUB_RETURN_IF_ERROR(
+        CheckKeys(n, "ingest", {"endpoint", "max_frame_bytes", "max_events_per_batch"}));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "endpoint", "ingest", &c.ingest_endpoint));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "max_frame_bytes", "ingest", &c.max_frame_bytes));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "max_events_per_batch", "ingest", &c.max_events_per_batch));
   }
   if (auto n = root["subscribe"]) {
-    CAREHUB_TRY(CheckKeys(n, "subscribe", {"endpoint", "heartbeat_interval_ms",
-                                           "subscriber_timeout_ms", "max_delivery_batch"}));
-    CAREHUB_TRY(Read(n, "endpoint", "subscribe", &c.subscribe_endpoint));
-    CAREHUB_TRY(Read(n, "heartbeat_interval_ms", "subscribe", &c.heartbeat_interval_ms));
-    CAREHUB_TRY(Read(n, "subscriber_timeout_ms", "subscribe", &c.subscriber_timeout_ms));
-    CAREHUB_TRY(Read(n, "max_delivery_batch", "subscribe", &c.max_delivery_batch));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(
+        n, "subscribe",
+        {"endpoint", "heartbeat_interval_ms", "subscriber_timeout_ms", "max_delivery_batch"}));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "endpoint", "subscribe", &c.subscribe_endpoint));
+    CAREHUB_RETURN_IF_ERROR(
+        Read(n, "heartbeat_interval_ms", "subscribe", &c.heartbeat_interval_ms));
+    CAREHUB_RETURN_IF_ERROR(
+        Read(n, "subscriber_timeout_ms", "subscribe", &c.subscriber_timeout_ms));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "max_delivery_batch", "subscribe", &c.max_delivery_batch));
   }
   if (auto n = root["admin"]) {
-    CAREHUB_TRY(CheckKeys(n, "admin", {"listen", "token_file"}));
-    CAREHUB_TRY(Read(n, "listen", "admin", &c.admin_listen));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "admin", {"listen", "token_file"}));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "listen", "admin", &c.admin_listen));
     std::string token;
-    CAREHUB_TRY(Read(n, "token_file", "admin", &token));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "token_file", "admin", &token));
     c.admin_token_file = Resolve(base_dir, token);
   }
   if (auto n = root["dedup"]) {
-    CAREHUB_TRY(CheckKeys(n, "dedup", {"window_days"}));
-    CAREHUB_TRY(Read(n, "window_days", "dedup", &c.dedup_window_days));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "dedup", {"window_days"}));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "window_days", "dedup", &c.dedup_window_days));
   }
   if (auto n = root["validation"]) {
-    CAREHUB_TRY(CheckKeys(n, "validation", {"max_event_bytes", "max_future_skew_seconds"}));
-    CAREHUB_TRY(Read(n, "max_event_bytes", "validation", &c.validation.max_event_bytes));
+    CAREHUB_RETURN_IF_ERROR(
+        CheckKeys(n, "validation", {"max_event_bytes", "max_future_skew_seconds"}));
+    CAREHUB_RETURN_IF_ERROR(
+        Read(n, "max_event_bytes", "validation", &c.validation.max_event_bytes));
     int64_t skew = c.validation.max_future_skew.count();
-    CAREHUB_TRY(Read(n, "max_future_skew_seconds", "validation", &skew));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "max_future_skew_seconds", "validation", &skew));
     c.validation.max_future_skew = std::chrono::seconds(skew);
   }
   if (auto n = root["retention"]) {
-    CAREHUB_TRY(
+    CAREHUB_RETURN_IF_ERROR(
         CheckKeys(n, "retention", {"max_age_days", "max_age_seconds", "interval_seconds"}));
-    CAREHUB_TRY(Read(n, "max_age_days", "retention", &c.retention_max_age_days));
-    CAREHUB_TRY(Read(n, "max_age_seconds", "retention", &c.retention_max_age_seconds));
-    CAREHUB_TRY(Read(n, "interval_seconds", "retention", &c.retention_interval_seconds));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "max_age_days", "retention", &c.retention_max_age_days));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "max_age_seconds", "retention", &c.retention_max_age_seconds));
+    CAREHUB_RETURN_IF_ERROR(
+        Read(n, "interval_seconds", "retention", &c.retention_interval_seconds));
     if (c.retention_interval_seconds == 0) {
       return Status::Error("bad_config", "retention.interval_seconds must be at least 1");
     }
   }
   if (auto n = root["policy"]) {
-    CAREHUB_TRY(CheckKeys(n, "policy", {"agreements"}));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "policy", {"agreements"}));
     std::string agreements;
-    CAREHUB_TRY(Read(n, "agreements", "policy", &agreements));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "agreements", "policy", &agreements));
     c.agreements_file = Resolve(base_dir, agreements);
   }
   if (auto n = root["security"]) {
-    CAREHUB_TRY(CheckKeys(n, "security", {"mode", "server_key_file", "identities"}));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "security", {"mode", "server_key_file", "identities"}));
     std::string mode = "plain";
     std::string key;
     std::string identities;
-    CAREHUB_TRY(Read(n, "mode", "security", &mode));
-    CAREHUB_TRY(Read(n, "server_key_file", "security", &key));
-    CAREHUB_TRY(Read(n, "identities", "security", &identities));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "mode", "security", &mode));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "server_key_file", "security", &key));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "identities", "security", &identities));
     if (mode != "plain" && mode != "curve") {
       return Bad("security.mode", "must be 'plain' or 'curve', not '" + mode + "'");
     }
@@ -158,9 +161,9 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
     c.identities_file = Resolve(base_dir, identities);
   }
   if (auto n = root["logging"]) {
-    CAREHUB_TRY(CheckKeys(n, "logging", {"level", "format"}));
-    CAREHUB_TRY(Read(n, "level", "logging", &c.log_level));
-    CAREHUB_TRY(Read(n, "format", "logging", &c.log_format));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "logging", {"level", "format"}));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "level", "logging", &c.log_level));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "format", "logging", &c.log_format));
     static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
     if (!kLevels.count(c.log_level)) {
       return Bad("logging.level", "must be one of trace, debug, info, warn, error");
@@ -174,6 +177,24 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   if (c.ingest_endpoint.rfind("tcp://", 0) != 0 && c.ingest_endpoint.rfind("ipc://", 0) != 0) {
     return Bad("ingest.endpoint", "must start with tcp:// or ipc://");
   }
+  for (const auto& [name, ep] :
+       {std::pair<const char*, const std::string&>{"ingest.endpoint", c.ingest_endpoint},
+        {"subscribe.endpoint", c.subscribe_endpoint}}) {
+    if (ep.rfind("tcp://", 0) != 0) {
+      continue;
+    }
+    auto host_port = ParseTcpEndpoint(ep);
+    if (!host_port.ok()) {
+      return Bad(name, "'" + ep + "': " + host_port.status().message());
+    }
+    // DESIGN §7: plain mode only where nothing outside this machine can connect. The host must be
+    // a numeric loopback address: a name (even localhost) or an interface name is refused.
+    if (!c.curve && !IsLoopbackHost(host_port->host)) {
+      return Bad(name,
+                 "binds to a non-loopback address in plain mode (write 127.0.0.1 or [::1] for "
+                 "loopback); set security.mode: curve");
+    }
+  }
   if (c.max_frame_bytes < 1024 || c.max_frame_bytes > (256u << 20)) {
     return Bad("ingest.max_frame_bytes", "must be between 1 KiB and 256 MiB");
   }
@@ -183,21 +204,17 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   if (c.dedup_window_days == 0) {
     return Bad("dedup.window_days", "must be at least 1");
   }
-  if (!c.curve) {
-    // DESIGN §7: plain mode only where nothing outside this machine can connect.
-    for (const auto& [name, ep] : {std::pair<const char*, std::string>{"ingest.endpoint",
-                                                                       c.ingest_endpoint},
-                                   {"subscribe.endpoint", c.subscribe_endpoint}}) {
-      if (ep.rfind("tcp://", 0) == 0 && !IsLoopbackHost(EndpointHost(ep))) {
-        return Bad(name, "binds to a non-loopback address in plain mode; set security.mode: curve");
-      }
-    }
-  } else if (c.server_key_file.empty() || c.identities_file.empty()) {
+  if (c.curve && (c.server_key_file.empty() || c.identities_file.empty())) {
     return Bad("security", "curve mode needs server_key_file and identities");
   }
-  if (!c.admin_listen.empty() && !IsLoopbackHost(EndpointHost(c.admin_listen)) &&
-      c.admin_token_file.empty()) {
-    return Bad("admin.listen", "binds to a non-loopback address without admin.token_file");
+  if (!c.admin_listen.empty()) {
+    auto admin = ParseHostPort(c.admin_listen);
+    if (!admin.ok()) {
+      return Bad("admin.listen", "'" + c.admin_listen + "': " + admin.status().message());
+    }
+    if (!IsLoopbackHost(admin->host) && c.admin_token_file.empty()) {
+      return Bad("admin.listen", "binds to a non-loopback address without admin.token_file");
+    }
   }
   return c;
 }
@@ -217,21 +234,9 @@ Result<HubConfig> LoadHubConfig(const std::filesystem::path& file) {
 }
 
 std::string EndpointHost(const std::string& endpoint) {
-  std::string s = endpoint;
-  auto scheme = s.find("://");
-  if (scheme != std::string::npos) {
-    s = s.substr(scheme + 3);
-  }
-  if (!s.empty() && s[0] == '[') {
-    auto close = s.find(']');
-    return close == std::string::npos ? s : s.substr(1, close - 1);
-  }
-  auto colon = s.rfind(':');
-  return colon == std::string::npos ? s : s.substr(0, colon);
-}
-
-bool IsLoopbackHost(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0 || host == "lo";
+  auto host_port =
+      endpoint.rfind("tcp://", 0) == 0 ? ParseTcpEndpoint(endpoint) : ParseHostPort(endpoint);
+  return host_port.ok() ? host_port->host : endpoint;
 }
 
 }  // namespace carehub::hub

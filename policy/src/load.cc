@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <utility>
 
 #include "carehub/core/event_types.h"
+#include "carehub/core/strings.h"
 #include "carehub/core/validation.h"
 #include "compiled.h"
 
@@ -39,14 +41,8 @@ bool IsValidId(std::string_view id) {
   return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), IsIdChar);
 }
 
-std::string Trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
-}
+// YAML scalars and lines of the opt-out list: a stray CR from a Windows editor is dropped too.
+std::string TrimLine(std::string_view s) { return std::string(Trim(s, kSpaceTabCrLf)); }
 
 bool ParseDigits(std::string_view s, size_t pos, size_t count, int* out) {
   if (pos + count > s.size()) {
@@ -220,7 +216,7 @@ class Loader {
     if (!value.IsScalar()) {
       return Error(value, where + ": " + Quote(key) + " must be a single value");
     }
-    *out = Trim(value.Scalar());
+    *out = TrimLine(value.Scalar());
     if (out->empty()) {
       return Error(value, where + ": " + Quote(key) + " is empty");
     }
@@ -238,10 +234,10 @@ class Loader {
       return Error(value, where + ": " + Quote(key) + " must be a non-empty list");
     }
     for (const auto& item : value) {
-      if (!item.IsScalar() || Trim(item.Scalar()).empty()) {
+      if (!item.IsScalar() || TrimLine(item.Scalar()).empty()) {
         return Error(item, where + ": " + Quote(key) + " entries must be non-empty names");
       }
-      out->push_back(Trim(item.Scalar()));
+      out->push_back(TrimLine(item.Scalar()));
     }
     return Status::Ok();
   }
@@ -297,7 +293,7 @@ class Loader {
       }
       std::vector<std::string> members;
       for (const auto& item : entry.second) {
-        const std::string code = item.IsScalar() ? Trim(item.Scalar()) : std::string();
+        const std::string code = item.IsScalar() ? TrimLine(item.Scalar()) : std::string();
         if (!IsValidOdsCode(code)) {
           return Error(item, where + ": " + Quote(code) + " is not an ODS code");
         }
@@ -556,6 +552,37 @@ class Loader {
     return content.str();
   }
 
+  // A file named by an optional top-level section with one key (`opt_out: {file: F}`), read whole.
+  struct SectionFile {
+    YAML::Node node;  // the section's `key` node, for error locations
+    fs::path path;
+    std::string content;
+  };
+
+  // The file `section`.`key` names, or nullopt when the section is absent or null; that is the
+  // error `missing` when the loaded agreements `need` it. `what` names the file in errors.
+  Result<std::optional<SectionFile>> ReadSectionFile(const YAML::Node& root, const char* section,
+                                                     const char* key, const std::string& what,
+                                                     bool need, const char* missing) const {
+    const YAML::Node node = root[section];
+    if (!node.IsDefined() || node.IsNull()) {
+      if (need) {
+        return Error(root, missing);
+      }
+      return std::optional<SectionFile>();
+    }
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(node, section, {key}));
+    std::string name;
+    CAREHUB_RETURN_IF_ERROR(GetString(node, key, section, &name));
+    SectionFile file{node[key], Resolve(name), {}};
+    auto content = ReadFile(file.node, what, file.path);
+    if (!content.ok()) {
+      return content.status();
+    }
+    file.content = std::move(content).value();
+    return std::optional<SectionFile>(std::move(file));
+  }
+
   fs::path Resolve(const std::string& name) const {
     const fs::path path(name);
     return path.is_absolute() ? path : base_dir_ / path;
@@ -573,31 +600,19 @@ class Loader {
   }
 
   Status LoadSecret(const YAML::Node& root) {
-    const YAML::Node node = root["pseudonymisation"];
-    if (!node.IsDefined() || node.IsNull()) {
-      return NeedsSecret() ? Error(root,
-                                   "pseudonymisation: missing, but pseudonymised agreements "
-                                   "need a secret_file")
-                           : Status::Ok();
+    auto file = ReadSectionFile(root, "pseudonymisation", "secret_file",
+                                "pseudonymisation secret_file", NeedsSecret(),
+                                "pseudonymisation: missing, but pseudonymised agreements need a "
+                                "secret_file");
+    if (!file.ok() || !file->has_value()) {
+      return file.status();
     }
-    Status status = CheckKeys(node, "pseudonymisation", {"secret_file"});
-    if (!status.ok()) {
-      return status;
-    }
-    std::string name;
-    if (status = GetString(node, "secret_file", "pseudonymisation", &name); !status.ok()) {
-      return status;
-    }
-    const fs::path path = Resolve(name);
-    auto content = ReadFile(node["secret_file"], "pseudonymisation secret_file", path);
-    if (!content.ok()) {
-      return content.status();
-    }
+    const fs::path& path = (*file)->path;
     // Hex digits, possibly wrapped over lines, with '#' comment lines allowed.
     std::string hex;
-    std::istringstream lines(content.value());
+    std::istringstream lines((*file)->content);
     for (std::string line; std::getline(lines, line);) {
-      line = Trim(line);
+      line = TrimLine(line);
       if (line.empty() || line[0] == '#') {
         continue;
       }
@@ -612,9 +627,9 @@ class Loader {
     sodium_memzero(hex.data(), hex.size());
     if (!parsed || secret_len < kMinSecretBytes) {
       sodium_memzero(secret.data(), secret.size());
-      return Error(node["secret_file"], "pseudonymisation: secret_file " + path.string() +
-                                            " must hold at least " +
-                                            std::to_string(kMinSecretBytes) + " bytes as hex");
+      return Error((*file)->node, "pseudonymisation: secret_file " + path.string() +
+                                      " must hold at least " + std::to_string(kMinSecretBytes) +
+                                      " bytes as hex");
     }
     compiled_agreements_.resize(compiled_->agreements.size());
     for (size_t i = 0; i < compiled_->agreements.size(); ++i) {
@@ -643,32 +658,19 @@ class Loader {
   }
 
   Status LoadOptOut(const YAML::Node& root) {
-    const YAML::Node node = root["opt_out"];
-    if (!node.IsDefined() || node.IsNull()) {
-      return NeedsOptOut() ? Error(root,
-                                   "opt_out: missing, but secondary_use agreements must "
-                                   "apply the national data opt-out")
-                           : Status::Ok();
+    auto file = ReadSectionFile(root, "opt_out", "file", "opt_out file", NeedsOptOut(),
+                                "opt_out: missing, but secondary_use agreements must apply the "
+                                "national data opt-out");
+    if (!file.ok() || !file->has_value()) {
+      return file.status();
     }
-    Status status = CheckKeys(node, "opt_out", {"file"});
-    if (!status.ok()) {
-      return status;
-    }
-    std::string name;
-    if (status = GetString(node, "file", "opt_out", &name); !status.ok()) {
-      return status;
-    }
-    const fs::path path = Resolve(name);
-    auto content = ReadFile(node["file"], "opt_out file", path);
-    if (!content.ok()) {
-      return content.status();
-    }
-    std::istringstream lines(content.value());
+    const fs::path& path = (*file)->path;
+    std::istringstream lines((*file)->content);
     int line_number = 0;
     for (std::string line; std::getline(lines, line);) {
       ++line_number;
       const auto hash = line.find('#');
-      const std::string value = Trim(std::string_view(line).substr(0, hash));
+      const std::string value = TrimLine(std::string_view(line).substr(0, hash));
       if (value.empty()) {
         continue;
       }

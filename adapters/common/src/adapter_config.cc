@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
+
+#include "carehub/core/address.h"
 
 namespace carehub::adapters {
 namespace {
@@ -97,16 +98,11 @@ bool IsOdsCode(const std::string& code) {
                      [](unsigned char c) { return std::isupper(c) || std::isdigit(c); });
 }
 
-#define CAREHUB_TRY(expr)    \
-  do {                       \
-    Status _s = (expr);      \
-    if (!_s.ok()) return _s; \
-  } while (0)
-
 Status ParseIdentity(const YAML::Node& n, AdapterConfig* c) {
-  CAREHUB_TRY(CheckKeys(n, "identity", {"publisher_ods", "allowed_sites", "source_system"}));
-  CAREHUB_TRY(Read(n, "publisher_ods", "identity", &c->publisher_ods));
-  CAREHUB_TRY(Read(n, "source_system", "identity", &c->source_system));
+  CAREHUB_RETURN_IF_ERROR(
+      CheckKeys(n, "identity", {"publisher_ods", "allowed_sites", "source_system"}));
+  CAREHUB_RETURN_IF_ERROR(Read(n, "publisher_ods", "identity", &c->publisher_ods));
+  CAREHUB_RETURN_IF_ERROR(Read(n, "source_system", "identity", &c->source_system));
   if (!IsOdsCode(c->publisher_ods)) {
     return Bad("identity.publisher_ods", c->publisher_ods.empty()
                                              ? "is required"
@@ -136,18 +132,19 @@ Status ParseIdentity(const YAML::Node& n, AdapterConfig* c) {
 }
 
 Status ParseHub(const YAML::Node& n, const std::filesystem::path& base_dir, AdapterConfig* c) {
-  CAREHUB_TRY(CheckKeys(n, "hub",
-                        {"endpoint", "client_key_file", "server_public_key_file", "resend_after_ms",
-                         "max_batch_events"}));
-  CAREHUB_TRY(Read(n, "endpoint", "hub", &c->hub_endpoint));
+  CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "hub",
+                                    {"endpoint", "client_key_file", "server_public_key_file",
+                                     "resend_after_ms", "max_batch_events"}));
+  CAREHUB_RETURN_IF_ERROR(Read(n, "endpoint", "hub", &c->hub_endpoint));
   std::string client_key;
   std::string server_key;
-  CAREHUB_TRY(Read(n, "client_key_file", "hub", &client_key));
-  CAREHUB_TRY(Read(n, "server_public_key_file", "hub", &server_key));
+  CAREHUB_RETURN_IF_ERROR(Read(n, "client_key_file", "hub", &client_key));
+  CAREHUB_RETURN_IF_ERROR(Read(n, "server_public_key_file", "hub", &server_key));
   int64_t resend_ms = c->resend_after.count();
-  CAREHUB_TRY(ReadPositiveAs(n, "resend_after_ms", "hub", 3'600'000, &resend_ms));
+  CAREHUB_RETURN_IF_ERROR(ReadPositiveAs(n, "resend_after_ms", "hub", 3'600'000, &resend_ms));
   c->resend_after = std::chrono::milliseconds(resend_ms);
-  CAREHUB_TRY(ReadPositiveAs(n, "max_batch_events", "hub", 10'000, &c->max_batch_events));
+  CAREHUB_RETURN_IF_ERROR(
+      ReadPositiveAs(n, "max_batch_events", "hub", 10'000, &c->max_batch_events));
   if (client_key.empty() != server_key.empty()) {
     return Bad("hub", "client_key_file and server_public_key_file go together");
   }
@@ -165,20 +162,26 @@ Status ParseHub(const YAML::Node& n, const std::filesystem::path& base_dir, Adap
   return Status::Ok();
 }
 
-// The host of a ZeroMQ tcp:// endpoint, for the loopback check.
-Result<std::string> EndpointHost(const std::string& endpoint) {
-  constexpr std::string_view kTcp = "tcp://";
+// hub.endpoint has a shape ZeroMQ can connect to, and plain transport stays on this machine: an
+// ipc:// socket always does; a tcp:// endpoint must name a numeric loopback address.
+Status CheckHubEndpoint(const AdapterConfig& c) {
+  const std::string& endpoint = c.hub_endpoint;
   if (endpoint.rfind("ipc://", 0) == 0) {
-    return std::string("localhost");
+    return Status::Ok();
   }
-  if (endpoint.rfind(kTcp, 0) != 0) {
+  if (endpoint.rfind("tcp://", 0) != 0) {
     return Bad("hub.endpoint", "must be tcp://HOST:PORT or ipc://PATH, not '" + endpoint + "'");
   }
-  auto hp = ParseHostPort(std::string_view(endpoint).substr(kTcp.size()));
-  if (!hp.ok() || hp->port == 0) {
+  auto host_port = ParseTcpEndpoint(endpoint);
+  if (!host_port.ok() || host_port->port == 0) {
     return Bad("hub.endpoint", "must be tcp://HOST:PORT with a port, not '" + endpoint + "'");
   }
-  return hp->host;
+  if (!IsLoopbackHost(host_port->host) && !c.curve) {
+    return Bad("hub.endpoint", "'" + endpoint +
+                                   "' is not loopback (127.0.0.1 or [::1]): set client_key_file "
+                                   "and server_public_key_file (CURVE)");
+  }
+  return Status::Ok();
 }
 
 Status ParseKindSection(const YAML::Node& root, AdapterConfig* c) {
@@ -189,35 +192,40 @@ Status ParseKindSection(const YAML::Node& root, AdapterConfig* c) {
     }
   }
   if (const YAML::Node n = root["hl7"]) {
-    CAREHUB_TRY(CheckKeys(n, "hl7",
-                          {"max_message_bytes", "idle_timeout_seconds", "max_connections",
-                           "ack_application", "ack_facility"}));
-    CAREHUB_TRY(
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "hl7",
+                                      {"max_message_bytes", "idle_timeout_seconds",
+                                       "max_connections", "ack_application", "ack_facility"}));
+    CAREHUB_RETURN_IF_ERROR(
         ReadPositiveAs(n, "max_message_bytes", "hl7", 64ull << 20, &c->hl7.max_message_bytes));
     int64_t idle = c->hl7.idle_timeout.count();
-    CAREHUB_TRY(ReadPositiveAs(n, "idle_timeout_seconds", "hl7", 86'400, &idle));
+    CAREHUB_RETURN_IF_ERROR(ReadPositiveAs(n, "idle_timeout_seconds", "hl7", 86'400, &idle));
     c->hl7.idle_timeout = std::chrono::seconds(idle);
-    CAREHUB_TRY(ReadPositiveAs(n, "max_connections", "hl7", 4096, &c->hl7.max_connections));
-    CAREHUB_TRY(Read(n, "ack_application", "hl7", &c->hl7.ack_application));
-    CAREHUB_TRY(Read(n, "ack_facility", "hl7", &c->hl7.ack_facility));
+    CAREHUB_RETURN_IF_ERROR(
+        ReadPositiveAs(n, "max_connections", "hl7", 4096, &c->hl7.max_connections));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "ack_application", "hl7", &c->hl7.ack_application));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "ack_facility", "hl7", &c->hl7.ack_facility));
   }
   if (const YAML::Node n = root["fhir"]) {
-    CAREHUB_TRY(CheckKeys(n, "fhir", {"max_body_bytes", "max_remembered_resources"}));
-    CAREHUB_TRY(ReadPositiveAs(n, "max_body_bytes", "fhir", 256ull << 20, &c->fhir.max_body_bytes));
-    CAREHUB_TRY(ReadPositiveAs(n, "max_remembered_resources", "fhir", 100'000'000,
-                               &c->fhir.max_remembered_resources));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "fhir", {"max_body_bytes", "max_remembered_resources"}));
+    CAREHUB_RETURN_IF_ERROR(
+        ReadPositiveAs(n, "max_body_bytes", "fhir", 256ull << 20, &c->fhir.max_body_bytes));
+    CAREHUB_RETURN_IF_ERROR(ReadPositiveAs(n, "max_remembered_resources", "fhir", 100'000'000,
+                                           &c->fhir.max_remembered_resources));
   }
   if (const YAML::Node n = root["csv"]) {
-    CAREHUB_TRY(CheckKeys(
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(
         n, "csv",
         {"poll_interval_ms", "max_columns", "max_row_bytes", "max_file_bytes", "publish_chunk"}));
     int64_t poll = c->csv.poll_interval.count();
-    CAREHUB_TRY(ReadPositiveAs(n, "poll_interval_ms", "csv", 3'600'000, &poll));
+    CAREHUB_RETURN_IF_ERROR(ReadPositiveAs(n, "poll_interval_ms", "csv", 3'600'000, &poll));
     c->csv.poll_interval = std::chrono::milliseconds(poll);
-    CAREHUB_TRY(ReadPositiveAs(n, "max_columns", "csv", 100'000, &c->csv.max_columns));
-    CAREHUB_TRY(ReadPositiveAs(n, "max_row_bytes", "csv", 64ull << 20, &c->csv.max_row_bytes));
-    CAREHUB_TRY(ReadPositiveAs(n, "max_file_bytes", "csv", 64ull << 30, &c->csv.max_file_bytes));
-    CAREHUB_TRY(ReadPositiveAs(n, "publish_chunk", "csv", 10'000, &c->csv.publish_chunk));
+    CAREHUB_RETURN_IF_ERROR(ReadPositiveAs(n, "max_columns", "csv", 100'000, &c->csv.max_columns));
+    CAREHUB_RETURN_IF_ERROR(
+        ReadPositiveAs(n, "max_row_bytes", "csv", 64ull << 20, &c->csv.max_row_bytes));
+    CAREHUB_RETURN_IF_ERROR(
+        ReadPositiveAs(n, "max_file_bytes", "csv", 64ull << 30, &c->csv.max_file_bytes));
+    CAREHUB_RETURN_IF_ERROR(
+        ReadPositiveAs(n, "publish_chunk", "csv", 10'000, &c->csv.publish_chunk));
   }
   return Status::Ok();
 }
@@ -234,38 +242,6 @@ std::string_view AdapterKindName(AdapterKind kind) {
       return "csv";
   }
   return "unknown";
-}
-
-Result<HostPort> ParseHostPort(std::string_view text) {
-  HostPort out;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return Status::Error("invalid_address", "expected [v6addr]:PORT");
-    }
-    out.host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos || text.find(':') != colon) {
-      return Status::Error("invalid_address", "expected HOST:PORT");
-    }
-    out.host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
-  }
-  unsigned value = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-  if (out.host.empty() || port_text.empty() || ec != std::errc() ||
-      end != port_text.data() + port_text.size() || value > 65535) {
-    return Status::Error("invalid_address", "expected HOST:PORT with a port from 0 to 65535");
-  }
-  out.port = static_cast<uint16_t>(value);
-  return out;
-}
-
-bool IsLoopbackHost(std::string_view host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 std::filesystem::path AdapterConfig::EndpointsFile() const {
@@ -294,44 +270,36 @@ Result<AdapterConfig> ParseAdapterConfig(const std::string& yaml_text,
     if (!root || root.IsNull()) {
       return Bad("config", "is empty");
     }
-    CAREHUB_TRY(CheckKeys(root, "config",
-                          {"identity", "hub", "outbox", "admin", "logging", "hl7", "fhir", "csv"}));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(
+        root, "config", {"identity", "hub", "outbox", "admin", "logging", "hl7", "fhir", "csv"}));
     const YAML::Node identity = root["identity"];
     if (!identity) {
       return Bad("identity", "section is required (publisher_ods)");
     }
-    CAREHUB_TRY(ParseIdentity(identity, &c));
+    CAREHUB_RETURN_IF_ERROR(ParseIdentity(identity, &c));
     if (c.source_system.empty()) {
       c.source_system = std::string(AdapterKindName(kind));
     }
     if (const YAML::Node n = root["hub"]) {
-      CAREHUB_TRY(ParseHub(n, base_dir, &c));
+      CAREHUB_RETURN_IF_ERROR(ParseHub(n, base_dir, &c));
     }
-    auto host = EndpointHost(c.hub_endpoint);
-    if (!host.ok()) {
-      return host.status();
-    }
-    if (!IsLoopbackHost(host.value()) && !c.curve) {
-      return Bad("hub.endpoint", "'" + c.hub_endpoint +
-                                     "' is not loopback: set client_key_file and "
-                                     "server_public_key_file (CURVE)");
-    }
+    CAREHUB_RETURN_IF_ERROR(CheckHubEndpoint(c));
     const YAML::Node outbox = root["outbox"];
     if (!outbox) {
       return Bad("outbox", "section is required (dir)");
     }
-    CAREHUB_TRY(CheckKeys(outbox, "outbox", {"dir"}));
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(outbox, "outbox", {"dir"}));
     std::string outbox_dir;
-    CAREHUB_TRY(Read(outbox, "dir", "outbox", &outbox_dir));
+    CAREHUB_RETURN_IF_ERROR(Read(outbox, "dir", "outbox", &outbox_dir));
     if (outbox_dir.empty()) {
       return Bad("outbox.dir", "is required");
     }
     c.outbox_dir = outbox_dir;
     if (const YAML::Node n = root["admin"]) {
-      CAREHUB_TRY(CheckKeys(n, "admin", {"listen", "token_file"}));
-      CAREHUB_TRY(Read(n, "listen", "admin", &c.admin_listen));
+      CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "admin", {"listen", "token_file"}));
+      CAREHUB_RETURN_IF_ERROR(Read(n, "listen", "admin", &c.admin_listen));
       std::string token_file;
-      CAREHUB_TRY(Read(n, "token_file", "admin", &token_file));
+      CAREHUB_RETURN_IF_ERROR(Read(n, "token_file", "admin", &token_file));
       if (!token_file.empty()) {
         std::ifstream in(Resolve(base_dir, token_file));
         std::string token;
@@ -349,9 +317,9 @@ Result<AdapterConfig> ParseAdapterConfig(const std::string& yaml_text,
       return Bad("admin.listen", "'" + c.admin_listen + "' is not loopback: set admin.token_file");
     }
     if (const YAML::Node n = root["logging"]) {
-      CAREHUB_TRY(CheckKeys(n, "logging", {"level", "format"}));
-      CAREHUB_TRY(Read(n, "level", "logging", &c.log_level));
-      CAREHUB_TRY(Read(n, "format", "logging", &c.log_format));
+      CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "logging", {"level", "format"}));
+      CAREHUB_RETURN_IF_ERROR(Read(n, "level", "logging", &c.log_level));
+      CAREHUB_RETURN_IF_ERROR(Read(n, "format", "logging", &c.log_format));
     }
     static const std::set<std::string> kLevels = {"trace", "debug", "info",
                                                   "warn",  "error", "critical"};
@@ -361,7 +329,7 @@ Result<AdapterConfig> ParseAdapterConfig(const std::string& yaml_text,
     if (c.log_format != "text" && c.log_format != "json") {
       return Bad("logging.format", "must be 'text' or 'json'");
     }
-    CAREHUB_TRY(ParseKindSection(root, &c));
+    CAREHUB_RETURN_IF_ERROR(ParseKindSection(root, &c));
     if (c.hl7.ack_facility.empty()) {
       c.hl7.ack_facility = c.publisher_ods;
     }

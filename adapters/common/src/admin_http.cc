@@ -2,7 +2,7 @@
 
 #include <httplib.h>
 
-#include "carehub/adapters/adapter_config.h"
+#include "carehub/core/address.h"
 
 namespace carehub::adapters {
 

@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <regex>
 
+#include "carehub/adapters/event_id.h"
 #include "carehub/core/event_types.h"
+#include "carehub/core/strings.h"
 
 namespace carehub::adapters::csv::internal {
 namespace {
@@ -17,31 +19,8 @@ const std::vector<std::string> kActivityRequired = {"nhs_number", "contact_type"
 const std::vector<std::string> kReferralRequired = {"referral_id", "nhs_number", "status",
                                                     "authored_at"};
 
-std::string Lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-std::string Trim(const std::string& text) {
-  size_t begin = text.find_first_not_of(" \t");
-  if (begin == std::string::npos) {
-    return {};
-  }
-  size_t end = text.find_last_not_of(" \t");
-  return text.substr(begin, end - begin + 1);
-}
-
-std::string Fingerprint(const std::string& bytes) {
-  uint64_t hash = 1469598103934665603ULL;
-  for (unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
-  }
-  char text[17];
-  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
-  return text;
-}
+// A cell without its surrounding spaces and tabs (the reader has already removed line endings).
+std::string TrimCell(std::string_view text) { return std::string(Trim(text, kSpaceTab)); }
 
 // Seconds since the epoch of a civil date-time taken as UTC.
 int64_t CivilSeconds(int y, int m, int d, int hh, int mm, int ss) {
@@ -65,12 +44,9 @@ bool ValidDate(int y, int m, int d) {
 }
 
 // An id from the file as it may appear in an event id (printable ASCII, at most 128 bytes in all):
-// itself when short and printable, else "k" + its fingerprint.
-std::string IdPart(const std::string& text) {
-  bool printable =
-      std::all_of(text.begin(), text.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
-  return printable && text.size() <= 64 ? text : "k" + Fingerprint(text);
-}
+// itself when short and printable, else "k" + its fingerprint. 64: see event_id.h before changing.
+constexpr size_t kMaxIdPartBytes = 64;
+std::string IdPart(const std::string& text) { return EventIdPart(text, kMaxIdPartBytes); }
 
 class Row {
  public:
@@ -80,7 +56,7 @@ class Row {
   // The trimmed cell of `column`, or "" when the layout's file lacks that column.
   std::string Get(const std::string& column) const {
     auto it = header_.columns.find(column);
-    return it == header_.columns.end() ? std::string() : Trim(fields_[it->second]);
+    return it == header_.columns.end() ? std::string() : TrimCell(fields_[it->second]);
   }
 
  private:
@@ -89,13 +65,7 @@ class Row {
 };
 
 std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
-  std::string nhs;
-  for (char c : row.Get("nhs_number")) {
-    if (c != ' ' && c != '-') {
-      nhs.push_back(c);
-    }
-  }
-  patient->set_nhs_number(nhs);
+  patient->set_nhs_number(RemoveChars(row.Get("nhs_number"), " -"));
   std::string birth = row.Get("birth_date");
   if (!birth.empty() && birth.size() > 10) {
     return RowError{"birth_date", "not a date (YYYY-MM-DD or DD/MM/YYYY)"};
@@ -123,7 +93,7 @@ std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
     std::snprintf(text, sizeof(text), "%04d-%02d-%02d", y, m, d);
     patient->set_birth_date(text);
   }
-  std::string sex = Lower(row.Get("sex"));
+  std::string sex = AsciiLower(row.Get("sex"));
   if (sex == "m" || sex == "male" || sex == "1") {
     patient->set_sex(v1::SEX_MALE);
   } else if (sex == "f" || sex == "female" || sex == "2") {
@@ -135,10 +105,7 @@ std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
   } else if (!sex.empty()) {
     return RowError{"sex", "not a sex code (M, F, O, U or 1, 2, 9, X)"};
   }
-  std::string postcode = row.Get("postcode");
-  std::transform(postcode.begin(), postcode.end(), postcode.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  patient->set_postcode(postcode);
+  patient->set_postcode(AsciiUpper(row.Get("postcode")));
   patient->set_registered_gp_ods(row.Get("registered_gp_ods"));
   patient->set_local_mrn(row.Get("local_mrn"));
   return std::nullopt;
@@ -172,9 +139,7 @@ std::optional<RowError> PickSite(const std::vector<std::string>& columns, const 
                                  const RowContext& context, v1::Envelope* envelope) {
   std::string first_column;
   for (const std::string& column : columns) {
-    std::string ods = row.Get(column);
-    std::transform(ods.begin(), ods.end(), ods.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    std::string ods = AsciiUpper(row.Get(column));
     if (ods.empty()) {
       continue;
     }
@@ -219,7 +184,7 @@ std::variant<v1::Event, RowError> MapActivity(const Row& row,
   v1::Envelope* envelope = event.mutable_envelope();
   v1::ActivityEvent* activity = event.mutable_activity();
 
-  std::string contact = Lower(row.Get("contact_type"));
+  std::string contact = AsciiLower(row.Get("contact_type"));
   if (contact == "dna") {
     contact = "did_not_attend";
   }
@@ -245,7 +210,7 @@ std::variant<v1::Event, RowError> MapActivity(const Row& row,
       return *error;
     }
   }
-  std::string status = Lower(row.Get("status"));
+  std::string status = AsciiLower(row.Get("status"));
   if (status.empty()) {
     status = "finished";
   }
@@ -329,7 +294,7 @@ std::variant<v1::Event, RowError> MapReferral(const Row& row, const RowContext& 
     return RowError{"ubrn", "not a 12-digit e-RS UBRN"};
   }
   referral->set_ubrn(ubrn);
-  std::string status_text = Lower(row.Get("status"));
+  std::string status_text = AsciiLower(row.Get("status"));
   v1::ReferralStatus status;
   if (status_text.empty() || !ParseReferralStatus(status_text, &status) ||
       status == v1::REFERRAL_STATUS_UNSPECIFIED) {
@@ -338,7 +303,7 @@ std::variant<v1::Event, RowError> MapReferral(const Row& row, const RowContext& 
                     "rejected, booked, seen, completed, cancelled)"};
   }
   referral->set_status(status);
-  std::string priority = Lower(row.Get("priority"));
+  std::string priority = AsciiLower(row.Get("priority"));
   if (priority.empty() || priority == "routine") {
     referral->set_priority(v1::REFERRAL_PRIORITY_ROUTINE);
   } else if (priority == "urgent") {
@@ -402,7 +367,7 @@ std::string LayoutName(Layout layout) {
 Result<Header> DetectLayout(const std::vector<std::string>& header_fields) {
   Header header;
   for (size_t i = 0; i < header_fields.size(); ++i) {
-    std::string name = Lower(Trim(header_fields[i]));
+    std::string name = AsciiLower(TrimCell(header_fields[i]));
     if (name.empty()) {
       continue;
     }
@@ -411,7 +376,7 @@ Result<Header> DetectLayout(const std::vector<std::string>& header_fields) {
     }
   }
   for (const std::string& field : header_fields) {
-    header.names.push_back(Lower(Trim(field)));
+    header.names.push_back(AsciiLower(TrimCell(field)));
   }
   const std::vector<std::string>* required;
   if (header.columns.count("contact_type") > 0) {

@@ -1,8 +1,5 @@
 #include "carehub/adapters/csv/drop_folder_watcher.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -10,6 +7,8 @@
 #include <system_error>
 
 #include "carehub/adapters/csv/csv_reader.h"
+#include "carehub/core/log.h"
+#include "carehub/core/strings.h"
 #include "csv_layout.h"
 
 namespace carehub::adapters::csv {
@@ -17,19 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::shared_ptr<spdlog::logger> Logger() {
-  static std::shared_ptr<spdlog::logger> logger = [] {
-    std::shared_ptr<spdlog::logger> existing = spdlog::get("adapter.csv");
-    return existing != nullptr ? existing : spdlog::stderr_color_mt("adapter.csv");
-  }();
-  return logger;
-}
-
-std::string Lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
+constexpr char kLogger[] = "adapter.csv";
 
 // Files still being written, or not ours, are never read.
 bool IsCandidate(const fs::path& path) {
@@ -37,7 +24,7 @@ bool IsCandidate(const fs::path& path) {
   if (name.empty() || name[0] == '.') {
     return false;
   }
-  std::string lower = Lower(name);
+  std::string lower = AsciiLower(name);
   for (const char* suffix : {".tmp", ".partial", ".part", ".filepart", ".crdownload"}) {
     std::string_view s(suffix);
     if (lower.size() >= s.size() && lower.compare(lower.size() - s.size(), s.size(), s) == 0) {
@@ -132,7 +119,8 @@ Status DropFolderWatcher::Start() {
     stopping_ = false;
   }
   thread_ = std::thread([this] { Run(); });
-  Logger()->info("watching {} for publisher {}", options_.dir.string(), options_.publisher_ods);
+  Logger(kLogger)->info("watching {} for publisher {}", options_.dir.string(),
+                        options_.publisher_ods);
   return Status::Ok();
 }
 
@@ -180,7 +168,7 @@ std::vector<FileReport> DropFolderWatcher::PollOnce() {
     }
   }
   if (ec) {
-    Logger()->warn("cannot list {}: {}", options_.dir.string(), ec.message());
+    Logger(kLogger)->warn("cannot list {}: {}", options_.dir.string(), ec.message());
   }
   seen_ = std::move(now_seen);
   std::sort(ready.begin(), ready.end());
@@ -206,7 +194,7 @@ bool DropFolderWatcher::Publish(const std::vector<v1::Event>& events) {
   Status status = sink_->Publish(events);
   if (!status.ok()) {
     ++sink_failures_;
-    Logger()->warn("sink refused {} event(s): {}", events.size(), status.code());
+    Logger(kLogger)->warn("sink refused {} event(s): {}", events.size(), status.code());
     return false;
   }
   rows_published_ += events.size();
@@ -361,12 +349,12 @@ FileReport DropFolderWatcher::Finish(const fs::path& path, FileReport report,
     }
     fs::rename(partial, sidecar, ec);
     if (ec) {
-      Logger()->error("cannot write the error report for {}: {}", report.file, ec.message());
+      Logger(kLogger)->error("cannot write the error report for {}: {}", report.file, ec.message());
     }
   }
   fs::rename(path, target, ec);
   if (ec) {
-    Logger()->error("cannot move {} to {}: {}", report.file, folder.string(), ec.message());
+    Logger(kLogger)->error("cannot move {} to {}: {}", report.file, folder.string(), ec.message());
     report.outcome = FileReport::Outcome::kRetry;
     return report;
   }
@@ -375,12 +363,12 @@ FileReport DropFolderWatcher::Finish(const fs::path& path, FileReport report,
   rows_rejected_ += report.rows_rejected;
   if (bad) {
     ++files_error_;
-    Logger()->warn("{}: {} row(s) published, {} rejected{} -> error/", report.file,
-                   report.rows_published, report.rows_rejected,
-                   report.file_error.empty() ? "" : " (" + report.file_error + ")");
+    Logger(kLogger)->warn("{}: {} row(s) published, {} rejected{} -> error/", report.file,
+                          report.rows_published, report.rows_rejected,
+                          report.file_error.empty() ? "" : " (" + report.file_error + ")");
   } else {
     ++files_done_;
-    Logger()->info("{}: {} row(s) published -> done/", report.file, report.rows_published);
+    Logger(kLogger)->info("{}: {} row(s) published -> done/", report.file, report.rows_published);
   }
   return report;
 }

@@ -1,8 +1,6 @@
 #include "carehub/adapters/fhir/fhir_listener.h"
 
 #include <httplib.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <deque>
@@ -12,6 +10,7 @@
 #include <unordered_map>
 
 #include "carehub/core/event_types.h"
+#include "carehub/core/log.h"
 #include "fhir_mapping.h"
 
 namespace carehub::adapters::fhir {
@@ -25,13 +24,7 @@ using nlohmann::json;
 
 constexpr char kFhirJson[] = "application/fhir+json";
 
-std::shared_ptr<spdlog::logger> Logger() {
-  static std::shared_ptr<spdlog::logger> logger = [] {
-    std::shared_ptr<spdlog::logger> existing = spdlog::get("adapter.fhir");
-    return existing != nullptr ? existing : spdlog::stderr_color_mt("adapter.fhir");
-  }();
-  return logger;
-}
+constexpr char kLogger[] = "adapter.fhir";
 
 json OperationOutcome(const std::vector<Issue>& issues, const std::string& severity = "error") {
   json outcome = {{"resourceType", "OperationOutcome"}, {"issue", json::array()}};
@@ -102,8 +95,8 @@ class FhirListener::Impl {
     }
     port_.store(port);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
-    Logger()->info("FHIR listener on {}:{} for publisher {}", options_.host, port,
-                   options_.publisher_ods);
+    Logger(kLogger)->info("FHIR listener on {}:{} for publisher {}", options_.host, port,
+                          options_.publisher_ods);
     return Status::Ok();
   }
 
@@ -114,7 +107,7 @@ class FhirListener::Impl {
     server_->stop();
     thread_.join();
     port_.store(0);
-    Logger()->info("FHIR listener stopped");
+    Logger(kLogger)->info("FHIR listener stopped");
   }
 
   int port() const { return port_.load(); }
@@ -164,7 +157,7 @@ class FhirListener::Impl {
     // 500 with an OperationOutcome rather than a dropped connection.
     server_->set_exception_handler(
         [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-          Logger()->error("unexpected exception while handling a request");
+          Logger(kLogger)->error("unexpected exception while handling a request");
           Answer(res, 500, OperationOutcome({{"exception", "internal error", ""}}));
         });
     // httplib answers over-size bodies itself (413); give them an OperationOutcome and count them.
@@ -197,7 +190,7 @@ class FhirListener::Impl {
                                                     : "the body is not a FHIR resource "
                                                       "(no resourceType)",
                                 ""}}));
-      Logger()->debug("400: unparseable body of {} bytes", req.body.size());
+      Logger(kLogger)->debug("400: unparseable body of {} bytes", req.body.size());
       return;
     }
     const json* id = root.contains("id") ? &root["id"] : nullptr;
@@ -255,7 +248,7 @@ class FhirListener::Impl {
     bool batch = mapped.kind == RequestKind::kBatch;
     if (!batch && !all_issues.empty()) {
       ++responses_422_;
-      Logger()->debug("422: {} issue(s)", all_issues.size());
+      Logger(kLogger)->debug("422: {} issue(s)", all_issues.size());
       Answer(res, 422, OperationOutcome(all_issues));
       return;
     }
@@ -264,7 +257,7 @@ class FhirListener::Impl {
       Status published = sink_->Publish(events);
       if (!published.ok()) {
         ++responses_503_;
-        Logger()->warn("sink refused {} event(s): {}", events.size(), published.code());
+        Logger(kLogger)->warn("sink refused {} event(s): {}", events.size(), published.code());
         res.set_header("Retry-After", "5");
         Answer(
             res, 503,

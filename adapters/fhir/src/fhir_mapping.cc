@@ -10,7 +10,9 @@
 #include <map>
 #include <regex>
 
+#include "carehub/adapters/event_id.h"
 #include "carehub/core/event_types.h"
+#include "carehub/core/strings.h"
 
 namespace carehub::adapters::fhir::internal {
 namespace {
@@ -42,35 +44,10 @@ const json& Object(const json& object, const char* key) {
   return value != nullptr && value->is_object() ? *value : kEmpty;
 }
 
-// FNV-1a 64: a stable content fingerprint for event ids (not a security measure).
-std::string Fingerprint(const std::string& bytes) {
-  uint64_t hash = 1469598103934665603ULL;
-  for (unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
-  }
-  char text[17];
-  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(hash));
-  return text;
-}
-
 // An id as it may appear in an event id (printable ASCII, at most 128 bytes in all): itself when
-// short and printable, else "k" + its fingerprint.
-std::string IdPart(const std::string& text) {
-  bool printable =
-      std::all_of(text.begin(), text.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
-  return printable && text.size() <= 40 ? text : "k" + Fingerprint(text);
-}
-
-std::string StripSpaces(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c != ' ' && c != '-') {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
+// short and printable, else "k" + its fingerprint. 40: see event_id.h before changing.
+constexpr size_t kMaxIdPartBytes = 40;
+std::string IdPart(const std::string& text) { return EventIdPart(text, kMaxIdPartBytes); }
 
 // Value of the first identifier with `system` in an identifier array.
 std::string IdentifierValue(const json& identifiers, const std::string& system) {
@@ -205,7 +182,7 @@ class Mapper {
     }
     const json& identifier = Object(*subject, "identifier");
     if (Str(identifier, "system") == kNhsNumberSystem) {
-      patient->set_nhs_number(StripSpaces(Str(identifier, "value")));
+      patient->set_nhs_number(RemoveChars(Str(identifier, "value"), " -"));
       return true;
     }
     if (!Str(*subject, "reference").empty()) {
@@ -228,7 +205,7 @@ class Mapper {
         continue;
       }
       if (system == kNhsNumberSystem) {
-        patient->set_nhs_number(StripSpaces(value));
+        patient->set_nhs_number(RemoveChars(value, " -"));
       } else if (patient->local_mrn().empty()) {
         patient->set_local_mrn(value);
         const json& assigner_id = Object(Object(identifier, "assigner"), "identifier");

@@ -5,30 +5,21 @@
 #include <optional>
 
 #include "carehub/adapters/hl7/datetime.h"
+#include "carehub/core/strings.h"
 
 namespace carehub::adapters::hl7 {
 namespace {
 
-std::string Trim(std::string value) {
-  size_t begin = value.find_first_not_of(" \t");
-  if (begin == std::string::npos) {
-    return {};
-  }
-  size_t end = value.find_last_not_of(" \t");
-  value = value.substr(begin, end - begin + 1);
-  // HL7's explicit null ("") means "delete the value": for an event it is simply absent.
-  return value == "\"\"" ? std::string() : value;
-}
-
-std::string Upper(std::string value) {
-  std::transform(value.begin(), value.end(), value.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return value;
+// A component without surrounding spaces and tabs (the parser has split off segment terminators).
+// HL7's explicit null ("") means "delete the value": for an event it is simply absent.
+std::string TrimValue(std::string_view value) {
+  std::string_view trimmed = Trim(value, kSpaceTab);
+  return trimmed == "\"\"" ? std::string() : std::string(trimmed);
 }
 
 // Segment accessor that trims and treats "" as empty.
 std::string Val(const Segment& seg, int field, int rep = 0, int comp = 1, int sub = 1) {
-  return Trim(seg.Get(field, rep, comp, sub));
+  return TrimValue(seg.Get(field, rep, comp, sub));
 }
 
 Status Fail(std::string_view code, std::string message, ErrorLocation* where,
@@ -77,15 +68,12 @@ std::optional<Segment> FindInGroup(const Message& msg, size_t group, std::string
   return std::nullopt;
 }
 
-std::string NormaliseNhsNumber(std::string value) {
-  value.erase(
-      std::remove_if(value.begin(), value.end(), [](char c) { return c == ' ' || c == '-'; }),
-      value.end());
-  return value;
-}
+// The spaces and dashes people type inside an NHS number ("943 476 5919"), as FHIR and CSV drop.
+std::string NormaliseNhsNumber(const std::string& value) { return RemoveChars(value, " -"); }
 
 bool IsNhsRepetition(const Segment& seg, int field, int rep) {
-  return Upper(Val(seg, field, rep, 4)) == "NHS" || Upper(Val(seg, field, rep, 5)) == "NH";
+  return AsciiUpper(Val(seg, field, rep, 4)) == "NHS" ||
+         AsciiUpper(Val(seg, field, rep, 5)) == "NH";
 }
 
 // Reads NHS number and MRN from a CX list (PID-3, PID-2, MRG-1) into `patient`.
@@ -113,7 +101,7 @@ Status ReadIdentifiers(const Segment& seg, int field, const std::string& site_od
       patient->set_nhs_number(nhs);
       continue;
     }
-    if (mrn_rep < 0 && Upper(Val(seg, field, rep, 5)) == "MR") {
+    if (mrn_rep < 0 && AsciiUpper(Val(seg, field, rep, 5)) == "MR") {
       mrn_rep = rep;
     }
     if (fallback_rep < 0) {
@@ -125,8 +113,8 @@ Status ReadIdentifiers(const Segment& seg, int field, const std::string& site_od
   }
   if (mrn_rep >= 0 && patient->local_mrn().empty()) {
     patient->set_local_mrn(Val(seg, field, mrn_rep));
-    std::string authority = Upper(Val(seg, field, mrn_rep, 4));
-    std::string facility = Upper(Val(seg, field, mrn_rep, 6));
+    std::string authority = AsciiUpper(Val(seg, field, mrn_rep, 4));
+    std::string facility = AsciiUpper(Val(seg, field, mrn_rep, 6));
     if (IsValidOdsCode(authority)) {
       patient->set_mrn_assigning_ods(authority);
     } else if (IsValidOdsCode(facility)) {
@@ -143,7 +131,7 @@ void ReadName(const Segment& seg, int field, v1::Patient* patient) {
   const int reps = seg.RepetitionCount(field);
   int chosen = 0;
   for (int rep = 0; rep < reps; ++rep) {
-    if (Upper(Val(seg, field, rep, 7)) == "L") {
+    if (AsciiUpper(Val(seg, field, rep, 7)) == "L") {
       chosen = rep;
       break;
     }
@@ -155,7 +143,7 @@ void ReadName(const Segment& seg, int field, v1::Patient* patient) {
 
 std::string NormalisePostcode(std::string value) {
   std::string compact;
-  for (char c : Upper(std::move(value))) {
+  for (char c : AsciiUpper(std::move(value))) {
     if (c != ' ') {
       compact.push_back(c);
     }
@@ -172,7 +160,7 @@ void ReadAddress(const Segment& seg, v1::Patient* patient) {
   const int reps = seg.RepetitionCount(kField);
   int chosen = 0;
   for (int rep = 0; rep < reps; ++rep) {
-    if (Upper(Val(seg, kField, rep, 7)) == "H") {
+    if (AsciiUpper(Val(seg, kField, rep, 7)) == "H") {
       chosen = rep;
       break;
     }
@@ -212,7 +200,7 @@ v1::Sex MapSex(std::string_view code) {
 }
 
 std::string CodingSystem(std::string raw) {
-  std::string up = Upper(raw);
+  std::string up = AsciiUpper(raw);
   if (up == "I10" || up == "ICD10" || up == "ICD-10" || up == "I10C" || up == "ICD10UK") {
     return "ICD-10";
   }
@@ -365,13 +353,13 @@ Status ReadPatient(const Segment& pid, std::optional<Segment> pd1, const std::st
     }
     patient->set_birth_date(date.value());
   }
-  patient->set_sex(MapSex(Upper(Val(pid, 8))));
+  patient->set_sex(MapSex(AsciiUpper(Val(pid, 8))));
   ReadAddress(pid, patient);
   if (pd1.has_value()) {
     // XON-10 (organisation identifier, v2.5+) is where the ODS code belongs; v2.3 used XON-3.
-    std::string gp = Upper(Val(*pd1, 3, 0, 10));
+    std::string gp = AsciiUpper(Val(*pd1, 3, 0, 10));
     if (gp.empty()) {
-      gp = Upper(Val(*pd1, 3, 0, 3));
+      gp = AsciiUpper(Val(*pd1, 3, 0, 3));
     }
     patient->set_registered_gp_ods(gp);
   }
@@ -393,10 +381,10 @@ Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& o
   if (!IsSupportedVersion(version)) {
     return Fail(kReasonUnsupportedVersion, "MSH-12 version must be 2.3 to 2.8", where, "MSH", 12);
   }
-  if (Upper(Val(msh, 9, 0, 1)) != "ADT") {
+  if (AsciiUpper(Val(msh, 9, 0, 1)) != "ADT") {
     return Fail(kReasonUnsupportedMessageType, "MSH-9 message type must be ADT", where, "MSH", 9);
   }
-  std::string trigger = Upper(Trim(msg.TriggerEvent()));
+  std::string trigger = AsciiUpper(TrimValue(msg.TriggerEvent()));
   const auto& supported = SupportedTriggers();
   if (std::find(supported.begin(), supported.end(), trigger) == supported.end()) {
     return Fail(kReasonUnsupportedTrigger,
@@ -408,7 +396,7 @@ Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& o
   if (control_id.empty()) {
     return Fail(kReasonMissingField, "MSH-10 message control id is required", where, "MSH", 10);
   }
-  std::string site = Upper(Val(msh, 4));
+  std::string site = AsciiUpper(Val(msh, 4));
   if (site.empty()) {
     return Fail(kReasonMissingField, "MSH-4 sending facility is required", where, "MSH", 4);
   }
@@ -467,9 +455,9 @@ Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& o
   std::string admission_type;
   if (msg.Has("PV1")) {
     const Segment pv1 = msg.FindAll("PV1").front();
-    patient_class = Upper(Val(pv1, 2));
+    patient_class = AsciiUpper(Val(pv1, 2));
     visit_number = Val(pv1, 19);
-    admission_type = Upper(Val(pv1, 4));
+    admission_type = AsciiUpper(Val(pv1, 4));
     visit.set_encounter_id(visit_number);
     visit.set_encounter_class(EncounterClass(patient_class));
     std::string location;

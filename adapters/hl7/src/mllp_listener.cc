@@ -5,8 +5,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,45 +12,13 @@
 #include <cstring>
 
 #include "carehub/adapters/hl7/mllp_framer.h"
+#include "carehub/core/address.h"
+#include "carehub/core/log.h"
 
 namespace carehub::adapters::hl7 {
 namespace {
 
-std::shared_ptr<spdlog::logger> Logger() {
-  static const std::shared_ptr<spdlog::logger> logger = [] {
-    if (auto existing = spdlog::get("hl7")) {
-      return existing;
-    }
-    try {
-      return spdlog::stderr_color_mt("hl7");
-    } catch (const spdlog::spdlog_ex&) {
-      // Registered concurrently by someone else (e.g. the adapter's main).
-      return spdlog::get("hl7");
-    }
-  }();
-  return logger;
-}
-
-Status SplitHostPort(const std::string& listen, std::string* host, std::string* port) {
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= listen.size()) {
-    return Status::Error("invalid_listen_address", "listen must be HOST:PORT");
-  }
-  *host = listen.substr(0, colon);
-  *port = listen.substr(colon + 1);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  for (char c : *port) {
-    if (c < '0' || c > '9') {
-      return Status::Error("invalid_listen_address", "listen port must be numeric");
-    }
-  }
-  if (port->size() > 5 || std::stoi(*port) > 65535) {
-    return Status::Error("invalid_listen_address", "listen port out of range");
-  }
-  return Status::Ok();
-}
+constexpr char kLogger[] = "hl7";
 
 std::string PeerName(const sockaddr_storage& addr) {
   char host[INET6_ADDRSTRLEN] = {0};
@@ -85,17 +51,19 @@ Status MllpListener::Start() {
   if (started_) {
     return Status::Error("already_started", "listener already started");
   }
-  std::string host;
-  std::string port;
-  if (Status s = SplitHostPort(options_.listen, &host, &port); !s.ok()) {
-    return s;
+  auto host_port = ParseHostPort(options_.listen);
+  if (!host_port.ok()) {
+    return Status::Error("invalid_listen_address",
+                         "listen '" + options_.listen + "': " + host_port.status().message());
   }
+  const std::string& host = host_port->host;
+  const std::string port = std::to_string(host_port->port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  int gai = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
+  int gai = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
   if (gai != 0 || found == nullptr) {
     return Status::Error("invalid_listen_address",
                          "cannot resolve " + options_.listen + ": " + gai_strerror(gai));
@@ -137,8 +105,8 @@ Status MllpListener::Start() {
   wake_write_fd_ = pipe_fds[1];
   started_ = true;
   acceptor_ = std::thread([this] { AcceptLoop(); });
-  Logger()->info("MLLP listener on {} (port {}), max message {} bytes", options_.listen, port_,
-                 options_.max_message_bytes);
+  Logger(kLogger)->info("MLLP listener on {} (port {}), max message {} bytes", options_.listen,
+                        port_, options_.max_message_bytes);
   return Status::Ok();
 }
 
@@ -158,7 +126,7 @@ void MllpListener::Stop() {
   close(wake_read_fd_);
   close(wake_write_fd_);
   listen_fd_ = wake_read_fd_ = wake_write_fd_ = -1;
-  Logger()->info("MLLP listener on port {} stopped", port_);
+  Logger(kLogger)->info("MLLP listener on port {} stopped", port_);
 }
 
 MllpStats MllpListener::Stats() const {
@@ -187,7 +155,7 @@ void MllpListener::AcceptLoop() {
       if (errno == EINTR) {
         continue;
       }
-      Logger()->error("poll on listener failed: {}", std::strerror(errno));
+      Logger(kLogger)->error("poll on listener failed: {}", std::strerror(errno));
       break;
     }
     if (fds[1].revents != 0) {
@@ -209,14 +177,14 @@ void MllpListener::AcceptLoop() {
       if (connections_.size() >= options_.max_connections) {
         ++stats_.connections_refused;
         close(fd);
-        Logger()->warn("refused MLLP connection from {}: {} connections open", peer,
-                       connections_.size());
+        Logger(kLogger)->warn("refused MLLP connection from {}: {} connections open", peer,
+                              connections_.size());
         continue;
       }
       ++stats_.connections_accepted;
       ++stats_.connections_active;
     }
-    Logger()->info("MLLP connection from {}", peer);
+    Logger(kLogger)->info("MLLP connection from {}", peer);
     auto done = std::make_shared<std::atomic<bool>>(false);
     connections_.push_back(
         Connection{std::thread([this, fd, peer, done] { ServeConnection(fd, peer, done); }), done});
@@ -313,13 +281,14 @@ void MllpListener::ServeConnection(int fd, std::string peer,
     }
     Record(result);
     if (result.code == AckCode::kAccept) {
-      Logger()->debug("{} {} accepted ({} events)", result.trigger, result.control_id,
-                      result.events);
+      Logger(kLogger)->debug("{} {} accepted ({} events)", result.trigger, result.control_id,
+                             result.events);
     } else {
       // Control id, trigger and reason only: never patient identifiers.
-      Logger()->warn("{} {} from {}: {} {}", result.trigger.empty() ? "message" : result.trigger,
-                     result.control_id.empty() ? "(no MSH-10)" : result.control_id, peer,
-                     AckCodeName(result.code), result.reason);
+      Logger(kLogger)->warn("{} {} from {}: {} {}",
+                            result.trigger.empty() ? "message" : result.trigger,
+                            result.control_id.empty() ? "(no MSH-10)" : result.control_id, peer,
+                            AckCodeName(result.code), result.reason);
     }
     if (!SendFramed(fd, result.ack)) {
       std::lock_guard<std::mutex> lock(stats_mutex_);
@@ -374,7 +343,7 @@ void MllpListener::ServeConnection(int fd, std::string peer,
     std::lock_guard<std::mutex> lock(stats_mutex_);
     --stats_.connections_active;
   }
-  Logger()->info("MLLP connection from {} closed: {}", peer, reason_closed);
+  Logger(kLogger)->info("MLLP connection from {} closed: {}", peer, reason_closed);
   done->store(true);
 }
 

@@ -26,17 +26,6 @@ enum class AdapterKind { kHl7, kFhir, kCsv };
 // "hl7", "fhir", "csv".
 std::string_view AdapterKindName(AdapterKind kind);
 
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-
-// "HOST:PORT" or "[v6addr]:PORT"; port 0 is allowed (ephemeral). Error code "invalid_address".
-Result<HostPort> ParseHostPort(std::string_view text);
-
-// True for 127.0.0.0/8, ::1 and "localhost".
-bool IsLoopbackHost(std::string_view host);
-
 struct Hl7Settings {
   size_t max_message_bytes = 1024 * 1024;
   std::chrono::seconds idle_timeout{300};
@@ -68,7 +57,8 @@ struct AdapterConfig {
   std::vector<std::string> allowed_sites;
   // envelope.source_system for FHIR and CSV (HL7 takes MSH-3). Default: the kind name.
   std::string source_system;
-  // hub:
+  // hub: tcp://HOST:PORT or ipc://PATH. Without CURVE keys only ipc:// or a numeric loopback host
+  // (carehub::IsLoopbackHost: 127.0.0.0/8 or ::1; not the name localhost) is accepted.
   std::string hub_endpoint = "tcp://127.0.0.1:7400";
   std::optional<client::CurveClientKeys> curve;
   std::chrono::milliseconds resend_after{5000};
@@ -77,7 +67,8 @@ struct AdapterConfig {
   std::filesystem::path outbox_dir;
   // admin:
   std::string admin_listen = "127.0.0.1:0";
-  // Bearer token required by the admin HTTP server; required when admin_listen is not loopback.
+  // Bearer token required by the admin HTTP server; required when admin_listen is not a numeric
+  // loopback address.
   std::string admin_token;
   // logging:
   std::string log_level = "info";

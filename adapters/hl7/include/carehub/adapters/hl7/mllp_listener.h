@@ -32,7 +32,9 @@
 namespace carehub::adapters::hl7 {
 
 struct MllpOptions {
-  // "HOST:PORT"; port 0 picks an ephemeral port (read it back with port()). "[::1]:2575" for IPv6.
+  // "HOST:PORT" as carehub::ParseHostPort reads it; port 0 picks an ephemeral port (read it back
+  // with port()). "[::1]:2575" for IPv6. The host is required ("0.0.0.0:2575" for every IPv4
+  // interface): the adapter's --listen already required one.
   std::string listen = "127.0.0.1:2575";
   std::string publisher_ods;
   // Accepted MSH-4 values; empty means publisher_ods only.

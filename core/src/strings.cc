@@ -1,0 +1,43 @@
+#include "carehub/core/strings.h"
+
+namespace carehub {
+
+std::string_view Trim(std::string_view text, std::string_view chars) {
+  const size_t first = text.find_first_not_of(chars);
+  if (first == std::string_view::npos) {
+    return {};
+  }
+  const size_t last = text.find_last_not_of(chars);
+  return text.substr(first, last - first + 1);
+}
+
+std::string RemoveChars(std::string_view text, std::string_view chars) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (chars.find(c) == std::string_view::npos) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string AsciiLower(std::string text) {
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return text;
+}
+
+std::string AsciiUpper(std::string text) {
+  for (char& c : text) {
+    if (c >= 'a' && c <= 'z') {
+      c = static_cast<char>(c - 'a' + 'A');
+    }
+  }
+  return text;
+}
+
+}  // namespace carehub

@@ -1,0 +1,74 @@
+// The hub config's transport rules (DESIGN §7) as decided by the shared address helper
+// (carehub/core/address.h): plain mode binds only to numeric loopback addresses.
+
+#include "carehub/hub/config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace carehub::hub {
+namespace {
+
+std::string Plain(const std::string& ingest, const std::string& admin = "127.0.0.1:0") {
+  return "ingest:\n  endpoint: \"" + ingest + "\"\nadmin:\n  listen: \"" + admin + "\"\n";
+}
+
+TEST(HubConfigTest, PlainModeAcceptsNumericLoopback) {
+  for (const char* ep : {"tcp://127.0.0.1:7400", "tcp://127.0.0.2:0", "tcp://[::1]:7400",
+                         "tcp://127.0.0.1:*", "ipc:///tmp/carehub-ingest"}) {
+    auto config = ParseHubConfig(Plain(ep), "/tmp");
+    EXPECT_TRUE(config.ok()) << ep << ": " << config.status().ToString();
+  }
+}
+
+TEST(HubConfigTest, PlainModeRefusesEverythingElse) {
+  for (const char* ep : {"tcp://127.example.net:7400", "tcp://127.0.0.1.nip.io:7400",
+                         "tcp://localhost:7400", "tcp://lo:7400", "tcp://*:7400",
+                         "tcp://0.0.0.0:7400", "tcp://0x7f.1:7400", "tcp://10.1.2.3:7400"}) {
+    auto config = ParseHubConfig(Plain(ep), "/tmp");
+    ASSERT_FALSE(config.ok()) << ep;
+    EXPECT_NE(config.status().message().find("ingest.endpoint"), std::string::npos)
+        << config.status().message();
+    EXPECT_NE(config.status().message().find("non-loopback"), std::string::npos)
+        << config.status().message();
+  }
+}
+
+TEST(HubConfigTest, MalformedEndpointsAreRefusedInEveryMode) {
+  for (const char* ep : {"tcp://127.0.0.1", "tcp://127.0.0.1:99999", "tcp://:7400"}) {
+    auto config = ParseHubConfig(Plain(ep), "/tmp");
+    ASSERT_FALSE(config.ok()) << ep;
+    EXPECT_NE(config.status().message().find("ingest.endpoint"), std::string::npos)
+        << config.status().message();
+  }
+  auto config = ParseHubConfig(
+      "subscribe:\n  endpoint: \"tcp://127.0.0.1\"\nsecurity:\n  mode: curve\n"
+      "  server_key_file: k\n  identities: i\n",
+      "/tmp");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("subscribe.endpoint"), std::string::npos)
+      << config.status().message();
+}
+
+TEST(HubConfigTest, AdminOffLoopbackNeedsAToken) {
+  auto config = ParseHubConfig(Plain("tcp://127.0.0.1:7400", "127.0.0.1.nip.io:7480"), "/tmp");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("admin.listen"), std::string::npos);
+  config = ParseHubConfig(Plain("tcp://127.0.0.1:7400", "localhost:7480"), "/tmp");
+  EXPECT_FALSE(config.ok());
+  config = ParseHubConfig(Plain("tcp://127.0.0.1:7400", "[::1]:7480"), "/tmp");
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  config = ParseHubConfig(Plain("tcp://127.0.0.1:7400", "127.0.0.1"), "/tmp");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("admin.listen"), std::string::npos);
+}
+
+TEST(HubConfigTest, EndpointHostStripsSchemePortAndBrackets) {
+  EXPECT_EQ(EndpointHost("tcp://127.0.0.1:7400"), "127.0.0.1");
+  EXPECT_EQ(EndpointHost("[::1]:7480"), "::1");
+  EXPECT_EQ(EndpointHost("127.0.0.1:7480"), "127.0.0.1");
+}
+
+}  // namespace
+}  // namespace carehub::hub
