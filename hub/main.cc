@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "carehub/core/lifecycle_signals.h"
-#include "carehub/hub/hub.h"
+#include "hub.h"
 #include "embedded_config.h"
 
 int main(int argc, char** argv) {

@@ -1,4 +1,4 @@
-#include "carehub/hub/admin_server.h"
+#include "admin_server.h"
 
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "carehub/core/address.h"
+#include "carehub/core/log.h"
 #include "carehub/hub/config.h"
 #include "status_page.h"
 
@@ -27,10 +29,7 @@ void Problem(httplib::Response& res, int status, const std::string& code,
   Json(res, {{"error", code}, {"message", message}}, status);
 }
 
-std::shared_ptr<spdlog::logger> Log() {
-  auto log = spdlog::get("admin");
-  return log ? log : spdlog::default_logger();
-}
+std::shared_ptr<spdlog::logger> Log() { return Logger("admin"); }
 
 // The store could not be read: a 503 with its reason, never an empty or partial answer.
 void StoreProblem(httplib::Response& res, const Status& status) {
@@ -170,6 +169,13 @@ void AdminServer::Routes() {
   s.Get("/api/v1/status", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(StatusJson(), "application/json");
   });
+  QuarantineRoutes();
+  AgreementAndAuditRoutes();
+}
+
+// Quarantine: list, show (decoded), replay through the ingest path.
+void AdminServer::QuarantineRoutes() {
+  auto& s = *server_;
   s.Get("/api/v1/quarantine", [this](const httplib::Request& req, httplib::Response& res) {
     auto after = static_cast<uint64_t>(std::max<int64_t>(0, ParseInt(req, "after", 0)));
     auto limit = static_cast<size_t>(std::clamp<int64_t>(ParseInt(req, "limit", 100), 1, 10000));
@@ -248,6 +254,10 @@ void AdminServer::Routes() {
                {"reason", outcome.reason()},
                {"message", outcome.message()}});
   });
+}
+
+void AdminServer::AgreementAndAuditRoutes() {
+  auto& s = *server_;
   s.Post("/api/v1/agreements/reload", [this](const httplib::Request&, httplib::Response& res) {
     Status st = ctx_.reload ? ctx_.reload() : Status::Error("no_policy", "reload unavailable");
     if (!st.ok()) {
@@ -315,17 +325,13 @@ Result<std::string> AdminServer::Start() {
     metrics.GetGauge("carehub_uptime_seconds", "Seconds since the hub started.")
         .Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
   });
-  std::string host = EndpointHost(listen_);
-  int port = 0;
-  auto colon = listen_.rfind(':');
-  if (colon == std::string::npos) {
-    return Status::Error("bad_config", "admin.listen must be host:port, not " + listen_);
+  auto address = ParseHostPort(listen_);
+  if (!address.ok()) {
+    return Status::Error("bad_config",
+                         "admin.listen must be host:port: " + address.status().message());
   }
-  try {
-    port = std::stoi(listen_.substr(colon + 1));
-  } catch (...) {
-    return Status::Error("bad_config", "admin.listen has no valid port: " + listen_);
-  }
+  const std::string host = address.value().host;
+  const int port = address.value().port;
   int bound =
       port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {

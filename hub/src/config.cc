@@ -58,6 +58,8 @@ std::filesystem::path Resolve(const std::filesystem::path& base, const std::stri
 
 }  // namespace
 
+// Long on purpose: one short block per config key, in the order of config/hub.yaml, so the whole
+// file format (and each key's bounds and error message) reads in one place.
 Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
                                  const std::filesystem::path& base_dir) {
   YAML::Node root;
@@ -231,12 +233,6 @@ Result<HubConfig> LoadHubConfig(const std::filesystem::path& file) {
     return Status::Error("bad_config", file.string() + ": " + result.status().message());
   }
   return result;
-}
-
-std::string EndpointHost(const std::string& endpoint) {
-  auto host_port =
-      endpoint.rfind("tcp://", 0) == 0 ? ParseTcpEndpoint(endpoint) : ParseHostPort(endpoint);
-  return host_port.ok() ? host_port->host : endpoint;
 }
 
 }  // namespace carehub::hub

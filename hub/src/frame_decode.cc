@@ -16,21 +16,18 @@ IngestFrameDecision Quarantine(std::string reason, std::string message) {
 }  // namespace
 
 IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,
-                                      size_t max_events_per_batch,
-                                      google::protobuf::Arena* arena) {
+                                      size_t max_events_per_batch, google::protobuf::Arena* arena) {
   if (payload.size() > max_frame_bytes) {
     return Quarantine("frame_too_large", "frame of " + std::to_string(payload.size()) +
                                              " bytes exceeds the limit of " +
-                                             std::to_string(max_frame_bytes) +
-                                             "; split the batch");
+                                             std::to_string(max_frame_bytes) + "; split the batch");
   }
   v1::Frame& frame = *google::protobuf::Arena::CreateMessage<v1::Frame>(arena);
   if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return Quarantine("malformed_frame", "the frame is not a valid carehub.v1.Frame protobuf");
   }
   if (frame.version() != v1::PROTOCOL_VERSION_1) {
-    return Quarantine("unsupported_version", "protocol version " +
-                                                 std::to_string(frame.version()) +
+    return Quarantine("unsupported_version", "protocol version " + std::to_string(frame.version()) +
                                                  " is not supported; this hub speaks version 1");
   }
   IngestFrameDecision d;
@@ -94,9 +91,9 @@ uint64_t AddCredit(uint64_t credit, uint64_t events) {
                   kMaxSubscribeCredit);
 }
 
-std::optional<uint64_t> ResolveSubscribeStart(
-    const v1::Subscribe& request, const SubscribeStartInputs& in,
-    const std::function<uint64_t(int64_t)>& seq_at_time) {
+std::optional<uint64_t> ResolveSubscribeStart(const v1::Subscribe& request,
+                                              const SubscribeStartInputs& in,
+                                              const std::function<uint64_t(int64_t)>& seq_at_time) {
   switch (request.start()) {
     case v1::Subscribe::START_RESUME:
     case v1::Subscribe::START_UNSPECIFIED:

@@ -1,4 +1,4 @@
-#include "carehub/hub/group_committer.h"
+#include "group_committer.h"
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "carehub/core/crash_points.h"
+#include "carehub/core/log.h"
 
 namespace carehub::hub {
 
@@ -71,128 +72,150 @@ bool GroupCommitter::ProbeStore() {
   return store_->Probe().ok();
 }
 
+// The writer thread: wait for batches, commit them as one group, hand them back.
 void GroupCommitter::Run() {
   pthread_setname_np(pthread_self(), "carehub-commit");
-  auto log = spdlog::get("store");
   std::vector<std::unique_ptr<PreparedBatch>> work;
   while (true) {
-    {
-      std::unique_lock lock(mu_);
-      if (!healthy_.load()) {
-        cv_.wait_for(lock, std::chrono::seconds(1),
-                     [this] { return stopping_ || !queue_.empty(); });
-      } else {
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      }
-      if (queue_.empty() && stopping_) {
-        return;
-      }
-      while (!queue_.empty()) {
-        work.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+    if (!TakeQueued(&work)) {
+      return;
     }
     if (work.empty()) {
+      // Woken while unhealthy with nothing queued: see whether the store recovered.
       if (ProbeStore()) {
-        healthy_.store(true);
-        {
-          std::lock_guard lock(mu_);
-          last_error_.clear();
-        }
-        log->info("store accepts writes again");
+        MarkHealthy();
       }
       continue;
     }
-
     CAREHUB_CRASH_POINT("commit.before_write");
-    auto start = std::chrono::steady_clock::now();
-    uint64_t max_seq = 0;
-    size_t last_write = work.size();
-    bool write_failed = false;  // RocksDB itself refused a write (not the headroom check)
-    // Find the last batch that will actually be written, so that only it carries the sync.
-    for (size_t i = work.size(); i-- > 0;) {
-      if (work[i]->epoch > failed_epoch_) {
-        last_write = i;
-        break;
-      }
-    }
-    for (size_t i = 0; i < work.size(); ++i) {
-      auto& batch = work[i];
-      if (batch->epoch <= failed_epoch_) {
-        batch->committed = false;
-        continue;
-      }
-      if (!healthy_.load()) {
-        (void)store_->Resume();
-      }
-      // A write that would eat into the disk reserve is refused like a failed one (RETRY).
-      Status s = store_->CheckHeadroom(batch->writes.DataSize() * 2);
-      if (s.ok()) {
-        s = store_->Commit(&batch->writes, sync_ && i == last_write);
-        write_failed = write_failed || !s.ok();
-      }
-      if (!s.ok()) {
-        // Batches already written in this group were not synced: sync them now or fail them.
-        commit_failures_.Inc();
-        failed_epoch_ = batch->epoch;
-        batch->committed = false;
-        healthy_.store(false);
-        {
-          std::lock_guard lock(mu_);
-          last_error_ = s.ToString();
-        }
-        log->error("store refused a write, answering RETRY until it recovers: {}", s.ToString());
-        continue;
-      }
-      batch->committed = true;
-      max_seq = std::max(max_seq, batch->max_seq);
-      // A subscription plans its scans from the known routes and reads up to committed_seq_: the
-      // batch's new routes must be known before committed_seq_ passes their events, or a session
-      // planning in between skips a new route's first events for good (found by the soak run).
-      if (!batch->new_routes.empty()) {
-        store_->routes().NoteCommitted(batch->new_routes);
-      }
-      if (!healthy_.load()) {
-        healthy_.store(true);
-        log->info("store accepts writes again");
-      }
-    }
-    // If a failure happened after some unsynced writes of this group, those must not be
-    // acknowledged as durable unless a sync succeeded afterwards: fsync the WAL explicitly.
-    // After RocksDB refused a write its log writer is in an error state, and syncing it then
-    // aborts the process in RocksDB builds with assertions (Debian's 7.8: "Assertion
-    // `sync_without_flush_called_' failed", found with a read-only data dir): fail the group.
-    if (sync_ && last_write < work.size() && !work[last_write]->committed) {
-      if (write_failed || !store_->SyncWal().ok()) {
-        for (auto& b : work) {
-          b->committed = false;
-        }
-        max_seq = 0;
-      }
-    }
+    const auto start = std::chrono::steady_clock::now();
+    const uint64_t max_seq = CommitGroup(work);
     // Written and synced, nobody answered yet.
     CAREHUB_CRASH_POINT("commit.after_sync");
     commit_seconds_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     batches_per_commit_.Observe(static_cast<double>(work.size()));
-    if (max_seq > 0) {
-      uint64_t prev = committed_seq_.load();
-      while (max_seq > prev && !committed_seq_.compare_exchange_weak(prev, max_seq)) {
-      }
+    HandBack(&work, max_seq);
+  }
+}
+
+bool GroupCommitter::TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work) {
+  std::unique_lock lock(mu_);
+  // While unhealthy, wake every second even with nothing queued, to probe the store.
+  if (!healthy_.load()) {
+    cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || !queue_.empty(); });
+  } else {
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+  }
+  if (queue_.empty() && stopping_) {
+    return false;
+  }
+  while (!queue_.empty()) {
+    work->push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  return true;
+}
+
+uint64_t GroupCommitter::CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>& work) {
+  uint64_t max_seq = 0;
+  size_t last_write = work.size();
+  bool write_failed = false;  // RocksDB itself refused a write (not the headroom check)
+  // Find the last batch that will actually be written, so that only it carries the sync.
+  for (size_t i = work.size(); i-- > 0;) {
+    if (work[i]->epoch > failed_epoch_) {
+      last_write = i;
+      break;
     }
-    {
-      std::lock_guard lock(mu_);
+  }
+  for (size_t i = 0; i < work.size(); ++i) {
+    auto& batch = work[i];
+    if (batch->epoch <= failed_epoch_) {
+      batch->committed = false;
+      continue;
+    }
+    if (!healthy_.load()) {
+      (void)store_->Resume();
+    }
+    // A write that would eat into the disk reserve is refused like a failed one (RETRY).
+    Status s = store_->CheckHeadroom(batch->writes.DataSize() * 2);
+    if (s.ok()) {
+      s = store_->Commit(&batch->writes, sync_ && i == last_write);
+      write_failed = write_failed || !s.ok();
+    }
+    if (!s.ok()) {
+      MarkFailed(batch->epoch, s);
+      batch->committed = false;
+      continue;
+    }
+    batch->committed = true;
+    max_seq = std::max(max_seq, batch->max_seq);
+    // A subscription plans its scans from the known routes and reads up to committed_seq_: the
+    // batch's new routes must be known before committed_seq_ passes their events, or a session
+    // planning in between skips a new route's first events for good (found by the soak run).
+    if (!batch->new_routes.empty()) {
+      store_->routes().NoteCommitted(batch->new_routes);
+    }
+    if (!healthy_.load()) {
+      MarkHealthy();
+    }
+  }
+  // If a failure happened after some unsynced writes of this group, those must not be
+  // acknowledged as durable unless a sync succeeded afterwards: fsync the WAL explicitly.
+  // After RocksDB refused a write its log writer is in an error state, and syncing it then
+  // aborts the process in RocksDB builds with assertions (Debian's 7.8: "Assertion
+  // `sync_without_flush_called_' failed", found with a read-only data dir): fail the group.
+  if (sync_ && last_write < work.size() && !work[last_write]->committed) {
+    if (write_failed || !store_->SyncWal().ok()) {
       for (auto& b : work) {
-        completed_.push_back(std::move(b));
+        b->committed = false;
       }
+      max_seq = 0;
     }
-    work.clear();
-    if (max_seq > 0 && on_committed_) {
-      on_committed_(committed_seq_.load());
+  }
+  return max_seq;
+}
+
+void GroupCommitter::MarkFailed(uint64_t epoch, const Status& status) {
+  // Later batches of this epoch fail unwritten; the pipeline starts a new epoch (Finish).
+  commit_failures_.Inc();
+  failed_epoch_ = epoch;
+  healthy_.store(false);
+  {
+    std::lock_guard lock(mu_);
+    last_error_ = status.ToString();
+  }
+  Logger("store")->error("store refused a write, answering RETRY until it recovers: {}",
+                         status.ToString());
+}
+
+void GroupCommitter::MarkHealthy() {
+  healthy_.store(true);
+  {
+    std::lock_guard lock(mu_);
+    last_error_.clear();
+  }
+  Logger("store")->info("store accepts writes again");
+}
+
+void GroupCommitter::HandBack(std::vector<std::unique_ptr<PreparedBatch>>* work, uint64_t max_seq) {
+  if (max_seq > 0) {
+    uint64_t prev = committed_seq_.load();
+    while (max_seq > prev && !committed_seq_.compare_exchange_weak(prev, max_seq)) {
     }
-    if (on_completed_) {
-      on_completed_();
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (auto& b : *work) {
+      completed_.push_back(std::move(b));
     }
+  }
+  work->clear();
+  if (max_seq > 0 && on_committed_) {
+    on_committed_(committed_seq_.load());
+  }
+  if (on_completed_) {
+    on_completed_();
   }
 }
 

@@ -1,4 +1,4 @@
-#include "carehub/hub/hub.h"
+#include "hub.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -9,17 +9,18 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "admin_server.h"
 #include "carehub/client/curve.h"
-#include "carehub/hub/admin_server.h"
+#include "carehub/core/log.h"
 #include "carehub/hub/identities.h"
 #include "carehub/hub/ingest_pipeline.h"
-#include "carehub/hub/ingest_server.h"
-#include "carehub/hub/policy_holder.h"
 #include "carehub/hub/store.h"
-#include "carehub/hub/subscribe_server.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/policy/diff.h"
 #include "carehub/policy/load.h"
+#include "ingest_server.h"
+#include "policy_holder.h"
+#include "subscribe_server.h"
 #include "zap_handler.h"
 
 namespace carehub::hub {
@@ -45,13 +46,15 @@ Result<std::string> LoadServerSecretKey(const std::filesystem::path& file) {
 class HubImpl final : public Hub {
  public:
   explicit HubImpl(HubConfig config) : config_(std::move(config)) {}
+  // The one place the daemon takes the real clock: every part below is handed this one.
+  const Clock& clock_ = SystemClock::Instance();
   ~HubImpl() override { Stop(); }
 
   Status Init() {
     if (!spdlog::get("hub")) {
       SetUpLogging(config_.log_level, config_.log_format);
     }
-    auto log = spdlog::get("hub");
+    auto log = Logger("hub");
     std::string server_secret;
     if (config_.curve) {
       auto secret = LoadServerSecretKey(config_.server_key_file);
@@ -83,6 +86,7 @@ class HubImpl final : public Hub {
     store_options.dedup_window_days = config_.dedup_window_days;
     store_options.min_free_disk_bytes = config_.min_free_disk_bytes;
     store_options.salvage_wal = config_.salvage_wal;
+    store_options.clock = &clock_;
     auto store = Store::Open(store_options);
     if (!store.ok()) {
       return store.status();
@@ -107,9 +111,9 @@ class HubImpl final : public Hub {
         return set && MaySubscribe(*set, identity, subscriber);
       };
     }
-    pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
-                                                 config_.dedup_window_days, SystemClock::Instance(),
-                                                 std::move(may_publish));
+    pipeline_ =
+        std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
+                                         config_.dedup_window_days, clock_, std::move(may_publish));
     IngestServerOptions ingest_options;
     ingest_options.endpoint = config_.ingest_endpoint;
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
@@ -129,9 +133,9 @@ class HubImpl final : public Hub {
     subscribe_options.subscriber_timeout = std::chrono::milliseconds(config_.subscriber_timeout_ms);
     subscribe_options.max_delivery_batch = config_.max_delivery_batch;
     subscribe_options.curve_secret_key = server_secret;
-    subscribe_ = std::make_unique<SubscribeServer>(
-        context_, subscribe_options, store_.get(), &policy_, &committed_seq_, &metrics_,
-        SystemClock::Instance(), std::move(may_subscribe));
+    subscribe_ = std::make_unique<SubscribeServer>(context_, subscribe_options, store_.get(),
+                                                   &policy_, &committed_seq_, &metrics_, clock_,
+                                                   std::move(may_subscribe));
 
     auto ingest_bound = ingest_->Bind();
     if (!ingest_bound.ok()) {
@@ -186,7 +190,7 @@ class HubImpl final : public Hub {
               ingest_endpoint_, subscribe_endpoint_, admin_address_, config_.data_dir.string(),
               config_.durability == Durability::kFsync ? "fsync" : "os", *last_seq);
     if (auto ids = identities_.Get()) {
-      spdlog::get("security")
+      Logger("security")
           ->info("CURVE on ingest and subscribe; identities loaded from {}: {} identities, {} keys",
                  config_.identities_file.string(), ids->identities().size(), ids->key_count());
     }
@@ -215,7 +219,7 @@ class HubImpl final : public Hub {
   // (RocksDB range deletes, so the cost does not depend on how many events go). Dedup keys expire
   // on their own window during compaction.
   void RunRetention() {
-    auto log = spdlog::get("store");
+    auto log = Logger("store");
     std::unique_lock lock(retention_mu_);
     while (!retention_stop_) {
       lock.unlock();
@@ -223,7 +227,7 @@ class HubImpl final : public Hub {
           config_.retention_max_age_seconds > 0
               ? std::chrono::seconds(config_.retention_max_age_seconds)
               : std::chrono::hours(24) * static_cast<int64_t>(config_.retention_max_age_days);
-      auto cutoff = SystemClock::Instance().Now() - max_age;
+      auto cutoff = clock_.Now() - max_age;
       auto deleted = store_->DeleteEventsBefore(ToUnixMillis(cutoff));
       if (!deleted.ok()) {
         log->error("retention failed: {}", deleted.status().ToString());
@@ -259,10 +263,10 @@ class HubImpl final : public Hub {
   // message, also on connections already open) at once too: a removed identity can no longer
   // publish or open a subscription, even on a connection it opened before.
   Status ReloadIdentities() {
-    auto log = spdlog::get("security");
+    auto log = Logger("security");
     auto loaded = LoadIdentities(config_.identities_file);
     v1::AuditRecord audit;
-    audit.set_at_unix_ms(ToUnixMillis(SystemClock::Instance().Now()));
+    audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
     if (!loaded.ok()) {
       log->error("identities reload refused, previous identities stay in force: {}",
                  loaded.status().message());
@@ -297,13 +301,13 @@ class HubImpl final : public Hub {
   }
 
   Status ReloadAgreements() {
-    auto log = spdlog::get("policy");
+    auto log = Logger("policy");
     if (config_.agreements_file.empty()) {
       return Status::Error("no_policy", "the hub was started without an agreements file");
     }
     auto loaded = policy::LoadPolicy(config_.agreements_file);
     v1::AuditRecord audit;
-    audit.set_at_unix_ms(ToUnixMillis(SystemClock::Instance().Now()));
+    audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
     if (!loaded.ok()) {
       log->error("agreements reload refused, previous agreements stay in force: {}",
                  loaded.status().message());

@@ -84,6 +84,8 @@ const Identity* IdentitySet::FindById(std::string_view id) const {
   return it == by_id_.end() ? nullptr : &it->second;
 }
 
+// Long on purpose: one block per field of the identities file (docs/security.md), each with its
+// check and message, in file order; the checks share the partly built set.
 Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& yaml_text) {
   YAML::Node root;
   try {

@@ -5,15 +5,13 @@
 #include <algorithm>
 
 #include "carehub/core/event_types.h"
+#include "carehub/core/log.h"
 #include "carehub/hub/store/event_codec.h"
 
 namespace carehub::hub {
 namespace {
 
-std::shared_ptr<spdlog::logger> Log() {
-  auto log = spdlog::get("ingest");
-  return log ? log : spdlog::default_logger();
-}
+std::shared_ptr<spdlog::logger> Log() { return Logger("ingest"); }
 
 uint32_t DaysSinceEpoch(Clock::TimePoint t) {
   return static_cast<uint32_t>(

@@ -1,4 +1,4 @@
-#include "carehub/hub/ingest_server.h"
+#include "ingest_server.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "carehub/core/crash_points.h"
+#include "carehub/core/log.h"
 #include "carehub/hub/frame_decode.h"
 
 namespace carehub::hub {
@@ -131,7 +132,7 @@ void IngestServer::SendFrame(const std::string& routing_id, const v1::Frame& fra
                      {{"reason", dropped}})
         .Inc();
     if (Limiter().Allow()) {
-      spdlog::get("ingest")->warn("answer to peer {} dropped: {}", PeerName(routing_id), dropped);
+      Logger("ingest")->warn("answer to peer {} dropped: {}", PeerName(routing_id), dropped);
     }
   }
 }
@@ -151,8 +152,8 @@ void IngestServer::QuarantineFrame(const std::string& routing_id, const std::str
                                    std::string_view raw, const std::string& reason,
                                    const std::string& message) {
   if (Limiter().Allow()) {
-    spdlog::get("ingest")->warn("frame from peer {} ({} bytes) refused: {}: {}",
-                                PeerName(routing_id), raw.size(), reason, message);
+    Logger("ingest")->warn("frame from peer {} ({} bytes) refused: {}: {}", PeerName(routing_id),
+                           raw.size(), reason, message);
   }
   SendError(routing_id, reason, message, 0);
   committer_->Submit(pipeline_->QuarantineFrame(routing_id, sender, raw, reason, message));
@@ -185,8 +186,8 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
       return;
     case IngestFrameDecision::Action::kRefuseBatch:
       if (Limiter().Allow()) {
-        spdlog::get("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
-                                    decision.message);
+        Logger("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
+                               decision.message);
       }
       metrics_
           ->GetCounter("carehub_frames_rejected_total",
@@ -263,9 +264,9 @@ void IngestServer::AnswerCompleted() {
       refused += r.status() == v1::EventResult::REJECTED || r.status() == v1::EventResult::CONFLICT;
     }
     if (refused > 0 && Limiter().Allow()) {
-      spdlog::get("ingest")->warn("batch {} from peer {}: {} of {} events refused (see quarantine)",
-                                  batch->result.batch_id(), PeerName(batch->routing_id), refused,
-                                  batch->result.results_size());
+      Logger("ingest")->warn("batch {} from peer {}: {} of {} events refused (see quarantine)",
+                             batch->result.batch_id(), PeerName(batch->routing_id), refused,
+                             batch->result.results_size());
     }
     v1::Frame frame;
     frame.set_version(v1::PROTOCOL_VERSION_1);
@@ -280,7 +281,7 @@ void IngestServer::AnswerCompleted() {
 
 void IngestServer::Run(const std::atomic<bool>& stop) {
   pthread_setname_np(pthread_self(), "carehub-ingest");
-  auto log = spdlog::get("ingest");
+  auto log = Logger("ingest");
   std::vector<zmq::message_t> parts;
   bool stopping = false;
   while (true) {

@@ -1,7 +1,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "carehub/hub/hub.h"
+#include "hub.h"
 
 namespace carehub::hub {
 

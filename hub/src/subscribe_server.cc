@@ -1,4 +1,4 @@
-#include "carehub/hub/subscribe_server.h"
+#include "subscribe_server.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -12,6 +12,7 @@
 
 #include "carehub/core/crash_points.h"
 #include "carehub/core/event_types.h"
+#include "carehub/core/log.h"
 #include "carehub/hub/frame_decode.h"
 #include "subscribe/disclosure.h"
 #include "subscribe/log_reader.h"
@@ -22,10 +23,7 @@ namespace {
 
 using Steady = std::chrono::steady_clock;
 
-std::shared_ptr<spdlog::logger> Log() {
-  auto log = spdlog::get("subscribe");
-  return log ? log : spdlog::default_logger();
-}
+std::shared_ptr<spdlog::logger> Log() { return Logger("subscribe"); }
 
 }  // namespace
 
@@ -105,34 +103,64 @@ void SubscribeServer::SendNotice(const std::string& routing_id, const std::strin
   SendFrame(routing_id, frame);
 }
 
+void SubscribeServer::RefuseSubscribe(const std::string& routing_id, const std::string& identity,
+                                      const std::string& subscription, const std::string& code,
+                                      const std::string& message) {
+  metrics_
+      ->GetCounter("carehub_subscriptions_refused_total", "Subscribe requests refused, by reason.",
+                   {{"reason", code}})
+      .Inc();
+  Log()->warn("subscription '{}' refused for {}: {}", subscription,
+              identity.empty() ? "plain connection" : identity, code);
+  v1::AuditRecord audit;
+  audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
+  audit.set_kind("subscription_refused");
+  audit.set_subscriber(identity);
+  audit.set_subscription(subscription);
+  audit.set_detail(code + ": " + message);
+  (void)store_->audit().Append(audit);
+  SendError(routing_id, code, message, true);
+}
+
+Result<SubscribeServer::StartPoint> SubscribeServer::ResolveStart(
+    const v1::Subscribe& request, const policy::SubscriptionRef& sub, uint64_t head) {
+  auto cursor_read = store_->cursors().Get(sub.id);
+  auto first_read = store_->events().FirstSeq();
+  Result<uint64_t> at_time = uint64_t{0};
+  if (request.start() == v1::Subscribe::START_AT_TIME) {
+    at_time = store_->events().SeqAtTime(request.time_unix_ms());
+  }
+  for (const Status* s : {&cursor_read.status(), &first_read.status(), &at_time.status()}) {
+    if (!s->ok()) {
+      return *s;  // not "no cursor": a session started from a wrong position would skip events
+    }
+  }
+  StartPoint point;
+  point.stored_cursor = cursor_read.value();
+  const uint64_t first = std::max<uint64_t>(first_read.value(), 1);
+  std::optional<uint64_t> resolved =
+      ResolveSubscribeStart(request, SubscribeStartInputs{point.stored_cursor, first, head},
+                            [&](int64_t) { return at_time.value(); });
+  if (!resolved) {
+    return Status::Error("bad_request", "unknown start mode");
+  }
+  point.start = *resolved;
+  return point;
+}
+
 void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::string& identity,
                                       const v1::Subscribe& request) {
   auto policy = policy_->Get();
-  auto refuse = [&](const std::string& code, const std::string& message) {
-    metrics_
-        ->GetCounter("carehub_subscriptions_refused_total",
-                     "Subscribe requests refused, by reason.", {{"reason", code}})
-        .Inc();
-    Log()->warn("subscription '{}' refused for {}: {}", request.subscription(),
-                identity.empty() ? "plain connection" : identity, code);
-    v1::AuditRecord audit;
-    audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
-    audit.set_kind("subscription_refused");
-    audit.set_subscriber(identity);
-    audit.set_subscription(request.subscription());
-    audit.set_detail(code + ": " + message);
-    (void)store_->audit().Append(audit);
-    SendError(routing_id, code, message, true);
-  };
   const policy::SubscriptionRef* sub =
       policy ? policy->FindSubscription(request.subscription()) : nullptr;
   if (!sub) {
-    refuse("unknown_subscription",
-           "no subscriber has a subscription named '" + request.subscription() + "'");
+    RefuseSubscribe(routing_id, identity, request.subscription(), "unknown_subscription",
+                    "no subscriber has a subscription named '" + request.subscription() + "'");
     return;
   }
   if (authorise_ && !authorise_(identity, sub->subscriber)) {
-    refuse("not_your_subscription", "subscription '" + sub->id + "' belongs to another subscriber");
+    RefuseSubscribe(routing_id, identity, request.subscription(), "not_your_subscription",
+                    "subscription '" + sub->id + "' belongs to another subscriber");
     return;
   }
   // One live session per subscription: a new Subscribe (e.g. after a client restart) replaces it.
@@ -145,30 +173,20 @@ void SubscribeServer::HandleSubscribe(const std::string& routing_id, const std::
     }
   }
   const uint64_t head = committed_seq_->load();
-  auto cursor_read = store_->cursors().Get(sub->id);
-  auto first_read = store_->events().FirstSeq();
-  Result<uint64_t> at_time = uint64_t{0};
-  if (request.start() == v1::Subscribe::START_AT_TIME) {
-    at_time = store_->events().SeqAtTime(request.time_unix_ms());
-  }
-  for (const Status* s : {&cursor_read.status(), &first_read.status(), &at_time.status()}) {
-    if (!s->ok()) {
-      // Not "no cursor": a session started from a wrong position would redeliver or skip.
-      Log()->error("cannot open subscription {}: {}", sub->id, s->ToString());
-      refuse("store_unavailable", "the hub cannot read its store; try again");
-      return;
+  auto point = ResolveStart(request, *sub, head);
+  if (!point.ok()) {
+    const bool store_failed = point.status().code() != "bad_request";
+    if (store_failed) {
+      Log()->error("cannot open subscription {}: {}", sub->id, point.status().ToString());
     }
-  }
-  const std::optional<uint64_t> stored_cursor = cursor_read.value();
-  const uint64_t first = std::max<uint64_t>(first_read.value(), 1);
-  std::optional<uint64_t> resolved =
-      ResolveSubscribeStart(request, SubscribeStartInputs{stored_cursor, first, head},
-                            [&](int64_t) { return at_time.value(); });
-  if (!resolved) {
-    refuse("bad_request", "unknown start mode");
+    RefuseSubscribe(
+        routing_id, identity, request.subscription(),
+        store_failed ? "store_unavailable" : point.status().code(),
+        store_failed ? "the hub cannot read its store; try again" : point.status().message());
     return;
   }
-  const uint64_t start = *resolved;
+  const uint64_t start = point.value().start;
+  const std::optional<uint64_t> stored_cursor = point.value().stored_cursor;
   auto session = std::make_unique<Session>();
   session->routing_id = routing_id;
   session->identity = identity;
@@ -269,6 +287,24 @@ const policy::SubscriptionRef* SubscribeServer::CheckEntitled(Session& session,
   if (!sub) {
     SendError(session.routing_id, "subscription_removed",
               "the subscription is no longer in the agreements in force", true);
+    session.Expire();
+    return nullptr;
+  }
+  // The identity that opened the session may have been removed (or no longer hold this
+  // subscriber) since: access ends with the grant, on open connections too.
+  if (authorise_ && !authorise_(session.identity, sub->subscriber)) {
+    Log()->warn("subscription {} ended: identity {} may no longer receive it", session.subscription,
+                session.identity);
+    v1::AuditRecord audit;
+    audit.set_at_unix_ms(ToUnixMillis(now));
+    audit.set_kind("subscription_ended");
+    audit.set_subscriber(session.identity);
+    audit.set_subscription(session.subscription);
+    audit.set_detail("identity_removed: the identity no longer holds this subscription");
+    (void)store_->audit().Append(audit);
+    SendError(session.routing_id, "identity_removed",
+              "this connection's identity may no longer receive subscription '" + sub->id + "'",
+              true);
     session.Expire();
     return nullptr;
   }

@@ -6,6 +6,8 @@
 #include <vector>
 #include <zmq_addon.hpp>
 
+#include "carehub/core/log.h"
+
 namespace carehub::hub {
 namespace {
 
@@ -62,7 +64,7 @@ ZapHandler::ZapHandler(zmq::context_t& context, const IdentityHolder* identities
       identities_(identities),
       metrics_(metrics),
       // The hub sets up the "security" logger; a test that does not gets spdlog's default one.
-      log_(spdlog::get("security") ? spdlog::get("security") : spdlog::default_logger()) {}
+      log_(Logger("security")) {}
 
 ZapHandler::~ZapHandler() { Stop(); }
 

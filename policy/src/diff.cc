@@ -64,6 +64,8 @@ std::string PolicyChange::ToString() const {
   return line;
 }
 
+// Long on purpose: one comparison block per kind of change an auditor reads (agreements added,
+// removed, narrowed or widened; subscriptions; opt-outs), in the order the audit detail lists them.
 std::vector<PolicyChange> DiffPolicies(const PolicySet& before, const PolicySet& after) {
   std::vector<PolicyChange> changes;
   const internal::Compiled& b = before.compiled();

@@ -36,20 +36,10 @@ class FixedClock final : public Clock {
 };
 
 // Nothing is printed: the default logger writes to a null sink, and carehub::Logger() gives every
-// component logger it creates on first use (adapters, client) the default logger's sinks. The
-// hub's sources still call spdlog::get(name)-> on names only the daemon registers, so those names
-// are registered here too, or the lookup would return null; drop them from this list once hub/src
-// uses carehub::Logger.
+// component logger it creates on first use the default logger's sinks.
 inline void QuietLoggers() {
   auto sink = std::make_shared<spdlog::sinks::null_sink_mt>();
   spdlog::set_default_logger(std::make_shared<spdlog::logger>("fuzz", sink));
-  for (const char* name : {"hub", "ingest", "store", "subscribe", "policy", "admin", "security"}) {
-    if (!spdlog::get(name)) {
-      auto logger = std::make_shared<spdlog::logger>(name, sink);
-      logger->set_level(spdlog::level::off);
-      spdlog::register_logger(logger);
-    }
-  }
   spdlog::set_level(spdlog::level::off);
 }
 

@@ -318,6 +318,56 @@ TEST_F(SecurityCurveTest, IdentityChangesTakeEffectOnReload) {
 
 // Start-up: curve mode with a missing or broken key or identities file exits non-zero with one
 // line saying why.
+// Removing a subscriber's identity ends the sessions it has open, before one more batch: found by a
+// review, where a removed identity kept its session and received every direct-care event stored
+// after the reload.
+TEST_F(SecurityCurveTest, RemovedSubscriberIdentityEndsItsOpenSessionAtOnce) {
+  auto dealer = Dealer(publisher_.keys[0]);
+  auto published = dealer->Publish(events_, kAnswerTimeout);
+  ASSERT_TRUE(published.ok() && published.value().has_value());
+  auto feed = Subscribe(hospital_.keys[0], "lth-direct-care");
+  ASSERT_TRUE(feed.ok()) << feed.status().ToString();
+  const uint64_t head = feed.value()->subscribed().head_seq();
+  size_t delivered_before = 0;
+  uint64_t scanned = 0;
+  for (int i = 0; i < 100 && scanned < head; ++i) {
+    auto batch = feed.value()->Next(milliseconds(200));
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (batch.value()) {
+      delivered_before += batch.value()->events.size();
+      scanned = batch.value()->scanned_to_seq;
+      ASSERT_TRUE(feed.value()->Ack(scanned).ok());
+    }
+  }
+  ASSERT_GE(scanned, head);
+  ASSERT_GT(delivered_before, 0u)
+      << "the feed must cover this workload for the test to mean anything";
+
+  ASSERT_TRUE(hub_->WriteIdentities({publisher_, analytics_, operator_}).ok());
+  ASSERT_TRUE(hub_->Reload().ok());
+  // Stored after the identity was removed: the same shape of workload the feed received above.
+  auto later = ValidEvents(8, 40, "after-removal-");
+  auto published_later = dealer->Publish(later, kAnswerTimeout);
+  ASSERT_TRUE(published_later.ok() && published_later.value().has_value());
+
+  size_t delivered_after = 0;
+  Status ended;
+  // Bounded by the answer timeout: the session must end at its next delivery round.
+  for (int i = 0; i < 50 && ended.ok(); ++i) {
+    auto batch = feed.value()->Next(milliseconds(200));
+    if (!batch.ok()) {
+      ended = batch.status();
+    } else if (batch.value()) {
+      delivered_after += batch.value()->events.size();
+    }
+  }
+  EXPECT_EQ(ended.code(), "identity_removed") << ended.ToString();
+  EXPECT_EQ(delivered_after, 0u) << "events disclosed to a removed identity";
+  // And it cannot come back.
+  auto again = Subscribe(hospital_.keys[0], "lth-direct-care");
+  EXPECT_FALSE(again.ok());
+}
+
 TEST(SecurityStartupTest, BadKeyOrIdentitiesFileStopsTheHub) {
   TempDir dir("sec-startup");
   KeyPair server = NewKeyPair();

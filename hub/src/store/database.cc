@@ -50,6 +50,9 @@ rocksdb::DBOptions DbOptions(const StoreOptions& options) {
   // One memory budget for every memtable, so RSS stays bounded however the CFs are used.
   db_options.db_write_buffer_size = options.write_buffer_bytes * 3;
   db_options.info_log = std::make_shared<SpdlogRocksLogger>(StoreLog());
+  if (options.env != nullptr) {
+    db_options.env = options.env;
+  }
   // A crash can cut short only the last write, which was never acknowledged: tolerate that, and
   // nothing else (see OpenWithRecoveryPolicy and StoreOptions::salvage_wal).
   db_options.wal_recovery_mode = options.salvage_wal

@@ -5,6 +5,8 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "carehub/core/log.h"
+
 namespace carehub::hub {
 
 SpdlogRocksLogger::SpdlogRocksLogger(std::shared_ptr<spdlog::logger> log)
@@ -32,9 +34,6 @@ void SpdlogRocksLogger::Logv(const rocksdb::InfoLogLevel level, const char* form
   log_->log(mapped, "rocksdb: {}", line);
 }
 
-std::shared_ptr<spdlog::logger> StoreLog() {
-  auto log = spdlog::get("store");
-  return log ? log : spdlog::default_logger();
-}
+std::shared_ptr<spdlog::logger> StoreLog() { return carehub::Logger("store"); }
 
 }  // namespace carehub::hub

@@ -64,11 +64,5 @@ TEST(HubConfigTest, AdminOffLoopbackNeedsAToken) {
   EXPECT_NE(config.status().message().find("admin.listen"), std::string::npos);
 }
 
-TEST(HubConfigTest, EndpointHostStripsSchemePortAndBrackets) {
-  EXPECT_EQ(EndpointHost("tcp://127.0.0.1:7400"), "127.0.0.1");
-  EXPECT_EQ(EndpointHost("[::1]:7480"), "::1");
-  EXPECT_EQ(EndpointHost("127.0.0.1:7480"), "127.0.0.1");
-}
-
 }  // namespace
 }  // namespace carehub::hub

@@ -14,7 +14,7 @@
 #include "carehub/core/clock.h"
 #include "carehub/core/event_types.h"
 #include "carehub/core/synthetic.h"
-#include "carehub/hub/group_committer.h"
+#include "group_committer.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"

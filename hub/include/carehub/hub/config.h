@@ -53,13 +53,8 @@ struct HubConfig {
 };
 
 // Relative paths in the file are resolved against `base_dir` (the file's own folder).
-Result<HubConfig> ParseHubConfig(const std::string& yaml_text, const std::filesystem::path& base_dir);
+Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
+                                 const std::filesystem::path& base_dir);
 Result<HubConfig> LoadHubConfig(const std::filesystem::path& file);
-
-// Host part of a "tcp://host:port" endpoint or "host:port" listen address (brackets removed), or
-// `endpoint` unchanged when it is neither. A thin wrapper kept for admin_server.cc: new code calls
-// ParseTcpEndpoint / ParseHostPort and IsLoopbackHost (carehub/core/address.h), the one parser
-// and loopback test the hub and the adapters share.
-std::string EndpointHost(const std::string& endpoint);
 
 }  // namespace carehub::hub

@@ -48,8 +48,8 @@ struct ConsistencyReport {
   uint64_t last_seq = 0;
   uint64_t events = 0;
   uint64_t dedup_keys = 0;
-  uint64_t dedup_keys_below_cut = 0;     // keys of events retention deleted
-  uint64_t dedup_keys_expired = 0;       // events whose key may have expired (allowed)
+  uint64_t dedup_keys_below_cut = 0;  // keys of events retention deleted
+  uint64_t dedup_keys_expired = 0;    // events whose key may have expired (allowed)
   uint64_t routes = 0;
   uint64_t routes_below_cut = 0;
   uint64_t known_routes = 0;

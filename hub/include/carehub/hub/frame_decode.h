@@ -3,14 +3,14 @@
 // subscription arithmetic driven by them. Pure functions: no sockets, store, metrics or logging,
 // so the servers and the fuzzers (tests/fuzz) run exactly the same code. Thread-safe.
 
+#include <google/protobuf/arena.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <google/protobuf/arena.h>
 
 #include "carehub/v1/wire.pb.h"
 

@@ -89,6 +89,8 @@ struct PublisherActivity {
 
 class IngestPipeline {
  public:
+  // `store`, `metrics` and `clock` are not owned and must outlive the pipeline. `authorise` may be
+  // empty (plain mode: every local connection may publish for any organisation).
   IngestPipeline(Store* store, metrics::Registry* metrics, ValidationLimits limits,
                  uint32_t dedup_window_days, const Clock& clock, PublishAuthoriser authorise);
 

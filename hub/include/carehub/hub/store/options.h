@@ -7,6 +7,10 @@
 
 #include "carehub/core/clock.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace carehub::hub {
 
 struct StoreOptions {
@@ -29,6 +33,10 @@ struct StoreOptions {
   // Tells the day for dedup-key expiry and the time of the store's own records. Not owned; must
   // outlive the store. Null: the system clock.
   const Clock* clock = nullptr;
+  // The storage environment. Tests inject faults (failed reads, lost unsynced writes) through
+  // RocksDB's public Env/FileSystem wrappers here; the store itself stays real. Not owned; must
+  // outlive the store. Null: the default environment (the local filesystem).
+  rocksdb::Env* env = nullptr;
 };
 
 }  // namespace carehub::hub

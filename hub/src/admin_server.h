@@ -14,10 +14,10 @@
 
 #include "carehub/core/status.h"
 #include "carehub/hub/ingest_pipeline.h"
-#include "carehub/hub/ingest_server.h"
 #include "carehub/hub/store.h"
-#include "carehub/hub/subscribe_server.h"
 #include "carehub/metrics/registry.h"
+#include "ingest_server.h"
+#include "subscribe_server.h"
 
 namespace httplib {
 class Server;
@@ -51,6 +51,8 @@ class AdminServer {
 
  private:
   void Routes();
+  void QuarantineRoutes();
+  void AgreementAndAuditRoutes();
   std::string StatusJson();
 
   std::string listen_;

@@ -51,6 +51,15 @@ class GroupCommitter {
 
  private:
   void Run();
+  // Moves what is queued into `work`, waiting for some; false when stopping with nothing left.
+  bool TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work);
+  // Writes the group, syncs it once, marks each batch committed or not; the highest seq made
+  // durable (0 when none).
+  uint64_t CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>& work);
+  // Publishes committed_seq_ and moves the batches to the completed list.
+  void HandBack(std::vector<std::unique_ptr<PreparedBatch>>* work, uint64_t max_seq);
+  void MarkFailed(uint64_t epoch, const Status& status);
+  void MarkHealthy();
   bool ProbeStore();
 
   Store* store_;

@@ -17,9 +17,9 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "carehub/hub/group_committer.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/metrics/registry.h"
+#include "group_committer.h"
 
 namespace carehub::hub {
 

@@ -27,15 +27,16 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
 #include "carehub/core/clock.h"
-#include "carehub/hub/policy_holder.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/v1/wire.pb.h"
+#include "policy_holder.h"
 
 namespace carehub::hub {
 
@@ -88,11 +89,24 @@ class SubscribeServer {
   void HandleMessage(std::vector<zmq::message_t>& parts);
   void HandleSubscribe(const std::string& routing_id, const std::string& identity,
                        const v1::Subscribe& request);
+  void RefuseSubscribe(const std::string& routing_id, const std::string& identity,
+                       const std::string& subscription, const std::string& code,
+                       const std::string& message);
+  // Where a new session starts, from the request's start mode and the stored cursor. Fails when
+  // the store cannot be read ("store_*") or the mode is unknown ("bad_request").
+  struct StartPoint {
+    uint64_t start = 1;
+    std::optional<uint64_t> stored_cursor;
+  };
+  Result<StartPoint> ResolveStart(const v1::Subscribe& request, const policy::SubscriptionRef& sub,
+                                  uint64_t head);
   // Returns true when the session sent something or has more to send right away.
   bool Serve(Session& session, const std::shared_ptr<const policy::PolicySet>& policy,
              uint64_t head);
-  // The subscription a session serves, if it may still receive anything now; else tells the
-  // subscriber why (error or notice) and returns null.
+  // The subscription a session serves, if it may still receive anything now: the subscription is
+  // in the policy in force, the session's identity still holds it, and an agreement is valid now.
+  // Else tells the subscriber why (fatal error or notice) and returns null. Runs every round, so a
+  // grant that ends takes effect before the next batch.
   const policy::SubscriptionRef* CheckEntitled(Session& session, const policy::PolicySet& policy,
                                                Clock::TimePoint now);
   void CountDelivery(const Session& session, uint64_t delivered,
