@@ -173,6 +173,21 @@ void AdminServer::Routes() {
   AgreementAndAuditRoutes();
 }
 
+// The quarantine record the path's id names; else answers 404 (no such record) or 503 (the store
+// could not be read) and returns nothing.
+std::optional<v1::QuarantineRecord> AdminServer::FindQuarantineRecord(const httplib::Request& req,
+                                                                      httplib::Response& res) {
+  auto record = ctx_.store->quarantine().Get(std::stoull(req.matches[1]));
+  if (!record.ok()) {
+    StoreProblem(res, record.status());
+    return std::nullopt;
+  }
+  if (!record.value()) {
+    Problem(res, 404, "not_found", "no quarantine record with that id");
+  }
+  return std::move(record).value();
+}
+
 // Quarantine: list, show (decoded), replay through the ingest path.
 void AdminServer::QuarantineRoutes() {
   auto& s = *server_;
@@ -191,14 +206,8 @@ void AdminServer::QuarantineRoutes() {
     Json(res, {{"total", ctx_.store->quarantine().Count()}, {"items", items}});
   });
   s.Get(R"(/api/v1/quarantine/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
-    auto record = ctx_.store->quarantine().Get(std::stoull(req.matches[1]));
-    if (!record.ok()) {
-      StoreProblem(res, record.status());
-      return;
-    }
-    auto& q = *record;
+    auto q = FindQuarantineRecord(req, res);
     if (!q) {
-      Problem(res, 404, "not_found", "no quarantine record with that id");
       return;
     }
     json body = QuarantineSummary(*q);
@@ -216,14 +225,8 @@ void AdminServer::QuarantineRoutes() {
   });
   s.Post(R"(/api/v1/quarantine/(\d+)/replay)", [this](const httplib::Request& req,
                                                       httplib::Response& res) {
-    auto record = ctx_.store->quarantine().Get(std::stoull(req.matches[1]));
-    if (!record.ok()) {
-      StoreProblem(res, record.status());
-      return;
-    }
-    auto& q = *record;
+    auto q = FindQuarantineRecord(req, res);
     if (!q) {
-      Problem(res, 404, "not_found", "no quarantine record with that id");
       return;
     }
     v1::Event event;

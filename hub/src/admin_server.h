@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -21,7 +22,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace carehub::hub {
 
@@ -52,6 +55,8 @@ class AdminServer {
  private:
   void Routes();
   void QuarantineRoutes();
+  std::optional<v1::QuarantineRecord> FindQuarantineRecord(const httplib::Request& req,
+                                                           httplib::Response& res);
   void AgreementAndAuditRoutes();
   std::string StatusJson();
 

@@ -263,20 +263,9 @@ class HubImpl final : public Hub {
   // message, also on connections already open) at once too: a removed identity can no longer
   // publish or open a subscription, even on a connection it opened before.
   Status ReloadIdentities() {
-    auto log = Logger("security");
     auto loaded = LoadIdentities(config_.identities_file);
-    v1::AuditRecord audit;
-    audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
     if (!loaded.ok()) {
-      log->error("identities reload refused, previous identities stay in force: {}",
-                 loaded.status().message());
-      audit.set_kind("identities_rejected");
-      audit.set_detail(loaded.status().message());
-      (void)store_->audit().Append(audit);
-      metrics_
-          .GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
-                      {{"outcome", "refused"}})
-          .Inc();
+      NoteReload(kIdentitiesReload, loaded.status().message(), /*applied=*/false);
       return loaded.status();
     }
     std::string detail;
@@ -285,62 +274,67 @@ class HubImpl final : public Hub {
         detail += change + "\n";
       }
     }
-    if (detail.empty()) {
-      detail = "no changes";
-    }
     identities_.Set(loaded.value());
-    audit.set_kind("identities_changed");
-    audit.set_detail(detail);
-    (void)store_->audit().Append(audit);
-    metrics_
-        .GetCounter("carehub_identities_reloads_total", "Identity reloads, by outcome.",
-                    {{"outcome", "applied"}})
-        .Inc();
-    log->info("identities reloaded from {}: {}", config_.identities_file.string(), detail);
+    NoteReload(kIdentitiesReload, detail, /*applied=*/true);
     return Status::Ok();
   }
 
   Status ReloadAgreements() {
-    auto log = Logger("policy");
     if (config_.agreements_file.empty()) {
       return Status::Error("no_policy", "the hub was started without an agreements file");
     }
     auto loaded = policy::LoadPolicy(config_.agreements_file);
-    v1::AuditRecord audit;
-    audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
     if (!loaded.ok()) {
-      log->error("agreements reload refused, previous agreements stay in force: {}",
-                 loaded.status().message());
-      audit.set_kind("agreements_rejected");
-      audit.set_detail(loaded.status().message());
-      (void)store_->audit().Append(audit);
-      metrics_
-          .GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
-                      {{"outcome", "refused"}})
-          .Inc();
+      NoteReload(kAgreementsReload, loaded.status().message(), /*applied=*/false);
       return loaded.status();
     }
-    auto before = policy_.Get();
     std::string detail;
-    if (before) {
+    if (auto before = policy_.Get()) {
       for (const auto& change : policy::DiffPolicies(*before, *loaded.value())) {
         detail += change.ToString() + "\n";
       }
     }
-    if (detail.empty()) {
-      detail = "no changes";
-    }
     policy_.Set(loaded.value());
-    audit.set_kind("agreements_changed");
-    audit.set_detail(detail);
-    (void)store_->audit().Append(audit);
-    metrics_
-        .GetCounter("carehub_policy_reloads_total", "Agreement reloads, by outcome.",
-                    {{"outcome", "applied"}})
-        .Inc();
-    log->info("agreements reloaded from {}: {}", config_.agreements_file.string(), detail);
+    NoteReload(kAgreementsReload, detail, /*applied=*/true);
     subscribe_->Wake();
     return Status::Ok();
+  }
+
+  // What a reload of one file is called in the audit trail, the metrics and the log.
+  struct ReloadKind {
+    const char* logger;
+    const char* what;  // "identities", "agreements"
+    const char* metric;
+    const char* help;
+    const std::filesystem::path HubConfig::*file;
+  };
+  static constexpr ReloadKind kIdentitiesReload{
+      "security", "identities", "carehub_identities_reloads_total", "Identity reloads, by outcome.",
+      &HubConfig::identities_file};
+  static constexpr ReloadKind kAgreementsReload{
+      "policy", "agreements", "carehub_policy_reloads_total", "Agreement reloads, by outcome.",
+      &HubConfig::agreements_file};
+
+  // Audits, counts and logs a reload: applied (with what changed) or refused (with why, the
+  // previous set staying in force).
+  void NoteReload(const ReloadKind& kind, std::string detail, bool applied) {
+    if (applied && detail.empty()) {
+      detail = "no changes";
+    }
+    v1::AuditRecord audit;
+    audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
+    audit.set_kind(std::string(kind.what) + (applied ? "_changed" : "_rejected"));
+    audit.set_detail(detail);
+    (void)store_->audit().Append(audit);
+    metrics_.GetCounter(kind.metric, kind.help, {{"outcome", applied ? "applied" : "refused"}})
+        .Inc();
+    const std::string file = (config_.*kind.file).string();
+    if (applied) {
+      Logger(kind.logger)->info("{} reloaded from {}: {}", kind.what, file, detail);
+    } else {
+      Logger(kind.logger)
+          ->error("{} reload refused, previous {} stay in force: {}", kind.what, kind.what, detail);
+    }
   }
 
   void Stop() override {

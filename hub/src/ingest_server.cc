@@ -11,6 +11,7 @@
 #include "carehub/core/crash_points.h"
 #include "carehub/core/log.h"
 #include "carehub/hub/frame_decode.h"
+#include "zap_handler.h"
 
 namespace carehub::hub {
 namespace {
@@ -97,11 +98,7 @@ Result<std::string> IngestServer::Bind() {
     socket_.set(zmq::sockopt::sndhwm, 64);
     socket_.set(zmq::sockopt::router_mandatory, 1);
     socket_.set(zmq::sockopt::linger, 2000);
-    if (!options_.curve_secret_key.empty()) {
-      socket_.set(zmq::sockopt::curve_server, 1);
-      socket_.set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
-      socket_.set(zmq::sockopt::zap_domain, "carehub-ingest");
-    }
+    MakeCurveServer(socket_, options_.curve_secret_key, kIngestZapDomain);
     socket_.bind(options_.endpoint);
     return socket_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {

@@ -17,6 +17,7 @@
 #include "subscribe/disclosure.h"
 #include "subscribe/log_reader.h"
 #include "subscribe/session.h"
+#include "zap_handler.h"
 
 namespace carehub::hub {
 namespace {
@@ -54,11 +55,7 @@ Result<std::string> SubscribeServer::Bind() {
     socket_.set(zmq::sockopt::sndhwm, 100);
     socket_.set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);
     socket_.set(zmq::sockopt::linger, 0);
-    if (!options_.curve_secret_key.empty()) {
-      socket_.set(zmq::sockopt::curve_server, 1);
-      socket_.set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
-      socket_.set(zmq::sockopt::zap_domain, "carehub-subscribe");
-    }
+    MakeCurveServer(socket_, options_.curve_secret_key, kSubscribeZapDomain);
     socket_.bind(options_.endpoint);
     return socket_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {

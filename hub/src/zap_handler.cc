@@ -187,4 +187,14 @@ void ZapHandler::LogRefusal(const std::string& domain, const std::string& addres
              key.empty() ? "none" : KeyFingerprint(key));
 }
 
+void MakeCurveServer(zmq::socket_t& socket, const std::string& secret_key,
+                     std::string_view zap_domain) {
+  if (secret_key.empty()) {
+    return;
+  }
+  socket.set(zmq::sockopt::curve_server, 1);
+  socket.set(zmq::sockopt::curve_secretkey, secret_key);
+  socket.set(zmq::sockopt::zap_domain, std::string(zap_domain));
+}
+
 }  // namespace carehub::hub

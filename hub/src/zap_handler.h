@@ -72,4 +72,10 @@ class ZapHandler {
   uint64_t suppressed_ = 0;
 };
 
+// Makes `socket` a CURVE server with `secret_key` (Z85) whose handshakes this handler judges under
+// `zap_domain`; does nothing when `secret_key` is empty (plain mode, loopback only). Throws
+// zmq::error_t like the socket options it sets: call it where the bind's errors are caught.
+void MakeCurveServer(zmq::socket_t& socket, const std::string& secret_key,
+                     std::string_view zap_domain);
+
 }  // namespace carehub::hub
