@@ -5,7 +5,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps configure build demo test bench soak clean test-sanitize
+.PHONY: all deps configure build demo test test-fast bench soak clean test-sanitize
 .PHONY: fuzz
 
 all: build
@@ -25,6 +25,11 @@ demo: build
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
 	@./scripts/fuzz.sh --smoke --if-available
+
+# The inner loop: unit tests and the fast integration tests (ctest label `slow` left out; see
+# tests/CMakeLists.txt), under three minutes after a build. `make test` stays the whole suite.
+test-fast: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900 -LE slow
 
 # ASan+UBSan over the whole suite (build-asan), then TSan over the threaded parts (build-tsan); see
 # tests/sanitizers/run.sh for what runs where and why. Builds use JOBS (default 2: instrumented

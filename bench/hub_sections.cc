@@ -109,8 +109,10 @@ std::filesystem::path WriteAgreements(const std::filesystem::path& dir) {
   return dir / "agreements.yaml";
 }
 
-// One subscription read in its own thread until it has scanned the hub's head after `done` is set
-// (or `deadline` passes).
+// One subscription read in its own thread until, after `done` is set, it has scanned the log's head
+// (or `deadline` passes). The head is `final_seq` when the caller knows it (the highest hub_seq its
+// publishers were answered with), else the newest head_seq a delivery reported: a head reported
+// while ingest still ran is stale, and a reader that stopped there missed the rest.
 struct Reader {
   std::string subscription;
   std::atomic<uint64_t> delivered{0};
@@ -123,7 +125,8 @@ struct Reader {
 
 void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Start start,
                       const std::atomic<bool>* done, Steady::time_point t0, double timeout_s,
-                      const std::function<void(const client::DeliveryBatch&)>& on_batch) {
+                      const std::function<void(const client::DeliveryBatch&)>& on_batch,
+                      const std::atomic<uint64_t>* final_seq = nullptr) {
   client::SubscriberOptions so;
   so.endpoint = endpoint;
   so.subscription = r->subscription;
@@ -157,7 +160,8 @@ void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Sta
         last_ack = Steady::now();
       }
     }
-    if (done->load() && head > 0 && r->scanned.load() >= head) {
+    const uint64_t target = std::max(head, final_seq ? final_seq->load() : 0);
+    if (done->load() && target > 0 && r->scanned.load() >= target) {
       r->finished_s = Since(t0);
       r->finished = true;
       (void)(*sub)->Ack(r->scanned.load());
@@ -411,6 +415,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   auto specs = FanoutSubscriptions();
   std::vector<std::unique_ptr<Reader>> readers;
   std::atomic<bool> ingest_done{false};
+  std::atomic<uint64_t> final_seq{0};
   auto t0 = Steady::now();
   double timeout_s = 600;
   for (const auto& s : specs) {
@@ -420,7 +425,8 @@ Status RunFanoutSection(BenchContext* ctx) {
   }
   for (auto& r : readers) {
     r->thread = std::thread(ReadSubscription, r.get(), (*hub)->subscribe_endpoint(),
-                            v1::Subscribe::START_EARLIEST, &ingest_done, t0, timeout_s, nullptr);
+                            v1::Subscribe::START_EARLIEST, &ingest_done, t0, timeout_s, nullptr,
+                            &final_seq);
   }
   auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), o.fanout_events);
   lo.publishers = BenchPublishers();
@@ -436,6 +442,7 @@ Status RunFanoutSection(BenchContext* ctx) {
     scanned_at_end.push_back(rd->scanned.load());
     delivered_at_end.push_back(rd->delivered.load());
   }
+  final_seq = r.max_hub_seq;
   ingest_done = true;
   for (auto& rd : readers) {
     rd->thread.join();
@@ -593,20 +600,24 @@ Status RunLatencySection(BenchContext* ctx) {
   std::vector<double> e2e_ms;
   e2e_ms.reserve(events);
   std::atomic<bool> done{false};
+  std::atomic<uint64_t> final_seq{0};
   Reader rd;
   rd.subscription = "sub-all";
   auto t0 = Steady::now();
   rd.thread = std::thread([&] {
-    ReadSubscription(&rd, (*hub)->subscribe_endpoint(), v1::Subscribe::START_EARLIEST, &done, t0,
-                     o.latency_seconds + 120, [&](const client::DeliveryBatch& b) {
-                       int64_t now = Steady::now().time_since_epoch().count();
-                       for (const auto& d : b.events) {
-                         auto it = batch_of.find(d.event().envelope().event_id());
-                         if (it != batch_of.end()) {
-                           e2e_ms.push_back((now - sent_ns[it->second].load()) / 1e6);
-                         }
-                       }
-                     });
+    ReadSubscription(
+        &rd, (*hub)->subscribe_endpoint(), v1::Subscribe::START_EARLIEST, &done, t0,
+        o.latency_seconds + 120,
+        [&](const client::DeliveryBatch& b) {
+          int64_t now = Steady::now().time_since_epoch().count();
+          for (const auto& d : b.events) {
+            auto it = batch_of.find(d.event().envelope().event_id());
+            if (it != batch_of.end()) {
+              e2e_ms.push_back((now - sent_ns[it->second].load()) / 1e6);
+            }
+          }
+        },
+        &final_seq);
   });
   // Give the subscription time to register before the first event.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -644,6 +655,7 @@ Status RunLatencySection(BenchContext* ctx) {
           ++answered;
           for (const auto& res : reply.publish_result().results()) {
             accepted += res.status() == v1::EventResult::ACCEPTED;
+            final_seq = std::max<uint64_t>(final_seq.load(), res.hub_seq());
           }
         }
       }

@@ -17,6 +17,7 @@ using Steady = std::chrono::steady_clock;
 
 struct ConnectionResult {
   uint64_t sent = 0, accepted = 0, duplicate = 0, other = 0;
+  uint64_t max_hub_seq = 0;
   std::vector<double> ack_ms;
 };
 
@@ -109,11 +110,13 @@ ConnectionResult RunConnection(const IngestLoadOptions& o, const std::vector<std
     if (it == inflight.end()) {
       continue;
     }
-    r.ack_ms.push_back(std::chrono::duration<double, std::milli>(Steady::now() - it->second).count());
+    r.ack_ms.push_back(
+        std::chrono::duration<double, std::milli>(Steady::now() - it->second).count());
     inflight.erase(it);
     ++answered;
     for (const auto& res : reply.publish_result().results()) {
       ++r.sent;
+      r.max_hub_seq = std::max<uint64_t>(r.max_hub_seq, res.hub_seq());
       if (res.status() == v1::EventResult::ACCEPTED) {
         ++r.accepted;
       } else if (res.status() == v1::EventResult::DUPLICATE) {
@@ -158,6 +161,7 @@ IngestLoadResult RunIngestLoad(const IngestLoadOptions& o) {
     total.accepted += r.accepted;
     total.duplicate += r.duplicate;
     total.other += r.other;
+    total.max_hub_seq = std::max(total.max_hub_seq, r.max_hub_seq);
     lat.insert(lat.end(), r.ack_ms.begin(), r.ack_ms.end());
   }
   std::sort(lat.begin(), lat.end());

@@ -34,6 +34,7 @@ struct IngestLoadResult {
   double seconds = 0;
   double ack_p50_ms = 0;
   double ack_p99_ms = 0;
+  uint64_t max_hub_seq = 0;  // the highest hub_seq any answer named: the log's head at the end
   double accepted_per_second() const { return seconds > 0 ? accepted / seconds : 0; }
   double sent_per_second() const { return seconds > 0 ? sent / seconds : 0; }
 };

@@ -93,16 +93,16 @@ struct FeedCounters {
   uint64_t graceful_disconnects = 0;
   uint64_t kills_without_ack = 0;
   uint64_t replays_from_earliest = 0;
-  uint64_t open_failures = 0;      // the hub was down or restarting
-  uint64_t session_errors = 0;     // Next() failed mid-session
-  uint64_t stalls = 0;             // a session heard nothing for kStallMs and was reopened
+  uint64_t open_failures = 0;   // the hub was down or restarting
+  uint64_t session_errors = 0;  // Next() failed mid-session
+  uint64_t stalls = 0;          // a session heard nothing past the stall limit and was reopened
   uint64_t batches = 0;
-  uint64_t deliveries = 0;         // events received, duplicates included
-  uint64_t duplicates = 0;         // received again (at-least-once: counted, not failures)
-  uint64_t distinct = 0;           // distinct hub_seqs received (after FinalCheck)
-  uint64_t expected = 0;           // hub_seqs the agreement required (after FinalCheck)
-  uint64_t missing = 0;            // required but never received (after FinalCheck)
-  uint64_t forbidden = 0;          // received though the agreement forbade it
+  uint64_t deliveries = 0;  // events received, duplicates included
+  uint64_t duplicates = 0;  // received again (at-least-once: counted, not failures)
+  uint64_t distinct = 0;    // distinct hub_seqs received (after FinalCheck)
+  uint64_t expected = 0;    // hub_seqs the agreement required (after FinalCheck)
+  uint64_t missing = 0;     // required but never received (after FinalCheck)
+  uint64_t forbidden = 0;   // received though the agreement forbade it
 };
 
 // Per hub_seq facts from the stopped hub's store, for FinalCheck: bit f of `wide` / `narrow` says
@@ -119,9 +119,9 @@ class FeedWorker {
  public:
   // `drop_every` > 0 makes the worker ignore every event whose hub_seq is a multiple of it, as
   // if those deliveries were lost: the soak's own check that FinalCheck notices (0: none).
-  FeedWorker(size_t index, FeedRule rule, uint64_t seed, std::string endpoint,
-             const Ledger* ledger, const PolicyTimeline* timeline,
-             const std::set<uint64_t>* opted_out, Findings* findings, uint64_t drop_every = 0);
+  FeedWorker(size_t index, FeedRule rule, uint64_t seed, std::string endpoint, const Ledger* ledger,
+             const PolicyTimeline* timeline, const std::set<uint64_t>* opted_out,
+             Findings* findings, uint64_t drop_every = 0);
 
   // Churns until `stop` is set. A session that hears nothing for a while before
   // `traffic_stopped` is set is a finding.
@@ -175,5 +175,10 @@ class FeedWorker {
   std::map<uint64_t, std::string> pseudonyms_;
   std::map<std::string, uint64_t> pseudonym_owner_;
 };
+
+// The soak's restarts tell the feeds when the hub goes down and is up again, so a session's
+// silence while the hub restarts is not taken for a client that failed to resume.
+void NoteHubDown();
+void NoteHubUp();
 
 }  // namespace carehub::soak

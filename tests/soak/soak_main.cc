@@ -290,6 +290,7 @@ void Soak::Execute(const Action& action, int reload_number) {
     case ActionKind::kKill:
     case ActionKind::kGraceful: {
       const bool kill = action.kind == ActionKind::kKill;
+      NoteHubDown();
       if (kill) {
         hub_->Kill();
         ++report_.restarts_kill9;
@@ -310,6 +311,7 @@ void Soak::Execute(const Action& action, int reload_number) {
         stop_traffic_ = true;
         return;
       }
+      NoteHubUp();
       Note("hub restarted (pid " + std::to_string(hub_->pid()) + ")");
       return;
     }
