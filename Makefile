@@ -24,7 +24,7 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
-	@./scripts/fuzz.sh --smoke --if-available
+	@./scripts/fuzz.sh --smoke
 
 # The inner loop: unit tests and the fast integration tests (ctest label `slow` left out; see
 # tests/CMakeLists.txt), under three minutes after a build. `make test` stays the whole suite.
