@@ -6,15 +6,14 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 #include <zmq.hpp>
 
 #include "carehub/core/log.h"
+#include "carehub/core/mutex.h"
 #include "carehub/core/ordered_key.h"
 #include "carehub/v1/wire.pb.h"
 
@@ -93,7 +92,7 @@ class PublisherImpl final : public Publisher {
     return Status::Ok();
   }
 
-  Status Enqueue(const std::vector<v1::Event>& events) override {
+  Status Enqueue(const std::vector<v1::Event>& events) override CAREHUB_EXCLUDES(enqueue_mu_) {
     if (events.empty()) {
       return Status::Ok();
     }
@@ -101,7 +100,7 @@ class PublisherImpl final : public Publisher {
     std::string prefix = EncodeSeq(static_cast<uint64_t>(NowMillis()));
     {
       // Seqs are assigned and written under one lock so the outbox is in seq order on disk.
-      std::lock_guard lock(enqueue_mu_);
+      MutexLock lock(enqueue_mu_);
       uint64_t seq = next_seq_;
       for (const auto& e : events) {
         std::string value = prefix;
@@ -145,7 +144,7 @@ class PublisherImpl final : public Publisher {
     s.errors_stored = errors_stored_.load();
     s.connected = connected_.load();
     {
-      std::lock_guard lock(stats_mu_);
+      MutexLock lock(stats_mu_);
       s.rejected_by_reason = rejected_by_reason_;
     }
     if (s.outbox_depth > 0) {
@@ -296,7 +295,7 @@ class PublisherImpl final : public Publisher {
           bool conflict = r.status() == v1::EventResult::CONFLICT;
           conflict ? ++conflict_ : ++rejected_;
           {
-            std::lock_guard lock(stats_mu_);
+            MutexLock lock(stats_mu_);
             ++rejected_by_reason_[r.reason()];
           }
           nlohmann::json j = {{"event_id", r.event_id()},
@@ -495,7 +494,10 @@ class PublisherImpl final : public Publisher {
   PublisherOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::mutex enqueue_mu_;
+  Mutex enqueue_mu_;  // orders seq assignment with the outbox write (Enqueue)
+  // Set at open before the sender thread starts, then written only by Enqueue with enqueue_mu_
+  // held, after the outbox write; the sender thread reads it lock-free (it is atomic), so it is
+  // not CAREHUB_GUARDED_BY.
   std::atomic<uint64_t> next_seq_{1};
   // Sender-thread state.
   uint64_t next_to_send_ = 1;
@@ -514,8 +516,8 @@ class PublisherImpl final : public Publisher {
   std::atomic<uint64_t> errors_stored_{0};
   std::atomic<uint64_t> lowest_live_hint_{1};
   std::atomic<bool> connected_{false};
-  mutable std::mutex stats_mu_;
-  std::map<std::string, uint64_t> rejected_by_reason_;
+  mutable Mutex stats_mu_;
+  std::map<std::string, uint64_t> rejected_by_reason_ CAREHUB_GUARDED_BY(stats_mu_);
 
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};

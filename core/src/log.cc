@@ -2,7 +2,7 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-#include <mutex>
+#include "carehub/core/mutex.h"
 
 namespace carehub {
 
@@ -13,8 +13,8 @@ std::shared_ptr<spdlog::logger> Logger(const std::string& name) {
   // Serialises our own first uses, so two threads asking for the same new name do not both try
   // to register it. Registrations made elsewhere (a daemon's SetUpLogging) do not take this
   // mutex: register_logger throws if one got in first, and that logger is then returned.
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
+  static Mutex mu;
+  MutexLock lock(mu);
   if (auto found = spdlog::get(name)) {
     return found;
   }

@@ -33,14 +33,14 @@ GroupCommitter::~GroupCommitter() { Stop(); }
 void GroupCommitter::Submit(std::unique_ptr<PreparedBatch> batch) {
   outstanding_.fetch_add(1);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     queue_.push_back(std::move(batch));
   }
-  cv_.notify_one();
+  cv_.NotifyOne();
 }
 
 std::vector<std::unique_ptr<PreparedBatch>> GroupCommitter::TakeCompleted() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto out = std::move(completed_);
   completed_.clear();
   outstanding_.fetch_sub(out.size());
@@ -48,19 +48,19 @@ std::vector<std::unique_ptr<PreparedBatch>> GroupCommitter::TakeCompleted() {
 }
 
 std::string GroupCommitter::last_error() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return last_error_;
 }
 
 void GroupCommitter::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ && !thread_.joinable()) {
       return;
     }
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) {
     thread_.join();
   }
@@ -100,12 +100,19 @@ void GroupCommitter::Run() {
 }
 
 bool GroupCommitter::TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   // While unhealthy, wake every second even with nothing queued, to probe the store.
   if (!healthy_.load()) {
-    cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || !queue_.empty(); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!stopping_ && queue_.empty()) {
+      if (cv_.WaitUntil(mu_, deadline) == std::cv_status::timeout) {
+        break;
+      }
+    }
   } else {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) {
+      cv_.Wait(mu_);
+    }
   }
   if (queue_.empty() && stopping_) {
     return false;
@@ -182,7 +189,7 @@ void GroupCommitter::MarkFailed(uint64_t epoch, const Status& status) {
   failed_epoch_ = epoch;
   healthy_.store(false);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     last_error_ = status.ToString();
   }
   Logger("store")->error("store refused a write, answering RETRY until it recovers: {}",
@@ -192,7 +199,7 @@ void GroupCommitter::MarkFailed(uint64_t epoch, const Status& status) {
 void GroupCommitter::MarkHealthy() {
   healthy_.store(true);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     last_error_.clear();
   }
   Logger("store")->info("store accepts writes again");
@@ -205,7 +212,7 @@ void GroupCommitter::HandBack(std::vector<std::unique_ptr<PreparedBatch>>* work,
     }
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& b : *work) {
       completed_.push_back(std::move(b));
     }

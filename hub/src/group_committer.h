@@ -11,14 +11,13 @@
 // Thread-safety: Submit/TakeCompleted/queued from the ingest thread; the rest from any thread.
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "carehub/core/mutex.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
@@ -37,22 +36,22 @@ class GroupCommitter {
   GroupCommitter(const GroupCommitter&) = delete;
   GroupCommitter& operator=(const GroupCommitter&) = delete;
 
-  void Submit(std::unique_ptr<PreparedBatch> batch);
-  std::vector<std::unique_ptr<PreparedBatch>> TakeCompleted();
+  void Submit(std::unique_ptr<PreparedBatch> batch) CAREHUB_EXCLUDES(mu_);
+  std::vector<std::unique_ptr<PreparedBatch>> TakeCompleted() CAREHUB_EXCLUDES(mu_);
   // Batches submitted and not yet taken back.
   size_t outstanding() const { return outstanding_.load(); }
   // False after a failed write, until a write succeeds again.
   bool healthy() const { return healthy_.load(); }
   uint64_t committed_seq() const { return committed_seq_.load(); }
-  std::string last_error() const;
+  std::string last_error() const CAREHUB_EXCLUDES(mu_);
 
   // Commits what is queued, then stops the writer thread.
-  void Stop();
+  void Stop() CAREHUB_EXCLUDES(mu_);
 
  private:
   void Run();
   // Moves what is queued into `work`, waiting for some; false when stopping with nothing left.
-  bool TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work);
+  bool TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work) CAREHUB_EXCLUDES(mu_);
   // Writes the group, syncs it once, marks each batch committed or not; the highest seq made
   // durable (0 when none).
   uint64_t CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>& work);
@@ -70,13 +69,13 @@ class GroupCommitter {
   metrics::Histogram& batches_per_commit_;
   metrics::Counter& commit_failures_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::unique_ptr<PreparedBatch>> queue_;
-  std::vector<std::unique_ptr<PreparedBatch>> completed_;
-  bool stopping_ = false;
-  std::string last_error_;
-  uint64_t failed_epoch_ = 0;
+  mutable Mutex mu_;
+  CondVar cv_;  // signalled on Submit and Stop
+  std::deque<std::unique_ptr<PreparedBatch>> queue_ CAREHUB_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<PreparedBatch>> completed_ CAREHUB_GUARDED_BY(mu_);
+  bool stopping_ CAREHUB_GUARDED_BY(mu_) = false;
+  std::string last_error_ CAREHUB_GUARDED_BY(mu_);
+  uint64_t failed_epoch_ = 0;  // writer thread only
   std::atomic<size_t> outstanding_{0};
   std::atomic<bool> healthy_{true};
   std::atomic<uint64_t> committed_seq_{0};

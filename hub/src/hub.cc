@@ -4,7 +4,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include <condition_variable>
+#include <chrono>
 #include <fstream>
 #include <thread>
 #include <zmq.hpp>
@@ -12,6 +12,7 @@
 #include "admin_server.h"
 #include "carehub/client/curve.h"
 #include "carehub/core/log.h"
+#include "carehub/core/mutex.h"
 #include "carehub/hub/identities.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
@@ -218,11 +219,15 @@ class HubImpl final : public Hub {
   // Retention by age (DESIGN §5): hourly, whole ranges of the log older than the limit are deleted
   // (RocksDB range deletes, so the cost does not depend on how many events go). Dedup keys expire
   // on their own window during compaction.
-  void RunRetention() {
+  void RunRetention() CAREHUB_EXCLUDES(retention_mu_) {
     auto log = Logger("store");
-    std::unique_lock lock(retention_mu_);
-    while (!retention_stop_) {
-      lock.unlock();
+    while (true) {
+      {
+        MutexLock lock(retention_mu_);
+        if (retention_stop_) {
+          return;
+        }
+      }
       const std::chrono::seconds max_age =
           config_.retention_max_age_seconds > 0
               ? std::chrono::seconds(config_.retention_max_age_seconds)
@@ -238,9 +243,15 @@ class HubImpl final : public Hub {
                         "Events deleted by age retention.")
             .Inc(deleted.value());
       }
-      lock.lock();
-      retention_cv_.wait_for(lock, std::chrono::seconds(config_.retention_interval_seconds),
-                             [this] { return retention_stop_; });
+      // Sleep for the interval, or until Stop() sets retention_stop_.
+      const auto deadline = std::chrono::steady_clock::now() +
+                            std::chrono::seconds(config_.retention_interval_seconds);
+      MutexLock lock(retention_mu_);
+      while (!retention_stop_) {
+        if (retention_cv_.WaitUntil(retention_mu_, deadline) == std::cv_status::timeout) {
+          break;
+        }
+      }
     }
   }
 
@@ -248,8 +259,8 @@ class HubImpl final : public Hub {
   std::string subscribe_endpoint() const override { return subscribe_endpoint_; }
   std::string admin_address() const override { return admin_address_; }
 
-  Status Reload() override {
-    std::lock_guard lock(reload_mu_);
+  Status Reload() override CAREHUB_EXCLUDES(reload_mu_) {
+    MutexLock lock(reload_mu_);
     // Each file is reloaded on its own: an invalid one keeps its old set and does not stop the
     // other from taking effect.
     Status identities = config_.curve ? ReloadIdentities() : Status::Ok();
@@ -262,7 +273,7 @@ class HubImpl final : public Hub {
   // Identities take effect for new handshakes at once, and for the authorisers (so for every
   // message, also on connections already open) at once too: a removed identity can no longer
   // publish or open a subscription, even on a connection it opened before.
-  Status ReloadIdentities() {
+  Status ReloadIdentities() CAREHUB_REQUIRES(reload_mu_) {
     auto loaded = LoadIdentities(config_.identities_file);
     if (!loaded.ok()) {
       NoteReload(kIdentitiesReload, loaded.status().message(), /*applied=*/false);
@@ -279,7 +290,7 @@ class HubImpl final : public Hub {
     return Status::Ok();
   }
 
-  Status ReloadAgreements() {
+  Status ReloadAgreements() CAREHUB_REQUIRES(reload_mu_) {
     if (config_.agreements_file.empty()) {
       return Status::Error("no_policy", "the hub was started without an agreements file");
     }
@@ -351,10 +362,10 @@ class HubImpl final : public Hub {
     }
     stop_subscribe_.store(true);
     {
-      std::lock_guard lock(retention_mu_);
+      MutexLock lock(retention_mu_);
       retention_stop_ = true;
     }
-    retention_cv_.notify_all();
+    retention_cv_.NotifyAll();
     if (retention_thread_.joinable()) {
       retention_thread_.join();
     }
@@ -383,7 +394,9 @@ class HubImpl final : public Hub {
   PolicyHolder policy_;
   IdentityHolder identities_;
   std::unique_ptr<ZapHandler> zap_;
-  std::mutex reload_mu_;
+  // One reload at a time: each reload reads the set in force, diffs it against the file for the
+  // audit log and swaps it; two interleaved reloads would audit a diff against a stale set.
+  Mutex reload_mu_;
   std::unique_ptr<Store> store_;
   std::atomic<uint64_t> committed_seq_{0};
   std::unique_ptr<IngestPipeline> pipeline_;
@@ -393,9 +406,9 @@ class HubImpl final : public Hub {
   std::thread ingest_thread_;
   std::thread subscribe_thread_;
   std::thread retention_thread_;
-  std::mutex retention_mu_;
-  std::condition_variable retention_cv_;
-  bool retention_stop_ = false;
+  Mutex retention_mu_;
+  CondVar retention_cv_;
+  bool retention_stop_ CAREHUB_GUARDED_BY(retention_mu_) = false;
   std::atomic<bool> stop_{false};
   std::atomic<bool> stop_subscribe_{false};
   std::atomic<bool> stopped_{false};

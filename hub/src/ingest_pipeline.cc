@@ -357,7 +357,7 @@ void IngestPipeline::CountActivity(const PreparedBatch& batch, const v1::Publish
                {{"publisher", publisher}})
         .Inc(a.received);
   }
-  std::lock_guard lock(activity_mu_);
+  MutexLock lock(activity_mu_);
   const int64_t now_ms = ToUnixMillis(batch.received_at);
   for (auto& [publisher, a] : seen) {
     auto& total = activity_[publisher];
@@ -399,7 +399,7 @@ void IngestPipeline::Recycle(std::unique_ptr<PreparedBatch> batch) {
 }
 
 std::map<std::string, PublisherActivity> IngestPipeline::Activity() const {
-  std::lock_guard lock(activity_mu_);
+  MutexLock lock(activity_mu_);
   return activity_;
 }
 
@@ -440,7 +440,7 @@ void IngestPipeline::Finish(PreparedBatch* batch) {
       store_->quarantine().NoteCommitted(batch->quarantined);
     }
     if (!batch->accepted_labels.empty()) {
-      std::lock_guard lock(activity_mu_);
+      MutexLock lock(activity_mu_);
       for (const auto& label : batch->accepted_labels) {
         activity_[label.publisher].accepted += label.count;
       }

@@ -56,7 +56,6 @@ IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
                            metrics::Registry* metrics, std::function<void(uint64_t)> on_committed)
     : options_(std::move(options)),
       pipeline_(pipeline),
-      store_(store),
       metrics_(metrics),
       socket_(context, zmq::socket_type::router),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
@@ -213,7 +212,7 @@ std::future<v1::EventResult> IngestServer::SubmitReplay(std::string sender, v1::
   auto promise = std::make_shared<std::promise<v1::EventResult>>();
   auto future = promise->get_future();
   {
-    std::lock_guard lock(replay_mu_);
+    MutexLock lock(replay_mu_);
     replays_.push_back(Replay{std::move(sender), std::move(event), std::move(promise)});
   }
   uint64_t one = 1;
@@ -224,7 +223,7 @@ std::future<v1::EventResult> IngestServer::SubmitReplay(std::string sender, v1::
 void IngestServer::TakeReplays() {
   std::vector<Replay> replays;
   {
-    std::lock_guard lock(replay_mu_);
+    MutexLock lock(replay_mu_);
     replays.swap(replays_);
   }
   for (auto& r : replays) {

@@ -12,11 +12,11 @@
 #include <atomic>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "carehub/core/mutex.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/metrics/registry.h"
 #include "group_committer.h"
@@ -69,8 +69,8 @@ class IngestServer {
     v1::Event event;
     std::shared_ptr<std::promise<v1::EventResult>> promise;
   };
-  std::mutex replay_mu_;
-  std::vector<Replay> replays_;
+  Mutex replay_mu_;
+  std::vector<Replay> replays_ CAREHUB_GUARDED_BY(replay_mu_);
 
   // Frames are decoded on this arena; its first block is reused from frame to frame.
   std::vector<char> arena_block_ = std::vector<char>(8u << 20);
@@ -78,7 +78,6 @@ class IngestServer {
 
   IngestServerOptions options_;
   IngestPipeline* pipeline_;
-  Store* store_;
   metrics::Registry* metrics_;
   zmq::socket_t socket_;
   int wake_fd_ = -1;

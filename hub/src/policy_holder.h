@@ -4,8 +4,8 @@
 // takes effect for the next delivery. Thread-safe.
 
 #include <memory>
-#include <mutex>
 
+#include "carehub/core/mutex.h"
 #include "carehub/policy/policy_set.h"
 
 namespace carehub::hub {
@@ -13,17 +13,17 @@ namespace carehub::hub {
 class PolicyHolder {
  public:
   std::shared_ptr<const policy::PolicySet> Get() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return policy_;
   }
   void Set(std::shared_ptr<const policy::PolicySet> policy) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     policy_ = std::move(policy);
   }
 
  private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const policy::PolicySet> policy_;
+  mutable Mutex mu_;
+  std::shared_ptr<const policy::PolicySet> policy_ CAREHUB_GUARDED_BY(mu_);
 };
 
 }  // namespace carehub::hub

@@ -416,7 +416,7 @@ void SubscribeServer::CountDelivery(const Session& session, uint64_t delivered,
                      {{"subscription", session.subscription}, {"reason", reason}})
         .Inc(n);
   }
-  std::lock_guard lock(status_mu_);
+  MutexLock lock(status_mu_);
   auto& t = totals_[session.subscription];
   t.first += delivered;
   t.second += withheld_total;
@@ -479,7 +479,7 @@ void SubscribeServer::RefreshStatus(const std::shared_ptr<const policy::PolicySe
   metrics_
       ->GetGauge("carehub_connected_peers", "Connected ZeroMQ peers.", {{"endpoint", "subscribe"}})
       .Set(static_cast<double>(sessions_.size()));
-  std::lock_guard lock(status_mu_);
+  MutexLock lock(status_mu_);
   for (auto& s : out) {
     auto t = totals_.find(s.id);
     if (t != totals_.end()) {
@@ -491,7 +491,7 @@ void SubscribeServer::RefreshStatus(const std::shared_ptr<const policy::PolicySe
 }
 
 std::vector<SubscriptionStatus> SubscribeServer::Statuses() const {
-  std::lock_guard lock(status_mu_);
+  MutexLock lock(status_mu_);
   return status_;
 }
 

@@ -26,13 +26,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
 #include "carehub/core/clock.h"
+#include "carehub/core/mutex.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/v1/wire.pb.h"
@@ -132,9 +132,10 @@ class SubscribeServer {
   zmq::socket_t socket_;
   int wake_fd_ = -1;
   std::map<std::string, std::unique_ptr<Session>> sessions_;  // by routing id
-  mutable std::mutex status_mu_;
-  std::vector<SubscriptionStatus> status_;
-  std::map<std::string, std::pair<uint64_t, uint64_t>> totals_;  // delivered, withheld by sub
+  mutable Mutex status_mu_;
+  std::vector<SubscriptionStatus> status_ CAREHUB_GUARDED_BY(status_mu_);
+  // Delivered, withheld by subscription.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> totals_ CAREHUB_GUARDED_BY(status_mu_);
 };
 
 }  // namespace carehub::hub

@@ -155,7 +155,7 @@ Registry::Family& Registry::FamilyFor(const std::string& name, const std::string
 
 Counter& Registry::GetCounter(const std::string& name, const std::string& help,
                               const Labels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = FamilyFor(name, help, Type::kCounter).counters[labels];
   if (!slot) {
     slot = std::make_unique<Counter>();
@@ -164,7 +164,7 @@ Counter& Registry::GetCounter(const std::string& name, const std::string& help,
 }
 
 Gauge& Registry::GetGauge(const std::string& name, const std::string& help, const Labels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = FamilyFor(name, help, Type::kGauge).gauges[labels];
   if (!slot) {
     slot = std::make_unique<Gauge>();
@@ -174,7 +174,7 @@ Gauge& Registry::GetGauge(const std::string& name, const std::string& help, cons
 
 Histogram& Registry::GetHistogram(const std::string& name, const std::string& help,
                                   const std::vector<double>& bounds, const Labels& labels) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& slot = FamilyFor(name, help, Type::kHistogram).histograms[labels];
   if (!slot) {
     slot = std::make_unique<Histogram>(bounds);
@@ -183,20 +183,20 @@ Histogram& Registry::GetHistogram(const std::string& name, const std::string& he
 }
 
 void Registry::AddRefresher(std::function<void()> refresher) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   refreshers_.push_back(std::move(refresher));
 }
 
 std::string Registry::RenderPrometheus() {
   std::vector<std::function<void()>> refreshers;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     refreshers = refreshers_;
   }
   for (auto& r : refreshers) {
     r();
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::string out;
   for (const auto& [name, family] : families_) {
     const char* type = family.type == Type::kCounter ? "counter"
@@ -226,7 +226,7 @@ std::string Registry::RenderPrometheus() {
 }
 
 uint64_t Registry::CounterTotal(const std::string& name, const Labels& match) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = families_.find(name);
   if (it == families_.end()) {
     return 0;

@@ -31,7 +31,7 @@ void AdapterMetrics::Sync(metrics::Counter& counter, uint64_t total) {
 }
 
 void AdapterMetrics::Refresh() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const client::PublisherStats pub = publisher_->Stats();
   const SourceCounts src = source_ ? source_() : SourceCounts{};
   auto& r = *registry_;

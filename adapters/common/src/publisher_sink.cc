@@ -6,7 +6,7 @@ Status PublisherSink::Publish(const std::vector<v1::Event>& events) {
   if (events.empty()) {
     return Status::Ok();
   }
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.publish_calls;
   if (!open_) {
     open_ = std::make_shared<Group>();
@@ -15,13 +15,15 @@ Status PublisherSink::Publish(const std::vector<v1::Event>& events) {
   group->events.insert(group->events.end(), events.begin(), events.end());
   // Only a writer closes a group, and it marks the group done before clearing writing_: so a
   // caller that sees no writer and its group not done still holds the open group and writes it.
-  written_.wait(lock, [&] { return group->done || !writing_; });
+  while (!group->done && writing_) {
+    written_.Wait(mu_);
+  }
   if (!group->done) {
     writing_ = true;
     open_.reset();
-    lock.unlock();
+    mu_.Unlock();  // the fsync runs unlocked, so later callers can join the next group
     Status status = publisher_->Enqueue(group->events);
-    lock.lock();
+    mu_.Lock();
     ++stats_.outbox_writes;
     if (status.ok()) {
       stats_.events += group->events.size();
@@ -31,7 +33,7 @@ Status PublisherSink::Publish(const std::vector<v1::Event>& events) {
     group->events.clear();
     group->events.shrink_to_fit();
     writing_ = false;
-    written_.notify_all();
+    written_.NotifyAll();
   }
   if (!group->status.ok()) {
     ++stats_.failures;
@@ -40,7 +42,7 @@ Status PublisherSink::Publish(const std::vector<v1::Event>& events) {
 }
 
 PublisherSinkStats PublisherSink::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 

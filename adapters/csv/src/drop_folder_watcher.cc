@@ -115,7 +115,7 @@ Status DropFolderWatcher::Start() {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = false;
   }
   thread_ = std::thread([this] { Run(); });
@@ -129,18 +129,25 @@ void DropFolderWatcher::Stop() {
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    MutexLock lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
   thread_.join();
 }
 
 void DropFolderWatcher::Run() {
   while (true) {
     PollOnce();
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (wake_.wait_for(lock, options_.poll_interval, [this] { return stopping_; })) {
+    // Sleep for the poll interval, or until Stop().
+    const auto deadline = std::chrono::steady_clock::now() + options_.poll_interval;
+    MutexLock lock(mutex_);
+    while (!stopping_) {
+      if (wake_.WaitUntil(mutex_, deadline) == std::cv_status::timeout) {
+        break;
+      }
+    }
+    if (stopping_) {
       return;
     }
   }
@@ -174,7 +181,7 @@ std::vector<FileReport> DropFolderWatcher::PollOnce() {
   std::sort(ready.begin(), ready.end());
   for (const fs::path& path : ready) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      MutexLock lock(mutex_);
       if (stopping_) {
         break;
       }

@@ -5,12 +5,12 @@
 #include <atomic>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "carehub/core/event_types.h"
 #include "carehub/core/log.h"
+#include "carehub/core/mutex.h"
 #include "fhir_mapping.h"
 
 namespace carehub::adapters::fhir {
@@ -178,7 +178,7 @@ class FhirListener::Impl {
   }
 
   void Handle(const httplib::Request& req, httplib::Response& res, const std::string& type,
-              const std::string& put_id) {
+              const std::string& put_id) CAREHUB_EXCLUDES(publish_mutex_) {
     ++requests_;
     json root = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (root.is_discarded() || !root.is_object() || !root.contains("resourceType") ||
@@ -211,7 +211,7 @@ class FhirListener::Impl {
 
     // Lifecycle, validation and publishing in request order, one request at a time: later
     // versions of a resource must see the earlier ones.
-    std::lock_guard<std::mutex> lock(publish_mutex_);
+    MutexLock lock(publish_mutex_);
     std::map<std::string, Published> pending;  // resource_key -> event, for this request
     std::vector<v1::Event> events;
     std::vector<int> event_entry;  // entry index of each event
@@ -302,7 +302,8 @@ class FhirListener::Impl {
 
   // docs/adapters_fhir_csv.md, "Lifecycle".
   Published DecideLifecycle(const MappedEvent& event,
-                            const std::map<std::string, Published>& pending) {
+                            const std::map<std::string, Published>& pending)
+      CAREHUB_REQUIRES(publish_mutex_) {
     Published record;
     record.event_id = event.event.envelope().event_id();
     record.type_name = EventTypeName(event.event);
@@ -330,7 +331,8 @@ class FhirListener::Impl {
     return record;
   }
 
-  const Published* Find(const std::string& key, const std::map<std::string, Published>& pending) {
+  const Published* Find(const std::string& key, const std::map<std::string, Published>& pending)
+      CAREHUB_REQUIRES(publish_mutex_) {
     auto it = pending.find(key);
     if (it != pending.end()) {
       return &it->second;
@@ -339,7 +341,8 @@ class FhirListener::Impl {
     return latest == by_resource_.end() ? nullptr : &latest->second;
   }
 
-  void Remember(const std::string& resource_key, const Published& record) {
+  void Remember(const std::string& resource_key, const Published& record)
+      CAREHUB_REQUIRES(publish_mutex_) {
     by_resource_[resource_key] = record;
     if (by_event_id_.emplace(record.event_id, record).second) {
       order_.push_back({resource_key, record.event_id});
@@ -363,10 +366,10 @@ class FhirListener::Impl {
   std::thread thread_;
   std::atomic<int> port_{0};
 
-  std::mutex publish_mutex_;
-  std::unordered_map<std::string, Published> by_resource_;
-  std::unordered_map<std::string, Published> by_event_id_;
-  std::deque<std::pair<std::string, std::string>> order_;
+  Mutex publish_mutex_;
+  std::unordered_map<std::string, Published> by_resource_ CAREHUB_GUARDED_BY(publish_mutex_);
+  std::unordered_map<std::string, Published> by_event_id_ CAREHUB_GUARDED_BY(publish_mutex_);
+  std::deque<std::pair<std::string, std::string>> order_ CAREHUB_GUARDED_BY(publish_mutex_);
 
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> events_published_{0};

@@ -47,7 +47,7 @@ MllpListener::MllpListener(MllpOptions options, EventSink& sink, const Clock& cl
 MllpListener::~MllpListener() { Stop(); }
 
 Status MllpListener::Start() {
-  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  MutexLock lock(lifecycle_mutex_);
   if (started_) {
     return Status::Error("already_started", "listener already started");
   }
@@ -111,7 +111,7 @@ Status MllpListener::Start() {
 }
 
 void MllpListener::Stop() {
-  std::lock_guard<std::mutex> lock(lifecycle_mutex_);
+  MutexLock lock(lifecycle_mutex_);
   if (!started_ || stopped_) {
     return;
   }
@@ -130,7 +130,7 @@ void MllpListener::Stop() {
 }
 
 MllpStats MllpListener::Stats() const {
-  std::lock_guard<std::mutex> lock(stats_mutex_);
+  MutexLock lock(stats_mutex_);
   return stats_;
 }
 
@@ -173,7 +173,7 @@ void MllpListener::AcceptLoop() {
     }
     std::string peer = PeerName(addr);
     {
-      std::lock_guard<std::mutex> lock(stats_mutex_);
+      MutexLock lock(stats_mutex_);
       if (connections_.size() >= options_.max_connections) {
         ++stats_.connections_refused;
         close(fd);
@@ -196,7 +196,7 @@ void MllpListener::AcceptLoop() {
 }
 
 void MllpListener::Record(const ProcessResult& result) {
-  std::lock_guard<std::mutex> lock(stats_mutex_);
+  MutexLock lock(stats_mutex_);
   switch (result.code) {
     case AckCode::kAccept:
       ++stats_.messages_accepted;
@@ -250,7 +250,7 @@ void MllpListener::ServeConnection(int fd, std::string peer,
 
   auto junk = [this](uint64_t n) {
     if (n > 0) {
-      std::lock_guard<std::mutex> lock(stats_mutex_);
+      MutexLock lock(stats_mutex_);
       stats_.junk_bytes_discarded += n;
     }
   };
@@ -258,18 +258,18 @@ void MllpListener::ServeConnection(int fd, std::string peer,
   auto finish_frame = [&](const MllpFrame& frame) -> bool {
     junk(framer.TakeDiscarded());
     {
-      std::lock_guard<std::mutex> lock(stats_mutex_);
+      MutexLock lock(stats_mutex_);
       ++stats_.messages_received;
     }
     ProcessResult result;
     if (frame.oversized) {
       {
-        std::lock_guard<std::mutex> lock(stats_mutex_);
+        MutexLock lock(stats_mutex_);
         stats_.junk_bytes_discarded += frame.bytes - frame.data.size();
       }
       std::optional<ProcessResult> rejected = processor_.RejectOversized(frame.data);
       if (!rejected.has_value()) {
-        std::lock_guard<std::mutex> lock(stats_mutex_);
+        MutexLock lock(stats_mutex_);
         ++stats_.messages_rejected;
         ++stats_.rejected_by_reason[std::string(kReasonMessageTooLarge)];
         reason_closed = "oversized message without a readable MSH";
@@ -291,7 +291,7 @@ void MllpListener::ServeConnection(int fd, std::string peer,
                             AckCodeName(result.code), result.reason);
     }
     if (!SendFramed(fd, result.ack)) {
-      std::lock_guard<std::mutex> lock(stats_mutex_);
+      MutexLock lock(stats_mutex_);
       ++stats_.io_errors;
       reason_closed = "ACK could not be sent";
       return false;
@@ -314,7 +314,7 @@ void MllpListener::ServeConnection(int fd, std::string peer,
       break;
     }
     if (ready == 0) {
-      std::lock_guard<std::mutex> lock(stats_mutex_);
+      MutexLock lock(stats_mutex_);
       ++stats_.idle_timeouts;
       reason_closed = "idle timeout";
       break;
@@ -327,7 +327,7 @@ void MllpListener::ServeConnection(int fd, std::string peer,
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) {
         continue;
       }
-      std::lock_guard<std::mutex> lock(stats_mutex_);
+      MutexLock lock(stats_mutex_);
       ++stats_.io_errors;
       reason_closed = std::string("read failed: ") + std::strerror(errno);
       break;
@@ -340,7 +340,7 @@ void MllpListener::ServeConnection(int fd, std::string peer,
   }
   close(fd);
   {
-    std::lock_guard<std::mutex> lock(stats_mutex_);
+    MutexLock lock(stats_mutex_);
     --stats_.connections_active;
   }
   Logger(kLogger)->info("MLLP connection from {} closed: {}", peer, reason_closed);

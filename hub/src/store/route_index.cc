@@ -27,7 +27,7 @@ Status RouteIndex::Load() {
   if (Status s = FromRocks(it->status(), "read known routes"); !s.ok()) {
     return s;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   known_ = std::move(routes);
   return Status::Ok();
 }
@@ -60,17 +60,17 @@ void RouteIndex::AddKnown(WriteBatch* batch, const RouteKey& route) {
 }
 
 void RouteIndex::NoteCommitted(const std::vector<RouteKey>& routes) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   known_.insert(known_.end(), routes.begin(), routes.end());
 }
 
 std::vector<RouteKey> RouteIndex::Known() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return known_;
 }
 
 size_t RouteIndex::KnownCount() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return known_.size();
 }
 

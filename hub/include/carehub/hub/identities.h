@@ -21,11 +21,11 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "carehub/core/mutex.h"
 #include "carehub/core/status.h"
 
 namespace carehub::hub {
@@ -77,17 +77,17 @@ std::string KeyFingerprint(std::string_view z85_public_key);
 class IdentityHolder {
  public:
   std::shared_ptr<const IdentitySet> Get() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return set_;
   }
   void Set(std::shared_ptr<const IdentitySet> set) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     set_ = std::move(set);
   }
 
  private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const IdentitySet> set_;
+  mutable Mutex mu_;
+  std::shared_ptr<const IdentitySet> set_ CAREHUB_GUARDED_BY(mu_);
 };
 
 }  // namespace carehub::hub

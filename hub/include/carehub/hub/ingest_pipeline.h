@@ -23,7 +23,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +31,7 @@
 #include <vector>
 
 #include "carehub/core/clock.h"
+#include "carehub/core/mutex.h"
 #include "carehub/core/validation.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
@@ -162,8 +162,8 @@ class IngestPipeline {
   std::unordered_map<std::string, metrics::Counter*> counter_cache_;
   std::vector<std::unique_ptr<PreparedBatch>> free_batches_;
   std::unique_ptr<PreparedBatch> NewBatch(size_t reserve_bytes);
-  mutable std::mutex activity_mu_;
-  std::map<std::string, PublisherActivity> activity_;
+  mutable Mutex activity_mu_;
+  std::map<std::string, PublisherActivity> activity_ CAREHUB_GUARDED_BY(activity_mu_);
 };
 
 }  // namespace carehub::hub

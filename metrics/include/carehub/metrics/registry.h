@@ -11,10 +11,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "carehub/core/mutex.h"
 
 namespace carehub::metrics {
 
@@ -88,11 +89,12 @@ class Registry {
     std::map<Labels, std::unique_ptr<Gauge>> gauges;
     std::map<Labels, std::unique_ptr<Histogram>> histograms;
   };
-  Family& FamilyFor(const std::string& name, const std::string& help, Type type);
+  Family& FamilyFor(const std::string& name, const std::string& help, Type type)
+      CAREHUB_REQUIRES(mu_);
 
-  mutable std::mutex mu_;
-  std::map<std::string, Family> families_;
-  std::vector<std::function<void()>> refreshers_;
+  mutable Mutex mu_;
+  std::map<std::string, Family> families_ CAREHUB_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> refreshers_ CAREHUB_GUARDED_BY(mu_);
 };
 
 }  // namespace carehub::metrics

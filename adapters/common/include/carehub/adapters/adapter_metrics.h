@@ -24,11 +24,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <string>
 
 #include "carehub/adapters/adapter_config.h"
 #include "carehub/client/publisher.h"
+#include "carehub/core/mutex.h"
 #include "carehub/metrics/registry.h"
 
 namespace carehub::adapters {
@@ -53,7 +53,7 @@ class AdapterMetrics {
   AdapterMetrics& operator=(const AdapterMetrics&) = delete;
 
   // Copies the current values into the registry (also run before every render).
-  void Refresh();
+  void Refresh() CAREHUB_EXCLUDES(mu_);
 
  private:
   // Counters only go up: bring a registry counter level with a total kept elsewhere.
@@ -62,7 +62,7 @@ class AdapterMetrics {
   metrics::Registry* registry_;
   const client::Publisher* publisher_;
   std::function<SourceCounts()> source_;
-  std::mutex mu_;  // one refresh at a time, so two scrapes never add the same delta twice
+  Mutex mu_;  // one refresh at a time, so two scrapes never add the same delta twice
 };
 
 }  // namespace carehub::adapters

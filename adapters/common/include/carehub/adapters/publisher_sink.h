@@ -11,14 +11,13 @@
 //
 // Thread-safe. The publisher is not owned and must outlive the sink.
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "carehub/adapters/event_sink.h"
 #include "carehub/client/publisher.h"
+#include "carehub/core/mutex.h"
 
 namespace carehub::adapters {
 
@@ -35,11 +34,13 @@ class PublisherSink final : public EventSink {
   PublisherSink(const PublisherSink&) = delete;
   PublisherSink& operator=(const PublisherSink&) = delete;
 
-  Status Publish(const std::vector<v1::Event>& events) override;
+  Status Publish(const std::vector<v1::Event>& events) override CAREHUB_EXCLUDES(mu_);
 
-  PublisherSinkStats Stats() const;
+  PublisherSinkStats Stats() const CAREHUB_EXCLUDES(mu_);
 
  private:
+  // Touched only with mu_ held, except `events` while its writer enqueues them (the group is no
+  // longer open_ then, so nobody else touches it until `done`).
   struct Group {
     std::vector<v1::Event> events;
     Status status;
@@ -47,12 +48,12 @@ class PublisherSink final : public EventSink {
   };
 
   client::Publisher* publisher_;
-  mutable std::mutex mu_;
-  std::condition_variable written_;
+  mutable Mutex mu_;
+  CondVar written_;  // signalled when a write ends
   // The group new callers join; taken (and reset) by the caller that writes it.
-  std::shared_ptr<Group> open_;
-  bool writing_ = false;
-  PublisherSinkStats stats_;
+  std::shared_ptr<Group> open_ CAREHUB_GUARDED_BY(mu_);
+  bool writing_ CAREHUB_GUARDED_BY(mu_) = false;
+  PublisherSinkStats stats_ CAREHUB_GUARDED_BY(mu_);
 };
 
 }  // namespace carehub::adapters

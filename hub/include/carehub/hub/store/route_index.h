@@ -16,10 +16,10 @@
 // mutex. Does not own the Database.
 
 #include <cstdint>
-#include <mutex>
 #include <string_view>
 #include <vector>
 
+#include "carehub/core/mutex.h"
 #include "carehub/core/status.h"
 #include "carehub/hub/store/keys.h"
 #include "carehub/hub/store/write_batch.h"
@@ -53,8 +53,8 @@ class RouteIndex {
 
  private:
   Database* db_;
-  mutable std::mutex mu_;
-  std::vector<RouteKey> known_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<RouteKey> known_ CAREHUB_GUARDED_BY(mu_);
 };
 
 }  // namespace carehub::hub

@@ -18,12 +18,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -31,6 +29,7 @@
 
 #include "carehub/adapters/event_sink.h"
 #include "carehub/core/clock.h"
+#include "carehub/core/mutex.h"
 #include "carehub/core/status.h"
 #include "carehub/core/validation.h"
 
@@ -107,16 +106,16 @@ class DropFolderWatcher {
   DropFolderStats Stats() const;
 
  private:
-  void Run();
+  void Run() CAREHUB_EXCLUDES(mutex_);
   bool Publish(const std::vector<v1::Event>& events);
   FileReport Finish(const std::filesystem::path& path, FileReport report, size_t total_problems);
 
   DropFolderOptions options_;
   EventSink* sink_;
   std::thread thread_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
+  Mutex mutex_;
+  CondVar wake_;  // signalled by Stop
+  bool stopping_ CAREHUB_GUARDED_BY(mutex_) = false;
   // Size and mtime seen on the previous poll, to tell a file still being written.
   std::map<std::filesystem::path, std::pair<uintmax_t, std::filesystem::file_time_type>> seen_;
 

@@ -19,7 +19,6 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +26,7 @@
 #include "carehub/adapters/event_sink.h"
 #include "carehub/adapters/hl7/adt_processor.h"
 #include "carehub/core/clock.h"
+#include "carehub/core/mutex.h"
 #include "carehub/core/status.h"
 
 namespace carehub::adapters::hl7 {
@@ -70,8 +70,8 @@ class MllpListener {
 
   // Binds, listens and starts the acceptor. Error codes: "invalid_listen_address", "bind_failed",
   // "already_started".
-  Status Start();
-  void Stop();
+  Status Start() CAREHUB_EXCLUDES(lifecycle_mutex_);
+  void Stop() CAREHUB_EXCLUDES(lifecycle_mutex_);
 
   // The bound port (useful with port 0); 0 before Start.
   uint16_t port() const { return port_; }
@@ -98,12 +98,12 @@ class MllpListener {
   uint16_t port_ = 0;
   std::thread acceptor_;
   std::list<Connection> connections_;  // acceptor thread only
-  std::mutex lifecycle_mutex_;         // Start/Stop
-  bool started_ = false;
-  bool stopped_ = false;
+  Mutex lifecycle_mutex_;              // Start/Stop
+  bool started_ CAREHUB_GUARDED_BY(lifecycle_mutex_) = false;
+  bool stopped_ CAREHUB_GUARDED_BY(lifecycle_mutex_) = false;
 
-  mutable std::mutex stats_mutex_;
-  MllpStats stats_;
+  mutable Mutex stats_mutex_;
+  MllpStats stats_ CAREHUB_GUARDED_BY(stats_mutex_);
 };
 
 }  // namespace carehub::adapters::hl7
