@@ -278,7 +278,9 @@ Status Validator::Envelope(const v1::Envelope& env) const {
 
   switch (env.lifecycle()) {
     case v1::LIFECYCLE_UNSPECIFIED:
-      return Fail(kReasonMissingField, "envelope.lifecycle is not set");
+      // invalid_lifecycle, as docs/protocol.md lists for this field: a client switching on the
+      // reason code sees one code for every lifecycle problem.
+      return Fail(kReasonInvalidLifecycle, "envelope.lifecycle is not set (LIFECYCLE_UNSPECIFIED)");
     case v1::LIFECYCLE_NEW:
       if (!env.supersedes_event_id().empty()) {
         return Fail(kReasonInvalidLifecycle,

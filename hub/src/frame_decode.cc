@@ -22,6 +22,10 @@ IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame
                                              " bytes exceeds the limit of " +
                                              std::to_string(max_frame_bytes) + "; split the batch");
   }
+  // An empty message parses as an empty Frame (version 0); it is no frame at all.
+  if (payload.empty()) {
+    return Quarantine("malformed_frame", "an empty message is not a carehub.v1.Frame");
+  }
   v1::Frame& frame = *google::protobuf::Arena::CreateMessage<v1::Frame>(arena);
   if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return Quarantine("malformed_frame", "the frame is not a valid carehub.v1.Frame protobuf");
@@ -59,7 +63,8 @@ IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame
 
 SubscribeFrameDecision DecodeSubscribeFrame(std::string_view payload) {
   SubscribeFrameDecision d;
-  if (!d.frame.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
+  if (payload.empty() ||
+      !d.frame.ParseFromArray(payload.data(), static_cast<int>(payload.size())) ||
       d.frame.version() != v1::PROTOCOL_VERSION_1) {
     d.frame.Clear();
     d.action = SubscribeFrameDecision::Action::kMalformed;

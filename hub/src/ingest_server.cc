@@ -166,6 +166,14 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     const char* user = payload.gets("User-Id");
     sender = user ? user : "";
   }
+  // One frame per message (docs/protocol.md). REQ framing (an empty delimiter first) or several
+  // parts are refused, not half-read: the answer could not reach a REQ socket anyway.
+  if (parts.size() != 2) {
+    QuarantineFrame(routing_id, sender, payload.to_string_view(), "malformed_frame",
+                    "a message must be exactly one frame (a DEALER sends just the payload); got " +
+                        std::to_string(parts.size() - 1) + " parts, e.g. REQ framing");
+    return;
+  }
   // Decoded on an arena: a 1000-event batch is tens of thousands of small allocations otherwise,
   // and malloc/free were the largest share of ingest CPU. Prepare() copies what it keeps, so the
   // arena is reset as soon as this frame is handled.

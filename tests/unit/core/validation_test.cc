@@ -187,7 +187,7 @@ std::vector<Case> Cases() {
        kReasonInvalidField},
       {"lifecycle_unset", false,
        [&](v1::Event* e) { env(e)->set_lifecycle(v1::LIFECYCLE_UNSPECIFIED); },
-       kReasonMissingField},
+       kReasonInvalidLifecycle},
       {"lifecycle_unknown", false,
        [&](v1::Event* e) { env(e)->set_lifecycle(static_cast<v1::Lifecycle>(7)); },
        kReasonInvalidLifecycle},
