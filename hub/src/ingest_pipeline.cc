@@ -255,9 +255,13 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     auto* result = results->Mutable(cand.index);
     const v1::Event& event = publish.events(cand.index);
     const auto& publisher = event.envelope().publisher_ods();
-    // A key accepted earlier in this batch is pending now, though it was not when priors were read.
-    if (auto it = pending_.find(cand.key); it != pending_.end()) {
-      cand.prior = it->second;
+    // A key accepted earlier in this batch is pending now, though it was not when priors were
+    // read. A candidate that already has a prior needs no second lookup: only an acceptance adds to
+    // pending_, and a key with a prior is never accepted.
+    if (!cand.prior) {
+      if (auto it = pending_.find(cand.key); it != pending_.end()) {
+        cand.prior = it->second;
+      }
     }
     if (cand.prior) {
       if (cand.prior->hash == cand.hash) {

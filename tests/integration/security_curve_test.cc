@@ -69,6 +69,30 @@ class SecurityCurveTest : public ::testing::Test {
 
   std::vector<Party> Parties() const { return {publisher_, analytics_, hospital_, operator_}; }
 
+  // Reads `sub` until it has examined the log up to `head`, at most `rounds` waits of 200 ms,
+  // acknowledging each batch when `ack`. Counts what was delivered in *delivered; returns the
+  // hub_seq examined to (a failed read is a test failure and ends the loop).
+  uint64_t DrainTo(client::Subscriber& sub, uint64_t head, int rounds, bool ack,
+                   size_t* delivered) {
+    uint64_t scanned = 0;
+    for (int i = 0; i < rounds && scanned < head; ++i) {
+      auto batch = sub.Next(milliseconds(200));
+      if (!batch.ok()) {
+        ADD_FAILURE() << batch.status().ToString();
+        break;
+      }
+      if (batch.value()) {
+        *delivered += batch.value()->events.size();
+        scanned = batch.value()->scanned_to_seq;
+        if (ack && !sub.Ack(scanned).ok()) {
+          ADD_FAILURE() << "ack of " << scanned << " failed";
+          break;
+        }
+      }
+    }
+    return scanned;
+  }
+
   std::unique_ptr<CurveDealer> Dealer(const std::optional<KeyPair>& keys) {
     return std::make_unique<CurveDealer>(hub_->process().ingest_endpoint(), keys,
                                          hub_->server_keys().pub);
@@ -169,15 +193,8 @@ TEST_F(SecurityCurveTest, SubscriberMayOpenOnlyItsOwnSubscriptions) {
   const uint64_t head = own.value()->subscribed().head_seq();
   ASSERT_GE(head, events_.size());
   size_t delivered = 0;
-  uint64_t scanned = 0;
-  for (int i = 0; i < 50 && scanned < head; ++i) {
-    auto batch = own.value()->Next(milliseconds(200));
-    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-    if (batch.value()) {
-      delivered += batch.value()->events.size();
-      scanned = batch.value()->scanned_to_seq;
-    }
-  }
+  const uint64_t scanned = DrainTo(*own.value(), head, 50, /*ack=*/false, &delivered);
+  ASSERT_FALSE(HasFailure());
   EXPECT_GE(scanned, head);
   EXPECT_GT(delivered, 0u);
 
@@ -329,16 +346,8 @@ TEST_F(SecurityCurveTest, RemovedSubscriberIdentityEndsItsOpenSessionAtOnce) {
   ASSERT_TRUE(feed.ok()) << feed.status().ToString();
   const uint64_t head = feed.value()->subscribed().head_seq();
   size_t delivered_before = 0;
-  uint64_t scanned = 0;
-  for (int i = 0; i < 100 && scanned < head; ++i) {
-    auto batch = feed.value()->Next(milliseconds(200));
-    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-    if (batch.value()) {
-      delivered_before += batch.value()->events.size();
-      scanned = batch.value()->scanned_to_seq;
-      ASSERT_TRUE(feed.value()->Ack(scanned).ok());
-    }
-  }
+  const uint64_t scanned = DrainTo(*feed.value(), head, 100, /*ack=*/true, &delivered_before);
+  ASSERT_FALSE(HasFailure());
   ASSERT_GE(scanned, head);
   ASSERT_GT(delivered_before, 0u)
       << "the feed must cover this workload for the test to mean anything";

@@ -14,30 +14,24 @@
 #include "carehub/core/clock.h"
 #include "carehub/core/event_types.h"
 #include "carehub/core/synthetic.h"
-#include "group_committer.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
+#include "group_committer.h"
+#include "store_test_util.h"
 
 namespace carehub::hub {
 namespace {
 
 constexpr size_t kEvents = 300;
 
-// The value of a read that must succeed (a failed read fails the test, visibly).
-template <typename T>
-T Ok(Result<T> result) {
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  return result.ok() ? std::move(result).value() : T{};
-}
+using testing::FreshTestDir;
+using testing::Ok;
 
 class ConsistencyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("carehub-consistency-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = FreshTestDir("carehub-consistency-test");
     Open();
     // Three batches through the real pipeline: events, dedup keys, routes and known routes.
     IngestPipeline pipeline(store_.get(), &metrics_, ValidationLimits{}, 400,

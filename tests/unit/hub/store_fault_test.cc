@@ -14,6 +14,7 @@
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
+#include "store_test_util.h"
 
 namespace carehub::hub {
 namespace {
@@ -68,10 +69,7 @@ class FailingReadFileSystem : public rocksdb::FileSystemWrapper {
 class StoreFaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("carehub-store-fault-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = testing::FreshTestDir("carehub-store-fault");
     fs_ = std::make_shared<FailingReadFileSystem>(rocksdb::FileSystem::Default());
     env_ = rocksdb::NewCompositeEnv(fs_);
     // Fill through a first store, then reopen: the data sits in table files, none of it cached.

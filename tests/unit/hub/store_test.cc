@@ -5,23 +5,18 @@
 
 #include <filesystem>
 
+#include "store_test_util.h"
+
 namespace carehub::hub {
 namespace {
 
-// The value of a read that must succeed (a failed read fails the test, visibly).
-template <typename T>
-T Ok(Result<T> result) {
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  return result.ok() ? std::move(result).value() : T{};
-}
+using testing::FreshTestDir;
+using testing::Ok;
 
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("carehub-store-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = FreshTestDir("carehub-store-test");
     auto store = Store::Open(StoreOptions{dir_});
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();

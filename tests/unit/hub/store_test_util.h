@@ -1,0 +1,30 @@
+#pragma once
+// Helpers the hub's store tests share.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "carehub/core/status.h"
+
+namespace carehub::hub::testing {
+
+// The value of a read that must succeed (a failed read fails the test, visibly).
+template <typename T>
+T Ok(Result<T> result) {
+  EXPECT_TRUE(result.ok()) << result.status().ToString();
+  return result.ok() ? std::move(result).value() : T{};
+}
+
+// A fresh, empty directory named for this process and the running test.
+inline std::filesystem::path FreshTestDir(const std::string& prefix) {
+  auto dir = std::filesystem::temp_directory_path() /
+             (prefix + "-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+}  // namespace carehub::hub::testing
