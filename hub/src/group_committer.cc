@@ -39,6 +39,17 @@ void GroupCommitter::Submit(std::unique_ptr<PreparedBatch> batch) {
   cv_.NotifyOne();
 }
 
+void GroupCommitter::RequestWalSync() {
+  if (!sync_) {
+    return;
+  }
+  {
+    MutexLock lock(mu_);
+    sync_requested_ = true;
+  }
+  cv_.NotifyOne();
+}
+
 std::vector<std::unique_ptr<PreparedBatch>> GroupCommitter::TakeCompleted() {
   MutexLock lock(mu_);
   auto out = std::move(completed_);
@@ -77,19 +88,29 @@ void GroupCommitter::Run() {
   pthread_setname_np(pthread_self(), "carehub-commit");
   std::vector<std::unique_ptr<PreparedBatch>> work;
   while (true) {
-    if (!TakeQueued(&work)) {
+    bool sync_requested = false;
+    if (!TakeQueued(&work, &sync_requested)) {
       return;
     }
     if (work.empty()) {
-      // Woken while unhealthy with nothing queued: see whether the store recovered.
-      if (ProbeStore()) {
-        MarkHealthy();
+      if (!healthy_.load()) {
+        // Woken while unhealthy with nothing queued: see whether the store recovered (a probe is
+        // a synced write: it serves a sync request too).
+        if (ProbeStore()) {
+          MarkHealthy();
+        }
+      } else if (sync_requested) {
+        SyncForWaiters();
       }
       continue;
     }
     CAREHUB_CRASH_POINT("commit.before_write");
     const auto start = std::chrono::steady_clock::now();
-    const uint64_t max_seq = CommitGroup(work);
+    bool synced = false;
+    const uint64_t max_seq = CommitGroup(work, &synced);
+    if (sync_requested && !synced) {
+      SyncForWaiters();  // nothing of this group carried a sync (all of it refused)
+    }
     // Written and synced, nobody answered yet.
     CAREHUB_CRASH_POINT("commit.after_sync");
     commit_seconds_.Observe(
@@ -99,21 +120,33 @@ void GroupCommitter::Run() {
   }
 }
 
-bool GroupCommitter::TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work) {
+void GroupCommitter::SyncForWaiters() {
+  Status s = store_->SyncWal();
+  if (!s.ok()) {
+    // The waiters time out and hold their deliveries; the next group commit will say more.
+    Logger("store")->warn("cannot sync the write-ahead log for waiting deliveries: {}",
+                          s.ToString());
+  }
+}
+
+bool GroupCommitter::TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work,
+                                bool* sync_requested) {
   MutexLock lock(mu_);
   // While unhealthy, wake every second even with nothing queued, to probe the store.
   if (!healthy_.load()) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    while (!stopping_ && queue_.empty()) {
+    while (!stopping_ && queue_.empty() && !sync_requested_) {
       if (cv_.WaitUntil(mu_, deadline) == std::cv_status::timeout) {
         break;
       }
     }
   } else {
-    while (!stopping_ && queue_.empty()) {
+    while (!stopping_ && queue_.empty() && !sync_requested_) {
       cv_.Wait(mu_);
     }
   }
+  *sync_requested = sync_requested_;
+  sync_requested_ = false;
   if (queue_.empty() && stopping_) {
     return false;
   }
@@ -124,7 +157,9 @@ bool GroupCommitter::TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* wor
   return true;
 }
 
-uint64_t GroupCommitter::CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>& work) {
+uint64_t GroupCommitter::CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>& work,
+                                     bool* synced) {
+  *synced = false;
   uint64_t max_seq = 0;
   size_t last_write = work.size();
   bool write_failed = false;  // RocksDB itself refused a write (not the headroom check)
@@ -156,6 +191,7 @@ uint64_t GroupCommitter::CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>
       continue;
     }
     batch->committed = true;
+    *synced = *synced || (sync_ && i == last_write);
     max_seq = std::max(max_seq, batch->max_seq);
     // A subscription plans its scans from the known routes and reads up to committed_seq_: the
     // batch's new routes must be known before committed_seq_ passes their events, or a session
@@ -178,6 +214,8 @@ uint64_t GroupCommitter::CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>
         b->committed = false;
       }
       max_seq = 0;
+    } else {
+      *synced = true;
     }
   }
   return max_seq;

@@ -37,6 +37,11 @@ class GroupCommitter {
   GroupCommitter& operator=(const GroupCommitter&) = delete;
 
   void Submit(std::unique_ptr<PreparedBatch> batch) CAREHUB_EXCLUDES(mu_);
+  // Asks for a WAL sync soon, for writes made without sync that someone waits to see durable
+  // (Store::WaitWalSynced). Rides the next group commit's sync when batches are queued; otherwise
+  // the writer thread runs one SyncWal for every request made meanwhile. Any thread. No-op when
+  // the committer does not sync (durability: os).
+  void RequestWalSync() CAREHUB_EXCLUDES(mu_);
   std::vector<std::unique_ptr<PreparedBatch>> TakeCompleted() CAREHUB_EXCLUDES(mu_);
   // Batches submitted and not yet taken back.
   size_t outstanding() const { return outstanding_.load(); }
@@ -50,13 +55,17 @@ class GroupCommitter {
 
  private:
   void Run();
-  // Moves what is queued into `work`, waiting for some; false when stopping with nothing left.
-  bool TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work) CAREHUB_EXCLUDES(mu_);
+  // Moves what is queued into `work`, waiting for some or for a sync request (`*sync_requested`);
+  // false when stopping with nothing left.
+  bool TakeQueued(std::vector<std::unique_ptr<PreparedBatch>>* work, bool* sync_requested)
+      CAREHUB_EXCLUDES(mu_);
   // Writes the group, syncs it once, marks each batch committed or not; the highest seq made
-  // durable (0 when none).
-  uint64_t CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>& work);
+  // durable (0 when none). `*synced`: whether a sync of the WAL completed.
+  uint64_t CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>& work, bool* synced);
   // Publishes committed_seq_ and moves the batches to the completed list.
   void HandBack(std::vector<std::unique_ptr<PreparedBatch>>* work, uint64_t max_seq);
+  // Serves sync requests when no group commit carried a sync.
+  void SyncForWaiters();
   void MarkFailed(uint64_t epoch, const Status& status);
   void MarkHealthy();
   bool ProbeStore();
@@ -74,6 +83,7 @@ class GroupCommitter {
   std::deque<std::unique_ptr<PreparedBatch>> queue_ CAREHUB_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<PreparedBatch>> completed_ CAREHUB_GUARDED_BY(mu_);
   bool stopping_ CAREHUB_GUARDED_BY(mu_) = false;
+  bool sync_requested_ CAREHUB_GUARDED_BY(mu_) = false;
   std::string last_error_ CAREHUB_GUARDED_BY(mu_);
   uint64_t failed_epoch_ = 0;  // writer thread only
   std::atomic<size_t> outstanding_{0};

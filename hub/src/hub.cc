@@ -16,6 +16,7 @@
 #include "carehub/hub/identities.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
+#include "carehub/hub/store/power_cut.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/policy/diff.h"
 #include "carehub/policy/load.h"
@@ -88,6 +89,7 @@ class HubImpl final : public Hub {
     store_options.min_free_disk_bytes = config_.min_free_disk_bytes;
     store_options.salvage_wal = config_.salvage_wal;
     store_options.clock = &clock_;
+    store_options.env = PowerCutEnvFromEnvironment();  // null unless a power-cut test asks
     auto store = Store::Open(store_options);
     if (!store.ok()) {
       return store.status();
@@ -134,6 +136,9 @@ class HubImpl final : public Hub {
     subscribe_options.subscriber_timeout = std::chrono::milliseconds(config_.subscriber_timeout_ms);
     subscribe_options.max_delivery_batch = config_.max_delivery_batch;
     subscribe_options.curve_secret_key = server_secret;
+    if (config_.durability == Durability::kFsync) {
+      subscribe_options.request_wal_sync = [this] { ingest_->committer().RequestWalSync(); };
+    }
     subscribe_ = std::make_unique<SubscribeServer>(context_, subscribe_options, store_.get(),
                                                    &policy_, &committed_seq_, &metrics_, clock_,
                                                    std::move(may_subscribe));

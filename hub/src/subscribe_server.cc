@@ -28,6 +28,11 @@ std::shared_ptr<spdlog::logger> Log() { return Logger("subscribe"); }
 
 }  // namespace
 
+struct SubscribeServer::Outgoing {
+  Session* session;  // in sessions_: none is erased between Serve and DeliverRound
+  AuditedBatch disclosure;
+};
+
 SubscribeServer::SubscribeServer(zmq::context_t& context, SubscribeServerOptions options,
                                  Store* store, const PolicyHolder* policy,
                                  const std::atomic<uint64_t>* committed_seq,
@@ -318,14 +323,14 @@ const policy::SubscriptionRef* SubscribeServer::CheckEntitled(Session& session,
   return sub;
 }
 
-// One delivery round of one session: store -> match -> redact -> audit -> deliver. Returns true
-// when the session has more to send right away.
-bool SubscribeServer::Serve(Session& session,
+// One delivery round of one session, up to the audit: store -> match -> redact -> audit. What is to
+// be sent waits in outgoing_ for DeliverRound.
+void SubscribeServer::Serve(Session& session,
                             const std::shared_ptr<const policy::PolicySet>& policy, uint64_t head) {
   const auto now = clock_.Now();
   const policy::SubscriptionRef* sub = CheckEntitled(session, *policy, now);
   if (!sub || !session.WantsEvents(head)) {
-    return false;
+    return;
   }
   // store -> match -> redact: read what the subscription may cover, decide and redact each event.
   UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
@@ -337,21 +342,60 @@ bool SubscribeServer::Serve(Session& session,
       [&](uint64_t seq, std::string_view bytes) { return batch.Consider(seq, bytes); });
   if (!scanned.ok()) {
     OnReadFailed(session, scanned.status());
-    return false;  // nothing advanced: the next round reads from the same position
+    return;  // nothing advanced: the next round reads from the same position
   }
   const uint64_t scanned_to = scanned.value();
   if (scanned_to < from) {
+    return;
+  }
+  // Progress alone (nothing delivered or withheld) is reported when caught up or every 200 ms, so
+  // the subscriber's view of the head keeps moving without a frame per round.
+  const bool report = batch.discloses() || scanned_to >= head ||
+                      Steady::now() - session.last_progress_sent > std::chrono::milliseconds(200);
+  if (!report) {
+    Advance(session, scanned_to, batch.delivered(), batch.withheld());
+    return;
+  }
+  // audit
+  auto audited = AuditDisclosure(std::move(batch),
+                                 {session.subscriber, session.subscription, from, scanned_to, head},
+                                 store_->audit(), clock_);
+  if (!audited.ok()) {
+    Log()->error("cannot write audit record, holding delivery of {}: {}", session.subscription,
+                 audited.status().ToString());
+    session.BackOff();
+    return;
+  }
+  outgoing_.push_back({&session, std::move(audited).value()});
+}
+
+// deliver, for every session served this round: once the round's audit records are durable (one
+// WAL sync covers them all, the group commit's when one is running), each frame is sent.
+bool SubscribeServer::DeliverRound() {
+  if (outgoing_.empty()) {
     return false;
   }
-  // audit -> deliver. Progress alone (nothing delivered or withheld) is reported when caught up or
-  // every 200 ms, so the subscriber's view of the head keeps moving without a frame per round.
-  const auto steady_now = Steady::now();
-  const bool report = batch.discloses() || scanned_to >= head ||
-                      steady_now - session.last_progress_sent > std::chrono::milliseconds(200);
-  if (report) {
-    const SendOutcome outcome = Disclose(
-        batch, {session.subscriber, session.subscription, from, scanned_to, head}, store_->audit(),
-        clock_, [&](const std::string& bytes) { return SendBytes(session.routing_id, bytes); });
+  Status durable = Status::Ok();
+  const bool any_audited = std::any_of(outgoing_.begin(), outgoing_.end(),
+                                       [](const Outgoing& o) { return o.disclosure.audited(); });
+  if (any_audited && options_.request_wal_sync) {
+    const uint64_t ticket = store_->WalSyncTicket();
+    options_.request_wal_sync();
+    // Bounded by the heartbeat interval, so that a stuck disk cannot silence the heartbeats.
+    durable = store_->WaitWalSynced(ticket, options_.heartbeat_interval);
+  }
+  bool busy = false;
+  for (auto& out : outgoing_) {
+    Session& session = *out.session;
+    SendOutcome outcome = SendOutcome::kAuditFailed;
+    if (durable.ok() || !out.disclosure.audited()) {
+      outcome = SendDisclosure(out.disclosure, store_->audit(), clock_, [&](const std::string& b) {
+        return SendBytes(session.routing_id, b);
+      });
+    } else {
+      RecordNotSent(out.disclosure, store_->audit(), clock_);
+    }
+    const auto steady_now = Steady::now();
     switch (outcome) {
       case SendOutcome::kSent:
         session.blocked_backoff = std::chrono::milliseconds(0);
@@ -359,20 +403,30 @@ bool SubscribeServer::Serve(Session& session,
         session.last_progress_sent = steady_now;
         break;
       case SendOutcome::kAuditFailed:
-        Log()->error("cannot write audit record, holding delivery of {}", session.subscription);
-        return false;
+        Log()->error("audit record not durable, holding delivery of {}: {}", session.subscription,
+                     durable.ToString());
+        session.BackOff();
+        continue;
       case SendOutcome::kPeerFull:
         session.BackOff();
-        return false;  // subscriber's pipe is full: try again later, nothing advanced
+        continue;  // subscriber's pipe is full: try again later, nothing advanced
       case SendOutcome::kPeerGone:
         session.Expire();
-        return false;
+        continue;
     }
+    const auto& batch = out.disclosure.batch();
+    Advance(session, out.disclosure.target().scanned_to, batch.delivered(), batch.withheld());
+    busy = busy || (session.credit > 0 && session.next_seq <= out.disclosure.target().head);
   }
+  outgoing_.clear();
+  return busy;
+}
+
+void SubscribeServer::Advance(Session& session, uint64_t scanned_to, uint64_t delivered,
+                              const std::map<std::string, uint32_t>& withheld) {
   session.next_seq = scanned_to + 1;
-  session.credit -= std::min(session.credit, batch.delivered());
-  CountDelivery(session, batch.delivered(), batch.withheld());
-  return session.credit > 0 && session.next_seq <= head;
+  session.credit -= std::min(session.credit, delivered);
+  CountDelivery(session, delivered, withheld);
 }
 
 SendOutcome SubscribeServer::SendBytes(const std::string& routing_id, const std::string& bytes) {
@@ -548,12 +602,13 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
         it = sessions_.erase(it);
         continue;
       }
-      if (policy && Serve(session, policy, head)) {
-        busy = true;
+      if (policy) {
+        Serve(session, policy, head);
       }
       SendHeartbeatIfDue(session, head);
       ++it;
     }
+    busy = DeliverRound();
     if (now - last_status > std::chrono::seconds(1)) {
       RefreshStatus(policy, head);
       last_status = now;

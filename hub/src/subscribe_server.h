@@ -11,8 +11,10 @@
 // take the policy snapshot in force and check the session is still entitled; read the next range of
 // the log the subscription may cover (src/subscribe/log_reader.h: route index or log scan); decide
 // each event and redact what is delivered (src/subscribe/disclosure.h: DeliveryBatch); write the
-// audit record, then send one Delivery within the subscriber's credit (Disclose: no audit, no
-// disclosure). The protocol's session state machine is src/subscribe/session.h.
+// audit record (AuditDisclosure). Then, for every session of the round at once (DeliverRound): wait
+// until those audit records are durable (one WAL sync, riding the group commit's), and send each
+// session one Delivery within its credit (SendDisclosure: no audit, no disclosure). The protocol's
+// session state machine is src/subscribe/session.h.
 //
 // Errors: a failed read of the store stops that session's round, is counted and logged, and the
 // next round reads again from the same position (with backoff); nothing is skipped.
@@ -51,6 +53,11 @@ struct SubscribeServerOptions {
   uint32_t max_delivery_batch = 1000;
   // Events examined per session per round before yielding to other sessions.
   uint32_t max_scan_per_round = 20'000;
+  // durability: fsync — a batch leaves only once its audit record is durable: the server asks for
+  // a WAL sync through this hook (GroupCommitter::RequestWalSync, which rides the next group
+  // commit) and waits for it. Empty (durability: os): the record is written before the send and
+  // reaches the disk with the next sync, as the events do.
+  std::function<void()> request_wal_sync;
 };
 
 // Decides whether an authenticated identity may open a subscriber's subscriptions. Empty identity
@@ -100,9 +107,15 @@ class SubscribeServer {
   };
   Result<StartPoint> ResolveStart(const v1::Subscribe& request, const policy::SubscriptionRef& sub,
                                   uint64_t head);
-  // Returns true when the session sent something or has more to send right away.
-  bool Serve(Session& session, const std::shared_ptr<const policy::PolicySet>& policy,
+  // One session's round up to its audit record; what is to be sent goes to outgoing_.
+  void Serve(Session& session, const std::shared_ptr<const policy::PolicySet>& policy,
              uint64_t head);
+  // Sends this round's outgoing_ once their audit records are durable. True when a session has
+  // more to send right away.
+  bool DeliverRound();
+  // The session examined up to `scanned_to`: moves it on and counts.
+  void Advance(Session& session, uint64_t scanned_to, uint64_t delivered,
+               const std::map<std::string, uint32_t>& withheld);
   // The subscription a session serves, if it may still receive anything now: the subscription is
   // in the policy in force, the session's identity still holds it, and an agreement is valid now.
   // Else tells the subscriber why (fatal error or notice) and returns null. Runs every round, so a
@@ -132,6 +145,9 @@ class SubscribeServer {
   zmq::socket_t socket_;
   int wake_fd_ = -1;
   std::map<std::string, std::unique_ptr<Session>> sessions_;  // by routing id
+  // This round's audited batches, waiting for their audit records to be durable (DeliverRound).
+  struct Outgoing;
+  std::vector<Outgoing> outgoing_;
   mutable Mutex status_mu_;
   std::vector<SubscriptionStatus> status_ CAREHUB_GUARDED_BY(status_mu_);
   // Delivered, withheld by subscription.

@@ -223,10 +223,47 @@ Result<std::unique_ptr<Database>> Database::Open(const StoreOptions& options) {
 Status Database::Commit(WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return FromRocks(db_->Write(wo, RocksBatch(batch)), "write");
+  if (!sync) {
+    return FromRocks(db_->Write(wo, RocksBatch(batch)), "write");
+  }
+  const uint64_t n = BeginSync();
+  auto s = db_->Write(wo, RocksBatch(batch));
+  EndSync(n, s);
+  return FromRocks(s, "write");
 }
 
-Status Database::SyncWal() { return FromRocks(db_->SyncWAL(), "sync wal"); }
+Status Database::SyncWal() {
+  const uint64_t n = BeginSync();
+  auto s = db_->SyncWAL();
+  EndSync(n, s);
+  return FromRocks(s, "sync wal");
+}
+
+void Database::EndSync(uint64_t n, const rocksdb::Status& s) {
+  if (!s.ok()) {
+    return;
+  }
+  {
+    MutexLock lock(sync_mu_);
+    uint64_t through = synced_through_.load();
+    while (through < n && !synced_through_.compare_exchange_weak(through, n)) {
+    }
+  }
+  synced_cv_.NotifyAll();
+}
+
+Status Database::WaitWalSynced(uint64_t ticket, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(sync_mu_);
+  while (synced_through_.load() < ticket) {
+    if (synced_cv_.WaitUntil(sync_mu_, deadline) == std::cv_status::timeout &&
+        synced_through_.load() < ticket) {
+      return Status::Error("store_sync_timeout", "the write-ahead log was not synced within " +
+                                                     std::to_string(timeout.count()) + " ms");
+    }
+  }
+  return Status::Ok();
+}
 
 Status Database::Probe() {
   Status room = CheckHeadroom(1 << 20);
@@ -236,7 +273,10 @@ Status Database::Probe() {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   const auto now = static_cast<uint64_t>(clock_->Now().time_since_epoch().count());
-  return FromRocks(db_->Put(wo, cf(Column::kMeta), "probe", EncodeSeq(now)), "probe");
+  const uint64_t n = BeginSync();
+  auto s = db_->Put(wo, cf(Column::kMeta), "probe", EncodeSeq(now));
+  EndSync(n, s);
+  return FromRocks(s, "probe");
 }
 
 Status Database::Resume() { return FromRocks(db_->Resume(), "resume"); }

@@ -14,10 +14,13 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "carehub/core/mutex.h"
 #include "carehub/core/status.h"
 #include "carehub/hub/store/options.h"
 #include "carehub/hub/store/write_batch.h"
@@ -59,6 +62,14 @@ class Database {
   Status Commit(WriteBatch* batch, bool sync);
   // fsyncs the WAL (covers every write applied before it).
   Status SyncWal();
+  // Durability of a write made without sync (an audit record before its disclosure leaves): it is
+  // durable once a WAL sync that started after it returned has completed — any sync: a group
+  // commit's sync write, SyncWal or Probe. Call WalSyncTicket() after the write returns; the write
+  // is durable when WalSynced(ticket). WaitWalSynced waits for that until `timeout`
+  // ("store_sync_timeout"); it does not sync by itself (see GroupCommitter::RequestWalSync).
+  uint64_t WalSyncTicket() const { return syncs_started_.load() + 1; }
+  bool WalSynced(uint64_t ticket) const { return synced_through_.load() >= ticket; }
+  Status WaitWalSynced(uint64_t ticket, std::chrono::milliseconds timeout) const;
   // Writes and syncs a small record: proves the store accepts writes.
   Status Probe();
   // Tries to leave the read-only state RocksDB enters after a write error (e.g. disk full).
@@ -72,6 +83,9 @@ class Database {
 
  private:
   explicit Database(const StoreOptions& options);
+  // Brackets a sync: BeginSync numbers it, EndSync publishes it when it succeeded.
+  uint64_t BeginSync() { return ++syncs_started_; }
+  void EndSync(uint64_t n, const rocksdb::Status& s);
 
   StoreOptions options_;
   const Clock* clock_;
@@ -80,6 +94,11 @@ class Database {
   std::shared_ptr<rocksdb::Cache> cache_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  // Syncs numbered in the order they start; the highest number of a sync that completed.
+  std::atomic<uint64_t> syncs_started_{0};
+  std::atomic<uint64_t> synced_through_{0};
+  mutable Mutex sync_mu_;
+  mutable CondVar synced_cv_;  // signalled when synced_through_ moves
 };
 
 }  // namespace carehub::hub

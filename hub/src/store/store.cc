@@ -37,6 +37,12 @@ Status Store::Commit(WriteBatch* batch, bool sync) { return db_->Commit(batch, s
 
 Status Store::SyncWal() { return db_->SyncWal(); }
 
+uint64_t Store::WalSyncTicket() const { return db_->WalSyncTicket(); }
+
+Status Store::WaitWalSynced(uint64_t ticket, std::chrono::milliseconds timeout) const {
+  return db_->WaitWalSynced(ticket, timeout);
+}
+
 Status Store::Probe() { return db_->Probe(); }
 
 Status Store::Resume() { return db_->Resume(); }

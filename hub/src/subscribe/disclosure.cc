@@ -70,27 +70,39 @@ std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head) {
   return frame_.SerializeAsString();
 }
 
-SendOutcome Disclose(DeliveryBatch& batch, const DisclosureTarget& target, AuditLog& audit,
-                     const Clock& clock,
-                     const std::function<SendOutcome(const std::string&)>& send) {
+Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, AuditLog& audit,
+                                     const Clock& clock) {
   const bool audited = batch.discloses();
   if (audited) {
     // Written before the delivery leaves: a crash in between can only over-report a disclosure,
     // never hide one.
-    Status s = audit.Append(batch.AuditRecord("delivery", clock.Now(), target.subscriber,
-                                              target.subscription, target.from, target.scanned_to));
-    if (!s.ok()) {
-      return SendOutcome::kAuditFailed;
-    }
+    CAREHUB_RETURN_IF_ERROR(
+        audit.Append(batch.AuditRecord("delivery", clock.Now(), target.subscriber,
+                                       target.subscription, target.from, target.scanned_to)));
     CAREHUB_CRASH_POINT("deliver.after_audit");
   }
-  const SendOutcome outcome = send(batch.FrameBytes(target.scanned_to, target.head));
-  if (outcome != SendOutcome::kSent && audited) {
-    // Best effort: if this record is lost too, the trail over-reports, which is the safe side.
-    (void)audit.Append(batch.AuditRecord("delivery_not_sent", clock.Now(), target.subscriber,
-                                         target.subscription, target.from, target.scanned_to));
+  return AuditedBatch(std::move(batch), std::move(target), audited);
+}
+
+SendOutcome SendDisclosure(AuditedBatch& audited, AuditLog& audit, const Clock& clock,
+                           const std::function<SendOutcome(const std::string&)>& send) {
+  const DisclosureTarget& target = audited.target_;
+  const SendOutcome outcome = send(audited.batch_.FrameBytes(target.scanned_to, target.head));
+  if (outcome != SendOutcome::kSent) {
+    RecordNotSent(audited, audit, clock);
   }
   return outcome;
+}
+
+void RecordNotSent(const AuditedBatch& audited, AuditLog& audit, const Clock& clock) {
+  if (!audited.audited()) {
+    return;
+  }
+  // Best effort: if this record is lost too, the trail over-reports, which is the safe side.
+  const DisclosureTarget& target = audited.target();
+  (void)audit.Append(audited.batch().AuditRecord("delivery_not_sent", clock.Now(),
+                                                 target.subscriber, target.subscription,
+                                                 target.from, target.scanned_to));
 }
 
 }  // namespace carehub::hub

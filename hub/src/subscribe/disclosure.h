@@ -1,8 +1,10 @@
 #pragma once
 // Disclosure: decide -> redact -> audit -> send, for one delivery batch (private to hub/src). The
-// rule "no audit, no disclosure" lives in one function, Disclose(): the audit record of a batch is
-// written before its frame may leave, and a frame whose audit record could not be written is not
-// sent.
+// rule "no audit, no disclosure" is in the types: SendDisclosure() only accepts an AuditedBatch,
+// and only AuditDisclosure() makes one, after the batch's audit record is written. Between the two
+// the caller waits until that record is durable (durability: fsync; SubscribeServer does it for
+// every session of a round at once, riding the group commit's sync), so no power cut can leave a
+// delivered batch without its record.
 //
 // A DeliveryBatch collects, for one session and round, each event the log reader passes it:
 // delivered (the agreement allows it: redacted to what the agreement permits), withheld (covered
@@ -49,6 +51,8 @@ class DeliveryBatch {
   // The Delivery frame, reporting the log read up to `scanned_to` of `head`.
   std::string FrameBytes(uint64_t scanned_to, uint64_t head);
 
+  DeliveryBatch(DeliveryBatch&&) = default;
+
  private:
   const policy::PolicySet& policy_;
   const policy::SubscriptionRef& subscription_;
@@ -64,7 +68,7 @@ enum class SendOutcome {
   kSent,
   kPeerFull,     // the subscriber's queue is full (it does not read): nothing left
   kPeerGone,     // the peer has disconnected
-  kAuditFailed,  // the audit record could not be written: nothing left
+  kAuditFailed,  // the audit record could not be written, or not made durable: nothing left
 };
 
 // Who a batch goes to and which range it covers, for its audit record.
@@ -76,11 +80,45 @@ struct DisclosureTarget {
   uint64_t head = 0;
 };
 
-// No audit, no disclosure: writes the batch's audit record (when it discloses anything), then hands
-// the frame to `send`. A batch that was audited but not sent gets a second record saying so, so the
-// trail never shows a disclosure that did not happen without also showing it did not.
-SendOutcome Disclose(DeliveryBatch& batch, const DisclosureTarget& target, AuditLog& audit,
-                     const Clock& clock,
-                     const std::function<SendOutcome(const std::string&)>& send);
+// A batch that went through AuditDisclosure: its audit record is written, or it discloses nothing
+// (progress only) and needs none. Move-only.
+class AuditedBatch {
+ public:
+  AuditedBatch(AuditedBatch&&) = default;
+  AuditedBatch(const AuditedBatch&) = delete;
+  AuditedBatch& operator=(const AuditedBatch&) = delete;
+
+  // An audit record was written for this batch.
+  bool audited() const { return audited_; }
+  const DeliveryBatch& batch() const { return batch_; }
+  const DisclosureTarget& target() const { return target_; }
+
+ private:
+  friend Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target,
+                                              AuditLog& audit, const Clock& clock);
+  friend SendOutcome SendDisclosure(AuditedBatch& audited, AuditLog& audit, const Clock& clock,
+                                    const std::function<SendOutcome(const std::string&)>& send);
+  AuditedBatch(DeliveryBatch batch, DisclosureTarget target, bool audited)
+      : batch_(std::move(batch)), target_(std::move(target)), audited_(audited) {}
+
+  DeliveryBatch batch_;
+  DisclosureTarget target_;
+  bool audited_;
+};
+
+// audit: writes the batch's "delivery" record when it discloses anything (without a sync of its
+// own: see the header comment). An error (the store's) means nothing of the batch may be sent.
+Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, AuditLog& audit,
+                                     const Clock& clock);
+
+// deliver: hands the frame to `send`. A batch that was audited but not sent gets a second record
+// saying so, so the trail never shows a disclosure that did not happen without also showing it did
+// not.
+SendOutcome SendDisclosure(AuditedBatch& audited, AuditLog& audit, const Clock& clock,
+                           const std::function<SendOutcome(const std::string&)>& send);
+
+// For a batch that will not be sent after all (its audit record could not be made durable):
+// records "delivery_not_sent" when it was audited.
+void RecordNotSent(const AuditedBatch& audited, AuditLog& audit, const Clock& clock);
 
 }  // namespace carehub::hub

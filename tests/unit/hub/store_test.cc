@@ -111,6 +111,29 @@ TEST_F(StoreTest, CursorsAndAuditRoundTrip) {
   EXPECT_EQ(Ok(store_->audit().Query("", 2000, 4000, 100)).size(), 3u);
 }
 
+TEST_F(StoreTest, AnUnsyncedWriteIsDurableOnlyAfterASyncThatStartedAfterIt) {
+  v1::AuditRecord a;
+  a.set_kind("delivery");
+  ASSERT_TRUE(store_->audit().Append(a).ok());
+  const uint64_t ticket = store_->WalSyncTicket();
+  // Nothing syncs: the wait ends at its timeout with an error, never as "durable".
+  Status waited = store_->WaitWalSynced(ticket, std::chrono::milliseconds(20));
+  EXPECT_EQ(waited.code(), "store_sync_timeout") << waited.ToString();
+  // A sync started after the write covers it, whether SyncWal or a synced commit.
+  ASSERT_TRUE(store_->SyncWal().ok());
+  EXPECT_TRUE(store_->WaitWalSynced(ticket, std::chrono::milliseconds(0)).ok());
+
+  ASSERT_TRUE(store_->audit().Append(a).ok());
+  const uint64_t second = store_->WalSyncTicket();
+  EXPECT_GT(second, ticket);
+  EXPECT_FALSE(store_->WaitWalSynced(second, std::chrono::milliseconds(0)).ok())
+      << "the earlier sync cannot cover a later write";
+  WriteBatch batch;
+  store_->events().Add(&batch, 1, "event");
+  ASSERT_TRUE(store_->Commit(&batch, /*sync=*/true).ok());
+  EXPECT_TRUE(store_->WaitWalSynced(second, std::chrono::milliseconds(0)).ok());
+}
+
 TEST(StoreHeadroom, RefusesWritesThatWouldEatTheReserve) {
   auto dir = std::filesystem::temp_directory_path() /
              ("carehub-store-headroom-" + std::to_string(::getpid()));

@@ -18,6 +18,7 @@
 //
 // Thread-safety: every method may be called from any thread. The parts live as long as the Store.
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -65,6 +66,12 @@ class Store {
   Status Commit(WriteBatch* batch, bool sync);
   // fsyncs the WAL (covers every write applied before it).
   Status SyncWal();
+  // For a write made without sync that must be durable before something else happens (an audit
+  // record before its disclosure leaves): WalSyncTicket() right after the write returns, then
+  // WaitWalSynced(ticket, timeout) returns once a WAL sync that started after the write has
+  // completed (whoever ran it), or "store_sync_timeout". Waiting syncs nothing by itself.
+  uint64_t WalSyncTicket() const;
+  Status WaitWalSynced(uint64_t ticket, std::chrono::milliseconds timeout) const;
   // Writes and syncs a small record: proves the store accepts writes.
   Status Probe();
   // Tries to leave the read-only state RocksDB enters after a write error (e.g. disk full).

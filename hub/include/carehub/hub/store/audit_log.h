@@ -4,10 +4,11 @@
 //   key    at_unix_ms (8 BE) + a per-process counter (8 BE): time order, never two records alike
 //   value  v1::AuditRecord
 //
-// Durability: Append writes to the WAL without an fsync of its own; the record reaches the OS
-// before the disclosure it describes is sent (it survives any crash of the hub) and the next synced
-// write covers it. A separate fsync per delivery batch was measured to compete with the group
-// commit and cut the latency bench's ingest from 20k to 2.8k events/s (docs/reliability.md).
+// Durability: Append writes to the WAL without an fsync of its own (one per delivery batch was
+// measured to compete with the group commit: the latency bench's ingest fell from 20k to 2.8k
+// events/s). A caller that must not act before the record is durable takes Store::WalSyncTicket()
+// after Append and waits with Store::WaitWalSynced (the subscribe server does, riding the group
+// commit's next sync; docs/reliability.md).
 //
 // Errors: Query fails when a read fails, rather than answering with part of the trail.
 //
