@@ -11,6 +11,7 @@
 
 #include "carehub/core/address.h"
 #include "carehub/core/log.h"
+#include "carehub/core/strings.h"
 #include "carehub/hub/config.h"
 #include "status_page.h"
 
@@ -51,6 +52,8 @@ json QuarantineSummary(const v1::QuarantineRecord& q) {
           {"message", q.message()},
           {"raw_kind", q.raw_kind()},
           {"raw_bytes", q.raw().size()},
+          {"raw_size", q.raw_size() > 0 ? q.raw_size() : q.raw().size()},
+          {"raw_sha256", HexEncode(q.raw_sha256())},
           {"replay_outcome", q.replay_outcome()},
           {"replay_hub_seq", q.replay_hub_seq()}};
 }

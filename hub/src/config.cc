@@ -74,7 +74,7 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   }
   CAREHUB_RETURN_IF_ERROR(CheckKeys(root, "config",
                                     {"hub", "ingest", "subscribe", "admin", "dedup", "validation",
-                                     "retention", "policy", "security", "logging"}));
+                                     "quarantine", "retention", "policy", "security", "logging"}));
   if (auto n = root["hub"]) {
     CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "hub", {"data_dir", "durability", "min_free_disk_bytes"}));
     CAREHUB_RETURN_IF_ERROR(Read(n, "min_free_disk_bytes", "hub", &c.min_free_disk_bytes));
@@ -120,6 +120,16 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   if (auto n = root["dedup"]) {
     CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "dedup", {"window_days"}));
     CAREHUB_RETURN_IF_ERROR(Read(n, "window_days", "dedup", &c.dedup_window_days));
+  }
+  if (auto n = root["quarantine"]) {
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(
+        n, "quarantine", {"peer_bytes_per_minute", "max_total_bytes", "frame_prefix_bytes"}));
+    CAREHUB_RETURN_IF_ERROR(
+        Read(n, "peer_bytes_per_minute", "quarantine", &c.quarantine.peer_bytes_per_minute));
+    CAREHUB_RETURN_IF_ERROR(
+        Read(n, "max_total_bytes", "quarantine", &c.quarantine.max_total_bytes));
+    CAREHUB_RETURN_IF_ERROR(
+        Read(n, "frame_prefix_bytes", "quarantine", &c.quarantine.frame_prefix_bytes));
   }
   if (auto n = root["validation"]) {
     CAREHUB_RETURN_IF_ERROR(
@@ -205,6 +215,15 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   }
   if (c.dedup_window_days == 0) {
     return Bad("dedup.window_days", "must be at least 1");
+  }
+  if (c.quarantine.frame_prefix_bytes < 64 || c.quarantine.frame_prefix_bytes > (1u << 20)) {
+    return Bad("quarantine.frame_prefix_bytes", "must be between 64 bytes and 1 MiB");
+  }
+  if (c.quarantine.peer_bytes_per_minute < 4096) {
+    return Bad("quarantine.peer_bytes_per_minute", "must be at least 4096");
+  }
+  if (c.quarantine.max_total_bytes < c.quarantine.peer_bytes_per_minute) {
+    return Bad("quarantine.max_total_bytes", "must be at least quarantine.peer_bytes_per_minute");
   }
   if (c.curve && (c.server_key_file.empty() || c.identities_file.empty())) {
     return Bad("security", "curve mode needs server_key_file and identities");

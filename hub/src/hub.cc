@@ -116,7 +116,8 @@ class HubImpl final : public Hub {
     }
     pipeline_ =
         std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
-                                         config_.dedup_window_days, clock_, std::move(may_publish));
+                                         config_.dedup_window_days, clock_, std::move(may_publish),
+                                         config_.quarantine);
     IngestServerOptions ingest_options;
     ingest_options.endpoint = config_.ingest_endpoint;
     ingest_options.max_frame_bytes = config_.max_frame_bytes;

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "carehub/core/strings.h"
 #include "carehub/core/validation.h"
 
 namespace carehub::hub {
@@ -266,13 +267,7 @@ std::string KeyFingerprint(std::string_view z85_public_key) {
   unsigned char hash[crypto_hash_sha256_BYTES];
   crypto_hash_sha256(hash, reinterpret_cast<const unsigned char*>(z85_public_key.data()),
                      z85_public_key.size());
-  static const char* kHex = "0123456789abcdef";
-  std::string out = "sha256:";
-  for (int i = 0; i < 6; ++i) {
-    out += kHex[hash[i] >> 4];
-    out += kHex[hash[i] & 0xf];
-  }
-  return out;
+  return "sha256:" + HexEncode(std::string_view(reinterpret_cast<const char*>(hash), 6));
 }
 
 }  // namespace carehub::hub

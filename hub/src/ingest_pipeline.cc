@@ -1,5 +1,6 @@
 #include "carehub/hub/ingest_pipeline.h"
 
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -64,10 +65,11 @@ std::string_view PublisherLabel(const std::string& publisher, std::string_view r
 
 IngestPipeline::IngestPipeline(Store* store, metrics::Registry* metrics, ValidationLimits limits,
                                uint32_t dedup_window_days, const Clock& clock,
-                               PublishAuthoriser authorise)
+                               PublishAuthoriser authorise, QuarantineLimits quarantine)
     : store_(store),
       metrics_(metrics),
       limits_(limits),
+      quarantine_budget_(quarantine),
       dedup_window_days_(dedup_window_days),
       clock_(clock),
       authorise_(std::move(authorise)) {
@@ -121,9 +123,9 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
     q.set_reason(reason);
     q.set_message(message);
     q.set_raw(std::string(raw));
+    q.set_raw_size(raw.size());
     q.set_raw_kind("event");
-    store_->quarantine().Add(&batch->writes, q);
-    ++batch->quarantined;
+    AddQuarantineRecord(batch, batch->routing_id, q);
   }
 
   if (conflict) {
@@ -327,6 +329,7 @@ void IngestPipeline::FailAll(PreparedBatch* batch, const std::string& message) {
   batch->new_routes.clear();
   batch->accepted_labels.clear();
   batch->quarantined = 0;
+  batch->quarantined_bytes = 0;  // quarantine_cost stays: Finish gives it back to the budget
   batch->max_seq = 0;
   for (auto& r : *batch->result.mutable_results()) {
     r.set_status(v1::EventResult::RETRY);
@@ -395,6 +398,8 @@ void IngestPipeline::Recycle(std::unique_ptr<PreparedBatch> batch) {
   batch->accepted_labels.clear();
   batch->new_routes.clear();
   batch->quarantined = 0;
+  batch->quarantined_bytes = 0;
+  batch->quarantine_cost = 0;
   batch->answer_after_commit = true;
   batch->on_answer = nullptr;
   batch->committed = false;
@@ -424,24 +429,61 @@ std::unique_ptr<PreparedBatch> IngestPipeline::QuarantineFrame(std::string routi
   q.set_sender(batch->sender);
   q.set_reason(reason);
   q.set_message(message);
-  // Keep at most 1 MiB of a hostile frame: enough to inspect, not enough to fill the disk.
-  q.set_raw(std::string(raw.substr(0, 1u << 20)));
+  // A prefix and the whole frame's size and digest: enough to diagnose and to match the sender's
+  // copy, not enough for a hostile peer to fill the disk.
+  q.set_raw(std::string(raw.substr(0, quarantine_budget_.limits().frame_prefix_bytes)));
+  q.set_raw_size(raw.size());
+  std::string digest(crypto_hash_sha256_BYTES, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(digest.data()),
+                     reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+  q.set_raw_sha256(std::move(digest));
   q.set_raw_kind("frame");
-  store_->quarantine().Add(&batch->writes, q);
-  ++batch->quarantined;
+  AddQuarantineRecord(batch.get(), batch->routing_id, q);
   CounterFor("carehub_frames_rejected_total", "Frames that could not be processed, by reason.",
              {{"reason", reason}})
       .Inc();
   return batch;
 }
 
+void IngestPipeline::AddQuarantineRecord(PreparedBatch* batch, const std::string& routing_id,
+                                         const v1::QuarantineRecord& record) {
+  const uint64_t size = record.ByteSizeLong();
+  const uint64_t cost = QuarantineBudget::Cost(size);
+  // The authenticated identity; on a plain (loopback-only) hub, the connection.
+  const std::string peer = batch->sender.empty() ? "connection:" + routing_id : batch->sender;
+  const auto verdict = quarantine_budget_.Admit(peer, cost, store_->quarantine().Bytes(),
+                                                QuarantineBudget::Steady::now());
+  if (verdict != QuarantineBudget::Verdict::kStore) {
+    const bool total = verdict == QuarantineBudget::Verdict::kTotalCap;
+    CounterFor("carehub_quarantine_dropped_total",
+               "Refused input answered and counted but not stored in the quarantine, by reason "
+               "(peer_rate: the peer's byte budget; total_cap: the quarantine's size limit).",
+               {{"reason", total ? "total_cap" : "peer_rate"}})
+        .Inc();
+    static LogRateLimiter limiter(1);
+    if (limiter.Allow()) {
+      Logger("ingest")->warn(
+          "quarantine record not stored ({}): {} from {} ({} bytes); see "
+          "carehub_quarantine_dropped_total",
+          total ? "the quarantine is at its size limit" : "this peer is over its byte budget",
+          record.reason(), batch->sender.empty() ? "a plain connection" : batch->sender, size);
+    }
+    return;
+  }
+  store_->quarantine().Add(&batch->writes, record);
+  ++batch->quarantined;
+  batch->quarantined_bytes += size;
+  batch->quarantine_cost += cost;
+}
+
 void IngestPipeline::Finish(PreparedBatch* batch) {
+  quarantine_budget_.Settle(batch->quarantine_cost);
   if (batch->committed) {
     for (const auto& key : batch->pending_keys) {
       pending_.erase(key);
     }
     if (batch->quarantined > 0) {
-      store_->quarantine().NoteCommitted(batch->quarantined);
+      store_->quarantine().NoteCommitted(batch->quarantined, batch->quarantined_bytes);
     }
     if (!batch->accepted_labels.empty()) {
       MutexLock lock(activity_mu_);

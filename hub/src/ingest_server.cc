@@ -10,44 +10,20 @@
 
 #include "carehub/core/crash_points.h"
 #include "carehub/core/log.h"
+#include "carehub/core/strings.h"
 #include "carehub/hub/frame_decode.h"
 #include "zap_handler.h"
 
 namespace carehub::hub {
 namespace {
 
-// Logs untrusted-input problems at warn, but at most a few a second so a hostile sender cannot
-// flood the log; the counters still count every one.
-class LogLimiter {
- public:
-  bool Allow() {
-    auto now = std::chrono::steady_clock::now();
-    if (now - window_start_ > std::chrono::seconds(1)) {
-      window_start_ = now;
-      count_ = 0;
-    }
-    return ++count_ <= 5;
-  }
-
- private:
-  std::chrono::steady_clock::time_point window_start_{};
-  int count_ = 0;
-};
-
-LogLimiter& Limiter() {
-  static LogLimiter limiter;
+// Untrusted-input problems are logged at warn, a few a second at most.
+LogRateLimiter& Limiter() {
+  static LogRateLimiter limiter;
   return limiter;
 }
 
-std::string PeerName(const std::string& routing_id) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : routing_id) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
+std::string PeerName(const std::string& routing_id) { return HexEncode(routing_id); }
 
 }  // namespace
 

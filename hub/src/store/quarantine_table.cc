@@ -26,15 +26,18 @@ Status QuarantineTable::Load() {
   ro.fill_cache = false;
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kQuarantine)));
   uint64_t count = 0;
+  uint64_t bytes = 0;
   uint64_t last = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     ++count;
+    bytes += it->value().size();
     last = DecodeSeq(it->key().ToStringView());
   }
   if (Status s = FromRocks(it->status(), "read quarantine"); !s.ok()) {
     return s;
   }
   count_ = count;
+  bytes_ = bytes;
   next_id_ = last + 1;
   return Status::Ok();
 }

@@ -14,11 +14,35 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
 namespace carehub {
 
 std::shared_ptr<spdlog::logger> Logger(const std::string& name);
+
+// For log lines about untrusted input: Allow() is true at most `per_second` times a second, so a
+// hostile sender cannot flood the log; the counters beside such a line still count every case.
+// Thread-safe (a race at a window's edge may let one extra line through).
+class LogRateLimiter {
+ public:
+  explicit LogRateLimiter(int per_second = 5) : per_second_(per_second) {}
+  bool Allow() {
+    const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+    if (window_.exchange(now_s) != now_s) {
+      count_.store(0);
+    }
+    return count_.fetch_add(1) < per_second_;
+  }
+
+ private:
+  const int per_second_;
+  std::atomic<int64_t> window_{0};
+  std::atomic<int> count_{0};
+};
 
 }  // namespace carehub

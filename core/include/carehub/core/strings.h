@@ -17,6 +17,9 @@ inline constexpr std::string_view kSpaceTabCrLf = " \t\r\n";
 // `text` without the leading and trailing bytes that are in `chars`. A view into `text`.
 std::string_view Trim(std::string_view text, std::string_view chars);
 
+// Lower-case hexadecimal of every byte (digests, binary ids in logs).
+std::string HexEncode(std::string_view bytes);
+
 // `text` with every byte that is in `chars` removed, wherever it stands (e.g. the spaces and
 // dashes people type inside an NHS number: "943 476 5919", "943-476-5919").
 std::string RemoveChars(std::string_view text, std::string_view chars);

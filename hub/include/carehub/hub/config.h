@@ -8,6 +8,7 @@
 
 #include "carehub/core/status.h"
 #include "carehub/core/validation.h"
+#include "carehub/hub/quarantine_budget.h"
 
 namespace carehub::hub {
 
@@ -36,6 +37,7 @@ struct HubConfig {
 
   uint32_t dedup_window_days = 400;
   ValidationLimits validation;
+  QuarantineLimits quarantine;
   uint32_t retention_max_age_days = 0;  // 0: keep forever
   // Seconds instead of days (when > 0, overrides max_age_days) and how often retention runs: for
   // tests and short-lived staging data, which cannot wait a day and an hour.

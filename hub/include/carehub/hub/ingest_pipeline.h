@@ -33,6 +33,7 @@
 #include "carehub/core/clock.h"
 #include "carehub/core/mutex.h"
 #include "carehub/core/validation.h"
+#include "carehub/hub/quarantine_budget.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/v1/wire.pb.h"
@@ -68,7 +69,9 @@ struct PreparedBatch {
   };
   std::vector<AcceptedLabel> accepted_labels;
   std::vector<RouteKey> new_routes;
-  uint32_t quarantined = 0;  // quarantine records in `writes`
+  uint32_t quarantined = 0;        // quarantine records in `writes`
+  uint64_t quarantined_bytes = 0;  // their serialized size
+  uint64_t quarantine_cost = 0;    // what QuarantineBudget admitted for them
   // Frame-level errors are answered at once; only their quarantine record goes through commit.
   bool answer_after_commit = true;
   // Set for batches that did not come from a socket (quarantine replay): called with the result
@@ -91,8 +94,10 @@ class IngestPipeline {
  public:
   // `store`, `metrics` and `clock` are not owned and must outlive the pipeline. `authorise` may be
   // empty (plain mode: every local connection may publish for any organisation).
+  // `quarantine` bounds what refused input may store (quarantine_budget.h).
   IngestPipeline(Store* store, metrics::Registry* metrics, ValidationLimits limits,
-                 uint32_t dedup_window_days, const Clock& clock, PublishAuthoriser authorise);
+                 uint32_t dedup_window_days, const Clock& clock, PublishAuthoriser authorise,
+                 QuarantineLimits quarantine = {});
 
   // `quarantine_rejects` is false for a quarantine replay: the original record is updated with the
   // outcome instead of a second record being written.
@@ -151,7 +156,12 @@ class IngestPipeline {
 
   Store* store_;
   metrics::Registry* metrics_;
+  // Stores `record` in `batch` if the quarantine budget admits it; else counts and logs the drop.
+  void AddQuarantineRecord(PreparedBatch* batch, const std::string& routing_id,
+                           const v1::QuarantineRecord& record);
+
   ValidationLimits limits_;
+  QuarantineBudget quarantine_budget_;
   uint32_t dedup_window_days_;
   const Clock& clock_;
   PublishAuthoriser authorise_;

@@ -30,13 +30,19 @@ class QuarantineTable {
  public:
   explicit QuarantineTable(Database* db) : db_(db) {}
 
-  // Reads the record count and the next id (at open).
+  // Reads the record count, their bytes and the next id (at open).
   Status Load();
 
   uint64_t NextId() { return next_id_.fetch_add(1); }
   void Add(WriteBatch* batch, const v1::QuarantineRecord& record);
-  void NoteCommitted(uint64_t records) { count_.fetch_add(records); }
+  // `records` of `bytes` (serialized) reached the store.
+  void NoteCommitted(uint64_t records, uint64_t bytes) {
+    count_.fetch_add(records);
+    bytes_.fetch_add(bytes);
+  }
   uint64_t Count() const { return count_.load(); }
+  // Serialized bytes of every record (what the quarantine's size limit counts).
+  uint64_t Bytes() const { return bytes_.load(); }
 
   // Records with id > after_id, in id order, at most `limit`.
   Result<std::vector<v1::QuarantineRecord>> List(uint64_t after_id, size_t limit) const;
@@ -48,6 +54,7 @@ class QuarantineTable {
   Database* db_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> bytes_{0};
 };
 
 }  // namespace carehub::hub
