@@ -86,8 +86,17 @@ class CurveDealer {
   Result<std::optional<v1::PublishResult>> Publish(const std::vector<v1::Event>& events,
                                                    std::chrono::milliseconds timeout);
 
+  // How the connection's security handshake ended, as ZeroMQ's socket monitor reports it on this
+  // (client) side: "succeeded"; "refused:<status>" (the hub's ZAP handler denied the key: the hub
+  // sent an ERROR with the ZAP status, e.g. 400); "protocol:<code>" (e.g. a plain client meeting a
+  // CURVE hub: mechanism mismatch); "failed" (the hub closed the connection mid-handshake, e.g. it
+  // could not verify the client's key); "none" if nothing within `timeout`. The first refusal is
+  // the answer: the client observes it, rather than inferring it from silence.
+  std::string WaitForHandshake(std::chrono::milliseconds timeout);
+
  private:
   std::unique_ptr<zmq::context_t> context_;
+  std::unique_ptr<zmq::socket_t> monitor_;  // PAIR on the socket's monitor endpoint
   std::unique_ptr<zmq::socket_t> socket_;
   uint64_t next_batch_ = 1;
 };
