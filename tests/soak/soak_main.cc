@@ -53,6 +53,14 @@ struct SoakOptions {
   // Feed hospital-direct ignores every event whose hub_seq is a multiple of this (0: none), to
   // show the final check fails when deliveries are lost.
   uint64_t inject_lost_deliveries = 0;
+  // The hub's footprint bounds; a sample past one fails the run. RSS: the store's block cache
+  // (256 MiB) and write buffers (64 MiB per column family being written) plus the program, with
+  // room; the short ctest run peaks near 70 MiB. Open fds: sockets, the store's SST and log files.
+  // Fd growth: the last sample over the first, across every restart (a leak per reconnect or per
+  // reload shows here).
+  uint64_t max_rss_mib = 768;
+  uint64_t max_open_fds = 512;
+  uint64_t max_fd_growth = 64;
 };
 
 // The hub keeps its ports across restarts, as a deployed one does, so the clients reconnect on
@@ -135,6 +143,8 @@ class Soak {
   Status RefusedReload();
   void TakeSample();
   void Finish();
+  // The hub's RSS and open files against the stated bounds (SoakOptions).
+  void CheckFootprint();
   void CheckStore();
   void Note(const std::string& what);
   void Fail(const std::string& what) { findings_.Add(what); }
@@ -489,6 +499,7 @@ void Soak::Finish() {
          (exit.ok() ? exit->ToString() : exit.status().ToString()));
   }
   Note("hub stopped; checking the store");
+  CheckFootprint();
   CheckStore();
   for (auto& f : feed_workers_) {
     f->FinalCheck(facts_, routes_);
@@ -512,6 +523,37 @@ void Soak::Finish() {
   }
   if (shared == 0 && !b.empty()) {
     Fail("no patient in both secondary-use feeds: the pseudonym check tested nothing");
+  }
+}
+
+void Soak::CheckFootprint() {
+  const Sample* first = nullptr;
+  const Sample* last = nullptr;
+  for (const auto& s : report_.samples) {
+    if (!s.hub_up) {
+      continue;
+    }
+    first = first ? first : &s;
+    last = &s;
+    if (s.rss_bytes > options_.max_rss_mib << 20) {
+      Fail("hub RSS " + std::to_string(s.rss_bytes >> 20) + " MiB at +" +
+           std::to_string(static_cast<int>(s.at_seconds)) + " s, over the bound of " +
+           std::to_string(options_.max_rss_mib) + " MiB");
+      break;
+    }
+    if (s.open_fds > options_.max_open_fds) {
+      Fail("hub holds " + std::to_string(s.open_fds) + " open files at +" +
+           std::to_string(static_cast<int>(s.at_seconds)) + " s, over the bound of " +
+           std::to_string(options_.max_open_fds));
+      break;
+    }
+  }
+  if (first == nullptr) {
+    Fail("no footprint sample was taken while the hub was up");
+  } else if (last->open_fds > first->open_fds + options_.max_fd_growth) {
+    Fail("hub open files grew from " + std::to_string(first->open_fds) + " to " +
+         std::to_string(last->open_fds) + ", more than the bound of " +
+         std::to_string(options_.max_fd_growth));
   }
 }
 
@@ -681,6 +723,11 @@ int main(int argc, char** argv) {
   app.add_option("--inject-lost-deliveries", options.inject_lost_deliveries,
                  "Self-check: one feed ignores every event whose hub_seq is a multiple of N, "
                  "so the run must FAIL");
+  app.add_option("--max-rss-mib", options.max_rss_mib, "Fail when the hub's RSS passes this");
+  app.add_option("--max-open-fds", options.max_open_fds,
+                 "Fail when the hub holds more open files than this");
+  app.add_option("--max-fd-growth", options.max_fd_growth,
+                 "Fail when the hub's open files grow by more than this over the run");
   CLI11_PARSE(app, argc, argv);
   char minutes[32];
   std::snprintf(minutes, sizeof minutes, "%g", options.minutes);
