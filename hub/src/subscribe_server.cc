@@ -242,8 +242,18 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   if (session) {
     session->last_heard = Steady::now();
   }
+  using Action = SubscribeFrameDecision::Action;
+  const bool needs_session = decision.action == Action::kCredit ||
+                             decision.action == Action::kAck ||
+                             decision.action == Action::kHeartbeat;
+  if (needs_session && !session) {
+    // As docs/protocol.md says: the client learns its session is gone (e.g. the hub restarted)
+    // and subscribes again, instead of crediting or acknowledging into the void.
+    SendError(routing_id, "no_subscription", "send Subscribe first", false);
+    return;
+  }
   switch (decision.action) {
-    case SubscribeFrameDecision::Action::kSubscribe: {
+    case Action::kSubscribe: {
       std::string identity;
       if (!options_.curve_secret_key.empty()) {
         const char* user = payload.gets("User-Id");
@@ -252,30 +262,23 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
       HandleSubscribe(routing_id, identity, frame.subscribe());
       return;
     }
-    case SubscribeFrameDecision::Action::kCredit:
-      if (session) {
-        session->OnCredit(frame.credit().events());
-      }
+    case Action::kCredit:
+      session->OnCredit(frame.credit().events());
       return;
-    case SubscribeFrameDecision::Action::kAck:
-      if (session) {
-        if (std::optional<uint64_t> up_to = session->OnAck(frame.ack().up_to_seq())) {
-          CAREHUB_CRASH_POINT("cursor.before_store");
-          Status s = store_->cursors().Put(session->subscription, *up_to);
-          CAREHUB_CRASH_POINT("cursor.after_store");
-          if (!s.ok()) {
-            Log()->error("cannot store cursor of {}: {}", session->subscription, s.ToString());
-          }
+    case Action::kAck:
+      if (std::optional<uint64_t> up_to = session->OnAck(frame.ack().up_to_seq())) {
+        CAREHUB_CRASH_POINT("cursor.before_store");
+        Status s = store_->cursors().Put(session->subscription, *up_to);
+        CAREHUB_CRASH_POINT("cursor.after_store");
+        if (!s.ok()) {
+          Log()->error("cannot store cursor of {}: {}", session->subscription, s.ToString());
         }
       }
       return;
-    case SubscribeFrameDecision::Action::kHeartbeat:
-      if (!session) {
-        SendError(routing_id, "no_subscription", "send Subscribe first", false);
-      }
-      return;
-    case SubscribeFrameDecision::Action::kMalformed:
-    case SubscribeFrameDecision::Action::kUnexpectedKind:
+    case Action::kHeartbeat:
+      return;  // last_heard is all it moves
+    case Action::kMalformed:
+    case Action::kUnexpectedKind:
       SendError(routing_id, "unexpected_kind",
                 "the subscribe endpoint accepts Subscribe, Credit, Ack and Heartbeat", false);
       return;

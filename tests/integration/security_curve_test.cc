@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <zmq.h>
 
 #include <algorithm>
 #include <fstream>
@@ -231,10 +232,13 @@ TEST_F(SecurityCurveTest, RightPublicKeyWithWrongSecretCannotConnect) {
 }
 
 TEST_F(SecurityCurveTest, CurveHubNeverAcceptsAPlainConnection) {
-  // ZeroMQ refuses the NULL mechanism against a CURVE endpoint during the greeting.
+  // ZeroMQ refuses the NULL mechanism against a CURVE endpoint during the greeting: the hub closes
+  // the connection (the client may also name the mismatch itself).
   auto plain = Dealer(std::nullopt);
-  EXPECT_EQ(plain->WaitForHandshake(kAnswerTimeout),
-            "protocol:" + std::to_string(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH));
+  const std::string handshake = plain->WaitForHandshake(kAnswerTimeout);
+  EXPECT_TRUE(handshake == "failed" ||
+              handshake == "protocol:" + std::to_string(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH))
+      << "a plain client's handshake with a CURVE hub: " << handshake;
 
   client::SubscriberOptions o;
   o.endpoint = hub_->process().subscribe_endpoint();

@@ -21,3 +21,5 @@ carehub_add_subscribe_itest(carehub_subscribe_resume_itest subscribe_resume_test
 carehub_add_subscribe_itest(carehub_subscribe_stall_itest subscribe_stall_test.cc)
 carehub_add_subscribe_itest(carehub_subscribe_reload_itest subscribe_reload_test.cc)
 carehub_add_subscribe_itest(carehub_subscribe_route_itest subscribe_route_test.cc)
+# docs/protocol.md's table of reason and error codes, checked against the hub (issue 16).
+carehub_add_subscribe_itest(carehub_protocol_doc_itest protocol_doc_test.cc)
