@@ -392,12 +392,16 @@ TEST_F(Hl7ProcessorTest, OlderVersionsUseErr1AndMsa3) {
 
 TEST_F(Hl7ProcessorTest, ValidationFailuresAreRejected) {
   AdtProcessor processor(Opts(), sink_, clock_);
-  // No NHS number anywhere: core validation requires one.
-  std::string pid = Seg("PID", {{3, "RXK1234567^^^RXK^MR"}, {5, "SMITH^JOHN"}});
-  ProcessResult r = processor.Process(Msh("A01", "NONHS") + pid + Pv1("I", "21"));
+  // No patient identifier at all (no NHS number, no local number): there is no patient to speak
+  // of. ERR-2 points at PID-3.1, where the mapper looks for both.
+  std::string pid = Seg("PID", {{5, "SMITH^JOHN"}});
+  ProcessResult r = processor.Process(Msh("A01", "NOID") + pid + Pv1("I", "21"));
   EXPECT_EQ(r.code, AckCode::kReject);
   EXPECT_EQ(r.reason, std::string(kReasonMissingField));
   EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 3), "101");
+  EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 2, 0, 1), "PID");
+  EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 2, 0, 3), "3");
+  EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 2, 0, 5), "1");
   // A message from the future is refused.
   std::string future = "MSH|^~\\&|PAS|RXK01|CAREHUB|RXK|20250101000000||ADT^A01|FUT|P|2.5\r";
   EXPECT_EQ(processor.Process(future + Pid() + Pv1("I", "21")).reason,
