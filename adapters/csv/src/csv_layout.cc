@@ -67,10 +67,11 @@ class Row {
 std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
   patient->set_nhs_number(RemoveChars(row.Get("nhs_number"), " -"));
   std::string birth = row.Get("birth_date");
+  // A birth date that is not a date is kept as sent for ScreenDemographics to flag: an optional
+  // demographic never costs the row (issue 21).
   if (!birth.empty() && birth.size() > 10) {
-    return RowError{"birth_date", "not a date (YYYY-MM-DD or DD/MM/YYYY)"};
-  }
-  if (!birth.empty()) {
+    patient->set_birth_date(birth);
+  } else if (!birth.empty()) {
     std::smatch match;
     static const std::regex kIso(R"(([0-9]{4})-([0-9]{2})-([0-9]{2}))");
     static const std::regex kUk(R"(([0-9]{2})/([0-9]{2})/([0-9]{4}))");
@@ -87,11 +88,12 @@ std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
       y = std::stoi(match[3]);
     }
     if (y == 0 || !ValidDate(y, m, d)) {
-      return RowError{"birth_date", "not a date (YYYY-MM-DD or DD/MM/YYYY)"};
+      patient->set_birth_date(birth);
+    } else {
+      char text[11];
+      std::snprintf(text, sizeof(text), "%04d-%02d-%02d", y, m, d);
+      patient->set_birth_date(text);
     }
-    char text[11];
-    std::snprintf(text, sizeof(text), "%04d-%02d-%02d", y, m, d);
-    patient->set_birth_date(text);
   }
   std::string sex = AsciiLower(row.Get("sex"));
   if (sex == "m" || sex == "male" || sex == "1") {
