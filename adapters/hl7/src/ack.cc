@@ -10,11 +10,6 @@ namespace {
 
 const Separators kStandard;  // |^~\&
 
-struct CodeText {
-  std::string_view code;
-  std::string_view text;
-};
-
 // HL7 table 0357 (message error condition codes) texts for the codes we send.
 std::string_view TableText(std::string_view code) {
   if (code == "100") {
@@ -42,36 +37,6 @@ std::string_view TableText(std::string_view code) {
     return "Unsupported version id";
   }
   return "Application internal error";
-}
-
-CodeText TableEntry(std::string_view reason) {
-  if (reason == kReasonMalformedMessage) {
-    // Structure problems default to "segment sequence error"; the processor passes 102 where the
-    // header's separators (a data type problem) are what is wrong.
-    return {"100", "Segment sequence error"};
-  }
-  if (reason == "unsupported_charset") {
-    return {"103", "Table value not found"};
-  }
-  if (reason == kReasonMissingField) {
-    return {"101", "Required field missing"};
-  }
-  if (reason == kReasonUnknownFacility) {
-    return {"103", "Table value not found"};
-  }
-  if (reason == kReasonUnsupportedMessageType) {
-    return {"200", "Unsupported message type"};
-  }
-  if (reason == kReasonUnsupportedTrigger) {
-    return {"201", "Unsupported event code"};
-  }
-  if (reason == kReasonUnsupportedVersion) {
-    return {"203", "Unsupported version id"};
-  }
-  if (reason.rfind("invalid_", 0) == 0 || reason == kReasonFutureTimestamp) {
-    return {"102", "Data type error"};
-  }
-  return {"207", "Application internal error"};
 }
 
 // Joins already-escaped components, dropping trailing empty ones.
@@ -219,7 +184,32 @@ std::string_view AckCodeName(AckCode code) {
   return "AR";
 }
 
-std::string_view ErrorCodeFor(std::string_view reason) { return TableEntry(reason).code; }
+std::string_view ErrorCodeFor(std::string_view reason) {
+  if (reason == kReasonMalformedMessage) {
+    // Structure problems default to "segment sequence error"; the processor passes 102 where the
+    // header's separators (a data type problem) are what is wrong.
+    return "100";
+  }
+  if (reason == kReasonMissingField) {
+    return "101";
+  }
+  if (reason == kReasonUnknownFacility || reason == "unsupported_charset") {
+    return "103";
+  }
+  if (reason == kReasonUnsupportedMessageType) {
+    return "200";
+  }
+  if (reason == kReasonUnsupportedTrigger) {
+    return "201";
+  }
+  if (reason == kReasonUnsupportedVersion) {
+    return "203";
+  }
+  if (reason.rfind("invalid_", 0) == 0 || reason == kReasonFutureTimestamp) {
+    return "102";
+  }
+  return "207";
+}
 
 std::string_view CommitCodeName(AckCode code) {
   switch (code) {

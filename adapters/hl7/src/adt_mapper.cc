@@ -120,20 +120,10 @@ const std::vector<std::string>& SupportedTriggers() {
 
 Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& options,
                                       ErrorLocation* where) {
-  const Segment msh = msg.segment(0);
-  if (!internal::IsSupportedVersion(Val(msh, 12))) {
-    return Fail(kReasonUnsupportedVersion, "MSH-12 version must be 2.3 to 2.8", where, "MSH", 12);
-  }
-  if (AsciiUpper(Val(msh, 9, 0, 1)) != "ADT") {
-    return Fail(kReasonUnsupportedMessageType, "MSH-9 message type must be ADT", where, "MSH", 9);
-  }
-  std::string trigger = AsciiUpper(TrimValue(msg.TriggerEvent()));
-  const auto& supported = SupportedTriggers();
-  if (std::find(supported.begin(), supported.end(), trigger) == supported.end()) {
-    return Fail(kReasonUnsupportedTrigger,
-                "trigger event " + (trigger.empty() ? std::string("(none)") : trigger) +
-                    " is not supported",
-                where, "MSH", 9);
+  std::string trigger;
+  if (Status s = internal::CheckMessageType(msg, "ADT", SupportedTriggers(), &trigger, where);
+      !s.ok()) {
+    return s;
   }
   v1::Envelope base;
   if (Status s = internal::ReadEnvelope(msg, options, &base, where); !s.ok()) {

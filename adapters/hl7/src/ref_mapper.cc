@@ -73,20 +73,11 @@ const std::vector<std::string>& SupportedReferralTriggers() {
 
 Result<std::vector<v1::Event>> MapReferral(const Message& msg, const MapperOptions& options,
                                            ErrorLocation* where) {
-  const Segment msh = msg.segment(0);
-  if (!internal::IsSupportedVersion(Val(msh, 12))) {
-    return Fail(kReasonUnsupportedVersion, "MSH-12 version must be 2.3 to 2.8", where, "MSH", 12);
-  }
-  if (AsciiUpper(Val(msh, 9, 0, 1)) != "REF") {
-    return Fail(kReasonUnsupportedMessageType, "MSH-9 message type must be REF", where, "MSH", 9);
-  }
-  const std::string trigger = AsciiUpper(internal::TrimValue(msg.TriggerEvent()));
-  const auto& supported = SupportedReferralTriggers();
-  if (std::find(supported.begin(), supported.end(), trigger) == supported.end()) {
-    return Fail(kReasonUnsupportedTrigger,
-                "trigger event " + (trigger.empty() ? std::string("(none)") : trigger) +
-                    " is not supported for REF",
-                where, "MSH", 9);
+  std::string trigger;
+  if (Status s =
+          internal::CheckMessageType(msg, "REF", SupportedReferralTriggers(), &trigger, where);
+      !s.ok()) {
+    return s;
   }
   v1::Event event;
   v1::Envelope* env = event.mutable_envelope();

@@ -309,6 +309,27 @@ Status ReadPatient(const Segment& pid, std::optional<Segment> pd1, const std::st
   return Status::Ok();
 }
 
+Status CheckMessageType(const Message& msg, std::string_view message_type,
+                        const std::vector<std::string>& triggers, std::string* trigger,
+                        ErrorLocation* where) {
+  const Segment msh = msg.segment(0);
+  if (!IsSupportedVersion(Val(msh, 12))) {
+    return Fail(kReasonUnsupportedVersion, "MSH-12 version must be 2.3 to 2.8", where, "MSH", 12);
+  }
+  if (AsciiUpper(Val(msh, 9, 0, 1)) != message_type) {
+    return Fail(kReasonUnsupportedMessageType,
+                "MSH-9 message type must be " + std::string(message_type), where, "MSH", 9);
+  }
+  *trigger = AsciiUpper(TrimValue(msg.TriggerEvent()));
+  if (std::find(triggers.begin(), triggers.end(), *trigger) == triggers.end()) {
+    return Fail(kReasonUnsupportedTrigger,
+                "trigger event " + (trigger->empty() ? std::string("(none)") : *trigger) +
+                    " is not supported for " + std::string(message_type),
+                where, "MSH", 9);
+  }
+  return Status::Ok();
+}
+
 Status ReadEnvelope(const Message& msg, const MapperOptions& options, v1::Envelope* base,
                     ErrorLocation* where) {
   const Segment msh = msg.segment(0);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "carehub/adapters/hl7/adt_mapper.h"
 #include "carehub/adapters/hl7/message.h"
@@ -49,6 +50,12 @@ Status SetTime(std::string_view value, std::string_view segment, int field,
 // here because the enum cannot hold the raw value.
 Status ReadPatient(const Segment& pid, std::optional<Segment> pd1, const std::string& site_ods,
                    v1::Patient* patient, v1::Envelope* flags, ErrorLocation* where);
+
+// Checks MSH-12 (2.3 to 2.8), MSH-9.1 == `message_type` and the trigger is one of `triggers`;
+// returns the upper-case trigger in `trigger`.
+Status CheckMessageType(const Message& msg, std::string_view message_type,
+                        const std::vector<std::string>& triggers, std::string* trigger,
+                        ErrorLocation* where);
 
 // The envelope shared by every event of a message: event_id MSH-10, publisher, site MSH-4 (must
 // be an allowed facility), source_system MSH-3, lifecycle NEW, recorded_at MSH-7, occurred_at

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -10,39 +9,12 @@
 #include "carehub/adapters/hl7/adt_processor.h"
 #include "carehub/core/event_types.h"
 #include "hl7_test_messages.h"
+#include "hl7_test_sinks.h"
 
 namespace carehub::adapters::hl7 {
 namespace {
 
 using namespace testing;  // NOLINT: the sample-message helpers
-
-class FixedClock final : public Clock {
- public:
-  // 2024-03-20T12:00:00Z: after every sample message's times.
-  TimePoint Now() const override { return TimePoint(std::chrono::seconds(1710936000)); }
-};
-
-class RecordingSink final : public EventSink {
- public:
-  Status Publish(const std::vector<v1::Event>& events) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (fail_) {
-      return Status::Error("outbox_unavailable", "disk full");
-    }
-    batches_.push_back(events);
-    return Status::Ok();
-  }
-  void set_fail(bool fail) { fail_ = fail; }
-  std::vector<std::vector<v1::Event>> batches() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return batches_;
-  }
-
- private:
-  std::mutex mu_;
-  bool fail_ = false;
-  std::vector<std::vector<v1::Event>> batches_;
-};
 
 MapperOptions Options() { return MapperOptions{"RXK", {"RXK", "RXK01"}}; }
 

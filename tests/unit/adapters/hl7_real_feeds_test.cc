@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -13,34 +12,12 @@
 #include "carehub/adapters/hl7/charset.h"
 #include "carehub/core/event_types.h"
 #include "hl7_test_messages.h"
+#include "hl7_test_sinks.h"
 
 namespace carehub::adapters::hl7 {
 namespace {
 
 using namespace testing;  // NOLINT: the sample-message helpers
-
-class FixedClock final : public Clock {
- public:
-  // 2024-03-20T12:00:00Z.
-  TimePoint Now() const override { return TimePoint(std::chrono::seconds(1710936000)); }
-};
-
-class RecordingSink final : public EventSink {
- public:
-  Status Publish(const std::vector<v1::Event>& events) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    events_.insert(events_.end(), events.begin(), events.end());
-    return Status::Ok();
-  }
-  std::vector<v1::Event> events() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return events_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<v1::Event> events_;
-};
 
 class Hl7RealFeedsTest : public ::testing::Test {
  protected:
