@@ -246,6 +246,8 @@ void Generator::Truth(uint32_t patient, const std::string& type, int64_t occurre
     return;
   }
   summary_.unidentified_events += quality.unidentified ? 1 : 0;
+  summary_.overseas_events += quality.foreign_postcode ? 1 : 0;
+  summary_.non_ods_practice_events += quality.non_ods_practice ? 1 : 0;
   Fact f;
   if (referral != nullptr) {
     f = *referral;
@@ -747,6 +749,8 @@ Status Generator::WriteAll() {
                              {"opted_out_patients", summary_.opted_out_patients},
                              {"withheld_events", summary_.withheld_events},
                              {"unidentified_events", summary_.unidentified_events},
+                             {"overseas_events", summary_.overseas_events},
+                             {"non_ods_practice_events", summary_.non_ods_practice_events},
                              {"events_by_source_type", summary_.events_by_source_type},
                              {"records_by_output", summary_.records_by_output}}}};
   return WriteText(out_ / "ground-truth.json", ground.dump(1) + "\n");

@@ -44,6 +44,10 @@ struct IcsSummary {
   // Valid events of patients not yet identified (no NHS number): delivered to secondary use
   // anonymised, never withheld (docs/agreements.md "Patients without an NHS number").
   int64_t unidentified_events = 0;
+  // Delivered events of overseas visitors (foreign postcode) and with a PD1 practice that is not
+  // an ODS code: kept and flagged.
+  int64_t overseas_events = 0;
+  int64_t non_ods_practice_events = 0;
 };
 
 // The first day (UTC) of the last complete calendar quarter before `now_unix`.
