@@ -249,13 +249,15 @@ std::optional<AckHeader> ReadHeaderLeniently(std::string_view raw) {
   }
   std::string_view line = raw.substr(begin);
   line = line.substr(0, line.find_first_of("\r\n"));
-  const char declared = line.size() > 3 ? line[3] : '|';
-  const bool usable =
-      !((declared >= '0' && declared <= '9') || (declared >= 'A' && declared <= 'Z') ||
-        (declared >= 'a' && declared <= 'z') || declared == '\0');
+  // The line may be "MSH" alone (a line break right after it): then there are no fields.
+  const bool has_separator = line.size() > 3;
+  const char declared = has_separator ? line[3] : '|';
+  const bool usable = has_separator && !((declared >= '0' && declared <= '9') ||
+                                         (declared >= 'A' && declared <= 'Z') ||
+                                         (declared >= 'a' && declared <= 'z') || declared == '\0');
   const char field_sep = usable ? declared : '|';
-  // pieces[0] is "MSH", pieces[1] MSH-2, so MSH-n is pieces[n - 1].
-  const std::vector<std::string_view> pieces = Split(line.substr(3 + (usable ? 1 : 0)), field_sep);
+  // After "MSH" and MSH-1, pieces[0] is MSH-2, so MSH-n is pieces[n - 2].
+  const std::vector<std::string_view> pieces = Split(line.substr(usable ? 4 : 3), field_sep);
   auto field = [&pieces](int n) -> std::string_view {
     const size_t i = static_cast<size_t>(n - 2);
     return i < pieces.size() ? pieces[i] : std::string_view();

@@ -165,6 +165,11 @@ Result<std::vector<v1::Event>> MapAdt(const Message& msg, const MapperOptions& o
     // destination, fall back to the disposition.
     std::string destination = Val(pv1, 37);
     visit.set_discharge_destination(destination.empty() ? Val(pv1, 36) : destination);
+    // With a destination in PV1-37, PV1-36 is the NHS discharge method (1 clinical discharge, 2
+    // self discharge, 4 died ...).
+    if (!destination.empty()) {
+      visit.set_discharge_method(Val(pv1, 36));
+    }
     if (std::string start = Val(pv1, 44); !start.empty()) {
       if (Status s = SetTime(start, "PV1", 44, visit.mutable_period_start(), where); !s.ok()) {
         return s;

@@ -135,6 +135,7 @@ TEST(Hl7MappingTest, A03DischargeV28) {
   EXPECT_EQ(e.activity().kind(), v1::ACTIVITY_KIND_DISCHARGE);
   EXPECT_EQ(e.activity().status(), "finished");
   EXPECT_EQ(e.activity().discharge_destination(), "19");
+  EXPECT_EQ(e.activity().discharge_method(), "1");  // PV1-36 beside a PV1-37 destination
   EXPECT_EQ(e.activity().period_start().seconds(), 1710493200);
   EXPECT_EQ(e.activity().period_end().seconds(), 1710770400);
   EXPECT_EQ(e.envelope().lifecycle(), v1::LIFECYCLE_NEW);

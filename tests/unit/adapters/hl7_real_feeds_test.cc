@@ -158,6 +158,19 @@ TEST_F(Hl7RealFeedsTest, RepeatedSeparatorInMsh2IsLocatedAndEchoed) {
   EXPECT_EQ(ack->Get("ERR", 1, 0, 4, 1), "102");
 }
 
+// Found by fuzz_hl7_message: "MSH" alone on its line made the lenient header reader read past
+// the line. There is no MSH-10 to echo: the answer is the headerless AR.
+TEST_F(Hl7RealFeedsTest, MshAloneOnItsLineIsRefusedWithoutCrashing) {
+  ProcessResult r =
+      processor_.Process("MSH\r|^~\\&|PAS|RXK01|||20240315103000||ADT^A01|X1|P|2.5\r");
+  EXPECT_EQ(r.code, AckCode::kReject);
+  EXPECT_EQ(r.reason, "malformed_message");
+  Result<Message> ack = Message::Parse(r.ack);
+  ASSERT_TRUE(ack.ok()) << r.ack;
+  EXPECT_EQ(ack->Get("MSA", 1), "AR");
+  EXPECT_EQ(ack->Get("MSA", 2), "");
+}
+
 TEST_F(Hl7RealFeedsTest, Iso88591NamesWithAccentsAreTranscoded) {
   // GARCÍA and JOSÉ in ISO 8859-1 bytes (0xCD, 0xC9), as a PAS declaring 8859/1 sends them.
   v1::Event e = AcceptOne(
