@@ -394,6 +394,8 @@ Status Validator::Activity(const v1::ActivityEvent& a) const {
   CAREHUB_RETURN_IF_ERROR(Length(a.admission_source(), "activity.admission_source"));
   CAREHUB_RETURN_IF_ERROR(Length(a.admission_method(), "activity.admission_method"));
   CAREHUB_RETURN_IF_ERROR(Length(a.discharge_destination(), "activity.discharge_destination"));
+  CAREHUB_RETURN_IF_ERROR(Length(a.discharge_method(), "activity.discharge_method"));
+  CAREHUB_RETURN_IF_ERROR(Length(a.referral_source(), "activity.referral_source"));
   CAREHUB_RETURN_IF_ERROR(Length(a.referral_id(), "activity.referral_id"));
   CAREHUB_RETURN_IF_ERROR(Length(a.note(), "activity.note"));
   // Planned encounters legitimately have future periods, so only the range is checked here.
@@ -436,6 +438,7 @@ Status Validator::Referral(const v1::ReferralEvent& r) const {
   CAREHUB_RETURN_IF_ERROR(OptionalOds(r.performer_ods(), "referral.performer_ods"));
   CAREHUB_RETURN_IF_ERROR(Length(r.specialty(), "referral.specialty"));
   CAREHUB_RETURN_IF_ERROR(Length(r.note(), "referral.note"));
+  CAREHUB_RETURN_IF_ERROR(Length(r.source_of_referral(), "referral.source_of_referral"));
   CAREHUB_RETURN_IF_ERROR(Codes(r.reasons(), "referral.reasons"));
   if (r.has_authored_at()) {
     CAREHUB_RETURN_IF_ERROR(Timestamp(r.authored_at(), "referral.authored_at", false));

@@ -248,7 +248,9 @@ std::optional<AckHeader> ReadHeaderLeniently(std::string_view raw) {
     return std::nullopt;
   }
   std::string_view line = raw.substr(begin);
-  line = line.substr(0, line.find_first_of("\r\n"));
+  // Segments end as Message::Parse ends them: at CR when the input has any CR (a lone LF is then
+  // data), else at LF.
+  line = line.substr(0, line.find(raw.find('\r') != std::string_view::npos ? '\r' : '\n'));
   // The line may be "MSH" alone (a line break right after it): then there are no fields.
   const bool has_separator = line.size() > 3;
   const char declared = has_separator ? line[3] : '|';

@@ -39,6 +39,7 @@ constexpr Source kSources[] = {
     {"activity.treatment_function", "PV1", 10, 0},
     {"activity.admission_source", "PV1", 14, 0},
     {"activity.discharge_destination", "PV1", 37, 0},
+    {"activity.discharge_method", "PV1", 36, 0},
     {"activity.period_start", "PV1", 44, 0},
     {"activity.period_end", "PV1", 45, 0},
     {"activity.diagnoses", "DG1", 3, 0},
@@ -50,6 +51,7 @@ constexpr Source kSources[] = {
     {"referral.specialty", "RF1", 3, 0},
     {"referral.reasons", "RF1", 10, 0},
     {"referral.authored_at", "RF1", 9, 0},
+    {"referral.source_of_referral", "RF1", 5, 0},
     {"referral.requester_ods", "PRD", 7, 0},
     {"referral.performer_ods", "PRD", 7, 0},
 };

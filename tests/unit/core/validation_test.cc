@@ -243,6 +243,23 @@ std::vector<Case> Cases() {
          patient(e)->set_nhs_number_status("01");
        },
        kReasonInvalidField},
+      {"discharge_method_not_utf8", false,
+       [&](v1::Event* e) { e->mutable_activity()->set_discharge_method("\xC9"); },
+       kReasonInvalidField},
+      {"referral_source_not_utf8", false,
+       [&](v1::Event* e) { e->mutable_activity()->set_referral_source("\xC9"); },
+       kReasonInvalidField},
+      {"source_of_referral_not_utf8", true,
+       [&](v1::Event* e) { e->mutable_referral()->set_source_of_referral("\xC9"); },
+       kReasonInvalidField},
+      {"data_quality_flag_not_utf8", false,
+       [&](v1::Event* e) {
+         v1::DataQualityFlag* f = env(e)->add_data_quality();
+         f->set_field("patient.postcode");
+         f->set_problem("not_uk_postcode");
+         f->set_raw_value("\xC9");
+       },
+       kReasonInvalidField},
       {"data_quality_flag_without_problem", false,
        [&](v1::Event* e) { env(e)->add_data_quality()->set_field("patient.postcode"); },
        kReasonMissingField},
