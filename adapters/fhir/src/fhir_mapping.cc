@@ -923,13 +923,33 @@ MappedRequest MapRequest(const json& root, const MappingConfig& config,
     }
   }
 
+  // In a message Bundle (BaRS), the Encounter a ServiceRequest names in `encounter` is the
+  // referring service's own contact (the 111 call), context for the referral rather than activity
+  // the publisher reports: it is noted and not mapped.
+  std::set<const json*> referral_context;
+  if (request.kind == RequestKind::kMessage) {
+    for (const Item& item : items) {
+      if (Str(*item.resource, "resourceType") == "ServiceRequest") {
+        const json* context = index.Resolve(Object(*item.resource, "encounter"), *item.resource);
+        if (context != nullptr) {
+          referral_context.insert(context);
+        }
+      }
+    }
+  }
+
   Mapper mapper(config, index, type == "Bundle" ? Str(root, "timestamp") : std::string());
   int event_count = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& item = items[i];
     std::string resource_type = Str(*item.resource, "resourceType");
     EntryResult entry;
-    if (resource_type == "Encounter") {
+    if (resource_type == "Encounter" && referral_context.count(item.resource) > 0) {
+      request.notes.push_back(
+          {"informational",
+           "Encounter is the referral's context (ServiceRequest.encounter) and was not mapped",
+           item.path});
+    } else if (resource_type == "Encounter") {
       entry = mapper.MapEncounter(*item.resource, item.full_url, item.path);
       ++event_count;
     } else if (resource_type == "ServiceRequest") {

@@ -256,7 +256,11 @@ constexpr char kBars111ToEd[] = R"({
       "requester": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "NLO"}},
       "performer": [{"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RXK"}}],
       "reasonCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "29857009", "display": "Chest pain"}]}],
+      "encounter": {"reference": "urn:uuid:enc-111"},
       "supportingInfo": [{"reference": "urn:uuid:cp-1"}]}},
+    {"fullUrl": "urn:uuid:enc-111", "resource": {"resourceType": "Encounter", "id": "enc-111",
+      "status": "finished", "class": {"code": "VR"},
+      "serviceProvider": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "NLO"}}}},
     {"fullUrl": "urn:uuid:pat-1", "resource": {"resourceType": "Patient", "id": "pat-1",
       "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919"}],
       "birthDate": "1958-07-14", "address": [{"postalCode": "LS1 4AP"}]}},
@@ -275,14 +279,20 @@ TEST_F(FhirUkCoreTest, Bars111ToEdIsAcceptedAndTheRestIgnoredWithANote) {
   json body = json::parse(res->body);
   ASSERT_EQ(body["event_ids"].size(), 1u);
   const json& issues = body["notes"]["issue"];
-  ASSERT_EQ(issues.size(), 5u) << res->body;
+  ASSERT_EQ(issues.size(), 6u) << res->body;
+  // The 111 call's Encounter (entry 2) is the referral's context, not activity of this publisher.
+  EXPECT_EQ(issues[0]["severity"], "information");
+  EXPECT_EQ(issues[0]["diagnostics"],
+            "Encounter is the referral's context (ServiceRequest.encounter) and was not mapped");
+  EXPECT_EQ(issues[0]["expression"][0], "Bundle.entry[2].resource");
   const char* ignored[] = {"HealthcareService", "CarePlan", "Observation", "Flag", "Consent"};
   for (size_t i = 0; i < 5; ++i) {
-    EXPECT_EQ(issues[i]["severity"], "information");
-    EXPECT_EQ(issues[i]["code"], "informational");
-    EXPECT_EQ(issues[i]["diagnostics"],
+    const json& issue = issues[i + 1];
+    EXPECT_EQ(issue["severity"], "information");
+    EXPECT_EQ(issue["code"], "informational");
+    EXPECT_EQ(issue["diagnostics"],
               std::string(ignored[i]) + " is not mapped by carehub and was ignored");
-    EXPECT_EQ(issues[i]["expression"][0], "Bundle.entry[" + std::to_string(i + 3) + "].resource");
+    EXPECT_EQ(issue["expression"][0], "Bundle.entry[" + std::to_string(i + 4) + "].resource");
   }
   ASSERT_EQ(sink_.events().size(), 1u);
   const v1::Event e = sink_.events()[0];
