@@ -169,6 +169,10 @@ Status Convert(const xmlNode* node, int depth, json* out) {
     const bool repeats =
         primitive ? RepeatingPrimitive().count(name) > 0
                   : RepeatingComplex().count(name) > 0 && !(name == "location" && parent == name);
+    if (repeats && out->contains(name) && !(*out)[name].is_array()) {
+      // The same name first as a single value, now as a repeating one (or the reverse below).
+      return Invalid("element <" + name + "> inside <" + parent + "> mixes forms");
+    }
     if (repeats) {
       (*out)[name].push_back(std::move(value));
     } else if (out->contains(name)) {

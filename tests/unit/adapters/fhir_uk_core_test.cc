@@ -195,6 +195,14 @@ TEST_F(FhirUkCoreTest, BrokenXmlGives400) {
                   "application/fhir+xml");
   ASSERT_TRUE(xxe);
   EXPECT_EQ(xxe->body.find("root:"), std::string::npos);
+  // Found by fuzz_fhir_xml: a name first as a primitive, then as a repeating element.
+  auto mixed = Post("/fhir/Encounter",
+                    "<Encounter xmlns=\"http://hl7.org/fhir\"><name value=\"x\"/>"
+                    "<name><given value=\"y\"/></name></Encounter>",
+                    "application/fhir+xml");
+  ASSERT_TRUE(mixed);
+  EXPECT_EQ(mixed->status, 400);
+  EXPECT_NE(mixed->body.find("mixes forms"), std::string::npos);
   EXPECT_TRUE(sink_.events().empty());
 }
 
