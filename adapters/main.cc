@@ -289,6 +289,20 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
   Source& source = started.value();
   std::atomic<bool> serving{true};
 
+  // Data quality of what this publisher enqueued (issue 21), beside the source's own counts:
+  // carehub_adapter_source_dq_*_total.
+  source.counts = [&sink, inner = source.counts] {
+    adapters::SourceCounts c = inner();
+    const adapters::PublisherSinkStats st = sink.Stats();
+    c.extras["dq_events_total"] = static_cast<double>(st.events);
+    c.extras["dq_verified_nhs_number_total"] = static_cast<double>(st.dq_verified_nhs_number);
+    c.extras["dq_valid_postcode_total"] = static_cast<double>(st.dq_valid_postcode);
+    c.extras["dq_valid_practice_total"] = static_cast<double>(st.dq_valid_practice);
+    c.extras["dq_valid_codes_total"] = static_cast<double>(st.dq_valid_codes);
+    c.extras["dq_flags_total"] = static_cast<double>(st.dq_flags);
+    c.extras["dq_delay_seconds_total"] = st.dq_delay_seconds_sum;
+    return c;
+  };
   carehub::metrics::Registry registry;
   adapters::AdapterMetrics metrics(&registry, kind, config.publisher_ods, publisher.value().get(),
                                    source.counts);
@@ -325,6 +339,23 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
           {"error", counts.errors},
           {"rejected_by_reason", counts.rejected_by_reason}}},
     };
+    // This publisher's data quality (issue 21): shares of enqueued events meeting each measure.
+    const adapters::PublisherSinkStats sink_stats = sink.Stats();
+    auto share = [&sink_stats](uint64_t n) {
+      return sink_stats.events == 0
+                 ? 0.0
+                 : static_cast<double>(n) / static_cast<double>(sink_stats.events);
+    };
+    j["data_quality"] = {{"events", sink_stats.events},
+                         {"verified_nhs_number", share(sink_stats.dq_verified_nhs_number)},
+                         {"valid_postcode", share(sink_stats.dq_valid_postcode)},
+                         {"valid_practice", share(sink_stats.dq_valid_practice)},
+                         {"valid_codes", share(sink_stats.dq_valid_codes)},
+                         {"flags", sink_stats.dq_flags},
+                         {"mean_delay_seconds", sink_stats.events == 0
+                                                    ? 0.0
+                                                    : sink_stats.dq_delay_seconds_sum /
+                                                          static_cast<double>(sink_stats.events)}};
     return j.dump();
   };
   adapters::AdminHttpServer admin(admin_options, &registry);

@@ -79,6 +79,7 @@ dict_for() {
     fuzz_hl7_message) echo hl7.dict ;;
     fuzz_mllp_framing) echo mllp.dict ;;
     fuzz_fhir_json) echo json.dict ;;
+    fuzz_fhir_xml) echo xml.dict ;;
     fuzz_csv_extract) echo csv.dict ;;
     fuzz_hub_config|fuzz_identities_yaml|fuzz_agreements_yaml) echo yaml.dict ;;
     *) echo "" ;;

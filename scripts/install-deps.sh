@@ -12,6 +12,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
   libsodium-dev libssl-dev
+  libxml2-dev  # FHIR application/fhir+xml (adapters/fhir)
 )
 # Tools the test suite and benchmarks drive for real (not optional: a skipped test is not a test).
 TOOL_PKGS=(

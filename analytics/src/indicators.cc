@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "carehub/core/data_quality.h"
 #include "carehub/core/event_types.h"
 
 namespace carehub::analytics {
@@ -108,9 +109,10 @@ const std::vector<std::string>& WaitBands() {
 }
 
 std::string SettingOf(const std::string& site_ods) {
-  const bool practice = site_ods.size() == 6 && std::isupper(static_cast<unsigned char>(site_ods[0])) &&
-                        std::all_of(site_ods.begin() + 1, site_ods.end(),
-                                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  const bool practice =
+      site_ods.size() == 6 && std::isupper(static_cast<unsigned char>(site_ods[0])) &&
+      std::all_of(site_ods.begin() + 1, site_ods.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   return practice ? "GP practices" : site_ods;
 }
 
@@ -141,6 +143,13 @@ std::optional<Fact> FactFromEvent(const v1::Event& event) {
   } else if (!event.has_activity()) {
     return std::nullopt;
   }
+  const DataQualityMeasures quality = MeasureDataQuality(event);
+  fact.dq_known = true;
+  fact.verified_nhs_number = quality.verified_nhs_number;
+  fact.valid_postcode = quality.valid_postcode;
+  fact.valid_practice = quality.valid_practice;
+  fact.valid_codes = quality.valid_codes;
+  fact.delay_seconds = TimelinessSeconds(event).value_or(Fact::kUnknownDelay);
   return fact;
 }
 
@@ -148,8 +157,12 @@ std::string EncodeFact(const Fact& f) {
   std::ostringstream out;
   out << f.patient << '\t' << f.type << '\t' << f.occurred << '\t' << f.publisher_ods << '\t'
       << f.site_ods << '\t' << f.practice << '\t' << f.birth_ym << '\t' << f.referral_id << '\t'
-      << f.requester_ods << '\t' << f.performer_ods << '\t' << f.authored << '\t'
-      << f.appointment;
+      << f.requester_ods << '\t' << f.performer_ods << '\t' << f.authored << '\t' << f.appointment;
+  if (f.dq_known) {
+    // Two columns added by issue 21; facts stored before have 12 and decode with dq_known false.
+    out << '\t' << (f.verified_nhs_number ? '1' : '0') << (f.valid_postcode ? '1' : '0')
+        << (f.valid_practice ? '1' : '0') << (f.valid_codes ? '1' : '0') << '\t' << f.delay_seconds;
+  }
   return out.str();
 }
 
@@ -164,7 +177,7 @@ std::optional<Fact> DecodeFact(const std::string& text) {
     }
     start = tab + 1;
   }
-  if (parts.size() != 12) {
+  if (parts.size() != 12 && parts.size() != 14) {
     return std::nullopt;
   }
   Fact f;
@@ -180,6 +193,17 @@ std::optional<Fact> DecodeFact(const std::string& text) {
   f.performer_ods = parts[9];
   f.authored = std::strtoll(parts[10].c_str(), nullptr, 10);
   f.appointment = std::strtoll(parts[11].c_str(), nullptr, 10);
+  if (parts.size() == 14) {
+    if (parts[12].size() != 4) {
+      return std::nullopt;
+    }
+    f.dq_known = true;
+    f.verified_nhs_number = parts[12][0] == '1';
+    f.valid_postcode = parts[12][1] == '1';
+    f.valid_practice = parts[12][2] == '1';
+    f.valid_codes = parts[12][3] == '1';
+    f.delay_seconds = std::strtoll(parts[13].c_str(), nullptr, 10);
+  }
   return f;
 }
 
@@ -222,6 +246,22 @@ std::optional<PracticeList> ReadPracticeList(const std::string& path, std::strin
   return list;
 }
 
+namespace {
+
+nlohmann::json DataQualityJson(const std::map<std::string, Indicators::Quality>& by_publisher) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [publisher, q] : by_publisher) {
+    out[publisher] = {{"events", q.events},
+                      {"verified_nhs_number", q.verified_nhs_number},
+                      {"valid_postcode", q.valid_postcode},
+                      {"valid_practice", q.valid_practice},
+                      {"valid_codes", q.valid_codes}};
+  }
+  return out;
+}
+
+}  // namespace
+
 nlohmann::json Indicators::ToJson() const {
   return nlohmann::json{{"emergency_admissions", emergency_admissions},
                         {"ae_by_age_band", ae_by_age_band},
@@ -234,6 +274,7 @@ nlohmann::json Indicators::ToJson() const {
                         {"did_not_attend", did_not_attend},
                         {"discharges", discharges},
                         {"discharges_followed_up", discharges_followed_up},
+                        {"data_quality", DataQualityJson(data_quality)},
                         {"facts", facts}};
 }
 
@@ -253,7 +294,19 @@ Indicators ComputeIndicators(const std::vector<Fact>& facts) {
   std::unordered_map<std::string, std::vector<int64_t>> contacts;
   std::vector<const Fact*> discharge_facts;
 
+  std::map<std::string, std::vector<int64_t>> delays;
   for (const Fact& f : facts) {
+    if (f.dq_known) {
+      Indicators::Quality& q = out.data_quality[f.publisher_ods];
+      ++q.events;
+      q.verified_nhs_number += f.verified_nhs_number ? 1 : 0;
+      q.valid_postcode += f.valid_postcode ? 1 : 0;
+      q.valid_practice += f.valid_practice ? 1 : 0;
+      q.valid_codes += f.valid_codes ? 1 : 0;
+      if (f.delay_seconds != Fact::kUnknownDelay) {
+        delays[f.publisher_ods].push_back(f.delay_seconds);
+      }
+    }
     if (f.type == "activity.emergency_admission") {
       ++out.emergency_admissions[f.practice.empty() ? "unknown" : f.practice][MonthOf(f.occurred)];
     } else if (f.type == "activity.ae_attendance") {
@@ -267,7 +320,8 @@ Indicators ComputeIndicators(const std::vector<Fact>& facts) {
     if (IsAttendedKind(f.type)) {
       ++out.attended[SettingOf(f.site_ods)];
     }
-    if (IsFollowUpKind(f.type)) {
+    // A patient without an NHS number has no linking key (docs/agreements.md): never link.
+    if (IsFollowUpKind(f.type) && !f.patient.empty()) {
       contacts[f.patient].push_back(f.occurred);
     }
     if (!f.referral_id.empty()) {
@@ -317,13 +371,17 @@ Indicators ComputeIndicators(const std::vector<Fact>& facts) {
     out.median_wait_days[performer] = days[(days.size() - 1) / 2];
   }
 
+  for (auto& [publisher, seconds] : delays) {
+    std::sort(seconds.begin(), seconds.end());
+    out.median_delay_minutes[publisher] = seconds[(seconds.size() - 1) / 2] / 60;
+  }
   for (auto& [patient, times] : contacts) {
     std::sort(times.begin(), times.end());
   }
   for (const Fact* d : discharge_facts) {
     const std::string practice = d->practice.empty() ? "unknown" : d->practice;
     ++out.discharges[practice];
-    auto it = contacts.find(d->patient);
+    auto it = d->patient.empty() ? contacts.end() : contacts.find(d->patient);
     if (it == contacts.end()) {
       continue;
     }

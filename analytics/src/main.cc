@@ -9,15 +9,14 @@
 //
 // Exit codes: 0 on SIGTERM/SIGINT or when idle as asked, 1 on a runtime failure, 2 on bad usage.
 
-#include <csignal>
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <CLI/CLI.hpp>
 #include <thread>
 
 #include "carehub/analytics/indicators.h"
@@ -62,6 +61,8 @@ Status WriteReport(const analytics::StateStore& store, const analytics::Practice
   json_path.replace_extension(".json");
   nlohmann::json json = indicators.ToJson();
   json["list_sizes"] = practices.sizes;
+  // Beside the indicators: it depends on when the feed ran, not only on what it carried.
+  json["median_delay_minutes"] = indicators.median_delay_minutes;
   Status s = WriteAtomically(json_path, json.dump(1) + "\n");
   if (!s.ok()) {
     return s;
@@ -98,7 +99,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::string error;
-  std::optional<analytics::PracticeList> practices = analytics::ReadPracticeList(practices_path, &error);
+  std::optional<analytics::PracticeList> practices =
+      analytics::ReadPracticeList(practices_path, &error);
   if (!practices) {
     std::fprintf(stderr, "carehub-analytics: %s\n", error.c_str());
     return 2;
@@ -166,10 +168,11 @@ int main(int argc, char** argv) {
       }
       if (now - last_progress > std::chrono::seconds(1)) {
         last_progress = now;
-        std::fprintf(stderr, "carehub-analytics: applied up to hub_seq %llu of %llu (%llu facts this run)\n",
-                     static_cast<unsigned long long>(store.value()->cursor()),
-                     static_cast<unsigned long long>(head),
-                     static_cast<unsigned long long>(store.value()->facts_written()));
+        std::fprintf(
+            stderr, "carehub-analytics: applied up to hub_seq %llu of %llu (%llu facts this run)\n",
+            static_cast<unsigned long long>(store.value()->cursor()),
+            static_cast<unsigned long long>(head),
+            static_cast<unsigned long long>(store.value()->facts_written()));
       }
       continue;
     }

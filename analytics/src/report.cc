@@ -11,8 +11,8 @@
 namespace carehub::analytics {
 namespace {
 
-constexpr const char* kPalette[] = {"#005eb8", "#41b6e6", "#ffb81c", "#009639", "#ed8b00",
-                                    "#7c2855", "#768692"};
+constexpr const char* kPalette[] = {"#005eb8", "#41b6e6", "#ffb81c", "#009639",
+                                    "#ed8b00", "#7c2855", "#768692"};
 
 std::string Escape(const std::string& text) {
   std::string out;
@@ -67,7 +67,8 @@ std::string HBars(const std::string& id, const std::vector<std::string>& labels,
   const int legend = series.size() > 1 ? 22 : 0;
   const int height = static_cast<int>(labels.size()) * row + 10 + legend;
   std::ostringstream svg;
-  svg << "<svg class=\"chart\" id=\"" << id << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
+  svg << "<svg class=\"chart\" id=\"" << id
+      << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
       << "width=\"" << left + width + 80 << "\" height=\"" << height << "\">\n";
   if (series.size() > 1) {
     for (size_t s = 0; s < series.size(); ++s) {
@@ -78,16 +79,15 @@ std::string HBars(const std::string& id, const std::vector<std::string>& labels,
   }
   for (size_t i = 0; i < labels.size(); ++i) {
     const int y0 = legend + static_cast<int>(i) * row + 4;
-    svg << "<text x=\"" << left - 6 << "\" y=\"" << y0 + row / 2 + 2
-        << "\" text-anchor=\"end\">" << Escape(labels[i]) << "</text>\n";
+    svg << "<text x=\"" << left - 6 << "\" y=\"" << y0 + row / 2 + 2 << "\" text-anchor=\"end\">"
+        << Escape(labels[i]) << "</text>\n";
     for (size_t s = 0; s < series.size(); ++s) {
       const double v = series[s].values[i];
       const int w = static_cast<int>(std::lround(v / max_value * width));
       const int y = y0 + static_cast<int>(s) * bar;
       svg << "<rect x=\"" << left << "\" y=\"" << y << "\" width=\"" << w << "\" height=\""
-          << bar - 1 << "\" fill=\"" << kPalette[s % 7] << "\"><title>" << Escape(labels[i])
-          << " " << Escape(series[s].name) << ": " << Fixed(v, decimals) << unit
-          << "</title></rect>";
+          << bar - 1 << "\" fill=\"" << kPalette[s % 7] << "\"><title>" << Escape(labels[i]) << " "
+          << Escape(series[s].name) << ": " << Fixed(v, decimals) << unit << "</title></rect>";
       svg << "<text class=\"v\" x=\"" << left + w + 4 << "\" y=\"" << y + bar - 2 << "\">"
           << Fixed(v, decimals) << unit << "</text>\n";
     }
@@ -107,14 +107,15 @@ std::string VBars(const std::string& id, const std::vector<std::string>& labels,
   const int plot = 200;
   const int width = static_cast<int>(labels.size()) * col + 20;
   std::ostringstream svg;
-  svg << "<svg class=\"chart\" id=\"" << id << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
+  svg << "<svg class=\"chart\" id=\"" << id
+      << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
       << "width=\"" << width << "\" height=\"" << plot + 50 << "\">\n";
   for (size_t i = 0; i < labels.size(); ++i) {
     const int h = static_cast<int>(std::lround(values[i] / max_value * plot));
     const int x = 10 + static_cast<int>(i) * col;
     svg << "<rect x=\"" << x + 8 << "\" y=\"" << plot + 20 - h << "\" width=\"" << col - 16
-        << "\" height=\"" << h << "\" fill=\"" << kPalette[0] << "\"><title>"
-        << Escape(labels[i]) << ": " << Fixed(values[i], 0) << "</title></rect>"
+        << "\" height=\"" << h << "\" fill=\"" << kPalette[0] << "\"><title>" << Escape(labels[i])
+        << ": " << Fixed(values[i], 0) << "</title></rect>"
         << "<text class=\"v\" x=\"" << x + col / 2 << "\" y=\"" << plot + 16 - h
         << "\" text-anchor=\"middle\">" << Fixed(values[i], 0) << "</text>"
         << "<text x=\"" << x + col / 2 << "\" y=\"" << plot + 38 << "\" text-anchor=\"middle\">"
@@ -133,7 +134,8 @@ std::string StackedShares(const std::string& id, const std::vector<std::string>&
   const int row = 22;
   const int height = static_cast<int>(rows.size()) * row + 34;
   std::ostringstream svg;
-  svg << "<svg class=\"chart\" id=\"" << id << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
+  svg << "<svg class=\"chart\" id=\"" << id
+      << "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" "
       << "width=\"" << left + width + 20 << "\" height=\"" << height << "\">\n";
   for (size_t b = 0; b < bands.size(); ++b) {
     svg << "<rect x=\"" << left + b * 86 << "\" y=\"4\" width=\"10\" height=\"10\" fill=\""
@@ -157,8 +159,8 @@ std::string StackedShares(const std::string& id, const std::vector<std::string>&
       const int64_t n = n_it == it->second.end() ? 0 : n_it->second;
       const double w = static_cast<double>(n) / static_cast<double>(total) * width;
       svg << "<rect x=\"" << Fixed(x, 1) << "\" y=\"" << y << "\" width=\"" << Fixed(w, 1)
-          << "\" height=\"16\" fill=\"" << kPalette[b % 7] << "\"><title>" << Escape(rows[i])
-          << " " << Escape(bands[b]) << " days: " << n << "</title></rect>";
+          << "\" height=\"16\" fill=\"" << kPalette[b % 7] << "\"><title>" << Escape(rows[i]) << " "
+          << Escape(bands[b]) << " days: " << n << "</title></rect>";
       x += w;
     }
     svg << "\n";
@@ -231,12 +233,14 @@ numerator; denominators are the published registered-list sizes.</p>
         n = Get(it->second, months[m]);
       }
       total += n;
-      const double rate = size > 0 ? 1000.0 * static_cast<double>(n) / static_cast<double>(size) : 0;
+      const double rate =
+          size > 0 ? 1000.0 * static_cast<double>(n) / static_cast<double>(size) : 0;
       rate_series[m].values.push_back(rate);
       table << "<td>" << Fixed(rate, 2) << "</td>";
     }
     table << "<td>"
-          << Fixed(size > 0 ? 1000.0 * static_cast<double>(total) / static_cast<double>(size) : 0, 2)
+          << Fixed(size > 0 ? 1000.0 * static_cast<double>(total) / static_cast<double>(size) : 0,
+                   2)
           << "</td></tr>\n";
   }
   table << "</table>\n";
@@ -287,7 +291,8 @@ numerator; denominators are the published registered-list sizes.</p>
     requesters.push_back(requester);
     requester_totals.push_back(static_cast<double>(total));
   }
-  html << "</table>\n" << HBars("referral-volumes", requesters, {{"referrals", requester_totals}}, "", 0);
+  html << "</table>\n"
+       << HBars("referral-volumes", requesters, {{"referrals", requester_totals}}, "", 0);
 
   html << "<h3>Acceptance rate by provider</h3>\n";
   std::vector<std::string> performer_list(performers.begin(), performers.end());
@@ -319,7 +324,8 @@ numerator; denominators are the published registered-list sizes.</p>
   }
   std::vector<std::string> setting_list(settings.begin(), settings.end());
   std::vector<double> dna_rates;
-  html << "<table><tr><th>Setting</th><th>Attended</th><th>Did not attend</th><th>DNA rate</th></tr>\n";
+  html << "<table><tr><th>Setting</th><th>Attended</th><th>Did not attend</th><th>DNA "
+          "rate</th></tr>\n";
   for (const std::string& s : setting_list) {
     const int64_t att = Get(ind.attended, s);
     const int64_t dna = Get(ind.did_not_attend, s);
@@ -342,7 +348,36 @@ numerator; denominators are the published registered-list sizes.</p>
     html << "<tr><td>" << Escape(practice) << "</td><td>" << n << "</td><td>"
          << Get(ind.discharges_followed_up, practice) << "</td></tr>\n";
   }
-  html << "</table>\n</body></html>\n";
+  html << "</table>\n";
+
+  // Issue 21: which feed to fix. Shares of each publisher's events meeting each measure
+  // (carehub/core/data_quality.h), and how late events arrive.
+  html << "<h2>Data quality by publisher</h2>\n";
+  html << "<p class=\"note\">Share of each publisher's events with a verified NHS number, a valid "
+          "UK postcode, a valid registered GP practice and national codes, and the median time "
+          "from the event to its arrival at the hub. Events of patients not yet identified are "
+          "counted here without any identifier.</p>\n";
+  html << "<table><tr><th>Publisher</th><th>Events</th><th>Verified NHS number</th>"
+          "<th>Valid postcode</th><th>Valid practice</th><th>Valid codes</th>"
+          "<th>Median delay (min)</th></tr>\n";
+  std::vector<std::string> dq_publishers;
+  std::vector<double> verified_shares;
+  for (const auto& [publisher, q] : ind.data_quality) {
+    dq_publishers.push_back(publisher);
+    verified_shares.push_back(Share(q.verified_nhs_number, q.events));
+    auto delay = ind.median_delay_minutes.find(publisher);
+    html << "<tr><td>" << Escape(publisher) << "</td><td>" << q.events << "</td><td>"
+         << Fixed(Share(q.verified_nhs_number, q.events), 1) << "%</td><td>"
+         << Fixed(Share(q.valid_postcode, q.events), 1) << "%</td><td>"
+         << Fixed(Share(q.valid_practice, q.events), 1) << "%</td><td>"
+         << Fixed(Share(q.valid_codes, q.events), 1) << "%</td><td>"
+         << (delay == ind.median_delay_minutes.end() ? std::string("-")
+                                                     : std::to_string(delay->second))
+         << "</td></tr>\n";
+  }
+  html << "</table>\n"
+       << HBars("data-quality", dq_publishers, {{"verified NHS number", verified_shares}}, "%", 1);
+  html << "</body></html>\n";
   return html.str();
 }
 

@@ -605,7 +605,9 @@ std::string SyntheticGenerator::MakeInvalid(v1::Event* event, InvalidKind kind) 
       return std::string(kReasonInvalidNhsNumber);
     }
     case InvalidKind::kMissingNhsNumber:
+      // No NHS number and no local number: an unidentified patient with a local MRN is valid.
       env->mutable_patient()->clear_nhs_number();
+      env->mutable_patient()->clear_local_mrn();
       return std::string(kReasonMissingField);
     case InvalidKind::kFutureOccurredAt:
       SetTimestamp(env->mutable_occurred_at(), now_seconds_ + kSecondsPerDay);

@@ -310,6 +310,17 @@ Status Validator::Envelope(const v1::Envelope& env) const {
     CAREHUB_RETURN_IF_ERROR(Timestamp(env.recorded_at(), "envelope.recorded_at", true));
   }
 
+  for (const v1::DataQualityFlag& flag : env.data_quality()) {
+    if (flag.field().empty() || flag.problem().empty()) {
+      return Fail(kReasonMissingField, "envelope.data_quality needs field and problem");
+    }
+    CAREHUB_RETURN_IF_ERROR(Length(flag.field(), "envelope.data_quality.field"));
+    CAREHUB_RETURN_IF_ERROR(Length(flag.problem(), "envelope.data_quality.problem"));
+    CAREHUB_RETURN_IF_ERROR(Length(flag.raw_value(), "envelope.data_quality.raw_value"));
+  }
+  if (env.data_quality_size() > limits_.max_codes) {
+    return Fail(kReasonInvalidField, "envelope.data_quality has too many entries");
+  }
   if (!env.has_patient()) {
     return Fail(kReasonMissingField, "envelope.patient is missing");
   }
@@ -319,15 +330,26 @@ Status Validator::Envelope(const v1::Envelope& env) const {
 Status Validator::Patient(const v1::Patient& p, std::string_view prefix, bool nhs_required) const {
   auto field = [prefix](std::string_view name) { return Field(prefix, name); };
   if (p.nhs_number().empty()) {
-    // A local MRN alone cannot be matched across providers, which is the point of the hub.
-    if (nhs_required) {
-      return Fail(kReasonMissingField, field("nhs_number").Str() + " is empty");
+    // Unidentified and not-yet-traced patients are real activity (issue 21): they are accepted
+    // with the local record number and the organisation that assigned it, so direct care can
+    // still find the record. Without either there is no patient to speak of.
+    if (nhs_required && (p.local_mrn().empty() || p.mrn_assigning_ods().empty())) {
+      return Fail(kReasonMissingField, field("nhs_number").Str() +
+                                           " is empty and there is no local_mrn with its " +
+                                           "mrn_assigning_ods");
+    }
+    if (IsVerifiedNhsNumberStatus(p.nhs_number_status())) {
+      return Fail(kReasonInvalidField, field("nhs_number_status").Str() +
+                                           " says a number is present but nhs_number is empty");
     }
   } else if (!IsValidNhsNumber(p.nhs_number())) {
     if (p.nhs_number().size() != 10 || !AllDigits(p.nhs_number())) {
       return Fail(kReasonInvalidNhsNumber, field("nhs_number").Str() + " is not 10 digits");
     }
     return Fail(kReasonInvalidNhsNumber, field("nhs_number").Str() + " fails the Modulus 11 check");
+  }
+  if (!p.nhs_number_status().empty() && !IsNhsNumberStatusCode(p.nhs_number_status())) {
+    return Fail(kReasonInvalidField, field("nhs_number_status").Str() + " is not a code 01-08");
   }
   CAREHUB_RETURN_IF_ERROR(Length(p.local_mrn(), field("local_mrn")));
   CAREHUB_RETURN_IF_ERROR(OptionalOds(p.mrn_assigning_ods(), field("mrn_assigning_ods")));
@@ -372,6 +394,8 @@ Status Validator::Activity(const v1::ActivityEvent& a) const {
   CAREHUB_RETURN_IF_ERROR(Length(a.admission_source(), "activity.admission_source"));
   CAREHUB_RETURN_IF_ERROR(Length(a.admission_method(), "activity.admission_method"));
   CAREHUB_RETURN_IF_ERROR(Length(a.discharge_destination(), "activity.discharge_destination"));
+  CAREHUB_RETURN_IF_ERROR(Length(a.discharge_method(), "activity.discharge_method"));
+  CAREHUB_RETURN_IF_ERROR(Length(a.referral_source(), "activity.referral_source"));
   CAREHUB_RETURN_IF_ERROR(Length(a.referral_id(), "activity.referral_id"));
   CAREHUB_RETURN_IF_ERROR(Length(a.note(), "activity.note"));
   // Planned encounters legitimately have future periods, so only the range is checked here.
@@ -414,6 +438,7 @@ Status Validator::Referral(const v1::ReferralEvent& r) const {
   CAREHUB_RETURN_IF_ERROR(OptionalOds(r.performer_ods(), "referral.performer_ods"));
   CAREHUB_RETURN_IF_ERROR(Length(r.specialty(), "referral.specialty"));
   CAREHUB_RETURN_IF_ERROR(Length(r.note(), "referral.note"));
+  CAREHUB_RETURN_IF_ERROR(Length(r.source_of_referral(), "referral.source_of_referral"));
   CAREHUB_RETURN_IF_ERROR(Codes(r.reasons(), "referral.reasons"));
   if (r.has_authored_at()) {
     CAREHUB_RETURN_IF_ERROR(Timestamp(r.authored_at(), "referral.authored_at", false));
@@ -511,6 +536,12 @@ bool IsValidOdsCode(std::string_view ods) {
 }
 
 bool IsValidUkPostcode(std::string_view postcode) { return IsPostcodeShape(postcode); }
+
+bool IsNhsNumberStatusCode(std::string_view code) {
+  return code.size() == 2 && code[0] == '0' && code[1] >= '1' && code[1] <= '8';
+}
+
+bool IsVerifiedNhsNumberStatus(std::string_view code) { return code == "01"; }
 
 Status ValidateEvent(const v1::Event& event, size_t serialized_bytes,
                      const ValidationLimits& limits, Clock::TimePoint now) {

@@ -4,12 +4,11 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "carehub/analytics/indicators.h"
 #include "carehub/core/synthetic.h"
@@ -23,10 +22,10 @@ constexpr int64_t kDay = 86'400;
 constexpr int64_t kHour = 3'600;
 
 // Organisations of the demo ICS (real ODS codes, used for realism only).
-constexpr char kLeeds[] = "RR8";        // Leeds Teaching Hospitals
-constexpr char kMidYorks[] = "RXF";     // Mid Yorkshire Teaching
-constexpr char kCommunity[] = "RY6";    // Leeds Community Healthcare
-constexpr char kMentalHealth[] = "RGD";  // Leeds and York Partnership
+constexpr char kLeeds[] = "RR8";          // Leeds Teaching Hospitals
+constexpr char kMidYorks[] = "RXF";       // Mid Yorkshire Teaching
+constexpr char kCommunity[] = "RY6";      // Leeds Community Healthcare
+constexpr char kMentalHealth[] = "RGD";   // Leeds and York Partnership
 constexpr char kCouncil[] = "E08000035";  // Leeds City Council adult social care
 // GP extracts are collected by the ICB's GP data service and published under its code.
 constexpr char kGpPublisher[] = "QWO";
@@ -47,10 +46,11 @@ std::vector<Pcn> Pcns() {
           {"seacroft-pcn", {"B86047", "B86048", "B86049", "B86050", "B86051"}}};
 }
 
-const char* const kFamily[] = {"SMITH", "JONES", "TAYLOR", "BROWN", "WILLIAMS", "WILSON",
-                               "JOHNSON", "DAVIES", "PATEL", "KHAN", "WRIGHT", "WALKER"};
-const char* const kGiven[] = {"OLIVIA", "AMELIA", "ISLA", "AVA", "NOAH", "OLIVER", "GEORGE",
-                              "MUHAMMAD", "LEO", "ARTHUR", "SARAH", "DAVID", "MARGARET", "JOHN"};
+const char* const kFamily[] = {"SMITH",   "JONES",  "TAYLOR", "BROWN", "WILLIAMS", "WILSON",
+                               "JOHNSON", "DAVIES", "PATEL",  "KHAN",  "WRIGHT",   "WALKER"};
+const char* const kGiven[] = {"OLIVIA", "AMELIA", "ISLA",     "AVA", "NOAH",
+                              "OLIVER", "GEORGE", "MUHAMMAD", "LEO", "ARTHUR",
+                              "SARAH",  "DAVID",  "MARGARET", "JOHN"};
 constexpr char kPostcodeLetters[] = "ABDEFGHJLNPQRSTUWXYZ";
 
 struct Person {
@@ -83,6 +83,14 @@ std::string Corrupt(const std::string& nhs) {
   return bad;
 }
 
+// What a record's feed got wrong or did not know (issue 21), so the ground truth's
+// data-quality counts and facts match what the hub and analytics make of it.
+struct RecordQuality {
+  bool unidentified = false;      // no NHS number: PID-32 03, local number only
+  bool foreign_postcode = false;  // overseas visitor
+  bool non_ods_practice = false;  // PD1-3 a practice name and local code, no ODS code
+};
+
 class Generator {
  public:
   Generator(const IcsOptions& options, std::filesystem::path out)
@@ -103,7 +111,9 @@ class Generator {
   }
   // A time in working hours on a random day of the quarter.
   int64_t DayTime(int64_t day_start) { return day_start + 8 * kHour + UniformInt(0, 10 * 60) * 60; }
-  int64_t RandomTime() { return DayTime(options_.quarter_start + UniformInt(0, options_.quarter_days - 1) * kDay); }
+  int64_t RandomTime() {
+    return DayTime(options_.quarter_start + UniformInt(0, options_.quarter_days - 1) * kDay);
+  }
   bool InQuarter(int64_t t) const { return t >= options_.quarter_start && t < end_; }
 
   void MakePopulation();
@@ -111,9 +121,11 @@ class Generator {
     return static_cast<uint32_t>(pickers_[weights_index](rng_));
   }
 
-  // Records a valid event in the truth (unless the patient opted out) and the summary.
+  // Records a valid event in the truth (unless the patient opted out and is identified: the
+  // opt-out cannot apply to a record without an NHS number) and the summary.
   void Truth(uint32_t patient, const std::string& type, int64_t occurred,
-             const std::string& publisher, const std::string& site, const Fact* referral = nullptr);
+             const std::string& publisher, const std::string& site, const Fact* referral = nullptr,
+             const RecordQuality& quality = RecordQuality());
 
   void Hl7(const std::string& trust, const std::string& trigger, uint32_t patient,
            const std::string& visit, char patient_class, const std::string& method,
@@ -176,8 +188,8 @@ void Generator::MakePopulation() {
     int lo, hi;
     double share;
   };
-  const std::vector<Band> bands = {{0, 4, 6},   {5, 17, 15},  {18, 44, 36}, {45, 64, 25},
-                                   {65, 74, 9}, {75, 84, 6},  {85, 99, 3}};
+  const std::vector<Band> bands = {{0, 4, 6},   {5, 17, 15}, {18, 44, 36}, {45, 64, 25},
+                                   {65, 74, 9}, {75, 84, 6}, {85, 99, 3}};
   std::vector<double> band_shares;
   for (const Band& b : bands) {
     band_shares.push_back(b.share);
@@ -195,7 +207,8 @@ void Generator::MakePopulation() {
                          UniformInt(1, 364) * kDay;
     p.birth = FormatTime(born, "%Y-%m-%d");
     p.sex = Chance(0.5) ? 'F' : 'M';
-    const int district = 1 + static_cast<int>(std::hash<std::string>{}(pcn_of_[p.practice]) % 6) * 3 +
+    const int district = 1 +
+                         static_cast<int>(std::hash<std::string>{}(pcn_of_[p.practice]) % 6) * 3 +
                          static_cast<int>(UniformInt(0, 2));
     p.postcode = "LS" + std::to_string(district) + " " + std::to_string(UniformInt(1, 9)) +
                  kPostcodeLetters[UniformInt(0, 19)] + kPostcodeLetters[UniformInt(0, 19)];
@@ -216,31 +229,45 @@ void Generator::MakePopulation() {
   };
   weigh([](int) { return 1.0; });
   weigh([](int age) { return age < 5 ? 1.6 : age >= 75 ? 2.2 : age >= 65 ? 1.4 : 1.0; });
-  weigh([](int age) { return age >= 85 ? 6.0 : age >= 75 ? 4.0 : age >= 65 ? 2.5 : age < 5 ? 1.2 : 0.6; });
+  weigh([](int age) {
+    return age >= 85 ? 6.0 : age >= 75 ? 4.0 : age >= 65 ? 2.5 : age < 5 ? 1.2 : 0.6;
+  });
   weigh([](int age) { return age >= 18 && age < 65 ? 1.5 : 0.3; });
 }
 
 void Generator::Truth(uint32_t patient, const std::string& type, int64_t occurred,
-                      const std::string& publisher, const std::string& site,
-                      const Fact* referral) {
+                      const std::string& publisher, const std::string& site, const Fact* referral,
+                      const RecordQuality& quality) {
   ++summary_.events;
   ++summary_.events_by_source_type[publisher + " " + type];
   const Person& p = people_[patient];
-  if (p.opted_out) {
+  if (p.opted_out && !quality.unidentified) {
     ++summary_.withheld_events;
     return;
   }
+  summary_.unidentified_events += quality.unidentified ? 1 : 0;
+  summary_.overseas_events += quality.foreign_postcode ? 1 : 0;
+  summary_.non_ods_practice_events += quality.non_ods_practice ? 1 : 0;
   Fact f;
   if (referral != nullptr) {
     f = *referral;
   }
-  f.patient = p.nhs;
+  // An unidentified patient reaches secondary use counted but unlinkable: no key, no birth date
+  // (the demo's unidentified records carry none), no practice.
+  f.patient = quality.unidentified ? "" : p.nhs;
   f.type = type;
   f.occurred = occurred;
   f.publisher_ods = publisher;
   f.site_ods = site;
-  f.practice = p.practice;
-  f.birth_ym = p.birth.substr(0, 7);
+  const bool practice_known = !quality.unidentified && !quality.non_ods_practice;
+  f.practice = practice_known ? p.practice : "";
+  f.birth_ym = quality.unidentified ? "" : p.birth.substr(0, 7);
+  // The same definitions carehub::MeasureDataQuality applies to the delivered event.
+  f.dq_known = true;
+  f.verified_nhs_number = !quality.unidentified;
+  f.valid_postcode = !quality.unidentified && !quality.foreign_postcode;
+  f.valid_practice = practice_known;
+  f.valid_codes = true;
   truth_.push_back(std::move(f));
 }
 
@@ -249,19 +276,43 @@ void Generator::Hl7(const std::string& trust, const std::string& trigger, uint32
                     int64_t event_time, int64_t admit, int64_t discharge, bool invalid) {
   const Person& p = people_[patient];
   const std::string id = trust + std::to_string(100'000'000 + ++counter_);
+  // Real feeds (issue 21), at rates seen in emergency care data: about 2% of ED attendances are
+  // registered before the patient is identified (no NHS number, trace required), about 1% are
+  // overseas visitors, and about 0.5% of PAS records carry a practice name without its ODS code.
+  RecordQuality quality;
+  if (!invalid) {
+    const bool ed_arrival = trigger == "A04" && patient_class == 'E';
+    quality.unidentified = ed_arrival && Chance(0.02);
+    quality.foreign_postcode = !quality.unidentified && ed_arrival && Chance(0.01);
+    quality.non_ods_practice = !quality.unidentified && Chance(0.005);
+  }
   std::ostringstream m;
   m << "MSH|^~\\&|PAS|" << trust << "|CAREHUB|QWO|" << Hl7Time(event_time) << "||ADT^" << trigger
     << "^ADT_" << (trigger == "A04" ? "A01" : trigger) << "|" << id << "|P|2.4\r";
   m << "EVN|" << trigger << "|" << Hl7Time(event_time) << "\r";
-  m << "PID|1||" << (invalid ? Corrupt(p.nhs) : p.nhs) << "^^^NHS^NH~" << trust
-    << std::to_string(5'000'000 + patient) << "^^^" << trust << "^MR||" << p.family << "^"
-    << p.given << "^^^^^L||" << p.birth.substr(0, 4) << p.birth.substr(5, 2)
-    << p.birth.substr(8, 2) << "|" << p.sex << "|||1 Park Row^^Leeds^^" << p.postcode
-    << "^^H\r";
-  m << "PD1|||PRACTICE^^" << p.practice << "\r";
-  m << "PV1|1|" << patient_class << "|" << (patient_class == 'E' ? "ED" : "WARD" + std::to_string(1 + patient % 30))
-    << "^^^" << trust << "|" << method << "||||||" << (patient_class == 'E' ? "180" : "300")
-    << "|||||||||" << visit << "|||||||||||||||||";
+  if (quality.unidentified) {
+    // PID-3 the ED's temporary number, PID-5 "UNKNOWN", PID-32 03 (trace required).
+    m << "PID|1||" << trust << "U" << std::to_string(700'000 + counter_) << "^^^" << trust
+      << "^MR||UNKNOWN^" << (p.sex == 'F' ? "FEMALE" : "MALE") << "|||" << p.sex
+      << "||||||||||||||||||||||||03\r";
+  } else {
+    m << "PID|1||" << (invalid ? Corrupt(p.nhs) : p.nhs) << "^^^NHS^NH~" << trust
+      << std::to_string(5'000'000 + patient) << "^^^" << trust << "^MR||" << p.family << "^"
+      << p.given << "^^^^^L||" << p.birth.substr(0, 4) << p.birth.substr(5, 2)
+      << p.birth.substr(8, 2) << "|" << p.sex << "|||"
+      << (quality.foreign_postcode ? "12 Rue de Rivoli^^Paris^^75004^FRA^H"
+                                   : "1 Park Row^^Leeds^^" + p.postcode + "^^H")
+      << "\r";
+    if (quality.non_ods_practice) {
+      m << "PD1|||" << p.practice << " SURGERY^^^^^^^^^LOCAL-" << p.practice.substr(1) << "\r";
+    } else {
+      m << "PD1|||PRACTICE^^" << p.practice << "\r";
+    }
+  }
+  m << "PV1|1|" << patient_class << "|"
+    << (patient_class == 'E' ? "ED" : "WARD" + std::to_string(1 + patient % 30)) << "^^^" << trust
+    << "|" << method << "||||||" << (patient_class == 'E' ? "180" : "300") << "|||||||||" << visit
+    << "|||||||||||||||||";
   m << (discharge != 0 ? "19" : "") << "||||||||" << Hl7Time(admit) << "|"
     << (discharge != 0 ? Hl7Time(discharge) : "");
   std::string text = m.str();
@@ -283,7 +334,7 @@ void Generator::Hl7(const std::string& trust, const std::string& trigger, uint32
   } else {
     type = method == "21" ? "activity.emergency_admission" : "activity.elective_admission";
   }
-  Truth(patient, type, event_time, trust, trust);
+  Truth(patient, type, event_time, trust, trust, nullptr, quality);
 }
 
 std::string Generator::CsvFolderOf(const std::string& org) const {
@@ -317,7 +368,8 @@ void Generator::FhirEncounter(uint32_t patient, const std::string& kind, int64_t
       {"resourceType", "Patient"},
       {"id", "p"},
       {"identifier",
-       {{{"system", "https://fhir.nhs.uk/Id/nhs-number"}, {"value", invalid ? Corrupt(p.nhs) : p.nhs}}}},
+       {{{"system", "https://fhir.nhs.uk/Id/nhs-number"},
+         {"value", invalid ? Corrupt(p.nhs) : p.nhs}}}},
       {"birthDate", p.birth},
       {"gender", p.sex == 'F' ? "female" : "male"},
       {"address", {{{"postalCode", p.postcode}}}},
@@ -328,11 +380,14 @@ void Generator::FhirEncounter(uint32_t patient, const std::string& kind, int64_t
       {"contained", {patient_json}},
       {"status", "finished"},
       {"class", {{"system", "http://terminology.hl7.org/CodeSystem/v3-ActCode"}, {"code", "HH"}}},
-      {"type", {{{"coding", {{{"system", "https://carehub.nhs.uk/CodeSystem/activity-kind"}, {"code", kind}}}}}}},
+      {"type",
+       {{{"coding",
+          {{{"system", "https://carehub.nhs.uk/CodeSystem/activity-kind"}, {"code", kind}}}}}}},
       {"subject", {{"reference", "#p"}}},
       {"period", {{"start", Iso(start)}, {"end", Iso(start + 30 * 60)}}},
       {"serviceProvider", {{"identifier", {{"system", ods_system}, {"value", kCommunity}}}}}};
-  fhir_entries_.push_back({{"resource", encounter}, {"request", {{"method", "POST"}, {"url", "Encounter"}}}});
+  fhir_entries_.push_back(
+      {{"resource", encounter}, {"request", {{"method", "POST"}, {"url", "Encounter"}}}});
   fhir_entry_referral_.push_back("");
   ++summary_.records_by_output["fhir/RY6"];
   if (invalid) {
@@ -365,7 +420,8 @@ void Generator::ReferralStep(const Referral& r, const std::string& status, int64
         {"birthDate", p.birth},
         {"gender", p.sex == 'F' ? "female" : "male"},
         {"address", {{{"postalCode", p.postcode}}}},
-        {"generalPractitioner", {{{"identifier", {{"system", ods_system}, {"value", p.practice}}}}}}};
+        {"generalPractitioner",
+         {{{"identifier", {{"system", ods_system}, {"value", p.practice}}}}}}};
     nlohmann::json request = {
         {"resourceType", "ServiceRequest"},
         {"id", r.id},
@@ -418,9 +474,11 @@ void Generator::ReferralJourney(Referral r) {
     double reject;
     double mean_wait_days;
   };
-  static const std::map<std::string, Provider> kProviders = {
-      {kLeeds, {0.08, 45}}, {kMidYorks, {0.10, 60}}, {kCommunity, {0.05, 12}},
-      {kMentalHealth, {0.20, 30}}, {kCouncil, {0.15, 20}}};
+  static const std::map<std::string, Provider> kProviders = {{kLeeds, {0.08, 45}},
+                                                             {kMidYorks, {0.10, 60}},
+                                                             {kCommunity, {0.05, 12}},
+                                                             {kMentalHealth, {0.20, 30}},
+                                                             {kCouncil, {0.15, 20}}};
   const Provider& provider = kProviders.at(r.performer);
   r.id = "RF" + std::to_string(10'000'000 + ++counter_);
   ReferralStep(r, "created", r.authored, 0);
@@ -440,8 +498,9 @@ void Generator::ReferralJourney(Referral r) {
   ReferralStep(r, "accepted", decided, 0);
   const int64_t booked = decided + UniformInt(0, 3) * kDay + kHour;
   const double wait = std::gamma_distribution<double>(3.0, provider.mean_wait_days / 3.0)(rng_);
-  const int64_t appointment = DayTime(r.authored - r.authored % kDay +
-                                      std::max<int64_t>(std::llround(wait), (booked - r.authored) / kDay + 1) * kDay);
+  const int64_t appointment =
+      DayTime(r.authored - r.authored % kDay +
+              std::max<int64_t>(std::llround(wait), (booked - r.authored) / kDay + 1) * kDay);
   if (!InQuarter(booked)) {
     return;
   }
@@ -477,13 +536,14 @@ void Generator::ActivityAndReferrals() {
   auto admit = [&](bool emergency) {
     const uint32_t p = PickPatient(2);
     const std::string t = trust();
-    const int64_t at = emergency ? q0 + UniformInt(0, options_.quarter_days * 24 * 60 - 1) * 60
-                                 : RandomTime();
+    const int64_t at =
+        emergency ? q0 + UniformInt(0, options_.quarter_days * 24 * 60 - 1) * 60 : RandomTime();
     const std::string visit = "V" + std::to_string(++counter_);
     const bool invalid = hl7_invalid();
     Hl7(t, "A01", p, visit, 'I', emergency ? "21" : "11", at, at, 0, invalid);
-    const int64_t los = emergency ? std::llround(std::exponential_distribution<double>(1.0 / 5.0)(rng_))
-                                  : UniformInt(0, 3);
+    const int64_t los = emergency
+                            ? std::llround(std::exponential_distribution<double>(1.0 / 5.0)(rng_))
+                            : UniformInt(0, 3);
     const int64_t out = at + los * kDay + UniformInt(2, 10) * kHour;
     if (!invalid && InQuarter(out)) {
       Hl7(t, "A03", p, visit, 'I', emergency ? "21" : "11", out, at, out, false);
@@ -556,12 +616,19 @@ void Generator::ActivityAndReferrals() {
   for (int64_t i = 0, n = Count(9'000); i < n; ++i) {
     const uint32_t p = PickPatient(1);
     const double u = Uniform();
-    std::string performer = u < 0.45 ? kLeeds : u < 0.65 ? kMidYorks : u < 0.80 ? kCommunity
-                            : u < 0.90 ? kMentalHealth : kCouncil;
+    std::string performer = u < 0.45   ? kLeeds
+                            : u < 0.65 ? kMidYorks
+                            : u < 0.80 ? kCommunity
+                            : u < 0.90 ? kMentalHealth
+                                       : kCouncil;
     static const std::map<std::string, std::string> kSpecialty = {
-        {kLeeds, "cardiology"}, {kMidYorks, "trauma_orthopaedics"}, {kCommunity, "physiotherapy"},
-        {kMentalHealth, "adult_mental_health"}, {kCouncil, "adult_social_care"}};
-    ReferralJourney({"", p, people_[p].practice, performer, kSpecialty.at(performer), RandomTime()});
+        {kLeeds, "cardiology"},
+        {kMidYorks, "trauma_orthopaedics"},
+        {kCommunity, "physiotherapy"},
+        {kMentalHealth, "adult_mental_health"},
+        {kCouncil, "adult_social_care"}};
+    ReferralJourney(
+        {"", p, people_[p].practice, performer, kSpecialty.at(performer), RandomTime()});
   }
 }
 
@@ -600,8 +667,8 @@ Status Generator::WriteAll() {
     std::filesystem::create_directories(out_ / "csv" / folder, ec);
     bool resent = false;
     for (auto& [name, rows] : files) {
-      std::string text = name.find("-referrals-") != std::string::npos ? referral_header
-                                                                        : activity_header;
+      std::string text =
+          name.find("-referrals-") != std::string::npos ? referral_header : activity_header;
       for (const std::string& row : rows) {
         text += row + "\n";
       }
@@ -639,10 +706,12 @@ Status Generator::WriteAll() {
   };
   for (size_t i = 0; i < fhir_entries_.size(); ++i) {
     const std::string& referral = fhir_entry_referral_[i];
-    const bool starts_pair = !referral.empty() && (i == 0 || fhir_entry_referral_[i - 1] != referral ||
-                                                   fhir_entries_[i]["resource"]["resourceType"] == "ServiceRequest");
-    if (bundle.size() >= 200 || (starts_pair && fhir_entries_[i]["resource"]["resourceType"] == "ServiceRequest" &&
-                                 referrals_in_bundle.count(referral) != 0)) {
+    const bool starts_pair =
+        !referral.empty() && (i == 0 || fhir_entry_referral_[i - 1] != referral ||
+                              fhir_entries_[i]["resource"]["resourceType"] == "ServiceRequest");
+    if (bundle.size() >= 200 ||
+        (starts_pair && fhir_entries_[i]["resource"]["resourceType"] == "ServiceRequest" &&
+         referrals_in_bundle.count(referral) != 0)) {
       CAREHUB_RETURN_IF_ERROR(flush());
     }
     if (!referral.empty()) {
@@ -669,19 +738,21 @@ Status Generator::WriteAll() {
   analytics::Indicators indicators = analytics::ComputeIndicators(truth_);
   nlohmann::json truth_json = indicators.ToJson();
   truth_json["list_sizes"] = list_sizes_;
-  nlohmann::json ground = {
-      {"indicators", truth_json},
-      {"summary",
-       {{"patients", options_.patients},
-        {"quarter_start", Iso(options_.quarter_start)},
-        {"quarter_days", options_.quarter_days},
-        {"events", summary_.events},
-        {"resends", summary_.resends},
-        {"invalid", summary_.invalid},
-        {"opted_out_patients", summary_.opted_out_patients},
-        {"withheld_events", summary_.withheld_events},
-        {"events_by_source_type", summary_.events_by_source_type},
-        {"records_by_output", summary_.records_by_output}}}};
+  nlohmann::json ground = {{"indicators", truth_json},
+                           {"summary",
+                            {{"patients", options_.patients},
+                             {"quarter_start", Iso(options_.quarter_start)},
+                             {"quarter_days", options_.quarter_days},
+                             {"events", summary_.events},
+                             {"resends", summary_.resends},
+                             {"invalid", summary_.invalid},
+                             {"opted_out_patients", summary_.opted_out_patients},
+                             {"withheld_events", summary_.withheld_events},
+                             {"unidentified_events", summary_.unidentified_events},
+                             {"overseas_events", summary_.overseas_events},
+                             {"non_ods_practice_events", summary_.non_ods_practice_events},
+                             {"events_by_source_type", summary_.events_by_source_type},
+                             {"records_by_output", summary_.records_by_output}}}};
   return WriteText(out_ / "ground-truth.json", ground.dump(1) + "\n");
 }
 
@@ -716,8 +787,8 @@ int64_t LastCompleteQuarterStart(int64_t now_unix, int* days) {
     --year;
   }
   int ignored = 0;
-  Result<int64_t> start =
-      ParseQuarter(std::to_string(year) + "Q" + std::to_string(quarter + 1), days ? days : &ignored);
+  Result<int64_t> start = ParseQuarter(std::to_string(year) + "Q" + std::to_string(quarter + 1),
+                                       days ? days : &ignored);
   return start.ok() ? start.value() : 0;
 }
 

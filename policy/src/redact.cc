@@ -96,17 +96,18 @@ std::string PostcodeDistrict(std::string_view postcode) {
 
 // `keyed` null: no key for this agreement, so no pseudonym at all rather than one under a wrong
 // key.
+//
+// A patient without an NHS number (unidentified, not yet traced: issue 21) leaves *counted but
+// unlinkable*: no pseudonym of any kind and the birth date cut to the year. A pseudonym of the
+// local MRN would link their events, but MRNs are reissued, merged and mistyped far more often
+// than NHS numbers and are sometimes shared placeholders ("UNKNOWN", temporary ED numbers), so
+// such a pseudonym could join two people's records; and without an NHS number the national data
+// opt-out cannot be checked, which is lawful only for data that is not about an identifiable
+// person in the recipient's hands (docs/agreements.md "Patients without an NHS number").
 void RedactPatient(const crypto_auth_hmacsha256_state* keyed, v1::Patient* patient) {
-  if (keyed == nullptr) {
-    patient->clear_pseudonym();
-  } else if (!patient->nhs_number().empty()) {
+  const bool identified = !patient->nhs_number().empty();
+  if (keyed != nullptr && identified) {
     patient->set_pseudonym(Pseudonym(*keyed, {}, patient->nhs_number()));
-  } else if (!patient->local_mrn().empty()) {
-    // No NHS number (e.g. an unidentified A&E attendance): a pseudonym of the local record still
-    // lets the agreement link that patient's events. The prefix keeps it from colliding with any
-    // NHS-number pseudonym.
-    patient->set_pseudonym(
-        Pseudonym(*keyed, "mrn:", patient->mrn_assigning_ods() + ":" + patient->local_mrn()));
   } else {
     patient->clear_pseudonym();
   }
@@ -117,7 +118,8 @@ void RedactPatient(const crypto_auth_hmacsha256_state* keyed, v1::Patient* patie
   patient->clear_family_name();
   patient->clear_address();
   if (!patient->birth_date().empty()) {
-    patient->set_birth_date(BirthYearMonth(patient->birth_date()));
+    const std::string year_month = BirthYearMonth(patient->birth_date());
+    patient->set_birth_date(identified ? year_month : year_month.substr(0, 4));
   }
   if (!patient->postcode().empty()) {
     patient->set_postcode(PostcodeDistrict(patient->postcode()));
@@ -146,6 +148,11 @@ void PolicySet::Redact(const Agreement& agreement, v1::Event* event) const {
   }
   if (event->envelope().has_patient()) {
     RedactPatient(keyed, event->mutable_envelope()->mutable_patient());
+  }
+  // The raw values adapters kept (a foreign postcode, a practice name) are patient data too; the
+  // field and problem stay so secondary use can still measure data quality.
+  for (v1::DataQualityFlag& flag : *event->mutable_envelope()->mutable_data_quality()) {
+    flag.clear_raw_value();
   }
   if (event->has_activity()) {
     v1::ActivityEvent* activity = event->mutable_activity();

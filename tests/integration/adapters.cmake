@@ -8,7 +8,7 @@ target_link_libraries(carehub_adapter_itest_support
 target_compile_definitions(carehub_adapter_itest_support PRIVATE
   CAREHUB_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
 
-foreach(suite config e2e outage hostile)
+foreach(suite config e2e outage hostile real_feeds)
   carehub_add_integration_test(carehub_adapters_${suite}_itest
     ${CMAKE_CURRENT_LIST_DIR}/adapters_${suite}_test.cc)
   target_link_libraries(carehub_adapters_${suite}_itest PRIVATE carehub_adapter_itest_support

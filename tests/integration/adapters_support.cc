@@ -81,9 +81,15 @@ Result<std::string> DirectCareHubYaml(const std::filesystem::path& dir) {
 Result<std::map<std::pair<std::string, std::string>, v1::Event>> ReadEvents(
     const std::string& subscribe_endpoint, size_t count, std::chrono::milliseconds timeout,
     size_t* redelivered) {
+  return ReadEventsFrom(subscribe_endpoint, kDirectCareSubscription, count, timeout, redelivered);
+}
+
+Result<std::map<std::pair<std::string, std::string>, v1::Event>> ReadEventsFrom(
+    const std::string& subscribe_endpoint, const std::string& subscription, size_t count,
+    std::chrono::milliseconds timeout, size_t* redelivered) {
   client::SubscriberOptions options;
   options.endpoint = subscribe_endpoint;
-  options.subscription = kDirectCareSubscription;
+  options.subscription = subscription;
   options.start = v1::Subscribe::START_EARLIEST;
   auto sub = client::Subscriber::Open(options);
   if (!sub.ok()) {

@@ -37,6 +37,10 @@ Result<std::string> DirectCareHubYaml(const std::filesystem::path& dir);
 Result<std::map<std::pair<std::string, std::string>, v1::Event>> ReadEvents(
     const std::string& subscribe_endpoint, size_t count, std::chrono::milliseconds timeout,
     size_t* redelivered = nullptr);
+// The same from any subscription (e.g. a secondary-use one).
+Result<std::map<std::pair<std::string, std::string>, v1::Event>> ReadEventsFrom(
+    const std::string& subscribe_endpoint, const std::string& subscription, size_t count,
+    std::chrono::milliseconds timeout, size_t* redelivered = nullptr);
 
 // ---- The adapter process ----
 

@@ -1,5 +1,9 @@
 #include "carehub/adapters/publisher_sink.h"
 
+#include <chrono>
+
+#include "carehub/core/data_quality.h"
+
 namespace carehub::adapters {
 
 Status PublisherSink::Publish(const std::vector<v1::Event>& events) {
@@ -37,8 +41,26 @@ Status PublisherSink::Publish(const std::vector<v1::Event>& events) {
   }
   if (!group->status.ok()) {
     ++stats_.failures;
+  } else {
+    CountQuality(events);
   }
   return group->status;
+}
+
+void PublisherSink::CountQuality(const std::vector<v1::Event>& events) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  for (const v1::Event& event : events) {
+    const DataQualityMeasures m = MeasureDataQuality(event);
+    stats_.dq_verified_nhs_number += m.verified_nhs_number ? 1 : 0;
+    stats_.dq_valid_postcode += m.valid_postcode ? 1 : 0;
+    stats_.dq_valid_practice += m.valid_practice ? 1 : 0;
+    stats_.dq_valid_codes += m.valid_codes ? 1 : 0;
+    stats_.dq_flags += static_cast<uint64_t>(event.envelope().data_quality_size());
+    stats_.dq_delay_seconds_sum +=
+        static_cast<double>(now - event.envelope().occurred_at().seconds());
+  }
 }
 
 PublisherSinkStats PublisherSink::Stats() const {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <regex>
 
+#include "carehub/adapters/data_quality.h"
 #include "carehub/adapters/event_id.h"
 #include "carehub/core/event_types.h"
 #include "carehub/core/strings.h"
@@ -64,13 +65,18 @@ class Row {
   const std::vector<std::string>& fields_;
 };
 
-std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
+// Fills the envelope's patient. Optional demographics never make a row error (issue 21): what
+// is not usable is kept for ScreenDemographics to flag, or (sex, an enum) flagged here.
+std::optional<RowError> FillPatient(const Row& row, v1::Envelope* envelope) {
+  v1::Patient* patient = envelope->mutable_patient();
   patient->set_nhs_number(RemoveChars(row.Get("nhs_number"), " -"));
+  patient->set_nhs_number_status(row.Get("nhs_number_status"));
   std::string birth = row.Get("birth_date");
+  // A birth date that is not a date is kept as sent for ScreenDemographics to flag: an optional
+  // demographic never costs the row (issue 21).
   if (!birth.empty() && birth.size() > 10) {
-    return RowError{"birth_date", "not a date (YYYY-MM-DD or DD/MM/YYYY)"};
-  }
-  if (!birth.empty()) {
+    patient->set_birth_date(birth);
+  } else if (!birth.empty()) {
     std::smatch match;
     static const std::regex kIso(R"(([0-9]{4})-([0-9]{2})-([0-9]{2}))");
     static const std::regex kUk(R"(([0-9]{2})/([0-9]{2})/([0-9]{4}))");
@@ -87,11 +93,12 @@ std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
       y = std::stoi(match[3]);
     }
     if (y == 0 || !ValidDate(y, m, d)) {
-      return RowError{"birth_date", "not a date (YYYY-MM-DD or DD/MM/YYYY)"};
+      patient->set_birth_date(birth);
+    } else {
+      char text[11];
+      std::snprintf(text, sizeof(text), "%04d-%02d-%02d", y, m, d);
+      patient->set_birth_date(text);
     }
-    char text[11];
-    std::snprintf(text, sizeof(text), "%04d-%02d-%02d", y, m, d);
-    patient->set_birth_date(text);
   }
   std::string sex = AsciiLower(row.Get("sex"));
   if (sex == "m" || sex == "male" || sex == "1") {
@@ -103,11 +110,22 @@ std::optional<RowError> FillPatient(const Row& row, v1::Patient* patient) {
   } else if (sex == "u" || sex == "unknown" || sex == "x" || sex == "0") {
     patient->set_sex(v1::SEX_UNKNOWN);
   } else if (!sex.empty()) {
-    return RowError{"sex", "not a sex code (M, F, O, U or 1, 2, 9, X)"};
+    FlagField(envelope, "patient.sex", kDqUnknownCode, row.Get("sex"));
   }
   patient->set_postcode(AsciiUpper(row.Get("postcode")));
   patient->set_registered_gp_ods(row.Get("registered_gp_ods"));
   patient->set_local_mrn(row.Get("local_mrn"));
+  if (!patient->local_mrn().empty()) {
+    // The organisation that assigned the local number: the extract's own column, else the
+    // practice (appointments) or requester (referrals) the row comes from.
+    std::string assigner = row.Get("mrn_assigning_ods");
+    for (const char* column : {"practice_ods", "requester_ods"}) {
+      if (assigner.empty()) {
+        assigner = row.Get(column);
+      }
+    }
+    patient->set_mrn_assigning_ods(AsciiUpper(assigner));
+  }
   return std::nullopt;
 }
 
@@ -196,7 +214,7 @@ std::variant<v1::Event, RowError> MapActivity(const Row& row,
                     "community_contact, did_not_attend, social_care_assessment)"};
   }
   activity->set_kind(kind);
-  if (auto error = FillPatient(row, envelope->mutable_patient())) {
+  if (auto error = FillPatient(row, envelope)) {
     return *error;
   }
   if (auto error = PickSite({"practice_ods"}, row, context, envelope)) {
@@ -313,7 +331,7 @@ std::variant<v1::Event, RowError> MapReferral(const Row& row, const RowContext& 
   } else {
     return RowError{"priority", "not a priority (routine, urgent, two_week_wait)"};
   }
-  if (auto error = FillPatient(row, envelope->mutable_patient())) {
+  if (auto error = FillPatient(row, envelope)) {
     return *error;
   }
   referral->set_requester_ods(row.Get("requester_ods"));

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "carehub/adapters/csv/csv_reader.h"
+#include "carehub/adapters/data_quality.h"
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
 #include "csv_layout.h"
@@ -292,6 +293,8 @@ FileReport DropFolderWatcher::ProcessFile(const fs::path& path) {
       continue;
     }
     v1::Event& event = std::get<v1::Event>(mapped);
+    // Keep the row, flag the field (adapters/common data_quality.h).
+    ScreenEvent(&event, options_.clock->Now());
     Status valid =
         ValidateEvent(event, event.ByteSizeLong(), options_.limits, options_.clock->Now());
     if (!valid.ok()) {

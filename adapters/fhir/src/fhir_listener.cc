@@ -8,10 +8,12 @@
 #include <thread>
 #include <unordered_map>
 
+#include "carehub/adapters/data_quality.h"
 #include "carehub/core/event_types.h"
 #include "carehub/core/log.h"
 #include "carehub/core/mutex.h"
 #include "fhir_mapping.h"
+#include "fhir_xml.h"
 
 namespace carehub::adapters::fhir {
 namespace {
@@ -25,6 +27,12 @@ using nlohmann::json;
 constexpr char kFhirJson[] = "application/fhir+json";
 
 constexpr char kLogger[] = "adapter.fhir";
+
+// application/fhir+xml (and the generic XML types some senders use), parameters ignored.
+bool IsXml(const std::string& content_type) {
+  const std::string type = content_type.substr(0, content_type.find(';'));
+  return type == "application/fhir+xml" || type == "application/xml" || type == "text/xml";
+}
 
 json OperationOutcome(const std::vector<Issue>& issues, const std::string& severity = "error") {
   json outcome = {{"resourceType", "OperationOutcome"}, {"issue", json::array()}};
@@ -180,7 +188,20 @@ class FhirListener::Impl {
   void Handle(const httplib::Request& req, httplib::Response& res, const std::string& type,
               const std::string& put_id) CAREHUB_EXCLUDES(publish_mutex_) {
     ++requests_;
-    json root = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    json root;
+    if (IsXml(req.get_header_value("Content-Type"))) {
+      // application/fhir+xml: the same resource in its XML form, read into the JSON form.
+      Result<json> converted = internal::FhirXmlToJson(req.body);
+      if (!converted.ok()) {
+        ++responses_400_;
+        Answer(res, 400, OperationOutcome({{"structure", converted.status().message(), ""}}));
+        Logger(kLogger)->debug("400: unreadable XML body of {} bytes", req.body.size());
+        return;
+      }
+      root = std::move(converted).value();
+    } else {
+      root = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    }
     if (root.is_discarded() || !root.is_object() || !root.contains("resourceType") ||
         !root["resourceType"].is_string()) {
       ++responses_400_;
@@ -226,6 +247,9 @@ class FhirListener::Impl {
       v1::Envelope* envelope = event.event.mutable_envelope();
       envelope->set_lifecycle(record.lifecycle);
       envelope->set_supersedes_event_id(record.supersedes);
+      // Keep the event, flag the field: optional demographics the hub would refuse become
+      // data-quality flags (adapters/common data_quality.h).
+      ScreenEvent(&event.event, options_.clock->Now());
       Status valid = ValidateEvent(event.event, event.event.ByteSizeLong(), options_.limits,
                                    options_.clock->Now());
       if (!valid.ok()) {
@@ -274,6 +298,9 @@ class FhirListener::Impl {
       json body = {{"event_ids", json::array()}};
       for (const v1::Event& event : events) {
         body["event_ids"].push_back(event.envelope().event_id());
+      }
+      if (!mapped.notes.empty()) {
+        body["notes"] = OperationOutcome(mapped.notes, "information");
       }
       Answer(res, 201, body);
       return;

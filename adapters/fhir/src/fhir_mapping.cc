@@ -85,6 +85,30 @@ void AddCodings(const json& concept_json, google::protobuf::RepeatedPtrField<v1:
   }
 }
 
+// The first coding's code of the first extension whose URL ends with `name` (UK Core extension
+// URLs are https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-<name>; older NHS Digital
+// CareConnect ones end the same way), in any of `holders`' extension arrays.
+std::string ExtensionCode(std::initializer_list<const json*> holders, const std::string& name) {
+  for (const json* holder : holders) {
+    for (const json& extension : Array(*holder, "extension")) {
+      const std::string url = Str(extension, "url");
+      if (url.size() < name.size() ||
+          url.compare(url.size() - name.size(), name.size(), name) != 0) {
+        continue;
+      }
+      const json& codings = Array(Object(extension, "valueCodeableConcept"), "coding");
+      if (!codings.empty()) {
+        return Str(codings[0], "code");
+      }
+      const std::string code = Str(extension, "valueCode");
+      if (!code.empty()) {
+        return code;
+      }
+    }
+  }
+  return {};
+}
+
 // Resolves references against the Bundle (fullUrl and Type/id) and a resource's contained list.
 class ResourceIndex {
  public:
@@ -143,8 +167,8 @@ std::string ReferenceTail(const std::string& ref) {
 
 class Mapper {
  public:
-  Mapper(const MappingConfig& config, const ResourceIndex& index)
-      : config_(config), index_(index) {}
+  Mapper(const MappingConfig& config, const ResourceIndex& index, std::string bundle_timestamp)
+      : config_(config), index_(index), bundle_timestamp_(std::move(bundle_timestamp)) {}
 
   // ODS code of an Organization reference: inline identifier, or the resolved Organization /
   // PractitionerRole.organization.
@@ -181,8 +205,17 @@ class Mapper {
       return true;
     }
     const json& identifier = Object(*subject, "identifier");
+    const json& assigner = Object(Object(identifier, "assigner"), "identifier");
+    if (Str(identifier, "system") != kNhsNumberSystem && !Str(identifier, "value").empty() &&
+        Str(assigner, "system") == kOdsSystem) {
+      // An unidentified patient known only by the provider's local number (issue 21).
+      patient->set_local_mrn(Str(identifier, "value"));
+      patient->set_mrn_assigning_ods(Str(assigner, "value"));
+      return true;
+    }
     if (Str(identifier, "system") == kNhsNumberSystem) {
       patient->set_nhs_number(RemoveChars(Str(identifier, "value"), " -"));
+      patient->set_nhs_number_status(ExtensionCode({&identifier}, "NHSNumberVerificationStatus"));
       return true;
     }
     if (!Str(*subject, "reference").empty()) {
@@ -191,8 +224,10 @@ class Mapper {
                          "(contain it, include it in the Bundle, or give subject.identifier)",
                          path + ".subject"});
     } else {
-      issues->push_back(
-          {"required", "subject needs a reference or an NHS number identifier", path + ".subject"});
+      issues->push_back({"required",
+                         "subject needs a reference or an identifier (NHS number, or a local "
+                         "number with its assigner's ODS code)",
+                         path + ".subject"});
     }
     return false;
   }
@@ -202,10 +237,18 @@ class Mapper {
       std::string system = Str(identifier, "system");
       std::string value = Str(identifier, "value");
       if (value.empty()) {
+        if (system == kNhsNumberSystem) {
+          // UK Core sends an untraced patient's NHS number identifier with no value and only
+          // its verification status (03 trace required, 04 no match ...).
+          patient->set_nhs_number_status(
+              ExtensionCode({&identifier}, "NHSNumberVerificationStatus"));
+        }
         continue;
       }
       if (system == kNhsNumberSystem) {
         patient->set_nhs_number(RemoveChars(value, " -"));
+        // UK Core: Extension-UKCore-NHSNumberVerificationStatus on the identifier, codes 01-08.
+        patient->set_nhs_number_status(ExtensionCode({&identifier}, "NHSNumberVerificationStatus"));
       } else if (patient->local_mrn().empty()) {
         patient->set_local_mrn(value);
         const json& assigner_id = Object(Object(identifier, "assigner"), "identifier");
@@ -387,15 +430,11 @@ class Mapper {
     if (!disposition_codings.empty()) {
       activity->set_discharge_destination(Str(disposition_codings[0], "code"));
     }
-    for (const json& extension : Array(resource, "extension")) {
-      std::string url = Str(extension, "url");
-      if (url.find("AdmissionMethod") != std::string::npos) {
-        const json& codings = Array(Object(extension, "valueCodeableConcept"), "coding");
-        if (!codings.empty()) {
-          activity->set_admission_method(Str(codings[0], "code"));
-        }
-      }
-    }
+    // UK Core puts admission and discharge method on Encounter.hospitalization; older profiles
+    // (and carehub's first FHIR feeds) on Encounter itself: read both, hospitalization first.
+    activity->set_admission_method(ExtensionCode({&hospitalization, &resource}, "AdmissionMethod"));
+    activity->set_discharge_method(ExtensionCode({&hospitalization, &resource}, "DischargeMethod"));
+    activity->set_referral_source(ExtensionCode({&hospitalization, &resource}, "SourceOfReferral"));
 
     if (kind == v1::ACTIVITY_KIND_UNSPECIFIED) {
       kind = KindFromClass(resource, class_code, envelope->site_ods(), *activity);
@@ -425,13 +464,17 @@ class Mapper {
     if (!locations.empty()) {
       const json& location_ref = Object(locations[0], "location");
       std::string location = Str(Object(location_ref, "identifier"), "value");
+      // A contained or Bundle Location with its ods-site-code wins over a display name.
       if (location.empty()) {
         location = Str(location_ref, "display");
       }
       if (location.empty()) {
         const json* target = index_.Resolve(location_ref, resource);
         if (target != nullptr) {
-          location = IdentifierValue(Array(*target, "identifier"), kOdsSystem);
+          location = IdentifierValue(Array(*target, "identifier"), kOdsSiteSystem);
+          if (location.empty()) {
+            location = IdentifierValue(Array(*target, "identifier"), kOdsSystem);
+          }
           if (location.empty()) {
             location = Str(*target, "name");
           }
@@ -616,8 +659,21 @@ class Mapper {
     for (const json& reason : Array(resource, "reasonCode")) {
       AddCodings(reason, referral->mutable_reasons());
     }
+    referral->set_source_of_referral(ExtensionCode({&resource}, "SourceOfServiceRequest").empty()
+                                         ? ExtensionCode({&resource}, "SourceOfReferral")
+                                         : ExtensionCode({&resource}, "SourceOfServiceRequest"));
     if (auto authored = Time(resource, "authoredOn", path, &issues)) {
       *referral->mutable_authored_at() = *authored;
+    } else if (Str(resource, "authoredOn").empty()) {
+      // BaRS requests often omit authoredOn: the resource's meta.lastUpdated, else the Bundle's
+      // timestamp, is when it was written (issue 21).
+      google::protobuf::Timestamp fallback;
+      const std::string last_updated = Str(Object(resource, "meta"), "lastUpdated");
+      if (!last_updated.empty() && ParseFhirDateTime(last_updated, &fallback)) {
+        *referral->mutable_authored_at() = fallback;
+      } else if (!bundle_timestamp_.empty() && ParseFhirDateTime(bundle_timestamp_, &fallback)) {
+        *referral->mutable_authored_at() = fallback;
+      }
     }
 
     google::protobuf::Timestamp occurred;
@@ -748,6 +804,7 @@ class Mapper {
  private:
   const MappingConfig& config_;
   const ResourceIndex& index_;
+  const std::string bundle_timestamp_;  // Bundle.timestamp, "" for a single resource
 };
 
 bool IsSupportingType(const std::string& type) {
@@ -866,13 +923,33 @@ MappedRequest MapRequest(const json& root, const MappingConfig& config,
     }
   }
 
-  Mapper mapper(config, index);
+  // In a message Bundle (BaRS), the Encounter a ServiceRequest names in `encounter` is the
+  // referring service's own contact (the 111 call), context for the referral rather than activity
+  // the publisher reports: it is noted and not mapped.
+  std::set<const json*> referral_context;
+  if (request.kind == RequestKind::kMessage) {
+    for (const Item& item : items) {
+      if (Str(*item.resource, "resourceType") == "ServiceRequest") {
+        const json* context = index.Resolve(Object(*item.resource, "encounter"), *item.resource);
+        if (context != nullptr) {
+          referral_context.insert(context);
+        }
+      }
+    }
+  }
+
+  Mapper mapper(config, index, type == "Bundle" ? Str(root, "timestamp") : std::string());
   int event_count = 0;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& item = items[i];
     std::string resource_type = Str(*item.resource, "resourceType");
     EntryResult entry;
-    if (resource_type == "Encounter") {
+    if (resource_type == "Encounter" && referral_context.count(item.resource) > 0) {
+      request.notes.push_back(
+          {"informational",
+           "Encounter is the referral's context (ServiceRequest.encounter) and was not mapped",
+           item.path});
+    } else if (resource_type == "Encounter") {
       entry = mapper.MapEncounter(*item.resource, item.full_url, item.path);
       ++event_count;
     } else if (resource_type == "ServiceRequest") {
@@ -888,11 +965,18 @@ MappedRequest MapRequest(const json& root, const MappingConfig& config,
                               item.path + ".focus"});
     } else if (resource_type.empty()) {
       entry.issues.push_back({"required", "resourceType is required", item.path});
-    } else if (!IsSupportingType(resource_type) || type != "Bundle") {
+    } else if (type != "Bundle") {
       entry.issues.push_back({"not-supported",
                               resource_type + " is not accepted here (Encounter, ServiceRequest "
                                               "or a Bundle of them)",
                               item.path});
+    } else if (!IsSupportingType(resource_type)) {
+      // BaRS and other real message Bundles carry HealthcareService, CarePlan, Observation,
+      // Flag, Consent, Slot ... that carehub does not model: accept the Bundle, map what carehub
+      // models, and say what was ignored (issue 21).
+      request.notes.push_back({"informational",
+                               resource_type + " is not mapped by carehub and was ignored",
+                               item.path});
     }
     request.entries.push_back(std::move(entry));
   }

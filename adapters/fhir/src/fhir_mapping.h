@@ -15,6 +15,7 @@ namespace carehub::adapters::fhir::internal {
 
 inline constexpr char kNhsNumberSystem[] = "https://fhir.nhs.uk/Id/nhs-number";
 inline constexpr char kOdsSystem[] = "https://fhir.nhs.uk/Id/ods-organization-code";
+inline constexpr char kOdsSiteSystem[] = "https://fhir.nhs.uk/Id/ods-site-code";
 inline constexpr char kUbrnSystem[] = "https://fhir.nhs.uk/Id/UBRN";
 inline constexpr char kActivityKindSystem[] = "https://carehub.nhs.uk/CodeSystem/activity-kind";
 
@@ -59,6 +60,9 @@ struct MappedRequest {
   std::vector<EntryResult> entries;
   // Problems with the request as a whole (e.g. an unsupported Bundle.type).
   std::vector<Issue> request_issues;
+  // Not problems: what was accepted but ignored (resources carehub does not model). Answered as
+  // an information-severity OperationOutcome beside the event ids.
+  std::vector<Issue> notes;
 };
 
 // Maps a parsed request whose top level is a JSON object with a resourceType.

@@ -3,6 +3,12 @@
 #include <cstdio>
 #include <utility>
 
+#include "carehub/adapters/data_quality.h"
+#include "carehub/adapters/hl7/charset.h"
+#include "carehub/adapters/hl7/ref_mapper.h"
+#include "carehub/core/strings.h"
+#include "field_locations.h"
+
 namespace carehub::adapters::hl7 {
 namespace {
 
@@ -56,8 +62,9 @@ std::string AdtProcessor::NextControlId() {
   return buf;
 }
 
-ProcessResult AdtProcessor::Reject(const Message* message, AckCode code, std::string_view reason,
-                                   std::string text, const ErrorLocation& location) {
+ProcessResult AdtProcessor::Reject(const std::optional<AckHeader>& header, AckCode code,
+                                   std::string_view reason, std::string text,
+                                   const ErrorLocation& location, std::string hl7_error_code) {
   ProcessResult result;
   result.code = code;
   result.reason = std::string(reason);
@@ -66,42 +73,107 @@ ProcessResult AdtProcessor::Reject(const Message* message, AckCode code, std::st
   details.reason = std::string(reason);
   details.text = std::move(text);
   details.location = location;
-  if (message != nullptr) {
-    result.control_id = message->ControlId();
-    result.trigger = message->TriggerEvent();
-    result.ack = BuildAck(*message, details, options_.identity, NextControlId(), clock_.Now());
+  details.hl7_error_code = std::move(hl7_error_code);
+  if (header.has_value()) {
+    result.control_id = header->control_id;
+    result.trigger = header->trigger;
+    if (ShouldAnswer(ModeOf(*header), code)) {
+      result.ack = BuildAck(*header, details, options_.identity, NextControlId(), clock_.Now());
+    }
   } else {
     result.ack = BuildAckWithoutHeader(details, options_.identity, NextControlId(), clock_.Now());
   }
   return result;
 }
 
-ProcessResult AdtProcessor::Process(std::string_view raw) {
+ProcessResult AdtProcessor::RejectUnparseable(std::string_view raw, const Status& parse_error) {
+  // The sender must be able to match even this refusal: read MSH-10 (and MSH-3..6, 9, 12) with
+  // the default separators if MSH-1/2 are what is wrong.
+  const std::optional<AckHeader> header = ReadHeaderLeniently(raw);
+  const std::string& text = parse_error.message();
+  ErrorLocation where{"MSH", 0};
+  std::string hl7_code;  // 100 (segment sequence) unless the header's separators are at fault
+  if (text.find("MSH-2") != std::string::npos || text.find("MSH-1/MSH-2") != std::string::npos) {
+    where.field = 2;
+    hl7_code = "102";
+  } else if (text.find("MSH-1") != std::string::npos) {
+    where.field = 1;
+    hl7_code = "102";
+  }
+  return Reject(header, AckCode::kReject, parse_error.code(), text, where, hl7_code);
+}
+
+Result<Message> AdtProcessor::ParseInDeclaredCharset(std::string_view raw,
+                                                     std::optional<ProcessResult>* refusal) {
   Result<Message> parsed = Message::Parse(raw);
   if (!parsed.ok()) {
-    return Reject(nullptr, AckCode::kReject, parsed.status().code(), parsed.status().message(),
-                  ErrorLocation{"MSH", 0});
+    *refusal = RejectUnparseable(raw, parsed.status());
+    return parsed.status();
+  }
+  // MSH-18's first repetition is the message's character set (HL7 v2.5 §2.15.9.18).
+  const std::string declared = parsed->Get("MSH", 18);
+  const std::optional<std::string> iconv_name = IconvNameForCharset(declared);
+  if (!iconv_name.has_value()) {
+    const Status unsupported = Status::Error(
+        std::string(kReasonUnsupportedCharset),
+        "MSH-18 character set is not supported (use UNICODE UTF-8, 8859/1 or WINDOWS-1252)");
+    *refusal = Reject(HeaderOf(parsed.value()), AckCode::kReject, unsupported.code(),
+                      unsupported.message(), ErrorLocation{"MSH", 18}, "103");
+    return unsupported;
+  }
+  if (*iconv_name == "UTF-8") {
+    return parsed;
+  }
+  Result<std::string> utf8 = TranscodeToUtf8(raw, *iconv_name);
+  if (!utf8.ok()) {
+    *refusal = Reject(HeaderOf(parsed.value()), AckCode::kReject, utf8.status().code(),
+                      utf8.status().message(), ErrorLocation{"MSH", 18}, "102");
+    return utf8.status();
+  }
+  // Separators are ASCII in every accepted charset, so the structure is unchanged.
+  Result<Message> reparsed = Message::Parse(utf8.value());
+  if (!reparsed.ok()) {
+    *refusal = RejectUnparseable(utf8.value(), reparsed.status());
+  }
+  return reparsed;
+}
+
+ProcessResult AdtProcessor::Process(std::string_view raw) {
+  std::optional<ProcessResult> refusal;
+  Result<Message> parsed = ParseInDeclaredCharset(raw, &refusal);
+  if (!parsed.ok()) {
+    return std::move(*refusal);
   }
   const Message& message = parsed.value();
+  const AckHeader header = HeaderOf(message);
   ErrorLocation where;
-  Result<std::vector<v1::Event>> mapped = MapAdt(message, options_.mapper, &where);
+  Result<std::vector<v1::Event>> mapped =
+      AsciiUpper(std::string(Trim(message.MessageType(), kSpaceTab))) == "REF"
+          ? MapReferral(message, options_.mapper, &where)
+          : MapAdt(message, options_.mapper, &where);
   if (!mapped.ok()) {
-    return Reject(&message, AckCode::kReject, mapped.status().code(), mapped.status().message(),
+    return Reject(header, AckCode::kReject, mapped.status().code(), mapped.status().message(),
                   where);
   }
-  const std::vector<v1::Event>& events = mapped.value();
+  std::vector<v1::Event> events = std::move(mapped).value();
   const Clock::TimePoint now = clock_.Now();
+  for (v1::Event& event : events) {
+    // Keep the event, flag the field: optional demographics the hub would refuse are moved to
+    // data-quality flags before validation.
+    ScreenEvent(&event, now);
+  }
   for (const v1::Event& event : events) {
     Status valid = ValidateEvent(event, event.ByteSizeLong(), options_.limits, now);
     if (!valid.ok()) {
       // The validator's message names fields; redact in case a value slipped in.
-      return Reject(&message, AckCode::kReject, valid.code(),
-                    RedactIdentifiers(valid.message(), events), ErrorLocation{});
+      return Reject(header, AckCode::kReject, valid.code(),
+                    RedactIdentifiers(valid.message(), events),
+                    LocateEventField(valid.message(), message));
     }
   }
   Status published = sink_.Publish(events);
   if (!published.ok()) {
-    return Reject(&message, AckCode::kError, kReasonSinkUnavailable,
+    return Reject(header, AckCode::kError, kReasonSinkUnavailable,
                   "events not persisted; retry later (" +
                       RedactIdentifiers(published.ToString(), events) + ")",
                   ErrorLocation{});
@@ -111,7 +183,12 @@ ProcessResult AdtProcessor::Process(std::string_view raw) {
   result.control_id = message.ControlId();
   result.trigger = message.TriggerEvent();
   result.events = events.size();
-  result.ack = BuildAck(message, AckDetails{}, options_.identity, NextControlId(), now);
+  for (const v1::Event& event : events) {
+    result.data_quality_flags += static_cast<size_t>(event.envelope().data_quality_size());
+  }
+  if (ShouldAnswer(ModeOf(header), AckCode::kAccept)) {
+    result.ack = BuildAck(header, AckDetails{}, options_.identity, NextControlId(), now);
+  }
   return result;
 }
 
@@ -130,7 +207,7 @@ std::optional<ProcessResult> AdtProcessor::RejectOversized(std::string_view pref
   if (!header.ok() || header->ControlId().empty()) {
     return std::nullopt;
   }
-  return Reject(&header.value(), AckCode::kReject, kReasonMessageTooLarge,
+  return Reject(HeaderOf(header.value()), AckCode::kReject, kReasonMessageTooLarge,
                 "message exceeds the configured maximum size", ErrorLocation{});
 }
 

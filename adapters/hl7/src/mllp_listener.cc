@@ -290,7 +290,8 @@ void MllpListener::ServeConnection(int fd, std::string peer,
                             result.control_id.empty() ? "(no MSH-10)" : result.control_id, peer,
                             AckCodeName(result.code), result.reason);
     }
-    if (!SendFramed(fd, result.ack)) {
+    // MSH-15/16 (NE, ER, SU) may ask for no answer to this outcome: then nothing is sent.
+    if (!result.ack.empty() && !SendFramed(fd, result.ack)) {
       MutexLock lock(stats_mutex_);
       ++stats_.io_errors;
       reason_closed = "ACK could not be sent";

@@ -132,6 +132,40 @@ TEST_F(DropFolderWatcherTest, GoodFileIsPublishedAndFiledInDone) {
   EXPECT_EQ(watcher.Stats().rows_published, 3u);
 }
 
+// Issue 21: optional demographics never cost a row. An overseas visitor's postcode, a sex code the
+// layout does not know and a birth year alone are flagged; an unidentified patient (NHS number
+// status 03) is published with the local number, assigned by the practice the row comes from.
+TEST_F(DropFolderWatcherTest, RealFeedRowsAreKeptAndFlagged) {
+  DropFolderWatcher watcher(options_, &sink_);
+  FileReport report = watcher.ProcessFile(
+      Write("real.csv",
+            "record_id,nhs_number,nhs_number_status,local_mrn,birth_date,sex,postcode,practice_ods,"
+            "contact_type,appointment_start\n"
+            "V1,9434765919,01,,1970,Z,75002,M85001,gp_consultation,2024-07-01 09:30\n"
+            "V2,,03,PRAC-0042,,M,,M85001,gp_consultation,2024-07-01 10:00\n"));
+  EXPECT_EQ(report.outcome, FileReport::Outcome::kDone) << report.file_error;
+  EXPECT_EQ(report.rows_published, 2u);
+  std::vector<v1::Event> events = sink_.events();
+  ASSERT_EQ(events.size(), 2u);
+  const v1::Envelope& visitor = events[0].envelope();
+  EXPECT_EQ(visitor.patient().postcode(), "");
+  EXPECT_EQ(visitor.patient().birth_date(), "");
+  EXPECT_EQ(visitor.patient().sex(), v1::SEX_UNSPECIFIED);
+  EXPECT_EQ(visitor.patient().nhs_number_status(), "01");
+  ASSERT_EQ(visitor.data_quality_size(), 3);
+  EXPECT_EQ(visitor.data_quality(0).field(), "patient.sex");
+  EXPECT_EQ(visitor.data_quality(0).raw_value(), "Z");
+  EXPECT_EQ(visitor.data_quality(1).field(), "patient.postcode");
+  EXPECT_EQ(visitor.data_quality(1).problem(), "not_uk_postcode");
+  EXPECT_EQ(visitor.data_quality(2).field(), "patient.birth_date");
+  EXPECT_EQ(visitor.data_quality(2).problem(), "imprecise_date");
+  const v1::Patient& unidentified = events[1].envelope().patient();
+  EXPECT_EQ(unidentified.nhs_number(), "");
+  EXPECT_EQ(unidentified.nhs_number_status(), "03");
+  EXPECT_EQ(unidentified.local_mrn(), "PRAC-0042");
+  EXPECT_EQ(unidentified.mrn_assigning_ods(), "M85001");
+}
+
 TEST_F(DropFolderWatcherTest, PartlyBadFilePublishesGoodRowsAndReportsBadOnes) {
   std::string content =
       std::string(kAppointmentsHeader) +

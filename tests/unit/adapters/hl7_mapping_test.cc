@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -10,39 +9,12 @@
 #include "carehub/adapters/hl7/adt_processor.h"
 #include "carehub/core/event_types.h"
 #include "hl7_test_messages.h"
+#include "hl7_test_sinks.h"
 
 namespace carehub::adapters::hl7 {
 namespace {
 
 using namespace testing;  // NOLINT: the sample-message helpers
-
-class FixedClock final : public Clock {
- public:
-  // 2024-03-20T12:00:00Z: after every sample message's times.
-  TimePoint Now() const override { return TimePoint(std::chrono::seconds(1710936000)); }
-};
-
-class RecordingSink final : public EventSink {
- public:
-  Status Publish(const std::vector<v1::Event>& events) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (fail_) {
-      return Status::Error("outbox_unavailable", "disk full");
-    }
-    batches_.push_back(events);
-    return Status::Ok();
-  }
-  void set_fail(bool fail) { fail_ = fail; }
-  std::vector<std::vector<v1::Event>> batches() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return batches_;
-  }
-
- private:
-  std::mutex mu_;
-  bool fail_ = false;
-  std::vector<std::vector<v1::Event>> batches_;
-};
 
 MapperOptions Options() { return MapperOptions{"RXK", {"RXK", "RXK01"}}; }
 
@@ -163,6 +135,7 @@ TEST(Hl7MappingTest, A03DischargeV28) {
   EXPECT_EQ(e.activity().kind(), v1::ACTIVITY_KIND_DISCHARGE);
   EXPECT_EQ(e.activity().status(), "finished");
   EXPECT_EQ(e.activity().discharge_destination(), "19");
+  EXPECT_EQ(e.activity().discharge_method(), "1");  // PV1-36 beside a PV1-37 destination
   EXPECT_EQ(e.activity().period_start().seconds(), 1710493200);
   EXPECT_EQ(e.activity().period_end().seconds(), 1710770400);
   EXPECT_EQ(e.envelope().lifecycle(), v1::LIFECYCLE_NEW);
@@ -392,12 +365,16 @@ TEST_F(Hl7ProcessorTest, OlderVersionsUseErr1AndMsa3) {
 
 TEST_F(Hl7ProcessorTest, ValidationFailuresAreRejected) {
   AdtProcessor processor(Opts(), sink_, clock_);
-  // No NHS number anywhere: core validation requires one.
-  std::string pid = Seg("PID", {{3, "RXK1234567^^^RXK^MR"}, {5, "SMITH^JOHN"}});
-  ProcessResult r = processor.Process(Msh("A01", "NONHS") + pid + Pv1("I", "21"));
+  // No patient identifier at all (no NHS number, no local number): there is no patient to speak
+  // of. ERR-2 points at PID-3.1, where the mapper looks for both.
+  std::string pid = Seg("PID", {{5, "SMITH^JOHN"}});
+  ProcessResult r = processor.Process(Msh("A01", "NOID") + pid + Pv1("I", "21"));
   EXPECT_EQ(r.code, AckCode::kReject);
   EXPECT_EQ(r.reason, std::string(kReasonMissingField));
   EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 3), "101");
+  EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 2, 0, 1), "PID");
+  EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 2, 0, 3), "3");
+  EXPECT_EQ(Message::Parse(r.ack)->Get("ERR", 2, 0, 5), "1");
   // A message from the future is refused.
   std::string future = "MSH|^~\\&|PAS|RXK01|CAREHUB|RXK|20250101000000||ADT^A01|FUT|P|2.5\r";
   EXPECT_EQ(processor.Process(future + Pid() + Pv1("I", "21")).reason,

@@ -223,7 +223,45 @@ std::vector<Case> Cases() {
        [&](v1::Event* e) { env(e)->mutable_recorded_at()->set_seconds(kNowSeconds + 86400); },
        kReasonFutureTimestamp},
       {"no_patient", false, [&](v1::Event* e) { env(e)->clear_patient(); }, kReasonMissingField},
-      {"mrn_without_nhs_number", false, [&](v1::Event* e) { patient(e)->clear_nhs_number(); },
+      {"no_nhs_number_and_no_mrn", false,
+       [&](v1::Event* e) {
+         patient(e)->clear_nhs_number();
+         patient(e)->clear_local_mrn();
+       },
+       kReasonMissingField},
+      {"mrn_without_assigning_ods_or_nhs_number", false,
+       [&](v1::Event* e) {
+         patient(e)->clear_nhs_number();
+         patient(e)->clear_mrn_assigning_ods();
+       },
+       kReasonMissingField},
+      {"nhs_number_status_not_a_code", false,
+       [&](v1::Event* e) { patient(e)->set_nhs_number_status("09"); }, kReasonInvalidField},
+      {"verified_status_without_number", false,
+       [&](v1::Event* e) {
+         patient(e)->clear_nhs_number();
+         patient(e)->set_nhs_number_status("01");
+       },
+       kReasonInvalidField},
+      {"discharge_method_not_utf8", false,
+       [&](v1::Event* e) { e->mutable_activity()->set_discharge_method("\xC9"); },
+       kReasonInvalidField},
+      {"referral_source_not_utf8", false,
+       [&](v1::Event* e) { e->mutable_activity()->set_referral_source("\xC9"); },
+       kReasonInvalidField},
+      {"source_of_referral_not_utf8", true,
+       [&](v1::Event* e) { e->mutable_referral()->set_source_of_referral("\xC9"); },
+       kReasonInvalidField},
+      {"data_quality_flag_not_utf8", false,
+       [&](v1::Event* e) {
+         v1::DataQualityFlag* f = env(e)->add_data_quality();
+         f->set_field("patient.postcode");
+         f->set_problem("not_uk_postcode");
+         f->set_raw_value("\xC9");
+       },
+       kReasonInvalidField},
+      {"data_quality_flag_without_problem", false,
+       [&](v1::Event* e) { env(e)->add_data_quality()->set_field("patient.postcode"); },
        kReasonMissingField},
       {"nhs_number_bad_check_digit", false,
        [&](v1::Event* e) { patient(e)->set_nhs_number("9434765918"); }, kReasonInvalidNhsNumber},
@@ -414,6 +452,24 @@ TEST(ValidateEventTest, AcceptsLegitimateVariants) {
   referral.mutable_referral()->set_priority(v1::REFERRAL_PRIORITY_UNSPECIFIED);
   referral.mutable_referral()->mutable_appointment_at()->set_seconds(kNowSeconds + 40 * 86400);
   EXPECT_TRUE(Validate(referral).ok()) << Validate(referral).ToString();
+}
+
+// Issue 21: an unidentified or not-yet-traced patient is real activity. A local MRN with its
+// assigning organisation identifies the record; the NHS Number Status Indicator says why there is
+// no number; data-quality flags record what an adapter dropped.
+TEST(ValidateEventTest, AcceptsUnidentifiedPatientsAndDataQualityFlags) {
+  v1::Event event = ValidActivity();
+  v1::Patient* p = event.mutable_envelope()->mutable_patient();
+  p->clear_nhs_number();
+  for (const char* status : {"", "03", "04", "07"}) {
+    p->set_nhs_number_status(status);
+    EXPECT_TRUE(Validate(event).ok()) << status << ": " << Validate(event).ToString();
+  }
+  v1::DataQualityFlag* flag = event.mutable_envelope()->add_data_quality();
+  flag->set_field("patient.postcode");
+  flag->set_problem("not_uk_postcode");
+  flag->set_raw_value("75002");
+  EXPECT_TRUE(Validate(event).ok()) << Validate(event).ToString();
 }
 
 TEST(ValidateEventTest, BirthDateOnTheNextUtcDayIsAllowed) {

@@ -152,6 +152,17 @@ TEST_F(DecideTest, OptOutOfMergedPatientWithholds) {
   EXPECT_EQ(d.withheld_reason, kWithheldOptOut);
 }
 
+// Issue 21 (docs/agreements.md "Patients without an NHS number"): opt-out cannot be checked for
+// an unidentified patient, so secondary use receives the event, and Redact makes it unlinkable.
+TEST_F(DecideTest, UnidentifiedPatientIsDeliveredToBothPurposes) {
+  v1::Event event = Activity("RXK", v1::ACTIVITY_KIND_AE_ATTENDANCE, "");
+  event.mutable_envelope()->mutable_patient()->set_local_mrn("RXKU0042");
+  event.mutable_envelope()->mutable_patient()->set_mrn_assigning_ods("RXK");
+  event.mutable_envelope()->mutable_patient()->set_nhs_number_status("03");
+  EXPECT_EQ(policy_->Decide(*feed_, event, mid_).verdict, Verdict::kDeliver);
+  EXPECT_EQ(policy_->Decide(*care_, event, mid_).verdict, Verdict::kDeliver);
+}
+
 TEST_F(DecideTest, LowestIdWinsAmongValidAgreements) {
   // Two overlapping agreements for lth; the lower id wins while valid, then the other takes over.
   std::string text = testing::BasePolicyYaml();

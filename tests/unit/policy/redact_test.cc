@@ -184,26 +184,49 @@ TEST_F(RedactTest, PostcodeAndBirthDateShapes) {
   for (const DateCase& c : {DateCase{"1970-05-17", "1970-05"}, DateCase{"1970-05", "1970-05"},
                             DateCase{"17/05/1970", ""}, DateCase{"19700517", ""}}) {
     v1::Event event;
+    event.mutable_envelope()->mutable_patient()->set_nhs_number(TestNhsNumber(30));
     event.mutable_envelope()->mutable_patient()->set_birth_date(c.in);
     policy_->Redact(*secondary_, &event);
     EXPECT_EQ(event.envelope().patient().birth_date(), c.out) << c.in;
   }
 }
 
-TEST_F(RedactTest, PatientWithoutNhsNumberGetsAnMrnPseudonym) {
-  v1::Event a;
-  a.mutable_envelope()->mutable_patient()->set_local_mrn("X1");
-  a.mutable_envelope()->mutable_patient()->set_mrn_assigning_ods("RXK");
-  v1::Event b = a;
-  v1::Event other_org = a;
-  other_org.mutable_envelope()->mutable_patient()->set_mrn_assigning_ods("RR8");
+// Issue 21: an unidentified patient (no NHS number, NHS Number Status 03) is counted but
+// unlinkable under secondary use: no identifier and no pseudonym of any kind, birth year only.
+TEST_F(RedactTest, PatientWithoutNhsNumberIsCountedButUnlinkable) {
+  v1::Event a = FullActivity();
+  v1::Patient* p = a.mutable_envelope()->mutable_patient();
+  p->clear_nhs_number();
+  p->set_nhs_number_status("03");
+  p->set_local_mrn("RXKU0042");
+  v1::DataQualityFlag* flag = a.mutable_envelope()->add_data_quality();
+  flag->set_field("patient.postcode");
+  flag->set_problem("not_uk_postcode");
+  flag->set_raw_value("75002");
   policy_->Redact(*secondary_, &a);
-  policy_->Redact(*secondary_, &b);
-  policy_->Redact(*secondary_, &other_org);
-  EXPECT_EQ(a.envelope().patient().pseudonym().size(), 64u);
-  EXPECT_EQ(a.envelope().patient().pseudonym(), b.envelope().patient().pseudonym());
-  EXPECT_NE(a.envelope().patient().pseudonym(), other_org.envelope().patient().pseudonym());
-  EXPECT_EQ(a.envelope().patient().local_mrn(), "");
+  const v1::Patient& out = a.envelope().patient();
+  EXPECT_EQ(out.pseudonym(), "");
+  EXPECT_EQ(out.nhs_number(), "");
+  EXPECT_EQ(out.local_mrn(), "");
+  EXPECT_EQ(out.mrn_assigning_ods(), "");
+  EXPECT_EQ(out.given_name(), "");
+  EXPECT_EQ(out.family_name(), "");
+  EXPECT_EQ(out.address(), "");
+  EXPECT_EQ(out.birth_date(), "1970");
+  EXPECT_EQ(out.postcode(), "LS1");
+  EXPECT_EQ(out.nhs_number_status(), "03");  // kept: it is what makes the event countable
+  ASSERT_EQ(a.envelope().data_quality_size(), 1);
+  EXPECT_EQ(a.envelope().data_quality(0).field(), "patient.postcode");
+  EXPECT_EQ(a.envelope().data_quality(0).raw_value(), "");
+
+  // Direct care receives the local identifier with its assigning organisation, and the raw value.
+  v1::Event direct = FullActivity();
+  direct.mutable_envelope()->mutable_patient()->clear_nhs_number();
+  direct.mutable_envelope()->add_data_quality()->set_raw_value("75002");
+  policy_->Redact(*direct_, &direct);
+  EXPECT_EQ(direct.envelope().patient().local_mrn(), "MRN0012345");
+  EXPECT_EQ(direct.envelope().patient().mrn_assigning_ods(), "RXK");
+  EXPECT_EQ(direct.envelope().data_quality(0).raw_value(), "75002");
 
   v1::Event anonymous;
   anonymous.mutable_envelope()->mutable_patient()->set_pseudonym("forged-by-publisher");

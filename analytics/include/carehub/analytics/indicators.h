@@ -7,13 +7,13 @@
 //
 // Pure functions over values; thread-safe.
 
+#include <climits>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "carehub/v1/event.pb.h"
 
@@ -35,6 +35,16 @@ struct Fact {
   std::string performer_ods;
   int64_t authored = 0;
   int64_t appointment = 0;
+  // Data-quality measures (carehub/core/data_quality.h) of the event; `dq_known` false for facts
+  // stored before they existed, which the data-quality table skips.
+  bool dq_known = false;
+  bool verified_nhs_number = false;
+  bool valid_postcode = false;
+  bool valid_practice = false;
+  bool valid_codes = false;
+  // received_at - occurred_at, seconds; kUnknownDelay when the event did not carry both.
+  static constexpr int64_t kUnknownDelay = INT64_MIN;
+  int64_t delay_seconds = kUnknownDelay;
 };
 
 // The fact an event contributes, or nothing for events no indicator uses (merges, updates of
@@ -82,6 +92,18 @@ struct Indicators {
   // practice -> discharges, and those followed by a GP or community contact within 7 days.
   std::map<std::string, int64_t> discharges;
   std::map<std::string, int64_t> discharges_followed_up;
+  // publisher -> events with each data-quality measure met, out of `events` (issue 21).
+  struct Quality {
+    int64_t events = 0;
+    int64_t verified_nhs_number = 0;
+    int64_t valid_postcode = 0;
+    int64_t valid_practice = 0;
+    int64_t valid_codes = 0;
+  };
+  std::map<std::string, Quality> data_quality;
+  // publisher -> median minutes from occurred_at to the hub's received_at. Depends on when the
+  // feed ran, so it is reported beside, not inside, ToJson (which a ground truth must reproduce).
+  std::map<std::string, int64_t> median_delay_minutes;
   // Facts the indicators were computed from.
   int64_t facts = 0;
 

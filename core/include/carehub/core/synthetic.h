@@ -38,7 +38,7 @@ std::string SyntheticNhsNumber(uint32_t n);
 // default ValidationLimits and `now` within a few hours of SyntheticOptions::now).
 enum class InvalidKind {
   kBadNhsCheckDigit,         // invalid_nhs_number
-  kMissingNhsNumber,         // missing_field
+  kMissingNhsNumber,         // missing_field (no NHS number and no local MRN either)
   kFutureOccurredAt,         // future_timestamp (a day after options.now)
   kBadPublisherOds,          // invalid_ods_code
   kUpdateWithoutSupersedes,  // invalid_lifecycle

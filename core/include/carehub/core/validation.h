@@ -15,9 +15,11 @@ namespace carehub {
 
 // Stable reason codes, and what each covers:
 //   missing_field       a required field is empty or unset: envelope, event_id, publisher_ods,
-//                       lifecycle, occurred_at, patient, patient.nhs_number (a local MRN alone is
-//                       not enough), the body, activity.encounter_id, referral.referral_id, or the
-//                       code of a diagnosis/procedure/reason.
+//                       lifecycle, occurred_at, patient, the patient's identity (an NHS number,
+//                       or else a local_mrn with its mrn_assigning_ods: unidentified patients are
+//                       real activity), the body, activity.encounter_id, referral.referral_id,
+//                       the code of a diagnosis/procedure/reason, or a data_quality flag's field
+//                       or problem.
 //   invalid_nhs_number  an NHS number that is not 10 digits or fails the Modulus 11 check.
 //   invalid_ods_code    publisher_ods, site_ods, mrn_assigning_ods, registered_gp_ods,
 //                       requester_ods or performer_ods set but not an ODS code shape.
@@ -32,7 +34,8 @@ namespace carehub {
 //                       a UK postcode shape, ubrn not 12 digits, unknown sex or priority value, a
 //                       string over max_string_bytes or not well-formed UTF-8 (proto3 strings
 //                       must be: the hub could not decode the event), more than max_codes codes
-//                       in a list.
+//                       in a list, an nhs_number_status that is not 01-08 (or says a number
+//                       is present when there is none).
 //   event_too_large     serialized size over limits.max_event_bytes (checked first).
 // Messages name the field, never its value, so they carry no patient identifiers.
 inline constexpr std::string_view kReasonMissingField = "missing_field";
@@ -72,6 +75,11 @@ bool IsValidOdsCode(std::string_view ods);
 // UK postcode shape ("LS1 4AP", "LS14AP", "ls1 4ap"): outward code A9, A99, AA9, AA99, A9A or AA9A,
 // an optional single space, inward code 9AA. Shape only: not checked against the postcode file.
 bool IsValidUkPostcode(std::string_view postcode);
+
+// NHS Number Status Indicator Code: "01" to "08" (NHS Data Dictionary).
+bool IsNhsNumberStatusCode(std::string_view code);
+// "01": number present and verified (traced against the Personal Demographics Service).
+bool IsVerifiedNhsNumberStatus(std::string_view code);
 
 // Validates one event as received (hub fields hub_seq/received_at are ignored).
 // `serialized_bytes` is the size of the event's encoding as received.

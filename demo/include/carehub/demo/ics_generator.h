@@ -3,8 +3,8 @@
 // population across GP practices grouped into PCNs, a quarter of activity and referral journeys at
 // two acute trusts, a community provider, a mental health trust and a local authority, written in
 // the formats each source's adapter accepts:
-//   hl7/<trust>.hl7           HL7 v2.4 ADT (A01/A03/A04), one message per line, segments split by CR
-//   fhir/RY6/*.json           FHIR R4 batch Bundles (Encounters; ServiceRequest + Task steps)
+//   hl7/<trust>.hl7           HL7 v2.4 ADT (A01/A03/A04), one message per line, segments split by
+//   CR fhir/RY6/*.json           FHIR R4 batch Bundles (Encounters; ServiceRequest + Task steps)
 //   csv/<folder>/*.csv        CSV extracts (appointments and referrals layouts)
 //   practices.csv             practice_ods,pcn,registered_patients (the published list sizes)
 //   national-opt-out.txt      the patients who opted out (about 2%)
@@ -36,11 +36,18 @@ struct IcsSummary {
   std::map<std::string, int64_t> records_by_output;
   // "<publisher> <event type>" -> valid distinct events.
   std::map<std::string, int64_t> events_by_source_type;
-  int64_t events = 0;          // valid distinct events
-  int64_t resends = 0;         // records written twice on purpose
-  int64_t invalid = 0;         // records the adapters must refuse
+  int64_t events = 0;   // valid distinct events
+  int64_t resends = 0;  // records written twice on purpose
+  int64_t invalid = 0;  // records the adapters must refuse
   int64_t opted_out_patients = 0;
   int64_t withheld_events = 0;  // valid events of opted-out patients
+  // Valid events of patients not yet identified (no NHS number): delivered to secondary use
+  // anonymised, never withheld (docs/agreements.md "Patients without an NHS number").
+  int64_t unidentified_events = 0;
+  // Delivered events of overseas visitors (foreign postcode) and with a PD1 practice that is not
+  // an ODS code: kept and flagged.
+  int64_t overseas_events = 0;
+  int64_t non_ods_practice_events = 0;
 };
 
 // The first day (UTC) of the last complete calendar quarter before `now_unix`.

@@ -26,6 +26,15 @@ struct PublisherSinkStats {
   uint64_t events = 0;         // events durably enqueued
   uint64_t outbox_writes = 0;  // Enqueue calls (fewer than publish_calls under concurrency)
   uint64_t failures = 0;       // Publish calls that returned an error
+  // Data quality of the events durably enqueued (carehub/core/data_quality.h, issue 21): how
+  // many met each measure, how many flags adapters raised, and the summed delay from
+  // occurred_at to the enqueue (the hub's received_at comes later; this is the source's part).
+  uint64_t dq_verified_nhs_number = 0;
+  uint64_t dq_valid_postcode = 0;
+  uint64_t dq_valid_practice = 0;
+  uint64_t dq_valid_codes = 0;
+  uint64_t dq_flags = 0;
+  double dq_delay_seconds_sum = 0;
 };
 
 class PublisherSink final : public EventSink {
@@ -39,6 +48,8 @@ class PublisherSink final : public EventSink {
   PublisherSinkStats Stats() const CAREHUB_EXCLUDES(mu_);
 
  private:
+  // Adds the data-quality measures of `events` (durably enqueued) to stats_.
+  void CountQuality(const std::vector<v1::Event>& events) CAREHUB_REQUIRES(mu_);
   // Touched only with mu_ held, except `events` while its writer enqueues them (the group is no
   // longer open_ then, so nobody else touches it until `done`).
   struct Group {

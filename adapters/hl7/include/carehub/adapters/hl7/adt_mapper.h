@@ -33,9 +33,12 @@ struct MapperOptions {
 };
 
 // Where in the message a rejection points (for ERR-2 / ERR-1); empty segment when not known.
+// ERR-2 (ERL): segment^sequence^field^field repetition^component; 0 = not stated.
 struct ErrorLocation {
   std::string segment;
   int field = 0;
+  int sequence = 1;  // which occurrence of the segment (1-based)
+  int component = 0;
 };
 
 // The supported triggers, in the order the docs list them.

@@ -1,6 +1,9 @@
 #pragma once
-// One inbound HL7 message in, one ACK out: parse, map, validate, publish to the EventSink, and
-// acknowledge. Transport-free, so the MLLP listener and tests share it.
+// One inbound HL7 message in, one ACK out: parse (transcoding MSH-18 ISO 8859-1 / Windows-1252 to
+// UTF-8), map (ADT A01-A40 by MapAdt, REF I12-I15 by MapReferral), screen optional demographics
+// into data-quality flags (ScreenEvent: an invalid postcode or practice never costs the event),
+// validate, publish to the EventSink, and acknowledge. Transport-free, so the MLLP listener and
+// tests share it.
 //
 // AA is returned only after EventSink::Publish returned OK (the events are durable). AE when the
 // sink failed: nothing is acknowledged, the sender retries. AR when the message itself is invalid
@@ -38,11 +41,14 @@ struct ProcessorOptions {
 
 struct ProcessResult {
   AckCode code = AckCode::kReject;
-  std::string reason;      // empty for AA
-  std::string ack;         // ER7, CR-terminated segments, no MLLP framing
-  std::string control_id;  // MSH-10 of the input, empty when unreadable
-  std::string trigger;     // e.g. "A01", empty when unreadable
-  size_t events = 0;       // events published (AA only)
+  std::string reason;             // empty for AA
+  std::string ack;                // ER7, CR-terminated segments, no MLLP framing
+  std::string control_id;         // MSH-10 of the input, empty when unreadable
+  std::string trigger;            // e.g. "A01", empty when unreadable
+  size_t events = 0;              // events published (AA only)
+  size_t data_quality_flags = 0;  // flags on those events (AA only)
+  // `ack` is empty when the sender's MSH-15/16 condition (NE, ER, SU) asks for no answer to this
+  // outcome; the transport then sends nothing.
 };
 
 class AdtProcessor {
@@ -60,8 +66,15 @@ class AdtProcessor {
 
  private:
   std::string NextControlId();
-  ProcessResult Reject(const Message* message, AckCode code, std::string_view reason,
-                       std::string text, const ErrorLocation& location);
+  // `header` nullopt: no MSH line at all (empty MSA-2).
+  ProcessResult Reject(const std::optional<AckHeader>& header, AckCode code,
+                       std::string_view reason, std::string text, const ErrorLocation& location,
+                       std::string hl7_error_code = {});
+  ProcessResult RejectUnparseable(std::string_view raw, const Status& parse_error);
+  // Parses `raw`, transcoding it to UTF-8 when MSH-18 declares another supported charset. On
+  // failure `refusal` holds the AR to send.
+  Result<Message> ParseInDeclaredCharset(std::string_view raw,
+                                         std::optional<ProcessResult>* refusal);
 
   const ProcessorOptions options_;
   EventSink& sink_;
