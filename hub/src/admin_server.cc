@@ -83,11 +83,26 @@ AdminServer::~AdminServer() { Stop(); }
 std::string AdminServer::StatusJson() {
   json publishers = json::object();
   for (const auto& [ods, a] : ctx_.pipeline->Activity()) {
-    publishers[ods] = {{"received", a.received},
-                       {"accepted", a.accepted},
-                       {"duplicate", a.duplicate},
-                       {"rejected", a.rejected},
-                       {"last_seen_unix_ms", a.last_seen_unix_ms}};
+    const auto& q = a.quality;
+    auto share = [&q](uint64_t n) {
+      return q.events == 0 ? json(nullptr) : json(static_cast<double>(n) / q.events);
+    };
+    publishers[ods] = {
+        {"received", a.received},
+        {"accepted", a.accepted},
+        {"duplicate", a.duplicate},
+        {"rejected", a.rejected},
+        {"last_seen_unix_ms", a.last_seen_unix_ms},
+        // Shares of the accepted events (core/data_quality.h); null before the first.
+        {"data_quality",
+         {{"events", q.events},
+          {"verified_nhs_number", share(q.verified_nhs_number)},
+          {"valid_postcode", share(q.valid_postcode)},
+          {"valid_practice", share(q.valid_practice)},
+          {"valid_codes", share(q.valid_codes)},
+          {"mean_delay_seconds",
+           q.events == 0 ? json(nullptr)
+                         : json(static_cast<double>(q.delay_seconds_sum) / q.events)}}}};
   }
   json subscriptions = json::array();
   for (const auto& s : ctx_.subscribe->Statuses()) {

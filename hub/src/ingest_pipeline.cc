@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "carehub/core/data_quality.h"
 #include "carehub/core/event_types.h"
 #include "carehub/core/log.h"
 #include "carehub/hub/store/event_codec.h"
@@ -295,7 +296,7 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     auto [it, inserted] = pending_.insert_or_assign(cand.key, Pending{seq, cand.hash});
     dedup_puts.emplace_back(it->first, &dedup_entries.back());
     route_puts.emplace_back(std::move(route), seq);
-    NoteAccepted(batch, publisher, type);
+    NoteAccepted(batch, publisher, type, event);
     batch->max_seq = seq;
     result->set_status(v1::EventResult::ACCEPTED);
     result->set_hub_seq(seq);
@@ -312,15 +313,35 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
   }
 }
 
+void PublisherQuality::Add(const PublisherQuality& other) {
+  events += other.events;
+  verified_nhs_number += other.verified_nhs_number;
+  valid_postcode += other.valid_postcode;
+  valid_practice += other.valid_practice;
+  valid_codes += other.valid_codes;
+  delay_seconds_sum += other.delay_seconds_sum;
+}
+
 void IngestPipeline::NoteAccepted(PreparedBatch* batch, const std::string& publisher,
-                                  const std::string& type) {
+                                  const std::string& type, const v1::Event& event) {
+  const DataQualityMeasures m = MeasureDataQuality(event);
+  PublisherQuality q;
+  q.events = 1;
+  q.verified_nhs_number = m.verified_nhs_number ? 1 : 0;
+  q.valid_postcode = m.valid_postcode ? 1 : 0;
+  q.valid_practice = m.valid_practice ? 1 : 0;
+  q.valid_codes = m.valid_codes ? 1 : 0;
+  // Received (the hub's clock) minus occurred: what the feed's consumers wait.
+  q.delay_seconds_sum = ToUnixMillis(batch->received_at) / 1000 -
+                        static_cast<int64_t>(event.envelope().occurred_at().seconds());
   for (auto& label : batch->accepted_labels) {
     if (label.publisher == publisher && label.type == type) {
       ++label.count;
+      label.quality.Add(q);
       return;
     }
   }
-  batch->accepted_labels.push_back({publisher, type, 1});
+  batch->accepted_labels.push_back({publisher, type, 1, q});
 }
 
 void IngestPipeline::FailAll(PreparedBatch* batch, const std::string& message) {
@@ -488,7 +509,9 @@ void IngestPipeline::Finish(PreparedBatch* batch) {
     if (!batch->accepted_labels.empty()) {
       MutexLock lock(activity_mu_);
       for (const auto& label : batch->accepted_labels) {
-        activity_[label.publisher].accepted += label.count;
+        auto& a = activity_[label.publisher];
+        a.accepted += label.count;
+        a.quality.Add(label.quality);
       }
     }
     for (const auto& label : batch->accepted_labels) {

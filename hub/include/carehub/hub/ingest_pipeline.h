@@ -48,6 +48,20 @@ inline constexpr std::string_view kReasonStoreUnavailable = "store_unavailable";
 // identity means a plain (unauthenticated, loopback-only) connection.
 using PublishAuthoriser = std::function<bool(std::string_view identity, std::string_view ods)>;
 
+// Data quality of a publisher's accepted events (core/data_quality.h, the measures NHS England's
+// Data Quality Maturity Index uses): how many carried each, and the summed delay from occurred to
+// received (timeliness), over `events`.
+struct PublisherQuality {
+  uint64_t events = 0;
+  uint64_t verified_nhs_number = 0;
+  uint64_t valid_postcode = 0;
+  uint64_t valid_practice = 0;
+  uint64_t valid_codes = 0;
+  int64_t delay_seconds_sum = 0;
+
+  void Add(const PublisherQuality& other);
+};
+
 struct PreparedBatch {
   PreparedBatch() = default;
   // Reserves the write batch's buffer up front: growing it event by event costs copies.
@@ -66,6 +80,7 @@ struct PreparedBatch {
     std::string publisher;
     std::string type;
     uint64_t count;
+    PublisherQuality quality;  // of these `count` events
   };
   std::vector<AcceptedLabel> accepted_labels;
   std::vector<RouteKey> new_routes;
@@ -88,6 +103,7 @@ struct PublisherActivity {
   uint64_t duplicate = 0;
   uint64_t rejected = 0;  // REJECTED and CONFLICT
   int64_t last_seen_unix_ms = 0;
+  PublisherQuality quality;  // of the accepted events
 };
 
 class IngestPipeline {
@@ -148,7 +164,8 @@ class IngestPipeline {
 
   void Reject(PreparedBatch* batch, v1::EventResult* result, const v1::Event& event,
               std::string_view raw, std::string reason, std::string message);
-  void NoteAccepted(PreparedBatch* batch, const std::string& publisher, const std::string& type);
+  void NoteAccepted(PreparedBatch* batch, const std::string& publisher, const std::string& type,
+                    const v1::Event& event);
   // Reads where the log ends and the known routes; next_seq_ only ever grows.
   Status RestartFromStore();
   metrics::Counter& CounterFor(const std::string& family, const std::string& help,
