@@ -20,6 +20,11 @@ int main(int argc, char** argv) {
   app.add_flag("--salvage-wal", salvage_wal,
                "recovery after a damaged write-ahead log: skip damaged records, keep every intact "
                "one (docs/reliability.md)");
+  std::string role;
+  app.add_option("--role", role,
+                 "start as primary or standby, whatever replication.role says (e.g. an old "
+                 "primary rejoining as standby after a failover; docs/replication.md)")
+      ->check(CLI::IsMember({"primary", "standby"}));
   CLI11_PARSE(app, argc, argv);
   if (print_default) {
     std::cout << carehub::kEmbeddedHubConfig;
@@ -38,6 +43,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.value().salvage_wal = salvage_wal;
+  if (!role.empty()) {
+    if (!config.value().replication.enabled) {
+      std::fprintf(stderr, "carehub: --role needs a replication section in the config\n");
+      return 2;
+    }
+    config.value().replication.role = role == "primary"
+                                          ? carehub::hub::ReplicationConfig::Role::kPrimary
+                                          : carehub::hub::ReplicationConfig::Role::kStandby;
+  }
   auto hub = carehub::hub::Hub::Start(config.value());
   if (!hub.ok()) {
     std::fprintf(stderr, "carehub: %s\n", hub.status().message().c_str());
