@@ -7,8 +7,8 @@
 #include <iostream>
 
 #include "carehub/core/lifecycle_signals.h"
-#include "hub.h"
 #include "embedded_config.h"
+#include "hub.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"carehub: the health and care data-sharing hub"};
@@ -34,10 +34,9 @@ int main(int argc, char** argv) {
   // Before any thread starts, so only the sigwait below sees the lifecycle signals.
   carehub::BlockLifecycleSignals();
 
-  auto config = config_path.empty()
-                    ? carehub::hub::ParseHubConfig(carehub::kEmbeddedHubConfig,
-                                                   carehub::kEmbeddedConfigDir)
-                    : carehub::hub::LoadHubConfig(config_path);
+  auto config = config_path.empty() ? carehub::hub::ParseHubConfig(carehub::kEmbeddedHubConfig,
+                                                                   carehub::kEmbeddedConfigDir)
+                                    : carehub::hub::LoadHubConfig(config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "carehub: %s\n", config.status().message().c_str());
     return 2;

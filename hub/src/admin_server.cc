@@ -86,15 +86,15 @@ std::string AdminServer::StatusJson() {
     replication = json::parse(ctx_.replication_json());
   }
   if (standby()) {
-    json body = {{"role", "standby"},
-                 {"ready", false},
-                 {"uptime_seconds",
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started_)
-                      .count()},
-                 {"now_unix_ms", ToUnixMillis(std::chrono::system_clock::now())},
-                 {"ingest_endpoint", ctx_.ingest_endpoint},
-                 {"subscribe_endpoint", ctx_.subscribe_endpoint},
-                 {"replication", replication}};
+    json body = {
+        {"role", "standby"},
+        {"ready", false},
+        {"uptime_seconds",
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
+        {"now_unix_ms", ToUnixMillis(std::chrono::system_clock::now())},
+        {"ingest_endpoint", ctx_.ingest_endpoint},
+        {"subscribe_endpoint", ctx_.subscribe_endpoint},
+        {"replication", replication}};
     return body.dump(2);
   }
   json publishers = json::object();

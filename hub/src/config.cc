@@ -72,10 +72,10 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   if (!root || root.IsNull()) {
     return Bad("config", "is empty");
   }
-  CAREHUB_RETURN_IF_ERROR(CheckKeys(root, "config",
-                                    {"hub", "ingest", "subscribe", "admin", "dedup", "validation",
-                                     "quarantine", "retention", "policy", "security", "logging",
-                                     "replication"}));
+  CAREHUB_RETURN_IF_ERROR(
+      CheckKeys(root, "config",
+                {"hub", "ingest", "subscribe", "admin", "dedup", "validation", "quarantine",
+                 "retention", "policy", "security", "logging", "replication"}));
   if (auto n = root["hub"]) {
     CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "hub", {"data_dir", "durability", "min_free_disk_bytes"}));
     CAREHUB_RETURN_IF_ERROR(Read(n, "min_free_disk_bytes", "hub", &c.min_free_disk_bytes));
@@ -210,15 +210,14 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
     if (role != "primary" && role != "standby") {
       return Bad("replication.role", "must be 'primary' or 'standby', not '" + role + "'");
     }
-    r.role = role == "primary" ? ReplicationConfig::Role::kPrimary
-                               : ReplicationConfig::Role::kStandby;
+    r.role =
+        role == "primary" ? ReplicationConfig::Role::kPrimary : ReplicationConfig::Role::kStandby;
     if (mode != "sync" && mode != "async") {
       return Bad("replication.mode", "must be 'sync' or 'async', not '" + mode + "'");
     }
     r.synchronous = mode == "sync";
     if (loss != "block" && loss != "degrade") {
-      return Bad("replication.on_standby_loss",
-                 "must be 'block' or 'degrade', not '" + loss + "'");
+      return Bad("replication.on_standby_loss", "must be 'block' or 'degrade', not '" + loss + "'");
     }
     r.block_on_loss = loss == "block";
     if (auto p = n["peer"]) {

@@ -1,12 +1,12 @@
 #include "hub.h"
 
 #include <spdlog/spdlog.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 #include <zmq.h>
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <zmq.hpp>
 
@@ -174,10 +174,9 @@ class HubImpl final : public Hub {
         return set && MaySubscribe(*set, identity, subscriber);
       };
     }
-    pipeline_ =
-        std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
-                                         config_.dedup_window_days, clock_, std::move(may_publish),
-                                         config_.quarantine);
+    pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
+                                                 config_.dedup_window_days, clock_,
+                                                 std::move(may_publish), config_.quarantine);
     IngestServerOptions ingest_options;
     ingest_options.endpoint = config_.ingest_endpoint;
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
@@ -238,14 +237,14 @@ class HubImpl final : public Hub {
       retention_thread_ = std::thread([this] { RunRetention(); });
     }
     role_.store(Role::kPrimary);
-    log->info(
-        "hub started as {}: ingest {} subscribe {} data {} durability {} last hub_seq {}{}",
-        promoted ? "primary (promoted)" : "primary", ingest_endpoint_, subscribe_endpoint_,
-        config_.data_dir.string(), config_.durability == Durability::kFsync ? "fsync" : "os",
-        *last_seq,
-        replication_ ? " replication " + replication_endpoint_ + " epoch " + std::to_string(epoch) +
-                           (config_.replication.synchronous ? " sync" : " async")
-                     : std::string());
+    log->info("hub started as {}: ingest {} subscribe {} data {} durability {} last hub_seq {}{}",
+              promoted ? "primary (promoted)" : "primary", ingest_endpoint_, subscribe_endpoint_,
+              config_.data_dir.string(), config_.durability == Durability::kFsync ? "fsync" : "os",
+              *last_seq,
+              replication_
+                  ? " replication " + replication_endpoint_ + " epoch " + std::to_string(epoch) +
+                        (config_.replication.synchronous ? " sync" : " async")
+                  : std::string());
     return Status::Ok();
   }
 
@@ -303,8 +302,7 @@ class HubImpl final : public Hub {
       std::ifstream in(config_.admin_token_file);
       std::getline(in, token);
       if (token.size() < 16) {
-        return Status::Error("bad_config", "admin token file " +
-                                               config_.admin_token_file.string() +
+        return Status::Error("bad_config", "admin token file " + config_.admin_token_file.string() +
                                                " must hold a token of at least 16 characters");
       }
     }
@@ -351,8 +349,8 @@ class HubImpl final : public Hub {
       out << "{\"ingest\": \"" << ingest_endpoint_ << "\", \"subscribe\": \"" << subscribe_endpoint_
           << "\", \"admin\": \"" << admin_address_ << "\", \"replication\": \""
           << replication_endpoint_ << "\", \"role\": \""
-          << (role_.load() == Role::kPrimary ? "primary" : "standby")
-          << "\", \"pid\": " << getpid() << "}\n";
+          << (role_.load() == Role::kPrimary ? "primary" : "standby") << "\", \"pid\": " << getpid()
+          << "}\n";
     }
     std::filesystem::rename(tmp, path);
   }
@@ -520,11 +518,11 @@ class HubImpl final : public Hub {
                              "lose what the copy has not brought (--force to do it anyway)");
       }
       if (!force && !strict && snap.position < snap.primary_position) {
-        return Status::Error(
-            "not_in_sync", "this standby is at position " + std::to_string(snap.position) +
-                               " of the primary's " + std::to_string(snap.primary_position) +
-                               " and replication is not sync+block: promoting it may lose "
-                               "acknowledged events (--force to do it anyway)");
+        return Status::Error("not_in_sync",
+                             "this standby is at position " + std::to_string(snap.position) +
+                                 " of the primary's " + std::to_string(snap.primary_position) +
+                                 " and replication is not sync+block: promoting it may lose "
+                                 "acknowledged events (--force to do it anyway)");
       }
       target = Role::kPrimary;
     } else if (to == "standby") {
@@ -586,9 +584,10 @@ class HubImpl final : public Hub {
       if (replication_) {
         Status caught_up = replication_->WaitCaughtUp(std::chrono::seconds(10));
         if (!caught_up.ok()) {
-          log->error("demoting with the standby behind (it will need this hub's tail resent by "
-                     "publishers, and this hub a full copy): {}",
-                     caught_up.ToString());
+          log->error(
+              "demoting with the standby behind (it will need this hub's tail resent by "
+              "publishers, and this hub a full copy): {}",
+              caught_up.ToString());
         } else {
           log->info("the standby has everything this hub committed");
         }
@@ -656,10 +655,14 @@ class HubImpl final : public Hub {
       j["endpoint"] = replication_endpoint_;
       j["epoch"] = r.epoch;
       j["position"] = r.position;
-      j["standby"] = {{"connected", r.standby_connected}, {"name", r.standby_name},
-                      {"in_sync", r.in_sync},            {"copying", r.copying},
-                      {"acked_position", r.acked},       {"lag_changes", r.position - std::min(r.position, r.acked)},
-                      {"lag_ms", r.lag_ms},              {"bytes_shipped", r.bytes_shipped},
+      j["standby"] = {{"connected", r.standby_connected},
+                      {"name", r.standby_name},
+                      {"in_sync", r.in_sync},
+                      {"copying", r.copying},
+                      {"acked_position", r.acked},
+                      {"lag_changes", r.position - std::min(r.position, r.acked)},
+                      {"lag_ms", r.lag_ms},
+                      {"bytes_shipped", r.bytes_shipped},
                       {"full_copies", r.full_copies}};
       j["accepting_writes"] = replication_->AcceptingWrites();
     } else if (follower_) {

@@ -34,7 +34,9 @@ Status NotPrimaryResponder::Bind() {
   return Status::Ok();
 }
 
-void NotPrimaryResponder::Start() { thread_ = std::thread([this] { Run(); }); }
+void NotPrimaryResponder::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void NotPrimaryResponder::Stop() {
   stop_.store(true);

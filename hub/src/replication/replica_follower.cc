@@ -34,8 +34,7 @@ Status SyncPath(const std::filesystem::path& path) {
   }
   const int rc = ::fsync(fd);
   ::close(fd);
-  return rc == 0 ? Status::Ok()
-                 : Status::Error("store_io_error", "cannot fsync " + path.string());
+  return rc == 0 ? Status::Ok() : Status::Error("store_io_error", "cannot fsync " + path.string());
 }
 
 Result<std::string> FileSha256(const std::filesystem::path& file) {
@@ -91,9 +90,10 @@ Result<std::unique_ptr<ReplicaFollower>> ReplicaFollower::Open(ReplicaFollowerOp
   std::error_code ec;
   std::filesystem::create_directories(f->options_.store.dir, ec);
   if (std::filesystem::exists(f->options_.store.dir / kCopyMarker)) {
-    Log()->warn("{} holds a half-swapped copy from a previous run: discarding it; a full copy "
-                "will be asked for",
-                f->options_.store.dir.string());
+    Log()->warn(
+        "{} holds a half-swapped copy from a previous run: discarding it; a full copy "
+        "will be asked for",
+        f->options_.store.dir.string());
     RemoveStoreFiles(f->options_.store.dir);
     std::filesystem::remove(f->options_.store.dir / kCopyMarker, ec);
   }
@@ -115,7 +115,9 @@ Status ReplicaFollower::OpenStore() {
   return Status::Ok();
 }
 
-void ReplicaFollower::Start() { thread_ = std::thread([this] { Run(); }); }
+void ReplicaFollower::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void ReplicaFollower::Stop() {
   stop_.store(true);
@@ -203,11 +205,30 @@ void ReplicaFollower::SendHello(zmq::socket_t& socket) {
 }
 
 std::string ReplicaFollower::Follow(zmq::context_t& context) {
+  // A copy cut short by the last connection is started over by the primary.
+  copy_.reset();
+  bool have_store = false;
+  {
+    MutexLock lock(mu_);
+    copying_ = false;
+    have_store = store_ != nullptr;
+  }
+  if (!have_store) {
+    // A failed swap closed the store: start again from an empty one (the primary sends a copy).
+    RemoveStoreFiles(options_.store.dir);
+    std::error_code ec;
+    std::filesystem::remove(options_.store.dir / kCopyMarker, ec);
+    Status opened = OpenStore();
+    if (!opened.ok()) {
+      return "cannot open the standby's store: " + opened.ToString();
+    }
+  }
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   try {
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::rcvhwm, 0);
-    socket.set(zmq::sockopt::immediate, 1);
+    // Not `immediate`: the hello is queued until the connection is up (a fresh socket per
+    // connection, so nothing stale is queued).
     if (options_.curve) {
       socket.set(zmq::sockopt::curve_serverkey, options_.curve->server_public);
       socket.set(zmq::sockopt::curve_publickey, options_.curve->client_public);
@@ -271,7 +292,7 @@ std::string ReplicaFollower::Follow(zmq::context_t& context) {
             return s.ToString();
           }
           v1::ReplicationFrame ack;
-          ack.mutable_ack()->set_position(copy_bytes_);
+          ack.mutable_ack()->set_copy_bytes(copy_bytes_);
           Send(socket, ack);
         } else if (frame.has_copy_end()) {
           Status s = FinishCopy();
@@ -295,9 +316,8 @@ std::string ReplicaFollower::Follow(zmq::context_t& context) {
         }
         position = store_->changes().Position();
         position_metric_.Set(static_cast<double>(position));
-        lag_metric_.Set(primary_position_ > position
-                            ? static_cast<double>(primary_position_ - position)
-                            : 0.0);
+        lag_metric_.Set(
+            primary_position_ > position ? static_cast<double>(primary_position_ - position) : 0.0);
       }
       v1::ReplicationFrame ack;
       ack.mutable_ack()->set_position(position);
@@ -307,16 +327,18 @@ std::string ReplicaFollower::Follow(zmq::context_t& context) {
     if (Steady::now() - last_sent >= options_.heartbeat) {
       // The ack doubles as the standby's heartbeat.
       v1::ReplicationFrame ack;
-      {
+      if (copy_) {
+        ack.mutable_ack()->set_copy_bytes(copy_bytes_);
+      } else {
         MutexLock lock(mu_);
-        ack.mutable_ack()->set_position(copy_ ? copy_bytes_ : store_->changes().Position());
+        ack.mutable_ack()->set_position(store_->changes().Position());
       }
       Send(socket, ack);
       last_sent = Steady::now();
     }
     if (Steady::now() - last_heard > options_.primary_timeout) {
-      return "no word from the primary for " +
-             std::to_string(options_.primary_timeout.count()) + " ms";
+      return "no word from the primary for " + std::to_string(options_.primary_timeout.count()) +
+             " ms";
     }
   }
   return "stopping";
@@ -404,9 +426,7 @@ Status ReplicaFollower::FinishCopy() {
     }
   }
   const auto dir = options_.store.dir;
-  {
-    std::ofstream marker(dir / kCopyMarker);
-  }
+  { std::ofstream marker(dir / kCopyMarker); }
   (void)SyncPath(dir);
   {
     MutexLock lock(mu_);

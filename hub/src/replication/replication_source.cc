@@ -51,8 +51,9 @@ ReplicationSource::ReplicationSource(zmq::context_t& context, ReplicationSourceO
       epoch_(epoch),
       socket_(context, zmq::socket_type::router),
       wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
-      shipped_bytes_metric_(metrics->GetCounter("carehub_replication_shipped_bytes_total",
-                                                "Bytes of changes and copies sent to the standby.")),
+      shipped_bytes_metric_(
+          metrics->GetCounter("carehub_replication_shipped_bytes_total",
+                              "Bytes of changes and copies sent to the standby.")),
       copies_metric_(metrics->GetCounter("carehub_replication_full_copies_total",
                                          "Full copies of the store sent to a standby.")),
       sync_lost_metric_(metrics->GetCounter("carehub_replication_sync_lost_total",
@@ -77,8 +78,8 @@ Result<std::string> ReplicationSource::Bind() {
     socket_.bind(options_.endpoint);
     return socket_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
-    return Status::Error("bind_failed", "cannot bind replication endpoint " + options_.endpoint +
-                                            ": " + e.what());
+    return Status::Error("bind_failed",
+                         "cannot bind replication endpoint " + options_.endpoint + ": " + e.what());
   }
 }
 
@@ -179,8 +180,7 @@ ReplicationSnapshot ReplicationSource::Snapshot() const {
   out.acked = acked_;
   for (const auto& r : recent_) {
     if (r.last > acked_) {
-      out.lag_ms =
-          std::chrono::duration<double, std::milli>(Steady::now() - r.at).count();
+      out.lag_ms = std::chrono::duration<double, std::milli>(Steady::now() - r.at).count();
       break;
     }
   }
@@ -257,13 +257,13 @@ void ReplicationSource::Run() {
     if (session_) {
       const auto silent = Steady::now() - session_->last_heard;
       if (silent > options_.sync_timeout + 4 * options_.heartbeat) {
-        DropSession("silent for " +
-                    std::to_string(
-                        std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) +
-                    " ms");
+        DropSession(
+            "silent for " +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) +
+            " ms");
       }
     }
-    if (session_) {
+    if (session_ && !session_->awaiting_hello) {
       if (session_->copying) {
         SendCopyChunks();
       } else {
@@ -289,15 +289,20 @@ void ReplicationSource::Handle(const std::string& routing_id, const v1::Replicat
   session_->last_heard = Steady::now();
   if (frame.has_ack()) {
     if (session_->copying) {
-      session_->copy_acked_bytes = frame.ack().position();
+      session_->copy_acked_bytes = frame.ack().copy_bytes();
       return;
     }
+    if (frame.ack().copy_bytes() > 0 || session_->awaiting_hello) {
+      return;  // a late ack of the copy, before the standby opened it and said hello
+    }
+    // A standby cannot have more than it was sent.
+    const uint64_t position = std::min(frame.ack().position(), session_->sent);
     auto& inflight = session_->inflight;
-    while (!inflight.empty() && inflight.front().first <= frame.ack().position()) {
+    while (!inflight.empty() && inflight.front().first <= position) {
       session_->inflight_bytes -= inflight.front().second;
       inflight.pop_front();
     }
-    NoteAck(frame.ack().position());
+    NoteAck(position);
   }
 }
 
@@ -359,7 +364,9 @@ void ReplicationSource::HandleHello(const std::string& routing_id, const v1::Rep
     acked_ = 0;
   }
   std::string why;
-  if (!hello.want_copy() && CanFollow(hello.epoch(), hello.position(), &why)) {
+  // An empty standby of an empty primary has nothing to copy.
+  const bool want_copy = hello.want_copy() && store_->changes().Position() > 0;
+  if (!want_copy && CanFollow(hello.epoch(), hello.position(), &why)) {
     session_->sent = hello.position();
     {
       MutexLock lock(mu_);
@@ -371,7 +378,7 @@ void ReplicationSource::HandleHello(const std::string& routing_id, const v1::Rep
     return;
   }
   Log()->warn("standby {} needs a full copy: {}", hello.name(),
-              hello.want_copy() ? "its store is empty" : why);
+              want_copy ? "its store is empty" : why);
   StartCopy();
 }
 
@@ -461,6 +468,7 @@ void ReplicationSource::SendCopyChunks() {
     Log()->info("full copy sent to standby {} ({} bytes); following from position {}", s.name,
                 s.copy_sent_bytes, s.copy_position);
     s.copying = false;
+    s.awaiting_hello = true;  // it opens the copy, then says hello from its position
     s.sent = s.copy_position;
     EndCopy();
     MutexLock lock(mu_);
@@ -564,7 +572,8 @@ void ReplicationSource::Refuse(const std::string& routing_id, const std::string&
 void ReplicationSource::Send(const std::string& routing_id, const v1::ReplicationFrame& frame) {
   std::string bytes = frame.SerializeAsString();
   try {
-    if (socket_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    if (socket_.send(zmq::buffer(routing_id),
+                     zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       (void)socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
     }
   } catch (const zmq::error_t& e) {

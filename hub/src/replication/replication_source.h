@@ -49,10 +49,10 @@ struct ReplicationSourceOptions {
   // How long a commit waits for the standby before the standby counts as out of sync; also how
   // long a silent standby stays connected.
   std::chrono::milliseconds sync_timeout{2000};
-  size_t max_frame_bytes = 4u << 20;    // changes per frame
-  size_t window_bytes = 32u << 20;      // shipped and not yet acknowledged
-  size_t memory_bytes = 128u << 20;     // recent changes kept in memory
-  size_t copy_chunk_bytes = 1u << 20;   // full copy
+  size_t max_frame_bytes = 4u << 20;   // changes per frame
+  size_t window_bytes = 32u << 20;     // shipped and not yet acknowledged
+  size_t memory_bytes = 128u << 20;    // recent changes kept in memory
+  size_t copy_chunk_bytes = 1u << 20;  // full copy
   std::chrono::milliseconds heartbeat{500};
 };
 
@@ -111,6 +111,7 @@ class ReplicationSource {
     std::chrono::steady_clock::time_point last_heard;
     // Full copy in progress.
     bool copying = false;
+    bool awaiting_hello = false;  // a copy was sent; the standby says hello once it opened it
     std::filesystem::path copy_dir;
     std::vector<v1::CopyFile> copy_files;
     size_t copy_file = 0;

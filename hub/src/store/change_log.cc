@@ -148,8 +148,8 @@ Result<std::vector<ChangeLog::Epoch>> ChangeLog::Epochs() const {
   std::vector<Epoch> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator({}, db_->cf(Column::kMeta)));
   for (it->Seek(rocksdb::Slice(kEpochPrefix.data(), kEpochPrefix.size()));
-       it->Valid() && it->key().starts_with(rocksdb::Slice(kEpochPrefix.data(),
-                                                            kEpochPrefix.size()));
+       it->Valid() &&
+       it->key().starts_with(rocksdb::Slice(kEpochPrefix.data(), kEpochPrefix.size()));
        it->Next()) {
     const auto key = it->key().ToStringView().substr(kEpochPrefix.size());
     if (key.size() != 8 || it->value().size() != 8) {
