@@ -428,6 +428,35 @@ TEST(ReplicationResync, WipedStandbyTakesAFullCopyWhileIngestGoesOn) {
   EXPECT_EQ(StoredIds(pair.hub(1)).size(), events.size());
 }
 
+TEST(ReplicationRoles, StandbyAnswersNotPrimaryNamingThePrimary) {
+  Pair pair("repl-roles", {});
+  ASSERT_PAIR(pair);
+  const auto events = reliability::MakeEvents(7, "rr-", 10);
+  auto pub = RawPublisher::Connect(pair.ingest(1));
+  ASSERT_TRUE(pub.ok());
+  auto batch_id = pub.value()->SendPublish(events);
+  ASSERT_TRUE(batch_id.ok());
+  auto error = pub.value()->WaitForError(seconds(10));
+  ASSERT_TRUE(error.ok() && error.value().has_value());
+  EXPECT_EQ(error.value()->code(), "not_primary");
+  EXPECT_EQ(error.value()->batch_id(), batch_id.value());
+  EXPECT_EQ(error.value()->primary_endpoint(), pair.ingest(0));
+  v1::Frame subscribe;
+  subscribe.set_version(v1::PROTOCOL_VERSION_1);
+  subscribe.mutable_subscribe()->set_subscription(kSubscription);
+  subscribe.mutable_subscribe()->set_start(v1::Subscribe::START_EARLIEST);
+  auto sub = RawPublisher::Connect(pair.subscribe(1));
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE(sub.value()->SendFrame(subscribe).ok());
+  auto refused = sub.value()->WaitForError(seconds(10));
+  ASSERT_TRUE(refused.ok() && refused.value().has_value());
+  EXPECT_EQ(refused.value()->code(), "not_primary");
+  EXPECT_TRUE(refused.value()->fatal());
+  EXPECT_EQ(refused.value()->primary_endpoint(), pair.subscribe(0));
+  // Nothing reached the standby's store but what the primary replicated.
+  EXPECT_EQ(HttpGet(pair.admin(1), "/readyz").status, 503);
+}
+
 TEST(ReplicationLoss, BlockAnswersRetryUntilTheStandbyIsBack) {
   const uint64_t seed = reliability::TestSeed("ReplicationLossBlock", 20'261'206);
   Pair pair("repl-block", {"sync", "block"});

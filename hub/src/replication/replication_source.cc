@@ -88,6 +88,29 @@ void ReplicationSource::Start() {
     OnCommit(first, last, data);
   });
   accepting_.store(!options_.block_on_loss || !options_.synchronous);
+  // Gauges read at scrape time from the snapshot operators also see in /api/v1/replication.
+  refresher_ = metrics_->AddRefresher([this] {
+    const auto s = Snapshot();
+    metrics_
+        ->GetGauge("carehub_replication_standby_in_sync",
+                   "1 while a standby has acknowledged everything committed (sync mode waits "
+                   "for it); 0 otherwise.")
+        .Set(s.in_sync ? 1 : 0);
+    metrics_->GetGauge("carehub_replication_standby_connected", "1 while a standby is connected.")
+        .Set(s.standby_connected ? 1 : 0);
+    metrics_
+        ->GetGauge("carehub_replication_lag_records",
+                   "Store records committed here and not acknowledged by the standby.")
+        .Set(static_cast<double>(s.position - std::min(s.position, s.acked)));
+    metrics_
+        ->GetGauge("carehub_replication_lag_seconds",
+                   "Age of the oldest change the standby has not acknowledged.")
+        .Set(s.lag_ms / 1000.0);
+    metrics_
+        ->GetGauge("carehub_replication_accepting_writes",
+                   "0 while ingest answers RETRY for want of a standby in sync (block).")
+        .Set(AcceptingWrites() ? 1 : 0);
+  });
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -96,6 +119,10 @@ void ReplicationSource::Stop() {
     return;
   }
   store_->changes().SetObserver(nullptr);
+  if (refresher_ != 0) {
+    metrics_->RemoveRefresher(refresher_);
+    refresher_ = 0;
+  }
   uint64_t one = 1;
   (void)!write(wake_fd_, &one, sizeof(one));
   if (thread_.joinable()) {

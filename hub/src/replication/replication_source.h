@@ -163,6 +163,7 @@ class ReplicationSource {
   std::atomic<uint64_t> bytes_shipped_{0};
   std::atomic<uint64_t> full_copies_{0};
 
+  uint64_t refresher_ = 0;  // metrics::Registry::AddRefresher handle
   metrics::Counter& shipped_bytes_metric_;
   metrics::Counter& copies_metric_;
   metrics::Counter& sync_lost_metric_;
