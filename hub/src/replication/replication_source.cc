@@ -379,7 +379,7 @@ void ReplicationSource::HandleHello(const std::string& routing_id, const v1::Rep
     return;
   }
   EndCopy();
-  session_.emplace();
+  session_ = Session();
   session_->routing_id = routing_id;
   session_->name = hello.name();
   session_->last_heard = Steady::now();
