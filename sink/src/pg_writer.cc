@@ -1,0 +1,160 @@
+#include "carehub/sink/pg_writer.h"
+
+#include <algorithm>
+
+#include "carehub/core/crash_points.h"
+#include "carehub/sink/pg_schema.h"
+
+namespace carehub::sink {
+
+PgWriter::PgWriter(std::unique_ptr<PgConnection> conn, PgWriterOptions options)
+    : conn_(std::move(conn)), options_(std::move(options)), s_(QuoteIdent(options_.schema)) {}
+
+Result<std::unique_ptr<PgWriter>> PgWriter::Open(const PgWriterOptions& options) {
+  CAREHUB_RETURN_IF_ERROR(CheckSchemaName(options.schema));
+  auto conn = PgConnection::Connect(options.dsn, options.connect_timeout_s);
+  if (!conn.ok()) {
+    return conn.status();
+  }
+  CAREHUB_RETURN_IF_ERROR(Migrate(*conn.value(), options.schema));
+  std::unique_ptr<PgWriter> writer(new PgWriter(std::move(conn).value(), options));
+  const std::string& s = writer->s_;
+  CAREHUB_RETURN_IF_ERROR(writer->conn_
+                              ->Query("INSERT INTO " + s +
+                                          ".sink_position (subscription) VALUES ($1) "
+                                          "ON CONFLICT (subscription) DO NOTHING",
+                                      {options.subscription})
+                              .status());
+  auto others = writer->conn_->Query(
+      "SELECT subscription FROM " + s + ".sink_position WHERE subscription <> $1 LIMIT 1",
+      {options.subscription});
+  if (!others.ok()) {
+    return others.status();
+  }
+  if (!others.value().empty()) {
+    return Status::Error("bad_config",
+                         "schema " + options.schema + " already holds subscription '" +
+                             others.value()[0][0].value_or("") +
+                             "'; give each subscription its own schema (postgres.schema)");
+  }
+  return writer;
+}
+
+Result<uint64_t> PgWriter::Position() {
+  auto rows = conn_->Query("SELECT hub_seq FROM " + s_ + ".sink_position WHERE subscription = $1",
+                           {options_.subscription});
+  if (!rows.ok()) {
+    return rows.status();
+  }
+  if (rows.value().empty()) {
+    return Status::Error("postgres_error", "the position row of '" + options_.subscription +
+                                               "' is missing from " + options_.schema +
+                                               ".sink_position");
+  }
+  return static_cast<uint64_t>(std::stoull(rows.value()[0][0].value_or("0")));
+}
+
+Result<WriteOutcome> PgWriter::Write(const std::vector<v1::DeliveredEvent>& events,
+                                     uint64_t scanned_to_seq) {
+  CAREHUB_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
+  auto outcome = WriteInTransaction(events, scanned_to_seq);
+  if (!outcome.ok()) {
+    if (conn_->Healthy()) {
+      (void)conn_->Exec("ROLLBACK");
+    }
+    return outcome;
+  }
+  CAREHUB_CRASH_POINT("sink.before_commit");
+  Status committed = conn_->Exec("COMMIT");
+  if (!committed.ok()) {
+    // A COMMIT whose answer was lost may or may not have happened: the next writer's position
+    // read tells, and redelivered events at or below it are skipped.
+    return committed;
+  }
+  return outcome;
+}
+
+Result<WriteOutcome> PgWriter::WriteInTransaction(const std::vector<v1::DeliveredEvent>& events,
+                                                  uint64_t scanned_to_seq) {
+  auto locked = conn_->Query(
+      "SELECT hub_seq FROM " + s_ + ".sink_position WHERE subscription = $1 FOR UPDATE",
+      {options_.subscription});
+  if (!locked.ok()) {
+    return locked.status();
+  }
+  if (locked.value().empty()) {
+    return Status::Error("postgres_error", "the position row of '" + options_.subscription +
+                                               "' is missing from " + options_.schema +
+                                               ".sink_position");
+  }
+  const uint64_t position = std::stoull(locked.value()[0][0].value_or("0"));
+  WriteOutcome outcome;
+  buffers_.Clear();
+  uint64_t high = position;
+  for (const v1::DeliveredEvent& d : events) {
+    const uint64_t seq = d.event().envelope().hub_seq();
+    if (seq <= high) {
+      // At or below the stored position, or out of order within the batch: already handled.
+      ++outcome.skipped;
+      continue;
+    }
+    high = seq;
+    AppendRows(d, &buffers_);
+  }
+  outcome.written = buffers_.event_rows;
+  outcome.repaired_values = buffers_.repaired_values;
+  if (buffers_.event_rows > 0) {
+    CAREHUB_RETURN_IF_ERROR(
+        conn_->CopyIn("COPY " + s_ + ".event (" + kEventColumns + ") FROM STDIN", buffers_.events));
+    if (buffers_.activity_rows > 0) {
+      CAREHUB_RETURN_IF_ERROR(conn_->CopyIn(
+          "COPY " + s_ + ".activity (" + kActivityColumns + ") FROM STDIN", buffers_.activities));
+    }
+    if (buffers_.referral_rows > 0) {
+      CAREHUB_RETURN_IF_ERROR(conn_->CopyIn(
+          "COPY " + s_ + ".referral (" + kReferralColumns + ") FROM STDIN", buffers_.referrals));
+    }
+    CAREHUB_CRASH_POINT("sink.after_copy");
+    const std::string lo = std::to_string(position);
+    const std::string hi = std::to_string(high);
+    // Current versions: not a CANCEL and superseded by nothing stored (also by an event that
+    // arrived before the one it supersedes).
+    CAREHUB_RETURN_IF_ERROR(
+        conn_
+            ->Query("INSERT INTO " + s_ +
+                        ".current_record (publisher_ods, event_id, hub_seq) "
+                        "SELECT e.publisher_ods, e.event_id, e.hub_seq FROM " +
+                        s_ +
+                        ".event e WHERE e.hub_seq > $1 AND e.hub_seq <= $2 "
+                        "AND e.lifecycle <> 'CANCEL' AND e.publisher_ods IS NOT NULL "
+                        "AND e.event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM " +
+                        s_ +
+                        ".event n WHERE n.publisher_ods = e.publisher_ods "
+                        "AND n.supersedes_event_id = e.event_id) "
+                        "ON CONFLICT DO NOTHING",
+                    {lo, hi})
+            .status());
+    CAREHUB_RETURN_IF_ERROR(conn_
+                                ->Query("DELETE FROM " + s_ + ".current_record c USING " + s_ +
+                                            ".event e WHERE e.hub_seq > $1 AND e.hub_seq <= $2 "
+                                            "AND e.supersedes_event_id IS NOT NULL "
+                                            "AND c.publisher_ods = e.publisher_ods "
+                                            "AND c.event_id = e.supersedes_event_id",
+                                        {lo, hi})
+                                .status());
+  }
+  outcome.position = std::max(high, std::max(position, scanned_to_seq));
+  if (outcome.position != position) {
+    CAREHUB_RETURN_IF_ERROR(
+        conn_
+            ->Query("UPDATE " + s_ +
+                        ".sink_position SET hub_seq = $2, events_loaded = events_loaded + $3, "
+                        "updated_at = now() WHERE subscription = $1",
+                    {options_.subscription, std::to_string(outcome.position),
+                     std::to_string(outcome.written)})
+            .status());
+  }
+  return outcome;
+}
+
+}  // namespace carehub::sink
