@@ -16,6 +16,20 @@ bool IsConnectionState(const char* sqlstate) {
          std::strcmp(sqlstate, "57P02") == 0 || std::strcmp(sqlstate, "57P03") == 0;
 }
 
+// Connection failures no wait can cure: a malformed option, a wrong role, database or password.
+// A server starting up, shutting down or unreachable is not among them.
+bool IsPermanentConnectError(const std::string& message) {
+  for (const char* needle :
+       {"invalid connection option", "invalid integer value", "invalid value for parameter",
+        "invalid sslmode value", "password authentication failed", "does not exist",
+        "no pg_hba.conf entry"}) {
+    if (message.find(needle) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string OneLine(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
     text.pop_back();
@@ -85,7 +99,8 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& d
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = OneLine(PQerrorMessage(conn));
     PQfinish(conn);
-    return Status::Error("postgres_unavailable", "cannot connect: " + message);
+    return Status::Error(IsPermanentConnectError(message) ? "bad_config" : "postgres_unavailable",
+                         "cannot connect: " + message);
   }
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }

@@ -25,9 +25,10 @@ Result<std::unique_ptr<PgWriter>> PgWriter::Open(const PgWriterOptions& options)
                                           "ON CONFLICT (subscription) DO NOTHING",
                                       {options.subscription})
                               .status());
-  auto others = writer->conn_->Query(
-      "SELECT subscription FROM " + s + ".sink_position WHERE subscription <> $1 LIMIT 1",
-      {options.subscription});
+  auto others =
+      writer->conn_->Query("SELECT subscription FROM " + s +
+                               ".sink_position WHERE subscription <> $1 AND hub_seq > 0 LIMIT 1",
+                           {options.subscription});
   if (!others.ok()) {
     return others.status();
   }
