@@ -87,7 +87,7 @@ CREATE TABLE {s}.referral (
 CREATE TABLE {s}.current_record (
   publisher_ods text NOT NULL,
   event_id      text NOT NULL,
-  hub_seq       bigint NOT NULL UNIQUE,
+  hub_seq       bigint NOT NULL,
   PRIMARY KEY (publisher_ods, event_id)
 );
 CREATE VIEW {s}.activity_history AS

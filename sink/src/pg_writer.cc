@@ -1,8 +1,10 @@
 #include "carehub/sink/pg_writer.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "carehub/core/crash_points.h"
+#include "carehub/core/log.h"
 #include "carehub/sink/pg_schema.h"
 
 namespace carehub::sink {
@@ -89,6 +91,7 @@ Result<WriteOutcome> PgWriter::WriteInTransaction(const std::vector<v1::Delivere
                                                ".sink_position");
   }
   const uint64_t position = std::stoull(locked.value()[0][0].value_or("0"));
+  const auto t_start = std::chrono::steady_clock::now();
   WriteOutcome outcome;
   buffers_.Clear();
   uint64_t high = position;
@@ -102,6 +105,7 @@ Result<WriteOutcome> PgWriter::WriteInTransaction(const std::vector<v1::Delivere
     high = seq;
     AppendRows(d, &buffers_);
   }
+  const auto t_rows = std::chrono::steady_clock::now();
   outcome.written = buffers_.event_rows;
   outcome.repaired_values = buffers_.repaired_values;
   if (buffers_.event_rows > 0) {
@@ -116,6 +120,7 @@ Result<WriteOutcome> PgWriter::WriteInTransaction(const std::vector<v1::Delivere
           "COPY " + s_ + ".referral (" + kReferralColumns + ") FROM STDIN", buffers_.referrals));
     }
     CAREHUB_CRASH_POINT("sink.after_copy");
+    const auto t_copy = std::chrono::steady_clock::now();
     const std::string lo = std::to_string(position);
     const std::string hi = std::to_string(high);
     // Current versions: not a CANCEL and superseded by nothing stored (also by an event that
@@ -143,6 +148,13 @@ Result<WriteOutcome> PgWriter::WriteInTransaction(const std::vector<v1::Delivere
                                             "AND c.event_id = e.supersedes_event_id",
                                         {lo, hi})
                                 .status());
+    const auto t_current = std::chrono::steady_clock::now();
+    auto ms = [](auto a, auto b) {
+      return std::chrono::duration<double, std::milli>(b - a).count();
+    };
+    Logger("sink")->debug(
+        "transaction of {} events: rows {:.1f} ms, COPY {:.1f} ms, current {:.1f} ms",
+        outcome.written, ms(t_start, t_rows), ms(t_rows, t_copy), ms(t_copy, t_current));
   }
   outcome.position = std::max(high, std::max(position, scanned_to_seq));
   if (outcome.position != position) {
