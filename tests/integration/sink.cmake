@@ -11,3 +11,12 @@ carehub_add_test(carehub_sink_postgres_itest
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/sink_postgres_test.cc
   LIBS carehub_pg_itest_support carehub_subscribe_itest_support carehub_synth)
 add_dependencies(carehub_sink_postgres_itest carehub carehub-sink)
+
+# The demo's report checked by SQL over the demo's own PostgreSQL (scripts/demo.sh, DEMO_PG_KEEP).
+if(CAREHUB_WITH_ADAPTERS)
+  carehub_add_test(carehub_sink_report_itest
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/sink_report_test.cc
+    LIBS carehub_pg_itest_support nlohmann_json::nlohmann_json)
+  add_dependencies(carehub_sink_report_itest carehub carehub-adapter carehub-subscribe
+    carehub-analytics carehub-ics-generate carehub-ics-feed carehub-sink)
+endif()
