@@ -39,6 +39,7 @@ PG_BIN=${DEMO_PG_BIN:-/usr/lib/postgresql/15/bin}
 
 PIDS=()
 PG_STARTED=""
+PG_TEMP=""
 cleanup() {
   local rc=$?
   local pid
@@ -70,9 +71,24 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 PG_PORT=$((PORT_BASE + 90))
 start_postgres() {
-  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/carehub-demo-pg.XXXXXX")
+  # In the output folder when the server's user can reach it (so scripts/demo-psql.sh can open it
+  # later), else in a temp dir that is removed at exit. A socket path must stay under 108 bytes.
+  PG_DIR="$OUT/pg"
+  PG_TEMP=""
+  if [[ -f "$PG_DIR/data/postmaster.pid" ]]; then  # left running by an earlier DEMO_PG_KEEP=1 run
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$PG_DIR"
+  mkdir -p "$PG_DIR"
   chmod 755 "$PG_DIR"
-  [[ ${#AS_PG[@]} -gt 0 ]] && chown "$PG_USER:" "$PG_DIR"
+  if [[ ${#AS_PG[@]} -gt 0 ]]; then chown "$PG_USER:" "$PG_DIR"; fi
+  if ((${#PG_DIR} > 80)) || ! "${AS_PG[@]}" test -w "$PG_DIR"; then
+    rm -rf "$PG_DIR"
+    PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/carehub-demo-pg.XXXXXX")
+    PG_TEMP=1
+    chmod 755 "$PG_DIR"
+    if [[ ${#AS_PG[@]} -gt 0 ]]; then chown "$PG_USER:" "$PG_DIR"; fi
+  fi
   "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U carehub -A trust -E UTF8 --no-locale \
     > "$OUT/logs/initdb.log" 2>&1 || { echo "demo: initdb failed (see $OUT/logs/initdb.log)" >&2; exit 1; }
   PG_CTL=("${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log")
@@ -88,6 +104,7 @@ stop_postgres_unless_kept() {
   if [[ -n "$PG_STARTED" && "${DEMO_PG_KEEP:-0}" != 1 ]]; then
     "${PG_CTL[@]}" -m fast -w stop >/dev/null 2>&1 || true
     PG_STARTED=""
+    if [[ -n "$PG_TEMP" ]]; then rm -rf "$PG_DIR"; fi
   fi
 }
 
@@ -326,7 +343,9 @@ echo "  analytics warehouse:      PostgreSQL 15, schema carehub: $PG_ROWS (docs/
 if [[ "${DEMO_PG_KEEP:-0}" == 1 ]]; then
   echo "    still running; look:    $PG_BIN/psql \"$PG_DSN\""
   echo "    stop it:                ${AS_PG[*]}${AS_PG:+ }$PG_BIN/pg_ctl -D $PG_DIR/data stop; rm -rf $PG_DIR"
+elif [[ -n "$PG_TEMP" ]]; then
+  echo "    removed at exit ($OUT is out of the postgres user's reach); DEMO_PG_KEEP=1 keeps it running"
 else
-  echo "    stopped; look:          $ROOT/scripts/demo-psql.sh $PG_DIR   (starts it, opens psql, stops it when you quit)"
-  echo "    or run with DEMO_PG_KEEP=1 to leave it running; remove it: rm -rf $PG_DIR"
+  echo "    stopped at exit; look:  $ROOT/scripts/demo-psql.sh $PG_DIR   (starts it, opens psql, stops it on quit)"
+  echo "    DEMO_PG_KEEP=1 leaves it running instead"
 fi
