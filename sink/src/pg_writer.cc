@@ -121,40 +121,11 @@ Result<WriteOutcome> PgWriter::WriteInTransaction(const std::vector<v1::Delivere
     }
     CAREHUB_CRASH_POINT("sink.after_copy");
     const auto t_copy = std::chrono::steady_clock::now();
-    const std::string lo = std::to_string(position);
-    const std::string hi = std::to_string(high);
-    // Current versions: not a CANCEL and superseded by nothing stored (also by an event that
-    // arrived before the one it supersedes).
-    CAREHUB_RETURN_IF_ERROR(
-        conn_
-            ->Query("INSERT INTO " + s_ +
-                        ".current_record (publisher_ods, event_id, hub_seq) "
-                        "SELECT e.publisher_ods, e.event_id, e.hub_seq FROM " +
-                        s_ +
-                        ".event e WHERE e.hub_seq > $1 AND e.hub_seq <= $2 "
-                        "AND e.lifecycle <> 'CANCEL' AND e.publisher_ods IS NOT NULL "
-                        "AND e.event_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM " +
-                        s_ +
-                        ".event n WHERE n.publisher_ods = e.publisher_ods "
-                        "AND n.supersedes_event_id = e.event_id) "
-                        "ON CONFLICT DO NOTHING",
-                    {lo, hi})
-            .status());
-    CAREHUB_RETURN_IF_ERROR(conn_
-                                ->Query("DELETE FROM " + s_ + ".current_record c USING " + s_ +
-                                            ".event e WHERE e.hub_seq > $1 AND e.hub_seq <= $2 "
-                                            "AND e.supersedes_event_id IS NOT NULL "
-                                            "AND c.publisher_ods = e.publisher_ods "
-                                            "AND c.event_id = e.supersedes_event_id",
-                                        {lo, hi})
-                                .status());
-    const auto t_current = std::chrono::steady_clock::now();
     auto ms = [](auto a, auto b) {
       return std::chrono::duration<double, std::milli>(b - a).count();
     };
-    Logger("sink")->debug(
-        "transaction of {} events: rows {:.1f} ms, COPY {:.1f} ms, current {:.1f} ms",
-        outcome.written, ms(t_start, t_rows), ms(t_rows, t_copy), ms(t_copy, t_current));
+    Logger("sink")->debug("transaction of {} events: rows {:.1f} ms, COPY {:.1f} ms",
+                          outcome.written, ms(t_start, t_rows), ms(t_rows, t_copy));
   }
   outcome.position = std::max(high, std::max(position, scanned_to_seq));
   if (outcome.position != position) {

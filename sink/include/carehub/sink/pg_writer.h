@@ -7,9 +7,9 @@
 //   2. drop every event with hub_seq <= that position (a redelivery after a crash, a resubscribe
 //      or a hub failover), so a row is never written twice whatever the hub resends;
 //   3. COPY the rest into `event`, `activity` and `referral`;
-//   4. apply lifecycles to `current_record`: a NEW or UPDATE version is current unless some event
-//      supersedes it; an UPDATE or CANCEL removes the version it supersedes;
-//   5. move the position to max(position, scanned_to_seq) and COMMIT.
+//   4. move the position to max(position, scanned_to_seq) and COMMIT.
+// The current state after UPDATE and CANCEL is a view over `event` (pg_schema.cc), so it is
+// consistent with the rows in every committed state and costs the load nothing.
 // The caller acknowledges the hub's cursor only after Write() returned OK, and on any restart
 // subscribes from position() + 1: a crash anywhere leaves either all of a batch or none of it.
 // Only one schema per subscription (hub_seq is the key); a schema that holds another
