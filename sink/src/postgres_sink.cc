@@ -18,9 +18,12 @@ using std::chrono::milliseconds;
 // Codes after which retrying cannot help: the operator must change the config or the binary.
 bool IsFatal(const Status& s) { return s.code() == "bad_config" || s.code() == "schema_too_new"; }
 
-// The hub's answers to Subscribe that mean "not now", as opposed to "never".
+// The hub's answers to Subscribe that mean "not now", as opposed to "never": no hub answered, or
+// the one that did is a standby during a switch-over (docs/replication.md on main: not_primary,
+// standby_unavailable).
 bool IsRetryableSubscribeError(const Status& s) {
-  return s.code() == "hub_unreachable" || s.code() == "not_leader" || s.code() == "unavailable";
+  return s.code() == "hub_unreachable" || s.code() == "not_primary" ||
+         s.code() == "standby_unavailable";
 }
 
 }  // namespace
