@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "carehub/client/endpoints.h"
 #include "carehub/core/address.h"
 
 namespace carehub::adapters {
@@ -163,9 +164,18 @@ Status ParseHub(const YAML::Node& n, const std::filesystem::path& base_dir, Adap
 }
 
 // hub.endpoint has a shape ZeroMQ can connect to, and plain transport stays on this machine: an
-// ipc:// socket always does; a tcp:// endpoint must name a numeric loopback address.
+// ipc:// socket always does; a tcp:// endpoint must name a numeric loopback address. A replicated
+// pair is written "primary,standby" (docs/replication.md): each is checked.
+Status CheckOneHubEndpoint(const AdapterConfig& c, const std::string& endpoint);
+
 Status CheckHubEndpoint(const AdapterConfig& c) {
-  const std::string& endpoint = c.hub_endpoint;
+  for (const auto& endpoint : client::SplitEndpoints(c.hub_endpoint)) {
+    CAREHUB_RETURN_IF_ERROR(CheckOneHubEndpoint(c, endpoint));
+  }
+  return Status::Ok();
+}
+
+Status CheckOneHubEndpoint(const AdapterConfig& c, const std::string& endpoint) {
   if (endpoint.rfind("ipc://", 0) == 0) {
     return Status::Ok();
   }

@@ -34,6 +34,21 @@ TEST(AdapterConfigTest, PlainHubEndpointElsewhereIsRefused) {
   }
 }
 
+// A replicated pair (docs/replication.md): "primary,standby", each endpoint checked.
+TEST(AdapterConfigTest, APairOfHubEndpointsIsCheckedEndpointByEndpoint) {
+  auto config = ParseAdapterConfig(Config("tcp://127.0.0.1:7400, tcp://127.0.0.1:7500"), "/tmp",
+                                   AdapterKind::kHl7);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config.value().hub_endpoint, "tcp://127.0.0.1:7400, tcp://127.0.0.1:7500");
+  for (const char* ep :
+       {"tcp://127.0.0.1:7400,tcp://10.0.0.2:7400", "tcp://127.0.0.1:7400,udp://x"}) {
+    auto bad = ParseAdapterConfig(Config(ep), "/tmp", AdapterKind::kHl7);
+    ASSERT_FALSE(bad.ok()) << ep;
+    EXPECT_NE(bad.status().message().find("hub.endpoint"), std::string::npos)
+        << bad.status().message();
+  }
+}
+
 TEST(AdapterConfigTest, MalformedHubEndpointIsRefused) {
   for (const char* ep : {"tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:*",
                          "udp://127.0.0.1:7400", "127.0.0.1:7400"}) {
