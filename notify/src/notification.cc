@@ -119,8 +119,13 @@ json BuildNotification(const SubscriptionFacts& sub, NotificationType type,
         for (size_t i = 0; i < mapped.resources.size(); ++i) {
           const MappedResource& r = mapped.resources[i];
           const std::string full_url = sub.base_url + "/" + r.Reference();
-          parts.push_back({{"name", i == 0 ? "focus" : "additional-context"},
-                           {"valueReference", {{"reference", full_url}}}});
+          // Version-specific: one bundle may carry two versions of the same resource (two
+          // events about one encounter), told apart by meta.versionId, the event's hub_seq.
+          parts.push_back(
+              {{"name", i == 0 ? "focus" : "additional-context"},
+               {"valueReference",
+                {{"reference", full_url + "/_history/" +
+                                   std::to_string(ne.event->event().envelope().hub_seq())}}}});
           json entry{{"fullUrl", full_url}};
           if (payload == Payload::kFullResource) {
             entry["resource"] = r.resource;

@@ -139,7 +139,21 @@ void SubscriptionWorker::Fail(const std::string& what) {
 void SubscriptionWorker::Pause(milliseconds d) {
   const auto deadline = Steady::now() + d;
   while (!Stopping()) {
-    {
+    if (retrying_ && live_) {
+      // While a notification waits for its retry the hub's events are still counted (the
+      // Backport IG: a subscription in error keeps its events-since-subscription-start).
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Steady::now());
+      auto next = live_->Next(std::clamp(left, milliseconds(1), milliseconds(100)));
+      if (!next.ok()) {
+        live_.reset();
+      } else if (next.value()) {
+        Status s = TakeBatch(std::move(*next.value()));
+        if (!s.ok()) {
+          Fail("cannot number events: " + s.ToString());
+          return;
+        }
+      }
+    } else {
       MutexLock lock(mu_);
       while (!Stopping() && replays_.empty() && Steady::now() < deadline) {
         wake_.WaitUntil(mu_, deadline);
@@ -202,9 +216,66 @@ bool SubscriptionWorker::OpenLive() {
   return false;
 }
 
+Status SubscriptionWorker::CountBatch(const client::DeliveryBatch& batch) {
+  if (ahead_.empty()) {
+    content_through_ = highest_taken_;
+  }
+  std::vector<uint64_t> fresh_seqs;
+  auto flush_tail_below = [&](uint64_t seq) {
+    while (!tail_.empty() && tail_.front().second < seq) {
+      ahead_.push_back(tail_.front());
+      tail_.pop_front();
+    }
+  };
+  // New numbers are given in hub_seq order after every number in ahead_, so they are appended
+  // after the loop (a tail number may come first only while it is below the fresh ones).
+  for (const auto& d : batch.events) {
+    const uint64_t seq = d.event().envelope().hub_seq();
+    if (seq <= highest_taken_) {
+      continue;
+    }
+    flush_tail_below(seq);
+    if (!tail_.empty() && tail_.front().second == seq) {
+      ahead_.push_back(tail_.front());
+      tail_.pop_front();
+    } else if (seq > numbers_->LastHubSeq()) {
+      fresh_seqs.push_back(seq);
+    }
+    highest_taken_ = seq;
+  }
+  flush_tail_below(batch.scanned_to_seq + 1);
+  if (!fresh_seqs.empty()) {
+    auto first = numbers_->Append(fresh_seqs);
+    if (!first.ok()) {
+      return first.status();
+    }
+    for (size_t i = 0; i < fresh_seqs.size(); ++i) {
+      ahead_.emplace_back(first.value() + i, fresh_seqs[i]);
+    }
+    event_number_.Set(static_cast<double>(numbers_->Count()));
+  }
+  highest_taken_ = std::max(highest_taken_, batch.scanned_to_seq);
+  return Status::Ok();
+}
+
+void SubscriptionWorker::RefetchCounted() {
+  // The counted events' content was dropped: read them again from the hub, where they keep
+  // their numbers through tail_, exactly as after a restart.
+  live_.reset();
+  for (auto it = ahead_.rbegin(); it != ahead_.rend(); ++it) {
+    tail_.push_front(*it);
+  }
+  ahead_.clear();
+  highest_taken_ = content_through_;
+}
+
 Status SubscriptionWorker::TakeBatch(client::DeliveryBatch batch) {
   if (batch.scanned_to_seq <= highest_taken_ && batch.events.empty()) {
     return Status::Ok();
+  }
+  if (retrying_ || !ahead_.empty()) {
+    // The endpoint is failing: keep counting (numbering) events without holding their content.
+    return CountBatch(batch);
   }
   HubBatch taken;
   std::vector<v1::DeliveredEvent> fresh;
@@ -247,8 +318,28 @@ Status SubscriptionWorker::TakeBatch(client::DeliveryBatch batch) {
     event_number_.Set(static_cast<double>(numbers_->Count()));
   }
   highest_taken_ = std::max(highest_taken_, batch.scanned_to_seq);
-  taken.scanned_to = batch.scanned_to_seq;
   pending_events_ += taken.events.size();
+  // A hub batch larger than one notification is split: each part may be acknowledged up to its
+  // last event (everything before it was examined), the last part up to scanned_to_seq.
+  const size_t max = config_.max_events_per_notification;
+  size_t start = 0;
+  while (taken.events.size() - start > max) {
+    HubBatch part;
+    part.events.assign(
+        std::make_move_iterator(taken.events.begin() + static_cast<long>(start)),
+        std::make_move_iterator(taken.events.begin() + static_cast<long>(start + max)));
+    start += max;
+    // A withheld number (no event) takes the hub_seq of nothing: ack no further than before.
+    part.scanned_to = 0;
+    for (const NumberedEvent& e : part.events) {
+      if (e.event) {
+        part.scanned_to = e.event->event().envelope().hub_seq();
+      }
+    }
+    pending_.push_back(std::move(part));
+  }
+  taken.events.erase(taken.events.begin(), taken.events.begin() + static_cast<long>(start));
+  taken.scanned_to = batch.scanned_to_seq;
   pending_.push_back(std::move(taken));
   return Status::Ok();
 }
@@ -290,6 +381,7 @@ bool SubscriptionWorker::Deliver(NotificationType type, const std::vector<Number
     if (error.empty()) {
       last_sent_ = Steady::now();
       backoff_ = milliseconds(0);
+      retrying_ = false;
       notifications_ok_.Inc();
       if (type == NotificationType::kHeartbeat) {
         heartbeats_.Inc();
@@ -312,6 +404,7 @@ bool SubscriptionWorker::Deliver(NotificationType type, const std::vector<Number
     if (failures >= config_.retry.error_after_failures) {
       SetStatus("error", error);
     }
+    retrying_ = true;
     backoff_ = backoff_.count() == 0 ? config_.retry.initial_backoff
                                      : std::min(backoff_ * 2, config_.retry.max_backoff);
     Log()->warn("subscription {}: {} notification not delivered ({}, attempt {}); retry in {} ms",
@@ -330,7 +423,7 @@ bool SubscriptionWorker::SendPending() {
       break;
     }
     events.insert(events.end(), b.events.begin(), b.events.end());
-    ack_to = b.scanned_to;
+    ack_to = std::max(ack_to, b.scanned_to);
     ++batches;
   }
   if (!events.empty() && !Deliver(NotificationType::kEventNotification, events)) {
@@ -369,6 +462,9 @@ void SubscriptionWorker::Run() {
   }
   while (!Stopping()) {
     ServeReplays();
+    if (pending_.empty() && !ahead_.empty()) {
+      RefetchCounted();
+    }
     if (!live_ && !OpenLive()) {
       break;
     }

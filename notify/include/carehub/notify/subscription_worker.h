@@ -107,6 +107,10 @@ class SubscriptionWorker {
   // Pulls what the hub has ready (waiting up to `wait` for the first batch) into pending_.
   Status Pull(std::chrono::milliseconds wait);
   Status TakeBatch(client::DeliveryBatch batch);
+  // While retrying: numbers the batch's events into ahead_ without keeping their content.
+  Status CountBatch(const client::DeliveryBatch& batch);
+  // Once pending_ is delivered: moves ahead_ back into tail_ and reopens before them.
+  void RefetchCounted();
   // Sends `type` with `events` until a 2xx or Stop; false when stopping.
   bool Deliver(NotificationType type, const std::vector<NumberedEvent>& events);
   // Sends the oldest pending batches as one notification; acks the hub on success.
@@ -134,7 +138,12 @@ class SubscriptionWorker {
   // Numbered before this run and not yet acknowledged to the hub: (number, hub_seq), in order.
   std::deque<std::pair<uint64_t, uint64_t>> tail_;
   bool tail_loaded_ = false;
-  uint64_t highest_taken_ = 0;  // every hub_seq up to here is in pending_ or delivered
+  uint64_t highest_taken_ = 0;  // every hub_seq up to here is pending, delivered or counted
+  // Counted while the endpoint failed (numbered, content not held): (number, hub_seq), in order;
+  // content_through_ is highest_taken_ when counting began (content up to it is in pending_).
+  std::deque<std::pair<uint64_t, uint64_t>> ahead_;
+  uint64_t content_through_ = 0;
+  bool retrying_ = false;  // a notification failed and waits for its retry
   std::chrono::steady_clock::time_point last_sent_{};
   std::chrono::milliseconds backoff_{0};
   uint64_t ack_owed_ = 0;  // a scanned_to_seq delivered but not yet acknowledged to the hub

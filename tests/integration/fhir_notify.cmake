@@ -1,0 +1,25 @@
+# carehub-fhir-notify integration tests (issue 18): the real hub and notify binaries and a real
+# HTTPS receiver started by the test. Notifications are checked against HL7's FHIR R4 JSON schema
+# (scripts/fetch-fhir-schema.sh caches it; install-deps.sh runs that) with Debian's
+# python3-jsonschema. A missing schema fails the tests, never skips them.
+# Included from tests/integration/CMakeLists.txt.
+set(CAREHUB_FHIR_SCHEMA "$ENV{HOME}/.cache/carehub/fhir-r4/fhir.schema.json" CACHE FILEPATH
+    "HL7 FHIR R4 fhir.schema.json (scripts/fetch-fhir-schema.sh)")
+if(DEFINED ENV{CAREHUB_CACHE_DIR})
+  set(CAREHUB_FHIR_SCHEMA "$ENV{CAREHUB_CACHE_DIR}/fhir-r4/fhir.schema.json")
+endif()
+
+find_package(OpenSSL REQUIRED)
+add_library(carehub_fhir_notify_itest_support STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/fhir_notify/fhir_notify_support.cc)
+target_include_directories(carehub_fhir_notify_itest_support PUBLIC ${CMAKE_CURRENT_LIST_DIR}/fhir_notify)
+target_link_libraries(carehub_fhir_notify_itest_support
+  PUBLIC carehub_itest_harness nlohmann_json::nlohmann_json
+  PRIVATE PkgConfig::HTTPLIB OpenSSL::SSL OpenSSL::Crypto carehub_warnings)
+target_compile_definitions(carehub_fhir_notify_itest_support PRIVATE
+  CAREHUB_FHIR_SCHEMA="${CAREHUB_FHIR_SCHEMA}" CAREHUB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+
+carehub_add_test(carehub_fhir_notify_itest
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/fhir_notify/fhir_notify_test.cc
+  LIBS carehub_fhir_notify_itest_support carehub_subscribe_itest_support carehub_synth)
+add_dependencies(carehub_fhir_notify_itest carehub carehub-fhir-notify)
