@@ -23,3 +23,15 @@ carehub_add_test(carehub_fhir_notify_itest
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fhir_notify/fhir_notify_test.cc
   LIBS carehub_fhir_notify_itest_support carehub_subscribe_itest_support carehub_synth)
 add_dependencies(carehub_fhir_notify_itest carehub carehub-fhir-notify)
+
+# The round trip through the FHIR adapter: needs the adapters (-DCAREHUB_WITH_ADAPTERS=OFF leaves
+# it out with them). It maps received resources back with the adapter's own intake mapping.
+if(CAREHUB_WITH_ADAPTERS)
+  carehub_add_test(carehub_fhir_notify_roundtrip_itest
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/fhir_notify/fhir_notify_roundtrip_test.cc
+    LIBS carehub_fhir_notify_itest_support carehub_subscribe_itest_support
+         carehub_adapter_itest_support carehub_adapter_fhir carehub_adapter_common)
+  target_include_directories(carehub_fhir_notify_roundtrip_itest PRIVATE
+    ${CMAKE_SOURCE_DIR}/adapters/fhir/src ${CMAKE_CURRENT_LIST_DIR})
+  add_dependencies(carehub_fhir_notify_roundtrip_itest carehub carehub-adapter carehub-fhir-notify)
+endif()
