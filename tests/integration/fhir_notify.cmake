@@ -35,3 +35,11 @@ if(CAREHUB_WITH_ADAPTERS)
     ${CMAKE_SOURCE_DIR}/adapters/fhir/src ${CMAKE_CURRENT_LIST_DIR})
   add_dependencies(carehub_fhir_notify_roundtrip_itest carehub carehub-adapter carehub-fhir-notify)
 endif()
+
+# Throughput to a loopback HTTPS receiver (docs/fhir-notify.md, "Throughput"): built on demand.
+add_executable(carehub-fhir-notify-bench EXCLUDE_FROM_ALL
+  ${CMAKE_CURRENT_LIST_DIR}/fhir_notify/fhir_notify_bench.cc)
+target_link_libraries(carehub-fhir-notify-bench PRIVATE carehub_fhir_notify_itest_support
+  carehub_subscribe_itest_support carehub_synth carehub_warnings)
+target_compile_definitions(carehub-fhir-notify-bench PRIVATE CAREHUB_BIN_DIR="${CMAKE_BINARY_DIR}/bin")
+add_dependencies(carehub-fhir-notify-bench carehub carehub-fhir-notify)

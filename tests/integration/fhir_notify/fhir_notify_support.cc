@@ -61,10 +61,24 @@ Status FhirReceiver::Listen(int port) {
       res.status = 401;
       return;
     }
-    {
+    size_t events = 0;
+    for (size_t at = req.body.find("\"event-number\""); at != std::string::npos;
+         at = req.body.find("\"event-number\"", at + 1)) {
+      ++events;
+    }
+    size_t entries = 0;
+    for (size_t at = req.body.find("\"fullUrl\""); at != std::string::npos;
+         at = req.body.find("\"fullUrl\"", at + 1)) {
+      ++entries;
+    }
+    resources_received_ += entries > 0 ? entries - 1 : 0;
+    if (options_.keep_bodies) {
       std::lock_guard<std::mutex> lock(mu_);
       bodies_.push_back(req.body);
     }
+    bytes_received_ += req.body.size();
+    events_received_ += events;
+    ++bodies_received_;
     res.status = 200;
   });
   int bound = port == 0 ? server_->bind_to_any_port("127.0.0.1")

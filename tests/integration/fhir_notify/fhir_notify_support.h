@@ -39,6 +39,8 @@ struct ReceiverOptions {
   std::string bearer_token;  // required on every POST when set (401 otherwise)
   // Mutual TLS: the client certificate (self-signed) the receiver trusts; empty: no client cert.
   std::filesystem::path client_ca;
+  // False (the benchmark): bodies are counted, not kept.
+  bool keep_bodies = true;
 };
 
 class FhirReceiver {
@@ -59,6 +61,12 @@ class FhirReceiver {
   const TestCert& cert() const { return cert_; }
   std::vector<std::string> Bodies() const;
   size_t unauthorised() const { return unauthorised_.load(); }
+  // Bodies received and notification-events in them (counted by "event-number" parts).
+  size_t bodies_received() const { return bodies_received_.load(); }
+  size_t events_received() const { return events_received_.load(); }
+  size_t bytes_received() const { return bytes_received_.load(); }
+  // Entries after the status entry (resources, or resource ids for id-only), by "fullUrl" count.
+  size_t resources_received() const { return resources_received_.load(); }
 
  private:
   FhirReceiver(std::filesystem::path dir, ReceiverOptions options, TestCert cert);
@@ -73,6 +81,10 @@ class FhirReceiver {
   mutable std::mutex mu_;
   std::vector<std::string> bodies_;
   std::atomic<size_t> unauthorised_{0};
+  std::atomic<size_t> bodies_received_{0};
+  std::atomic<size_t> events_received_{0};
+  std::atomic<size_t> bytes_received_{0};
+  std::atomic<size_t> resources_received_{0};
 };
 
 // The real carehub-fhir-notify with `config_yaml` written to <dir>/notify.yaml; waits for
