@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <sodium.h>
 
+#include <optional>
 #include <sstream>
 
 #include "carehub/core/event_types.h"
@@ -500,25 +501,29 @@ std::string HashedId(const std::string& prefix, const std::string& key) {
 
 MappedEvent MapEvent(const v1::DeliveredEvent& delivered, Purpose purpose, bool full) {
   MappedEvent out;
-  v1::DeliveredEvent safe = delivered;
-  v1::Event& event = *safe.mutable_event();
-  v1::Envelope& env = *event.mutable_envelope();
+  // Direct care maps the event as delivered; secondary use maps a stripped copy.
+  std::optional<v1::DeliveredEvent> stripped;
   if (purpose == Purpose::kSecondaryUse) {
-    *env.mutable_patient() = Stripped(env.patient(), purpose);
-    for (auto& flag : *env.mutable_data_quality()) {
+    stripped = delivered;
+    v1::Event& e = *stripped->mutable_event();
+    *e.mutable_envelope()->mutable_patient() = Stripped(e.envelope().patient(), purpose);
+    for (auto& flag : *e.mutable_envelope()->mutable_data_quality()) {
       flag.clear_raw_value();
     }
-    if (event.has_activity()) {
-      event.mutable_activity()->clear_note();
-      if (event.activity().has_merged_patient()) {
-        *event.mutable_activity()->mutable_merged_patient() =
-            Stripped(event.activity().merged_patient(), purpose);
+    if (e.has_activity()) {
+      e.mutable_activity()->clear_note();
+      if (e.activity().has_merged_patient()) {
+        *e.mutable_activity()->mutable_merged_patient() =
+            Stripped(e.activity().merged_patient(), purpose);
       }
     }
-    if (event.has_referral()) {
-      event.mutable_referral()->clear_note();
+    if (e.has_referral()) {
+      e.mutable_referral()->clear_note();
     }
   }
+  const v1::DeliveredEvent& safe = stripped ? *stripped : delivered;
+  const v1::Event& event = safe.event();
+  const v1::Envelope& env = event.envelope();
   out.cancel = env.lifecycle() == v1::LIFECYCLE_CANCEL;
   const std::string patient_id = HashedId("pat-", PatientKey(env.patient(), env));
   const std::string patient_ref = "Patient/" + patient_id;

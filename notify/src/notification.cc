@@ -117,7 +117,7 @@ json BuildNotification(const SubscriptionFacts& sub, NotificationType type,
       if (payload != Payload::kEmpty) {
         MappedEvent mapped = MapEvent(*ne.event, sub.purpose, payload == Payload::kFullResource);
         for (size_t i = 0; i < mapped.resources.size(); ++i) {
-          const MappedResource& r = mapped.resources[i];
+          MappedResource& r = mapped.resources[i];
           const std::string full_url = sub.base_url + "/" + r.Reference();
           // Version-specific: one bundle may carry two versions of the same resource (two
           // events about one encounter), told apart by meta.versionId, the event's hub_seq.
@@ -128,7 +128,7 @@ json BuildNotification(const SubscriptionFacts& sub, NotificationType type,
                                    std::to_string(ne.event->event().envelope().hub_seq())}}}});
           json entry{{"fullUrl", full_url}};
           if (payload == Payload::kFullResource) {
-            entry["resource"] = r.resource;
+            entry["resource"] = std::move(r.resource);
           }
           entry["request"] = {{"method", "PUT"}, {"url", r.Reference()}};
           const bool created =

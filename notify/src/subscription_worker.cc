@@ -418,19 +418,22 @@ bool SubscriptionWorker::SendPending() {
   std::vector<NumberedEvent> events;
   size_t batches = 0;
   uint64_t ack_to = 0;
-  for (const HubBatch& b : pending_) {
+  for (HubBatch& b : pending_) {
     if (batches > 0 && events.size() + b.events.size() > config_.max_events_per_notification) {
       break;
     }
-    events.insert(events.end(), b.events.begin(), b.events.end());
+    // Moved, not copied: the events live in this vector until delivered (or the worker stops,
+    // when they are not acknowledged and come again from the hub on the next run).
+    events.insert(events.end(), std::make_move_iterator(b.events.begin()),
+                  std::make_move_iterator(b.events.end()));
     ack_to = std::max(ack_to, b.scanned_to);
     ++batches;
   }
   if (!events.empty() && !Deliver(NotificationType::kEventNotification, events)) {
     return false;
   }
+  pending_events_ -= events.size();
   for (size_t i = 0; i < batches; ++i) {
-    pending_events_ -= pending_.front().events.size();
     pending_.pop_front();
   }
   if (!events.empty()) {

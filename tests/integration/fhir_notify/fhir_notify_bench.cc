@@ -30,6 +30,7 @@ constexpr const char* kAgreements = R"(subscribers:
     subscriptions:
       - {id: bench-id-only, purpose: direct_care}
       - {id: bench-full, purpose: direct_care}
+      - {id: bench-baseline, purpose: direct_care}
 agreements:
   - id: DSA-BENCH
     subscriber: bench
@@ -83,6 +84,19 @@ int main(int argc, char** argv) {
     return Fail(seqs.status().ToString());
   }
   std::printf("published %zu events; batching up to %d events per notification\n", events, batch);
+  {
+    // The ceiling: the hub's own feed of the same events to a client-library reader.
+    ReadFeedOptions o;
+    o.until_seq = seqs->back();
+    o.ack = false;
+    o.timeout = std::chrono::minutes(10);
+    auto read = ReadFeed(hub.value()->subscribe_endpoint(), "bench-baseline", o);
+    if (!read.ok()) {
+      return Fail(read.status().ToString());
+    }
+    std::printf("hub feed alone (client library, no ack): %.2f s, %.0f events/s\n", read->seconds,
+                static_cast<double>(read->events.size()) / read->seconds);
+  }
   std::printf("%-14s %10s %12s %12s %14s %10s\n", "payload", "seconds", "notif/s", "events/s",
               "resources/s", "MB/s");
   for (const auto& [sub, payload] :
