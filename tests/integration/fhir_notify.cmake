@@ -21,7 +21,8 @@ target_compile_definitions(carehub_fhir_notify_itest_support PRIVATE
 
 carehub_add_test(carehub_fhir_notify_itest
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/fhir_notify/fhir_notify_test.cc
-  LIBS carehub_fhir_notify_itest_support carehub_subscribe_itest_support carehub_synth)
+  LIBS carehub_fhir_notify_itest_support carehub_subscribe_itest_support carehub_synth
+       PkgConfig::HTTPLIB OpenSSL::SSL OpenSSL::Crypto)
 add_dependencies(carehub_fhir_notify_itest carehub carehub-fhir-notify)
 
 # The round trip through the FHIR adapter: needs the adapters (-DCAREHUB_WITH_ADAPTERS=OFF leaves

@@ -9,6 +9,7 @@
 // "error" after error_after_failures attempts, each at most timeout_ms plus max_backoff_ms apart.
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <algorithm>
 #include <fstream>
@@ -283,6 +284,22 @@ TEST_F(FhirNotifyTest, EveryEventArrivesOnceAndInOrderAsValidNotifications) {
   }
   EXPECT_TRUE(saw_nhs);
   EXPECT_EQ(receiver_->unauthorised(), 0u);
+  // The operator's view, like the adapters': /healthz and the project's metrics registry.
+  auto health = notify_->Get("/healthz");
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_EQ(health->first, 200);
+  httplib::Client admin("http://" + notify_->admin());
+  auto metrics = admin.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(
+      metrics->body.find("carehub_fhir_notify_events_total{subscription=\"fhir-direct\"} 400"),
+      std::string::npos)
+      << metrics->body;
+  EXPECT_NE(
+      metrics->body.find("carehub_fhir_notify_event_number{subscription=\"fhir-direct\"} 400"),
+      std::string::npos);
+  EXPECT_NE(metrics->body.find("carehub_fhir_notify_in_error{subscription=\"fhir-direct\"} 0"),
+            std::string::npos);
   CheckSchema();
   auto stopped = notify_->Stop();
   ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
