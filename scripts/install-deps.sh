@@ -37,10 +37,12 @@ if [[ "${1:-}" != "--build-only" ]]; then
   fi
 fi
 
-# The FHIR R4 JSON schema the fhir-notify tests validate against (cached; fails loudly).
+# The FHIR R4 JSON schema the fhir-notify tests validate against (cached). When it cannot be had
+# this says so loudly and the build goes on: those tests then fail (never skip), the rest still run.
 fetch_schema() {
   if [[ "${1:-}" != "--build-only" ]]; then
-    "$(dirname "$0")/fetch-fhir-schema.sh"
+    "$(dirname "$0")/fetch-fhir-schema.sh" ||
+      echo "install-deps: WARNING: no FHIR R4 schema; the carehub_fhir_notify tests will FAIL" >&2
   fi
 }
 
