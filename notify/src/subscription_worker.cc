@@ -366,9 +366,9 @@ Status SubscriptionWorker::Pull(milliseconds wait) {
 bool SubscriptionWorker::Deliver(NotificationType type, const std::vector<NumberedEvent>& events) {
   while (!Stopping()) {
     // Rebuilt per attempt: the status it reports may have changed (active -> error).
-    nlohmann::json bundle =
-        BuildNotification(facts_, type, CurrentFacts(), events, config_.payload);
-    const std::string body = bundle.dump();
+    size_t resources = 0;
+    const std::string body =
+        BuildNotificationText(facts_, type, CurrentFacts(), events, config_.payload, &resources);
     const auto started = Steady::now();
     auto answer = endpoint_->Post(body);
     post_seconds_.Observe(std::chrono::duration<double>(Steady::now() - started).count());
@@ -386,7 +386,7 @@ bool SubscriptionWorker::Deliver(NotificationType type, const std::vector<Number
       if (type == NotificationType::kHeartbeat) {
         heartbeats_.Inc();
       }
-      resources_delivered_.Inc(ResourceCount(bundle));
+      resources_delivered_.Inc(resources);
       {
         MutexLock lock(mu_);
         status_.consecutive_failures = 0;

@@ -60,12 +60,15 @@ std::string SubscriptionUrl(const SubscriptionFacts& sub);
 
 // The Bundle for `type`, with `events` (none for handshake, heartbeat and query-status).
 // `payload` overrides the subscription's (a $events call may ask for another content).
+// The same as JSON text, as it is sent; `resource_entries` (optional) receives the number of
+// entries after the status entry.
+std::string BuildNotificationText(const SubscriptionFacts& sub, NotificationType type,
+                                  const StatusFacts& status,
+                                  const std::vector<NumberedEvent>& events, Payload payload,
+                                  size_t* resource_entries);
 nlohmann::json BuildNotification(const SubscriptionFacts& sub, NotificationType type,
                                  const StatusFacts& status,
                                  const std::vector<NumberedEvent>& events, Payload payload);
-
-// Resource entries (full or id-only) a bundle carries after its status (for throughput metrics).
-size_t ResourceCount(const nlohmann::json& bundle);
 
 // A random RFC 4122 version 4 UUID.
 std::string RandomUuid();
