@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     work_root = "/tmp";
   }
   bool s_ingest = false, s_curve = false, s_fanout = false, s_catchup = false, s_latency = false,
-       s_footprint = false, s_limits = false, s_nats = false;
+       s_footprint = false, s_limits = false, s_nats = false, s_replication = false;
   CLI::App app{"carehub-bench: carehub against NATS JetStream and the machine's own limits"};
   app.add_flag("--quick", o.quick, "small counts (under 2 minutes); used by ctest");
   app.add_flag("--ingest", s_ingest, "1. ingest, fsync and os durability");
@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
   app.add_flag("--footprint", s_footprint, "5. RSS, disk per million events, dedup lookups");
   app.add_flag("--limits", s_limits, "6. raw ZeroMQ, RocksDB and protobuf limits");
   app.add_flag("--nats", s_nats, "7. NATS JetStream with the same events");
+  app.add_flag("--replication", s_replication,
+               "8. a synchronous standby pair beside a single hub; async standby lag");
   app.add_option("--json-out", json_out, "results file");
   app.add_option("--work-dir", work_root, "where temp data dirs go (default $TMPDIR or /tmp)");
   app.add_option("--carehub", o.carehub_binary, "the carehub daemon");
@@ -153,7 +155,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
   bool all = !(s_ingest || s_curve || s_fanout || s_catchup || s_latency || s_footprint ||
-                s_limits || s_nats);
+                s_limits || s_nats || s_replication);
   o.work_dir = work_root / ("carehub-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(o.work_dir);
   if (!std::filesystem::exists(o.carehub_binary)) {
@@ -206,6 +208,7 @@ int main(int argc, char** argv) {
       {"latency", s_latency, carehub::bench::RunLatencySection},
       {"footprint", s_footprint, carehub::bench::RunFootprintSection},
       {"nats", s_nats, carehub::bench::RunNatsSection},
+      {"replication", s_replication, carehub::bench::RunReplicationSection},
   };
   int failures = 0;
   auto t0 = std::chrono::steady_clock::now();

@@ -1,13 +1,13 @@
 #include "hub_runner.h"
 
 #include <fcntl.h>
+#include <httplib.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -77,6 +77,7 @@ Status HubRunner::Launch() {
     if (!options_.agreements_file.empty()) {
       out << "policy:\n  agreements: " << options_.agreements_file.string() << "\n";
     }
+    out << options_.extra_yaml;
   }
   auto log = options_.dir / "hub.log";
   std::string bin = options_.binary.string();
@@ -100,8 +101,8 @@ Status HubRunner::Launch() {
     int code = 0;
     if (WaitChild(pid_, std::chrono::milliseconds(0), &code)) {
       pid_ = -1;
-      return Status::Error("bench_setup", "carehub exited (" + std::to_string(code) +
-                                              "): " + ReadAll(log));
+      return Status::Error("bench_setup",
+                           "carehub exited (" + std::to_string(code) + "): " + ReadAll(log));
     }
     auto text = ReadAll(data_dir() / "endpoints.json");
     if (!text.empty()) {
@@ -110,6 +111,7 @@ Status HubRunner::Launch() {
         ingest_ = j.value("ingest", "");
         subscribe_ = j.value("subscribe", "");
         admin_ = j.value("admin", "");
+        replication_ = j.value("replication", "");
         return Status::Ok();
       }
     }
@@ -131,8 +133,8 @@ Status HubRunner::Stop(std::chrono::milliseconds timeout) {
   }
   pid_ = -1;
   if (!reaped || code != 0) {
-    return Status::Error("hub_stop", "carehub did not stop cleanly (exit " + std::to_string(code) +
-                                         ")");
+    return Status::Error("hub_stop",
+                         "carehub did not stop cleanly (exit " + std::to_string(code) + ")");
   }
   return Status::Ok();
 }
@@ -171,14 +173,16 @@ uint64_t DirectoryBytes(const std::filesystem::path& dir) {
 
 uint64_t HubRunner::DataDirBytes() const { return DirectoryBytes(data_dir()); }
 
-std::string HubRunner::Metrics() const {
+std::string HubRunner::Metrics() const { return Get("/metrics"); }
+
+std::string HubRunner::Get(const std::string& path) const {
   auto colon = admin_.rfind(':');
   if (colon == std::string::npos) {
     return "";
   }
   httplib::Client client(admin_.substr(0, colon), std::stoi(admin_.substr(colon + 1)));
   client.set_read_timeout(10, 0);
-  auto res = client.Get("/metrics");
+  auto res = client.Get(path);
   return res && res->status == 200 ? res->body : "";
 }
 

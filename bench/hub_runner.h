@@ -27,6 +27,8 @@ struct HubRunOptions {
   std::filesystem::path server_key_file;
   std::filesystem::path identities_file;
   std::chrono::milliseconds start_timeout{30'000};
+  // Appended to the generated config (e.g. a replication section).
+  std::string extra_yaml;
 };
 
 class HubRunner {
@@ -44,6 +46,8 @@ class HubRunner {
   const std::string& ingest_endpoint() const { return ingest_; }
   const std::string& subscribe_endpoint() const { return subscribe_; }
   const std::string& admin_address() const { return admin_; }
+  // The bound replication endpoint (empty without a replication section or as a standby).
+  const std::string& replication_endpoint() const { return replication_; }
   std::filesystem::path data_dir() const { return options_.dir / "data"; }
 
   // VmHWM (peak resident set) and VmRSS of the hub, in bytes; 0 when unreadable.
@@ -53,6 +57,8 @@ class HubRunner {
   uint64_t DataDirBytes() const;
   // GET /metrics from the admin server ("" on failure).
   std::string Metrics() const;
+  // GET `path` from the admin server ("" on failure).
+  std::string Get(const std::string& path) const;
 
  private:
   explicit HubRunner(HubRunOptions options) : options_(std::move(options)) {}
@@ -60,7 +66,7 @@ class HubRunner {
 
   HubRunOptions options_;
   pid_t pid_ = -1;
-  std::string ingest_, subscribe_, admin_;
+  std::string ingest_, subscribe_, admin_, replication_;
 };
 
 // Sum and count of a Prometheus histogram or summary family in `text` (all label sets summed).

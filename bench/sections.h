@@ -61,6 +61,8 @@ Status RunLatencySection(BenchContext* ctx);
 Status RunFootprintSection(BenchContext* ctx);
 Status RunLimitsSection(BenchContext* ctx);
 Status RunNatsSection(BenchContext* ctx);
+// A synchronous pair beside a single hub; an async standby's lag at a steady rate.
+Status RunReplicationSection(BenchContext* ctx);
 // Ratios between sections (carehub/NATS, carehub/raw RocksDB) once they have all run.
 void AddComparisons(BenchContext* ctx);
 

@@ -25,6 +25,7 @@
 #include "carehub/policy/load.h"
 #include "ctl_admin_client.h"
 #include "ctl_format.h"
+#include "ctl_cluster.h"
 #include "ctl_verify.h"
 
 namespace {
@@ -419,6 +420,32 @@ int main(int argc, char** argv) {
   verify->add_option("--dedup-window-days", dedup_window_days, "the hub's dedup.window_days")
       ->capture_default_str();
 
+  std::string compare_a;
+  std::string compare_b;
+  auto* compare = app.add_subcommand(
+      "compare", "prove two data dirs hold the same store (a standby and its primary)");
+  compare->add_option("dir_a", compare_a, "a hub's data dir")->required();
+  compare->add_option("dir_b", compare_b, "another hub's data dir")->required();
+  bool force_promote = false;
+  int role_wait_s = 30;
+  auto* promote = app.add_subcommand("promote", "make the standby at --admin the primary");
+  promote->add_flag("--force", force_promote,
+                    "promote even when the standby may lack acknowledged events "
+                    "(docs/replication.md says what that can lose)");
+  promote->add_option("--wait", role_wait_s, "seconds to wait for the new role");
+  auto* demote = app.add_subcommand(
+      "demote", "make the primary at --admin hand its log to the standby and become a standby");
+  demote->add_option("--wait", role_wait_s, "seconds to wait for the new role");
+  auto* cluster = app.add_subcommand("cluster", "the replicated pair");
+  cluster->require_subcommand(1);
+  auto* cluster_status =
+      cluster->add_subcommand("status", "role, position, sync and lag of each hub");
+  std::vector<std::string> cluster_admins;
+  cluster_status->add_option("--hubs", cluster_admins,
+                             "admin addresses of the hubs (default: --admin)")
+      ->delimiter(',');
+  cluster_status->add_flag("--json", as_json, "print JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -436,6 +463,9 @@ int main(int argc, char** argv) {
   if (verify->parsed()) {
     return carehub::ctl::CmdVerify(verify_dir, dedup_window_days);
   }
+  if (compare->parsed()) {
+    return carehub::ctl::CmdCompare(compare_a, compare_b);
+  }
 
   carehub::ctl::AdminClientOptions options;
   options.address = admin;
@@ -445,6 +475,16 @@ int main(int argc, char** argv) {
       return Fail(token.status().message());
     }
     options.token = token.value();
+  }
+  if (promote->parsed() || demote->parsed()) {
+    return carehub::ctl::CmdChangeRole(options, promote->parsed() ? "primary" : "standby",
+                                       force_promote, std::chrono::seconds(role_wait_s));
+  }
+  if (cluster_status->parsed()) {
+    if (cluster_admins.empty()) {
+      cluster_admins.push_back(admin);
+    }
+    return carehub::ctl::CmdClusterStatus(options, cluster_admins, as_json);
   }
   AdminClient client(options);
   if (status->parsed()) {

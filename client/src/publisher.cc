@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "carehub/client/endpoints.h"
 #include "carehub/core/log.h"
 #include "carehub/core/mutex.h"
 #include "carehub/core/ordered_key.h"
@@ -52,8 +53,8 @@ class PublisherImpl final : public Publisher {
     rocksdb::DB* raw = nullptr;
     auto s = rocksdb::DB::Open(db_options, options_.outbox_dir.string(), cfs, &handles_, &raw);
     if (!s.ok()) {
-      return Status::Error("outbox_error", "cannot open outbox at " +
-                                               options_.outbox_dir.string() + ": " + s.ToString());
+      return Status::Error("outbox_error", "cannot open outbox at " + options_.outbox_dir.string() +
+                                               ": " + s.ToString());
     }
     db_.reset(raw);
     {
@@ -355,8 +356,7 @@ class PublisherImpl final : public Publisher {
     lowest_live_hint_.store(lowest);
   }
 
-  void Run() {
-    zmq::context_t context(1);
+  zmq::socket_t Connect(zmq::context_t& context, const std::string& endpoint) {
     zmq::socket_t socket(context, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
     // Do not queue frames for a hub that is not connected: they would be lost with the pipe.
@@ -368,14 +368,43 @@ class PublisherImpl final : public Publisher {
       socket.set(zmq::sockopt::curve_publickey, options_.curve->client_public);
       socket.set(zmq::sockopt::curve_secretkey, options_.curve->client_secret);
     }
-    socket.connect(options_.endpoint);
+    socket.connect(endpoint);
+    return socket;
+  }
+
+  void Run() {
+    zmq::context_t context(1);
+    // Several endpoints (a primary and its standby, docs/replication.md): one at a time; a
+    // standby's "not_primary" names the primary, and a hub that stops answering makes us try the
+    // next. Unanswered batches are resent to the new one (answered DUPLICATE where stored).
+    const std::vector<std::string> endpoints = SplitEndpoints(options_.endpoint);
+    size_t current = 0;
+    zmq::socket_t socket = Connect(context, endpoints[current]);
     auto last_heard = Clock::now() - std::chrono::hours(1);
     auto last_heartbeat = Clock::now() - std::chrono::hours(1);
+    auto connected_at = Clock::now();
     bool was_connected = false;
     bool contact_lost = false;
+    auto move_to = [&](size_t next, const std::string& why) {
+      Logger(kLogger)->warn("moving from hub {} to {}: {}", endpoints[current], endpoints[next],
+                            why);
+      current = next;
+      socket = Connect(context, endpoints[current]);
+      connected_at = Clock::now();
+      last_heartbeat = Clock::now() - std::chrono::hours(1);
+      for (auto& [id, f] : inflight_) {
+        retry_.push_back({std::move(f.seqs), Clock::now()});
+      }
+      inflight_.clear();
+    };
 
     while (!stop_.load()) {
       auto now = Clock::now();
+      if (endpoints.size() > 1 && now - last_heard > options_.heartbeat_interval * 3 &&
+          now - connected_at > options_.heartbeat_interval * 3) {
+        move_to((current + 1) % endpoints.size(), "no answer");
+        now = Clock::now();
+      }
       // Heartbeats tell us when the hub is back, so unanswered batches go out again at once.
       if (now - last_heartbeat > options_.heartbeat_interval) {
         v1::Frame hb;
@@ -393,7 +422,7 @@ class PublisherImpl final : public Publisher {
       if (!connected && was_connected) {
         contact_lost = true;
         Logger(kLogger)->warn("hub at {} is not answering; keeping events in the outbox",
-                              options_.endpoint);
+                              endpoints[current]);
       }
       was_connected = connected;
 
@@ -462,12 +491,21 @@ class PublisherImpl final : public Publisher {
           }
           if (frame.has_publish_result()) {
             HandleResult(frame.publish_result());
+          } else if (frame.has_error() && frame.error().code() == "not_primary" &&
+                     endpoints.size() > 1) {
+            const auto& named = frame.error().primary_endpoint();
+            auto it = std::find(endpoints.begin(), endpoints.end(), named);
+            move_to(it != endpoints.end() ? static_cast<size_t>(it - endpoints.begin())
+                                          : (current + 1) % endpoints.size(),
+                    "it is a standby" + (named.empty() ? std::string() : "; primary " + named));
+            break;  // the old socket is gone
           } else if (frame.has_error()) {
             Logger(kLogger)->warn("hub error {}: {}", frame.error().code(),
                                   frame.error().message());
             auto it = inflight_.find(frame.error().batch_id());
             if (frame.error().batch_id() != 0 && it != inflight_.end()) {
-              retry_.push_back({std::move(it->second.seqs), Clock::now() + std::chrono::seconds(5)});
+              retry_.push_back(
+                  {std::move(it->second.seqs), Clock::now() + std::chrono::seconds(5)});
               inflight_.erase(it);
             }
           }
@@ -475,7 +513,7 @@ class PublisherImpl final : public Publisher {
             // The hub came back: whatever was in flight before may be lost with the old pipe.
             contact_lost = false;
             Logger(kLogger)->info("hub at {} answers again; resending unanswered batches",
-                                  options_.endpoint);
+                                  endpoints[current]);
             for (auto& [id, f] : inflight_) {
               retry_.push_back({std::move(f.seqs), Clock::now()});
             }

@@ -1,6 +1,10 @@
 #include "carehub/client/subscriber.h"
 
+#include <algorithm>
+#include <thread>
 #include <zmq.hpp>
+
+#include "carehub/client/endpoints.h"
 
 namespace carehub::client {
 namespace {
@@ -10,9 +14,48 @@ using Steady = std::chrono::steady_clock;
 class SubscriberImpl final : public Subscriber {
  public:
   explicit SubscriberImpl(SubscriberOptions options)
-      : options_(std::move(options)), socket_(context_, zmq::socket_type::dealer) {}
+      : options_(std::move(options)),
+        endpoints_(SplitEndpoints(options_.endpoint)),
+        socket_(context_, zmq::socket_type::dealer) {}
 
+  // Subscribes on one hub after another until one serves the subscription: a standby's
+  // "not_primary" names the primary, a silent hub makes way for the next (docs/replication.md).
+  // Other errors (unknown subscription, not yours) are the hub's final word.
   Status Connect() {
+    const auto deadline = Steady::now() + options_.connect_timeout;
+    // A silent hub gets its share of the timeout, at least a second, before the next is tried.
+    const auto per_hub = std::max<std::chrono::milliseconds>(
+        std::chrono::milliseconds(1000),
+        options_.connect_timeout / static_cast<int>(endpoints_.size()));
+    Status last = Status::Error("hub_unreachable", "no hub endpoint");
+    do {
+      const auto remaining =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now());
+      last = ConnectTo(endpoints_[current_], std::min(per_hub, remaining));
+      if (last.ok() || endpoints_.size() == 1) {
+        return last;
+      }
+      if (last.code() == "not_primary") {
+        auto it = std::find(endpoints_.begin(), endpoints_.end(), primary_hint_);
+        current_ = it != endpoints_.end() ? static_cast<size_t>(it - endpoints_.begin())
+                                          : (current_ + 1) % endpoints_.size();
+        // Both may answer not_primary for a moment during a switch-over: do not spin.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      } else if (last.code() == "hub_unreachable") {
+        current_ = (current_ + 1) % endpoints_.size();
+      } else {
+        return last;
+      }
+    } while (Steady::now() < deadline);
+    if (last.code() == "hub_unreachable") {
+      return Status::Error("hub_unreachable",
+                           "no answer from the hubs at " + options_.endpoint + " within " +
+                               std::to_string(options_.connect_timeout.count()) + " ms");
+    }
+    return last;
+  }
+
+  Status ConnectTo(const std::string& endpoint, std::chrono::milliseconds timeout) {
     try {
       socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
       socket_.set(zmq::sockopt::linger, 0);
@@ -22,7 +65,7 @@ class SubscriberImpl final : public Subscriber {
         socket_.set(zmq::sockopt::curve_publickey, options_.curve->client_public);
         socket_.set(zmq::sockopt::curve_secretkey, options_.curve->client_secret);
       }
-      socket_.connect(options_.endpoint);
+      socket_.connect(endpoint);
     } catch (const zmq::error_t& e) {
       return Status::Error("bad_endpoint", std::string("cannot connect: ") + e.what());
     }
@@ -35,10 +78,10 @@ class SubscriberImpl final : public Subscriber {
     s->set_time_unix_ms(options_.start_time_unix_ms);
     s->set_initial_credit(options_.window);
     Send(frame);
-    auto deadline = Steady::now() + options_.connect_timeout;
+    auto deadline = Steady::now() + timeout;
     while (Steady::now() < deadline) {
-      auto reply = Receive(std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - Steady::now()));
+      auto reply =
+          Receive(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now()));
       if (!reply) {
         break;
       }
@@ -48,15 +91,15 @@ class SubscriberImpl final : public Subscriber {
         return Status::Ok();
       }
       if (reply->has_error()) {
+        primary_hint_ = reply->error().primary_endpoint();
         return Status::Error(reply->error().code(), reply->error().message());
       }
       if (reply->has_notice()) {
         notice_ = reply->notice();
       }
     }
-    return Status::Error("hub_unreachable",
-                         "no answer from the hub at " + options_.endpoint + " within " +
-                             std::to_string(options_.connect_timeout.count()) + " ms");
+    return Status::Error("hub_unreachable", "no answer from the hub at " + endpoint + " within " +
+                                                std::to_string(timeout.count()) + " ms");
   }
 
   Result<std::optional<DeliveryBatch>> Next(std::chrono::milliseconds timeout) override {
@@ -72,7 +115,7 @@ class SubscriberImpl final : public Subscriber {
       if (now - last_heard_ > options_.hub_timeout) {
         // The hub restarted or the network broke: subscribe again from our own last ack.
         Status s = Resubscribe();
-        if (!s.ok()) {
+        if (!s.ok() && !WaitForFailover(s)) {
           return s;
         }
       }
@@ -112,12 +155,12 @@ class SubscriberImpl final : public Subscriber {
         if (frame->error().fatal()) {
           return Status::Error(frame->error().code(), frame->error().message());
         }
-        if (frame->error().code() == "no_subscription") {
+        if (frame->error().code() == "no_subscription" || frame->error().code() == "not_primary") {
           // A hub restarted on the same endpoint: the socket reconnected by itself, but the new
           // hub does not know this connection and answers our heartbeats with this error, which
           // would keep the hub timeout from ever firing (found by the soak run).
           Status s = Resubscribe();
-          if (!s.ok()) {
+          if (!s.ok() && !WaitForFailover(s)) {
             return s;
           }
         }
@@ -142,6 +185,17 @@ class SubscriberImpl final : public Subscriber {
   std::optional<v1::Notice> notice() const override { return notice_; }
 
  private:
+  // With several hubs, none serving for a while is a failover in progress (a standby not yet
+  // promoted): keep trying, as a publisher keeps its outbox, instead of failing the caller. True
+  // when the caller should carry on (the next attempt comes in about a second).
+  bool WaitForFailover(const Status& s) {
+    if (endpoints_.size() < 2 || (s.code() != "hub_unreachable" && s.code() != "not_primary")) {
+      return false;
+    }
+    last_heard_ = Steady::now() - options_.hub_timeout + std::chrono::seconds(1);
+    return true;
+  }
+
   // Subscribes again on a fresh socket, from after our own last ack.
   Status Resubscribe() {
     options_.start = acked_ > 0 ? v1::Subscribe::START_AT_SEQ : options_.start;
@@ -181,6 +235,9 @@ class SubscriberImpl final : public Subscriber {
   }
 
   SubscriberOptions options_;
+  std::vector<std::string> endpoints_;
+  size_t current_ = 0;
+  std::string primary_hint_;  // from the last not_primary answer
   zmq::context_t context_{1};
   zmq::socket_t socket_;
   v1::Subscribed subscribed_;

@@ -81,6 +81,22 @@ AdminServer::AdminServer(std::string listen, std::string bearer_token, AdminCont
 AdminServer::~AdminServer() { Stop(); }
 
 std::string AdminServer::StatusJson() {
+  json replication = nullptr;
+  if (ctx_.replication_json) {
+    replication = json::parse(ctx_.replication_json());
+  }
+  if (standby()) {
+    json body = {
+        {"role", "standby"},
+        {"ready", false},
+        {"uptime_seconds",
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
+        {"now_unix_ms", ToUnixMillis(std::chrono::system_clock::now())},
+        {"ingest_endpoint", ctx_.ingest_endpoint},
+        {"subscribe_endpoint", ctx_.subscribe_endpoint},
+        {"replication", replication}};
+    return body.dump(2);
+  }
   json publishers = json::object();
   for (const auto& [ods, a] : ctx_.pipeline->Activity()) {
     const auto& q = a.quality;
@@ -142,6 +158,8 @@ std::string AdminServer::StatusJson() {
         {"withheld", m.CounterTotal("carehub_subscription_withheld_total")}}},
       {"publishers", publishers},
       {"subscriptions", subscriptions},
+      {"role", ctx_.role},
+      {"replication", replication},
   };
   return body.dump(2);
 }
@@ -167,6 +185,22 @@ void AdminServer::Routes() {
     res.set_content("ok\n", "text/plain");
   });
   s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    if (standby()) {
+      // Ready means "send traffic here": only the primary is (a load balancer or a Kubernetes
+      // Service then routes to whichever hub is primary).
+      res.status = 503;
+      res.set_content("not ready: standby (role standby)\n", "text/plain");
+      return;
+    }
+    if (ctx_.replication_json) {
+      auto r = json::parse(ctx_.replication_json());
+      if (r.value("accepting_writes", true) == false) {
+        res.status = 503;
+        res.set_content("not ready: primary without a standby in sync (on_standby_loss: block)\n",
+                        "text/plain");
+        return;
+      }
+    }
     bool bound = !ctx_.endpoints_bound || ctx_.endpoints_bound();
     bool store_ok = ctx_.ingest->committer().healthy();
     if (bound && store_ok) {
@@ -187,8 +221,41 @@ void AdminServer::Routes() {
   s.Get("/api/v1/status", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(StatusJson(), "application/json");
   });
+  ReplicationRoutes();
+  if (standby()) {
+    return;  // a standby has no store of its own to show or change
+  }
   QuarantineRoutes();
   AgreementAndAuditRoutes();
+}
+
+void AdminServer::ReplicationRoutes() {
+  auto& s = *server_;
+  s.Get("/api/v1/replication", [this](const httplib::Request&, httplib::Response& res) {
+    if (!ctx_.replication_json) {
+      Problem(res, 404, "no_replication", "this hub has no replication section");
+      return;
+    }
+    res.set_content(ctx_.replication_json(), "application/json");
+  });
+  auto change = [this](const std::string& to) {
+    return [this, to](const httplib::Request& req, httplib::Response& res) {
+      if (!ctx_.change_role) {
+        Problem(res, 404, "no_replication", "this hub has no replication section");
+        return;
+      }
+      const bool force = req.get_param_value("force") == "1";
+      Status s = ctx_.change_role(to, force);
+      if (!s.ok()) {
+        Problem(res, 409, s.code(), s.message());
+        return;
+      }
+      Log()->warn("admin API: role change to {} requested{}", to, force ? " (forced)" : "");
+      Json(res, {{"accepted", true}, {"to", to}, {"force", force}}, 202);
+    };
+  };
+  s.Post("/api/v1/replication/promote", change("primary"));
+  s.Post("/api/v1/replication/demote", change("standby"));
 }
 
 // The quarantine record the path's id names; else answers 404 (no such record) or 503 (the store
@@ -322,7 +389,10 @@ Result<std::string> AdminServer::Start() {
   Routes();
   auto& m = *ctx_.metrics;
   // Gauges whose values live elsewhere, refreshed at scrape time.
-  m.AddRefresher([this] {
+  refresher_ = m.AddRefresher([this] {
+    if (standby()) {
+      return;
+    }
     auto& metrics = *ctx_.metrics;
     metrics.GetGauge("carehub_store_size_bytes", "Approximate bytes in the store.")
         .Set(static_cast<double>(ctx_.store->ApproximateSizeBytes()));
@@ -378,6 +448,10 @@ void AdminServer::Stop() {
   }
   if (thread_.joinable()) {
     thread_.join();
+  }
+  if (refresher_ != 0) {
+    ctx_.metrics->RemoveRefresher(refresher_);
+    refresher_ = 0;
   }
 }
 

@@ -41,6 +41,13 @@ struct AdminContext {
   std::string ingest_endpoint;
   std::string subscribe_endpoint;
   std::string durability;
+  // Replication (docs/replication.md). `role` "primary" or "standby"; a standby has no store,
+  // pipeline, ingest or subscribe here (null) and serves only health, metrics, status and the
+  // replication routes. `replication_json`: the status's "replication" object (empty without
+  // replication). `change_role(to, force)`: queues a promotion ("primary") or demotion.
+  std::string role = "primary";
+  std::function<std::string()> replication_json;
+  std::function<Status(const std::string& to, bool force)> change_role;
 };
 
 class AdminServer {
@@ -58,12 +65,15 @@ class AdminServer {
   std::optional<v1::QuarantineRecord> FindQuarantineRecord(const httplib::Request& req,
                                                            httplib::Response& res);
   void AgreementAndAuditRoutes();
+  void ReplicationRoutes();
+  bool standby() const { return ctx_.store == nullptr; }
   std::string StatusJson();
 
   std::string listen_;
   std::string token_;
   AdminContext ctx_;
   std::unique_ptr<httplib::Server> server_;
+  uint64_t refresher_ = 0;  // Registry::AddRefresher handle
   std::thread thread_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   int64_t started_unix_ms_ = 0;

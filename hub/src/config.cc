@@ -72,9 +72,10 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   if (!root || root.IsNull()) {
     return Bad("config", "is empty");
   }
-  CAREHUB_RETURN_IF_ERROR(CheckKeys(root, "config",
-                                    {"hub", "ingest", "subscribe", "admin", "dedup", "validation",
-                                     "quarantine", "retention", "policy", "security", "logging"}));
+  CAREHUB_RETURN_IF_ERROR(
+      CheckKeys(root, "config",
+                {"hub", "ingest", "subscribe", "admin", "dedup", "validation", "quarantine",
+                 "retention", "policy", "security", "logging", "replication"}));
   if (auto n = root["hub"]) {
     CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "hub", {"data_dir", "durability", "min_free_disk_bytes"}));
     CAREHUB_RETURN_IF_ERROR(Read(n, "min_free_disk_bytes", "hub", &c.min_free_disk_bytes));
@@ -185,6 +186,61 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
     }
   }
 
+  if (auto n = root["replication"]) {
+    auto& r = c.replication;
+    r.enabled = true;
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "replication",
+                                      {"role", "name", "listen", "peer", "mode", "on_standby_loss",
+                                       "sync_timeout_ms", "wal_keep_mb", "key_file"}));
+    std::string role = "primary";
+    std::string mode = "sync";
+    std::string loss = "block";
+    std::string key;
+    uint64_t wal_keep_mb = r.wal_keep_bytes >> 20;
+    CAREHUB_RETURN_IF_ERROR(Read(n, "role", "replication", &role));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "name", "replication", &r.name));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "listen", "replication", &r.listen));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "mode", "replication", &mode));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "on_standby_loss", "replication", &loss));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "sync_timeout_ms", "replication", &r.sync_timeout_ms));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "wal_keep_mb", "replication", &wal_keep_mb));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "key_file", "replication", &key));
+    r.key_file = Resolve(base_dir, key);
+    r.wal_keep_bytes = wal_keep_mb << 20;
+    if (role != "primary" && role != "standby") {
+      return Bad("replication.role", "must be 'primary' or 'standby', not '" + role + "'");
+    }
+    r.role =
+        role == "primary" ? ReplicationConfig::Role::kPrimary : ReplicationConfig::Role::kStandby;
+    if (mode != "sync" && mode != "async") {
+      return Bad("replication.mode", "must be 'sync' or 'async', not '" + mode + "'");
+    }
+    r.synchronous = mode == "sync";
+    if (loss != "block" && loss != "degrade") {
+      return Bad("replication.on_standby_loss", "must be 'block' or 'degrade', not '" + loss + "'");
+    }
+    r.block_on_loss = loss == "block";
+    if (auto p = n["peer"]) {
+      CAREHUB_RETURN_IF_ERROR(
+          CheckKeys(p, "replication.peer", {"replication", "ingest", "subscribe"}));
+      CAREHUB_RETURN_IF_ERROR(Read(p, "replication", "replication.peer", &r.peer_replication));
+      CAREHUB_RETURN_IF_ERROR(Read(p, "ingest", "replication.peer", &r.peer_ingest));
+      CAREHUB_RETURN_IF_ERROR(Read(p, "subscribe", "replication.peer", &r.peer_subscribe));
+    }
+    if (r.name.empty()) {
+      return Bad("replication.name", "is required (this hub's node name)");
+    }
+    if (r.listen.rfind("tcp://", 0) != 0) {
+      return Bad("replication.listen", "must be a tcp:// endpoint");
+    }
+    if (r.peer_replication.rfind("tcp://", 0) != 0) {
+      return Bad("replication.peer.replication", "must be the other hub's tcp:// endpoint");
+    }
+    if (r.sync_timeout_ms < 100) {
+      return Bad("replication.sync_timeout_ms", "must be at least 100");
+    }
+  }
+
   // Cross-field rules.
   if (c.ingest_endpoint.rfind("tcp://", 0) != 0 && c.ingest_endpoint.rfind("ipc://", 0) != 0) {
     return Bad("ingest.endpoint", "must start with tcp:// or ipc://");
@@ -227,6 +283,16 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   }
   if (c.curve && (c.server_key_file.empty() || c.identities_file.empty())) {
     return Bad("security", "curve mode needs server_key_file and identities");
+  }
+  if (c.replication.enabled && c.curve && c.replication.key_file.empty()) {
+    return Bad("replication.key_file", "is required in curve mode (this hub's replica key pair)");
+  }
+  if (c.replication.enabled && !c.curve) {
+    auto host_port = ParseTcpEndpoint(c.replication.listen);
+    if (!host_port.ok() || !IsLoopbackHost(host_port->host)) {
+      return Bad("replication.listen",
+                 "binds to a non-loopback address in plain mode; set security.mode: curve");
+    }
   }
   if (!c.admin_listen.empty()) {
     auto admin = ParseHostPort(c.admin_listen);

@@ -113,6 +113,15 @@ void GroupCommitter::Run() {
     }
     // Written and synced, nobody answered yet.
     CAREHUB_CRASH_POINT("commit.after_sync");
+    if (wait_replicated_ && max_seq > 0) {
+      // The standby was sent the group as it was written, so its fsync ran beside ours.
+      Status replicated = wait_replicated_(store_->changes().Position());
+      if (!replicated.ok()) {
+        for (auto& b : work) {
+          b->unreplicated = b->committed;
+        }
+      }
+    }
     commit_seconds_.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     batches_per_commit_.Observe(static_cast<double>(work.size()));

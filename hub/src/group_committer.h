@@ -36,6 +36,13 @@ class GroupCommitter {
   GroupCommitter(const GroupCommitter&) = delete;
   GroupCommitter& operator=(const GroupCommitter&) = delete;
 
+  // Replication (docs/replication.md): after each group is written and synced here, the writer
+  // calls this with the store's position and hands the group back only when it returns; an error
+  // marks the group's batches `unreplicated`. Set before the first Submit.
+  void SetReplicationWait(std::function<Status(uint64_t position)> wait) {
+    wait_replicated_ = std::move(wait);
+  }
+
   void Submit(std::unique_ptr<PreparedBatch> batch) CAREHUB_EXCLUDES(mu_);
   // Asks for a WAL sync soon, for writes made without sync that someone waits to see durable
   // (Store::WaitWalSynced). Rides the next group commit's sync when batches are queued; otherwise
@@ -74,6 +81,7 @@ class GroupCommitter {
   bool sync_;
   std::function<void()> on_completed_;
   std::function<void(uint64_t)> on_committed_;
+  std::function<Status(uint64_t)> wait_replicated_;
   metrics::Histogram& commit_seconds_;
   metrics::Histogram& batches_per_commit_;
   metrics::Counter& commit_failures_;

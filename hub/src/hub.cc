@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <zmq.hpp>
 
@@ -22,6 +23,9 @@
 #include "carehub/policy/load.h"
 #include "ingest_server.h"
 #include "policy_holder.h"
+#include "replication/not_primary_responder.h"
+#include "replication/replica_follower.h"
+#include "replication/replication_source.h"
 #include "subscribe_server.h"
 #include "zap_handler.h"
 
@@ -56,14 +60,12 @@ class HubImpl final : public Hub {
     if (!spdlog::get("hub")) {
       SetUpLogging(config_.log_level, config_.log_format);
     }
-    auto log = Logger("hub");
-    std::string server_secret;
     if (config_.curve) {
       auto secret = LoadServerSecretKey(config_.server_key_file);
       if (!secret.ok()) {
         return secret.status();
       }
-      server_secret = std::move(secret).value();
+      server_secret_ = std::move(secret).value();
       auto identities = LoadIdentities(config_.identities_file);
       if (!identities.ok()) {
         return identities.status();
@@ -83,6 +85,32 @@ class HubImpl final : public Hub {
       }
       policy_.Set(loaded.value());
     }
+    const bool standby = config_.replication.enabled &&
+                         config_.replication.role == ReplicationConfig::Role::kStandby;
+    Status started = standby ? StartStandby() : StartPrimary(/*promoted=*/false);
+    if (!started.ok()) {
+      return started;
+    }
+    Status admin = StartAdmin();
+    if (!admin.ok()) {
+      return admin;
+    }
+    WriteEndpointsFile();
+    if (auto ids = identities_.Get()) {
+      Logger("security")
+          ->info("CURVE on ingest and subscribe; identities loaded from {}: {} identities, {} keys",
+                 config_.identities_file.string(), ids->identities().size(), ids->key_count());
+    }
+    if (auto p = policy_.Get()) {
+      Logger("hub")->info("agreements loaded from {}: {} agreements, {} subscribers, {} opt-outs",
+                          config_.agreements_file.string(), p->agreements().size(),
+                          p->subscribers().size(), p->opt_out_count());
+    }
+    switch_thread_ = std::thread([this] { RunRoleSwitches(); });
+    return Status::Ok();
+  }
+
+  StoreOptions MakeStoreOptions() const {
     StoreOptions store_options;
     store_options.dir = config_.data_dir;
     store_options.dedup_window_days = config_.dedup_window_days;
@@ -90,7 +118,17 @@ class HubImpl final : public Hub {
     store_options.salvage_wal = config_.salvage_wal;
     store_options.clock = &clock_;
     store_options.env = PowerCutEnvFromEnvironment();  // null unless a power-cut test asks
-    auto store = Store::Open(store_options);
+    if (config_.replication.enabled) {
+      store_options.wal_archive_bytes = config_.replication.wal_keep_bytes;
+    }
+    return store_options;
+  }
+
+  // The primary's parts: store, replication source, ingest, subscribe, retention. `promoted`:
+  // this hub was a standby until now, and begins a new epoch (store/change_log.h).
+  Status StartPrimary(bool promoted) {
+    auto log = Logger("hub");
+    auto store = Store::Open(MakeStoreOptions());
     if (!store.ok()) {
       return store.status();
     }
@@ -100,6 +138,28 @@ class HubImpl final : public Hub {
       return last_seq.status();
     }
     committed_seq_.store(*last_seq);
+    uint64_t epoch = 0;
+    if (config_.replication.enabled) {
+      auto current = promoted ? store_->changes().BeginEpoch() : store_->changes().CurrentEpoch();
+      if (!current.ok()) {
+        return current.status();
+      }
+      epoch = current.value();
+      ReplicationSourceOptions repl;
+      repl.endpoint = config_.replication.listen;
+      repl.curve_secret_key = server_secret_;
+      repl.synchronous = config_.replication.synchronous;
+      repl.block_on_loss = config_.replication.block_on_loss;
+      repl.sync_timeout = std::chrono::milliseconds(config_.replication.sync_timeout_ms);
+      replication_ =
+          std::make_unique<ReplicationSource>(context_, repl, store_.get(), &metrics_, epoch);
+      auto bound = replication_->Bind();
+      if (!bound.ok()) {
+        return bound.status();
+      }
+      replication_endpoint_ = bound.value();
+      replication_->Start();
+    }
 
     // Plain mode (loopback only) leaves both empty: every local connection may do anything.
     PublishAuthoriser may_publish;
@@ -114,15 +174,20 @@ class HubImpl final : public Hub {
         return set && MaySubscribe(*set, identity, subscriber);
       };
     }
-    pipeline_ =
-        std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
-                                         config_.dedup_window_days, clock_, std::move(may_publish),
-                                         config_.quarantine);
+    pipeline_ = std::make_unique<IngestPipeline>(store_.get(), &metrics_, config_.validation,
+                                                 config_.dedup_window_days, clock_,
+                                                 std::move(may_publish), config_.quarantine);
     IngestServerOptions ingest_options;
     ingest_options.endpoint = config_.ingest_endpoint;
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
     ingest_options.max_events_per_batch = config_.max_events_per_batch;
-    ingest_options.curve_secret_key = server_secret;
+    ingest_options.curve_secret_key = server_secret_;
+    if (replication_) {
+      ingest_options.accepting_writes = [this] { return replication_->AcceptingWrites(); };
+      ingest_options.wait_replicated = [this](uint64_t position) {
+        return replication_->WaitReplicated(position);
+      };
+    }
     ingest_ = std::make_unique<IngestServer>(
         context_, ingest_options, pipeline_.get(), store_.get(), *last_seq,
         config_.durability == Durability::kFsync, &metrics_, [this](uint64_t seq) {
@@ -136,9 +201,14 @@ class HubImpl final : public Hub {
     subscribe_options.heartbeat_interval = std::chrono::milliseconds(config_.heartbeat_interval_ms);
     subscribe_options.subscriber_timeout = std::chrono::milliseconds(config_.subscriber_timeout_ms);
     subscribe_options.max_delivery_batch = config_.max_delivery_batch;
-    subscribe_options.curve_secret_key = server_secret;
+    subscribe_options.curve_secret_key = server_secret_;
     if (config_.durability == Durability::kFsync) {
       subscribe_options.request_wal_sync = [this] { ingest_->committer().RequestWalSync(); };
+    }
+    if (replication_) {
+      subscribe_options.wait_replicated = [this](uint64_t position) {
+        return replication_->WaitReplicated(position);
+      };
     }
     subscribe_ = std::make_unique<SubscribeServer>(context_, subscribe_options, store_.get(),
                                                    &policy_, &committed_seq_, &metrics_, clock_,
@@ -155,57 +225,117 @@ class HubImpl final : public Hub {
     }
     subscribe_endpoint_ = subscribe_bound.value();
 
+    stop_.store(false);
+    stop_subscribe_.store(false);
     ingest_thread_ = std::thread([this] { ingest_->Run(stop_); });
     subscribe_thread_ = std::thread([this] { subscribe_->Run(stop_subscribe_); });
     if (config_.retention_max_age_days > 0 || config_.retention_max_age_seconds > 0) {
+      {
+        MutexLock lock(retention_mu_);
+        retention_stop_ = false;
+      }
       retention_thread_ = std::thread([this] { RunRetention(); });
     }
-    if (!config_.admin_listen.empty()) {
-      std::string token;
-      if (!config_.admin_token_file.empty()) {
-        std::ifstream in(config_.admin_token_file);
-        std::getline(in, token);
-        if (token.size() < 16) {
-          return Status::Error("bad_config", "admin token file " +
-                                                 config_.admin_token_file.string() +
-                                                 " must hold a token of at least 16 characters");
-        }
+    role_.store(Role::kPrimary);
+    log->info("hub started as {}: ingest {} subscribe {} data {} durability {} last hub_seq {}{}",
+              promoted ? "primary (promoted)" : "primary", ingest_endpoint_, subscribe_endpoint_,
+              config_.data_dir.string(), config_.durability == Durability::kFsync ? "fsync" : "os",
+              *last_seq,
+              replication_
+                  ? " replication " + replication_endpoint_ + " epoch " + std::to_string(epoch) +
+                        (config_.replication.synchronous ? " sync" : " async")
+                  : std::string());
+    return Status::Ok();
+  }
+
+  // The standby's parts: the follower (which owns the store) and the not-primary answers.
+  Status StartStandby() {
+    ReplicaFollowerOptions follow;
+    follow.primary_endpoint = config_.replication.peer_replication;
+    follow.name = config_.replication.name;
+    follow.store = MakeStoreOptions();
+    if (config_.curve) {
+      auto keys = client::ReadKeyFile(config_.replication.key_file);
+      if (!keys.ok()) {
+        return Status::Error("bad_config", "replication.key_file: " + keys.status().message());
       }
-      AdminContext ctx;
+      auto server = client::ReadKeyFile(config_.server_key_file);
+      if (!server.ok()) {
+        return server.status();
+      }
+      follow.curve = client::CurveClientKeys{keys.value().public_key, keys.value().secret_key,
+                                             server.value().public_key};
+    }
+    auto follower = ReplicaFollower::Open(follow, &metrics_);
+    if (!follower.ok()) {
+      return follower.status();
+    }
+    follower_ = std::move(follower).value();
+    NotPrimaryOptions answers;
+    answers.ingest_endpoint = config_.ingest_endpoint;
+    answers.subscribe_endpoint = config_.subscribe_endpoint;
+    answers.curve_secret_key = server_secret_;
+    answers.primary_ingest = config_.replication.peer_ingest;
+    answers.primary_subscribe = config_.replication.peer_subscribe;
+    responder_ = std::make_unique<NotPrimaryResponder>(context_, answers, &metrics_);
+    Status bound = responder_->Bind();
+    if (!bound.ok()) {
+      return bound;
+    }
+    responder_->Start();
+    follower_->Start();
+    ingest_endpoint_ = config_.ingest_endpoint;
+    subscribe_endpoint_ = config_.subscribe_endpoint;
+    role_.store(Role::kStandby);
+    Logger("hub")->info("hub started as standby {}: following {}, data {}, position {}",
+                        config_.replication.name, config_.replication.peer_replication,
+                        config_.data_dir.string(), follower_->Snapshot().position);
+    return Status::Ok();
+  }
+
+  Status StartAdmin() {
+    if (config_.admin_listen.empty()) {
+      return Status::Ok();
+    }
+    std::string token;
+    if (!config_.admin_token_file.empty()) {
+      std::ifstream in(config_.admin_token_file);
+      std::getline(in, token);
+      if (token.size() < 16) {
+        return Status::Error("bad_config", "admin token file " + config_.admin_token_file.string() +
+                                               " must hold a token of at least 16 characters");
+      }
+    }
+    AdminContext ctx;
+    ctx.metrics = &metrics_;
+    ctx.role = role_.load() == Role::kPrimary ? "primary" : "standby";
+    if (role_.load() == Role::kPrimary) {
       ctx.store = store_.get();
-      ctx.metrics = &metrics_;
       ctx.pipeline = pipeline_.get();
       ctx.ingest = ingest_.get();
       ctx.subscribe = subscribe_.get();
       ctx.committed_seq = &committed_seq_;
       ctx.reload = [this] { return Reload(); };
-      ctx.endpoints_bound = [this] {
-        return !ingest_endpoint_.empty() && !subscribe_endpoint_.empty();
+    }
+    ctx.endpoints_bound = [this] {
+      return !ingest_endpoint_.empty() && !subscribe_endpoint_.empty();
+    };
+    ctx.ingest_endpoint = ingest_endpoint_;
+    ctx.subscribe_endpoint = subscribe_endpoint_;
+    ctx.durability = config_.durability == Durability::kFsync ? "fsync" : "os";
+    if (config_.replication.enabled) {
+      ctx.replication_json = [this] { return ReplicationJson(); };
+      ctx.change_role = [this](const std::string& to, bool force) {
+        return RequestRoleChange(to, force);
       };
-      ctx.ingest_endpoint = ingest_endpoint_;
-      ctx.subscribe_endpoint = subscribe_endpoint_;
-      ctx.durability = config_.durability == Durability::kFsync ? "fsync" : "os";
-      admin_ = std::make_unique<AdminServer>(config_.admin_listen, token, std::move(ctx));
-      auto admin_bound = admin_->Start();
-      if (!admin_bound.ok()) {
-        return admin_bound.status();
-      }
-      admin_address_ = admin_bound.value();
     }
-    WriteEndpointsFile();
-    log->info("hub started: ingest {} subscribe {} admin {} data {} durability {} last hub_seq {}",
-              ingest_endpoint_, subscribe_endpoint_, admin_address_, config_.data_dir.string(),
-              config_.durability == Durability::kFsync ? "fsync" : "os", *last_seq);
-    if (auto ids = identities_.Get()) {
-      Logger("security")
-          ->info("CURVE on ingest and subscribe; identities loaded from {}: {} identities, {} keys",
-                 config_.identities_file.string(), ids->identities().size(), ids->key_count());
+    admin_ = std::make_unique<AdminServer>(
+        admin_address_.empty() ? config_.admin_listen : admin_address_, token, std::move(ctx));
+    auto admin_bound = admin_->Start();
+    if (!admin_bound.ok()) {
+      return admin_bound.status();
     }
-    if (auto p = policy_.Get()) {
-      log->info("agreements loaded from {}: {} agreements, {} subscribers, {} opt-outs",
-                config_.agreements_file.string(), p->agreements().size(), p->subscribers().size(),
-                p->opt_out_count());
-    }
+    admin_address_ = admin_bound.value();
     return Status::Ok();
   }
 
@@ -217,7 +347,10 @@ class HubImpl final : public Hub {
     {
       std::ofstream out(tmp);
       out << "{\"ingest\": \"" << ingest_endpoint_ << "\", \"subscribe\": \"" << subscribe_endpoint_
-          << "\", \"admin\": \"" << admin_address_ << "\", \"pid\": " << getpid() << "}\n";
+          << "\", \"admin\": \"" << admin_address_ << "\", \"replication\": \""
+          << replication_endpoint_ << "\", \"role\": \""
+          << (role_.load() == Role::kPrimary ? "primary" : "standby") << "\", \"pid\": " << getpid()
+          << "}\n";
     }
     std::filesystem::rename(tmp, path);
   }
@@ -313,7 +446,9 @@ class HubImpl final : public Hub {
     }
     policy_.Set(loaded.value());
     NoteReload(kAgreementsReload, detail, /*applied=*/true);
-    subscribe_->Wake();
+    if (subscribe_) {
+      subscribe_->Wake();
+    }
     return Status::Ok();
   }
 
@@ -342,7 +477,9 @@ class HubImpl final : public Hub {
     audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
     audit.set_kind(std::string(kind.what) + (applied ? "_changed" : "_rejected"));
     audit.set_detail(detail);
-    (void)store_->audit().Append(audit);
+    if (store_) {  // a standby's store takes only replicated writes
+      (void)store_->audit().Append(audit);
+    }
     metrics_.GetCounter(kind.metric, kind.help, {{"outcome", applied ? "applied" : "refused"}})
         .Inc();
     const std::string file = (config_.*kind.file).string();
@@ -354,14 +491,118 @@ class HubImpl final : public Hub {
     }
   }
 
-  void Stop() override {
-    if (stopped_.exchange(true)) {
-      return;
+  // --- Roles (docs/replication.md) ---
+
+  enum class Role { kPrimary, kStandby };
+
+  // From the admin API: checks the switch makes sense now and hands it to the switch thread (the
+  // admin server is restarted by the switch, so the request cannot wait for it).
+  Status RequestRoleChange(const std::string& to, bool force) CAREHUB_EXCLUDES(switch_mu_) {
+    MutexLock lock(switch_mu_);
+    if (switch_pending_) {
+      return Status::Error("switch_in_progress", "a role change is already under way");
     }
+    const Role current = role_.load();
+    Role target;
+    if (to == "primary") {
+      if (current == Role::kPrimary) {
+        return Status::Error("already_primary", "this hub is already the primary");
+      }
+      auto snap = follower_->Snapshot();
+      // Under sync + block nothing was acknowledged that this standby lacks, unless it is still
+      // taking a full copy. Otherwise (async, degrade) it may lack acknowledged events.
+      const bool strict = config_.replication.synchronous && config_.replication.block_on_loss;
+      if (!force && snap.copying) {
+        return Status::Error("not_in_sync",
+                             "this standby is still receiving a full copy; promoting it would "
+                             "lose what the copy has not brought (--force to do it anyway)");
+      }
+      if (!force && !strict && snap.position < snap.primary_position) {
+        return Status::Error("not_in_sync",
+                             "this standby is at position " + std::to_string(snap.position) +
+                                 " of the primary's " + std::to_string(snap.primary_position) +
+                                 " and replication is not sync+block: promoting it may lose "
+                                 "acknowledged events (--force to do it anyway)");
+      }
+      target = Role::kPrimary;
+    } else if (to == "standby") {
+      if (current == Role::kStandby) {
+        return Status::Error("already_standby", "this hub is already a standby");
+      }
+      target = Role::kStandby;
+    } else {
+      return Status::Error("bad_request", "role must be primary or standby");
+    }
+    Logger("hub")->warn("role change requested: {} -> {}{}",
+                        current == Role::kPrimary ? "primary" : "standby", to,
+                        force ? " (forced)" : "");
+    switch_target_ = target;
+    switch_pending_ = true;
+    switch_cv_.NotifyAll();
+    return Status::Ok();
+  }
+
+  void RunRoleSwitches() CAREHUB_EXCLUDES(switch_mu_) {
+    while (true) {
+      Role target;
+      {
+        MutexLock lock(switch_mu_);
+        while (!switch_pending_ && !switch_stop_) {
+          switch_cv_.Wait(switch_mu_);
+        }
+        if (switch_stop_) {
+          return;
+        }
+        target = switch_target_;
+      }
+      Status s = SwitchRole(target);
+      if (!s.ok()) {
+        Logger("hub")->critical("role change failed, this hub serves nothing until restarted: {}",
+                                s.ToString());
+      }
+      MutexLock lock(switch_mu_);
+      switch_pending_ = false;
+    }
+  }
+
+  Status SwitchRole(Role target) CAREHUB_EXCLUDES(reload_mu_) {
+    MutexLock reload_lock(reload_mu_);  // a reload (SIGHUP) never sees half a switch
+    auto log = Logger("hub");
     if (admin_) {
       admin_->Stop();
+      admin_.reset();
     }
-    // Ingest first: it finishes in-flight batches, so subscribers see everything acknowledged.
+    Status s;
+    if (target == Role::kPrimary) {
+      auto snap = follower_->Snapshot();
+      StopStandby();
+      log->warn("promoting: this hub becomes the primary at position {}", snap.position);
+      s = StartPrimary(/*promoted=*/true);
+    } else {
+      log->warn("demoting: stopping ingest and delivery, handing the log to the standby");
+      StopPrimaryServing();
+      if (replication_) {
+        Status caught_up = replication_->WaitCaughtUp(std::chrono::seconds(10));
+        if (!caught_up.ok()) {
+          log->error(
+              "demoting with the standby behind (it will need this hub's tail resent by "
+              "publishers, and this hub a full copy): {}",
+              caught_up.ToString());
+        } else {
+          log->info("the standby has everything this hub committed");
+        }
+      }
+      StopPrimaryStore();
+      s = StartStandby();
+    }
+    Status admin = StartAdmin();
+    WriteEndpointsFile();
+    return s.ok() ? admin : s;
+  }
+
+  // Stops ingest (in-flight batches are committed and answered), delivery and retention; the
+  // store and the replication source stay, so the standby can take the tail.
+  void StopPrimaryServing() {
     stop_.store(true);
     if (ingest_thread_.joinable()) {
       ingest_thread_.join();
@@ -378,13 +619,90 @@ class HubImpl final : public Hub {
     if (subscribe_thread_.joinable()) {
       subscribe_thread_.join();
     }
-    admin_.reset();
+  }
+
+  void StopPrimaryStore() {
     ingest_.reset();
     subscribe_.reset();
-    // After the CURVE sockets are closed, before the context is.
-    zap_.reset();
+    if (replication_) {
+      replication_->Stop();
+      replication_.reset();
+    }
     pipeline_.reset();
     store_.reset();
+  }
+
+  void StopStandby() {
+    if (responder_) {
+      responder_->Stop();
+      responder_.reset();
+    }
+    if (follower_) {
+      follower_->Stop();
+      follower_.reset();
+    }
+  }
+
+  // The replication part of /api/v1/status (a JSON object).
+  std::string ReplicationJson() {
+    nlohmann::json j;
+    j["name"] = config_.replication.name;
+    j["mode"] = config_.replication.synchronous ? "sync" : "async";
+    j["on_standby_loss"] = config_.replication.block_on_loss ? "block" : "degrade";
+    if (role_.load() == Role::kPrimary && replication_) {
+      auto r = replication_->Snapshot();
+      j["role"] = "primary";
+      j["endpoint"] = replication_endpoint_;
+      j["epoch"] = r.epoch;
+      j["position"] = r.position;
+      j["standby"] = {{"connected", r.standby_connected},
+                      {"name", r.standby_name},
+                      {"in_sync", r.in_sync},
+                      {"copying", r.copying},
+                      {"acked_position", r.acked},
+                      {"lag_changes", r.position - std::min(r.position, r.acked)},
+                      {"lag_ms", r.lag_ms},
+                      {"bytes_shipped", r.bytes_shipped},
+                      {"full_copies", r.full_copies}};
+      j["accepting_writes"] = replication_->AcceptingWrites();
+    } else if (follower_) {
+      auto f = follower_->Snapshot();
+      j["role"] = "standby";
+      j["following"] = config_.replication.peer_replication;
+      j["primary_ingest"] = config_.replication.peer_ingest;
+      j["epoch"] = f.epoch;
+      j["position"] = f.position;
+      j["primary_position"] = f.primary_position;
+      j["connected"] = f.connected;
+      j["copying"] = f.copying;
+      j["full_copies"] = f.full_copies;
+      j["last_error"] = f.last_error;
+    }
+    return j.dump();
+  }
+
+  void Stop() override {
+    if (stopped_.exchange(true)) {
+      return;
+    }
+    {
+      MutexLock lock(switch_mu_);
+      switch_stop_ = true;
+    }
+    switch_cv_.NotifyAll();
+    if (switch_thread_.joinable()) {
+      switch_thread_.join();
+    }
+    if (admin_) {
+      admin_->Stop();
+    }
+    // Ingest first: it finishes in-flight batches, so subscribers see everything acknowledged.
+    StopPrimaryServing();
+    admin_.reset();
+    StopPrimaryStore();
+    StopStandby();
+    // After the CURVE sockets are closed, before the context is.
+    zap_.reset();
     context_.shutdown();
     context_.close();
     if (auto log = spdlog::get("hub")) {
@@ -409,6 +727,18 @@ class HubImpl final : public Hub {
   std::unique_ptr<IngestServer> ingest_;
   std::unique_ptr<SubscribeServer> subscribe_;
   std::unique_ptr<AdminServer> admin_;
+  std::string server_secret_;  // CURVE; empty in plain mode
+  std::atomic<Role> role_{Role::kPrimary};
+  std::unique_ptr<ReplicationSource> replication_;  // primary with a standby configured
+  std::string replication_endpoint_;
+  std::unique_ptr<ReplicaFollower> follower_;       // standby
+  std::unique_ptr<NotPrimaryResponder> responder_;  // standby
+  Mutex switch_mu_;
+  CondVar switch_cv_;
+  bool switch_pending_ CAREHUB_GUARDED_BY(switch_mu_) = false;
+  bool switch_stop_ CAREHUB_GUARDED_BY(switch_mu_) = false;
+  Role switch_target_ CAREHUB_GUARDED_BY(switch_mu_) = Role::kPrimary;
+  std::thread switch_thread_;
   std::thread ingest_thread_;
   std::thread subscribe_thread_;
   std::thread retention_thread_;

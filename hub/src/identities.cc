@@ -71,6 +71,8 @@ std::string_view IdentityKindName(IdentityKind kind) {
       return "subscriber";
     case IdentityKind::kOperator:
       return "operator";
+    case IdentityKind::kReplica:
+      return "replica";
   }
   return "unknown";
 }
@@ -133,7 +135,7 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
         }
       }
       if (!node["kind"] || !node["kind"].IsScalar()) {
-        return Bad(where, "needs kind: publisher, subscriber or operator");
+        return Bad(where, "needs kind: publisher, subscriber, operator or replica");
       }
       const auto kind = node["kind"].as<std::string>();
       if (kind == "publisher") {
@@ -142,9 +144,11 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
         identity.kind = IdentityKind::kSubscriber;
       } else if (kind == "operator") {
         identity.kind = IdentityKind::kOperator;
+      } else if (kind == "replica") {
+        identity.kind = IdentityKind::kReplica;
       } else {
         return Bad(where + ".kind",
-                   "must be publisher, subscriber or operator, not '" + kind + "'");
+                   "must be publisher, subscriber, operator or replica, not '" + kind + "'");
       }
 
       if (identity.kind == IdentityKind::kPublisher) {

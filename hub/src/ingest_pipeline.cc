@@ -424,6 +424,7 @@ void IngestPipeline::Recycle(std::unique_ptr<PreparedBatch> batch) {
   batch->answer_after_commit = true;
   batch->on_answer = nullptr;
   batch->committed = false;
+  batch->unreplicated = false;
   batch->quarantine_rejects = true;
   free_batches_.push_back(std::move(batch));
 }

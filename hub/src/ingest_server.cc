@@ -49,6 +49,9 @@ IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
         (void)!write(fd, &one, sizeof(one));
       },
       std::move(on_committed));
+  if (options_.wait_replicated) {
+    committer_->SetReplicationWait(options_.wait_replicated);
+  }
 }
 
 IngestServer::~IngestServer() {
@@ -162,6 +165,12 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   switch (decision.action) {
     case IngestFrameDecision::Action::kPublish:
       CAREHUB_CRASH_POINT("ingest.after_decode");
+      if (options_.accepting_writes && !options_.accepting_writes()) {
+        AnswerAllRetry(routing_id, *decision.publish, "standby_unavailable",
+                       "no standby is in sync and replication.on_standby_loss is block: nothing "
+                       "is acknowledged on one disk only");
+        return;
+      }
       committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.publish));
       return;
     case IngestFrameDecision::Action::kRefuseBatch:
@@ -226,6 +235,27 @@ void IngestServer::TakeReplays() {
   }
 }
 
+void IngestServer::AnswerAllRetry(const std::string& routing_id, const v1::Publish& publish,
+                                  const std::string& reason, const std::string& message) {
+  v1::Frame frame;
+  frame.set_version(v1::PROTOCOL_VERSION_1);
+  auto* result = frame.mutable_publish_result();
+  result->set_batch_id(publish.batch_id());
+  for (const auto& event : publish.events()) {
+    auto* r = result->add_results();
+    r->set_status(v1::EventResult::RETRY);
+    r->set_event_id(event.envelope().event_id());
+    r->set_reason(reason);
+    r->set_message(message);
+  }
+  metrics_
+      ->GetCounter("carehub_ingest_retry_answers_total",
+                   "Events answered RETRY without being processed, by reason.",
+                   {{"reason", reason}})
+      .Inc(publish.events_size());
+  SendFrame(routing_id, frame);
+}
+
 void IngestServer::AnswerCompleted() {
   uint64_t drained = 0;
   (void)!read(wake_fd_, &drained, sizeof(drained));
@@ -234,6 +264,15 @@ void IngestServer::AnswerCompleted() {
     pipeline_->Finish(batch.get());
     if (!batch->answer_after_commit) {
       continue;
+    }
+    if (batch->unreplicated) {
+      // Stored here, not on the standby: not acknowledged. The resend is answered DUPLICATE once
+      // the standby has caught up (until then the gate above answers RETRY).
+      for (auto& r : *batch->result.mutable_results()) {
+        r.set_status(v1::EventResult::RETRY);
+        r.set_reason("standby_unavailable");
+        r.set_message("stored on the primary only; the standby did not acknowledge it in time");
+      }
     }
     if (batch->on_answer) {
       batch->on_answer(batch->result);

@@ -31,6 +31,11 @@ struct IngestServerOptions {
   std::string curve_secret_key;
   // Batches submitted but not answered before the server stops reading (backpressure).
   size_t max_outstanding_batches = 64;
+  // Replication (docs/replication.md). `accepting_writes` false: every Publish is answered RETRY
+  // without being written (no standby in sync under `block`). `wait_replicated`: see
+  // GroupCommitter::SetReplicationWait. Both empty without replication.
+  std::function<bool()> accepting_writes;
+  std::function<Status(uint64_t)> wait_replicated;
 };
 
 class IngestServer {
@@ -61,6 +66,9 @@ class IngestServer {
   void QuarantineFrame(const std::string& routing_id, const std::string& sender,
                        std::string_view raw, const std::string& reason, const std::string& message);
   void AnswerCompleted();
+  // Answers every event of `publish` RETRY with `reason`, writing nothing.
+  void AnswerAllRetry(const std::string& routing_id, const v1::Publish& publish,
+                      const std::string& reason, const std::string& message);
 
   void TakeReplays();
 

@@ -387,6 +387,9 @@ bool SubscribeServer::DeliverRound() {
     // Bounded by the heartbeat interval, so that a stuck disk cannot silence the heartbeats.
     durable = store_->WaitWalSynced(ticket, options_.heartbeat_interval);
   }
+  if (any_audited && durable.ok() && options_.wait_replicated) {
+    durable = options_.wait_replicated(store_->changes().Position());
+  }
   bool busy = false;
   for (auto& out : outgoing_) {
     Session& session = *out.session;

@@ -58,6 +58,10 @@ struct SubscribeServerOptions {
   // commit) and waits for it. Empty (durability: os): the record is written before the send and
   // reaches the disk with the next sync, as the events do.
   std::function<void()> request_wal_sync;
+  // Replication (docs/replication.md): a batch leaves only once its audit record is on the
+  // synchronous standby too; called with the store's position after the round's audit writes.
+  // An error holds the round (delivery_not_sent), as a failed sync does. Empty without one.
+  std::function<Status(uint64_t position)> wait_replicated;
 };
 
 // Decides whether an authenticated identity may open a subscriber's subscriptions. Empty identity

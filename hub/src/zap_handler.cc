@@ -41,6 +41,8 @@ ZapDecision DecideZap(const IdentitySet* set, std::string_view domain, std::stri
     wanted = IdentityKind::kPublisher;
   } else if (domain == kSubscribeZapDomain) {
     wanted = IdentityKind::kSubscriber;
+  } else if (domain == kReplicationZapDomain) {
+    wanted = IdentityKind::kReplica;
   } else {
     return Refuse("unknown_domain", "unknown ZAP domain");
   }

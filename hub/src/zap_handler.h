@@ -29,6 +29,7 @@ namespace carehub::hub {
 
 inline constexpr std::string_view kIngestZapDomain = "carehub-ingest";
 inline constexpr std::string_view kSubscribeZapDomain = "carehub-subscribe";
+inline constexpr std::string_view kReplicationZapDomain = "carehub-replication";
 inline constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 
 struct ZapDecision {

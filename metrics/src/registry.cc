@@ -182,19 +182,26 @@ Histogram& Registry::GetHistogram(const std::string& name, const std::string& he
   return *slot;
 }
 
-void Registry::AddRefresher(std::function<void()> refresher) {
+uint64_t Registry::AddRefresher(std::function<void()> refresher) {
   MutexLock lock(mu_);
-  refreshers_.push_back(std::move(refresher));
+  const uint64_t handle = next_refresher_++;
+  refreshers_.emplace_back(handle, std::move(refresher));
+  return handle;
+}
+
+void Registry::RemoveRefresher(uint64_t handle) {
+  MutexLock lock(mu_);
+  std::erase_if(refreshers_, [handle](const auto& r) { return r.first == handle; });
 }
 
 std::string Registry::RenderPrometheus() {
-  std::vector<std::function<void()>> refreshers;
+  std::vector<std::pair<uint64_t, std::function<void()>>> refreshers;
   {
     MutexLock lock(mu_);
     refreshers = refreshers_;
   }
   for (auto& r : refreshers) {
-    r();
+    r.second();
   }
   MutexLock lock(mu_);
   std::string out;

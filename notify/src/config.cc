@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "carehub/client/endpoints.h"
 #include "carehub/core/address.h"
 
 namespace carehub::notify {
@@ -297,13 +298,16 @@ Result<NotifyConfig> ParseNotifyConfig(const std::string& yaml_text,
     }
   }
   if (!config.curve) {
-    // Plain ZeroMQ only where nobody else can listen (DESIGN §7).
-    auto endpoint = ParseTcpEndpoint(config.hub_endpoint);
-    const bool ipc = config.hub_endpoint.rfind("ipc://", 0) == 0;
-    if (!ipc && (!endpoint.ok() || !IsLoopbackHost(endpoint->host))) {
-      return Bad("hub.endpoint", "'" + config.hub_endpoint +
-                                     "' needs CURVE keys (key_file, server_key_file) unless it is "
-                                     "ipc:// or a numeric loopback tcp:// address");
+    // Plain ZeroMQ only where nobody else can listen (DESIGN §7). A primary and its standby are
+    // given as "tcp://a:7401, tcp://b:7401" (docs/replication.md): each must qualify.
+    for (const std::string& one : client::SplitEndpoints(config.hub_endpoint)) {
+      auto endpoint = ParseTcpEndpoint(one);
+      const bool ipc = one.rfind("ipc://", 0) == 0;
+      if (!ipc && (!endpoint.ok() || !IsLoopbackHost(endpoint->host))) {
+        return Bad("hub.endpoint", "'" + one +
+                                       "' needs CURVE keys (key_file, server_key_file) unless it "
+                                       "is ipc:// or a numeric loopback tcp:// address");
+      }
     }
   }
   std::string state_dir;

@@ -11,8 +11,7 @@ namespace carehub::hub {
 Status AuditLog::Append(const v1::AuditRecord& record) {
   const std::string key =
       EncodeSeq(static_cast<uint64_t>(record.at_unix_ms())) + EncodeSeq(counter_.fetch_add(1));
-  return FromRocks(db_->db()->Put({}, db_->cf(Column::kAudit), key, record.SerializeAsString()),
-                   "append audit");
+  return db_->Put(Column::kAudit, key, record.SerializeAsString(), /*sync=*/false);
 }
 
 Result<std::vector<v1::AuditRecord>> AuditLog::Query(const std::string& subscriber,

@@ -21,8 +21,7 @@ Result<std::optional<uint64_t>> CursorTable::Get(const std::string& subscription
 }
 
 Status CursorTable::Put(const std::string& subscription, uint64_t seq) {
-  return FromRocks(db_->db()->Put({}, db_->cf(Column::kCursors), subscription, EncodeSeq(seq)),
-                   "put cursor");
+  return db_->Put(Column::kCursors, subscription, EncodeSeq(seq), /*sync=*/false);
 }
 
 }  // namespace carehub::hub

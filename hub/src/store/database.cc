@@ -47,6 +47,9 @@ rocksdb::DBOptions DbOptions(const StoreOptions& options) {
   db_options.bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = 512ull << 20;
   db_options.keep_log_file_num = 5;
+  // History for standbys that reconnect behind (ChangeLog::ReadSince): write-ahead logs RocksDB no
+  // longer needs are kept in archive/ up to this size instead of being deleted.
+  db_options.WAL_size_limit_MB = options.wal_archive_bytes >> 20;
   // One memory budget for every memtable, so RSS stays bounded however the CFs are used.
   db_options.db_write_buffer_size = options.write_buffer_bytes * 3;
   db_options.info_log = std::make_shared<SpdlogRocksLogger>(StoreLog());
@@ -217,19 +220,94 @@ Result<std::unique_ptr<Database>> Database::Open(const StoreOptions& options) {
                          "cannot open store at " + options.dir.string() + ": " + s.ToString());
   }
   database->db_.reset(raw);
+  // Replicated changes name column families by id: both sides must give each Column the same one
+  // (true of every store this code created: the families are created together, in this order).
+  for (int i = 0; i < kColumnCount; ++i) {
+    if (database->handles_[i]->GetID() != static_cast<uint32_t>(i)) {
+      return Status::Error("store_error", "column family " + std::string(kColumnNames[i]) +
+                                              " of " + options.dir.string() + " has id " +
+                                              std::to_string(database->handles_[i]->GetID()) +
+                                              ", expected " + std::to_string(i));
+    }
+  }
   return database;
 }
 
 Status Database::Commit(WriteBatch* batch, bool sync) {
+  return Write(RocksBatch(batch), sync, "write");
+}
+
+Status Database::Put(Column column, std::string_view key, std::string_view value, bool sync) {
+  rocksdb::WriteBatch batch;
+  auto s = batch.Put(cf(column), rocksdb::Slice(key.data(), key.size()),
+                     rocksdb::Slice(value.data(), value.size()));
+  if (!s.ok()) {
+    return FromRocks(s, "put");
+  }
+  return Write(&batch, sync, "put");
+}
+
+Status Database::Write(rocksdb::WriteBatch* batch, bool sync, const char* what) {
+  if (options_.follower) {
+    return Status::Error("not_primary",
+                         "this store follows a primary and takes writes only from replication");
+  }
+  {
+    MutexLock lock(write_mu_);
+    auto s = db_->Write(rocksdb::WriteOptions(), batch);
+    if (!s.ok()) {
+      return FromRocks(s, what);
+    }
+    if (observer_) {
+      const uint64_t last = db_->GetLatestSequenceNumber();
+      observer_(last + 1 - batch->Count(), last, batch->Data());
+    }
+  }
+  // The fsync runs outside the write lock: other writes (audit records, cursors) go on meanwhile,
+  // and one sync covers them too.
+  return sync ? SyncWal() : Status::Ok();
+}
+
+uint64_t Database::Position() const { return db_->GetLatestSequenceNumber(); }
+
+void Database::SetChangeObserver(
+    std::function<void(uint64_t, uint64_t, std::string_view)> observer) {
+  MutexLock lock(write_mu_);
+  observer_ = std::move(observer);
+}
+
+Status Database::ApplyReplicated(uint64_t first, uint64_t last, std::string_view data,
+                                 bool sync) {
+  if (!options_.follower) {
+    return Status::Error("not_follower", "only a follower store applies replicated changes");
+  }
+  rocksdb::WriteBatch batch{std::string(data)};
+  MutexLock lock(write_mu_);
+  const uint64_t position = db_->GetLatestSequenceNumber();
+  if (first != position + 1 || batch.Count() == 0 || last != first + batch.Count() - 1) {
+    return Status::Error("replication_out_of_order",
+                         "change " + std::to_string(first) + ".." + std::to_string(last) + " (" +
+                             std::to_string(batch.Count()) +
+                             " records) does not follow this store's position " +
+                             std::to_string(position));
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  if (!sync) {
-    return FromRocks(db_->Write(wo, RocksBatch(batch)), "write");
+  const uint64_t n = sync ? BeginSync() : 0;
+  auto s = db_->Write(wo, &batch);
+  if (sync) {
+    EndSync(n, s);
   }
-  const uint64_t n = BeginSync();
-  auto s = db_->Write(wo, RocksBatch(batch));
-  EndSync(n, s);
-  return FromRocks(s, "write");
+  if (!s.ok()) {
+    return FromRocks(s, "apply replicated change");
+  }
+  if (db_->GetLatestSequenceNumber() != last) {
+    return Status::Error("replication_diverged",
+                         "after applying change " + std::to_string(first) + ".." +
+                             std::to_string(last) + " this store is at position " +
+                             std::to_string(db_->GetLatestSequenceNumber()));
+  }
+  return Status::Ok();
 }
 
 Status Database::SyncWal() {
@@ -270,13 +348,8 @@ Status Database::Probe() {
   if (!room.ok()) {
     return room;
   }
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
   const auto now = static_cast<uint64_t>(clock_->Now().time_since_epoch().count());
-  const uint64_t n = BeginSync();
-  auto s = db_->Put(wo, cf(Column::kMeta), "probe", EncodeSeq(now));
-  EndSync(n, s);
-  return FromRocks(s, "probe");
+  return Put(Column::kMeta, "probe", EncodeSeq(now), /*sync=*/true);
 }
 
 Status Database::Resume() { return FromRocks(db_->Resume(), "resume"); }

@@ -16,8 +16,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "carehub/core/mutex.h"
@@ -58,8 +60,18 @@ class Database {
   const Clock& clock() const { return *clock_; }
 
   // Applies the batch. With sync, returns after the WAL is fsync'd (group commit: one sync covers
-  // every batch written before it).
+  // every batch written before it). Every write of the store's parts comes through here, so the
+  // change observer sees all of them, in order. "not_primary" on a follower store.
   Status Commit(WriteBatch* batch, bool sync);
+  // One record, as Commit.
+  Status Put(Column column, std::string_view key, std::string_view value, bool sync);
+  // The position (RocksDB sequence number) of the last committed write.
+  uint64_t Position() const;
+  // See ChangeLog (store/change_log.h).
+  void SetChangeObserver(std::function<void(uint64_t, uint64_t, std::string_view)> observer);
+  // Follower only: applies a replicated batch that must begin at Position() + 1; `last` is the
+  // position its last record had on the primary.
+  Status ApplyReplicated(uint64_t first, uint64_t last, std::string_view data, bool sync);
   // fsyncs the WAL (covers every write applied before it).
   Status SyncWal();
   // Durability of a write made without sync (an audit record before its disclosure leaves): it is
@@ -83,6 +95,8 @@ class Database {
 
  private:
   explicit Database(const StoreOptions& options);
+  // The one write path (Commit, Put, Probe); see Commit.
+  Status Write(rocksdb::WriteBatch* batch, bool sync, const char* what);
   // Brackets a sync: BeginSync numbers it, EndSync publishes it when it succeeded.
   uint64_t BeginSync() { return ++syncs_started_; }
   void EndSync(uint64_t n, const rocksdb::Status& s);
@@ -97,6 +111,11 @@ class Database {
   // Syncs numbered in the order they start; the highest number of a sync that completed.
   std::atomic<uint64_t> syncs_started_{0};
   std::atomic<uint64_t> synced_through_{0};
+  // Orders writes with the positions RocksDB gives them, so the observer sees changes in position
+  // order and Position() right after a write is that write's last record. Held for the write only,
+  // never across an fsync.
+  Mutex write_mu_;
+  std::function<void(uint64_t, uint64_t, std::string_view)> observer_ CAREHUB_GUARDED_BY(write_mu_);
   mutable Mutex sync_mu_;
   mutable CondVar synced_cv_;  // signalled when synced_through_ moves
 };

@@ -82,11 +82,8 @@ Result<std::optional<v1::QuarantineRecord>> QuarantineTable::Get(uint64_t id) co
 }
 
 Status QuarantineTable::Put(const v1::QuarantineRecord& record) {
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  return FromRocks(db_->db()->Put(wo, db_->cf(Column::kQuarantine), EncodeSeq(record.id()),
-                                  record.SerializeAsString()),
-                   "put quarantine");
+  return db_->Put(Column::kQuarantine, EncodeSeq(record.id()), record.SerializeAsString(),
+                  /*sync=*/true);
 }
 
 }  // namespace carehub::hub

@@ -13,7 +13,8 @@ Store::Store(std::unique_ptr<Database> db)
       routes_(db_.get()),
       cursors_(db_.get()),
       audit_(db_.get()),
-      quarantine_(db_.get()) {}
+      quarantine_(db_.get()),
+      changes_(db_.get()) {}
 
 Store::~Store() = default;
 
@@ -30,6 +31,7 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
   if (Status s = store->quarantine_.Load(); !s.ok()) {
     return s;
   }
+  store->audit_.StartCountingAt(store->changes_.Position() + 1);
   return store;
 }
 

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace carehub::hub {
@@ -62,6 +65,51 @@ TEST(HubConfigTest, AdminOffLoopbackNeedsAToken) {
   config = ParseHubConfig(Plain("tcp://127.0.0.1:7400", "127.0.0.1"), "/tmp");
   ASSERT_FALSE(config.ok());
   EXPECT_NE(config.status().message().find("admin.listen"), std::string::npos);
+}
+
+// Replication (docs/replication.md): the section's rules, and the shipped pair configs load.
+TEST(HubConfigTest, ReplicationSectionRules) {
+  const std::string ok =
+      "replication:\n  role: standby\n  name: hub-b\n  listen: tcp://127.0.0.1:7402\n"
+      "  peer: {replication: tcp://127.0.0.1:7502, ingest: tcp://127.0.0.1:7500}\n";
+  auto config = ParseHubConfig(ok, "/tmp");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config.value().replication.enabled);
+  EXPECT_EQ(config.value().replication.role, ReplicationConfig::Role::kStandby);
+  EXPECT_TRUE(config.value().replication.synchronous);    // default: sync
+  EXPECT_TRUE(config.value().replication.block_on_loss);  // default: block
+  for (const auto& [yaml, where] : std::vector<std::pair<std::string, std::string>>{
+           {"replication:\n  role: leader\n  name: a\n  listen: tcp://127.0.0.1:1\n"
+            "  peer: {replication: tcp://127.0.0.1:2}\n",
+            "replication.role"},
+           {"replication:\n  listen: tcp://127.0.0.1:1\n  peer: {replication: tcp://127.0.0.1:2}\n",
+            "replication.name"},
+           {"replication:\n  name: a\n  listen: tcp://127.0.0.1:1\n", "replication.peer"},
+           {"replication:\n  name: a\n  listen: tcp://10.0.0.1:1\n"
+            "  peer: {replication: tcp://127.0.0.1:2}\n",
+            "replication.listen"},
+           {"replication:\n  name: a\n  listen: tcp://127.0.0.1:1\n"
+            "  peer: {replication: tcp://127.0.0.1:2}\n  on_standby_loss: maybe\n",
+            "replication.on_standby_loss"},
+           {"replication:\n  name: a\n  listen: tcp://127.0.0.1:1\n"
+            "  peer: {replication: tcp://127.0.0.1:2}\n  sync_timeout_ms: 5\n",
+            "replication.sync_timeout_ms"},
+       }) {
+    auto bad = ParseHubConfig(yaml, "/tmp");
+    ASSERT_FALSE(bad.ok()) << yaml;
+    EXPECT_NE(bad.status().message().find(where), std::string::npos) << bad.status().message();
+  }
+}
+
+TEST(HubConfigTest, ShippedPairConfigsLoad) {
+  const std::filesystem::path root(CAREHUB_SOURCE_DIR);
+  for (const char* file : {"deploy/config/hub-a.yaml", "deploy/config/hub-b.yaml",
+                           "deploy/k8s/pair/hub-a.yaml", "deploy/k8s/pair/hub-b.yaml"}) {
+    auto config = LoadHubConfig(root / file);
+    ASSERT_TRUE(config.ok()) << file << ": " << config.status().ToString();
+    EXPECT_TRUE(config.value().replication.enabled) << file;
+    EXPECT_TRUE(config.value().curve) << file;
+  }
 }
 
 }  // namespace

@@ -120,7 +120,7 @@ TEST_F(IdentitiesTest, RefusesInvalidFilesWithAOneLineReason) {
        "unknown key 'admin'"},
       {"missing kind", "identities:\n  a:\n    public_keys: ['" + k + "']\n", "needs kind"},
       {"bad kind", "identities:\n  a:\n    kind: root\n    public_keys: ['" + k + "']\n",
-       "must be publisher, subscriber or operator"},
+       "must be publisher, subscriber, operator or replica"},
       {"publisher without ods",
        "identities:\n  a:\n    kind: publisher\n    public_keys: ['" + k + "']\n",
        "ods: must be a list"},

@@ -21,6 +21,19 @@ TEST(NotifyConfigTest, AcceptsHttpsAndLoopbackHttp) {
   EXPECT_TRUE(ParseNotifyConfig(WithEndpoint("{url: \"http://[::1]:8080/n\"}"), "").ok());
 }
 
+TEST(NotifyConfigTest, EveryHubEndpointOfAPairMustBeLoopbackWithoutCurve) {
+  const std::string subs =
+      "state_dir: /tmp/x\nsubscriptions:\n  - id: a\n    purpose: direct_care\n"
+      "    endpoint: {url: \"https://r/n\"}\n";
+  EXPECT_TRUE(ParseNotifyConfig(
+                  "hub: {endpoint: \"tcp://127.0.0.1:7401, tcp://127.0.0.2:7401\"}\n" + subs, "")
+                  .ok());
+  auto c = ParseNotifyConfig(
+      "hub: {endpoint: \"tcp://127.0.0.1:7401, tcp://10.0.0.9:7401\"}\n" + subs, "");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("tcp://10.0.0.9:7401"), std::string::npos);
+}
+
 TEST(NotifyConfigTest, RefusesPlainHttpOffLoopback) {
   for (const char* url : {"http://10.1.2.3/n", "http://localhost/n", "http://receiver.nhs.uk/n"}) {
     auto c = ParseNotifyConfig(WithEndpoint(std::string("{url: \"") + url + "\"}"), "");

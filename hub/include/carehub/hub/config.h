@@ -14,6 +14,26 @@ namespace carehub::hub {
 
 enum class Durability { kFsync, kOs };
 
+// Two hubs, one primary and one synchronous standby (docs/replication.md). Absent: one hub alone.
+struct ReplicationConfig {
+  bool enabled = false;
+  enum class Role { kPrimary, kStandby };
+  Role role = Role::kPrimary;  // the role this hub starts in
+  std::string name;            // this hub's node name, in logs and the peer's status
+  std::string listen;          // this hub's replication endpoint, served while it is primary
+  // The other hub: followed while this one is standby, named in "not_primary" answers.
+  std::string peer_replication;
+  std::string peer_ingest;
+  std::string peer_subscribe;
+  bool synchronous = true;    // mode: sync (ACCEPTED once on both disks) or async
+  bool block_on_loss = true;  // on_standby_loss: block (RETRY) or degrade (one disk, alerted)
+  uint32_t sync_timeout_ms = 2000;
+  uint64_t wal_keep_bytes = 1ull << 30;  // log history kept for a standby that falls behind
+  // CURVE hubs: this hub's client key pair when it follows (an identity of kind replica on the
+  // peer); the peer's server key is this hub's own (a pair shares one server key).
+  std::filesystem::path key_file;
+};
+
 struct HubConfig {
   std::filesystem::path data_dir = "data/hub";
   Durability durability = Durability::kFsync;
@@ -49,6 +69,8 @@ struct HubConfig {
   bool curve = false;
   std::filesystem::path server_key_file;
   std::filesystem::path identities_file;
+
+  ReplicationConfig replication;
 
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"

@@ -11,6 +11,9 @@
 //       kind: publisher             # publisher | subscriber | operator
 //       ods: [RXK]                  # publisher: the ODS codes it may publish under
 //       public_keys: ["<z85>"]      # one or more (two while a key is being rotated)
+//     hub-b:                        # a standby hub (docs/replication.md)
+//       kind: replica
+//       public_keys: ["<z85>"]
 //     ics-analytics:
 //       kind: subscriber
 //       subscriber: ics-analytics   # subscriber id in the agreements; defaults to the identity id
@@ -30,7 +33,7 @@
 
 namespace carehub::hub {
 
-enum class IdentityKind { kPublisher, kSubscriber, kOperator };
+enum class IdentityKind { kPublisher, kSubscriber, kOperator, kReplica };
 
 std::string_view IdentityKindName(IdentityKind kind);
 

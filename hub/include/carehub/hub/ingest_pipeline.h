@@ -93,6 +93,9 @@ struct PreparedBatch {
   // instead of sending it.
   std::function<void(const v1::PublishResult&)> on_answer;
   bool committed = false;
+  // Committed here but not acknowledged by a synchronous standby (docs/replication.md, block):
+  // the publisher is answered RETRY, and its resend DUPLICATE once the standby has it.
+  bool unreplicated = false;
   bool quarantine_rejects = true;
 };
 

@@ -7,6 +7,7 @@
 //   cursors()     subscription -> acknowledged hub_seq            store/cursor_table.h
 //   audit()       disclosures, refusals, policy changes           store/audit_log.h
 //   quarantine()  what was refused, with its raw bytes            store/quarantine_table.h
+//   changes()     every committed write, by position, for replicas store/change_log.h
 //
 // Each part documents its key layout, what its errors mean and its thread-safety. The store knows
 // nothing of sockets or policy. Writes that must be atomic together (an event, its dedup key and
@@ -27,6 +28,7 @@
 
 #include "carehub/core/status.h"
 #include "carehub/hub/store/audit_log.h"
+#include "carehub/hub/store/change_log.h"
 #include "carehub/hub/store/cursor_table.h"
 #include "carehub/hub/store/dedup_index.h"
 #include "carehub/hub/store/event_log.h"
@@ -60,6 +62,8 @@ class Store {
   const AuditLog& audit() const { return audit_; }
   QuarantineTable& quarantine() { return quarantine_; }
   const QuarantineTable& quarantine() const { return quarantine_; }
+  ChangeLog& changes() { return changes_; }
+  const ChangeLog& changes() const { return changes_; }
 
   // Applies every write of `batch` atomically. With sync, returns after the WAL is fsync'd (group
   // commit: one sync covers every batch written before it).
@@ -102,6 +106,7 @@ class Store {
   CursorTable cursors_;
   AuditLog audit_;
   QuarantineTable quarantine_;
+  ChangeLog changes_;
 };
 
 }  // namespace carehub::hub

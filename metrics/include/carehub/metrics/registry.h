@@ -73,7 +73,10 @@ class Registry {
                           const std::vector<double>& bounds, const Labels& labels = {});
 
   // A callback run at render time to refresh gauges whose value lives elsewhere (store size, lag).
-  void AddRefresher(std::function<void()> refresher);
+  // Returns a handle for RemoveRefresher, which the owner of what the callback reads must call
+  // before that goes away (and before no render can still be running it).
+  uint64_t AddRefresher(std::function<void()> refresher);
+  void RemoveRefresher(uint64_t handle);
 
   std::string RenderPrometheus();
 
@@ -94,7 +97,8 @@ class Registry {
 
   mutable Mutex mu_;
   std::map<std::string, Family> families_ CAREHUB_GUARDED_BY(mu_);
-  std::vector<std::function<void()>> refreshers_ CAREHUB_GUARDED_BY(mu_);
+  std::vector<std::pair<uint64_t, std::function<void()>>> refreshers_ CAREHUB_GUARDED_BY(mu_);
+  uint64_t next_refresher_ CAREHUB_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace carehub::metrics

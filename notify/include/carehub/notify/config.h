@@ -71,6 +71,7 @@ struct SubscriptionConfig {
 };
 
 struct NotifyConfig {
+  // One subscribe endpoint, or a primary and its standby separated by commas (docs/replication.md).
   std::string hub_endpoint = "tcp://127.0.0.1:7401";
   std::optional<client::CurveClientKeys> curve;
   // Holds each subscription's event-number file (<fhir_id>.events).

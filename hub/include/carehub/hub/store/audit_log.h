@@ -1,7 +1,7 @@
 #pragma once
 // The audit trail: every disclosure, refusal and change of policy (column family "audit").
 //
-//   key    at_unix_ms (8 BE) + a per-process counter (8 BE): time order, never two records alike
+//   key    at_unix_ms (8 BE) + a counter (8 BE): time order, never two records alike
 //   value  v1::AuditRecord
 //
 // Durability: Append writes to the WAL without an fsync of its own (one per delivery batch was
@@ -31,6 +31,11 @@ class AuditLog {
   explicit AuditLog(Database* db) : db_(db) {}
 
   Status Append(const v1::AuditRecord& record);
+  // Where this process's key counter starts: the store's position at open, above every counter a
+  // record was written with before (each record took a position), here or on a primary this
+  // store replicated; so two records written in the same millisecond by two processes, e.g. on
+  // both sides of a failover, never share a key.
+  void StartCountingAt(uint64_t n) { counter_.store(n); }
   // Records with since_ms <= at <= until_ms, oldest first, of `subscriber` (all when empty), at
   // most `limit`.
   Result<std::vector<v1::AuditRecord>> Query(const std::string& subscriber, int64_t since_ms,

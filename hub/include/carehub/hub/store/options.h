@@ -37,6 +37,12 @@ struct StoreOptions {
   // RocksDB's public Env/FileSystem wrappers here; the store itself stays real. Not owned; must
   // outlive the store. Null: the default environment (the local filesystem).
   rocksdb::Env* env = nullptr;
+  // A follower (a standby's store): the store's own parts may not write; only replicated changes
+  // are applied (ChangeLog::Apply), so its positions stay those of the primary.
+  bool follower = false;
+  // Write-ahead log history kept for standbys that reconnect behind (ChangeLog::ReadSince); 0
+  // keeps none (a hub without replication).
+  uint64_t wal_archive_bytes = 0;
 };
 
 }  // namespace carehub::hub
