@@ -8,8 +8,10 @@
 # subscriber of the hospital and the ICS analytics subscriber, feeds the sources through the
 # adapters (MLLP, HTTP, file drops), then prints what the hub did and where the report is.
 # Environment: DEMO_OUT (default ./demo-out), DEMO_PATIENTS (250000), DEMO_VOLUME (1.0),
-# DEMO_SEED (20260701), DEMO_QUARTER (the last complete quarter).
-# Leaves nothing running: every child gets SIGTERM (then SIGKILL after 10 s) on exit.
+# DEMO_SEED (20260701), DEMO_QUARTER (the last complete quarter), DEMO_PG_KEEP (1: leave the demo's
+# PostgreSQL running at the end), DEMO_PG_BIN (/usr/lib/postgresql/15/bin).
+# Leaves nothing running: every child gets SIGTERM (then SIGKILL after 10 s) on exit, and the
+# throwaway PostgreSQL cluster is stopped (its data dir is kept; the summary says how to look).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,16 +29,21 @@ SUBSCRIBE=tcp://127.0.0.1:$((PORT_BASE + 1))
 ADMIN=http://127.0.0.1:$((PORT_BASE + 80))
 
 for tool in carehub carehub-adapter carehub-subscribe carehub-analytics carehub-ics-generate \
-            carehub-ics-feed; do
+            carehub-ics-feed carehub-sink; do
   [[ -x "$BIN/$tool" ]] || { echo "demo: $BIN/$tool is missing (build first: make build)" >&2; exit 1; }
 done
 command -v python3 >/dev/null || { echo "demo: python3 is needed to read the hub's JSON" >&2; exit 1; }
 command -v curl >/dev/null || { echo "demo: curl is needed to query the admin API" >&2; exit 1; }
+PG_BIN=${DEMO_PG_BIN:-/usr/lib/postgresql/15/bin}
+[[ -x "$PG_BIN/initdb" ]] || { echo "demo: $PG_BIN/initdb is missing (scripts/install-deps.sh installs postgresql)" >&2; exit 1; }
 
 PIDS=()
+PG_STARTED=""
+PG_TEMP=""
 cleanup() {
   local rc=$?
   local pid
+  stop_postgres_unless_kept
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     kill -TERM "${PIDS[i]}" 2>/dev/null || true
   done
@@ -52,6 +59,54 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The analytics warehouse: a throwaway PostgreSQL 15 cluster (initdb + pg_ctl) on a temp dir,
+# reachable only through a Unix socket there (listen_addresses is empty: no TCP port is taken).
+# initdb and postgres refuse to run as root; as root they run as Debian's `postgres` user.
+AS_PG=()
+if [[ $(id -u) -eq 0 ]]; then
+  PG_USER=postgres
+  id -u postgres >/dev/null 2>&1 || PG_USER=nobody
+  AS_PG=(setpriv "--reuid=$(id -u $PG_USER)" "--regid=$(id -g $PG_USER)" --clear-groups --)
+fi
+PG_PORT=$((PORT_BASE + 90))
+start_postgres() {
+  # In the output folder when the server's user can reach it (so scripts/demo-psql.sh can open it
+  # later), else in a temp dir that is removed at exit. A socket path must stay under 108 bytes.
+  PG_DIR="$OUT/pg"
+  PG_TEMP=""
+  if [[ -f "$PG_DIR/data/postmaster.pid" ]]; then  # left running by an earlier DEMO_PG_KEEP=1 run
+    "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$PG_DIR"
+  mkdir -p "$PG_DIR"
+  chmod 755 "$PG_DIR"
+  if [[ ${#AS_PG[@]} -gt 0 ]]; then chown "$PG_USER:" "$PG_DIR"; fi
+  if ((${#PG_DIR} > 80)) || ! "${AS_PG[@]}" test -w "$PG_DIR"; then
+    rm -rf "$PG_DIR"
+    PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/carehub-demo-pg.XXXXXX")
+    PG_TEMP=1
+    chmod 755 "$PG_DIR"
+    if [[ ${#AS_PG[@]} -gt 0 ]]; then chown "$PG_USER:" "$PG_DIR"; fi
+  fi
+  "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U carehub -A trust -E UTF8 --no-locale \
+    > "$OUT/logs/initdb.log" 2>&1 || { echo "demo: initdb failed (see $OUT/logs/initdb.log)" >&2; exit 1; }
+  PG_CTL=("${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log")
+  "${PG_CTL[@]}" -w -o "-k $PG_DIR -p $PG_PORT -c listen_addresses=''" start > /dev/null \
+    || { echo "demo: PostgreSQL did not start (see $PG_DIR/postgres.log)" >&2; exit 1; }
+  PG_STARTED=1
+  PG_DSN="host=$PG_DIR port=$PG_PORT dbname=carehub user=carehub"
+  "$PG_BIN/psql" -X -q -d "host=$PG_DIR port=$PG_PORT dbname=postgres user=carehub" \
+    -c 'CREATE DATABASE carehub' >/dev/null
+  echo "$PG_DIR" > "$OUT/postgres-dir"
+}
+stop_postgres_unless_kept() {
+  if [[ -n "$PG_STARTED" && "${DEMO_PG_KEEP:-0}" != 1 ]]; then
+    "${PG_CTL[@]}" -m fast -w stop >/dev/null 2>&1 || true
+    PG_STARTED=""
+    if [[ -n "$PG_TEMP" ]]; then rm -rf "$PG_DIR"; fi
+  fi
+}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -88,11 +143,16 @@ json '"  %d events for %s (%d days), %d resent records, %d invalid records, %d p
 cp "$ROOT/config/pseudonym.key" "$OUT/config/"
 sed -e "s|tcp://127.0.0.1:7400|$INGEST|" -e "s|tcp://127.0.0.1:7401|$SUBSCRIBE|" \
   -e "s|127.0.0.1:7480|${ADMIN#http://}|" "$ROOT/config/hub.yaml" > "$OUT/config/hub.yaml"
-sed 's/^\(  file: \)national-opt-out.txt/\1demo-opt-out.txt/' "$ROOT/config/agreements.yaml" \
-  > "$OUT/config/agreements.yaml"
+# ... and the analytics team's second subscription under the same agreement (same pseudonyms),
+# which carehub-sink loads into PostgreSQL.
+sed -e 's/^\(  file: \)national-opt-out.txt/\1demo-opt-out.txt/' \
+  -e '/{id: ics-analytics-feed, purpose: secondary_use}/a\      - {id: ics-analytics-warehouse, purpose: secondary_use}' \
+  "$ROOT/config/agreements.yaml" > "$OUT/config/agreements.yaml"
 cp "$OUT/source/national-opt-out.txt" "$OUT/config/demo-opt-out.txt"
 grep -q 'file: demo-opt-out.txt' "$OUT/config/agreements.yaml" \
   || { echo "demo: cannot point the agreements at the demo opt-out list" >&2; exit 1; }
+grep -q 'id: ics-analytics-warehouse' "$OUT/config/agreements.yaml" \
+  || { echo "demo: cannot add the warehouse subscription to the agreements" >&2; exit 1; }
 
 step "2/5 Starting the hub and the adapters"
 (cd "$OUT" && exec "$BIN/carehub" --config config/hub.yaml) > "$OUT/logs/hub.log" 2>&1 &
@@ -153,8 +213,14 @@ PIDS+=($!)
   --practices "$OUT/source/practices.csv" > "$OUT/logs/analytics.log" 2>&1 &
 ANALYTICS_PID=$!
 PIDS+=($ANALYTICS_PID)
+start_postgres
+"$BIN/carehub-sink" postgres --subscription ics-analytics-warehouse --dsn "$PG_DSN" \
+  --endpoint "$SUBSCRIBE" > "$OUT/logs/sink.log" 2>&1 &
+SINK_PID=$!
+PIDS+=($SINK_PID)
 echo "  carehub-subscribe lth-direct-care -> $OUT/lth-direct-care.ndjson"
 echo "  carehub-analytics ics-analytics-feed -> $OUT/report.html"
+echo "  carehub-sink postgres ics-analytics-warehouse -> PostgreSQL 15 in $PG_DIR (schema carehub)"
 
 step "4/5 Feeding the sources through the adapters"
 START=$(date +%s.%N)
@@ -204,12 +270,15 @@ done
 for pid in "${FEEDERS[@]}"; do wait "$pid" || echo "demo: a feeder failed (see $OUT/logs)" >&2; done
 INGESTED=$(date +%s.%N)
 caught_up() {
-  status | json 'all(s["lag"] == 0 for s in d["subscriptions"] if s["id"] in ("lth-direct-care", "ics-analytics-feed") and s["connected"]) and sum(1 for s in d["subscriptions"] if s["connected"]) >= 2' | grep -q True
+  status | json 'all(s["lag"] == 0 for s in d["subscriptions"] if s["id"] in ("lth-direct-care", "ics-analytics-feed", "ics-analytics-warehouse") and s["connected"]) and sum(1 for s in d["subscriptions"] if s["connected"]) >= 3' | grep -q True
 }
 until caught_up; do progress; sleep 2; done
 progress
 kill -TERM "$ANALYTICS_PID"
 wait "$ANALYTICS_PID" || { echo "demo: carehub-analytics failed (see $OUT/logs/analytics.log)" >&2; exit 1; }
+# SIGTERM: the sink commits its open transaction and exits 0.
+kill -TERM "$SINK_PID"
+wait "$SINK_PID" || { echo "demo: carehub-sink failed (see $OUT/logs/sink.log)" >&2; exit 1; }
 DONE=$(date +%s.%N)
 
 step "5/5 Summary"
@@ -268,3 +337,15 @@ echo
 echo "  direct-care feed of RR8:  $OUT/lth-direct-care.ndjson ($(wc -l < "$OUT/lth-direct-care.ndjson") events)"
 echo "  ground truth:             $OUT/source/ground-truth.json"
 echo "  ICS analytics report:     $OUT/report.html"
+PG_ROWS=$("$PG_BIN/psql" -X -A -t -d "$PG_DSN" \
+  -c "SELECT count(*) || ' events, ' || (SELECT count(*) FROM carehub.activity_current) || ' current activities, ' || (SELECT count(*) FROM carehub.referral_state) || ' referrals' FROM carehub.event")
+echo "  analytics warehouse:      PostgreSQL 15, schema carehub: $PG_ROWS (docs/postgres-sink.md)"
+if [[ "${DEMO_PG_KEEP:-0}" == 1 ]]; then
+  echo "    still running; look:    $PG_BIN/psql \"$PG_DSN\""
+  echo "    stop it:                ${AS_PG[*]}${AS_PG:+ }$PG_BIN/pg_ctl -D $PG_DIR/data stop; rm -rf $PG_DIR"
+elif [[ -n "$PG_TEMP" ]]; then
+  echo "    removed at exit ($OUT is out of the postgres user's reach); DEMO_PG_KEEP=1 keeps it running"
+else
+  echo "    stopped at exit; look:  $ROOT/scripts/demo-psql.sh $PG_DIR   (starts it, opens psql, stops it on quit)"
+  echo "    DEMO_PG_KEEP=1 leaves it running instead"
+fi

@@ -13,6 +13,7 @@ BUILD_PKGS=(
   libyaml-cpp-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
   libsodium-dev libssl-dev
   libxml2-dev  # FHIR application/fhir+xml (adapters/fhir)
+  libpq-dev    # PostgreSQL client library (sink/, carehub-sink postgres)
 )
 # Tools the test suite and benchmarks drive for real (not optional: a skipped test is not a test).
 TOOL_PKGS=(
@@ -20,6 +21,7 @@ TOOL_PKGS=(
   chromium          # headless browser tests of the status page and the analytics report
   nats-server libnats-dev  # the peer in the benchmark
   python3 curl procps
+  postgresql  # PostgreSQL 15 server: carehub-sink tests and the demo start throwaway clusters
   clang libclang-rt-14-dev  # libFuzzer runtime (libclang_rt.fuzzer-x86_64.a): make fuzz, smoke in make test
   # The Debian package and its test (tests/packaging): dpkg-shlibdeps (CPACK_DEBIAN_PACKAGE_SHLIBDEPS),
   # lintian, systemd-analyze verify of the units; adduser is a Depends the test resolves on this machine.

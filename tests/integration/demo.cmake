@@ -4,4 +4,4 @@
 carehub_add_test(carehub_demo_itest SOURCES demo_report_test.cc
   LIBS carehub_itest_harness carehub_analytics nlohmann_json::nlohmann_json)
 add_dependencies(carehub_demo_itest carehub carehub-adapter carehub-subscribe carehub-analytics
-  carehub-ics-generate carehub-ics-feed)
+  carehub-ics-generate carehub-ics-feed carehub-sink)

@@ -143,9 +143,12 @@ TEST(OpsMetrics, CountersMatchTrafficAndPassPromtool) {
   // Labelled counters appear on first use (no conflict or delivery happened here): those must at
   // least be registered under that exact name somewhere in the hub's sources.
   std::string hub_sources;
-  for (const auto& entry : std::filesystem::directory_iterator(
+  // hub/src and its folders (store/, subscribe/, replication/).
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
            std::filesystem::path(CAREHUB_SOURCE_DIR) / "hub" / "src")) {
-    hub_sources += ReadFileText(entry.path());
+    if (entry.is_regular_file()) {
+      hub_sources += ReadFileText(entry.path());
+    }
   }
   for (const auto& file : {DeployDir() / "prometheus" / "carehub-alerts.yml",
                            DeployDir() / "grafana" / "carehub-dashboard.json"}) {

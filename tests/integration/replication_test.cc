@@ -32,6 +32,7 @@
 #include "harness/raw_publisher.h"
 #include "ops_common.h"
 #include "reliability_support.h"
+#include "security_support.h"
 #include "subscribe_support.h"
 
 namespace carehub::itest {
@@ -72,8 +73,17 @@ enum Port { kIngest = 0, kSubscribe = 1, kAdmin = 2, kReplication = 3 };
 std::string Tcp(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
 
 struct PairOptions {
+  static PairOptions Loss(std::string on_standby_loss) {
+    PairOptions o;
+    o.on_standby_loss = std::move(on_standby_loss);
+    return o;
+  }
   std::string mode = "sync";
   std::string on_standby_loss = "block";
+  // CURVE: appended to each hub's config (security section and replication.key_file).
+  std::string curve_yaml_a;
+  std::string curve_yaml_b;
+  bool wait_in_sync = true;  // the constructor waits until the standby is in sync
 };
 
 // The hub config of one side of the pair (`self` 0 = A, 1 = B).
@@ -88,7 +98,8 @@ std::string SideYaml(int base, int self, const std::string& role, const PairOpti
          "\n  peer: {replication: " + Tcp(peer + kReplication) +
          ", ingest: " + Tcp(peer + kIngest) + ", subscribe: " + Tcp(peer + kSubscribe) +
          "}\n  mode: " + o.mode + "\n  on_standby_loss: " + o.on_standby_loss +
-         "\n  sync_timeout_ms: " + std::to_string(kSyncTimeoutMs) + "\n";
+         "\n  sync_timeout_ms: " + std::to_string(kSyncTimeoutMs) + "\n" +
+         (self == 0 ? o.curve_yaml_a : o.curve_yaml_b);
 }
 
 nlohmann::json Replication(const std::string& admin) {
@@ -145,7 +156,7 @@ class Pair {
       return;
     }
     b_ = std::move(b).value();
-    if (!WaitFor([&] { return StandbyInSync(admin(0)); }, kSettle)) {
+    if (options_.wait_in_sync && !WaitFor([&] { return StandbyInSync(admin(0)); }, kSettle)) {
       error_ = "the standby did not get in sync: " + Replication(admin(0)).dump();
     }
   }
@@ -373,7 +384,7 @@ TEST(ReplicationFailover, PrimaryKilledStandbyPromotedNothingAcknowledgedLostNoG
 
 TEST(ReplicationCatchUp, StandbyKilledAndRestartedResumesFromItsPosition) {
   const uint64_t seed = reliability::TestSeed("ReplicationCatchUp", 20'261'204);
-  Pair pair("repl-catchup", {"sync", "degrade"});
+  Pair pair("repl-catchup", PairOptions::Loss("degrade"));
   ASSERT_PAIR(pair);
   const auto events = reliability::MakeEvents(seed, "rc-", 45'000);
   auto pub = RawPublisher::Connect(pair.ingest(0));
@@ -399,7 +410,7 @@ TEST(ReplicationCatchUp, StandbyKilledAndRestartedResumesFromItsPosition) {
 
 TEST(ReplicationResync, WipedStandbyTakesAFullCopyWhileIngestGoesOn) {
   const uint64_t seed = reliability::TestSeed("ReplicationResync", 20'261'205);
-  Pair pair("repl-resync", {"sync", "degrade"});
+  Pair pair("repl-resync", PairOptions::Loss("degrade"));
   ASSERT_PAIR(pair);
   const auto events = reliability::MakeEvents(seed, "rw-", 40'000);
   auto pub = RawPublisher::Connect(pair.ingest(0));
@@ -457,9 +468,70 @@ TEST(ReplicationRoles, StandbyAnswersNotPrimaryNamingThePrimary) {
   EXPECT_EQ(HttpGet(pair.admin(1), "/readyz").status, 503);
 }
 
+// CURVE: the replication endpoint admits only identities of kind replica; a pair shares one
+// server key, so a client with both endpoints needs one server key.
+TEST(ReplicationCurve, OnlyAReplicaKeyMayFollow) {
+  TempDir keys("repl-curve-keys");
+  const auto server = security::NewKeyPair();
+  const auto replica_a = security::NewKeyPair();
+  const auto replica_b = security::NewKeyPair();
+  const auto publisher = security::NewKeyPair();
+  security::WriteKeyFile(keys.path() / "hub.key", server);
+  security::WriteKeyFile(keys.path() / "hub-a-replica.key", replica_a);
+  security::WriteKeyFile(keys.path() / "hub-b-replica.key", replica_b);
+  // Hub B follows with the publisher's key: not a replica.
+  security::WriteKeyFile(keys.path() / "not-a-replica.key", publisher);
+  std::vector<security::Party> parties = {
+      {"rxk-pas", "publisher", {"RXK", "RR8", "M85001", "M85002", "RY6"}, "", {publisher}},
+      {"hub-a", "replica", {}, "", {replica_a}},
+      {"hub-b", "replica", {}, "", {replica_b}}};
+  ASSERT_TRUE(
+      WriteFileAtomically(keys.path() / "identities.yaml", security::IdentitiesYaml(parties)).ok());
+  auto curve = [&](const std::string& key) {
+    return "security:\n  mode: curve\n  server_key_file: " + (keys.path() / "hub.key").string() +
+           "\n  identities: " + (keys.path() / "identities.yaml").string() +
+           "\nreplication:\n  key_file: " + (keys.path() / key).string() + "\n";
+  };
+  {
+    PairOptions o;
+    o.curve_yaml_a = curve("hub-a-replica.key");
+    o.curve_yaml_b = curve("not-a-replica.key");
+    o.wait_in_sync = false;
+    Pair refused("repl-curve-bad", o);
+    ASSERT_PAIR(refused);
+    // Long enough for several connection attempts (the follower retries within a second).
+    std::this_thread::sleep_for(milliseconds(kSyncTimeoutMs * 2));
+    EXPECT_FALSE(StandbyInSync(refused.admin(0)));
+    auto standby = Replication(refused.admin(1));
+    EXPECT_FALSE(standby.value("connected", true)) << standby.dump();
+    EXPECT_NE(refused.hub(0).ReadLog().find("carehub-replication"), std::string::npos)
+        << "the primary's log names the refused domain";
+  }
+  PairOptions o;
+  o.curve_yaml_a = curve("hub-a-replica.key");
+  o.curve_yaml_b = curve("hub-b-replica.key");
+  Pair pair("repl-curve", o);
+  ASSERT_PAIR(pair);
+  client::PublisherOptions po;
+  po.endpoint = pair.ingest_both();
+  po.outbox_dir = pair.dir() / "outbox";
+  po.sync_outbox = false;
+  po.curve = client::CurveClientKeys{publisher.pub, publisher.sec, server.pub};
+  auto pub = client::Publisher::Open(po);
+  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  const auto events = reliability::MakeEvents(11, "rcv-", 2000);
+  ASSERT_TRUE(pub.value()->Enqueue(events).ok());
+  ASSERT_TRUE(pub.value()->Drain(kSettle));
+  EXPECT_EQ(pub.value()->Stats().accepted, events.size());
+  pub.value()->Close();
+  ASSERT_TRUE(pair.hub(0).Stop().ok());
+  ASSERT_TRUE(pair.hub(1).Stop().ok());
+  ExpectStoresEqual(pair);
+}
+
 TEST(ReplicationLoss, BlockAnswersRetryUntilTheStandbyIsBack) {
   const uint64_t seed = reliability::TestSeed("ReplicationLossBlock", 20'261'206);
-  Pair pair("repl-block", {"sync", "block"});
+  Pair pair("repl-block", PairOptions::Loss("block"));
   ASSERT_PAIR(pair);
   const auto events = reliability::MakeEvents(seed, "rb-", 300);
   auto pub = RawPublisher::Connect(pair.ingest(0));
@@ -493,7 +565,7 @@ TEST(ReplicationLoss, BlockAnswersRetryUntilTheStandbyIsBack) {
 
 TEST(ReplicationLoss, DegradeAcceptsOnOneDiskAndSaysSo) {
   const uint64_t seed = reliability::TestSeed("ReplicationLossDegrade", 20'261'207);
-  Pair pair("repl-degrade", {"sync", "degrade"});
+  Pair pair("repl-degrade", PairOptions::Loss("degrade"));
   ASSERT_PAIR(pair);
   const auto events = reliability::MakeEvents(seed, "rd-", 400);
   auto pub = RawPublisher::Connect(pair.ingest(0));

@@ -68,7 +68,6 @@ void RemoveStoreFiles(const std::filesystem::path& dir) {
 
 ReplicaFollower::ReplicaFollower(ReplicaFollowerOptions options, metrics::Registry* metrics)
     : options_(std::move(options)),
-      metrics_(metrics),
       copy_dir_(options_.store.dir / kCopyDir),
       position_metric_(metrics->GetGauge("carehub_replication_applied_position",
                                          "Position of the last change applied on this standby.")),

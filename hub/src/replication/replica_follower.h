@@ -83,7 +83,6 @@ class ReplicaFollower {
   void NoteError(const std::string& error) CAREHUB_EXCLUDES(mu_);
 
   ReplicaFollowerOptions options_;
-  metrics::Registry* metrics_;
   std::filesystem::path copy_dir_;
   std::optional<v1::CopyBegin> copy_;  // the thread's own
   uint64_t copy_bytes_ = 0;

@@ -138,11 +138,12 @@ void ReplicationSource::Stop() {
 void ReplicationSource::OnCommit(uint64_t first, uint64_t last, std::string_view data) {
   {
     MutexLock lock(mu_);
-    recent_.push_back(Recent{first, last, std::string(data), Steady::now()});
+    recent_.push_back(
+        Recent{first, last, std::make_shared<const std::string>(data), Steady::now()});
     recent_bytes_ += data.size();
     // Older changes stay readable from the write-ahead log.
     while (recent_bytes_ > options_.memory_bytes && recent_.size() > 1) {
-      recent_bytes_ -= recent_.front().data.size();
+      recent_bytes_ -= recent_.front().data->size();
       recent_.pop_front();
     }
   }
@@ -205,11 +206,11 @@ ReplicationSnapshot ReplicationSource::Snapshot() const {
   out.copying = copying_;
   out.position = store_->changes().Position();
   out.acked = acked_;
-  for (const auto& r : recent_) {
-    if (r.last > acked_) {
-      out.lag_ms = std::chrono::duration<double, std::milli>(Steady::now() - r.at).count();
-      break;
-    }
+  // The oldest change not acknowledged (recent_ is in position order).
+  auto oldest = std::upper_bound(recent_.begin(), recent_.end(), acked_,
+                                 [](uint64_t p, const Recent& r) { return p < r.last; });
+  if (oldest != recent_.end()) {
+    out.lag_ms = std::chrono::duration<double, std::milli>(Steady::now() - oldest->at).count();
   }
   out.bytes_shipped = bytes_shipped_.load();
   out.full_copies = full_copies_.load();
@@ -379,7 +380,7 @@ void ReplicationSource::HandleHello(const std::string& routing_id, const v1::Rep
     return;
   }
   EndCopy();
-  session_.emplace();
+  session_ = Session();
   session_->routing_id = routing_id;
   session_->name = hello.name();
   session_->last_heard = Steady::now();
@@ -513,6 +514,8 @@ void ReplicationSource::EndCopy() {
 }
 
 Status ReplicationSource::CollectChanges(uint64_t from, v1::Changes* out, size_t* bytes) {
+  std::vector<Recent> picked;
+  bool from_memory = false;
   {
     MutexLock lock(mu_);
     if (!recent_.empty() && recent_.front().first <= from) {
@@ -521,18 +524,24 @@ Status ReplicationSource::CollectChanges(uint64_t from, v1::Changes* out, size_t
       if (it == recent_.end()) {
         return Status::Ok();
       }
-      if (it->first == from) {
-        for (; it != recent_.end() && *bytes < options_.max_frame_bytes; ++it) {
-          auto* c = out->add_changes();
-          c->set_first(it->first);
-          c->set_last(it->last);
-          c->set_data(it->data);
-          *bytes += it->data.size();
-        }
-        return Status::Ok();
+      // Else `from` falls inside a change (not with our own boundaries): the log cuts it.
+      from_memory = it->first == from;
+      for (size_t taken = 0; from_memory && it != recent_.end() && taken < options_.max_frame_bytes;
+           ++it) {
+        picked.push_back(*it);
+        taken += it->data->size();
       }
-      // `from` falls inside a change (cannot happen with our own boundaries): the log cuts it.
     }
+  }
+  if (from_memory) {
+    for (const auto& r : picked) {
+      auto* c = out->add_changes();
+      c->set_first(r.first);
+      c->set_last(r.last);
+      c->set_data(*r.data);
+      *bytes += r.data->size();
+    }
+    return Status::Ok();
   }
   return store_->changes().ReadSince(from, options_.max_frame_bytes, [&](Change change) {
     auto* c = out->add_changes();

@@ -98,7 +98,8 @@ class ReplicationSource {
   struct Recent {
     uint64_t first;
     uint64_t last;
-    std::string data;
+    // Shared, so a frame is built from it outside mu_ (which the committing thread takes).
+    std::shared_ptr<const std::string> data;
     std::chrono::steady_clock::time_point at;
   };
   struct Session {
