@@ -1,6 +1,7 @@
 // carehub-bench: starts its own hubs (and a NATS server) on temp data dirs and measures ingest,
 // fan-out, catch-up, latency, footprint, the machine's raw limits and NATS JetStream with the same
 // events. Prints one table and writes the figures as JSON. `make bench` runs it.
+#include <spdlog/spdlog.h>
 #include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -11,7 +12,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <spdlog/spdlog.h>
 #include <sstream>
 #include <thread>
 
@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
   bool all = !(s_ingest || s_curve || s_fanout || s_catchup || s_latency || s_footprint ||
-                s_limits || s_nats || s_replication);
+               s_limits || s_nats || s_replication);
   o.work_dir = work_root / ("carehub-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(o.work_dir);
   if (!std::filesystem::exists(o.carehub_binary)) {
@@ -185,7 +185,8 @@ int main(int argc, char** argv) {
                   {"batch_events", o.batch_events},
                   {"window_batches", o.window_batches},
                   {"resend_ratio", o.resend_ratio}};
-  std::printf("carehub-bench%s\n", o.quick ? " (quick: small counts, figures are indicative only)" : "");
+  std::printf("carehub-bench%s\n",
+              o.quick ? " (quick: small counts, figures are indicative only)" : "");
   std::printf("machine: %s, %u cores, %s RAM, %s, data on %s (%s)\n",
               j["machine"]["cpu"].get<std::string>().c_str(), std::thread::hardware_concurrency(),
               j["machine"]["memory"].get<std::string>().c_str(),
@@ -221,8 +222,8 @@ int main(int argc, char** argv) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
     j["section_seconds"][s.name] = secs;
     j["load_after"][s.name] = LoadAverage();
-    std::fprintf(stderr, "[%s] %s in %.1f s, load %s\n", s.name,
-                 status.ok() ? "done" : "FAILED", secs, LoadAverage().c_str());
+    std::fprintf(stderr, "[%s] %s in %.1f s, load %s\n", s.name, status.ok() ? "done" : "FAILED",
+                 secs, LoadAverage().c_str());
     if (!status.ok()) {
       ++failures;
       j["errors"][s.name] = status.ToString();

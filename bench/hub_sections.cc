@@ -193,6 +193,8 @@ void RemoveHubDir(HubRunner* hub) {
   std::filesystem::remove_all(hub->data_dir().parent_path(), ec);
 }
 
+}  // namespace
+
 IngestLoadOptions LoadOptions(const BenchContext& ctx, const std::string& endpoint,
                               uint64_t events) {
   IngestLoadOptions lo;
@@ -204,8 +206,6 @@ IngestLoadOptions LoadOptions(const BenchContext& ctx, const std::string& endpoi
   lo.resend_ratio = ctx.options.resend_ratio;
   return lo;
 }
-
-}  // namespace
 
 double Percentile(std::vector<double>* v, double q) {
   if (v->empty()) {

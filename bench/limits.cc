@@ -20,7 +20,9 @@ namespace carehub::bench {
 namespace {
 
 using Steady = std::chrono::steady_clock;
-double Since(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
+double Since(Steady::time_point t) {
+  return std::chrono::duration<double>(Steady::now() - t).count();
+}
 
 // Distinct serialized synthetic events (~300 bytes), reused cyclically by the micro-benchmarks.
 std::vector<std::string> SampleEvents(size_t n) {
@@ -39,7 +41,8 @@ std::vector<std::string> SampleEvents(size_t n) {
 
 // DEALER -> ROUTER over tcp loopback, Publish frames of 1000 events, one small reply per frame,
 // `window` frames in flight. Returns events/s.
-double ZmqThroughput(const std::vector<std::string>& events, uint64_t total_events, uint32_t window) {
+double ZmqThroughput(const std::vector<std::string>& events, uint64_t total_events,
+                     uint32_t window) {
   const size_t per_frame = 1000;
   std::vector<std::string> frames;
   {
@@ -155,8 +158,8 @@ Status RunLimitsSection(BenchContext* ctx) {
 
   std::fprintf(stderr, "[limits] zeromq DEALER/ROUTER ...\n");
   ctx->report.Add("limits", "zmq_dealer_router_per_s",
-                  "ZeroMQ DEALER->ROUTER, 1000/frame, window 64", ZmqThroughput(events, o.limits_events, 64),
-                  "/s");
+                  "ZeroMQ DEALER->ROUTER, 1000/frame, window 64",
+                  ZmqThroughput(events, o.limits_events, 64), "/s");
 
   for (bool sync : {false, true}) {
     auto dir = ctx->NewDir(sync ? "rocks-sync" : "rocks-nosync");
@@ -170,9 +173,9 @@ Status RunLimitsSection(BenchContext* ctx) {
     if (sync) {
       ctx->figures.rocksdb_sync_batch_per_s = *r;
     }
-    ctx->report.Add("limits", sync ? "rocksdb_seq_batch_sync_per_s" : "rocksdb_seq_batch_nosync_per_s",
-                    std::string("RocksDB seq WriteBatch(1000) sync=") + (sync ? "true" : "false"),
-                    *r, "/s");
+    ctx->report.Add(
+        "limits", sync ? "rocksdb_seq_batch_sync_per_s" : "rocksdb_seq_batch_nosync_per_s",
+        std::string("RocksDB seq WriteBatch(1000) sync=") + (sync ? "true" : "false"), *r, "/s");
   }
 
   std::fprintf(stderr, "[limits] protobuf parse ...\n");

@@ -29,7 +29,9 @@ namespace carehub::bench {
 namespace {
 
 using Steady = std::chrono::steady_clock;
-double Since(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
+double Since(Steady::time_point t) {
+  return std::chrono::duration<double>(Steady::now() - t).count();
+}
 int64_t NowNs() { return Steady::now().time_since_epoch().count(); }
 
 int FreePort() {
@@ -61,8 +63,8 @@ class NatsServer {
   Status Start(const std::string& binary, const std::filesystem::path& dir) {
     port_ = FreePort();
     std::filesystem::create_directories(dir / "store");
-    std::vector<std::string> args = {binary, "-js", "-sd", (dir / "store").string(), "-a",
-                                     "127.0.0.1", "-p", std::to_string(port_)};
+    std::vector<std::string> args = {binary, "-js",       "-sd", (dir / "store").string(),
+                                     "-a",   "127.0.0.1", "-p",  std::to_string(port_)};
     std::vector<char*> argv;
     for (auto& a : args) {
       argv.push_back(a.data());
@@ -71,7 +73,8 @@ class NatsServer {
     auto log = (dir / "nats.log").string();
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT, 0644);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT,
+                                     0644);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
     int rc = posix_spawnp(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -353,14 +356,13 @@ void AddComparisons(BenchContext* ctx) {
                     ">= 3.5x", r >= 3.5);
   }
   if (f.full_delivery_per_s && f.nats_consume_per_s && *f.nats_consume_per_s > 0) {
-    ctx->report.Add("compare", "delivery_vs_nats",
-                    "carehub full catch-up / NATS pull consumer",
+    ctx->report.Add("compare", "delivery_vs_nats", "carehub full catch-up / NATS pull consumer",
                     *f.full_delivery_per_s / *f.nats_consume_per_s, "x");
   }
   if (f.ingest_fsync_per_s && f.rocksdb_sync_batch_per_s && *f.rocksdb_sync_batch_per_s > 0) {
     double r = *f.ingest_fsync_per_s / *f.rocksdb_sync_batch_per_s;
-    ctx->report.Add("compare", "ingest_vs_rocksdb_sync", "carehub ingest (fsync) / raw RocksDB sync",
-                    r * 100, "%", ">= 70%", r >= 0.7);
+    ctx->report.Add("compare", "ingest_vs_rocksdb_sync",
+                    "carehub ingest (fsync) / raw RocksDB sync", r * 100, "%", ">= 70%", r >= 0.7);
   }
 }
 

@@ -1,15 +1,15 @@
 // carehub-pipeline-profile: runs the hub's ingest pipeline in-process (no sockets) on a temp store
 // and reports where the time goes: Prepare (authorise, validate, hash, dedup lookups, batch build)
 // versus Commit (RocksDB write + WAL sync). Used to find the ingest bottleneck.
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <random>
-
-#include <spdlog/spdlog.h>
-#include <spdlog/sinks/null_sink.h>
 
 #include "carehub/core/synthetic.h"
 #include "carehub/hub/ingest_pipeline.h"
@@ -28,9 +28,11 @@ int main(int argc, char** argv) {
   app.add_option("--group", group, "batches per commit (group commit size)");
   CLI11_PARSE(app, argc, argv);
   for (const char* n : {"ingest", "store"}) {
-    spdlog::register_logger(std::make_shared<spdlog::logger>(n, std::make_shared<spdlog::sinks::null_sink_mt>()));
+    spdlog::register_logger(
+        std::make_shared<spdlog::logger>(n, std::make_shared<spdlog::sinks::null_sink_mt>()));
   }
-  auto dir = std::filesystem::temp_directory_path() / ("carehub-profile-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("carehub-profile-" + std::to_string(getpid()));
   auto store = carehub::hub::Store::Open({dir});
   if (!store.ok()) {
     std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
@@ -86,8 +88,10 @@ int main(int argc, char** argv) {
   std::printf("events %lu batch %u group %d sync %d\n", events, batch, group, sync);
   std::printf("prepare %.3f s (%.2f us/event)  commit %.3f s (%.2f us/event)  finish %.3f s\n",
               prepare_s, prepare_s * 1e6 / events, commit_s, commit_s * 1e6 / events, finish_s);
-  std::printf("CPU: serial total %.3f s = %.0f events/s; pipelined bound max(prepare, commit) = %.0f events/s\n",
-              total, events / total, events / std::max(prepare_s, commit_s));
+  std::printf(
+      "CPU: serial total %.3f s = %.0f events/s; pipelined bound max(prepare, commit) = %.0f "
+      "events/s\n",
+      total, events / total, events / std::max(prepare_s, commit_s));
   store->reset();
   std::filesystem::remove_all(dir);
   return 0;

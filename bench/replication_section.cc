@@ -64,17 +64,6 @@ Result<PairRun> StartPair(BenchContext* ctx, const std::string& tag, const std::
   return Status::Error("bench_failed", tag + ": the standby did not get in sync");
 }
 
-IngestLoadOptions Load(const BenchContext& ctx, const std::string& endpoint, uint64_t events) {
-  IngestLoadOptions lo;
-  lo.endpoint = endpoint;
-  lo.events = events;
-  lo.connections = ctx.options.connections;
-  lo.batch_events = ctx.options.batch_events;
-  lo.window_batches = ctx.options.window_batches;
-  lo.resend_ratio = ctx.options.resend_ratio;
-  return lo;
-}
-
 Status Check(const std::string& what, const IngestLoadResult& r) {
   if (r.sent == 0 || r.other > 0) {
     return Status::Error("bench_failed", what + ": " + std::to_string(r.sent) + " answered, " +
@@ -99,7 +88,7 @@ Status RunReplicationSection(BenchContext* ctx) {
       return hub.status();
     }
     std::fprintf(stderr, "[%s] single hub, fsync: %lu events ...\n", sec.c_str(), events);
-    auto r = RunIngestLoad(Load(*ctx, (*hub)->ingest_endpoint(), events));
+    auto r = RunIngestLoad(LoadOptions(*ctx, (*hub)->ingest_endpoint(), events));
     CAREHUB_RETURN_IF_ERROR(Check("single hub", r));
     single = r.accepted_per_second();
     CAREHUB_RETURN_IF_ERROR((*hub)->Stop());
@@ -111,7 +100,7 @@ Status RunReplicationSection(BenchContext* ctx) {
       return pair.status();
     }
     std::fprintf(stderr, "[%s] sync pair, fsync on both: %lu events ...\n", sec.c_str(), events);
-    auto r = RunIngestLoad(Load(*ctx, pair->primary->ingest_endpoint(), events));
+    auto r = RunIngestLoad(LoadOptions(*ctx, pair->primary->ingest_endpoint(), events));
     CAREHUB_RETURN_IF_ERROR(Check("sync pair", r));
     pair_rate = r.accepted_per_second();
     ctx->report.Add(sec, "pair_ack_p99_ms", "sync pair batch ack latency p99", r.ack_p99_ms, "ms");
@@ -133,8 +122,9 @@ Status RunReplicationSection(BenchContext* ctx) {
   if (!pair.ok()) {
     return pair.status();
   }
-  auto lo = Load(*ctx, pair->primary->ingest_endpoint(),
-                 static_cast<uint64_t>(ctx->options.latency_rate * ctx->options.latency_seconds));
+  auto lo =
+      LoadOptions(*ctx, pair->primary->ingest_endpoint(),
+                  static_cast<uint64_t>(ctx->options.latency_rate * ctx->options.latency_seconds));
   lo.rate = ctx->options.latency_rate;
   lo.batch_events = ctx->options.latency_batch;
   lo.resend_ratio = 0;

@@ -66,6 +66,12 @@ Status RunReplicationSection(BenchContext* ctx);
 // Ratios between sections (carehub/NATS, carehub/raw RocksDB) once they have all run.
 void AddComparisons(BenchContext* ctx);
 
+// The sections' ingest load against `endpoint`: the run's connections, batch, window and resend
+// ratio.
+struct IngestLoadOptions;
+IngestLoadOptions LoadOptions(const BenchContext& ctx, const std::string& endpoint,
+                              uint64_t events);
+
 // Percentile (0..1) of unsorted samples; sorts them.
 double Percentile(std::vector<double>* samples, double q);
 

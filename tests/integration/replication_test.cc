@@ -216,6 +216,15 @@ std::map<std::string, int> StoredIds(HubProcess& hub) {
   return ids;
 }
 
+// `expected` events in the hub's store, none twice.
+void ExpectEachStoredOnce(HubProcess& hub, size_t expected) {
+  auto ids = StoredIds(hub);
+  EXPECT_EQ(ids.size(), expected);
+  for (const auto& [id, n] : ids) {
+    ASSERT_EQ(n, 1) << id << " stored " << n << " times";
+  }
+}
+
 TEST(ReplicationSync, EveryAcknowledgedEventIsOnTheStandbyWhenThePrimaryDies) {
   const uint64_t seed = reliability::TestSeed("ReplicationSync", 20'261'202);
   Pair pair("repl-sync", {});
@@ -374,11 +383,7 @@ TEST(ReplicationFailover, PrimaryKilledStandbyPromotedNothingAcknowledgedLostNoG
 
   ASSERT_TRUE(pair.hub(1).Stop().ok());
   ASSERT_TRUE(pair.hub(0).Stop().ok());
-  auto ids = StoredIds(pair.hub(1));
-  EXPECT_EQ(ids.size(), events.size());
-  for (const auto& [id, n] : ids) {
-    ASSERT_EQ(n, 1) << id << " stored " << n << " times";
-  }
+  ExpectEachStoredOnce(pair.hub(1), events.size());
   ExpectStoresEqual(pair);
 }
 
@@ -405,7 +410,7 @@ TEST(ReplicationCatchUp, StandbyKilledAndRestartedResumesFromItsPosition) {
   ASSERT_TRUE(pair.hub(0).Stop().ok());
   ASSERT_TRUE(pair.hub(1).Stop().ok());
   ExpectStoresEqual(pair);
-  EXPECT_EQ(StoredIds(pair.hub(1)).size(), events.size());
+  ExpectEachStoredOnce(pair.hub(1), events.size());
 }
 
 TEST(ReplicationResync, WipedStandbyTakesAFullCopyWhileIngestGoesOn) {
@@ -436,7 +441,7 @@ TEST(ReplicationResync, WipedStandbyTakesAFullCopyWhileIngestGoesOn) {
   ASSERT_TRUE(pair.hub(0).Stop().ok());
   ASSERT_TRUE(pair.hub(1).Stop().ok());
   ExpectStoresEqual(pair);
-  EXPECT_EQ(StoredIds(pair.hub(1)).size(), events.size());
+  ExpectEachStoredOnce(pair.hub(1), events.size());
 }
 
 TEST(ReplicationRoles, StandbyAnswersNotPrimaryNamingThePrimary) {
@@ -629,11 +634,7 @@ TEST(ReplicationSwitchover, DemoteThenPromoteLosesNothingAndStoresNothingTwice) 
   std::printf("%s", status.value().out.c_str());
   ASSERT_TRUE(pair.hub(1).Stop().ok());
   ASSERT_TRUE(pair.hub(0).Stop().ok());
-  auto ids = StoredIds(pair.hub(1));
-  EXPECT_EQ(ids.size(), events.size());
-  for (const auto& [id, n] : ids) {
-    ASSERT_EQ(n, 1) << id << " stored " << n << " times";
-  }
+  ExpectEachStoredOnce(pair.hub(1), events.size());
   ExpectStoresEqual(pair);
 }
 

@@ -2,13 +2,13 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include <fstream>
 
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
+#include "file_digest.h"
 
 namespace carehub::hub {
 namespace {
@@ -35,24 +35,6 @@ Status SyncPath(const std::filesystem::path& path) {
   const int rc = ::fsync(fd);
   ::close(fd);
   return rc == 0 ? Status::Ok() : Status::Error("store_io_error", "cannot fsync " + path.string());
-}
-
-Result<std::string> FileSha256(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    return Status::Error("store_io_error", "cannot read " + file.string());
-  }
-  crypto_hash_sha256_state state;
-  crypto_hash_sha256_init(&state);
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buffer.data()),
-                              static_cast<unsigned long long>(in.gcount()));
-  }
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256_final(&state, digest);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
 void RemoveStoreFiles(const std::filesystem::path& dir) {

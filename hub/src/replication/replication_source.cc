@@ -1,7 +1,6 @@
 #include "replication_source.h"
 
 #include <pthread.h>
-#include <sodium.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
+#include "file_digest.h"
 #include "zap_handler.h"
 
 namespace carehub::hub {
@@ -18,28 +18,6 @@ namespace {
 using Steady = std::chrono::steady_clock;
 
 auto Log() { return Logger("replication"); }
-
-// Hex SHA-256 of a file, read in 1 MiB pieces.
-Result<std::string> FileSha256(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    return Status::Error("store_io_error", "cannot read " + file.string());
-  }
-  crypto_hash_sha256_state state;
-  crypto_hash_sha256_init(&state);
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    crypto_hash_sha256_update(&state, reinterpret_cast<const unsigned char*>(buffer.data()),
-                              static_cast<unsigned long long>(in.gcount()));
-  }
-  if (in.bad()) {
-    return Status::Error("store_io_error", "cannot read " + file.string());
-  }
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256_final(&state, digest);
-  return HexEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
-}
 
 }  // namespace
 
