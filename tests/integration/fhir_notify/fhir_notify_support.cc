@@ -318,7 +318,7 @@ Status ValidateAgainstFhirSchema(const std::vector<std::string>& bodies,
   const std::filesystem::path schema = CAREHUB_FHIR_SCHEMA;
   if (!std::filesystem::exists(schema)) {
     return Status::Error("no_schema", "the FHIR R4 JSON schema is not at " + schema.string() +
-                                          ": run scripts/fetch-fhir-schema.sh (install-deps does)");
+                                          ": the vendored copy in tests/data/fhir-r4/ is missing");
   }
   std::filesystem::create_directories(dir);
   std::vector<std::string> argv = {

@@ -6,9 +6,10 @@
 Each FILE holds one FHIR resource. Prints one line per invalid file (its path, then the first
 errors with their JSON paths) and exits 1 when any is invalid, 2 on a usage or schema problem, 0
 when all are valid. Uses Debian's python3-jsonschema (scripts/install-deps.sh); the schema comes
-from scripts/fetch-fhir-schema.sh. Written for carehub-fhir-notify's tests: the check is the
+from tests/data/fhir-r4/ (vendored; scripts/fetch-fhir-schema.sh refreshes it). Written for carehub-fhir-notify's tests: the check is the
 standard's schema, not one of ours.
 """
+import gzip
 import json
 import sys
 
@@ -24,7 +25,9 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     try:
-        with open(argv[1]) as f:
+        # The vendored copy is gzipped (tests/data/fhir-r4/).
+        opener = gzip.open if argv[1].endswith(".gz") else open
+        with opener(argv[1], "rt") as f:
             schema = json.load(f)
     except (OSError, ValueError) as e:
         print(f"validate_fhir: cannot read the schema {argv[1]}: {e}", file=sys.stderr)
