@@ -100,7 +100,7 @@ std::string PostcodeDistrict(std::string_view postcode) {
 // A patient without an NHS number (unidentified, not yet traced: issue 21) leaves *counted but
 // unlinkable*: no pseudonym of any kind and the birth date cut to the year. A pseudonym of the
 // local MRN would link their events, but MRNs are reissued, merged and mistyped far more often
-// than NHS numbers and are sometimes shared placeholders ("UNKNOWN", interim ED numbers), so
+// than NHS numbers and are sometimes stand-in values shared by many patients ("UNKNOWN", interim ED numbers), so
 // such a pseudonym could join two people's records; and without an NHS number the national data
 // opt-out cannot be checked, which is lawful only for data that is not about an identifiable
 // person in the recipient's hands (docs/agreements.md "Patients without an NHS number").
