@@ -100,10 +100,10 @@ std::string PostcodeDistrict(std::string_view postcode) {
 // A patient without an NHS number (unidentified, not yet traced: issue 21) leaves *counted but
 // unlinkable*: no pseudonym of any kind and the birth date cut to the year. A pseudonym of the
 // local MRN would link their events, but MRNs are reissued, merged and mistyped far more often
-// than NHS numbers and are sometimes stand-in values shared by many patients ("UNKNOWN", interim ED numbers), so
-// such a pseudonym could join two people's records; and without an NHS number the national data
-// opt-out cannot be checked, which is lawful only for data that is not about an identifiable
-// person in the recipient's hands (docs/agreements.md "Patients without an NHS number").
+// than NHS numbers, and some are stand-in values many patients share ("UNKNOWN", interim ED
+// numbers), so such a pseudonym could join two people's records; and without an NHS number the
+// national data opt-out cannot be checked, which is lawful only for data that is not about an
+// identifiable person in the recipient's hands (docs/agreements.md "Patients without an NHS number").
 void RedactPatient(const crypto_auth_hmacsha256_state* keyed, v1::Patient* patient) {
   const bool identified = !patient->nhs_number().empty();
   if (keyed != nullptr && identified) {
