@@ -103,7 +103,8 @@ std::string PostcodeDistrict(std::string_view postcode) {
 // than NHS numbers, and some are stand-in values many patients share ("UNKNOWN", interim ED
 // numbers), so such a pseudonym could join two people's records; and without an NHS number the
 // national data opt-out cannot be checked, which is lawful only for data that is not about an
-// identifiable person in the recipient's hands (docs/agreements.md "Patients without an NHS number").
+// identifiable person in the recipient's hands (docs/agreements.md "Patients without an NHS
+// number").
 void RedactPatient(const crypto_auth_hmacsha256_state* keyed, v1::Patient* patient) {
   const bool identified = !patient->nhs_number().empty();
   if (keyed != nullptr && identified) {
