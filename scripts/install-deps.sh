@@ -26,6 +26,7 @@ TOOL_PKGS=(
   # The Debian package and its test (tests/packaging): dpkg-shlibdeps (CPACK_DEBIAN_PACKAGE_SHLIBDEPS),
   # lintian, systemd-analyze verify of the units; adduser is a Depends the test resolves on this machine.
   dpkg-dev lintian systemd adduser
+  etcd-server etcd-client  # real etcd clusters for the failover tests (issue 14)
   python3-jsonschema  # validates carehub-fhir-notify's notifications against FHIR's JSON schema
 )
 

@@ -267,11 +267,13 @@ class PublisherImpl final : public Publisher {
     return true;
   }
 
-  void HandleResult(const v1::PublishResult& result) {
+  // True when the hub said it is no longer the primary (it lost the cluster's leader lease).
+  bool HandleResult(const v1::PublishResult& result) {
     auto it = inflight_.find(result.batch_id());
     if (it == inflight_.end()) {
-      return;  // an answer to a batch we already resent; the resend's answer will settle it
+      return false;  // an answer to a batch we already resent; the resend's answer settles it
     }
+    bool lost_lease = false;
     Inflight inflight = std::move(it->second);
     inflight_.erase(it);
     rocksdb::WriteBatch batch;
@@ -319,6 +321,7 @@ class PublisherImpl final : public Publisher {
           break;
         }
         default:
+          lost_lease = lost_lease || r.reason() == "no_leader_lease";
           retry.push_back(seq);
           break;
       }
@@ -339,6 +342,7 @@ class PublisherImpl final : public Publisher {
       retried_ += retry.size();
       retry_.push_back({std::move(retry), Clock::now() + std::chrono::milliseconds(500)});
     }
+    return lost_lease;
   }
 
   void UpdateLowestLive() {
@@ -490,7 +494,10 @@ class PublisherImpl final : public Publisher {
             continue;
           }
           if (frame.has_publish_result()) {
-            HandleResult(frame.publish_result());
+            if (HandleResult(frame.publish_result()) && endpoints.size() > 1) {
+              move_to((current + 1) % endpoints.size(), "it lost the cluster's leader lease");
+              break;  // the old socket is gone
+            }
           } else if (frame.has_error() && frame.error().code() == "not_primary" &&
                      endpoints.size() > 1) {
             const auto& named = frame.error().primary_endpoint();

@@ -131,7 +131,20 @@ class SubscriberImpl final : public Subscriber {
       }
       if (frame->has_delivery()) {
         auto* d = frame->mutable_delivery();
+        if (d->epoch() < max_epoch_) {
+          // Fencing: a primary of an older epoch was superseded (paused or cut off while
+          // another hub was elected); what it sends now may not be on the new timeline. Drop
+          // it and find the current primary.
+          ++stale_deliveries_;
+          Status s = Resubscribe();
+          if (!s.ok() && !WaitForFailover(s)) {
+            return s;
+          }
+          continue;
+        }
+        max_epoch_ = d->epoch();
         DeliveryBatch batch;
+        batch.epoch = d->epoch();
         batch.scanned_to_seq = d->scanned_to_seq();
         batch.head_seq = d->head_seq();
         batch.events.reserve(d->events_size());
@@ -183,6 +196,7 @@ class SubscriberImpl final : public Subscriber {
 
   const v1::Subscribed& subscribed() const override { return subscribed_; }
   std::optional<v1::Notice> notice() const override { return notice_; }
+  uint64_t stale_deliveries_refused() const override { return stale_deliveries_; }
 
  private:
   // With several hubs, none serving for a while is a failover in progress (a standby not yet
@@ -243,6 +257,8 @@ class SubscriberImpl final : public Subscriber {
   v1::Subscribed subscribed_;
   std::optional<v1::Notice> notice_;
   uint64_t acked_ = 0;
+  uint64_t max_epoch_ = 0;  // the newest epoch a delivery came from
+  uint64_t stale_deliveries_ = 0;
   uint64_t outstanding_credit_ = 0;
   Steady::time_point last_sent_{};
   Steady::time_point last_heard_ = Steady::now();

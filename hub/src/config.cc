@@ -75,7 +75,7 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   CAREHUB_RETURN_IF_ERROR(
       CheckKeys(root, "config",
                 {"hub", "ingest", "subscribe", "admin", "dedup", "validation", "quarantine",
-                 "retention", "policy", "security", "logging", "replication"}));
+                 "retention", "policy", "security", "logging", "replication", "cluster"}));
   if (auto n = root["hub"]) {
     CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "hub", {"data_dir", "durability", "min_free_disk_bytes"}));
     CAREHUB_RETURN_IF_ERROR(Read(n, "min_free_disk_bytes", "hub", &c.min_free_disk_bytes));
@@ -241,6 +241,33 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
     }
   }
 
+  if (auto n = root["cluster"]) {
+    auto& k = c.cluster;
+    k.enabled = true;
+    CAREHUB_RETURN_IF_ERROR(CheckKeys(n, "cluster", {"etcd", "name", "ttl_ms"}));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "etcd", "cluster", &k.etcd));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "name", "cluster", &k.name));
+    CAREHUB_RETURN_IF_ERROR(Read(n, "ttl_ms", "cluster", &k.ttl_ms));
+    if (k.etcd.empty()) {
+      return Bad("cluster.etcd", "must list the etcd members' client URLs (http://host:port)");
+    }
+    for (const auto& url : k.etcd) {
+      if (url.rfind("http://", 0) != 0) {
+        return Bad("cluster.etcd", "'" + url + "' is not an http:// URL");
+      }
+    }
+    if (k.name.empty() || k.name.find('/') != std::string::npos) {
+      return Bad("cluster.name", "must be a non-empty name without '/'");
+    }
+    if (k.ttl_ms < 2000 || k.ttl_ms > 60000) {
+      // etcd refuses leases shorter than its election timeout allows (2 s with its defaults).
+      return Bad("cluster.ttl_ms", "must be between 2000 and 60000");
+    }
+    if (k.ttl_ms % 1000 != 0) {
+      return Bad("cluster.ttl_ms", "must be whole seconds (etcd leases are granted in seconds)");
+    }
+  }
+
   // Cross-field rules.
   if (c.ingest_endpoint.rfind("tcp://", 0) != 0 && c.ingest_endpoint.rfind("ipc://", 0) != 0) {
     return Bad("ingest.endpoint", "must start with tcp:// or ipc://");
@@ -286,6 +313,17 @@ Result<HubConfig> ParseHubConfig(const std::string& yaml_text,
   }
   if (c.replication.enabled && c.curve && c.replication.key_file.empty()) {
     return Bad("replication.key_file", "is required in curve mode (this hub's replica key pair)");
+  }
+  if (c.cluster.enabled && !c.replication.enabled) {
+    return Bad("cluster", "needs a replication section (the standby that can take over)");
+  }
+  if (c.cluster.enabled && !c.replication.synchronous) {
+    // Automatic failover promotes only a standby that holds every acknowledged event; an async
+    // primary acknowledges events its standby may lack. (`degrade` is safe in a cluster: the
+    // primary degrades only after etcd records that no standby is in sync.)
+    return Bad("cluster",
+               "needs replication.mode: sync (automatic failover must never promote a standby "
+               "that lacks acknowledged events)");
   }
   if (c.replication.enabled && !c.curve) {
     auto host_port = ParseTcpEndpoint(c.replication.listen);

@@ -21,6 +21,8 @@
 #include "carehub/metrics/registry.h"
 #include "carehub/policy/diff.h"
 #include "carehub/policy/load.h"
+#include "cluster/cluster_member.h"
+#include "cluster/lease_gate.h"
 #include "ingest_server.h"
 #include "policy_holder.h"
 #include "replication/not_primary_responder.h"
@@ -85,8 +87,11 @@ class HubImpl final : public Hub {
       }
       policy_.Set(loaded.value());
     }
-    const bool standby = config_.replication.enabled &&
-                         config_.replication.role == ReplicationConfig::Role::kStandby;
+    // In a cluster every hub starts as a standby: it becomes the primary only once it holds the
+    // leader lease (the member's first round, below, promotes it if it may lead).
+    const bool standby =
+        config_.cluster.enabled || (config_.replication.enabled &&
+                                    config_.replication.role == ReplicationConfig::Role::kStandby);
     Status started = standby ? StartStandby() : StartPrimary(/*promoted=*/false);
     if (!started.ok()) {
       return started;
@@ -107,7 +112,82 @@ class HubImpl final : public Hub {
                           p->subscribers().size(), p->opt_out_count());
     }
     switch_thread_ = std::thread([this] { RunRoleSwitches(); });
+    if (config_.cluster.enabled) {
+      StartCluster();
+    }
     return Status::Ok();
+  }
+
+  // --- Automatic failover (cluster/cluster_member.h) ---
+
+  void StartCluster() {
+    ClusterMemberOptions options;
+    options.etcd_endpoints = config_.cluster.etcd;
+    options.cluster = config_.cluster.name;
+    options.member = config_.replication.name;
+    options.ttl = std::chrono::milliseconds(config_.cluster.ttl_ms);
+    options.bootstrap_primary = config_.replication.role == ReplicationConfig::Role::kPrimary;
+    options.member_info = nlohmann::json{
+        {"ingest", config_.ingest_endpoint},
+        {"subscribe", config_.subscribe_endpoint},
+        {"replication", config_.replication.listen},
+        {"admin",
+         admin_address_}}.dump();
+    ClusterHost host;
+    host.state = [this] { return ClusterState(); };
+    host.promote = [this](uint64_t epoch, bool forced) {
+      QueueSwitch(Role::kPrimary, epoch, forced ? "forced" : "automatic failover");
+    };
+    host.demote = [this] { QueueSwitch(Role::kStandby, 0, "another hub holds the leader lease"); };
+    host.allow_degrade = [this](bool allow) {
+      if (config_.replication.block_on_loss) {
+        return;  // block: never acknowledge on one disk, even with etcd's record
+      }
+      // Called from the member's thread while this hub is the primary; the switch thread holds
+      // parts_mu_ while it replaces replication_.
+      if (parts_mu_.TryLock()) {
+        if (replication_) {
+          replication_->SetBlockOnLoss(!allow);
+        }
+        parts_mu_.Unlock();
+      }
+    };
+    cluster_ = std::make_unique<ClusterMember>(std::move(options), std::move(host), &lease_gate_,
+                                               &metrics_);
+    cluster_->Start();
+  }
+
+  // What the cluster member needs to know; never waits for a role switch in progress (the
+  // member must keep renewing its lease meanwhile).
+  ClusterHostState ClusterState() {
+    ClusterHostState out;
+    if (!parts_mu_.TryLock()) {
+      MutexLock lock(switch_mu_);
+      out.primary = switch_target_ == Role::kPrimary;
+      return out;
+    }
+    if (role_.load() == Role::kPrimary && replication_) {
+      auto r = replication_->Snapshot();
+      out.primary = true;
+      out.standby_in_sync = r.in_sync;
+      out.standby_name = r.standby_name;
+      out.caught_up = true;
+      out.epoch = r.epoch;
+      out.position = r.position;
+    } else if (follower_) {
+      auto f = follower_->Snapshot();
+      out.caught_up = !f.copying && f.position > 0;
+      out.epoch = f.epoch;
+      out.position = f.position;
+    }
+    parts_mu_.Unlock();
+    {
+      MutexLock lock(switch_mu_);
+      if (switch_pending_ || switching_) {
+        out.primary = switch_target_ == Role::kPrimary;
+      }
+    }
+    return out;
   }
 
   StoreOptions MakeStoreOptions() const {
@@ -126,7 +206,7 @@ class HubImpl final : public Hub {
 
   // The primary's parts: store, replication source, ingest, subscribe, retention. `promoted`:
   // this hub was a standby until now, and begins a new epoch (store/change_log.h).
-  Status StartPrimary(bool promoted) {
+  Status StartPrimary(bool promoted, uint64_t epoch_floor = 0, const std::string& why = "") {
     auto log = Logger("hub");
     auto store = Store::Open(MakeStoreOptions());
     if (!store.ok()) {
@@ -140,7 +220,8 @@ class HubImpl final : public Hub {
     committed_seq_.store(*last_seq);
     uint64_t epoch = 0;
     if (config_.replication.enabled) {
-      auto current = promoted ? store_->changes().BeginEpoch() : store_->changes().CurrentEpoch();
+      auto current =
+          promoted ? store_->changes().BeginEpoch(epoch_floor) : store_->changes().CurrentEpoch();
       if (!current.ok()) {
         return current.status();
       }
@@ -149,7 +230,9 @@ class HubImpl final : public Hub {
       repl.endpoint = config_.replication.listen;
       repl.curve_secret_key = server_secret_;
       repl.synchronous = config_.replication.synchronous;
-      repl.block_on_loss = config_.replication.block_on_loss;
+      // A cluster's primary blocks until etcd records that no standby is in sync
+      // (cluster_member.h); `degrade` then comes from the member.
+      repl.block_on_loss = config_.replication.block_on_loss || config_.cluster.enabled;
       repl.sync_timeout = std::chrono::milliseconds(config_.replication.sync_timeout_ms);
       replication_ =
           std::make_unique<ReplicationSource>(context_, repl, store_.get(), &metrics_, epoch);
@@ -182,6 +265,9 @@ class HubImpl final : public Hub {
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
     ingest_options.max_events_per_batch = config_.max_events_per_batch;
     ingest_options.curve_secret_key = server_secret_;
+    if (config_.cluster.enabled) {
+      ingest_options.may_acknowledge = [this] { return lease_gate_.Open(); };
+    }
     if (replication_) {
       ingest_options.accepting_writes = [this] { return replication_->AcceptingWrites(); };
       ingest_options.wait_replicated = [this](uint64_t position) {
@@ -207,9 +293,15 @@ class HubImpl final : public Hub {
     }
     if (replication_) {
       subscribe_options.wait_replicated = [this](uint64_t position) {
-        return replication_->WaitReplicated(position);
+        Status s = replication_->WaitReplicated(position);
+        // Checked last, just before the send: a hub paused past its lease delivers nothing.
+        if (s.ok() && config_.cluster.enabled && !lease_gate_.Open()) {
+          return Status::Error("no_leader_lease", "this hub does not hold the leader lease");
+        }
+        return s;
       };
     }
+    subscribe_options.epoch = epoch;
     subscribe_ = std::make_unique<SubscribeServer>(context_, subscribe_options, store_.get(),
                                                    &policy_, &committed_seq_, &metrics_, clock_,
                                                    std::move(may_subscribe));
@@ -237,6 +329,18 @@ class HubImpl final : public Hub {
       retention_thread_ = std::thread([this] { RunRetention(); });
     }
     role_.store(Role::kPrimary);
+    if (promoted) {
+      // Who took over, when and why: part of the disclosure record's context for IG.
+      v1::AuditRecord audit;
+      audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
+      audit.set_kind(why == "forced" ? "forced_promotion" : "promotion");
+      audit.set_detail("hub " + config_.replication.name + " became the primary at epoch " +
+                       std::to_string(epoch) + " (" + (why.empty() ? "operator" : why) + ")");
+      Status audited = store_->audit().Append(audit);
+      if (!audited.ok()) {
+        log->error("cannot audit the promotion: {}", audited.ToString());
+      }
+    }
     log->info("hub started as {}: ingest {} subscribe {} data {} durability {} last hub_seq {}{}",
               promoted ? "primary (promoted)" : "primary", ingest_endpoint_, subscribe_endpoint_,
               config_.data_dir.string(), config_.durability == Durability::kFsync ? "fsync" : "os",
@@ -498,8 +602,11 @@ class HubImpl final : public Hub {
   // From the admin API: checks the switch makes sense now and hands it to the switch thread (the
   // admin server is restarted by the switch, so the request cannot wait for it).
   Status RequestRoleChange(const std::string& to, bool force) CAREHUB_EXCLUDES(switch_mu_) {
+    if (cluster_) {
+      return ClusterRoleChange(to, force);
+    }
     MutexLock lock(switch_mu_);
-    if (switch_pending_) {
+    if (switch_pending_ || switching_) {
       return Status::Error("switch_in_progress", "a role change is already under way");
     }
     const Role current = role_.load();
@@ -537,14 +644,52 @@ class HubImpl final : public Hub {
                         current == Role::kPrimary ? "primary" : "standby", to,
                         force ? " (forced)" : "");
     switch_target_ = target;
+    switch_epoch_ = 0;
+    switch_why_ = force ? "forced" : "operator";
+    switch_wait_for_standby_ = true;
     switch_pending_ = true;
     switch_cv_.NotifyAll();
     return Status::Ok();
   }
 
+  // In a cluster, etcd decides who leads: an operator can only ask the leader to step down (a
+  // switch-over to its in-sync standby) or force a standby to take a free leader key.
+  Status ClusterRoleChange(const std::string& to, bool force) {
+    if (to == "standby") {
+      return cluster_->StepDown();
+    }
+    if (to != "primary") {
+      return Status::Error("bad_request", "role must be primary or standby");
+    }
+    if (!force) {
+      return Status::Error(
+          "cluster_managed",
+          "automatic failover (etcd) decides the primary: for a switch-over run `carehubctl "
+          "demote` on the primary; --force makes this hub take the leader key when it is free "
+          "even if it is not known to be in sync (it can lose acknowledged events)");
+    }
+    return cluster_->ForcePromotion();
+  }
+
+  // From the cluster member: a promotion (with the new epoch) or a demotion, run by the switch
+  // thread. A newer request replaces one not yet started.
+  void QueueSwitch(Role target, uint64_t epoch, const std::string& why)
+      CAREHUB_EXCLUDES(switch_mu_) {
+    MutexLock lock(switch_mu_);
+    switch_target_ = target;
+    switch_epoch_ = epoch;
+    switch_why_ = why;
+    switch_wait_for_standby_ = false;  // the other hub leads now: it does not follow this one
+    switch_pending_ = true;
+    switch_cv_.NotifyAll();
+  }
+
   void RunRoleSwitches() CAREHUB_EXCLUDES(switch_mu_) {
     while (true) {
       Role target;
+      uint64_t epoch = 0;
+      std::string why;
+      bool wait_for_standby = true;
       {
         MutexLock lock(switch_mu_);
         while (!switch_pending_ && !switch_stop_) {
@@ -554,19 +699,26 @@ class HubImpl final : public Hub {
           return;
         }
         target = switch_target_;
+        epoch = switch_epoch_;
+        why = switch_why_;
+        wait_for_standby = switch_wait_for_standby_;
+        switch_pending_ = false;
+        switching_ = true;
       }
-      Status s = SwitchRole(target);
+      Status s = SwitchRole(target, epoch, why, wait_for_standby);
       if (!s.ok()) {
         Logger("hub")->critical("role change failed, this hub serves nothing until restarted: {}",
                                 s.ToString());
       }
       MutexLock lock(switch_mu_);
-      switch_pending_ = false;
+      switching_ = false;
     }
   }
 
-  Status SwitchRole(Role target) CAREHUB_EXCLUDES(reload_mu_) {
+  Status SwitchRole(Role target, uint64_t epoch, const std::string& why, bool wait_for_standby)
+      CAREHUB_EXCLUDES(reload_mu_) {
     MutexLock reload_lock(reload_mu_);  // a reload (SIGHUP) never sees half a switch
+    MutexLock parts_lock(parts_mu_);
     auto log = Logger("hub");
     if (admin_) {
       admin_->Stop();
@@ -574,14 +726,25 @@ class HubImpl final : public Hub {
     }
     Status s;
     if (target == Role::kPrimary) {
-      auto snap = follower_->Snapshot();
-      StopStandby();
-      log->warn("promoting: this hub becomes the primary at position {}", snap.position);
-      s = StartPrimary(/*promoted=*/true);
+      if (follower_) {
+        auto snap = follower_->Snapshot();
+        StopStandby();
+        log->warn("promoting ({}): this hub becomes the primary at position {}", why,
+                  snap.position);
+      } else {
+        // Already the primary: a new leadership (epoch) of the same hub, e.g. after etcd came
+        // back. The old epoch's sessions end; clients reconnect.
+        log->warn("primary again ({}): beginning epoch {}", why, epoch);
+        StopPrimaryServing();
+        StopPrimaryStore();
+      }
+      s = StartPrimary(/*promoted=*/true, epoch, why);
+    } else if (role_.load() == Role::kStandby && follower_) {
+      s = Status::Ok();  // already following
     } else {
-      log->warn("demoting: stopping ingest and delivery, handing the log to the standby");
+      log->warn("demoting ({}): stopping ingest and delivery", why);
       StopPrimaryServing();
-      if (replication_) {
+      if (replication_ && wait_for_standby) {
         Status caught_up = replication_->WaitCaughtUp(std::chrono::seconds(10));
         if (!caught_up.ok()) {
           log->error(
@@ -664,7 +827,7 @@ class HubImpl final : public Hub {
                       {"lag_ms", r.lag_ms},
                       {"bytes_shipped", r.bytes_shipped},
                       {"full_copies", r.full_copies}};
-      j["accepting_writes"] = replication_->AcceptingWrites();
+      j["accepting_writes"] = replication_->AcceptingWrites() && (!cluster_ || lease_gate_.Open());
     } else if (follower_) {
       auto f = follower_->Snapshot();
       j["role"] = "standby";
@@ -677,6 +840,18 @@ class HubImpl final : public Hub {
       j["copying"] = f.copying;
       j["full_copies"] = f.full_copies;
       j["last_error"] = f.last_error;
+    }
+    if (cluster_) {
+      auto c = cluster_->Snapshot();
+      j["cluster"] = {{"name", config_.cluster.name},
+                      {"ttl_ms", config_.cluster.ttl_ms},
+                      {"leader", c.leader_name},
+                      {"this_hub_leads", c.leader},
+                      {"epoch", c.epoch},
+                      {"sync_standby", c.sync_standby},
+                      {"lease_remaining_ms", c.lease_remaining_ms},
+                      {"etcd_reachable", c.etcd_reachable},
+                      {"last_error", c.last_error}};
     }
     return j.dump();
   }
@@ -699,6 +874,9 @@ class HubImpl final : public Hub {
     // Ingest first: it finishes in-flight batches, so subscribers see everything acknowledged.
     StopPrimaryServing();
     admin_.reset();
+    if (cluster_) {
+      cluster_->Stop();  // gives up the lease: the standby takes over without waiting for the TTL
+    }
     StopPrimaryStore();
     StopStandby();
     // After the CURVE sockets are closed, before the context is.
@@ -737,7 +915,15 @@ class HubImpl final : public Hub {
   CondVar switch_cv_;
   bool switch_pending_ CAREHUB_GUARDED_BY(switch_mu_) = false;
   bool switch_stop_ CAREHUB_GUARDED_BY(switch_mu_) = false;
+  bool switching_ CAREHUB_GUARDED_BY(switch_mu_) = false;
   Role switch_target_ CAREHUB_GUARDED_BY(switch_mu_) = Role::kPrimary;
+  uint64_t switch_epoch_ CAREHUB_GUARDED_BY(switch_mu_) = 0;
+  std::string switch_why_ CAREHUB_GUARDED_BY(switch_mu_);
+  bool switch_wait_for_standby_ CAREHUB_GUARDED_BY(switch_mu_) = true;
+  // Held by a role switch while it replaces the parts below; the cluster member only tries it.
+  Mutex parts_mu_;
+  LeaseGate lease_gate_;
+  std::unique_ptr<ClusterMember> cluster_;  // automatic failover, when configured
   std::thread switch_thread_;
   std::thread ingest_thread_;
   std::thread subscribe_thread_;

@@ -165,6 +165,12 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   switch (decision.action) {
     case IngestFrameDecision::Action::kPublish:
       CAREHUB_CRASH_POINT("ingest.after_decode");
+      if (options_.may_acknowledge && !options_.may_acknowledge()) {
+        AnswerAllRetry(routing_id, *decision.publish, "no_leader_lease",
+                       "this hub does not hold the cluster's leader lease: it is not the primary "
+                       "now; send to the other hub");
+        return;
+      }
       if (options_.accepting_writes && !options_.accepting_writes()) {
         AnswerAllRetry(routing_id, *decision.publish, "standby_unavailable",
                        "no standby is in sync and replication.on_standby_loss is block: nothing "
@@ -265,7 +271,15 @@ void IngestServer::AnswerCompleted() {
     if (!batch->answer_after_commit) {
       continue;
     }
-    if (batch->unreplicated) {
+    if (options_.may_acknowledge && !options_.may_acknowledge()) {
+      // The lease ran out while the batch was in flight (or the process was paused past it):
+      // another hub may be the primary now, so nothing is acknowledged from here.
+      for (auto& r : *batch->result.mutable_results()) {
+        r.set_status(v1::EventResult::RETRY);
+        r.set_reason("no_leader_lease");
+        r.set_message("this hub lost the cluster's leader lease before answering; resend");
+      }
+    } else if (batch->unreplicated) {
       // Stored here, not on the standby: not acknowledged. The resend is answered DUPLICATE once
       // the standby has caught up (until then the gate above answers RETRY).
       for (auto& r : *batch->result.mutable_results()) {

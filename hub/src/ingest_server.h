@@ -35,6 +35,11 @@ struct IngestServerOptions {
   // without being written (no standby in sync under `block`). `wait_replicated`: see
   // GroupCommitter::SetReplicationWait. Both empty without replication.
   std::function<bool()> accepting_writes;
+  // Automatic failover (cluster/lease_gate.h): false once this hub may no longer act as the
+  // primary. Checked before a batch is written and again just before it is answered: a closed
+  // gate turns every answer into RETRY "no_leader_lease" (the publisher resends to the new
+  // primary, which answers DUPLICATE for what it already has).
+  std::function<bool()> may_acknowledge;
   std::function<Status(uint64_t)> wait_replicated;
 };
 

@@ -15,8 +15,8 @@ void SetUpLogging(const std::string& level, const std::string& format) {
   } else {
     sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ [%n] %v");
   }
-  for (const char* name :
-       {"hub", "ingest", "store", "subscribe", "policy", "admin", "security", "replication"}) {
+  for (const char* name : {"hub", "ingest", "store", "subscribe", "policy", "admin", "security",
+                           "replication", "cluster"}) {
     if (spdlog::get(name)) {
       spdlog::drop(name);
     }

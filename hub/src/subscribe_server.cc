@@ -360,9 +360,10 @@ void SubscribeServer::Serve(Session& session,
     return;
   }
   // audit
-  auto audited = AuditDisclosure(std::move(batch),
-                                 {session.subscriber, session.subscription, from, scanned_to, head},
-                                 store_->audit(), clock_);
+  auto audited = AuditDisclosure(
+      std::move(batch),
+      {session.subscriber, session.subscription, from, scanned_to, head, options_.epoch},
+      store_->audit(), clock_);
   if (!audited.ok()) {
     Log()->error("cannot write audit record, holding delivery of {}: {}", session.subscription,
                  audited.status().ToString());

@@ -62,6 +62,8 @@ struct SubscribeServerOptions {
   // synchronous standby too; called with the store's position after the round's audit writes.
   // An error holds the round (delivery_not_sent), as a failed sync does. Empty without one.
   std::function<Status(uint64_t position)> wait_replicated;
+  // Stamped on every delivery (docs/replication.md, fencing).
+  uint64_t epoch = 0;
 };
 
 // Decides whether an authenticated identity may open a subscriber's subscriptions. Empty identity

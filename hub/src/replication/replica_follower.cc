@@ -59,7 +59,10 @@ ReplicaFollower::ReplicaFollower(ReplicaFollowerOptions options, metrics::Regist
       applied_bytes_metric_(metrics->GetCounter("carehub_replication_applied_bytes_total",
                                                 "Bytes of changes applied on this standby.")),
       copies_metric_(metrics->GetCounter("carehub_replication_full_copies_total",
-                                         "Full copies of the store received from a primary.")) {
+                                         "Full copies of the store received from a primary.")),
+      stale_frames_metric_(metrics->GetCounter(
+          "carehub_replication_stale_primary_total",
+          "Connections to a primary of an older epoch than this standby has seen (refused).")) {
   options_.store.follower = true;
 }
 
@@ -177,6 +180,7 @@ void ReplicaFollower::SendHello(zmq::socket_t& socket) {
   auto epoch = store_->changes().CurrentEpoch();
   hello->set_position(position);
   hello->set_epoch(epoch.ok() ? epoch.value() : 0);
+  known_epoch_.store(std::max(known_epoch_.load(), hello->epoch()));
   hello->set_want_copy(position == 0);
   std::string bytes = frame.SerializeAsString();
   try {
@@ -252,6 +256,18 @@ std::string ReplicaFollower::Follow(zmq::context_t& context) {
         v1::ReplicationFrame frame;
         if (!frame.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
           return "undecodable frame from the primary";
+        }
+        // Fencing: a primary of an older epoch than this store has seen was superseded (it
+        // was paused or cut off while another hub was elected); nothing of it is applied.
+        const uint64_t frame_epoch = frame.has_changes()      ? frame.changes().epoch()
+                                     : frame.has_heartbeat()  ? frame.heartbeat().epoch()
+                                     : frame.has_copy_begin() ? frame.copy_begin().epoch()
+                                                              : known_epoch_.load();
+        if (frame_epoch < known_epoch_.load()) {
+          stale_frames_metric_.Inc();
+          return "stale_primary: the primary at " + options_.primary_endpoint + " sends epoch " +
+                 std::to_string(frame_epoch) + ", older than epoch " +
+                 std::to_string(known_epoch_.load()) + " this store has seen";
         }
         if (frame.has_changes()) {
           Status s = ApplyChanges(frame.changes());

@@ -102,6 +102,10 @@ class ReplicaFollower {
   metrics::Gauge& lag_metric_;
   metrics::Counter& applied_bytes_metric_;
   metrics::Counter& copies_metric_;
+  metrics::Counter& stale_frames_metric_;
+  // The newest epoch this standby has seen (its store's, at each hello): frames of an older
+  // epoch come from a superseded primary and are refused.
+  std::atomic<uint64_t> known_epoch_{0};
 };
 
 }  // namespace carehub::hub

@@ -65,7 +65,8 @@ void ReplicationSource::Start() {
   store_->changes().SetObserver([this](uint64_t first, uint64_t last, std::string_view data) {
     OnCommit(first, last, data);
   });
-  accepting_.store(!options_.block_on_loss || !options_.synchronous);
+  block_on_loss_.store(options_.block_on_loss);
+  accepting_.store(!block_on_loss_.load() || !options_.synchronous);
   // Gauges read at scrape time from the snapshot operators also see in /api/v1/replication.
   refresher_ = metrics_->AddRefresher([this] {
     const auto s = Snapshot();
@@ -134,7 +135,7 @@ Status ReplicationSource::WaitReplicated(uint64_t position) {
     return Status::Ok();
   }
   auto unavailable = [this] {
-    return options_.block_on_loss
+    return block_on_loss_.load()
                ? Status::Error("standby_unavailable",
                                "no standby in sync: nothing is acknowledged on one disk only")
                : Status::Ok();
@@ -158,6 +159,15 @@ Status ReplicationSource::WaitReplicated(uint64_t position) {
 }
 
 bool ReplicationSource::AcceptingWrites() const { return accepting_.load(); }
+
+void ReplicationSource::SetBlockOnLoss(bool block) {
+  MutexLock lock(mu_);
+  if (block_on_loss_.exchange(block) != block) {
+    Log()->info("on standby loss: {}", block ? "block" : "degrade");
+  }
+  accepting_.store(in_sync_ || !block || !options_.synchronous);
+  acked_cv_.NotifyAll();
+}
 
 Status ReplicationSource::WaitCaughtUp(std::chrono::milliseconds timeout) {
   const auto deadline = Steady::now() + timeout;
@@ -201,10 +211,10 @@ void ReplicationSource::LeaveSync(const std::string& why) {
     in_sync_ = false;
     sync_lost_metric_.Inc();
     Log()->error("standby {} left sync: {}; {}", standby_name_, why,
-                 options_.block_on_loss ? "answering RETRY until it is back in sync (block)"
-                                        : "accepting on this hub's disk only (degrade)");
+                 block_on_loss_.load() ? "answering RETRY until it is back in sync (block)"
+                                       : "accepting on this hub's disk only (degrade)");
   }
-  accepting_.store(!options_.block_on_loss);
+  accepting_.store(!block_on_loss_.load());
   acked_cv_.NotifyAll();
 }
 
@@ -324,11 +334,15 @@ bool ReplicationSource::CanFollow(uint64_t epoch, uint64_t position, std::string
     return false;
   }
   for (const auto& e : epochs.value()) {
-    // The first epoch after the standby's: its history ends at that fork.
-    if (e.number == epoch + 1 && position > e.fork) {
-      *why = "its log runs to " + std::to_string(position) + ", past the fork of epoch " +
-             std::to_string(e.number) + " at " + std::to_string(e.fork);
-      return false;
+    // The first epoch after the standby's (numbers need not be consecutive): its history ends
+    // at that fork.
+    if (e.number > epoch) {
+      if (position > e.fork) {
+        *why = "its log runs to " + std::to_string(position) + ", past the fork of epoch " +
+               std::to_string(e.number) + " at " + std::to_string(e.fork);
+        return false;
+      }
+      break;
     }
   }
   if (position > store_->changes().Position()) {

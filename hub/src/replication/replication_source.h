@@ -93,6 +93,10 @@ class ReplicationSource {
   // to `timeout`; "standby_behind" if not.
   Status WaitCaughtUp(std::chrono::milliseconds timeout) CAREHUB_EXCLUDES(mu_);
   ReplicationSnapshot Snapshot() const CAREHUB_EXCLUDES(mu_);
+  // Changes on_standby_loss while running. Automatic failover (cluster/cluster_member.h) starts
+  // a `degrade` primary blocking and lets it degrade only once etcd records that no standby is
+  // in sync, so a standby that lacks what was acknowledged on one disk is never promoted.
+  void SetBlockOnLoss(bool block) CAREHUB_EXCLUDES(mu_);
 
  private:
   struct Recent {
@@ -161,6 +165,7 @@ class ReplicationSource {
   bool copying_ CAREHUB_GUARDED_BY(mu_) = false;
   std::string standby_name_ CAREHUB_GUARDED_BY(mu_);
   std::atomic<bool> accepting_{false};
+  std::atomic<bool> block_on_loss_{true};
   std::atomic<uint64_t> bytes_shipped_{0};
   std::atomic<uint64_t> full_copies_{0};
 

@@ -4,6 +4,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "carehub/hub/store/keys.h"
@@ -171,12 +172,12 @@ Result<uint64_t> ChangeLog::CurrentEpoch() const {
   return epochs.value().empty() ? 0 : epochs.value().back().number;
 }
 
-Result<uint64_t> ChangeLog::BeginEpoch() {
+Result<uint64_t> ChangeLog::BeginEpoch(uint64_t at_least) {
   auto current = CurrentEpoch();
   if (!current.ok()) {
     return current.status();
   }
-  const uint64_t next = current.value() + 1;
+  const uint64_t next = std::max(current.value() + 1, at_least);
   Status s = db_->Put(Column::kMeta, std::string(kEpochPrefix) + EncodeSeq(next),
                       EncodeSeq(db_->Position()), /*sync=*/true);
   if (!s.ok()) {

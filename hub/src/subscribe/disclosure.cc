@@ -64,9 +64,10 @@ v1::AuditRecord DeliveryBatch::AuditRecord(const std::string& kind, Clock::TimeP
   return audit;
 }
 
-std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head) {
+std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch) {
   frame_.mutable_delivery()->set_scanned_to_seq(scanned_to);
   frame_.mutable_delivery()->set_head_seq(head);
+  frame_.mutable_delivery()->set_epoch(epoch);
   return frame_.SerializeAsString();
 }
 
@@ -87,7 +88,8 @@ Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget targe
 SendOutcome SendDisclosure(AuditedBatch& audited, AuditLog& audit, const Clock& clock,
                            const std::function<SendOutcome(const std::string&)>& send) {
   const DisclosureTarget& target = audited.target_;
-  const SendOutcome outcome = send(audited.batch_.FrameBytes(target.scanned_to, target.head));
+  const SendOutcome outcome =
+      send(audited.batch_.FrameBytes(target.scanned_to, target.head, target.epoch));
   if (outcome != SendOutcome::kSent) {
     RecordNotSent(audited, audit, clock);
   }

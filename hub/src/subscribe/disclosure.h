@@ -49,7 +49,7 @@ class DeliveryBatch {
                               const std::string& subscriber, const std::string& subscription,
                               uint64_t from, uint64_t to) const;
   // The Delivery frame, reporting the log read up to `scanned_to` of `head`.
-  std::string FrameBytes(uint64_t scanned_to, uint64_t head);
+  std::string FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch);
 
   DeliveryBatch(DeliveryBatch&&) = default;
 
@@ -78,6 +78,7 @@ struct DisclosureTarget {
   uint64_t from = 0;
   uint64_t scanned_to = 0;
   uint64_t head = 0;
+  uint64_t epoch = 0;  // stamped on the frame (fencing)
 };
 
 // A batch that went through AuditDisclosure: its audit record is written, or it discloses nothing

@@ -39,6 +39,7 @@ struct DeliveryBatch {
   // Every hub_seq up to here was examined; after handling `events`, Ack(scanned_to_seq).
   uint64_t scanned_to_seq = 0;
   uint64_t head_seq = 0;
+  uint64_t epoch = 0;  // of the primary that sent it
 };
 
 class Subscriber {
@@ -59,6 +60,9 @@ class Subscriber {
   virtual const v1::Subscribed& subscribed() const = 0;
   // The latest notice from the hub (e.g. agreement_expired), if any.
   virtual std::optional<v1::Notice> notice() const = 0;
+  // Deliveries refused because they came from an older epoch than one already seen (a primary
+  // superseded by a failover; docs/replication.md, fencing).
+  virtual uint64_t stale_deliveries_refused() const = 0;
 };
 
 }  // namespace carehub::client

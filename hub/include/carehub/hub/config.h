@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "carehub/core/status.h"
 #include "carehub/core/validation.h"
@@ -32,6 +33,17 @@ struct ReplicationConfig {
   // CURVE hubs: this hub's client key pair when it follows (an identity of kind replica on the
   // peer); the peer's server key is this hub's own (a pair shares one server key).
   std::filesystem::path key_file;
+};
+
+// Automatic failover (docs/replication.md): membership of a two-hub cluster whose leader is
+// elected through etcd. Needs `replication` (sync, block).
+struct ClusterConfig {
+  bool enabled = false;
+  std::vector<std::string> etcd;  // "http://host:port" of the etcd members
+  std::string name = "carehub";   // the cluster's key prefix in etcd: /carehub/<name>/
+  // The leader lease. A primary stops acknowledging 0.75 x ttl after its last renewal was sent;
+  // a standby takes over after the lease has expired in etcd: failover takes about ttl + 1 s.
+  uint32_t ttl_ms = 3000;
 };
 
 struct HubConfig {
@@ -71,6 +83,7 @@ struct HubConfig {
   std::filesystem::path identities_file;
 
   ReplicationConfig replication;
+  ClusterConfig cluster;
 
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"

@@ -76,8 +76,10 @@ class ChangeLog {
   Result<std::vector<Epoch>> Epochs() const;
   // The newest epoch (0 when none was begun).
   Result<uint64_t> CurrentEpoch() const;
-  // Begins epoch CurrentEpoch() + 1 at the current position; durable on return. Primary only.
-  Result<uint64_t> BeginEpoch();
+  // Begins a new epoch at the current position, numbered max(CurrentEpoch() + 1, at_least)
+  // (a cluster numbers epochs by etcd's revision of the leader key: cluster/cluster_member.h);
+  // durable on return. Primary only.
+  Result<uint64_t> BeginEpoch(uint64_t at_least = 0);
 
  private:
   Database* db_;
