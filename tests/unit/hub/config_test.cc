@@ -104,11 +104,17 @@ TEST(HubConfigTest, ReplicationSectionRules) {
 TEST(HubConfigTest, ShippedPairConfigsLoad) {
   const std::filesystem::path root(CAREHUB_SOURCE_DIR);
   for (const char* file : {"deploy/config/hub-a.yaml", "deploy/config/hub-b.yaml",
-                           "deploy/k8s/pair/hub-a.yaml", "deploy/k8s/pair/hub-b.yaml"}) {
+                           "deploy/k8s/pair/hub-a.yaml", "deploy/k8s/pair/hub-b.yaml",
+                           "deploy/config/hub-a-ha.yaml", "deploy/config/hub-b-ha.yaml",
+                           "deploy/k8s/ha/hub-a.yaml", "deploy/k8s/ha/hub-b.yaml"}) {
     auto config = LoadHubConfig(root / file);
     ASSERT_TRUE(config.ok()) << file << ": " << config.status().ToString();
     EXPECT_TRUE(config.value().replication.enabled) << file;
     EXPECT_TRUE(config.value().curve) << file;
+    if (std::string(file).find("ha") != std::string::npos) {
+      EXPECT_TRUE(config.value().cluster.enabled) << file;
+      EXPECT_EQ(config.value().cluster.etcd.size(), 3u) << file;
+    }
   }
 }
 
