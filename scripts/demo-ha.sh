@@ -200,6 +200,8 @@ out, batches, events, failover_ms = sys.argv[1], int(sys.argv[2]), int(sys.argv[
 acked = 0
 failed_runs = 0
 for line in open(f"{out}/publish.ndjson"):
+    if not line.startswith("{"):
+        continue  # the publisher library's log lines share standard output
     r = json.loads(line)
     if "failed" in r:
         failed_runs += 1
