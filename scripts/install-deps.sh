@@ -27,6 +27,7 @@ TOOL_PKGS=(
   # lintian, systemd-analyze verify of the units; adduser is a Depends the test resolves on this machine.
   dpkg-dev lintian systemd adduser
   etcd-server etcd-client  # real etcd clusters for the failover tests (issue 14)
+  socat  # the failover chaos test cuts a hub off from etcd by pausing a proxy between them
   python3-jsonschema  # validates carehub-fhir-notify's notifications against FHIR's JSON schema
 )
 
