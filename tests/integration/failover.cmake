@@ -13,4 +13,4 @@ carehub_add_test(carehub_failover_itest
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/failover_test.cc
   LIBS carehub_ops_itest_common carehub_subscribe_itest_support carehub_client carehub_synth
        carehub_hub PkgConfig::HTTPLIB cppzmq)
-add_dependencies(carehub_failover_itest carehub carehubctl)
+add_dependencies(carehub_failover_itest carehub carehubctl carehub-publish carehub-subscribe)

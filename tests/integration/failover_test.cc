@@ -565,5 +565,29 @@ TEST(AutoFailover, OutOfSyncStandbyWaitsForcedPromotionIsAudited) {
                           [](const v1::AuditRecord& r) { return r.kind() == "forced_promotion"; }));
 }
 
+// `make demo-ha` as a user runs it (scripts/demo-ha.sh), smaller: its JSON line must show nothing
+// lost, nothing stored twice and no gap in the subscriber's feed.
+TEST(DemoHa, PrimaryKilledMidStreamNothingAcknowledgedLost) {
+  TempDir dir("demo-ha");
+  const int base =
+      FindFreePortBase({0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 20, 21, 22, 23}, 0x4a).value_or(23'600);
+  const std::string command =
+      "cd '" + dir.path().string() + "' && DEMO_OUT='" + (dir.path() / "out").string() +
+      "' DEMO_HA_PORT_BASE=" + std::to_string(base) +
+      " DEMO_HA_BATCHES=20 DEMO_HA_EVENTS=1000 '" CAREHUB_SOURCE_DIR "/scripts/demo-ha.sh' '" +
+      std::filesystem::path(CAREHUB_BIN_DIR).parent_path().string() + "' > result.json 2> demo.log";
+  const int rc = std::system(command.c_str());
+  const std::string result = ReadFileText(dir.path() / "result.json");
+  ASSERT_EQ(rc, 0) << result << ReadFileText(dir.path() / "demo.log");
+  auto j = nlohmann::json::parse(result.substr(result.rfind('{')), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << result;
+  EXPECT_EQ(j.value("acked", 0), 20'000) << result;
+  EXPECT_EQ(j.value("stored_exactly_once", 0), 20'000) << result;
+  EXPECT_EQ(j.value("lost", -1), 0) << result;
+  EXPECT_EQ(j.value("duplicates_stored", -1), 0) << result;
+  EXPECT_EQ(j.value("subscriber_gaps", -1), 0) << result;
+  EXPECT_GT(j.value("failover_ms", 0), 0) << result;
+}
+
 }  // namespace
 }  // namespace carehub::itest
