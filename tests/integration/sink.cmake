@@ -12,6 +12,12 @@ carehub_add_test(carehub_sink_postgres_itest
   LIBS carehub_pg_itest_support carehub_subscribe_itest_support carehub_synth)
 add_dependencies(carehub_sink_postgres_itest carehub carehub-sink)
 
+# carehub-sink report: funnel plots and XmR charts from the tables, on a month built by hand.
+carehub_add_test(carehub_sink_charts_itest
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/sink_charts_test.cc
+  LIBS carehub_pg_itest_support carehub_subscribe_itest_support carehub_synth)
+add_dependencies(carehub_sink_charts_itest carehub carehub-sink)
+
 # The demo's report checked by SQL over the demo's own PostgreSQL (scripts/demo.sh, DEMO_PG_KEEP).
 if(CAREHUB_WITH_ADAPTERS)
   carehub_add_test(carehub_sink_report_itest
