@@ -21,7 +21,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "carehub/sink/admin_http.h"
+#include "carehub/metrics/admin_http.h"
 #include "carehub/sink/postgres_sink.h"
 #include "carehub/sink/sink_config.h"
 #include "carehub/sink/warehouse_report.h"
@@ -165,12 +165,12 @@ int main(int argc, char** argv) {
 
   carehub::metrics::Registry registry;
   sink::PostgresSink postgres_sink(config, &registry);
-  sink::AdminHttpOptions admin_options;
+  carehub::metrics::AdminHttpOptions admin_options;
   admin_options.listen = config.admin_listen;
   admin_options.bearer_token = config.admin_bearer_token;
   admin_options.unhealthy_reason = [&] { return postgres_sink.UnhealthyReason(); };
   admin_options.status_json = [&] { return postgres_sink.StatusJson(); };
-  sink::AdminHttpServer admin(admin_options, &registry);
+  carehub::metrics::AdminHttpServer admin(admin_options, &registry);
   if (Status started = admin.Start(); !started.ok()) {
     return Fail(2, started.message());
   }
