@@ -309,13 +309,14 @@ class SinkChartsTest : public ::testing::Test {
     ASSERT_TRUE(run->status.Exited(0)) << run->status.ToString() << run->err;
   }
 
-  Result<CommandResult> Report(const std::vector<std::string>& extra) {
+  Result<CommandResult> Report(const std::vector<std::string>& extra,
+                               const fs::path& practices = {}) {
     std::vector<std::string> argv = {BinaryPath("carehub-sink").string(),
                                      "report",
                                      "--dsn",
                                      pg_->Uri(),
                                      "--practices",
-                                     practices_csv().string(),
+                                     (practices.empty() ? practices_csv() : practices).string(),
                                      "--out",
                                      (dir_.path() / "charts.html").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -493,6 +494,7 @@ TEST_F(SinkChartsTest, BadReportInputsEndWithOneLine) {
     std::vector<std::string> extra;
     int exit_code;
     std::string says;
+    fs::path practices = {};
   };
   const std::vector<Case> cases = {
       {{}, 2, "no activity in schema carehub"},
@@ -502,13 +504,12 @@ TEST_F(SinkChartsTest, BadReportInputsEndWithOneLine) {
       {{"--from", kTo, "--to", kFrom}, 2, "the period is empty"},
       {{"--from", kFrom, "--to", kTo, "--schema", "nothing_here"}, 2, "has no carehub-sink tables"},
       {{"--from", kFrom, "--to", kTo, "--schema", "Bad-Name"}, 2, "postgres.schema"},
-      {{"--from", kFrom, "--to", kTo, "--practices", (dir_.path() / "bad.csv").string()},
-       2,
-       "expected header"},
+      {{"--from", kFrom, "--to", kTo}, 2, "expected header", dir_.path() / "bad.csv"},
+      {{"--from", kFrom, "--to", kTo}, 2, "cannot read", dir_.path() / "missing.csv"},
       {{"--bogus"}, 2, "bad usage"},
   };
   for (const Case& c : cases) {
-    auto run = Report(c.extra);
+    auto run = Report(c.extra, c.practices);
     ASSERT_TRUE(run.ok()) << run.status().ToString();
     EXPECT_TRUE(run->status.Exited(c.exit_code)) << c.says << ": " << run->status.ToString() << " "
                                                  << run->err;
