@@ -27,7 +27,6 @@
 
 #include "carehub/adapters/adapter_config.h"
 #include "carehub/adapters/adapter_metrics.h"
-#include "carehub/metrics/admin_http.h"
 #include "carehub/adapters/csv/drop_folder_watcher.h"
 #include "carehub/adapters/fhir/fhir_listener.h"
 #include "carehub/adapters/hl7/mllp_listener.h"
@@ -35,6 +34,7 @@
 #include "carehub/client/publisher.h"
 #include "carehub/core/address.h"
 #include "carehub/core/lifecycle_signals.h"
+#include "carehub/metrics/admin_http.h"
 
 namespace {
 

@@ -98,8 +98,7 @@ int main(int argc, char** argv) {
     work_root = "/tmp";
   }
   bool s_ingest = false, s_curve = false, s_fanout = false, s_catchup = false, s_latency = false,
-       s_footprint = false, s_limits = false, s_nats = false, s_replication = false,
-       s_sink = false;
+       s_footprint = false, s_limits = false, s_nats = false, s_replication = false, s_sink = false;
   CLI::App app{"carehub-bench: carehub against NATS JetStream and the machine's own limits"};
   app.add_flag("--quick", o.quick, "small counts (under 2 minutes); used by ctest");
   app.add_flag("--ingest", s_ingest, "1. ingest, fsync and os durability");

@@ -52,15 +52,13 @@ struct SinkRun {
 // Starts carehub-sink on `subscription` and waits until its stored position reaches `head`.
 Result<SinkRun> RunSink(BenchContext* ctx, const itest::PgCluster& pg, const HubRunner& hub,
                         const std::string& subscription, uint64_t head) {
-  const std::filesystem::path binary =
-      ctx->options.carehub_binary.parent_path() / "carehub-sink";
+  const std::filesystem::path binary = ctx->options.carehub_binary.parent_path() / "carehub-sink";
   const std::filesystem::path dir = ctx->NewDir("sink-run");
   const std::filesystem::path endpoints = dir / "endpoints.json";
   const auto t0 = Steady::now();
   auto child = itest::ChildProcess::Spawn(
-      {binary.string(), "postgres", "--subscription", subscription, "--dsn", pg.Uri(),
-       "--endpoint", hub.subscribe_endpoint(), "--endpoints-file", endpoints.string(),
-       "--log-level", "warn"},
+      {binary.string(), "postgres", "--subscription", subscription, "--dsn", pg.Uri(), "--endpoint",
+       hub.subscribe_endpoint(), "--endpoints-file", endpoints.string(), "--log-level", "warn"},
       dir / "sink.out", dir / "sink.log");
   if (!child.ok()) {
     return child.status();
@@ -89,7 +87,8 @@ Result<SinkRun> RunSink(BenchContext* ctx, const itest::PgCluster& pg, const Hub
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  run.transaction_seconds = Sample(HttpGet(admin, "/metrics"), "carehub_sink_transaction_seconds_sum");
+  run.transaction_seconds =
+      Sample(HttpGet(admin, "/metrics"), "carehub_sink_transaction_seconds_sum");
   child->Signal(SIGTERM);
   auto ended = child->Wait(std::chrono::seconds(60));
   if (!ended || !ended->Exited(0)) {
@@ -107,8 +106,7 @@ Result<double> RawCopy(const itest::PgCluster& pg) {
   for (const char* table : {"event", "activity", "referral"}) {
     const std::string file = "'" + dir + "/raw-" + table + ".copy'";
     out_sql += std::string("COPY carehub.") + table + " TO " + file + ";" +
-               "CREATE TABLE carehub.raw_" + table + " (LIKE carehub." + table +
-               " INCLUDING ALL);";
+               "CREATE TABLE carehub.raw_" + table + " (LIKE carehub." + table + " INCLUDING ALL);";
     in_sql += std::string("COPY carehub.raw_") + table + " FROM " + file + ";";
   }
   in_sql += "COMMIT;";
@@ -177,8 +175,8 @@ Status RunSinkSection(BenchContext* ctx) {
   ctx->report.Set(sec, "events", plain->second);
   ctx->report.Add(sec, "plain_subscriber_per_s", "plain subscriber, events/s (no storage)",
                   plain_rate, "/s");
-  ctx->report.Add(sec, "sink_per_s", "carehub-sink into PostgreSQL, events/s end to end",
-                  sink_rate, "/s", ">= 50000", sink_rate >= 50'000);
+  ctx->report.Add(sec, "sink_per_s", "carehub-sink into PostgreSQL, events/s end to end", sink_rate,
+                  "/s", ">= 50000", sink_rate >= 50'000);
   ctx->report.Add(sec, "sink_in_transactions_per_s",
                   "carehub-sink, events/s counting only time inside its transactions", in_tx_rate,
                   "/s");
@@ -186,8 +184,8 @@ Status RunSinkSection(BenchContext* ctx) {
                   raw_rate, "/s");
   ctx->report.Add(sec, "sink_vs_subscriber", "sink / plain subscriber",
                   plain_rate > 0 ? sink_rate / plain_rate : 0, "x");
-  ctx->report.Add(sec, "sink_vs_raw_copy", "sink / raw COPY", raw_rate > 0 ? sink_rate / raw_rate : 0,
-                  "x");
+  ctx->report.Add(sec, "sink_vs_raw_copy", "sink / raw COPY",
+                  raw_rate > 0 ? sink_rate / raw_rate : 0, "x");
   return (*hub)->Stop();
 }
 

@@ -41,8 +41,7 @@ struct Frame {
 std::string SvgOpen(const std::string& id, const std::string& title) {
   return "<svg class=\"chart\" id=\"" + id +
          "\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(kWidth) +
-         "\" height=\"" + std::to_string(kHeight) + "\"><title>" + HtmlEscape(title) +
-         "</title>\n";
+         "\" height=\"" + std::to_string(kHeight) + "\"><title>" + HtmlEscape(title) + "</title>\n";
 }
 
 std::string Line(double x1, double y1, double x2, double y2, const char* colour,
@@ -201,13 +200,13 @@ std::string RenderFunnelSection(const FunnelSpec& spec, const std::vector<Funnel
     }
     const bool strong =
         position == FunnelPosition::kAbove998 || position == FunnelPosition::kBelow998;
-    html << "<circle cx=\"" << FormatFixed(f.X(static_cast<double>(u.denominator)), 1)
-         << "\" cy=\"" << FormatFixed(f.Y(value * m), 1) << "\" r=\"4\" fill=\""
+    html << "<circle cx=\"" << FormatFixed(f.X(static_cast<double>(u.denominator)), 1) << "\" cy=\""
+         << FormatFixed(f.Y(value * m), 1) << "\" r=\"4\" fill=\""
          << (position == FunnelPosition::kWithin ? kCommonCause : colour) << "\""
          << (strong || position == FunnelPosition::kWithin ? "" : " fill-opacity=\"0.5\"")
-         << "><title>" << HtmlEscape(u.name) << ": " << FormatFixed(value * m, spec.decimals)
-         << " " << HtmlEscape(spec.value_unit) << " (" << u.numerator << " / " << u.denominator
-         << "), " << DescribeFunnelPosition(position) << "</title></circle>\n";
+         << "><title>" << HtmlEscape(u.name) << ": " << FormatFixed(value * m, spec.decimals) << " "
+         << HtmlEscape(spec.value_unit) << " (" << u.numerator << " / " << u.denominator << "), "
+         << DescribeFunnelPosition(position) << "</title></circle>\n";
     if (strong) {
       html << "<text x=\"" << FormatFixed(f.X(static_cast<double>(u.denominator)) + 6, 1)
            << "\" y=\"" << FormatFixed(f.Y(value * m) - 4, 1) << "\">" << HtmlEscape(u.name)
@@ -265,8 +264,10 @@ std::string RenderXmrSection(const XmrSpec& spec, const std::vector<std::string>
        << Cell(FormatFixed(chart.lower_process_limit, d))
        << Cell(FormatFixed(chart.upper_process_limit, d)) << "</tr></table>\n";
 
-  double y_min = std::min(chart.lower_process_limit, *std::min_element(values.begin(), values.end()));
-  double y_max = std::max(chart.upper_process_limit, *std::max_element(values.begin(), values.end()));
+  double y_min =
+      std::min(chart.lower_process_limit, *std::min_element(values.begin(), values.end()));
+  double y_max =
+      std::max(chart.upper_process_limit, *std::max_element(values.begin(), values.end()));
   if (y_max - y_min < 1e-9) {
     y_max = y_min + 1;
   }

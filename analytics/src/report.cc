@@ -1,7 +1,5 @@
 #include "carehub/analytics/report.h"
 
-#include "carehub/analytics/html.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +7,8 @@
 #include <sstream>
 #include <utility>
 #include <vector>
+
+#include "carehub/analytics/html.h"
 
 namespace carehub::analytics {
 namespace {

@@ -186,8 +186,7 @@ double FunnelLimit(FunnelStatistic statistic, double target, double denominator,
     while (ByarLower(hi, z) < expected) {
       hi *= 2;
     }
-    return Solve([z](double o) { return ByarLower(o, z); }, expected, expected, hi) /
-           denominator;
+    return Solve([z](double o) { return ByarLower(o, z); }, expected, expected, hi) / denominator;
   }
   if (ByarUpper(0, z) >= expected) {
     return 0;  // even no events at all would not be surprisingly few

@@ -125,10 +125,10 @@ Status WriteWarehouseReport(const WarehouseReportOptions& options, std::string* 
 
   std::vector<std::string> period = {options.from, options.to};
   if (options.from.empty()) {
-    auto span = conn.Query(WithSchema(
-        "SELECT to_char(min(occurred_at)::date, 'YYYY-MM-DD'), "
-        "to_char(max(occurred_at)::date + 1, 'YYYY-MM-DD') FROM {s}.activity_current",
-        options.schema));
+    auto span = conn.Query(
+        WithSchema("SELECT to_char(min(occurred_at)::date, 'YYYY-MM-DD'), "
+                   "to_char(max(occurred_at)::date + 1, 'YYYY-MM-DD') FROM {s}.activity_current",
+                   options.schema));
     if (!span.ok()) {
       return span.status();
     }
@@ -145,20 +145,19 @@ Status WriteWarehouseReport(const WarehouseReportOptions& options, std::string* 
                : ordered.status();
   }
   if (ordered->empty() || !(*ordered)[0][0] || *(*ordered)[0][0] != "t") {
-    return Status::Error("bad_config",
-                         "the period is empty: --from " + period[0] + " is not before --to " +
-                             period[1]);
+    return Status::Error("bad_config", "the period is empty: --from " + period[0] +
+                                           " is not before --to " + period[1]);
   }
   const std::string in_period = kInPeriod;
 
   // Funnels: one point per practice of the list.
-  auto admissions = CountByPractice(
-      conn,
-      WithSchema("SELECT registered_gp_ods, count(*), 0 FROM {s}.activity_current "
-                 "WHERE event_type = 'activity.emergency_admission' AND " +
-                     in_period + " AND registered_gp_ods IS NOT NULL GROUP BY 1",
-                 options.schema),
-      period);
+  auto admissions =
+      CountByPractice(conn,
+                      WithSchema("SELECT registered_gp_ods, count(*), 0 FROM {s}.activity_current "
+                                 "WHERE event_type = 'activity.emergency_admission' AND " +
+                                     in_period + " AND registered_gp_ods IS NOT NULL GROUP BY 1",
+                                 options.schema),
+                      period);
   if (!admissions.ok()) {
     return admissions.status();
   }
@@ -207,7 +206,7 @@ Status WriteWarehouseReport(const WarehouseReportOptions& options, std::string* 
     return admissions_daily.status();
   }
   auto ae_daily = conn.Query(WithSchema(daily, options.schema),
-                         {period[0], period[1], "activity.ae_attendance"});
+                             {period[0], period[1], "activity.ae_attendance"});
   if (!ae_daily.ok()) {
     return ae_daily.status();
   }
@@ -295,8 +294,9 @@ th{background:#f0f4f5}td:first-child,th:first-child{text-align:left}.note{color:
   analytics::FunnelSpec dna_spec;
   dna_spec.id = "gp-dna";
   dna_spec.title = "GP appointments not attended, by practice";
-  dna_spec.note = "Did-not-attend events at each practice as a share of its booked appointments "
-                  "(did not attend + GP consultations).";
+  dna_spec.note =
+      "Did-not-attend events at each practice as a share of its booked appointments "
+      "(did not attend + GP consultations).";
   dna_spec.numerator_label = "Did not attend";
   dna_spec.denominator_label = "Appointments";
   dna_spec.statistic = analytics::FunnelStatistic::kProportion;

@@ -66,8 +66,8 @@ constexpr const char* kTo = "2026-06-29";
 // Emergency admissions per day. Mean 307/28 = 10.964; the 8/12 alternation has moving ranges of
 // 4, so the limits are wide; days 8..14 (indices 7..13) are 13 11 13 11 13 11 13, all above the
 // mean: a run of exactly 7; day 27 (index 26) is 26, beyond the upper process limit (22.98).
-const std::vector<int> kDailyAdmissions = {8,  12, 8,  12, 8,  12, 8, 13, 11, 13, 11, 13, 11, 13,
-                                           8,  12, 8,  12, 8,  12, 8, 12, 8,  12, 8,  12, 26, 8};
+const std::vector<int> kDailyAdmissions = {8, 12, 8, 12, 8, 12, 8, 13, 11, 13, 11, 13, 11, 13,
+                                           8, 12, 8, 12, 8, 12, 8, 12, 8,  12, 8,  12, 26, 8};
 
 struct Practice {
   std::string ods;
@@ -300,11 +300,11 @@ class SinkChartsTest : public ::testing::Test {
 
   // carehub-sink postgres until the feed is loaded and idle (it exits 0 by itself).
   void LoadFeed() {
-    auto run = RunCommand({BinaryPath("carehub-sink").string(), "postgres", "--subscription",
-                           "charts-feed", "--dsn", pg_->Uri(), "--endpoint",
-                           hub_->subscribe_endpoint(), "--batch-delay-ms", "100",
-                           "--exit-when-idle", "1"},
-                          dir_.path(), Scaled(seconds(120)));
+    auto run =
+        RunCommand({BinaryPath("carehub-sink").string(), "postgres", "--subscription",
+                    "charts-feed", "--dsn", pg_->Uri(), "--endpoint", hub_->subscribe_endpoint(),
+                    "--batch-delay-ms", "100", "--exit-when-idle", "1"},
+                   dir_.path(), Scaled(seconds(120)));
     ASSERT_TRUE(run.ok()) << run.status().ToString();
     ASSERT_TRUE(run->status.Exited(0)) << run->status.ToString() << run->err;
   }
@@ -343,8 +343,8 @@ TEST_F(SinkChartsTest, FunnelsAndXmrChartsMatchTheirDefinitions) {
   for (int day = 0; day < kDays; ++day) {
     for (int k = 0; k < kDailyAdmissions[day]; ++k, ++next) {
       ASSERT_LT(next, practice_of.size());
-      events.push_back(Activity(&gen, v1::ACTIVITY_KIND_EMERGENCY_ADMISSION, day, k,
-                                practice_of[next], ""));
+      events.push_back(
+          Activity(&gen, v1::ACTIVITY_KIND_EMERGENCY_ADMISSION, day, k, practice_of[next], ""));
     }
   }
   ASSERT_EQ(next, practice_of.size());
@@ -356,9 +356,9 @@ TEST_F(SinkChartsTest, FunnelsAndXmrChartsMatchTheirDefinitions) {
     for (int k = 0; k < p.appointments; ++k, ++running) {
       const int day = running % kDays;
       const bool dna = k < p.dna;
-      events.push_back(Activity(
-          &gen, dna ? v1::ACTIVITY_KIND_DID_NOT_ATTEND : v1::ACTIVITY_KIND_GP_CONSULTATION, day,
-          1000 + k, p.ods, p.ods));
+      events.push_back(
+          Activity(&gen, dna ? v1::ACTIVITY_KIND_DID_NOT_ATTEND : v1::ACTIVITY_KIND_GP_CONSULTATION,
+                   day, 1000 + k, p.ods, p.ods));
       week_dna[day / 7] += dna ? 1 : 0;
       ++week_booked[day / 7];
     }
@@ -511,8 +511,8 @@ TEST_F(SinkChartsTest, BadReportInputsEndWithOneLine) {
   for (const Case& c : cases) {
     auto run = Report(c.extra, c.practices);
     ASSERT_TRUE(run.ok()) << run.status().ToString();
-    EXPECT_TRUE(run->status.Exited(c.exit_code)) << c.says << ": " << run->status.ToString() << " "
-                                                 << run->err;
+    EXPECT_TRUE(run->status.Exited(c.exit_code))
+        << c.says << ": " << run->status.ToString() << " " << run->err;
     std::vector<std::string> lines;
     std::istringstream in(run->err);
     for (std::string line; std::getline(in, line);) {

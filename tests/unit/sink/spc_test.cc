@@ -144,7 +144,8 @@ TEST(XmrTest, PointBeyondTheLimitIsOutside) {
   want[7] = kOut;
   EXPECT_EQ(Flags(c), want);
   EXPECT_EQ(c.points[7].direction, +1);
-  EXPECT_EQ(DescribeSpcFlags(kOut | kShift | kTrend | k2of3), "outside limits, shift, trend, 2 of 3");
+  EXPECT_EQ(DescribeSpcFlags(kOut | kShift | kTrend | k2of3),
+            "outside limits, shift, trend, 2 of 3");
 }
 
 TEST(XmrTest, TooFewPointsGiveNoLimits) {
