@@ -262,69 +262,64 @@ th{background:#f0f4f5}td:first-child,th:first-child{text-align:left}.note{color:
           "each rising or falling; 2 of 3 points beyond 2 sigma on one side). Counts and rates "
           "only: no patient is identifiable from this page.</p>\n";
 
-  analytics::FunnelSpec admissions_spec;
-  admissions_spec.id = "emergency-admissions";
-  admissions_spec.title = "Emergency admissions per 1,000 registered patients, by practice";
-  admissions_spec.note =
-      "Emergency admissions of each practice's registered patients in the period against its "
-      "published list size.";
-  admissions_spec.numerator_label = "Emergency admissions";
-  admissions_spec.denominator_label = "Registered patients";
-  admissions_spec.statistic = analytics::FunnelStatistic::kRate;
-  admissions_spec.multiplier = 1000;
-  admissions_spec.value_unit = "per 1,000";
-  admissions_spec.decimals = 2;
+  const analytics::FunnelSpec admissions_spec{
+      .id = "emergency-admissions",
+      .title = "Emergency admissions per 1,000 registered patients, by practice",
+      .note =
+          "Emergency admissions of each practice's registered patients in the period against "
+          "its published list size.",
+      .numerator_label = "Emergency admissions",
+      .denominator_label = "Registered patients",
+      .statistic = analytics::FunnelStatistic::kRate,
+      .multiplier = 1000,
+      .value_unit = "per 1,000",
+      .decimals = 2};
   html << analytics::RenderFunnelSection(admissions_spec,
                                          Units(*practices, admissions.value(), true));
-
-  analytics::FunnelSpec follow_spec;
-  follow_spec.id = "discharge-follow-up";
-  follow_spec.title = "Discharges followed by a GP or community contact within 7 days";
-  follow_spec.note =
-      "Hospital discharges in the period of each practice's patients, and how many were "
-      "followed within 7 days by a GP consultation or community contact of the same patient.";
-  follow_spec.numerator_label = "Followed up";
-  follow_spec.denominator_label = "Discharges";
-  follow_spec.statistic = analytics::FunnelStatistic::kProportion;
-  follow_spec.multiplier = 100;
-  follow_spec.value_unit = "%";
-  follow_spec.decimals = 1;
+  const analytics::FunnelSpec follow_spec{
+      .id = "discharge-follow-up",
+      .title = "Discharges followed by a GP or community contact within 7 days",
+      .note =
+          "Hospital discharges in the period of each practice's patients, and how many were "
+          "followed within 7 days by a GP consultation or community contact of the same "
+          "patient.",
+      .numerator_label = "Followed up",
+      .denominator_label = "Discharges",
+      .statistic = analytics::FunnelStatistic::kProportion,
+      .multiplier = 100,
+      .value_unit = "%",
+      .decimals = 1};
   html << analytics::RenderFunnelSection(follow_spec, Units(*practices, follow_up.value(), false));
-
-  analytics::FunnelSpec dna_spec;
-  dna_spec.id = "gp-dna";
-  dna_spec.title = "GP appointments not attended, by practice";
-  dna_spec.note =
-      "Did-not-attend events at each practice as a share of its booked appointments "
-      "(did not attend + GP consultations).";
-  dna_spec.numerator_label = "Did not attend";
-  dna_spec.denominator_label = "Appointments";
-  dna_spec.statistic = analytics::FunnelStatistic::kProportion;
-  dna_spec.multiplier = 100;
-  dna_spec.value_unit = "%";
-  dna_spec.decimals = 1;
+  const analytics::FunnelSpec dna_spec{
+      .id = "gp-dna",
+      .title = "GP appointments not attended, by practice",
+      .note =
+          "Did-not-attend events at each practice as a share of its booked appointments (did "
+          "not attend + GP consultations).",
+      .numerator_label = "Did not attend",
+      .denominator_label = "Appointments",
+      .statistic = analytics::FunnelStatistic::kProportion,
+      .multiplier = 100,
+      .value_unit = "%",
+      .decimals = 1};
   html << analytics::RenderFunnelSection(dna_spec, Units(*practices, dna.value(), false));
 
   std::vector<std::string> labels;
   std::vector<double> values;
   labels_values(admissions_daily.value(), &labels, &values);
-  analytics::XmrSpec admissions_xmr;
-  admissions_xmr.id = "emergency-admissions-daily";
-  admissions_xmr.title = "Emergency admissions per day (all practices)";
-  admissions_xmr.value_label = "Emergency admissions";
-  admissions_xmr.polarity = analytics::Polarity::kLowerIsBetter;
-  html << analytics::RenderXmrSection(admissions_xmr, labels, values);
-
+  html << analytics::RenderXmrSection({.id = "emergency-admissions-daily",
+                                       .title = "Emergency admissions per day (all practices)",
+                                       .value_label = "Emergency admissions",
+                                       .polarity = analytics::Polarity::kLowerIsBetter},
+                                      labels, values);
   labels.clear();
   values.clear();
   labels_values(ae_daily.value(), &labels, &values);
-  analytics::XmrSpec ae_xmr;
-  ae_xmr.id = "ae-attendances-daily";
-  ae_xmr.title = "A&E attendances per day";
-  ae_xmr.value_label = "A&E attendances";
-  ae_xmr.polarity = analytics::Polarity::kNeither;
-  html << analytics::RenderXmrSection(ae_xmr, labels, values);
-
+  html << analytics::RenderXmrSection({.id = "ae-attendances-daily",
+                                       .title = "A&E attendances per day",
+                                       .value_label = "A&E attendances",
+                                       .polarity = analytics::Polarity::kNeither},
+                                      labels, values);
   labels.clear();
   values.clear();
   for (const auto& row : dna_weekly.value()) {
@@ -334,15 +329,15 @@ th{background:#f0f4f5}td:first-child,th:first-child{text-align:left}.note{color:
       values.push_back(100.0 * std::stod(row[1].value_or("0")) / static_cast<double>(n));
     }
   }
-  analytics::XmrSpec dna_xmr;
-  dna_xmr.id = "gp-dna-weekly";
-  dna_xmr.title = "GP appointments not attended, % by week";
-  dna_xmr.note = "Weeks from Monday; only whole weeks inside the period.";
-  dna_xmr.period_label = "Week from";
-  dna_xmr.value_label = "Did not attend (%)";
-  dna_xmr.polarity = analytics::Polarity::kLowerIsBetter;
-  dna_xmr.decimals = 1;
-  html << analytics::RenderXmrSection(dna_xmr, labels, values);
+  html << analytics::RenderXmrSection({.id = "gp-dna-weekly",
+                                       .title = "GP appointments not attended, % by week",
+                                       .note = "Weeks from Monday; only whole weeks inside the "
+                                               "period.",
+                                       .period_label = "Week from",
+                                       .value_label = "Did not attend (%)",
+                                       .polarity = analytics::Polarity::kLowerIsBetter,
+                                       .decimals = 1},
+                                      labels, values);
   html << "</body></html>\n";
 
   CAREHUB_RETURN_IF_ERROR(WriteAtomically(options.out_path, html.str()));

@@ -2,7 +2,8 @@
 # test starts on a temp dir (pg_cluster.h), the real hub and the subscriber client library.
 # Included from tests/integration/CMakeLists.txt.
 
-add_library(carehub_pg_itest_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/pg_cluster.cc)
+add_library(carehub_pg_itest_support STATIC ${CMAKE_CURRENT_SOURCE_DIR}/pg_cluster.cc
+  ${CMAKE_CURRENT_SOURCE_DIR}/html_table.cc)
 target_include_directories(carehub_pg_itest_support PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(carehub_pg_itest_support PUBLIC carehub_itest_harness
   PRIVATE carehub_warnings)

@@ -22,13 +22,13 @@
 #include <ctime>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "carehub/core/synthetic.h"
 #include "harness/workload.h"
+#include "html_table.h"
 #include "pg_cluster.h"
 #include "subscribe_support.h"
 
@@ -118,27 +118,9 @@ v1::Event Activity(SyntheticGenerator* gen, v1::ActivityKind kind, int day, int 
   return e;
 }
 
-// The <tr> rows (cell texts) of the table with id `id`.
+// The rows of the table with id `id`.
 std::vector<std::vector<std::string>> Table(const std::string& html, const std::string& id) {
-  std::vector<std::vector<std::string>> rows;
-  const size_t start = html.find("<table id=\"" + id + "\">");
-  if (start == std::string::npos) {
-    return rows;
-  }
-  const std::string table = html.substr(start, html.find("</table>", start) - start);
-  static const std::regex kRow("<tr>(.*?)</tr>");
-  static const std::regex kCell("<t[dh]>(.*?)</t[dh]>");
-  for (auto r = std::sregex_iterator(table.begin(), table.end(), kRow); r != std::sregex_iterator();
-       ++r) {
-    const std::string row = (*r)[1];
-    std::vector<std::string> cells;
-    for (auto c = std::sregex_iterator(row.begin(), row.end(), kCell); c != std::sregex_iterator();
-         ++c) {
-      cells.push_back((*c)[1]);
-    }
-    rows.push_back(std::move(cells));
-  }
-  return rows;
+  return HtmlTableRows(html, "<table id=\"" + id + "\">");
 }
 
 std::string Paragraph(const std::string& html, const std::string& id) {
