@@ -197,10 +197,15 @@ TEST_F(SinkReportTest, IndicatorsBySqlEqualTheReport) {
   const std::string from = truth["summary"]["quarter_start"].get<std::string>().substr(0, 10);
   const std::string days = std::to_string(truth["summary"]["quarter_days"].get<int>());
   std::map<std::string, int64_t> quarter;
-  for (const auto& r :
-       Sql("SELECT registered_gp_ods, count(*) FROM carehub.activity_current "
-           "WHERE event_type = 'activity.emergency_admission' AND occurred_at >= '" +
-           from + "'::date AND occurred_at < '" + from + "'::date + " + days + " GROUP BY 1")) {
+  for (const auto& r : Sql("SELECT registered_gp_ods, count(*) FROM carehub.activity_current "
+                           "WHERE event_type = 'activity.emergency_admission' "
+                           "AND occurred_at >= '" +
+                           from +
+                           "'::timestamp AT TIME ZONE 'UTC' "
+                           "AND occurred_at < ('" +
+                           from + "'::date + " + days +
+                           ")::timestamp AT TIME ZONE 'UTC' "
+                           "GROUP BY 1")) {
     quarter[r[0]] = std::stoll(r[1]);
   }
   const std::string nhs = ReadAll(out_ / "nhs-report.html");
