@@ -132,6 +132,8 @@ int main(int argc, char** argv) {
   app.add_option("--limits-events", o.limits_events);
   app.add_option("--nats-events", o.nats_events);
   app.add_option("--sink-events", o.sink_events, "backlog the sink section loads into PostgreSQL");
+  app.add_option("--sink-window", o.sink_window,
+                 "carehub-sink --window (events the hub may send ahead; 0: its default)");
   // --quick sets small defaults; explicit counts given with it still win.
   app.parse_complete_callback([&] {
     if (!o.quick) {

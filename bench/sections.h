@@ -36,6 +36,7 @@ struct BenchOptions {
   uint64_t limits_events = 2'000'000;
   uint64_t nats_events = 2'000'000;
   uint64_t sink_events = 200'000;
+  uint32_t sink_window = 0;  // carehub-sink --window; 0: the sink's default
   std::string nats_server = "nats-server";
 };
 

@@ -2,7 +2,8 @@
 // PostgreSQL end to end by `carehub-sink postgres` (subscribe, decode, COPY, commit, ack), beside
 // two figures from the same run: the plain subscriber (client library, no storage) reading the same
 // backlog, and raw `COPY` of the same rows into copies of the same tables (PostgreSQL's own ceiling
-// for this data on this machine). The goal the issue set: >= 50,000 events/s into PostgreSQL.
+// for this data on this machine; in text format, as the sink sends it, and in binary format, as a
+// bound on what sending binary rows could gain). The goal the issue set: >= 50,000 events/s.
 //
 // The PostgreSQL server is the integration tests' throwaway one (tests/integration/pg_cluster.h:
 // initdb on a temp dir, Unix socket only, run as the postgres user when we are root), default
@@ -56,10 +57,22 @@ Result<SinkRun> RunSink(BenchContext* ctx, const itest::PgCluster& pg, const Hub
   const std::filesystem::path dir = ctx->NewDir("sink-run");
   const std::filesystem::path endpoints = dir / "endpoints.json";
   const auto t0 = Steady::now();
-  auto child = itest::ChildProcess::Spawn(
-      {binary.string(), "postgres", "--subscription", subscription, "--dsn", pg.Uri(), "--endpoint",
-       hub.subscribe_endpoint(), "--endpoints-file", endpoints.string(), "--log-level", "warn"},
-      dir / "sink.out", dir / "sink.log");
+  std::vector<std::string> argv = {binary.string(),
+                                   "postgres",
+                                   "--subscription",
+                                   subscription,
+                                   "--dsn",
+                                   pg.Uri(),
+                                   "--endpoint",
+                                   hub.subscribe_endpoint(),
+                                   "--endpoints-file",
+                                   endpoints.string(),
+                                   "--log-level",
+                                   "warn"};
+  if (ctx->options.sink_window > 0) {
+    argv.insert(argv.end(), {"--window", std::to_string(ctx->options.sink_window)});
+  }
+  auto child = itest::ChildProcess::Spawn(argv, dir / "sink.out", dir / "sink.log");
   if (!child.ok()) {
     return child.status();
   }
@@ -99,15 +112,17 @@ Result<SinkRun> RunSink(BenchContext* ctx, const itest::PgCluster& pg, const Hub
 }
 
 // Raw COPY of the rows the sink stored, into copies of its tables (same columns, keys and indexes)
-// in one transaction: the seconds it took.
-Result<double> RawCopy(const itest::PgCluster& pg) {
+// in one transaction: the seconds it took. `format` is COPY's: text (what the sink sends) or
+// binary (no text parsing on the server: what a binary-format sink could at best gain).
+Result<double> RawCopy(const itest::PgCluster& pg, const std::string& format) {
   const std::string dir = pg.socket_dir().string();  // the server's own, writable by it
   std::string out_sql, in_sql = "BEGIN;";
-  for (const char* table : {"event", "activity", "referral"}) {
-    const std::string file = "'" + dir + "/raw-" + table + ".copy'";
-    out_sql += std::string("COPY carehub.") + table + " TO " + file + ";" +
-               "CREATE TABLE carehub.raw_" + table + " (LIKE carehub." + table + " INCLUDING ALL);";
-    in_sql += std::string("COPY carehub.raw_") + table + " FROM " + file + ";";
+  for (const std::string table : {"event", "activity", "referral"}) {
+    const std::string copy = "raw_" + format + "_" + table;
+    const std::string file = "'" + dir + "/" + copy + ".copy' WITH (FORMAT " + format + ")";
+    out_sql += "COPY carehub." + table + " TO " + file + "; CREATE TABLE carehub." + copy +
+               " (LIKE carehub." + table + " INCLUDING ALL);";
+    in_sql += "COPY carehub." + copy + " FROM " + file + ";";
   }
   in_sql += "COMMIT;";
   auto exported = pg.Psql(out_sql);
@@ -163,9 +178,13 @@ Status RunSinkSection(BenchContext* ctx) {
                                              std::to_string(plain->second) + " events");
   }
   std::fprintf(stderr, "[%s] raw COPY of the same rows ...\n", sec.c_str());
-  auto raw = RawCopy(*pg.value());
+  auto raw = RawCopy(*pg.value(), "text");
   if (!raw.ok()) {
     return raw.status();
+  }
+  auto raw_binary = RawCopy(*pg.value(), "binary");
+  if (!raw_binary.ok()) {
+    return raw_binary.status();
   }
   const double n = static_cast<double>(plain->second);
   const double plain_rate = plain->first > 0 ? n / plain->first : 0;
@@ -182,6 +201,9 @@ Status RunSinkSection(BenchContext* ctx) {
                   "/s");
   ctx->report.Add(sec, "raw_copy_per_s", "raw COPY of the same rows, events/s (one transaction)",
                   raw_rate, "/s");
+  ctx->report.Add(sec, "raw_copy_binary_per_s",
+                  "raw COPY of the same rows in binary format, events/s (one transaction)",
+                  *raw_binary > 0 ? n / *raw_binary : 0, "/s");
   ctx->report.Add(sec, "sink_vs_subscriber", "sink / plain subscriber",
                   plain_rate > 0 ? sink_rate / plain_rate : 0, "x");
   ctx->report.Add(sec, "sink_vs_raw_copy", "sink / raw COPY",
