@@ -55,20 +55,50 @@ std::string Line(double x1, double y1, double x2, double y2, const char* colour,
   return out + "/>\n";
 }
 
-// Axes with about five ticks each; x ticks only when `x_ticks`.
-std::string Axes(const Frame& f, int y_decimals, bool x_ticks, const std::string& x_title,
+// Tick positions for [lo, hi]: multiples of a round step (1, 2 or 5 × 10^k) giving about five
+// ticks, with the decimals that step needs, so a label always names the height it stands at.
+struct Ticks {
+  std::vector<double> at;
+  int decimals = 0;
+};
+Ticks RoundTicks(double lo, double hi) {
+  Ticks t;
+  const double raw = (hi - lo) / 4;
+  if (!(raw > 0)) {
+    t.at.push_back(lo);
+    return t;
+  }
+  const double magnitude = std::pow(10, std::floor(std::log10(raw)));
+  double step = 10 * magnitude;
+  for (double m : {1.0, 2.0, 5.0}) {
+    if (m * magnitude >= raw) {
+      step = m * magnitude;
+      break;
+    }
+  }
+  t.decimals = std::max(0, static_cast<int>(-std::floor(std::log10(step) + 1e-9)));
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    t.at.push_back(std::fabs(v) < step * 1e-9 ? 0.0 : v);
+  }
+  return t;
+}
+
+// Axes with round ticks; x ticks only when `x_ticks` (the XmR chart labels periods instead).
+std::string Axes(const Frame& f, bool x_ticks, const std::string& x_title,
                  const std::string& y_title) {
   std::ostringstream svg;
   svg << Line(kLeft, kTop, kLeft, kHeight - kBottom, kCentre)
       << Line(kLeft, kHeight - kBottom, kWidth - kRight, kHeight - kBottom, kCentre);
-  for (int i = 0; i <= 4; ++i) {
-    const double y = f.y_min + (f.y_max - f.y_min) * i / 4;
+  const Ticks y_ticks = RoundTicks(f.y_min, f.y_max);
+  for (double y : y_ticks.at) {
     svg << "<text x=\"" << kLeft - 4 << "\" y=\"" << FormatFixed(f.Y(y) + 4, 1)
-        << "\" text-anchor=\"end\">" << FormatFixed(y, y_decimals) << "</text>\n";
-    if (x_ticks) {
-      const double x = f.x_min + (f.x_max - f.x_min) * i / 4;
+        << "\" text-anchor=\"end\">" << FormatFixed(y, y_ticks.decimals) << "</text>\n";
+  }
+  if (x_ticks) {
+    const Ticks ticks = RoundTicks(f.x_min, f.x_max);
+    for (double x : ticks.at) {
       svg << "<text x=\"" << FormatFixed(f.X(x), 1) << "\" y=\"" << kHeight - kBottom + 14
-          << "\" text-anchor=\"middle\">" << FormatFixed(x, 0) << "</text>\n";
+          << "\" text-anchor=\"middle\">" << FormatFixed(x, ticks.decimals) << "</text>\n";
     }
   }
   svg << "<text x=\"" << (kLeft + kWidth - kRight) / 2 << "\" y=\"" << kHeight - 6
@@ -133,7 +163,8 @@ std::string RenderFunnelSection(const FunnelSpec& spec, const std::vector<Funnel
   // The funnel: limits along ~80 denominators from a little below the smallest unit.
   const double x_max = max_denominator * 1.05;
   const double x_min = 0;
-  const double curve_from = std::max(1.0, min_denominator * 0.6);
+  // From a little below the smallest unit: further left the limits only widen off the chart.
+  const double curve_from = std::max(1.0, min_denominator * 0.9);
   std::vector<std::pair<double, double>> lo95, hi95, lo998, hi998;
   double y_max = target * m * 1.5;
   for (int i = 0; i <= 80; ++i) {
@@ -144,7 +175,7 @@ std::string RenderFunnelSection(const FunnelSpec& spec, const std::vector<Funnel
     lo998.emplace_back(n, l.lower_998 * m);
     hi998.emplace_back(n, l.upper_998 * m);
   }
-  const FunnelLimits widest = ComputeFunnelLimits(spec.statistic, target, min_denominator);
+  const FunnelLimits widest = ComputeFunnelLimits(spec.statistic, target, curve_from);
   y_max = std::max(y_max, widest.upper_998 * m * 1.05);
   for (const FunnelUnit& u : units) {
     if (u.denominator > 0) {
@@ -154,8 +185,7 @@ std::string RenderFunnelSection(const FunnelSpec& spec, const std::vector<Funnel
   }
   const Frame f{x_min, x_max, 0, y_max};
   html << SvgOpen("chart-" + spec.id, spec.title)
-       << Axes(f, spec.decimals, true, spec.denominator_label,
-               spec.numerator_label + " (" + spec.value_unit + ")")
+       << Axes(f, true, spec.denominator_label, spec.numerator_label + " (" + spec.value_unit + ")")
        << Line(f.X(x_min), f.Y(target * m), f.X(x_max), f.Y(target * m), kCentre)
        << Polyline(lo95, f, kLimit95, "5,3") << Polyline(hi95, f, kLimit95, "5,3")
        << Polyline(lo998, f, kLimit998, nullptr) << Polyline(hi998, f, kLimit998, nullptr);
@@ -275,7 +305,7 @@ std::string RenderXmrSection(const XmrSpec& spec, const std::vector<std::string>
   const Frame f{0, std::max(1.0, static_cast<double>(values.size() - 1)), y_min - pad, y_max + pad};
   const double last = f.x_max;
   html << SvgOpen("chart-" + spec.id, spec.title)
-       << Axes(f, spec.decimals, false, spec.period_label, spec.value_label)
+       << Axes(f, false, spec.period_label, spec.value_label)
        << Line(f.X(0), f.Y(chart.mean), f.X(last), f.Y(chart.mean), kCentre)
        << Line(f.X(0), f.Y(chart.upper_process_limit), f.X(last), f.Y(chart.upper_process_limit),
                kCommonCause, "5,3")

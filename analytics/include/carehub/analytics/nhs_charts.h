@@ -17,13 +17,14 @@
 
 namespace carehub::analytics {
 
+// Members all have defaults, so a spec can name only what it sets (designated initializers).
 struct FunnelSpec {
-  std::string id;     // [a-z0-9-]+, unique in the page
-  std::string title;  // the heading
-  std::string note;   // a sentence on what is counted (HTML allowed; not escaped)
+  std::string id{};     // [a-z0-9-]+, unique in the page
+  std::string title{};  // the heading
+  std::string note{};   // a sentence on what is counted (HTML allowed; not escaped)
   std::string unit_label = "Practice";
-  std::string numerator_label;
-  std::string denominator_label;
+  std::string numerator_label{};
+  std::string denominator_label{};
   FunnelStatistic statistic = FunnelStatistic::kRate;
   double multiplier = 1000;              // value shown = numerator / denominator × multiplier
   std::string value_unit = "per 1,000";  // shown after values
@@ -43,11 +44,11 @@ std::string RenderFunnelSection(const FunnelSpec& spec, const std::vector<Funnel
 enum class Polarity { kHigherIsBetter, kLowerIsBetter, kNeither };
 
 struct XmrSpec {
-  std::string id;
-  std::string title;
-  std::string note;  // HTML allowed; not escaped
+  std::string id{};
+  std::string title{};
+  std::string note{};  // HTML allowed; not escaped
   std::string period_label = "Day";
-  std::string value_label;
+  std::string value_label{};
   Polarity polarity = Polarity::kNeither;
   int decimals = 0;  // of the values; the mean and limits get two more
 };
