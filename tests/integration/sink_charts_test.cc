@@ -29,7 +29,7 @@
 #include "carehub/core/synthetic.h"
 #include "harness/workload.h"
 #include "html_table.h"
-#include "pg_cluster.h"
+#include "sink_support.h"
 #include "subscribe_support.h"
 
 namespace carehub::itest {
@@ -263,14 +263,7 @@ std::string Position(bool rate, double observed_count, double n, double overall)
 class SinkChartsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto pg = PgCluster::Start("sink-charts");
-    ASSERT_TRUE(pg.ok()) << pg.status().ToString();
-    pg_ = std::move(pg).value();
-    auto agreements = WritePolicyFiles(dir_.path(), kAgreements);
-    ASSERT_TRUE(agreements.ok()) << agreements.status().ToString();
-    auto hub = HubProcess::Start(HubWithAgreements("charts-hub", agreements.value()));
-    ASSERT_TRUE(hub.ok()) << hub.status().ToString();
-    hub_ = std::move(hub).value();
+    ASSERT_NO_FATAL_FAILURE(StartPgAndHub(dir_.path(), "sink-charts", kAgreements, &pg_, &hub_));
     std::ofstream csv(practices_csv());
     csv << "practice_ods,pcn,registered_patients\n";
     for (const Practice& p : kPractices) {
