@@ -27,7 +27,6 @@
 
 #include "carehub/adapters/adapter_config.h"
 #include "carehub/adapters/adapter_metrics.h"
-#include "carehub/adapters/admin_http.h"
 #include "carehub/adapters/csv/drop_folder_watcher.h"
 #include "carehub/adapters/fhir/fhir_listener.h"
 #include "carehub/adapters/hl7/mllp_listener.h"
@@ -35,6 +34,7 @@
 #include "carehub/client/publisher.h"
 #include "carehub/core/address.h"
 #include "carehub/core/lifecycle_signals.h"
+#include "carehub/metrics/admin_http.h"
 
 namespace {
 
@@ -308,10 +308,12 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
                                    source.counts);
   const std::string kind_name(adapters::AdapterKindName(kind));
   const carehub::client::Publisher* pub = publisher.value().get();
-  adapters::AdminHttpOptions admin_options;
+  carehub::metrics::AdminHttpOptions admin_options;
   admin_options.listen = config.admin_listen;
   admin_options.bearer_token = config.admin_token;
-  admin_options.healthy = [&serving] { return serving.load(); };
+  admin_options.unhealthy_reason = [&serving] {
+    return serving.load() ? std::string() : std::string("not serving");
+  };
   admin_options.status_json = [&, pub] {
     const carehub::client::PublisherStats st = pub->Stats();
     const adapters::SourceCounts counts = source.counts();
@@ -358,7 +360,7 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
                                                           static_cast<double>(sink_stats.events)}};
     return j.dump();
   };
-  adapters::AdminHttpServer admin(admin_options, &registry);
+  carehub::metrics::AdminHttpServer admin(admin_options, &registry);
   Status admin_started = admin.Start();
   if (!admin_started.ok()) {
     source.stop();

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     work_root = "/tmp";
   }
   bool s_ingest = false, s_curve = false, s_fanout = false, s_catchup = false, s_latency = false,
-       s_footprint = false, s_limits = false, s_nats = false, s_replication = false;
+       s_footprint = false, s_limits = false, s_nats = false, s_replication = false, s_sink = false;
   CLI::App app{"carehub-bench: carehub against NATS JetStream and the machine's own limits"};
   app.add_flag("--quick", o.quick, "small counts (under 2 minutes); used by ctest");
   app.add_flag("--ingest", s_ingest, "1. ingest, fsync and os durability");
@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
   app.add_flag("--nats", s_nats, "7. NATS JetStream with the same events");
   app.add_flag("--replication", s_replication,
                "8. a synchronous standby pair beside a single hub; async standby lag");
+  app.add_flag("--sink", s_sink,
+               "9. carehub-sink into PostgreSQL beside the plain subscriber and raw COPY");
   app.add_option("--json-out", json_out, "results file");
   app.add_option("--work-dir", work_root, "where temp data dirs go (default $TMPDIR or /tmp)");
   app.add_option("--carehub", o.carehub_binary, "the carehub daemon");
@@ -129,6 +131,9 @@ int main(int argc, char** argv) {
   app.add_option("--dedup-keys", o.dedup_keys, "dedup index sizes for the lookup benchmark");
   app.add_option("--limits-events", o.limits_events);
   app.add_option("--nats-events", o.nats_events);
+  app.add_option("--sink-events", o.sink_events, "backlog the sink section loads into PostgreSQL");
+  app.add_option("--sink-window", o.sink_window,
+                 "carehub-sink --window (events the hub may send ahead; 0: its default)");
   // --quick sets small defaults; explicit counts given with it still win.
   app.parse_complete_callback([&] {
     if (!o.quick) {
@@ -148,6 +153,7 @@ int main(int argc, char** argv) {
     unless_given("--footprint-events", &o.footprint_events, uint64_t{40'000});
     unless_given("--limits-events", &o.limits_events, uint64_t{200'000});
     unless_given("--nats-events", &o.nats_events, uint64_t{40'000});
+    unless_given("--sink-events", &o.sink_events, uint64_t{20'000});
     if (app.count("--dedup-keys") == 0) {
       o.dedup_keys = {1'000'000};
     }
@@ -155,7 +161,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
   bool all = !(s_ingest || s_curve || s_fanout || s_catchup || s_latency || s_footprint ||
-               s_limits || s_nats || s_replication);
+               s_limits || s_nats || s_replication || s_sink);
   o.work_dir = work_root / ("carehub-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(o.work_dir);
   if (!std::filesystem::exists(o.carehub_binary)) {
@@ -210,6 +216,7 @@ int main(int argc, char** argv) {
       {"footprint", s_footprint, carehub::bench::RunFootprintSection},
       {"nats", s_nats, carehub::bench::RunNatsSection},
       {"replication", s_replication, carehub::bench::RunReplicationSection},
+      {"sink", s_sink, carehub::bench::RunSinkSection},
   };
   int failures = 0;
   auto t0 = std::chrono::steady_clock::now();

@@ -175,6 +175,8 @@ void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Sta
   }
 }
 
+}  // namespace
+
 Result<std::unique_ptr<HubRunner>> StartHub(BenchContext* ctx, const std::string& tag,
                                             const std::string& durability, bool with_agreements) {
   auto dir = ctx->NewDir(tag);
@@ -187,6 +189,8 @@ Result<std::unique_ptr<HubRunner>> StartHub(BenchContext* ctx, const std::string
   }
   return HubRunner::Start(ho);
 }
+
+namespace {
 
 void RemoveHubDir(HubRunner* hub) {
   std::error_code ec;
@@ -498,7 +502,6 @@ Status RunFanoutSection(BenchContext* ctx) {
 }
 
 // ---- 3. Catch-up ----
-namespace {
 Result<std::pair<double, uint64_t>> CatchUp(const std::string& endpoint, const std::string& sub) {
   Reader rd;
   rd.subscription = sub;
@@ -510,7 +513,6 @@ Result<std::pair<double, uint64_t>> CatchUp(const std::string& endpoint, const s
   }
   return std::make_pair(rd.finished_s, rd.delivered.load());
 }
-}  // namespace
 
 Status RunCatchupSection(BenchContext* ctx) {
   const auto& o = ctx->options;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "report.h"
 
 namespace carehub::bench {
+
+class HubRunner;
 
 struct BenchOptions {
   bool quick = false;
@@ -32,6 +35,8 @@ struct BenchOptions {
   std::vector<uint64_t> dedup_keys = {1'000'000, 20'000'000};
   uint64_t limits_events = 2'000'000;
   uint64_t nats_events = 2'000'000;
+  uint64_t sink_events = 200'000;
+  uint32_t sink_window = 0;  // carehub-sink --window; 0: the sink's default
   std::string nats_server = "nats-server";
 };
 
@@ -63,6 +68,8 @@ Status RunLimitsSection(BenchContext* ctx);
 Status RunNatsSection(BenchContext* ctx);
 // A synchronous pair beside a single hub; an async standby's lag at a steady rate.
 Status RunReplicationSection(BenchContext* ctx);
+// carehub-sink into PostgreSQL, beside the plain subscriber and raw COPY of the same rows.
+Status RunSinkSection(BenchContext* ctx);
 // Ratios between sections (carehub/NATS, carehub/raw RocksDB) once they have all run.
 void AddComparisons(BenchContext* ctx);
 
@@ -71,6 +78,14 @@ void AddComparisons(BenchContext* ctx);
 struct IngestLoadOptions;
 IngestLoadOptions LoadOptions(const BenchContext& ctx, const std::string& endpoint,
                               uint64_t events);
+
+// A hub for a section on a fresh dir under the run's work dir, with the fan-out section's ten
+// subscriptions (sub-all: everything, direct care) when `with_agreements`.
+Result<std::unique_ptr<HubRunner>> StartHub(BenchContext* ctx, const std::string& tag,
+                                            const std::string& durability, bool with_agreements);
+// Reads `subscription` from the earliest event to the head: {seconds, events delivered}.
+Result<std::pair<double, uint64_t>> CatchUp(const std::string& endpoint,
+                                            const std::string& subscription);
 
 // Percentile (0..1) of unsorted samples; sorts them.
 double Percentile(std::vector<double>* samples, double q);

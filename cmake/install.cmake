@@ -6,17 +6,17 @@
 #
 # Layout (the one deploy/systemd/*.service names, so the prefix is /usr):
 #   /usr/bin/carehub, carehubctl, carehub-adapter, carehub-publish, carehub-subscribe,
-#     carehub-analytics                          the daemons and the operator tools
+#     carehub-analytics, carehub-sink            the daemons and the operator tools
 #   /lib/systemd/system/*.service                 deploy/systemd/
 #   /etc/carehub/*.yaml                           deploy/config/ examples, as conffiles
 #   /usr/share/doc/carehub/                       README.md, docs/*.md, copyright, changelog.gz
-# deploy/debian/ holds the maintainer scripts (postinst creates the users carehub and
-# carehub-adapter and sets /etc/carehub to 0750 root:carehub) and the conffiles list.
+# deploy/debian/ holds the maintainer scripts (postinst creates the users carehub,
+# carehub-adapter and carehub-sink and sets /etc/carehub to 0750 root:carehub) and the conffiles list.
 # tests/packaging/check_package.sh builds the package and checks all of this (ctest -L packaging).
 #
 # lintian (Debian 12, 2.116) reports no errors. The one warning left, and why:
-#   no-manual-page (6x, one per /usr/bin program)  no man pages yet: every program has --help and
-#     docs/*.md (in /usr/share/doc/carehub) covers them; writing six is a task of its own.
+#   no-manual-page (7x, one per /usr/bin program)  no man pages yet: every program has --help and
+#     docs/*.md (in /usr/share/doc/carehub) covers them; writing seven is a task of its own.
 # Fixed instead: copyright notice, description lines under 80 characters, conffiles shipped 0644
 # (postinst makes them 0640 root:carehub), stripped binaries, gzip -9n changelog.
 
@@ -33,7 +33,7 @@ include(GNUInstallDirs)
 
 # The binaries an operator runs; bench, demo and test executables are not installed.
 set(CAREHUB_INSTALLED_PROGRAMS carehub carehubctl carehub-publish carehub-subscribe)
-foreach(optional_program carehub-adapter carehub-analytics)
+foreach(optional_program carehub-adapter carehub-analytics carehub-sink)
   if(TARGET ${optional_program})  # adapters/ can be switched off (CAREHUB_WITH_ADAPTERS)
     list(APPEND CAREHUB_INSTALLED_PROGRAMS ${optional_program})
   endif()
@@ -96,8 +96,9 @@ set(CPACK_PACKAGE_DESCRIPTION  # lines under 80 characters (lintian)
     "to each subscriber exactly what its data sharing agreement allows, every\n"
     "disclosure audited.\n"
     "This package has the hub daemon, the provider adapters, the population-health\n"
-    "analytics subscriber, the carehubctl operator tool and the publish and\n"
-    "subscribe clients, with systemd units and example configuration.")
+    "analytics subscriber, the PostgreSQL sink, the carehubctl operator tool and\n"
+    "the publish and subscribe clients, with systemd units and example\n"
+    "configuration.")
 string(REPLACE ";" "" CPACK_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION}")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # carehub_<version>_<arch>.deb

@@ -279,6 +279,14 @@ wait "$ANALYTICS_PID" || { echo "demo: carehub-analytics failed (see $OUT/logs/a
 # SIGTERM: the sink commits its open transaction and exits 0.
 kill -TERM "$SINK_PID"
 wait "$SINK_PID" || { echo "demo: carehub-sink failed (see $OUT/logs/sink.log)" >&2; exit 1; }
+# The report in the NHS's conventions (funnel plots, XmR charts), computed from PostgreSQL over the
+# generated quarter.
+Q_FROM=$(json 'd["summary"]["quarter_start"][:10]' < "$OUT/source/ground-truth.json")
+Q_DAYS=$(json 'd["summary"]["quarter_days"]' < "$OUT/source/ground-truth.json")
+Q_TO=$(date -u -d "$Q_FROM + $Q_DAYS days" +%F)
+"$BIN/carehub-sink" report --dsn "$PG_DSN" --practices "$OUT/source/practices.csv" \
+  --from "$Q_FROM" --to "$Q_TO" --out "$OUT/nhs-report.html" 2>> "$OUT/logs/sink.log" \
+  || { echo "demo: carehub-sink report failed (see $OUT/logs/sink.log)" >&2; exit 1; }
 DONE=$(date +%s.%N)
 
 step "5/5 Summary"
@@ -337,6 +345,7 @@ echo
 echo "  direct-care feed of RR8:  $OUT/lth-direct-care.ndjson ($(wc -l < "$OUT/lth-direct-care.ndjson") events)"
 echo "  ground truth:             $OUT/source/ground-truth.json"
 echo "  ICS analytics report:     $OUT/report.html"
+echo "  funnel plots, SPC charts: $OUT/nhs-report.html (carehub-sink report, from PostgreSQL)"
 PG_ROWS=$("$PG_BIN/psql" -X -A -t -d "$PG_DSN" \
   -c "SELECT count(*) || ' events, ' || (SELECT count(*) FROM carehub.activity_current) || ' current activities, ' || (SELECT count(*) FROM carehub.referral_state) || ' referrals' FROM carehub.event")
 echo "  analytics warehouse:      PostgreSQL 15, schema carehub: $PG_ROWS (docs/postgres-sink.md)"

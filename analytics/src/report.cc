@@ -8,40 +8,16 @@
 #include <utility>
 #include <vector>
 
+#include "carehub/analytics/html.h"
+
 namespace carehub::analytics {
 namespace {
 
 constexpr const char* kPalette[] = {"#005eb8", "#41b6e6", "#ffb81c", "#009639",
                                     "#ed8b00", "#7c2855", "#768692"};
 
-std::string Escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-std::string Fixed(double value, int decimals) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.*f", decimals, value);
-  return buf;
-}
+std::string Escape(const std::string& text) { return HtmlEscape(text); }
+std::string Fixed(double value, int decimals) { return FormatFixed(value, decimals); }
 
 struct Series {
   std::string name;

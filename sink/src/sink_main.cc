@@ -1,7 +1,10 @@
 // carehub-sink: materialises a carehub subscription into an external store. One store so far:
 //
 //   carehub-sink postgres --subscription NAME --dsn postgresql://... [--config sink.yaml] ...
+//   carehub-sink report --dsn postgresql://... --practices practices.csv --out report.html
+//                       [--schema carehub] [--from YYYY-MM-DD --to YYYY-MM-DD]
 //
+// `report` writes the funnel plots and XmR charts computed from the tables (warehouse_report.h).
 // Flags override the config file (sink_config.h). Exit codes: 0 after SIGTERM/SIGINT (the open
 // transaction is committed first) or when idle as asked; 1 on a fatal runtime error (the hub
 // refused the subscription, the schema is newer than this binary ...); 2 on a bad config or usage,
@@ -18,9 +21,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "carehub/sink/admin_http.h"
+#include "carehub/metrics/admin_http.h"
 #include "carehub/sink/postgres_sink.h"
 #include "carehub/sink/sink_config.h"
+#include "carehub/sink/warehouse_report.h"
 
 namespace {
 
@@ -91,6 +95,19 @@ int main(int argc, char** argv) {
   pg->add_option("--log-level", log_level, "trace | debug | info | warn | error");
   pg->add_option("--exit-when-idle", exit_when_idle,
                  "exit 0 once caught up and idle for this many seconds (0: never)");
+  CLI::App* report = app.add_subcommand(
+      "report",
+      "write the funnel plots and SPC charts computed from the tables (docs/postgres-sink.md)");
+  sink::WarehouseReportOptions report_options;
+  report->add_option("--dsn", report_options.dsn, "libpq connection string or URI")->required();
+  report->add_option("--schema", report_options.schema, "schema the sink writes (default carehub)");
+  report
+      ->add_option("--practices", report_options.practices_path,
+                   "practice list CSV: practice_ods,pcn,registered_patients")
+      ->required();
+  report->add_option("--out", report_options.out_path, "HTML page to write")->required();
+  report->add_option("--from", report_options.from, "first day, YYYY-MM-DD (UTC)");
+  report->add_option("--to", report_options.to, "day after the last, YYYY-MM-DD (UTC)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -99,7 +116,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // One line, as for a bad config file.
-    return Fail(2, std::string("bad usage: ") + e.what() + " (see carehub-sink postgres --help)");
+    return Fail(2, std::string("bad usage: ") + e.what() + " (see carehub-sink --help)");
+  }
+  if (report->parsed()) {
+    std::string summary;
+    Status written = sink::WriteWarehouseReport(report_options, &summary);
+    if (!written.ok()) {
+      return Fail(written.code() == "bad_config" ? 2 : 1, written.message());
+    }
+    std::fprintf(stderr, "carehub-sink: %s\n", summary.c_str());
+    return 0;
   }
 
   sink::SinkConfig config;
@@ -139,12 +165,12 @@ int main(int argc, char** argv) {
 
   carehub::metrics::Registry registry;
   sink::PostgresSink postgres_sink(config, &registry);
-  sink::AdminHttpOptions admin_options;
+  carehub::metrics::AdminHttpOptions admin_options;
   admin_options.listen = config.admin_listen;
   admin_options.bearer_token = config.admin_bearer_token;
   admin_options.unhealthy_reason = [&] { return postgres_sink.UnhealthyReason(); };
   admin_options.status_json = [&] { return postgres_sink.StatusJson(); };
-  sink::AdminHttpServer admin(admin_options, &registry);
+  carehub::metrics::AdminHttpServer admin(admin_options, &registry);
   if (Status started = admin.Start(); !started.ok()) {
     return Fail(2, started.message());
   }

@@ -29,7 +29,7 @@
 #include "carehub/core/event_types.h"
 #include "carehub/core/synthetic.h"
 #include "harness/workload.h"
-#include "pg_cluster.h"
+#include "sink_support.h"
 #include "subscribe_support.h"
 
 namespace carehub::itest {
@@ -166,14 +166,7 @@ std::pair<int, std::string> HttpGet(const std::string& address, const std::strin
 class SinkPostgresTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto pg = PgCluster::Start("sink-pg");
-    ASSERT_TRUE(pg.ok()) << pg.status().ToString();
-    pg_ = std::move(pg).value();
-    auto agreements = WritePolicyFiles(dir_.path(), kAgreements);
-    ASSERT_TRUE(agreements.ok()) << agreements.status().ToString();
-    auto hub = HubProcess::Start(HubWithAgreements("sink-hub", agreements.value()));
-    ASSERT_TRUE(hub.ok()) << hub.status().ToString();
-    hub_ = std::move(hub).value();
+    ASSERT_NO_FATAL_FAILURE(StartPgAndHub(dir_.path(), "sink-pg", kAgreements, &pg_, &hub_));
   }
 
   // Starts carehub-sink postgres on `subscription`; `env` ("NAME=value") goes through env(1).

@@ -4,7 +4,8 @@
 // those tables (definitions from docs/demo.md and docs/postgres-sink.md, not from the analytics
 // code) and compares them with what carehub-analytics wrote: the counts in report.json and the
 // figures shown in report.html (emergency admissions per 1,000 by practice and month, referral
-// flows, DNA rates, discharges followed up within 7 days).
+// flows, DNA rates, discharges followed up within 7 days), and the funnel of the page in the NHS's
+// conventions (nhs-report.html, carehub-sink report) against the same SQL.
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 
 #include "harness/child_process.h"
 #include "harness/ports.h"
+#include "html_table.h"
 #include "pg_cluster.h"
 
 namespace carehub::itest {
@@ -51,32 +53,6 @@ std::vector<std::vector<std::string>> Rows(const std::string& text) {
       start = bar + 1;
     }
     rows.push_back(std::move(fields));
-  }
-  return rows;
-}
-
-// The <tr> rows of the first <table> after `heading` in the report, as cell texts.
-std::vector<std::vector<std::string>> HtmlTable(const std::string& html,
-                                                const std::string& heading) {
-  std::vector<std::vector<std::string>> rows;
-  const size_t h = html.find(heading);
-  if (h == std::string::npos) {
-    return rows;
-  }
-  const size_t start = html.find("<table>", h);
-  const size_t end = html.find("</table>", start);
-  const std::string table = html.substr(start, end - start);
-  static const std::regex kRow("<tr>(.*?)</tr>");
-  static const std::regex kCell("<t[dh]>(.*?)</t[dh]>");
-  for (auto r = std::sregex_iterator(table.begin(), table.end(), kRow); r != std::sregex_iterator();
-       ++r) {
-    const std::string row = (*r)[1];
-    std::vector<std::string> cells;
-    for (auto c = std::sregex_iterator(row.begin(), row.end(), kCell); c != std::sregex_iterator();
-         ++c) {
-      cells.push_back((*c)[1]);
-    }
-    rows.push_back(std::move(cells));
   }
   return rows;
 }
@@ -194,7 +170,7 @@ TEST_F(SinkReportTest, IndicatorsBySqlEqualTheReport) {
     const size_t a = line.find(','), b = line.rfind(',');
     list_size[line.substr(0, a)] = std::stoll(line.substr(b + 1));
   }
-  const auto table = HtmlTable(report_html_, "Emergency admissions per 1,000");
+  const auto table = HtmlTableRows(report_html_, "Emergency admissions per 1,000");
   ASSERT_GT(table.size(), 1u);
   const std::vector<std::string>& header =
       table[0];  // Practice, PCN, Registered, months..., Quarter
@@ -213,6 +189,35 @@ TEST_F(SinkReportTest, IndicatorsBySqlEqualTheReport) {
     }
   }
   EXPECT_GT(checked, 0u);
+
+  // The page in the NHS's conventions (carehub-sink report over the generated quarter): its
+  // funnel plots each practice's list size and its emergency admissions in the quarter, as this
+  // SQL counts them.
+  const nlohmann::json truth = nlohmann::json::parse(ReadAll(out_ / "source/ground-truth.json"));
+  const std::string from = truth["summary"]["quarter_start"].get<std::string>().substr(0, 10);
+  const std::string days = std::to_string(truth["summary"]["quarter_days"].get<int>());
+  std::map<std::string, int64_t> quarter;
+  for (const auto& r : Sql("SELECT registered_gp_ods, count(*) FROM carehub.activity_current "
+                           "WHERE event_type = 'activity.emergency_admission' "
+                           "AND occurred_at >= '" +
+                           from +
+                           "'::timestamp AT TIME ZONE 'UTC' "
+                           "AND occurred_at < ('" +
+                           from + "'::date + " + days +
+                           ")::timestamp AT TIME ZONE 'UTC' "
+                           "GROUP BY 1")) {
+    quarter[r[0]] = std::stoll(r[1]);
+  }
+  const std::string nhs = ReadAll(out_ / "nhs-report.html");
+  const auto funnel = HtmlTableRows(nhs, "<table id=\"funnel-emergency-admissions\"");
+  ASSERT_EQ(funnel.size(), list_size.size() + 1) << "nhs-report.html";
+  for (size_t i = 1; i < funnel.size(); ++i) {
+    const std::string& practice = funnel[i][0];
+    EXPECT_EQ(funnel[i][1], std::to_string(list_size[practice])) << practice;
+    EXPECT_EQ(funnel[i][2], std::to_string(quarter[practice])) << practice;
+  }
+  EXPECT_NE(nhs.find("<svg class=\"chart\" id=\"chart-emergency-admissions-daily\""),
+            std::string::npos);
 
   // Referral flows (distinct referrals from requester to performer).
   nlohmann::json flows = nlohmann::json::object();
@@ -244,7 +249,7 @@ TEST_F(SinkReportTest, IndicatorsBySqlEqualTheReport) {
   }
   EXPECT_EQ(attended, report_json_["attended"]);
   EXPECT_EQ(dna, report_json_["did_not_attend"]);
-  const auto dna_table = HtmlTable(report_html_, "Did-not-attend rates");
+  const auto dna_table = HtmlTableRows(report_html_, "Did-not-attend rates");
   ASSERT_GT(dna_table.size(), 1u);
   for (size_t i = 1; i < dna_table.size(); ++i) {
     const std::string setting = std::regex_replace(dna_table[i][0], std::regex("&amp;"), "&");
@@ -263,7 +268,7 @@ TEST_F(SinkReportTest, IndicatorsBySqlEqualTheReport) {
   EXPECT_EQ(discharges, report_json_["discharges"]);
   EXPECT_EQ(followed, report_json_["discharges_followed_up"]);
   EXPECT_FALSE(followed.empty());
-  const auto follow_table = HtmlTable(report_html_, "followed by a GP or community contact");
+  const auto follow_table = HtmlTableRows(report_html_, "followed by a GP or community contact");
   ASSERT_GT(follow_table.size(), 1u);
   for (size_t i = 1; i < follow_table.size(); ++i) {
     const std::string& practice = follow_table[i][0];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest carehub_packaging (label packaging): builds the Debian package from this build tree with
 # cpack and checks it the way an operator's machine would see it:
-#   1. its contents: the six binaries (and no other) in /usr/bin, every deploy/systemd unit in
+#   1. its contents: the seven binaries (and no other) in /usr/bin, every deploy/systemd unit in
 #      /lib/systemd/system (byte-identical), every deploy/config example in /etc/carehub, the docs,
 #      copyright and changelog.gz in /usr/share/doc/carehub;
 #   2. its control data: name, version, library Depends from dpkg-shlibdeps, conffiles = exactly
@@ -19,7 +19,8 @@ build="$(cd "$1" && pwd)"
 src="$(cd "$2" && pwd)"
 version="$3"
 work="$build/packaging-test"
-programs=(carehub carehubctl carehub-adapter carehub-analytics carehub-publish carehub-subscribe)
+programs=(carehub carehubctl carehub-adapter carehub-analytics carehub-publish carehub-subscribe
+  carehub-sink)
 
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }

@@ -1,12 +1,12 @@
-#include "carehub/adapters/admin_http.h"
+#include "carehub/metrics/admin_http.h"
 
 #include <httplib.h>
 
 #include "carehub/core/address.h"
 
-namespace carehub::adapters {
+namespace carehub::metrics {
 
-AdminHttpServer::AdminHttpServer(AdminHttpOptions options, metrics::Registry* registry)
+AdminHttpServer::AdminHttpServer(AdminHttpOptions options, Registry* registry)
     : options_(std::move(options)), registry_(registry) {}
 
 AdminHttpServer::~AdminHttpServer() { Stop(); }
@@ -30,9 +30,9 @@ Status AdminHttpServer::Start() {
     return httplib::Server::HandlerResponse::Handled;
   });
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    const bool healthy = !options_.healthy || options_.healthy();
-    res.status = healthy ? 200 : 503;
-    res.set_content(healthy ? "ok\n" : "not serving\n", "text/plain");
+    const std::string why = options_.unhealthy_reason ? options_.unhealthy_reason() : "";
+    res.status = why.empty() ? 200 : 503;
+    res.set_content(why.empty() ? "ok\n" : why + "\n", "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry_->RenderPrometheus(), "text/plain; version=0.0.4");
@@ -65,4 +65,4 @@ void AdminHttpServer::Stop() {
   server_.reset();
 }
 
-}  // namespace carehub::adapters
+}  // namespace carehub::metrics
