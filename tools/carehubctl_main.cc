@@ -1,5 +1,5 @@
 // carehubctl: the operator's command line for a running hub (DESIGN §8). Wraps the admin HTTP API
-// for people (status table, lag, quarantine, replay, agreement reload, audit) and does three jobs
+// for people (status table, lag, quarantine, replay, reload, audit) and does three jobs
 // that need no hub: checking an agreements file before it is deployed, making CURVE key pairs, and
 // verifying a stopped hub's store.
 //
@@ -217,12 +217,43 @@ int CmdQuarantineReplay(AdminClient& client, uint64_t id, bool as_json) {
   return status == "ACCEPTED" || status == "DUPLICATE" ? 0 : 1;
 }
 
-int CmdAgreementsReload(AdminClient& client) {
-  auto r = client.Post("/api/v1/agreements/reload");
+// One line per reloaded file (what, outcome, what is in force), then its changes indented.
+std::string RenderReload(const json& report) {
+  std::ostringstream out;
+  for (const auto& f : report.value("files", json::array())) {
+    const std::string what = f.value("what", "");
+    const bool identities = what == "identities";
+    const std::string in_force =
+        Num(f.value("entries", json())) + (identities ? " identities, " : " agreements, ") +
+        Num(f.value("keys_or_subscribers", json())) + (identities ? " keys" : " subscribers");
+    const json changes = f.value("changes", json::array());
+    out << what << ": ";
+    if (!f.value("applied", false)) {
+      out << "REFUSED, the previous " << what << " stay in force (" << in_force
+          << "): " << f.value("error", "") << "\n";
+      continue;
+    }
+    out << "reloaded from " << f.value("file", "") << ": "
+        << (changes.empty() ? std::string("no changes")
+                            : std::to_string(changes.size()) + " change(s)")
+        << " (" << in_force << " in force)\n";
+    for (const auto& c : changes) {
+      out << "  " << c.get<std::string>() << "\n";
+    }
+  }
+  return out.str();
+}
+
+int CmdReload(AdminClient& client, bool as_json) {
+  // 422 carries the same report: one file refused, the other perhaps applied.
+  auto r = client.Post("/api/v1/reload", "", /*json_also_on=*/422);
   if (!r.ok()) {
     return Fail(r.status().message());
   }
-  std::cout << "agreements reloaded\n";
+  std::cout << (as_json ? r->dump(2) + "\n" : RenderReload(r.value()));
+  if (!r->value("reloaded", false)) {
+    return Fail("reload refused: " + r->value("message", std::string("see above")));
+  }
   return 0;
 }
 
@@ -387,9 +418,13 @@ int main(int argc, char** argv) {
   q_replay->add_option("id", id, "record id")->required();
   q_replay->add_flag("--json", as_json, "print JSON");
 
+  auto* reload = app.add_subcommand(
+      "reload", "make the hub re-read its agreements and identities files (as SIGHUP does)");
+  reload->add_flag("--json", as_json, "print the JSON report");
   auto* agreements = app.add_subcommand("agreements", "data-sharing agreements");
   agreements->require_subcommand(1);
-  auto* a_reload = agreements->add_subcommand("reload", "make the hub re-read its agreements file");
+  auto* a_reload = agreements->add_subcommand(
+      "reload", "the same as `carehubctl reload` (agreements and identities)");
   std::string check_file;
   auto* a_check = agreements->add_subcommand("check", "validate an agreements file locally");
   a_check->add_option("file", check_file, "agreements YAML")->required();
@@ -502,8 +537,8 @@ int main(int argc, char** argv) {
   if (q_replay->parsed()) {
     return CmdQuarantineReplay(client, id, as_json);
   }
-  if (a_reload->parsed()) {
-    return CmdAgreementsReload(client);
+  if (reload->parsed() || a_reload->parsed()) {
+    return CmdReload(client, as_json);
   }
   if (audit->parsed()) {
     return CmdAudit(client, subscriber, since, until, audit_limit, as_json);

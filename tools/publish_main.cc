@@ -56,8 +56,14 @@ int main(int argc, char** argv) {
   app.add_option("--chunk", chunk, "events per outbox write");
   app.add_option("--timeout", timeout_s, "seconds to wait for every answer");
   app.add_flag("--no-sync-outbox", no_sync, "do not fsync the outbox (load tests only)");
-  app.add_option("--key", key_file, "CURVE client key file (from carehubctl keygen)");
-  app.add_option("--server-key", server_key_file, "the hub's CURVE public key file");
+  // Each needs the other: a client key without the hub's public key cannot start a CURVE
+  // handshake, and used to fail as "cannot read key file " with an empty name.
+  auto* key_opt = app.add_option("--key", key_file, "CURVE client key file (from carehubctl keygen)");
+  auto* server_key_opt =
+      app.add_option("--server-key", server_key_file,
+                     "the hub's CURVE public key file (hub.pub, from the hub's operator)");
+  key_opt->needs(server_key_opt);
+  server_key_opt->needs(key_opt);
   CLI11_PARSE(app, argc, argv);
   if (generate == 0 && from_file.empty()) {
     std::cerr << "carehub-publish: give --generate N or --from-file FILE\n";

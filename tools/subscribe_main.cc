@@ -136,8 +136,14 @@ int main(int argc, char** argv) {
   app.add_option("--until-idle", until_idle, "exit after this many seconds with nothing new");
   app.add_option("--max", max_events, "exit after writing this many events");
   app.add_option("--window", window, "credit window (events in flight)");
-  app.add_option("--key", key_file, "CURVE client key file");
-  app.add_option("--server-key", server_key_file, "the hub's CURVE public key file");
+  // Each needs the other: a client key without the hub's public key cannot start a CURVE
+  // handshake, and used to fail as "cannot read key file " with an empty name.
+  auto* key_opt = app.add_option("--key", key_file, "CURVE client key file");
+  auto* server_key_opt =
+      app.add_option("--server-key", server_key_file,
+                     "the hub's CURVE public key file (hub.pub, from the hub's operator)");
+  key_opt->needs(server_key_opt);
+  server_key_opt->needs(key_opt);
   CLI11_PARSE(app, argc, argv);
   std::signal(SIGINT, [](int) { g_stop = true; });
   std::signal(SIGTERM, [](int) { g_stop = true; });

@@ -1,10 +1,142 @@
 #include "carehub/core/log.h"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <cstdint>
 
 #include "carehub/core/mutex.h"
 
 namespace carehub {
+namespace {
+
+// Length of the well-formed UTF-8 sequence starting at text[i], or 0 when it is not one (a
+// stray continuation byte, a truncated or overlong sequence, a surrogate, beyond U+10FFFF).
+size_t Utf8SequenceLength(std::string_view text, size_t i) {
+  const auto b0 = static_cast<unsigned char>(text[i]);
+  size_t len = 0;
+  uint32_t cp = 0;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    len = 2;
+    cp = b0 & 0x1f;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    len = 3;
+    cp = b0 & 0x0f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    len = 4;
+    cp = b0 & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > text.size()) {
+    return 0;
+  }
+  for (size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(text[i + k]);
+    if ((b & 0xc0) != 0x80) {
+      return 0;
+    }
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+  const bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
+  return overlong || surrogate || cp > 0x10ffff ? 0 : len;
+}
+
+
+// %v escaped for a JSON string: spdlog's own %v copies the message raw, and a message with a
+// newline or a quote (a reload's change list, a YAML error) broke the one-object-per-line promise.
+class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string escaped;
+    AppendJsonEscaped(std::string_view(msg.payload.data(), msg.payload.size()), escaped);
+    dest.append(escaped.data(), escaped.data() + escaped.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+// %n escaped likewise (logger names are ours, but a name is a string like any other).
+class JsonLoggerNameFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string escaped;
+    AppendJsonEscaped(std::string_view(msg.logger_name.data(), msg.logger_name.size()), escaped);
+    dest.append(escaped.data(), escaped.data() + escaped.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonLoggerNameFlag>();
+  }
+};
+
+}  // namespace
+
+void AppendJsonEscaped(std::string_view text, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80) {
+      // JSON text is UTF-8: a byte that is not part of a well-formed sequence (binary from a peer
+      // at debug level) would make the whole line unparsable, so it becomes U+FFFD.
+      const size_t len = Utf8SequenceLength(text, i);
+      if (len == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(text.substr(i, len));
+        i += len - 1;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          out += "\\u00";
+          out += kHex[u >> 4];
+          out += kHex[u & 15];
+        } else {
+          out += c;
+        }
+    }
+  }
+}
+
+std::unique_ptr<spdlog::formatter> MakeLogFormatter(const std::string& format) {
+  if (format == "json") {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonMessageFlag>('*');
+    formatter->add_flag<JsonLoggerNameFlag>('N');
+    formatter->set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%N","thread":%t,"msg":"%*"})");
+    return formatter;
+  }
+  return std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ [%n] %v");
+}
+
+std::shared_ptr<spdlog::sinks::sink> MakeStderrLogSink(const std::string& format) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  sink->set_formatter(MakeLogFormatter(format));
+  return sink;
+}
 
 std::shared_ptr<spdlog::logger> Logger(const std::string& name) {
   if (auto found = spdlog::get(name)) {

@@ -172,7 +172,8 @@ void AdminServer::Routes() {
         return httplib::Server::HandlerResponse::Unhandled;
       }
       if (req.get_header_value("Authorization") != "Bearer " + token_) {
-        Problem(res, 401, "unauthorised", "send Authorization: Bearer <admin token>");
+        Problem(res, 401, "unauthorised",
+                "send Authorization: Bearer <admin token> (carehubctl: --token-file FILE)");
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
@@ -346,14 +347,36 @@ void AdminServer::QuarantineRoutes() {
 
 void AdminServer::AgreementAndAuditRoutes() {
   auto& s = *server_;
-  s.Post("/api/v1/agreements/reload", [this](const httplib::Request&, httplib::Response& res) {
-    Status st = ctx_.reload ? ctx_.reload() : Status::Error("no_policy", "reload unavailable");
-    if (!st.ok()) {
-      Problem(res, 422, st.code(), st.message());
+  // POST /api/v1/reload: re-reads every reloadable file (agreements, and identities on a CURVE
+  // hub), as SIGHUP does, and answers what each did. /api/v1/agreements/reload is the older name
+  // of the same request (it always reloaded identities too), kept for scripts that use it.
+  auto reload = [this](const httplib::Request&, httplib::Response& res) {
+    if (!ctx_.reload) {
+      Problem(res, 422, "no_policy", "reload unavailable");
       return;
     }
-    Json(res, {{"reloaded", true}});
-  });
+    const ReloadReport report = ctx_.reload();
+    json files = json::array();
+    for (const auto& f : report.files) {
+      json one = {{"what", f.what},        {"file", f.file},
+                  {"applied", f.applied},  {"changes", f.changes},
+                  {"entries", f.entries},  {"keys_or_subscribers", f.keys_or_subscribers}};
+      if (!f.applied) {
+        one["error"] = f.error;
+      }
+      files.push_back(std::move(one));
+    }
+    const Status st = report.status();
+    json body = {{"reloaded", st.ok()}, {"files", files}};
+    if (!st.ok()) {
+      // The problem shape every error has, plus what the other file did.
+      body["error"] = st.code();
+      body["message"] = st.message();
+    }
+    Json(res, body, st.ok() ? 200 : 422);
+  };
+  s.Post("/api/v1/reload", reload);
+  s.Post("/api/v1/agreements/reload", reload);
   s.Get("/api/v1/audit", [this](const httplib::Request& req, httplib::Response& res) {
     std::string subscriber = req.has_param("subscriber") ? req.get_param_value("subscriber") : "";
     int64_t since = ParseInt(req, "since", 0);

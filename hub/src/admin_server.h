@@ -1,6 +1,7 @@
 #pragma once
 // The admin HTTP API (DESIGN §8), on cpp-httplib: /healthz, /readyz, /metrics, /api/v1/status,
-// quarantine list/show/replay, agreement reload, audit query, and the status page at /.
+// quarantine list/show/replay, reload (agreements and identities), audit query, and the status
+// page at /.
 // Binds to loopback by default; on any other address every endpoint but /healthz and /readyz needs
 // "Authorization: Bearer <token>" (the token read from a file at start).
 //
@@ -18,6 +19,7 @@
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "ingest_server.h"
+#include "reload_report.h"
 #include "subscribe_server.h"
 
 namespace httplib {
@@ -35,7 +37,8 @@ struct AdminContext {
   IngestServer* ingest = nullptr;
   SubscribeServer* subscribe = nullptr;
   const std::atomic<uint64_t>* committed_seq = nullptr;
-  std::function<Status()> reload;
+  // Reloads agreements and identities (Hub::Reload); the report says what each file changed.
+  std::function<ReloadReport()> reload;
   // Extra readiness condition (endpoints bound); the store's health is checked here.
   std::function<bool()> endpoints_bound;
   std::string ingest_endpoint;

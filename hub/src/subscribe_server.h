@@ -130,6 +130,10 @@ class SubscribeServer {
                      const std::map<std::string, uint32_t>& withheld);
   void OnReadFailed(Session& session, const Status& status);
   void SendHeartbeatIfDue(Session& session, uint64_t head);
+  // Sends a heartbeat now. It is also the probe of whether the subscriber is still there (the
+  // ROUTER answers EHOSTUNREACH for a peer that has gone): kPeerGone expires the session, so it
+  // is dropped as "gone" at once instead of as "timeout" after subscriber_timeout_ms.
+  SendOutcome SendHeartbeat(Session& session, uint64_t head);
   // Sends routing id + bytes without blocking.
   SendOutcome SendBytes(const std::string& routing_id, const std::string& bytes);
   void SendFrame(const std::string& routing_id, const v1::Frame& frame);
@@ -146,6 +150,7 @@ class SubscribeServer {
   metrics::Registry* metrics_;
   const Clock& clock_;
   SubscribeAuthoriser authorise_;
+  zmq::context_t& context_;  // socket_'s, for the monitor of its disconnects (Run)
   zmq::socket_t socket_;
   int wake_fd_ = -1;
   std::map<std::string, std::unique_ptr<Session>> sessions_;  // by routing id

@@ -22,6 +22,14 @@ int64_t NowMs() {
       .count();
 }
 
+// Every refusal reason DecideZap and the request parser can give, created at 0 at start.
+constexpr const char* kRefusalReasons[] = {"unsupported_mechanism", "unknown_domain", "unknown_key",
+                                           "wrong_endpoint", "bad_request"};
+metrics::Counter& RefusedCounter(metrics::Registry& metrics, const std::string& reason) {
+  return metrics.GetCounter("carehub_auth_refused_total", "CURVE handshakes refused, by reason.",
+                            {{"reason", reason}});
+}
+
 ZapDecision Refuse(std::string reason, std::string text) {
   ZapDecision d;
   d.reason = std::move(reason);
@@ -66,7 +74,11 @@ ZapHandler::ZapHandler(zmq::context_t& context, const IdentityHolder* identities
       identities_(identities),
       metrics_(metrics),
       // The hub sets up the "security" logger; a test that does not gets spdlog's default one.
-      log_(Logger("security")) {}
+      log_(Logger("security")) {
+  for (const char* reason : kRefusalReasons) {
+    (void)RefusedCounter(*metrics_, reason);
+  }
+}
 
 ZapHandler::~ZapHandler() { Stop(); }
 
@@ -151,10 +163,7 @@ void ZapHandler::Handle(zmq::socket_t& socket) {
     log_->info("{} connected to {} from {} with key {}", decision.user_id, domain, address,
                KeyFingerprint(key));
   } else {
-    metrics_
-        ->GetCounter("carehub_auth_refused_total", "CURVE handshakes refused, by reason.",
-                     {{"reason", decision.reason}})
-        .Inc();
+    RefusedCounter(*metrics_, decision.reason).Inc();
     LogRefusal(domain, address, key, decision);
   }
 

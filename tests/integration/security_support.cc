@@ -33,8 +33,13 @@ KeyPair NewKeyPair() {
 }
 
 void WriteKeyFile(const std::filesystem::path& path, const KeyPair& keys) {
-  std::ofstream out(path);
-  out << "# carehub CURVE key pair\npublic: " << keys.pub << "\nsecret: " << keys.sec << "\n";
+  {
+    std::ofstream out(path);
+    out << "# carehub CURVE key pair\npublic: " << keys.pub << "\nsecret: " << keys.sec << "\n";
+  }
+  // As `carehubctl keygen` writes it: a secret key others can read is refused.
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write);
 }
 
 std::string IdentitiesYaml(const std::vector<Party>& parties) {
@@ -62,7 +67,8 @@ std::string IdentitiesYaml(const std::vector<Party>& parties) {
 
 Result<std::unique_ptr<CurveHub>> CurveHub::Start(const std::string& tag,
                                                   const std::vector<Party>& parties,
-                                                  const std::string& log_level) {
+                                                  const std::string& log_level,
+                                                  const std::string& log_format) {
   std::unique_ptr<CurveHub> hub(new CurveHub());
   hub->server_ = NewKeyPair();
   WriteKeyFile(hub->keys_dir_.path() / "server.key", hub->server_);
@@ -75,7 +81,7 @@ Result<std::unique_ptr<CurveHub>> CurveHub::Start(const std::string& tag,
                      (hub->keys_dir_.path() / "server.key").string() +
                      "\n  identities: " + (hub->keys_dir_.path() / "identities.yaml").string() +
                      "\npolicy:\n  agreements: " + agreements.string() +
-                     "\nlogging:\n  level: " + log_level + "\n";
+                     "\nlogging:\n  level: " + log_level + "\n  format: " + log_format + "\n";
   auto process = HubProcess::Start(HubOptions(tag, yaml));
   if (!process.ok()) {
     return process.status();

@@ -46,7 +46,8 @@ class CurveHub {
  public:
   static Result<std::unique_ptr<CurveHub>> Start(const std::string& tag,
                                                  const std::vector<Party>& parties,
-                                                 const std::string& log_level = "info");
+                                                 const std::string& log_level = "info",
+                                                 const std::string& log_format = "text");
   // Rewrites the identities file (it takes effect at the next Reload()).
   Status WriteIdentities(const std::vector<Party>& parties);
   Status WriteIdentitiesText(const std::string& text);

@@ -32,7 +32,11 @@ Status AdminHttpServer::Start() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     const bool healthy = !options_.healthy || options_.healthy();
     res.status = healthy ? 200 : 503;
-    res.set_content(healthy ? "ok\n" : "not serving\n", "text/plain");
+    std::string body = healthy ? "ok\n" : "not serving\n";
+    if (const std::string warning = options_.warning ? options_.warning() : ""; !warning.empty()) {
+      body += "warning: " + warning + "\n";
+    }
+    res.set_content(body, "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry_->RenderPrometheus(), "text/plain; version=0.0.4");

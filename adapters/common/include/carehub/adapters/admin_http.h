@@ -1,6 +1,9 @@
 #pragma once
 // The HTTP face an adapter shows its operators (and Prometheus):
-//   GET /healthz         200 "ok" while the adapter serves its source, else 503
+//   GET /healthz         200 "ok" while the adapter serves its source, else 503; a second line
+//                        "warning: ..." when `warning` says something is wrong downstream (the
+//                        hub not answering, its key refused): still 200, since the source is
+//                        still served into the durable outbox and a restart would not help
 //   GET /metrics         the registry in Prometheus text format
 //   GET /api/v1/status   a JSON document from the status callback
 // With a bearer token configured every request must carry "Authorization: Bearer <token>" (401
@@ -29,6 +32,7 @@ struct AdminHttpOptions {
   std::string listen = "127.0.0.1:0";
   std::string bearer_token;
   std::function<bool()> healthy;
+  std::function<std::string()> warning;  // empty: nothing to warn about
   std::function<std::string()> status_json;
 };
 
