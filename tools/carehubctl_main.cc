@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -94,7 +95,8 @@ std::string RenderStatus(const json& st) {
       << "last seq    " << Num(st.value("last_hub_seq", json())) << "\n"
       << "stored      " << Num(st.value("events_stored", json())) << " events, "
       << Num(st.value("store_bytes", json())) << " bytes\n"
-      << "quarantine  " << Num(st.value("quarantine_size", json())) << " records\n";
+      << "quarantine  " << Num(st.value("quarantine_size", json())) << " records, "
+      << Num(st.value("quarantine_open", json())) << " open\n";
   const json totals = st.value("totals", json::object());
   out << "totals      received " << Num(totals.value("received", json())) << ", accepted "
       << Num(totals.value("accepted", json())) << ", duplicate "
@@ -121,6 +123,21 @@ std::string RenderStatus(const json& st) {
               Num(s.value("delivered", json())), Num(s.value("withheld", json()))});
   }
   out << "Subscriptions\n" << (subs.empty() ? "  (none)\n" : subs.Render());
+
+  // CURVE: which key each identity connects with, to watch a rotation (docs/security.md).
+  const json keys = st.value("keys", json::array());
+  if (!keys.empty()) {
+    Table t({"IDENTITY", "KEY", "ENDPOINT", "LISTED", ">HANDSHAKES", "LAST HANDSHAKE",
+             "LAST MESSAGE"});
+    for (const auto& k : keys) {
+      const int64_t last_message = k.value("last_message_unix_ms", int64_t{0});
+      t.Add({k.value("identity", ""), k.value("key", ""), k.value("endpoint", ""),
+             k.value("listed", false) ? "yes" : "REMOVED", Num(k.value("handshakes", json())),
+             FormatAgo(k.value("last_handshake_unix_ms", int64_t{0}), now),
+             last_message == 0 ? "-" : FormatAgo(last_message, now)});
+    }
+    out << "\nKeys in use\n" << t.Render();
+  }
   return out.str();
 }
 
@@ -161,9 +178,10 @@ int CmdLag(AdminClient& client, bool as_json) {
   return 0;
 }
 
-int CmdQuarantineList(AdminClient& client, uint64_t after, int limit, bool as_json) {
+int CmdQuarantineList(AdminClient& client, uint64_t after, int limit, bool open_only,
+                      bool as_json) {
   auto r = client.Get("/api/v1/quarantine?after=" + std::to_string(after) +
-                      "&limit=" + std::to_string(limit));
+                      "&limit=" + std::to_string(limit) + (open_only ? "&state=open" : ""));
   if (!r.ok()) {
     return Fail(r.status().message());
   }
@@ -172,14 +190,19 @@ int CmdQuarantineList(AdminClient& client, uint64_t after, int limit, bool as_js
     return 0;
   }
   int64_t now = NowMs();
-  Table t({">ID", "WHEN", "PUBLISHER", "EVENT ID", "REASON", "REPLAY", "MESSAGE"});
+  Table t({">ID", "WHEN", "PUBLISHER", "EVENT ID", "REASON", "STATE", "REPLAY", "MESSAGE"});
   for (const auto& q : r->value("items", json::array())) {
     std::string publisher = q.value("publisher_ods", "");
+    std::string state = q.value("state", "open");
+    if (state != "open") {
+      state += " by " + q.value("state_by", "");
+    }
     t.Add({Num(q.value("id", json())), FormatAgo(q.value("at_unix_ms", int64_t{0}), now),
            publisher.empty() ? q.value("sender", "-") : publisher, q.value("event_id", ""),
-           q.value("reason", ""), q.value("replay_outcome", ""), q.value("message", "")});
+           q.value("reason", ""), state, q.value("replay_outcome", ""), q.value("message", "")});
   }
-  std::cout << Num(r->value("total", json())) << " record(s) in quarantine\n"
+  std::cout << Num(r->value("total", json())) << " record(s) in quarantine, "
+            << Num(r->value("open", json())) << " open\n"
             << (t.empty() ? "" : t.Render());
   return 0;
 }
@@ -193,8 +216,18 @@ int CmdQuarantineShow(AdminClient& client, uint64_t id) {
   return 0;
 }
 
-int CmdQuarantineReplay(AdminClient& client, uint64_t id, bool as_json) {
-  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/replay");
+// Who closes a quarantine record, when --by is not given: the login and the host, as a default an
+// operator can read back in the audit ("alice@ops-1").
+std::string DefaultBy() {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  (void)gethostname(host, sizeof(host) - 1);
+  return std::string(user != nullptr && *user != '\0' ? user : "unknown") + "@" + host;
+}
+
+int CmdQuarantineReplay(AdminClient& client, uint64_t id, const std::string& by, bool as_json) {
+  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/replay",
+                       json{{"by", by.empty() ? DefaultBy() : by}}.dump());
   if (!r.ok()) {
     return Fail(r.status().message());
   }
@@ -242,6 +275,19 @@ std::string RenderReload(const json& report) {
     }
   }
   return out.str();
+}
+
+// resolve / dismiss: closes an open record with who and why.
+int CmdQuarantineClose(AdminClient& client, uint64_t id, const std::string& verb,
+                       const std::string& by, const std::string& note) {
+  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/" + verb,
+                       json{{"by", by.empty() ? DefaultBy() : by}, {"note", note}}.dump());
+  if (!r.ok()) {
+    return Fail(r.status().message());
+  }
+  std::cout << "record " << id << " " << r->value("state", "") << " by "
+            << r->value("state_by", "") << "\n";
+  return 0;
 }
 
 int CmdReload(AdminClient& client, bool as_json) {
@@ -408,7 +454,11 @@ int main(int argc, char** argv) {
   uint64_t after = 0;
   int limit = 100;
   uint64_t id = 0;
+  bool open_only = false;
+  std::string by;
+  std::string note;
   auto* q_list = quarantine->add_subcommand("list", "list quarantine records");
+  q_list->add_flag("--open", open_only, "only records nobody has dealt with yet");
   q_list->add_option("--after", after, "only records with a larger id");
   q_list->add_option("--limit", limit, "at most this many records")->check(CLI::Range(1, 10000));
   q_list->add_flag("--json", as_json, "print JSON");
@@ -417,6 +467,16 @@ int main(int argc, char** argv) {
   auto* q_replay = quarantine->add_subcommand("replay", "submit a record's event to ingest again");
   q_replay->add_option("id", id, "record id")->required();
   q_replay->add_flag("--json", as_json, "print JSON");
+  q_replay->add_option("--by", by, "who replays it (default: $USER@host)");
+  auto* q_resolve = quarantine->add_subcommand(
+      "resolve", "close an open record: dealt with another way (e.g. a corrected event was sent)");
+  auto* q_dismiss =
+      quarantine->add_subcommand("dismiss", "close an open record: nothing to do (e.g. a test)");
+  for (auto* c : {q_resolve, q_dismiss}) {
+    c->add_option("id", id, "record id")->required();
+    c->add_option("--note", note, "why (kept with the record and audited)")->required();
+    c->add_option("--by", by, "who (default: $USER@host)");
+  }
 
   auto* reload = app.add_subcommand(
       "reload", "make the hub re-read its agreements and identities files (as SIGHUP does)");
@@ -529,13 +589,16 @@ int main(int argc, char** argv) {
     return CmdLag(client, as_json);
   }
   if (q_list->parsed()) {
-    return CmdQuarantineList(client, after, limit, as_json);
+    return CmdQuarantineList(client, after, limit, open_only, as_json);
   }
   if (q_show->parsed()) {
     return CmdQuarantineShow(client, id);
   }
   if (q_replay->parsed()) {
-    return CmdQuarantineReplay(client, id, as_json);
+    return CmdQuarantineReplay(client, id, by, as_json);
+  }
+  if (q_resolve->parsed() || q_dismiss->parsed()) {
+    return CmdQuarantineClose(client, id, q_resolve->parsed() ? "resolve" : "dismiss", by, note);
   }
   if (reload->parsed() || a_reload->parsed()) {
     return CmdReload(client, as_json);

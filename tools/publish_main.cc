@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "curve_key_options.h"
 #include "carehub/client/publisher.h"
 #include "carehub/core/synthetic.h"
 
@@ -38,8 +39,6 @@ int main(int argc, char** argv) {
   double timeout_s = 600;
   bool no_sync = false;
   int64_t now_unix = 0;
-  std::string key_file;
-  std::string server_key_file;
   app.add_option("--endpoint", endpoint, "hub ingest endpoint");
   app.add_option("--generate", generate, "number of synthetic events to generate");
   app.add_option("--population", population, "synthetic patients");
@@ -56,14 +55,8 @@ int main(int argc, char** argv) {
   app.add_option("--chunk", chunk, "events per outbox write");
   app.add_option("--timeout", timeout_s, "seconds to wait for every answer");
   app.add_flag("--no-sync-outbox", no_sync, "do not fsync the outbox (load tests only)");
-  // Each needs the other: a client key without the hub's public key cannot start a CURVE
-  // handshake, and used to fail as "cannot read key file " with an empty name.
-  auto* key_opt = app.add_option("--key", key_file, "CURVE client key file (from carehubctl keygen)");
-  auto* server_key_opt =
-      app.add_option("--server-key", server_key_file,
-                     "the hub's CURVE public key file (hub.pub, from the hub's operator)");
-  key_opt->needs(server_key_opt);
-  server_key_opt->needs(key_opt);
+  carehub::tools::CurveKeyOptions curve_keys;
+  carehub::tools::AddCurveKeyOptions(app, &curve_keys);
   CLI11_PARSE(app, argc, argv);
   if (generate == 0 && from_file.empty()) {
     std::cerr << "carehub-publish: give --generate N or --from-file FILE\n";
@@ -77,17 +70,12 @@ int main(int argc, char** argv) {
   options.endpoint = endpoint;
   options.outbox_dir = outbox;
   options.sync_outbox = !no_sync;
-  if (!key_file.empty()) {
-    auto keys = carehub::client::ReadKeyFile(key_file);
-    auto server = carehub::client::ReadPublicKeyFile(server_key_file);
-    if (!keys.ok() || !server.ok()) {
-      std::cerr << "carehub-publish: "
-                << (!keys.ok() ? keys.status().message() : server.status().message()) << "\n";
-      return 2;
-    }
-    options.curve = carehub::client::CurveClientKeys{keys->public_key, keys->secret_key,
-                                                     server.value()};
+  auto curve = carehub::tools::ReadCurveKeyOptions(curve_keys);
+  if (!curve.ok()) {
+    std::cerr << "carehub-publish: " << curve.status().message() << "\n";
+    return 2;
   }
+  options.curve = curve.value();
   auto publisher = carehub::client::Publisher::Open(options);
   if (!publisher.ok()) {
     std::cerr << "carehub-publish: " << publisher.status().message() << "\n";

@@ -43,33 +43,22 @@ size_t Utf8SequenceLength(std::string_view text, size_t i) {
   return overlong || surrogate || cp > 0x10ffff ? 0 : len;
 }
 
-
-// %v escaped for a JSON string: spdlog's own %v copies the message raw, and a message with a
-// newline or a quote (a reload's change list, a YAML error) broke the one-object-per-line promise.
-class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+// A field of the log record escaped for a JSON string. spdlog's own %v and %n copy the text raw,
+// and a message with a newline or a quote (a reload's change list, a YAML error) broke the
+// one-object-per-line promise. `kField` picks the field: the message (%v) or the logger name (%n).
+enum class JsonField { kMessage, kLoggerName };
+template <JsonField kField>
+class JsonEscapedFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
+    const auto& text = kField == JsonField::kMessage ? msg.payload : msg.logger_name;
     std::string escaped;
-    AppendJsonEscaped(std::string_view(msg.payload.data(), msg.payload.size()), escaped);
+    AppendJsonEscaped(std::string_view(text.data(), text.size()), escaped);
     dest.append(escaped.data(), escaped.data() + escaped.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<JsonMessageFlag>();
-  }
-};
-
-// %n escaped likewise (logger names are ours, but a name is a string like any other).
-class JsonLoggerNameFlag final : public spdlog::custom_flag_formatter {
- public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&,
-              spdlog::memory_buf_t& dest) override {
-    std::string escaped;
-    AppendJsonEscaped(std::string_view(msg.logger_name.data(), msg.logger_name.size()), escaped);
-    dest.append(escaped.data(), escaped.data() + escaped.size());
-  }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<JsonLoggerNameFlag>();
+    return std::make_unique<JsonEscapedFlag>();
   }
 };
 
@@ -123,8 +112,8 @@ void AppendJsonEscaped(std::string_view text, std::string& out) {
 std::unique_ptr<spdlog::formatter> MakeLogFormatter(const std::string& format) {
   if (format == "json") {
     auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<JsonMessageFlag>('*');
-    formatter->add_flag<JsonLoggerNameFlag>('N');
+    formatter->add_flag<JsonEscapedFlag<JsonField::kMessage>>('*');
+    formatter->add_flag<JsonEscapedFlag<JsonField::kLoggerName>>('N');
     formatter->set_pattern(
         R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%N","thread":%t,"msg":"%*"})");
     return formatter;

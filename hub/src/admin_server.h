@@ -1,6 +1,6 @@
 #pragma once
 // The admin HTTP API (DESIGN §8), on cpp-httplib: /healthz, /readyz, /metrics, /api/v1/status,
-// quarantine list/show/replay, reload (agreements and identities), audit query, and the status
+// quarantine list/show/replay/resolve/dismiss, reload (agreements and identities), audit query, and the status
 // page at /.
 // Binds to loopback by default; on any other address every endpoint but /healthz and /readyz needs
 // "Authorization: Bearer <token>" (the token read from a file at start).
@@ -18,7 +18,9 @@
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
+#include "carehub/hub/identities.h"
 #include "ingest_server.h"
+#include "key_use.h"
 #include "reload_report.h"
 #include "subscribe_server.h"
 
@@ -43,6 +45,11 @@ struct AdminContext {
   std::function<bool()> endpoints_bound;
   std::string ingest_endpoint;
   std::string subscribe_endpoint;
+  // CURVE only (else null): the keys identities use, for the status "keys" list and the
+  // carehub_identity_key_last_used_unix_seconds gauge; the identities in force, to say whether a
+  // key is still listed.
+  const KeyUseTracker* key_use = nullptr;
+  const IdentityHolder* identities = nullptr;
   std::string durability;
   // Replication (docs/replication.md). `role` "primary" or "standby"; a standby has no store,
   // pipeline, ingest or subscribe here (null) and serves only health, metrics, status and the
@@ -67,6 +74,9 @@ class AdminServer {
   void QuarantineRoutes();
   std::optional<v1::QuarantineRecord> FindQuarantineRecord(const httplib::Request& req,
                                                            httplib::Response& res);
+  Result<v1::QuarantineRecord> CloseQuarantineRecord(
+      uint64_t id, const std::string& state, const std::string& by, const std::string& note,
+      const std::function<void(v1::QuarantineRecord&)>& update = {});
   void AgreementAndAuditRoutes();
   void ReplicationRoutes();
   bool standby() const { return ctx_.store == nullptr; }

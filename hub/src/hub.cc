@@ -73,7 +73,7 @@ class HubImpl final : public Hub {
       }
       identities_.Set(identities.value());
       // Before any CURVE socket binds: libzmq lets handshakes through while no handler is bound.
-      zap_ = std::make_unique<ZapHandler>(context_, &identities_, &metrics_);
+      zap_ = std::make_unique<ZapHandler>(context_, &identities_, &metrics_, &key_use_);
       Status zap_started = zap_->Start();
       if (!zap_started.ok()) {
         return zap_started;
@@ -190,6 +190,7 @@ class HubImpl final : public Hub {
     ingest_options.max_frame_bytes = config_.max_frame_bytes;
     ingest_options.max_events_per_batch = config_.max_events_per_batch;
     ingest_options.curve_secret_key = server_secret_;
+    ingest_options.key_use = &key_use_;
     if (replication_) {
       ingest_options.accepting_writes = [this] { return replication_->AcceptingWrites(); };
       ingest_options.wait_replicated = [this](uint64_t position) {
@@ -210,6 +211,7 @@ class HubImpl final : public Hub {
     subscribe_options.subscriber_timeout = std::chrono::milliseconds(config_.subscriber_timeout_ms);
     subscribe_options.max_delivery_batch = config_.max_delivery_batch;
     subscribe_options.curve_secret_key = server_secret_;
+    subscribe_options.key_use = &key_use_;
     if (config_.durability == Durability::kFsync) {
       subscribe_options.request_wal_sync = [this] { ingest_->committer().RequestWalSync(); };
     }
@@ -328,6 +330,10 @@ class HubImpl final : public Hub {
       ctx.subscribe = subscribe_.get();
       ctx.committed_seq = &committed_seq_;
       ctx.reload = [this] { return Reload(); };
+      if (config_.curve) {
+        ctx.key_use = &key_use_;
+        ctx.identities = &identities_;
+      }
     }
     ctx.endpoints_bound = [this] {
       return !ingest_endpoint_.empty() && !subscribe_endpoint_.empty();
@@ -769,6 +775,8 @@ class HubImpl final : public Hub {
   std::unique_ptr<ZapHandler> zap_;
   // One reload at a time: each reload reads the set in force, diffs it against the file for the
   // audit log and swaps it; two interleaved reloads would audit a diff against a stale set.
+  // Which key each identity uses (status "keys", docs/security.md "Key rotation").
+  KeyUseTracker key_use_;
   Mutex reload_mu_;
   std::unique_ptr<Store> store_;
   std::atomic<uint64_t> committed_seq_{0};

@@ -151,6 +151,10 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   if (!options_.curve_secret_key.empty()) {
     const char* user = payload.gets("User-Id");
     sender = user ? user : "";
+    if (options_.key_use != nullptr) {
+      const char* key = payload.gets(kKeyProperty);
+      options_.key_use->NoteMessage(sender, key ? key : "");
+    }
   }
   // One frame per message (docs/protocol.md). REQ framing (an empty delimiter first) or several
   // parts are refused, not half-read: the answer could not reach a REQ socket anyway.

@@ -18,6 +18,7 @@
 
 #include "carehub/core/mutex.h"
 #include "carehub/hub/ingest_pipeline.h"
+#include "key_use.h"
 #include "carehub/metrics/registry.h"
 #include "group_committer.h"
 
@@ -36,6 +37,8 @@ struct IngestServerOptions {
   // GroupCommitter::SetReplicationWait. Both empty without replication.
   std::function<bool()> accepting_writes;
   std::function<Status(uint64_t)> wait_replicated;
+  // CURVE: records each message's identity and key (key_use.h); not owned; may be null.
+  KeyUseTracker* key_use = nullptr;
 };
 
 class IngestServer {

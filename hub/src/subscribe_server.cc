@@ -260,6 +260,11 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     return;
   }
   const v1::Frame& frame = decision.frame;
+  if (options_.key_use != nullptr && !options_.curve_secret_key.empty()) {
+    const char* user = payload.gets("User-Id");
+    const char* key = payload.gets(kKeyProperty);
+    options_.key_use->NoteMessage(user ? user : "", key ? key : "");
+  }
   auto it = sessions_.find(routing_id);
   Session* session = it == sessions_.end() ? nullptr : it->second.get();
   if (session) {

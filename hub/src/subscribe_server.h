@@ -37,6 +37,7 @@
 #include "carehub/core/mutex.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
+#include "key_use.h"
 #include "carehub/v1/wire.pb.h"
 #include "policy_holder.h"
 
@@ -62,6 +63,8 @@ struct SubscribeServerOptions {
   // synchronous standby too; called with the store's position after the round's audit writes.
   // An error holds the round (delivery_not_sent), as a failed sync does. Empty without one.
   std::function<Status(uint64_t position)> wait_replicated;
+  // CURVE: records each message's identity and key (key_use.h); not owned; may be null.
+  KeyUseTracker* key_use = nullptr;
 };
 
 // Decides whether an authenticated identity may open a subscriber's subscriptions. Empty identity
