@@ -33,8 +33,8 @@
 #include "carehub/adapters/publisher_sink.h"
 #include "carehub/client/publisher.h"
 #include "carehub/core/address.h"
-#include "carehub/core/log.h"
 #include "carehub/core/lifecycle_signals.h"
+#include "carehub/core/log.h"
 
 namespace {
 

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "carehub/core/address.h"
-#include "carehub/core/log.h"
 #include "carehub/core/lifecycle_signals.h"
+#include "carehub/core/log.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/notify/config.h"
 #include "carehub/notify/endpoint_client.h"

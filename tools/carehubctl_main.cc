@@ -25,8 +25,8 @@
 
 #include "carehub/policy/load.h"
 #include "ctl_admin_client.h"
-#include "ctl_format.h"
 #include "ctl_cluster.h"
+#include "ctl_format.h"
 #include "ctl_verify.h"
 
 namespace {
@@ -127,8 +127,8 @@ std::string RenderStatus(const json& st) {
   // CURVE: which key each identity connects with, to watch a rotation (docs/security.md).
   const json keys = st.value("keys", json::array());
   if (!keys.empty()) {
-    Table t({"IDENTITY", "KEY", "ENDPOINT", "LISTED", ">HANDSHAKES", "LAST HANDSHAKE",
-             "LAST MESSAGE"});
+    Table t(
+        {"IDENTITY", "KEY", "ENDPOINT", "LISTED", ">HANDSHAKES", "LAST HANDSHAKE", "LAST MESSAGE"});
     for (const auto& k : keys) {
       const int64_t last_message = k.value("last_message_unix_ms", int64_t{0});
       t.Add({k.value("identity", ""), k.value("key", ""), k.value("endpoint", ""),
@@ -285,8 +285,8 @@ int CmdQuarantineClose(AdminClient& client, uint64_t id, const std::string& verb
   if (!r.ok()) {
     return Fail(r.status().message());
   }
-  std::cout << "record " << id << " " << r->value("state", "") << " by "
-            << r->value("state_by", "") << "\n";
+  std::cout << "record " << id << " " << r->value("state", "") << " by " << r->value("state_by", "")
+            << "\n";
   return 0;
 }
 

@@ -106,8 +106,7 @@ Result<nlohmann::json> AdminClient::Post(const std::string& path, const std::str
 }
 
 Result<nlohmann::json> AdminClient::Finish(const std::string& method, const std::string& path,
-                                           int status, const std::string& body,
-                                           int json_also_on) {
+                                           int status, const std::string& body, int json_also_on) {
   auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (status == json_also_on && json.is_object()) {
     return json;

@@ -53,8 +53,8 @@ class AdminClient {
   const std::string& address() const { return address_; }
 
  private:
-  Result<nlohmann::json> Finish(const std::string& method, const std::string& path,
-                                int status, const std::string& body, int json_also_on = 0);
+  Result<nlohmann::json> Finish(const std::string& method, const std::string& path, int status,
+                                const std::string& body, int json_also_on = 0);
 
   std::string address_;
   std::unique_ptr<httplib::Client> client_;

@@ -13,9 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "curve_key_options.h"
 #include "carehub/client/publisher.h"
+#include "carehub/core/log.h"
 #include "carehub/core/synthetic.h"
+#include "curve_key_options.h"
 
 namespace {
 
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
     std::cerr << "carehub-publish: give --generate N or --from-file FILE\n";
     return 2;
   }
-  spdlog::set_level(spdlog::level::warn);
+  carehub::UseStderrForLogs("carehub-publish", spdlog::level::warn);
   std::signal(SIGINT, [](int) { g_interrupted = true; });
   std::signal(SIGTERM, [](int) { g_interrupted = true; });
 

@@ -14,9 +14,10 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "curve_key_options.h"
 #include "carehub/client/subscriber.h"
 #include "carehub/core/event_types.h"
+#include "carehub/core/log.h"
+#include "curve_key_options.h"
 
 namespace {
 
@@ -138,6 +139,8 @@ int main(int argc, char** argv) {
   carehub::tools::CurveKeyOptions curve_keys;
   carehub::tools::AddCurveKeyOptions(app, &curve_keys);
   CLI11_PARSE(app, argc, argv);
+  // Events may go to stdout: the client library's log lines must not.
+  carehub::UseStderrForLogs("carehub-subscribe", spdlog::level::info);
   std::signal(SIGINT, [](int) { g_stop = true; });
   std::signal(SIGTERM, [](int) { g_stop = true; });
 

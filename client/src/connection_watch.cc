@@ -91,9 +91,8 @@ bool ConnectionWatch::Poll() {
         value_ = value;
         break;
       case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-        state_ = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                     ? LinkState::kMechanismMismatch
-                     : LinkState::kHandshakeFailed;
+        state_ = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH ? LinkState::kMechanismMismatch
+                                                                     : LinkState::kHandshakeFailed;
         value_ = value;
         break;
       default:  // ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL

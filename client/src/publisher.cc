@@ -474,8 +474,8 @@ class PublisherImpl final : public Publisher {
                            link == LinkState::kMechanismMismatch ||
                            link == LinkState::kHandshakeFailed;
       if (!connected && (refused || now - connected_at > options_.heartbeat_interval * 3)) {
-        SetHubProblem("hub at " + endpoints[current] + " is not answering: " +
-                      watch->Explain(options_.curve.has_value()));
+        SetHubProblem("hub at " + endpoints[current] +
+                      " is not answering: " + watch->Explain(options_.curve.has_value()));
         problem_shown = true;
       }
       was_connected = connected;

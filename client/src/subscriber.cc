@@ -49,10 +49,10 @@ class SubscriberImpl final : public Subscriber {
       }
     } while (Steady::now() < deadline);
     if (last.code() == "hub_unreachable") {
-      return Status::Error("hub_unreachable",
-                           "no answer from the hubs at " + options_.endpoint + " within " +
-                               std::to_string(options_.connect_timeout.count()) +
-                               " ms; the last: " + last.message());
+      return Status::Error("hub_unreachable", "no answer from the hubs at " + options_.endpoint +
+                                                  " within " +
+                                                  std::to_string(options_.connect_timeout.count()) +
+                                                  " ms; the last: " + last.message());
     }
     return last;
   }
@@ -106,8 +106,8 @@ class SubscriberImpl final : public Subscriber {
     // server key, nothing listening), so the message names it instead of only the timeout.
     watch_->Poll();
     return Status::Error("hub_unreachable", "no answer from the hub at " + endpoint + " within " +
-                                                std::to_string(timeout.count()) +
-                                                " ms: " + watch_->Explain(options_.curve.has_value()));
+                                                std::to_string(timeout.count()) + " ms: " +
+                                                watch_->Explain(options_.curve.has_value()));
   }
 
   Result<std::optional<DeliveryBatch>> Next(std::chrono::milliseconds timeout) override {

@@ -121,6 +121,13 @@ std::unique_ptr<spdlog::formatter> MakeLogFormatter(const std::string& format) {
   return std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ [%n] %v");
 }
 
+void UseStderrForLogs(const std::string& tool, spdlog::level::level_enum level) {
+  auto logger = std::make_shared<spdlog::logger>(tool, MakeStderrLogSink("text"));
+  logger->set_level(level);
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(level);
+}
+
 std::shared_ptr<spdlog::sinks::sink> MakeStderrLogSink(const std::string& format) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   sink->set_formatter(MakeLogFormatter(format));

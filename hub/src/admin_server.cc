@@ -6,8 +6,8 @@
 #include <sys/statvfs.h>
 
 #include <chrono>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "carehub/core/address.h"
@@ -332,8 +332,8 @@ Result<v1::QuarantineRecord> AdminServer::CloseQuarantineRecord(
                    q.publisher_ods() + ", event " + q.event_id() + ") " + state + " by " + by +
                    (note.empty() ? "" : ": " + note));
   if (Status s = ctx_.store->audit().Append(audit); !s.ok()) {
-    Log()->error("quarantine record {} {} but its audit record was not written: {}", q.id(),
-                 state, s.ToString());
+    Log()->error("quarantine record {} {} but its audit record was not written: {}", q.id(), state,
+                 s.ToString());
   }
   // Record ids, reasons and the operator's words only: no event content at info.
   Log()->info("quarantine record {} {} by {}", q.id(), state, by);
@@ -420,15 +420,15 @@ void AdminServer::QuarantineRoutes() {
       auto [by, note] = ByAndNote(req);
       const std::string outcome_text = q->replay_outcome();
       const uint64_t hub_seq = outcome.hub_seq();
-      auto closed = CloseQuarantineRecord(q->id(), "replayed", by.empty() ? "operator" : by,
-                                          note.empty() ? outcome_text : note,
-                                          [&](v1::QuarantineRecord& r) {
-                                            r.set_replay_outcome(outcome_text);
-                                            r.set_replay_hub_seq(hub_seq);
-                                          });
+      auto closed =
+          CloseQuarantineRecord(q->id(), "replayed", by.empty() ? "operator" : by,
+                                note.empty() ? outcome_text : note, [&](v1::QuarantineRecord& r) {
+                                  r.set_replay_outcome(outcome_text);
+                                  r.set_replay_hub_seq(hub_seq);
+                                });
       if (!closed.ok()) {
-        Log()->error("quarantine record {} replayed ({}) but its state was not stored: {}",
-                     q->id(), outcome_text, closed.status().ToString());
+        Log()->error("quarantine record {} replayed ({}) but its state was not stored: {}", q->id(),
+                     outcome_text, closed.status().ToString());
       }
     } else if (Status stored = ctx_.store->quarantine().Put(*q); !stored.ok()) {
       // The replay itself went through the ingest path; only its note on the record is missing.
@@ -479,9 +479,9 @@ void AdminServer::AgreementAndAuditRoutes() {
     const ReloadReport report = ctx_.reload();
     json files = json::array();
     for (const auto& f : report.files) {
-      json one = {{"what", f.what},        {"file", f.file},
-                  {"applied", f.applied},  {"changes", f.changes},
-                  {"entries", f.entries},  {"keys_or_subscribers", f.keys_or_subscribers}};
+      json one = {{"what", f.what},       {"file", f.file},
+                  {"applied", f.applied}, {"changes", f.changes},
+                  {"entries", f.entries}, {"keys_or_subscribers", f.keys_or_subscribers}};
       if (!f.applied) {
         one["error"] = f.error;
       }

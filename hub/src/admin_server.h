@@ -1,8 +1,8 @@
 #pragma once
 // The admin HTTP API (DESIGN §8), on cpp-httplib: /healthz, /readyz, /metrics, /api/v1/status,
-// quarantine list/show/replay/resolve/dismiss, reload (agreements and identities), audit query, and the status
-// page at /.
-// Binds to loopback by default; on any other address every endpoint but /healthz and /readyz needs
+// quarantine list/show/replay/resolve/dismiss, reload (agreements and identities), audit query, and
+// the status page at /. Binds to loopback by default. With a token (admin.token_file, required on
+// any other address, allowed on loopback too) every endpoint but /healthz and /readyz needs
 // "Authorization: Bearer <token>" (the token read from a file at start).
 //
 // Everything it reads is thread-safe (store, metrics, status snapshots); httplib serves requests on
@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "carehub/core/status.h"
+#include "carehub/hub/identities.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
-#include "carehub/hub/identities.h"
 #include "ingest_server.h"
 #include "key_use.h"
 #include "reload_report.h"

@@ -502,9 +502,8 @@ class HubImpl final : public Hub {
   static constexpr ReloadKind kIdentitiesReload{"security", "identities",
                                                 "carehub_identities_reloads_total",
                                                 "Identity reloads, by outcome."};
-  static constexpr ReloadKind kAgreementsReload{"policy", "agreements",
-                                                "carehub_policy_reloads_total",
-                                                "Agreement reloads, by outcome."};
+  static constexpr ReloadKind kAgreementsReload{
+      "policy", "agreements", "carehub_policy_reloads_total", "Agreement reloads, by outcome."};
 
   metrics::Counter& ReloadCounter(const ReloadKind& kind, bool applied) {
     return metrics_.GetCounter(kind.metric, kind.help,

@@ -92,8 +92,8 @@ YamlErrorPlace PlaceOfLine(const std::string& text, int line) {
     // "  rxk-pas:" — two spaces, a name, a colon, nothing else (a comment aside).
     if (l.size() > 3 && l.compare(0, 2, "  ") == 0 && l[2] != ' ' && l[2] != '#') {
       const auto colon = l.find(':');
-      const auto rest = colon == std::string::npos ? std::string::npos
-                                                   : l.find_first_not_of(" \t\r", colon + 1);
+      const auto rest =
+          colon == std::string::npos ? std::string::npos : l.find_first_not_of(" \t\r", colon + 1);
       if (colon != std::string::npos && (rest == std::string::npos || l[rest] == '#')) {
         place.identity = l.substr(2, colon - 2);
         return place;

@@ -501,8 +501,7 @@ void IngestPipeline::AddQuarantineRecord(PreparedBatch* batch, const std::string
                                                 QuarantineBudget::Steady::now());
   if (verdict != QuarantineBudget::Verdict::kStore) {
     const bool total = verdict == QuarantineBudget::Verdict::kTotalCap;
-    QuarantineDroppedCounter(total ? "total_cap" : "peer_rate")
-        .Inc();
+    QuarantineDroppedCounter(total ? "total_cap" : "peer_rate").Inc();
     static LogRateLimiter limiter(1);
     if (limiter.Allow()) {
       Logger("ingest")->warn(

@@ -18,9 +18,9 @@
 
 #include "carehub/core/mutex.h"
 #include "carehub/hub/ingest_pipeline.h"
-#include "key_use.h"
 #include "carehub/metrics/registry.h"
 #include "group_committer.h"
+#include "key_use.h"
 
 namespace carehub::hub {
 

@@ -27,7 +27,7 @@ inline constexpr const char* kKeyProperty = "X-Carehub-Key";
 
 struct KeyUse {
   std::string identity;
-  std::string key;  // fingerprint
+  std::string key;     // fingerprint
   std::string domain;  // the endpoint of its last handshake (carehub-ingest, carehub-subscribe)
   uint64_t handshakes = 0;
   int64_t last_handshake_unix_ms = 0;

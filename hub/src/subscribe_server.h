@@ -37,8 +37,8 @@
 #include "carehub/core/mutex.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
-#include "key_use.h"
 #include "carehub/v1/wire.pb.h"
+#include "key_use.h"
 #include "policy_holder.h"
 
 namespace carehub::hub {

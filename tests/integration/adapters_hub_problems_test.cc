@@ -43,11 +43,13 @@ TEST(AdapterHubProblemsTest, RefusedKeyIsLoggedAndOnHealthzAndHubRejectionsAreLo
   std::ofstream(dir.path() / "hub.pub") << "public: " << (*hub)->server_keys().pub << "\n";
   const std::string yaml =
       "identity:\n  publisher_ods: RXK\n  allowed_sites: [RXK01]\n"
-      "hub:\n  endpoint: " + (*hub)->process().ingest_endpoint() +
+      "hub:\n  endpoint: " +
+      (*hub)->process().ingest_endpoint() +
       "\n  client_key_file: " + (dir.path() / "adapter.key").string() +
       "\n  server_public_key_file: " + (dir.path() / "hub.pub").string() +
       "\n  resend_after_ms: 2000\n"
-      "outbox:\n  dir: " + (dir.path() / "pas" / "outbox").string() +
+      "outbox:\n  dir: " +
+      (dir.path() / "pas" / "outbox").string() +
       "\nadmin:\n  listen: 127.0.0.1:0\nlogging:\n  level: info\n";
   auto adapter = AdapterProcess::Start(dir.path(), "pas", "hl7", "127.0.0.1:0", yaml);
   ASSERT_TRUE(adapter.ok()) << adapter.status().ToString();
@@ -60,7 +62,8 @@ TEST(AdapterHubProblemsTest, RefusedKeyIsLoggedAndOnHealthzAndHubRejectionsAreLo
   ASSERT_TRUE(Eventually(
       [&] { return healthz().find("refused this client's CURVE key") != std::string::npos; },
       seconds(20)))
-      << healthz() << "\n" << pas.ReadLog();
+      << healthz() << "\n"
+      << pas.ReadLog();
   EXPECT_EQ(healthz().rfind("200 ok\nwarning: hub at ", 0), 0u) << healthz();
   EXPECT_NE(pas.ReadLog().find("refused this client's CURVE key"), std::string::npos)
       << pas.ReadLog();
@@ -77,11 +80,11 @@ TEST(AdapterHubProblemsTest, RefusedKeyIsLoggedAndOnHealthzAndHubRejectionsAreLo
 
   // The key is let in, but for another ODS code: the warning goes, the hub's refusal of the event
   // is logged with its reason.
-  ASSERT_TRUE((*hub)->WriteIdentities({Party{"rxk-pas", "publisher", {"RR8"}, "", {adapter_key}}})
-                  .ok());
+  ASSERT_TRUE(
+      (*hub)->WriteIdentities({Party{"rxk-pas", "publisher", {"RR8"}, "", {adapter_key}}}).ok());
   ASSERT_TRUE((*hub)->Reload().ok());
-  EXPECT_TRUE(Eventually([&] { return healthz() == "200 ok\n"; }, seconds(30)))
-      << healthz() << "\n" << pas.ReadLog();
+  EXPECT_TRUE(Eventually([&] { return healthz() == "200 ok\n"; }, seconds(30))) << healthz() << "\n"
+                                                                                << pas.ReadLog();
   EXPECT_TRUE(Eventually(
       [&] {
         const std::string log = pas.ReadLog();

@@ -8,10 +8,10 @@
 #include <signal.h>
 
 #include <filesystem>
-#include <map>
-#include <set>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -316,9 +316,8 @@ TEST_F(OpsExperienceTest, KeyRotationShowsWhichKeysConnect) {
   EXPECT_EQ(hub_->Metric("carehub_auth_accepted_by_key_total", "key=\"" + old_print + "\""),
             old_entry["handshakes"].get<double>());
   EXPECT_GE(hub_->Metric("carehub_auth_accepted_by_key_total", "key=\"" + new_print + "\""), 1);
-  EXPECT_GT(hub_->Metric("carehub_identity_key_last_used_unix_seconds",
-                         "key=\"" + new_print + "\""),
-            0);
+  EXPECT_GT(
+      hub_->Metric("carehub_identity_key_last_used_unix_seconds", "key=\"" + new_print + "\""), 0);
 
   // Step 2: the old key removed: still shown (it was used), as no longer listed.
   Party new_only = analytics_;
@@ -344,9 +343,9 @@ TEST(OpsSecretFiles, WorldReadableServerKeyStopsTheHub) {
     std::ofstream(keys.path() / "identities.yaml")
         << security::IdentitiesYaml({Party{"rxk-pas", "publisher", {"RXK"}, "", {NewKeyPair()}}});
   }
-  const std::string yaml = "security:\n  mode: curve\n  server_key_file: " +
-                           (keys.path() / "hub.key").string() +
-                           "\n  identities: " + (keys.path() / "identities.yaml").string() + "\n";
+  const std::string yaml =
+      "security:\n  mode: curve\n  server_key_file: " + (keys.path() / "hub.key").string() +
+      "\n  identities: " + (keys.path() / "identities.yaml").string() + "\n";
   std::filesystem::permissions(keys.path() / "hub.key", std::filesystem::perms(0644));
   auto readable = HubProcess::Start(HubOptions("ops-ux-key-0644", yaml));
   ASSERT_FALSE(readable.ok()) << "a world-readable hub.key was accepted";
@@ -375,9 +374,10 @@ TEST_F(OpsExperienceTest, SilentHubErrorsNameTheLikelyCause) {
   std::ofstream(wrong_pub) << "public: " << NewKeyPair().pub << "\n";
 
   auto subscribe = [&](std::vector<std::string> extra) {
-    std::vector<std::string> args = {"--endpoint", hub_->process().subscribe_endpoint(),
-                                     "--subscription", "ics-analytics-feed", "--until-idle", "1",
-                                     "--out", (keys.path() / "out.ndjson").string()};
+    std::vector<std::string> args = {"--endpoint",     hub_->process().subscribe_endpoint(),
+                                     "--subscription", "ics-analytics-feed",
+                                     "--until-idle",   "1",
+                                     "--out",          (keys.path() / "out.ndjson").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return RunTool("carehub-subscribe", args, keys.path(), std::chrono::seconds(60));
   };
@@ -390,8 +390,7 @@ TEST_F(OpsExperienceTest, SilentHubErrorsNameTheLikelyCause) {
   EXPECT_NE(no_server_key->err.find("--server-key"), std::string::npos) << no_server_key->err;
 
   // A key the hub does not know: refused by its ZAP handler, and said so.
-  auto stranger =
-      subscribe({"--key", stranger_file.string(), "--server-key", server_pub.string()});
+  auto stranger = subscribe({"--key", stranger_file.string(), "--server-key", server_pub.string()});
   ASSERT_TRUE(stranger.ok());
   EXPECT_TRUE(stranger->status.Exited(1)) << stranger->err;
   EXPECT_NE(stranger->err.find("refused this client's CURVE key"), std::string::npos)
@@ -412,13 +411,12 @@ TEST_F(OpsExperienceTest, SilentHubErrorsNameTheLikelyCause) {
 
   // Nothing listening at all.
   auto nowhere = RunTool("carehub-subscribe",
-                         {"--endpoint", "tcp://127.0.0.1:1", "--subscription",
-                          "ics-analytics-feed", "--until-idle", "1"},
+                         {"--endpoint", "tcp://127.0.0.1:1", "--subscription", "ics-analytics-feed",
+                          "--until-idle", "1"},
                          keys.path(), std::chrono::seconds(60));
   ASSERT_TRUE(nowhere.ok());
   EXPECT_TRUE(nowhere->status.Exited(1)) << nowhere->err;
-  EXPECT_NE(nowhere->err.find("nothing accepted a connection"), std::string::npos)
-      << nowhere->err;
+  EXPECT_NE(nowhere->err.find("nothing accepted a connection"), std::string::npos) << nowhere->err;
 
   // And with the right keys it works (the diagnosis is not a false alarm).
   auto right = subscribe({"--key", key_file.string(), "--server-key", server_pub.string()});
@@ -510,8 +508,8 @@ TEST(OpsStatusTruth, ZeroSeriesFromStartGoneSubscriberDroppedAtOnceAuditSaysWhat
                    hub.dir());
   };
   auto connected = [&] {
-    auto st = nlohmann::json::parse(HttpGet(hub.admin_address(), "/api/v1/status").body, nullptr,
-                                    false);
+    auto st =
+        nlohmann::json::parse(HttpGet(hub.admin_address(), "/api/v1/status").body, nullptr, false);
     for (const auto& s : st.value("subscriptions", nlohmann::json::array())) {
       if (s.value("id", "") == "ics-analytics-feed") {
         return s.value("connected", false);
@@ -528,8 +526,9 @@ TEST(OpsStatusTruth, ZeroSeriesFromStartGoneSubscriberDroppedAtOnceAuditSaysWhat
   ASSERT_TRUE(WaitFor([&] { return !connected(); }, std::chrono::seconds(40)));
   const double idle_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - exited).count();
-  std::printf("idle hub: subscriber exit -> status disconnected: %.2f s (subscriber_timeout 30 s)\n",
-              idle_seconds);
+  std::printf(
+      "idle hub: subscriber exit -> status disconnected: %.2f s (subscriber_timeout 30 s)\n",
+      idle_seconds);
   EXPECT_LT(idle_seconds, 5.0) << "an exited subscriber stayed 'connected' until its timeout";
   const auto after_exit = metrics();
   EXPECT_EQ(SumSamples(after_exit, "carehub_subscriptions_dropped_total", {{"reason", "gone"}}), 1);

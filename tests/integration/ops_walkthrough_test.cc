@@ -85,8 +85,8 @@ TEST(OpsWalkthrough, FirstCurveDeploymentAndDayTwoAsDocumented) {
   auto base = FindFreePortBase(offsets, 22);
   ASSERT_TRUE(base.has_value()) << "no free loopback ports";
   Moves moves;
-  moves.ports = {{7400, *base}, {7401, *base + 1}, {7480, *base + 80}, {9470, *base + 70},
-                 {2575, *base + 75}};
+  moves.ports = {
+      {7400, *base}, {7401, *base + 1}, {7480, *base + 80}, {9470, *base + 70}, {2575, *base + 75}};
   moves.state_dir = (work.path() / "var-lib-carehub").string();
   moves.etc_dir = (work.path() / "etc-carehub").string();
   const fs::path etc = moves.etc_dir;
@@ -107,24 +107,36 @@ TEST(OpsWalkthrough, FirstCurveDeploymentAndDayTwoAsDocumented) {
   for (const char* unit : {"carehub", "carehub-adapter-hl7"}) {
     std::string text =
         moves.Apply(ReadFileText(source / "deploy" / "systemd" / (std::string(unit) + ".service")));
-    text = std::regex_replace(text, std::regex("/usr/bin/"), BinaryPath("carehub").parent_path().string() + "/");
+    text = std::regex_replace(text, std::regex("/usr/bin/"),
+                              BinaryPath("carehub").parent_path().string() + "/");
     std::ofstream(units / (std::string(unit) + ".service")) << text;
   }
 
   const std::string preamble =
       "set -euo pipefail\n"
-      "export PATH='" + BinaryPath("carehub").parent_path().string() + "':\"$PATH\"\n"
-      "export ETC='" + etc.string() + "'\n"
-      "export CAREHUB_ADMIN=127.0.0.1:" + std::to_string(*base + 80) + "\n"
+      "export PATH='" +
+      BinaryPath("carehub").parent_path().string() +
+      "':\"$PATH\"\n"
+      "export ETC='" +
+      etc.string() +
+      "'\n"
+      "export CAREHUB_ADMIN=127.0.0.1:" +
+      std::to_string(*base + 80) +
+      "\n"
       "chown() { :; }\n"
       "systemctl() {\n"
       "  local unit\n"
       "  case \"$1\" in\n"
       "    enable) unit=$3\n"
-      "      (cd / && exec $(sed -n 's/^ExecStart=//p' '" + units.string() +
-      "'/\"$unit\".service)) >> '" + logs.string() + "'/\"$unit\".log 2>&1 &\n"
-      "      echo $! > '" + logs.string() + "'/\"$unit\".pid ;;\n"
-      "    reload) kill -HUP \"$(cat '" + logs.string() + "'/\"$2\".pid)\" ;;\n"
+      "      (cd / && exec $(sed -n 's/^ExecStart=//p' '" +
+      units.string() + "'/\"$unit\".service)) >> '" + logs.string() +
+      "'/\"$unit\".log 2>&1 &\n"
+      "      echo $! > '" +
+      logs.string() +
+      "'/\"$unit\".pid ;;\n"
+      "    reload) kill -HUP \"$(cat '" +
+      logs.string() +
+      "'/\"$2\".pid)\" ;;\n"
       "    *) echo \"systemctl shim: $*\" >&2; return 1 ;;\n"
       "  esac\n"
       "}\n";

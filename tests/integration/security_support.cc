@@ -38,8 +38,8 @@ void WriteKeyFile(const std::filesystem::path& path, const KeyPair& keys) {
     out << "# carehub CURVE key pair\npublic: " << keys.pub << "\nsecret: " << keys.sec << "\n";
   }
   // As `carehubctl keygen` writes it: a secret key others can read is refused.
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                         std::filesystem::perms::owner_write);
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 std::string IdentitiesYaml(const std::vector<Party>& parties) {

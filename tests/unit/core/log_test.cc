@@ -4,7 +4,6 @@
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <nlohmann/json.hpp>
-
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -107,8 +106,9 @@ TEST(JsonLogTest, EveryMessageIsOneParsableLine) {
     if (n < 3) {  // valid UTF-8 in, the same text out
       EXPECT_EQ(msg, messages[n]);
     } else if (n == 3) {
-      EXPECT_EQ(msg, "binary \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd and a cut sequence "
-                     "\xef\xbf\xbd\xef\xbf\xbd");
+      EXPECT_EQ(msg,
+                "binary \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd and a cut sequence "
+                "\xef\xbf\xbd\xef\xbf\xbd");
     } else {
       EXPECT_EQ(msg, messages[n]);
     }

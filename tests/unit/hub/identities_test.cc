@@ -194,23 +194,24 @@ TEST_F(IdentitiesTest, UnquotedKeyWithYamlSyntaxNamesTheEntryAndSaysQuoteIt) {
   int refused = 0;
   for (char first : std::string("!&*@`|>%[{")) {
     const std::string key = std::string(1, first) + tail;
-    const std::string block = "identities:\n"
-                              "  ics-analytics:\n"
-                              "    kind: subscriber\n"
-                              "    public_keys: ['" +
-                              key_b_ +
-                              "']\n"
-                              "  rxk-pas:\n"
-                              "    kind: publisher\n"
-                              "    ods: [RXK]\n"
-                              "    public_keys:\n"
-                              "      - " +
-                              key + "\n";
+    const std::string block =
+        "identities:\n"
+        "  ics-analytics:\n"
+        "    kind: subscriber\n"
+        "    public_keys: ['" +
+        key_b_ +
+        "']\n"
+        "  rxk-pas:\n"
+        "    kind: publisher\n"
+        "    ods: [RXK]\n"
+        "    public_keys:\n"
+        "      - " +
+        key + "\n";
     auto parsed = ParseIdentities(block);
     if (parsed.ok()) {
       // yaml-cpp read it as plain text after all: then the key must be the key, unmangled.
-      EXPECT_NE(parsed.value()->FindByKey(key), nullptr) << "key starting with '" << first
-                                                         << "' was loaded as something else";
+      EXPECT_NE(parsed.value()->FindByKey(key), nullptr)
+          << "key starting with '" << first << "' was loaded as something else";
       continue;
     }
     const std::string& m = parsed.status().message();
@@ -224,9 +225,10 @@ TEST_F(IdentitiesTest, UnquotedKeyWithYamlSyntaxNamesTheEntryAndSaysQuoteIt) {
   const std::string bang = "!" + tail;
   uint8_t raw[32];
   if (zmq_z85_decode(raw, bang.c_str()) != nullptr) {
-    auto quoted = ParseIdentities("identities:\n  rxk-pas:\n    kind: publisher\n    ods: [RXK]\n"
-                                  "    public_keys: ['" +
-                                  bang + "']\n");
+    auto quoted = ParseIdentities(
+        "identities:\n  rxk-pas:\n    kind: publisher\n    ods: [RXK]\n"
+        "    public_keys: ['" +
+        bang + "']\n");
     EXPECT_TRUE(quoted.ok()) << quoted.status().ToString();
   }
 }
