@@ -35,6 +35,8 @@ int64_t NowMillis() {
 }
 
 constexpr char kLogger[] = "publisher";
+// How long a connection whose handshake the hub refused waits before it is made again.
+constexpr auto kRetryRefusedAfter = std::chrono::seconds(5);
 
 // Outbox value: 8-byte enqueue time (ms) + serialized event.
 class PublisherImpl final : public Publisher {
@@ -429,8 +431,10 @@ class PublisherImpl final : public Publisher {
     bool was_connected = false;
     bool contact_lost = false;
     auto move_to = [&](size_t next, const std::string& why) {
-      Logger(kLogger)->warn("moving from hub {} to {}: {}", endpoints[current], endpoints[next],
-                            why);
+      if (next != current) {
+        Logger(kLogger)->warn("moving from hub {} to {}: {}", endpoints[current], endpoints[next],
+                              why);
+      }
       current = next;
       watch.reset();  // before its socket closes (connection_watch.h)
       socket = Connect(context, endpoints[current], &watch);
@@ -477,6 +481,14 @@ class PublisherImpl final : public Publisher {
         SetHubProblem("hub at " + endpoints[current] +
                       " is not answering: " + watch->Explain(options_.curve.has_value()));
         problem_shown = true;
+      }
+      // libzmq ends a connection whose handshake failed for good: it does not reconnect after a
+      // ZAP refusal. Found by AdapterHubProblemsTest: an adapter whose key was added to the hub's
+      // identities afterwards never got in until it was restarted. So a refused connection is
+      // made again after a pause, quietly (the cause is already logged once).
+      if (refused && now - connected_at > kRetryRefusedAfter) {
+        move_to(current, "");
+        now = Clock::now();
       }
       was_connected = connected;
 
