@@ -3,45 +3,11 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
-#include <cstdint>
-
 #include "carehub/core/mutex.h"
+#include "carehub/core/utf8.h"
 
 namespace carehub {
 namespace {
-
-// Length of the well-formed UTF-8 sequence starting at text[i], or 0 when it is not one (a
-// stray continuation byte, a truncated or overlong sequence, a surrogate, beyond U+10FFFF).
-size_t Utf8SequenceLength(std::string_view text, size_t i) {
-  const auto b0 = static_cast<unsigned char>(text[i]);
-  size_t len = 0;
-  uint32_t cp = 0;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    len = 2;
-    cp = b0 & 0x1f;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    len = 3;
-    cp = b0 & 0x0f;
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    len = 4;
-    cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > text.size()) {
-    return 0;
-  }
-  for (size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(text[i + k]);
-    if ((b & 0xc0) != 0x80) {
-      return 0;
-    }
-    cp = (cp << 6) | (b & 0x3f);
-  }
-  const bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-  const bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
-  return overlong || surrogate || cp > 0x10ffff ? 0 : len;
-}
 
 // A field of the log record escaped for a JSON string. spdlog's own %v and %n copy the text raw,
 // and a message with a newline or a quote (a reload's change list, a YAML error) broke the
