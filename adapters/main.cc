@@ -10,7 +10,6 @@
 // cannot start (port taken, outbox locked by another process).
 
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -34,6 +33,7 @@
 #include "carehub/client/publisher.h"
 #include "carehub/core/address.h"
 #include "carehub/core/lifecycle_signals.h"
+#include "carehub/core/log.h"
 #include "carehub/metrics/admin_http.h"
 
 namespace {
@@ -45,13 +45,7 @@ using carehub::Status;
 // registered before any library first asks for its own ("hl7", "adapter.fhir", "adapter.csv",
 // "publisher").
 std::shared_ptr<spdlog::logger> SetUpLogging(const adapters::AdapterConfig& config) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  if (config.log_format == "json") {
-    sink->set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","thread":%t,"msg":"%v"})");
-  } else {
-    sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ [%n] %v");
-  }
+  auto sink = carehub::MakeStderrLogSink(config.log_format);
   std::shared_ptr<spdlog::logger> main_logger;
   for (const char* name : {"adapter", "hl7", "adapter.fhir", "adapter.csv", "publisher"}) {
     if (spdlog::get(name)) {
@@ -314,6 +308,9 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
   admin_options.unhealthy_reason = [&serving] {
     return serving.load() ? std::string() : std::string("not serving");
   };
+  // The hub's silence, with its likely cause, where the operator looks first (issue 22): the
+  // source keeps being answered AA/201 from the outbox meanwhile.
+  admin_options.warning = [pub] { return pub->Stats().hub_problem; };
   admin_options.status_json = [&, pub] {
     const carehub::client::PublisherStats st = pub->Stats();
     const adapters::SourceCounts counts = source.counts();
@@ -323,6 +320,7 @@ int Run(adapters::AdapterKind kind, const std::string& address, const std::strin
         {"source", source.bound},
         {"hub_endpoint", config.hub_endpoint},
         {"hub_connected", st.connected},
+        {"hub_problem", st.hub_problem},
         {"outbox",
          {{"depth", st.outbox_depth},
           {"oldest_age_seconds", st.oldest_unsent_age_seconds},

@@ -11,7 +11,6 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 
 #include "carehub/core/address.h"
 #include "carehub/core/lifecycle_signals.h"
+#include "carehub/core/log.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/notify/config.h"
 #include "carehub/notify/endpoint_client.h"
@@ -38,13 +38,7 @@ namespace {
 namespace notify = carehub::notify;
 
 void SetUpLogging(const notify::NotifyConfig& config) {
-  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-  if (config.log_format == "json") {
-    sink->set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","thread":%t,"msg":"%v"})");
-  } else {
-    sink->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ [%n] %v");
-  }
+  auto sink = carehub::MakeStderrLogSink(config.log_format);
   std::shared_ptr<spdlog::logger> main_logger;
   for (const char* name : {"fhir-notify"}) {
     if (spdlog::get(name)) {

@@ -28,6 +28,7 @@ INGEST=tcp://127.0.0.1:$PORT_BASE
 SUBSCRIBE=tcp://127.0.0.1:$((PORT_BASE + 1))
 ADMIN=http://127.0.0.1:$((PORT_BASE + 80))
 
+# The same list as DEMO_TARGETS in the Makefile (`make demo` builds just these).
 for tool in carehub carehub-adapter carehub-subscribe carehub-analytics carehub-ics-generate \
             carehub-ics-feed carehub-sink; do
   [[ -x "$BIN/$tool" ]] || { echo "demo: $BIN/$tool is missing (build first: make build)" >&2; exit 1; }
@@ -243,10 +244,29 @@ for folder in gp RR8 RXF RGD E08000035; do
 done
 
 status() { curl -sf --max-time 5 "$ADMIN/api/v1/status"; }
+# One line per call: totals, the rates since the previous call (received and accepted per second),
+# and each connected subscription's deliveries and lag.
+PREV_AT=""
+PREV_RECEIVED=0
+PREV_ACCEPTED=0
 progress() {
-  status | json '"  hub: %7d accepted %6d duplicate %5d rejected | %s" % (d["totals"]["accepted"],
+  local line now counts received accepted rates=""
+  line=$(status | json '"%d %d|%7d accepted %6d duplicate %5d rejected | %s" % (
+    d["totals"]["received"], d["totals"]["accepted"], d["totals"]["accepted"],
     d["totals"]["duplicate"], d["totals"]["rejected"], "  ".join("%s delivered %d lag %d" % (
-    s["id"], s["delivered"], s["lag"]) for s in d["subscriptions"] if s["connected"]))' || true
+    s["id"], s["delivered"], s["lag"]) for s in d["subscriptions"] if s["connected"]))') || return 0
+  now=$(date +%s.%N)
+  counts=${line%%|*}
+  received=${counts% *}
+  accepted=${counts#* }
+  if [[ -n "$PREV_AT" ]]; then
+    rates=$(python3 -c "import sys; dt=max(float(sys.argv[1])-float(sys.argv[2]), 0.001); print('%6.0f sent/s %6.0f accepted/s | ' % ((int(sys.argv[3])-int(sys.argv[4]))/dt, (int(sys.argv[5])-int(sys.argv[6]))/dt))" \
+      "$now" "$PREV_AT" "$received" "$PREV_RECEIVED" "$accepted" "$PREV_ACCEPTED")
+  fi
+  PREV_AT=$now
+  PREV_RECEIVED=$received
+  PREV_ACCEPTED=$accepted
+  echo "  hub: $rates${line#*|}"
 }
 pending_drops() { find "$OUT/run/drop" -maxdepth 2 -name '*.csv' -not -path '*/done/*' -not -path '*/error/*' | wc -l; }
 outbox_depth() {

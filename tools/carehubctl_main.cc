@@ -1,5 +1,5 @@
 // carehubctl: the operator's command line for a running hub (DESIGN §8). Wraps the admin HTTP API
-// for people (status table, lag, quarantine, replay, agreement reload, audit) and does three jobs
+// for people (status table, lag, quarantine, replay, reload, audit) and does three jobs
 // that need no hub: checking an agreements file before it is deployed, making CURVE key pairs, and
 // verifying a stopped hub's store.
 //
@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -24,8 +25,8 @@
 
 #include "carehub/policy/load.h"
 #include "ctl_admin_client.h"
-#include "ctl_format.h"
 #include "ctl_cluster.h"
+#include "ctl_format.h"
 #include "ctl_verify.h"
 
 namespace {
@@ -94,7 +95,8 @@ std::string RenderStatus(const json& st) {
       << "last seq    " << Num(st.value("last_hub_seq", json())) << "\n"
       << "stored      " << Num(st.value("events_stored", json())) << " events, "
       << Num(st.value("store_bytes", json())) << " bytes\n"
-      << "quarantine  " << Num(st.value("quarantine_size", json())) << " records\n";
+      << "quarantine  " << Num(st.value("quarantine_size", json())) << " records, "
+      << Num(st.value("quarantine_open", json())) << " open\n";
   const json totals = st.value("totals", json::object());
   out << "totals      received " << Num(totals.value("received", json())) << ", accepted "
       << Num(totals.value("accepted", json())) << ", duplicate "
@@ -121,6 +123,21 @@ std::string RenderStatus(const json& st) {
               Num(s.value("delivered", json())), Num(s.value("withheld", json()))});
   }
   out << "Subscriptions\n" << (subs.empty() ? "  (none)\n" : subs.Render());
+
+  // CURVE: which key each identity connects with, to watch a rotation (docs/security.md).
+  const json keys = st.value("keys", json::array());
+  if (!keys.empty()) {
+    Table t(
+        {"IDENTITY", "KEY", "ENDPOINT", "LISTED", ">HANDSHAKES", "LAST HANDSHAKE", "LAST MESSAGE"});
+    for (const auto& k : keys) {
+      const int64_t last_message = k.value("last_message_unix_ms", int64_t{0});
+      t.Add({k.value("identity", ""), k.value("key", ""), k.value("endpoint", ""),
+             k.value("listed", false) ? "yes" : "REMOVED", Num(k.value("handshakes", json())),
+             FormatAgo(k.value("last_handshake_unix_ms", int64_t{0}), now),
+             last_message == 0 ? "-" : FormatAgo(last_message, now)});
+    }
+    out << "\nKeys in use\n" << t.Render();
+  }
   return out.str();
 }
 
@@ -161,9 +178,10 @@ int CmdLag(AdminClient& client, bool as_json) {
   return 0;
 }
 
-int CmdQuarantineList(AdminClient& client, uint64_t after, int limit, bool as_json) {
+int CmdQuarantineList(AdminClient& client, uint64_t after, int limit, bool open_only,
+                      bool as_json) {
   auto r = client.Get("/api/v1/quarantine?after=" + std::to_string(after) +
-                      "&limit=" + std::to_string(limit));
+                      "&limit=" + std::to_string(limit) + (open_only ? "&state=open" : ""));
   if (!r.ok()) {
     return Fail(r.status().message());
   }
@@ -172,14 +190,19 @@ int CmdQuarantineList(AdminClient& client, uint64_t after, int limit, bool as_js
     return 0;
   }
   int64_t now = NowMs();
-  Table t({">ID", "WHEN", "PUBLISHER", "EVENT ID", "REASON", "REPLAY", "MESSAGE"});
+  Table t({">ID", "WHEN", "PUBLISHER", "EVENT ID", "REASON", "STATE", "REPLAY", "MESSAGE"});
   for (const auto& q : r->value("items", json::array())) {
     std::string publisher = q.value("publisher_ods", "");
+    std::string state = q.value("state", "open");
+    if (state != "open") {
+      state += " by " + q.value("state_by", "");
+    }
     t.Add({Num(q.value("id", json())), FormatAgo(q.value("at_unix_ms", int64_t{0}), now),
            publisher.empty() ? q.value("sender", "-") : publisher, q.value("event_id", ""),
-           q.value("reason", ""), q.value("replay_outcome", ""), q.value("message", "")});
+           q.value("reason", ""), state, q.value("replay_outcome", ""), q.value("message", "")});
   }
-  std::cout << Num(r->value("total", json())) << " record(s) in quarantine\n"
+  std::cout << Num(r->value("total", json())) << " record(s) in quarantine, "
+            << Num(r->value("open", json())) << " open\n"
             << (t.empty() ? "" : t.Render());
   return 0;
 }
@@ -193,8 +216,18 @@ int CmdQuarantineShow(AdminClient& client, uint64_t id) {
   return 0;
 }
 
-int CmdQuarantineReplay(AdminClient& client, uint64_t id, bool as_json) {
-  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/replay");
+// Who closes a quarantine record, when --by is not given: the login and the host, as a default an
+// operator can read back in the audit ("alice@ops-1").
+std::string DefaultBy() {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  (void)gethostname(host, sizeof(host) - 1);
+  return std::string(user != nullptr && *user != '\0' ? user : "unknown") + "@" + host;
+}
+
+int CmdQuarantineReplay(AdminClient& client, uint64_t id, const std::string& by, bool as_json) {
+  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/replay",
+                       json{{"by", by.empty() ? DefaultBy() : by}}.dump());
   if (!r.ok()) {
     return Fail(r.status().message());
   }
@@ -217,12 +250,56 @@ int CmdQuarantineReplay(AdminClient& client, uint64_t id, bool as_json) {
   return status == "ACCEPTED" || status == "DUPLICATE" ? 0 : 1;
 }
 
-int CmdAgreementsReload(AdminClient& client) {
-  auto r = client.Post("/api/v1/agreements/reload");
+// One line per reloaded file (what, outcome, what is in force), then its changes indented.
+std::string RenderReload(const json& report) {
+  std::ostringstream out;
+  for (const auto& f : report.value("files", json::array())) {
+    const std::string what = f.value("what", "");
+    const bool identities = what == "identities";
+    const std::string in_force =
+        Num(f.value("entries", json())) + (identities ? " identities, " : " agreements, ") +
+        Num(f.value("keys_or_subscribers", json())) + (identities ? " keys" : " subscribers");
+    const json changes = f.value("changes", json::array());
+    out << what << ": ";
+    if (!f.value("applied", false)) {
+      out << "REFUSED, the previous " << what << " stay in force (" << in_force
+          << "): " << f.value("error", "") << "\n";
+      continue;
+    }
+    out << "reloaded from " << f.value("file", "") << ": "
+        << (changes.empty() ? std::string("no changes")
+                            : std::to_string(changes.size()) + " change(s)")
+        << " (" << in_force << " in force)\n";
+    for (const auto& c : changes) {
+      out << "  " << c.get<std::string>() << "\n";
+    }
+  }
+  return out.str();
+}
+
+// resolve / dismiss: closes an open record with who and why.
+int CmdQuarantineClose(AdminClient& client, uint64_t id, const std::string& verb,
+                       const std::string& by, const std::string& note) {
+  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/" + verb,
+                       json{{"by", by.empty() ? DefaultBy() : by}, {"note", note}}.dump());
   if (!r.ok()) {
     return Fail(r.status().message());
   }
-  std::cout << "agreements reloaded\n";
+  std::cout << "record " << id << " " << r->value("state", "") << " by " << r->value("state_by", "")
+            << "\n";
+  return 0;
+}
+
+int CmdReload(AdminClient& client, bool as_json) {
+  // 422 carries the same report: one file refused, the other perhaps applied.
+  auto r = client.Post("/api/v1/reload", "", /*json_also_on=*/422);
+  if (!r.ok()) {
+    return Fail(r.status().message());
+  }
+  std::cout << (as_json ? r->dump(2) + "\n" : RenderReload(r.value()));
+  if (!r->value("reloaded", false)) {
+    return Fail("reload refused: " + r->value("message", std::string("see above")));
+  }
   return 0;
 }
 
@@ -377,7 +454,11 @@ int main(int argc, char** argv) {
   uint64_t after = 0;
   int limit = 100;
   uint64_t id = 0;
+  bool open_only = false;
+  std::string by;
+  std::string note;
   auto* q_list = quarantine->add_subcommand("list", "list quarantine records");
+  q_list->add_flag("--open", open_only, "only records nobody has dealt with yet");
   q_list->add_option("--after", after, "only records with a larger id");
   q_list->add_option("--limit", limit, "at most this many records")->check(CLI::Range(1, 10000));
   q_list->add_flag("--json", as_json, "print JSON");
@@ -386,10 +467,24 @@ int main(int argc, char** argv) {
   auto* q_replay = quarantine->add_subcommand("replay", "submit a record's event to ingest again");
   q_replay->add_option("id", id, "record id")->required();
   q_replay->add_flag("--json", as_json, "print JSON");
+  q_replay->add_option("--by", by, "who replays it (default: $USER@host)");
+  auto* q_resolve = quarantine->add_subcommand(
+      "resolve", "close an open record: dealt with another way (e.g. a corrected event was sent)");
+  auto* q_dismiss =
+      quarantine->add_subcommand("dismiss", "close an open record: nothing to do (e.g. a test)");
+  for (auto* c : {q_resolve, q_dismiss}) {
+    c->add_option("id", id, "record id")->required();
+    c->add_option("--note", note, "why (kept with the record and audited)")->required();
+    c->add_option("--by", by, "who (default: $USER@host)");
+  }
 
+  auto* reload = app.add_subcommand(
+      "reload", "make the hub re-read its agreements and identities files (as SIGHUP does)");
+  reload->add_flag("--json", as_json, "print the JSON report");
   auto* agreements = app.add_subcommand("agreements", "data-sharing agreements");
   agreements->require_subcommand(1);
-  auto* a_reload = agreements->add_subcommand("reload", "make the hub re-read its agreements file");
+  auto* a_reload = agreements->add_subcommand(
+      "reload", "the same as `carehubctl reload` (agreements and identities)");
   std::string check_file;
   auto* a_check = agreements->add_subcommand("check", "validate an agreements file locally");
   a_check->add_option("file", check_file, "agreements YAML")->required();
@@ -494,16 +589,19 @@ int main(int argc, char** argv) {
     return CmdLag(client, as_json);
   }
   if (q_list->parsed()) {
-    return CmdQuarantineList(client, after, limit, as_json);
+    return CmdQuarantineList(client, after, limit, open_only, as_json);
   }
   if (q_show->parsed()) {
     return CmdQuarantineShow(client, id);
   }
   if (q_replay->parsed()) {
-    return CmdQuarantineReplay(client, id, as_json);
+    return CmdQuarantineReplay(client, id, by, as_json);
   }
-  if (a_reload->parsed()) {
-    return CmdAgreementsReload(client);
+  if (q_resolve->parsed() || q_dismiss->parsed()) {
+    return CmdQuarantineClose(client, id, q_resolve->parsed() ? "resolve" : "dismiss", by, note);
+  }
+  if (reload->parsed() || a_reload->parsed()) {
+    return CmdReload(client, as_json);
   }
   if (audit->parsed()) {
     return CmdAudit(client, subscriber, since, until, audit_limit, as_json);

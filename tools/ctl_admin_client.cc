@@ -5,6 +5,8 @@
 #include <cctype>
 #include <fstream>
 
+#include "carehub/core/secret_file.h"
+
 namespace carehub::ctl {
 namespace {
 
@@ -55,6 +57,9 @@ std::string UrlEncode(const std::string& value) {
 }
 
 Result<std::string> ReadTokenFile(const std::string& path) {
+  if (Status mode = CheckSecretFileMode(path, "token file"); !mode.ok()) {
+    return mode;
+  }
   std::ifstream in(path);
   if (!in) {
     return Status::Error("token_file", "cannot read token file " + path);
@@ -75,7 +80,8 @@ AdminClient::AdminClient(AdminClientOptions options)
   client_->set_connection_timeout(options.connect_timeout);
   client_->set_read_timeout(options.read_timeout);
   client_->set_write_timeout(options.read_timeout);
-  if (!options.token.empty()) {
+  has_token_ = !options.token.empty();
+  if (has_token_) {
     client_->set_bearer_token_auth(options.token);
   }
 }
@@ -90,17 +96,21 @@ Result<nlohmann::json> AdminClient::Get(const std::string& path) {
   return Finish("GET", path, res->status, res->body);
 }
 
-Result<nlohmann::json> AdminClient::Post(const std::string& path) {
-  auto res = client_->Post(path, "", "application/json");
+Result<nlohmann::json> AdminClient::Post(const std::string& path, const std::string& body,
+                                         int json_also_on) {
+  auto res = client_->Post(path, body, "application/json");
   if (!res) {
     return Status::Error("unreachable", Unreachable(address_, res.error()));
   }
-  return Finish("POST", path, res->status, res->body);
+  return Finish("POST", path, res->status, res->body, json_also_on);
 }
 
 Result<nlohmann::json> AdminClient::Finish(const std::string& method, const std::string& path,
-                                           int status, const std::string& body) {
+                                           int status, const std::string& body, int json_also_on) {
   auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (status == json_also_on && json.is_object()) {
+    return json;
+  }
   if (status < 200 || status > 299) {
     // The hub's errors are {"error": code, "message": text}; show those, not the raw body.
     std::string detail;
@@ -108,6 +118,12 @@ Result<nlohmann::json> AdminClient::Finish(const std::string& method, const std:
       detail = json.value("error", "") + ": " + json.value("message", "");
     } else {
       detail = body.substr(0, body.find('\n'));
+    }
+    if (status == 401) {
+      // The hub's 401 names the HTTP header; the operator's lever here is a flag.
+      detail += has_token_ ? " (the token in --token-file is not the hub's admin.token_file token)"
+                           : " (the hub has an admin token: pass --token-file FILE or set "
+                             "CAREHUB_ADMIN_TOKEN_FILE)";
     }
     return Status::Error("http_" + std::to_string(status), method + " " + path + " -> HTTP " +
                                                                std::to_string(status) + " " +

@@ -30,7 +30,7 @@ struct AdminClientOptions {
 };
 
 // Reads an admin token file: the first line, surrounding whitespace removed. Errors when the file
-// cannot be read or holds no token.
+// cannot be read, holds no token, or other users of the host can read it (core/secret_file.h).
 Result<std::string> ReadTokenFile(const std::string& path);
 
 // Percent-encodes a query parameter value.
@@ -45,17 +45,20 @@ class AdminClient {
 
   // GET `path` (with its query string); the JSON body of a 2xx answer.
   Result<nlohmann::json> Get(const std::string& path);
-  // POST `path` with an empty body; the JSON body of a 2xx answer.
-  Result<nlohmann::json> Post(const std::string& path);
+  // POST `path` with `body` (JSON text; empty: no body); the JSON body of a 2xx answer, or also of
+  // an answer with status `json_also_on` (e.g. 422 for a reload report that says what was refused).
+  Result<nlohmann::json> Post(const std::string& path, const std::string& body = "",
+                              int json_also_on = 0);
 
   const std::string& address() const { return address_; }
 
  private:
-  Result<nlohmann::json> Finish(const std::string& method, const std::string& path,
-                                int status, const std::string& body);
+  Result<nlohmann::json> Finish(const std::string& method, const std::string& path, int status,
+                                const std::string& body, int json_also_on = 0);
 
   std::string address_;
   std::unique_ptr<httplib::Client> client_;
+  bool has_token_ = false;  // whether requests carry a bearer token (for the 401 hint)
 };
 
 }  // namespace carehub::ctl

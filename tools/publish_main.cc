@@ -14,7 +14,9 @@
 #include <random>
 
 #include "carehub/client/publisher.h"
+#include "carehub/core/log.h"
 #include "carehub/core/synthetic.h"
+#include "curve_key_options.h"
 
 namespace {
 
@@ -38,8 +40,6 @@ int main(int argc, char** argv) {
   double timeout_s = 600;
   bool no_sync = false;
   int64_t now_unix = 0;
-  std::string key_file;
-  std::string server_key_file;
   app.add_option("--endpoint", endpoint, "hub ingest endpoint");
   app.add_option("--generate", generate, "number of synthetic events to generate");
   app.add_option("--population", population, "synthetic patients");
@@ -56,14 +56,14 @@ int main(int argc, char** argv) {
   app.add_option("--chunk", chunk, "events per outbox write");
   app.add_option("--timeout", timeout_s, "seconds to wait for every answer");
   app.add_flag("--no-sync-outbox", no_sync, "do not fsync the outbox (load tests only)");
-  app.add_option("--key", key_file, "CURVE client key file (from carehubctl keygen)");
-  app.add_option("--server-key", server_key_file, "the hub's CURVE public key file");
+  carehub::tools::CurveKeyOptions curve_keys;
+  carehub::tools::AddCurveKeyOptions(app, &curve_keys);
   CLI11_PARSE(app, argc, argv);
   if (generate == 0 && from_file.empty()) {
     std::cerr << "carehub-publish: give --generate N or --from-file FILE\n";
     return 2;
   }
-  spdlog::set_level(spdlog::level::warn);
+  carehub::UseStderrForLogs("carehub-publish", spdlog::level::warn);
   std::signal(SIGINT, [](int) { g_interrupted = true; });
   std::signal(SIGTERM, [](int) { g_interrupted = true; });
 
@@ -71,17 +71,12 @@ int main(int argc, char** argv) {
   options.endpoint = endpoint;
   options.outbox_dir = outbox;
   options.sync_outbox = !no_sync;
-  if (!key_file.empty()) {
-    auto keys = carehub::client::ReadKeyFile(key_file);
-    auto server = carehub::client::ReadPublicKeyFile(server_key_file);
-    if (!keys.ok() || !server.ok()) {
-      std::cerr << "carehub-publish: "
-                << (!keys.ok() ? keys.status().message() : server.status().message()) << "\n";
-      return 2;
-    }
-    options.curve = carehub::client::CurveClientKeys{keys->public_key, keys->secret_key,
-                                                     server.value()};
+  auto curve = carehub::tools::ReadCurveKeyOptions(curve_keys);
+  if (!curve.ok()) {
+    std::cerr << "carehub-publish: " << curve.status().message() << "\n";
+    return 2;
   }
+  options.curve = curve.value();
   auto publisher = carehub::client::Publisher::Open(options);
   if (!publisher.ok()) {
     std::cerr << "carehub-publish: " << publisher.status().message() << "\n";

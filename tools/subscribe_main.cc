@@ -16,6 +16,8 @@
 
 #include "carehub/client/subscriber.h"
 #include "carehub/core/event_types.h"
+#include "carehub/core/log.h"
+#include "curve_key_options.h"
 
 namespace {
 
@@ -126,8 +128,6 @@ int main(int argc, char** argv) {
   double until_idle = 0;
   uint64_t max_events = 0;
   uint32_t window = 10'000;
-  std::string key_file;
-  std::string server_key_file;
   app.add_option("--endpoint", endpoint, "hub subscribe endpoint");
   app.add_option("--subscription", subscription, "subscription id")->required();
   app.add_option("--from", from, "resume | earliest | latest | HUB_SEQ | TIME (RFC 3339 or unix ms)");
@@ -136,9 +136,11 @@ int main(int argc, char** argv) {
   app.add_option("--until-idle", until_idle, "exit after this many seconds with nothing new");
   app.add_option("--max", max_events, "exit after writing this many events");
   app.add_option("--window", window, "credit window (events in flight)");
-  app.add_option("--key", key_file, "CURVE client key file");
-  app.add_option("--server-key", server_key_file, "the hub's CURVE public key file");
+  carehub::tools::CurveKeyOptions curve_keys;
+  carehub::tools::AddCurveKeyOptions(app, &curve_keys);
   CLI11_PARSE(app, argc, argv);
+  // Events may go to stdout: the client library's log lines must not.
+  carehub::UseStderrForLogs("carehub-subscribe", spdlog::level::info);
   std::signal(SIGINT, [](int) { g_stop = true; });
   std::signal(SIGTERM, [](int) { g_stop = true; });
 
@@ -169,17 +171,12 @@ int main(int argc, char** argv) {
     }
     options.start = carehub::v1::Subscribe::START_AT_TIME;
   }
-  if (!key_file.empty()) {
-    auto keys = carehub::client::ReadKeyFile(key_file);
-    auto server = carehub::client::ReadPublicKeyFile(server_key_file);
-    if (!keys.ok() || !server.ok()) {
-      std::cerr << "carehub-subscribe: "
-                << (!keys.ok() ? keys.status().message() : server.status().message()) << "\n";
-      return 2;
-    }
-    options.curve =
-        carehub::client::CurveClientKeys{keys->public_key, keys->secret_key, server.value()};
+  auto curve = carehub::tools::ReadCurveKeyOptions(curve_keys);
+  if (!curve.ok()) {
+    std::cerr << "carehub-subscribe: " << curve.status().message() << "\n";
+    return 2;
   }
+  options.curve = curve.value();
 
   int fd = STDOUT_FILENO;
   bool new_file = false;

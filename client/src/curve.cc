@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "carehub/core/secret_file.h"
+
 namespace carehub::client {
 namespace {
 
@@ -49,9 +51,26 @@ Result<CurveKeyPair> Parse(const std::filesystem::path& path, bool need_secret) 
 
 }  // namespace
 
-Result<CurveKeyPair> ReadKeyFile(const std::filesystem::path& path) { return Parse(path, true); }
+Result<CurveKeyPair> ReadKeyFile(const std::filesystem::path& path) {
+  if (path.empty()) {
+    return Status::Error("key_file", "no key file given");
+  }
+  auto keys = Parse(path, true);
+  if (!keys.ok()) {
+    return keys;
+  }
+  // Checked after parsing, so a missing file is reported as missing, not as a mode problem.
+  Status mode = CheckSecretFileMode(path, "CURVE secret key file");
+  if (!mode.ok()) {
+    return mode;
+  }
+  return keys;
+}
 
 Result<std::string> ReadPublicKeyFile(const std::filesystem::path& path) {
+  if (path.empty()) {
+    return Status::Error("key_file", "no public key file given");
+  }
   auto keys = Parse(path, false);
   if (!keys.ok()) {
     return keys.status();

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <zmq.hpp>
 
+#include "carehub/client/connection_watch.h"
 #include "carehub/client/endpoints.h"
 #include "carehub/core/log.h"
 #include "carehub/core/mutex.h"
@@ -34,6 +35,8 @@ int64_t NowMillis() {
 }
 
 constexpr char kLogger[] = "publisher";
+// How long a connection whose handshake the hub refused waits before it is made again.
+constexpr auto kRetryRefusedAfter = std::chrono::seconds(5);
 
 // Outbox value: 8-byte enqueue time (ms) + serialized event.
 class PublisherImpl final : public Publisher {
@@ -147,6 +150,7 @@ class PublisherImpl final : public Publisher {
     {
       MutexLock lock(stats_mu_);
       s.rejected_by_reason = rejected_by_reason_;
+      s.hub_problem = hub_problem_;
     }
     if (s.outbox_depth > 0) {
       rocksdb::ReadOptions ro;
@@ -279,6 +283,8 @@ class PublisherImpl final : public Publisher {
     rocksdb::WriteBatch batch;
     std::vector<uint64_t> retry;
     uint64_t removed = 0;
+    std::map<std::string, uint64_t> refused;  // this batch's REJECTED/CONFLICT, by reason
+    std::string first_refused_id;
     for (int i = 0; i < result.results_size() && i < static_cast<int>(inflight.seqs.size()); ++i) {
       const auto& r = result.results(i);
       uint64_t seq = inflight.seqs[i];
@@ -316,8 +322,14 @@ class PublisherImpl final : public Publisher {
           batch.Delete(handles_[1], EncodeSeq(seq));
           ++errors_stored_;
           ++removed;
-          // Per-event detail at debug; the adapter reports totals (Stats) and the error store.
-          Logger(kLogger)->debug("hub refused event {}: {}", r.event_id(), r.reason());
+          // Per-event detail (the hub's message) at debug: it may quote field values. The batch's
+          // reasons are logged at warn below.
+          Logger(kLogger)->debug("hub refused event {}: {}: {}", r.event_id(), r.reason(),
+                                 r.message());
+          ++refused[std::string(conflict ? "CONFLICT " : "REJECTED ") + r.reason()];
+          if (first_refused_id.empty()) {
+            first_refused_id = r.event_id();
+          }
           break;
         }
         default:
@@ -338,6 +350,18 @@ class PublisherImpl final : public Publisher {
       }
     }
     depth_ -= removed;
+    if (!refused.empty() && refused_log_limit_.Allow()) {
+      // Visible where it happens: the source was answered AA/201 when the event reached the
+      // outbox, so this line (and the error store) is where an operator learns the hub said no.
+      std::string reasons;
+      for (const auto& [reason, n] : refused) {
+        reasons += (reasons.empty() ? "" : ", ") + reason + " x" + std::to_string(n);
+      }
+      Logger(kLogger)->warn(
+          "hub refused events of batch {}: {} (first event id {}); they are in the outbox's "
+          "error store, not resent",
+          result.batch_id(), reasons, first_refused_id);
+    }
     if (!retry.empty()) {
       retried_ += retry.size();
       retry_.push_back({std::move(retry), Clock::now() + std::chrono::milliseconds(500)});
@@ -360,7 +384,9 @@ class PublisherImpl final : public Publisher {
     lowest_live_hint_.store(lowest);
   }
 
-  zmq::socket_t Connect(zmq::context_t& context, const std::string& endpoint) {
+  // `watch` is replaced by one watching the new socket, set up before it connects.
+  zmq::socket_t Connect(zmq::context_t& context, const std::string& endpoint,
+                        std::unique_ptr<ConnectionWatch>* watch) {
     zmq::socket_t socket(context, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
     // Do not queue frames for a hub that is not connected: they would be lost with the pipe.
@@ -372,8 +398,25 @@ class PublisherImpl final : public Publisher {
       socket.set(zmq::sockopt::curve_publickey, options_.curve->client_public);
       socket.set(zmq::sockopt::curve_secretkey, options_.curve->client_secret);
     }
+    *watch = std::make_unique<ConnectionWatch>(context, socket, endpoint);
     socket.connect(endpoint);
     return socket;
+  }
+
+  // Logs (once per distinct cause) and keeps, for Stats().hub_problem, why the hub is not
+  // answering; an empty `problem` means it answers again.
+  void SetHubProblem(const std::string& problem) {
+    {
+      MutexLock lock(stats_mu_);
+      if (hub_problem_ == problem) {
+        return;
+      }
+      hub_problem_ = problem;
+    }
+    if (!problem.empty()) {
+      Logger(kLogger)->warn("{}; events stay in the outbox and are resent when the hub answers",
+                            problem);
+    }
   }
 
   void Run() {
@@ -383,17 +426,22 @@ class PublisherImpl final : public Publisher {
     // next. Unanswered batches are resent to the new one (answered DUPLICATE where stored).
     const std::vector<std::string> endpoints = SplitEndpoints(options_.endpoint);
     size_t current = 0;
-    zmq::socket_t socket = Connect(context, endpoints[current]);
+    std::unique_ptr<ConnectionWatch> watch;
+    zmq::socket_t socket = Connect(context, endpoints[current], &watch);
+    bool problem_shown = false;  // a hub problem is logged and in Stats until the hub answers
     auto last_heard = Clock::now() - std::chrono::hours(1);
     auto last_heartbeat = Clock::now() - std::chrono::hours(1);
     auto connected_at = Clock::now();
     bool was_connected = false;
     bool contact_lost = false;
     auto move_to = [&](size_t next, const std::string& why) {
-      Logger(kLogger)->warn("moving from hub {} to {}: {}", endpoints[current], endpoints[next],
-                            why);
+      if (next != current) {
+        Logger(kLogger)->warn("moving from hub {} to {}: {}", endpoints[current], endpoints[next],
+                              why);
+      }
       current = next;
-      socket = Connect(context, endpoints[current]);
+      watch.reset();  // before its socket closes (connection_watch.h)
+      socket = Connect(context, endpoints[current], &watch);
       connected_at = Clock::now();
       last_heartbeat = Clock::now() - std::chrono::hours(1);
       for (auto& [id, f] : inflight_) {
@@ -425,8 +473,26 @@ class PublisherImpl final : public Publisher {
       connected_.store(connected);
       if (!connected && was_connected) {
         contact_lost = true;
-        Logger(kLogger)->warn("hub at {} is not answering; keeping events in the outbox",
-                              endpoints[current]);
+      }
+      // Silent since start or since contact was lost: say why, as the socket saw it (a refused
+      // key used to leave the adapter answering AA with nothing in its log).
+      watch->Poll();
+      const LinkState link = watch->state();
+      const bool refused = link == LinkState::kKeyRefused ||
+                           link == LinkState::kMechanismMismatch ||
+                           link == LinkState::kHandshakeFailed;
+      if (!connected && (refused || now - connected_at > options_.heartbeat_interval * 3)) {
+        SetHubProblem("hub at " + endpoints[current] +
+                      " is not answering: " + watch->Explain(options_.curve.has_value()));
+        problem_shown = true;
+      }
+      // libzmq ends a connection whose handshake failed for good: it does not reconnect after a
+      // ZAP refusal. Found by AdapterHubProblemsTest: an adapter whose key was added to the hub's
+      // identities afterwards never got in until it was restarted. So a refused connection is
+      // made again after a pause, quietly (the cause is already logged once).
+      if (refused && now - connected_at > kRetryRefusedAfter) {
+        move_to(current, "");
+        now = Clock::now();
       }
       was_connected = connected;
 
@@ -489,6 +555,10 @@ class PublisherImpl final : public Publisher {
             break;
           }
           last_heard = Clock::now();
+          if (problem_shown) {
+            problem_shown = false;
+            SetHubProblem("");
+          }
           v1::Frame frame;
           if (!frame.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
             continue;
@@ -563,6 +633,8 @@ class PublisherImpl final : public Publisher {
   std::atomic<bool> connected_{false};
   mutable Mutex stats_mu_;
   std::map<std::string, uint64_t> rejected_by_reason_ CAREHUB_GUARDED_BY(stats_mu_);
+  std::string hub_problem_ CAREHUB_GUARDED_BY(stats_mu_);
+  LogRateLimiter refused_log_limit_{5};
 
   int wake_fd_ = -1;
   std::atomic<bool> stop_{false};

@@ -4,6 +4,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "carehub/client/connection_watch.h"
 #include "carehub/client/endpoints.h"
 
 namespace carehub::client {
@@ -48,15 +49,17 @@ class SubscriberImpl final : public Subscriber {
       }
     } while (Steady::now() < deadline);
     if (last.code() == "hub_unreachable") {
-      return Status::Error("hub_unreachable",
-                           "no answer from the hubs at " + options_.endpoint + " within " +
-                               std::to_string(options_.connect_timeout.count()) + " ms");
+      return Status::Error("hub_unreachable", "no answer from the hubs at " + options_.endpoint +
+                                                  " within " +
+                                                  std::to_string(options_.connect_timeout.count()) +
+                                                  " ms; the last: " + last.message());
     }
     return last;
   }
 
   Status ConnectTo(const std::string& endpoint, std::chrono::milliseconds timeout) {
     try {
+      watch_.reset();  // before its socket closes (connection_watch.h)
       socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
       socket_.set(zmq::sockopt::linger, 0);
       socket_.set(zmq::sockopt::rcvhwm, 0);
@@ -65,6 +68,7 @@ class SubscriberImpl final : public Subscriber {
         socket_.set(zmq::sockopt::curve_publickey, options_.curve->client_public);
         socket_.set(zmq::sockopt::curve_secretkey, options_.curve->client_secret);
       }
+      watch_ = std::make_unique<ConnectionWatch>(context_, socket_, endpoint);
       socket_.connect(endpoint);
     } catch (const zmq::error_t& e) {
       return Status::Error("bad_endpoint", std::string("cannot connect: ") + e.what());
@@ -98,8 +102,12 @@ class SubscriberImpl final : public Subscriber {
         notice_ = reply->notice();
       }
     }
+    // Silence has many causes; the socket monitor tells which this is (a refused key, the wrong
+    // server key, nothing listening), so the message names it instead of only the timeout.
+    watch_->Poll();
     return Status::Error("hub_unreachable", "no answer from the hub at " + endpoint + " within " +
-                                                std::to_string(timeout.count()) + " ms");
+                                                std::to_string(timeout.count()) + " ms: " +
+                                                watch_->Explain(options_.curve.has_value()));
   }
 
   Result<std::optional<DeliveryBatch>> Next(std::chrono::milliseconds timeout) override {
@@ -254,6 +262,7 @@ class SubscriberImpl final : public Subscriber {
   std::string primary_hint_;  // from the last not_primary answer
   zmq::context_t context_{1};
   zmq::socket_t socket_;
+  std::unique_ptr<ConnectionWatch> watch_;  // after socket_: destroyed before it
   v1::Subscribed subscribed_;
   std::optional<v1::Notice> notice_;
   uint64_t acked_ = 0;

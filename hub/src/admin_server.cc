@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "carehub/core/address.h"
@@ -55,7 +56,23 @@ json QuarantineSummary(const v1::QuarantineRecord& q) {
           {"raw_size", q.raw_size() > 0 ? q.raw_size() : q.raw().size()},
           {"raw_sha256", HexEncode(q.raw_sha256())},
           {"replay_outcome", q.replay_outcome()},
-          {"replay_hub_seq", q.replay_hub_seq()}};
+          {"replay_hub_seq", q.replay_hub_seq()},
+          {"state", QuarantineTable::IsOpen(q) ? std::string("open") : q.state()},
+          {"state_by", q.state_by()},
+          {"state_at_unix_ms", q.state_at_unix_ms()},
+          {"state_note", q.state_note()}};
+}
+
+// {"by": "...", "note": "..."} from a POST body; an empty or non-JSON body gives empty strings.
+std::pair<std::string, std::string> ByAndNote(const httplib::Request& req) {
+  auto body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) {
+    return {};
+  }
+  auto text = [&body](const char* key) {
+    return body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : "";
+  };
+  return {text("by"), text("note")};
 }
 
 int64_t ParseInt(const httplib::Request& req, const char* name, int64_t fallback) {
@@ -132,8 +149,31 @@ std::string AdminServer::StatusJson() {
                              {"withheld", s.withheld},
                              {"notice", s.notice}});
   }
+  // Which key each identity connects with (docs/security.md, "Key rotation"): during a rotation
+  // the old key's last use stops moving, and `listed` false shows one still used after removal.
+  json keys = json::array();
+  if (ctx_.key_use != nullptr) {
+    std::set<std::string> listed;
+    if (auto set = ctx_.identities != nullptr ? ctx_.identities->Get() : nullptr) {
+      for (const auto& [id, identity] : set->identities()) {
+        for (const auto& k : identity.public_keys) {
+          listed.insert(id + "\n" + KeyFingerprint(k));
+        }
+      }
+    }
+    for (const auto& use : ctx_.key_use->Snapshot()) {
+      keys.push_back({{"identity", use.identity},
+                      {"key", use.key},
+                      {"endpoint", use.domain},
+                      {"listed", listed.count(use.identity + "\n" + use.key) > 0},
+                      {"handshakes", use.handshakes},
+                      {"last_handshake_unix_ms", use.last_handshake_unix_ms},
+                      {"last_message_unix_ms", use.last_message_unix_ms}});
+    }
+  }
   auto& m = *ctx_.metrics;
   json body = {
+      {"keys", keys},
       {"uptime_seconds",
        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
       {"started_unix_ms", started_unix_ms_},
@@ -148,6 +188,7 @@ std::string AdminServer::StatusJson() {
       {"events_stored", CountOrZero(ctx_.store->events().ApproximateCount())},
       {"store_bytes", ctx_.store->ApproximateSizeBytes()},
       {"quarantine_size", ctx_.store->quarantine().Count()},
+      {"quarantine_open", ctx_.store->quarantine().OpenCount()},
       {"totals",
        {{"received", m.CounterTotal("carehub_events_received_total")},
         {"accepted", m.CounterTotal("carehub_events_accepted_total")},
@@ -172,7 +213,8 @@ void AdminServer::Routes() {
         return httplib::Server::HandlerResponse::Unhandled;
       }
       if (req.get_header_value("Authorization") != "Bearer " + token_) {
-        Problem(res, 401, "unauthorised", "send Authorization: Bearer <admin token>");
+        Problem(res, 401, "unauthorised",
+                "send Authorization: Bearer <admin token> (carehubctl: --token-file FILE)");
         return httplib::Server::HandlerResponse::Handled;
       }
       return httplib::Server::HandlerResponse::Unhandled;
@@ -273,22 +315,63 @@ std::optional<v1::QuarantineRecord> AdminServer::FindQuarantineRecord(const http
   return std::move(record).value();
 }
 
-// Quarantine: list, show (decoded), replay through the ingest path.
+// Closes a record (QuarantineTable::Close) and audits it as quarantine_<state>, with who and why.
+Result<v1::QuarantineRecord> AdminServer::CloseQuarantineRecord(
+    uint64_t id, const std::string& state, const std::string& by, const std::string& note,
+    const std::function<void(v1::QuarantineRecord&)>& update) {
+  const int64_t now = ToUnixMillis(std::chrono::system_clock::now());
+  auto closed = ctx_.store->quarantine().Close(id, state, by, now, note, update);
+  if (!closed.ok()) {
+    return closed;
+  }
+  const auto& q = closed.value();
+  v1::AuditRecord audit;
+  audit.set_at_unix_ms(now);
+  audit.set_kind("quarantine_" + state);
+  audit.set_detail("record " + std::to_string(q.id()) + " (" + q.reason() + ", publisher " +
+                   q.publisher_ods() + ", event " + q.event_id() + ") " + state + " by " + by +
+                   (note.empty() ? "" : ": " + note));
+  if (Status s = ctx_.store->audit().Append(audit); !s.ok()) {
+    Log()->error("quarantine record {} {} but its audit record was not written: {}", q.id(), state,
+                 s.ToString());
+  }
+  // Record ids, reasons and the operator's words only: no event content at info.
+  Log()->info("quarantine record {} {} by {}", q.id(), state, by);
+  return closed;
+}
+
+// Quarantine: list, show (decoded), replay through the ingest path, resolve, dismiss.
 void AdminServer::QuarantineRoutes() {
   auto& s = *server_;
   s.Get("/api/v1/quarantine", [this](const httplib::Request& req, httplib::Response& res) {
     auto after = static_cast<uint64_t>(std::max<int64_t>(0, ParseInt(req, "after", 0)));
     auto limit = static_cast<size_t>(std::clamp<int64_t>(ParseInt(req, "limit", 100), 1, 10000));
-    auto records = ctx_.store->quarantine().List(after, limit);
-    if (!records.ok()) {
-      StoreProblem(res, records.status());
+    const std::string state = req.has_param("state") ? req.get_param_value("state") : "";
+    if (!state.empty() && state != "open") {
+      Problem(res, 400, "bad_request", "state may only be 'open'");
       return;
     }
     json items = json::array();
-    for (const auto& q : *records) {
-      items.push_back(QuarantineSummary(q));
+    // Page through the table until `limit` records pass the filter, or it ends.
+    while (items.size() < limit) {
+      auto records = ctx_.store->quarantine().List(after, limit);
+      if (!records.ok()) {
+        StoreProblem(res, records.status());
+        return;
+      }
+      for (const auto& q : *records) {
+        if (items.size() < limit && (state.empty() || QuarantineTable::IsOpen(q))) {
+          items.push_back(QuarantineSummary(q));
+        }
+        after = q.id();
+      }
+      if (records->size() < limit) {
+        break;
+      }
     }
-    Json(res, {{"total", ctx_.store->quarantine().Count()}, {"items", items}});
+    Json(res, {{"total", ctx_.store->quarantine().Count()},
+               {"open", ctx_.store->quarantine().OpenCount()},
+               {"items", items}});
   });
   s.Get(R"(/api/v1/quarantine/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
     auto q = FindQuarantineRecord(req, res);
@@ -329,7 +412,25 @@ void AdminServer::QuarantineRoutes() {
     std::string status = v1::EventResult::Status_Name(outcome.status());
     q->set_replay_outcome(status + (outcome.reason().empty() ? "" : ": " + outcome.reason()));
     q->set_replay_hub_seq(outcome.hub_seq());
-    if (Status stored = ctx_.store->quarantine().Put(*q); !stored.ok()) {
+    const bool stored_now = outcome.status() == v1::EventResult::ACCEPTED ||
+                            outcome.status() == v1::EventResult::DUPLICATE;
+    if (stored_now && QuarantineTable::IsOpen(*q)) {
+      // Dealt with: the event is in the log now. The record closes as "replayed" (and leaves the
+      // open count the growth alert watches); a record already closed keeps its state.
+      auto [by, note] = ByAndNote(req);
+      const std::string outcome_text = q->replay_outcome();
+      const uint64_t hub_seq = outcome.hub_seq();
+      auto closed =
+          CloseQuarantineRecord(q->id(), "replayed", by.empty() ? "operator" : by,
+                                note.empty() ? outcome_text : note, [&](v1::QuarantineRecord& r) {
+                                  r.set_replay_outcome(outcome_text);
+                                  r.set_replay_hub_seq(hub_seq);
+                                });
+      if (!closed.ok()) {
+        Log()->error("quarantine record {} replayed ({}) but its state was not stored: {}", q->id(),
+                     outcome_text, closed.status().ToString());
+      }
+    } else if (Status stored = ctx_.store->quarantine().Put(*q); !stored.ok()) {
       // The replay itself went through the ingest path; only its note on the record is missing.
       Log()->error("quarantine record {} replayed ({}) but its outcome was not stored: {}", q->id(),
                    q->replay_outcome(), stored.ToString());
@@ -342,18 +443,61 @@ void AdminServer::QuarantineRoutes() {
                {"reason", outcome.reason()},
                {"message", outcome.message()}});
   });
+  // Close an open record by hand: resolved (fixed another way) or dismissed (nothing to do).
+  for (const char* state : {"resolved", "dismissed"}) {
+    const std::string verb = std::string(state) == "resolved" ? "resolve" : "dismiss";
+    s.Post(R"(/api/v1/quarantine/(\d+)/)" + verb,
+           [this, state](const httplib::Request& req, httplib::Response& res) {
+             auto [by, note] = ByAndNote(req);
+             if (by.empty()) {
+               Problem(res, 400, "bad_request",
+                       "say who closes it: a JSON body {\"by\": \"...\", \"note\": \"...\"}");
+               return;
+             }
+             auto closed = CloseQuarantineRecord(std::stoull(req.matches[1]), state, by, note);
+             if (!closed.ok()) {
+               const std::string& code = closed.status().code();
+               const int http = code == "not_found" ? 404 : code == "not_open" ? 409 : 503;
+               Problem(res, http, code, closed.status().message());
+               return;
+             }
+             Json(res, QuarantineSummary(closed.value()));
+           });
+  }
 }
 
 void AdminServer::AgreementAndAuditRoutes() {
   auto& s = *server_;
-  s.Post("/api/v1/agreements/reload", [this](const httplib::Request&, httplib::Response& res) {
-    Status st = ctx_.reload ? ctx_.reload() : Status::Error("no_policy", "reload unavailable");
-    if (!st.ok()) {
-      Problem(res, 422, st.code(), st.message());
+  // POST /api/v1/reload: re-reads every reloadable file (agreements, and identities on a CURVE
+  // hub), as SIGHUP does, and answers what each did. /api/v1/agreements/reload is the older name
+  // of the same request (it always reloaded identities too), kept for scripts that use it.
+  auto reload = [this](const httplib::Request&, httplib::Response& res) {
+    if (!ctx_.reload) {
+      Problem(res, 422, "no_policy", "reload unavailable");
       return;
     }
-    Json(res, {{"reloaded", true}});
-  });
+    const ReloadReport report = ctx_.reload();
+    json files = json::array();
+    for (const auto& f : report.files) {
+      json one = {{"what", f.what},       {"file", f.file},
+                  {"applied", f.applied}, {"changes", f.changes},
+                  {"entries", f.entries}, {"keys_or_subscribers", f.keys_or_subscribers}};
+      if (!f.applied) {
+        one["error"] = f.error;
+      }
+      files.push_back(std::move(one));
+    }
+    const Status st = report.status();
+    json body = {{"reloaded", st.ok()}, {"files", files}};
+    if (!st.ok()) {
+      // The problem shape every error has, plus what the other file did.
+      body["error"] = st.code();
+      body["message"] = st.message();
+    }
+    Json(res, body, st.ok() ? 200 : 422);
+  };
+  s.Post("/api/v1/reload", reload);
+  s.Post("/api/v1/agreements/reload", reload);
   s.Get("/api/v1/audit", [this](const httplib::Request& req, httplib::Response& res) {
     std::string subscriber = req.has_param("subscriber") ? req.get_param_value("subscriber") : "";
     int64_t since = ParseInt(req, "since", 0);
@@ -402,6 +546,23 @@ Result<std::string> AdminServer::Start() {
         .Set(static_cast<double>(ctx_.store->dedup().ApproximateKeys()));
     metrics.GetGauge("carehub_quarantine_records", "Records in the quarantine.")
         .Set(static_cast<double>(ctx_.store->quarantine().Count()));
+    if (ctx_.key_use != nullptr) {
+      // Bounded: one series per key that got in, i.e. per key listed in the identities file.
+      for (const auto& use : ctx_.key_use->Snapshot()) {
+        metrics
+            .GetGauge("carehub_identity_key_last_used_unix_seconds",
+                      "When a message last came over a connection made with this key (or its "
+                      "last handshake), by identity and key fingerprint.",
+                      {{"identity", use.identity}, {"key", use.key}})
+            .Set(static_cast<double>(
+                     std::max(use.last_message_unix_ms, use.last_handshake_unix_ms)) /
+                 1000.0);
+      }
+    }
+    metrics
+        .GetGauge("carehub_quarantine_open_records",
+                  "Quarantine records nobody has replayed, resolved or dismissed yet.")
+        .Set(static_cast<double>(ctx_.store->quarantine().OpenCount()));
     metrics.GetGauge("carehub_last_hub_seq", "Highest durable hub_seq.")
         .Set(static_cast<double>(ctx_.committed_seq->load()));
     metrics.GetGauge("carehub_store_writable", "1 when the store accepts writes.")

@@ -1,7 +1,8 @@
 #pragma once
 // The admin HTTP API (DESIGN §8), on cpp-httplib: /healthz, /readyz, /metrics, /api/v1/status,
-// quarantine list/show/replay, agreement reload, audit query, and the status page at /.
-// Binds to loopback by default; on any other address every endpoint but /healthz and /readyz needs
+// quarantine list/show/replay/resolve/dismiss, reload (agreements and identities), audit query, and
+// the status page at /. Binds to loopback by default. With a token (admin.token_file, required on
+// any other address, allowed on loopback too) every endpoint but /healthz and /readyz needs
 // "Authorization: Bearer <token>" (the token read from a file at start).
 //
 // Everything it reads is thread-safe (store, metrics, status snapshots); httplib serves requests on
@@ -14,10 +15,13 @@
 #include <thread>
 
 #include "carehub/core/status.h"
+#include "carehub/hub/identities.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "ingest_server.h"
+#include "key_use.h"
+#include "reload_report.h"
 #include "subscribe_server.h"
 
 namespace httplib {
@@ -35,11 +39,17 @@ struct AdminContext {
   IngestServer* ingest = nullptr;
   SubscribeServer* subscribe = nullptr;
   const std::atomic<uint64_t>* committed_seq = nullptr;
-  std::function<Status()> reload;
+  // Reloads agreements and identities (Hub::Reload); the report says what each file changed.
+  std::function<ReloadReport()> reload;
   // Extra readiness condition (endpoints bound); the store's health is checked here.
   std::function<bool()> endpoints_bound;
   std::string ingest_endpoint;
   std::string subscribe_endpoint;
+  // CURVE only (else null): the keys identities use, for the status "keys" list and the
+  // carehub_identity_key_last_used_unix_seconds gauge; the identities in force, to say whether a
+  // key is still listed.
+  const KeyUseTracker* key_use = nullptr;
+  const IdentityHolder* identities = nullptr;
   std::string durability;
   // Replication (docs/replication.md). `role` "primary" or "standby"; a standby has no store,
   // pipeline, ingest or subscribe here (null) and serves only health, metrics, status and the
@@ -64,6 +74,9 @@ class AdminServer {
   void QuarantineRoutes();
   std::optional<v1::QuarantineRecord> FindQuarantineRecord(const httplib::Request& req,
                                                            httplib::Response& res);
+  Result<v1::QuarantineRecord> CloseQuarantineRecord(
+      uint64_t id, const std::string& state, const std::string& by, const std::string& note,
+      const std::function<void(v1::QuarantineRecord&)>& update = {});
   void AgreementAndAuditRoutes();
   void ReplicationRoutes();
   bool standby() const { return ctx_.store == nullptr; }

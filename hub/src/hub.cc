@@ -14,6 +14,7 @@
 #include "carehub/client/curve.h"
 #include "carehub/core/log.h"
 #include "carehub/core/mutex.h"
+#include "carehub/core/secret_file.h"
 #include "carehub/hub/identities.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
@@ -74,7 +75,7 @@ class HubImpl final : public Hub {
       }
       identities_.Set(identities.value());
       // Before any CURVE socket binds: libzmq lets handshakes through while no handler is bound.
-      zap_ = std::make_unique<ZapHandler>(context_, &identities_, &metrics_);
+      zap_ = std::make_unique<ZapHandler>(context_, &identities_, &metrics_, &key_use_);
       Status zap_started = zap_->Start();
       if (!zap_started.ok()) {
         return zap_started;
@@ -86,6 +87,13 @@ class HubImpl final : public Hub {
         return loaded.status();
       }
       policy_.Set(loaded.value());
+    }
+    // Both outcomes exist at 0 from the start, so the first refused reload shows in increase().
+    for (bool applied : {true, false}) {
+      (void)ReloadCounter(kAgreementsReload, applied);
+      if (config_.curve) {
+        (void)ReloadCounter(kIdentitiesReload, applied);
+      }
     }
     // In a cluster every hub starts as a standby: it becomes the primary only once it holds the
     // leader lease (the member's first round, below, promotes it if it may lead).
@@ -268,6 +276,7 @@ class HubImpl final : public Hub {
     if (config_.cluster.enabled) {
       ingest_options.may_acknowledge = [this] { return lease_gate_.Open(); };
     }
+    ingest_options.key_use = &key_use_;
     if (replication_) {
       ingest_options.accepting_writes = [this] { return replication_->AcceptingWrites(); };
       ingest_options.wait_replicated = [this](uint64_t position) {
@@ -288,6 +297,7 @@ class HubImpl final : public Hub {
     subscribe_options.subscriber_timeout = std::chrono::milliseconds(config_.subscriber_timeout_ms);
     subscribe_options.max_delivery_batch = config_.max_delivery_batch;
     subscribe_options.curve_secret_key = server_secret_;
+    subscribe_options.key_use = &key_use_;
     if (config_.durability == Durability::kFsync) {
       subscribe_options.request_wal_sync = [this] { ingest_->committer().RequestWalSync(); };
     }
@@ -403,6 +413,10 @@ class HubImpl final : public Hub {
     }
     std::string token;
     if (!config_.admin_token_file.empty()) {
+      if (Status mode = CheckSecretFileMode(config_.admin_token_file, "admin token file");
+          !mode.ok()) {
+        return Status::Error("bad_config", mode.message());
+      }
       std::ifstream in(config_.admin_token_file);
       std::getline(in, token);
       if (token.size() < 16) {
@@ -420,6 +434,10 @@ class HubImpl final : public Hub {
       ctx.subscribe = subscribe_.get();
       ctx.committed_seq = &committed_seq_;
       ctx.reload = [this] { return Reload(); };
+      if (config_.curve) {
+        ctx.key_use = &key_use_;
+        ctx.identities = &identities_;
+      }
     }
     ctx.endpoints_bound = [this] {
       return !ingest_endpoint_.empty() && !subscribe_endpoint_.empty();
@@ -502,58 +520,80 @@ class HubImpl final : public Hub {
   std::string subscribe_endpoint() const override { return subscribe_endpoint_; }
   std::string admin_address() const override { return admin_address_; }
 
-  Status Reload() override CAREHUB_EXCLUDES(reload_mu_) {
+  ReloadReport Reload() override CAREHUB_EXCLUDES(reload_mu_) {
     MutexLock lock(reload_mu_);
     // Each file is reloaded on its own: an invalid one keeps its old set and does not stop the
     // other from taking effect.
-    Status identities = config_.curve ? ReloadIdentities() : Status::Ok();
+    ReloadReport report;
+    if (config_.curve) {
+      report.files.push_back(ReloadIdentities());
+    }
     // A CURVE hub without agreements (ingest only) still reloads its identities.
-    Status agreements =
-        config_.curve && config_.agreements_file.empty() ? Status::Ok() : ReloadAgreements();
-    return identities.ok() ? agreements : identities;
+    if (!(config_.curve && config_.agreements_file.empty())) {
+      report.files.push_back(ReloadAgreements());
+    }
+    return report;
   }
 
   // Identities take effect for new handshakes at once, and for the authorisers (so for every
   // message, also on connections already open) at once too: a removed identity can no longer
   // publish or open a subscription, even on a connection it opened before.
-  Status ReloadIdentities() CAREHUB_REQUIRES(reload_mu_) {
+  ReloadFileOutcome ReloadIdentities() CAREHUB_REQUIRES(reload_mu_) {
+    ReloadFileOutcome out;
+    out.what = kIdentitiesReload.what;
+    out.file = config_.identities_file.string();
     auto loaded = LoadIdentities(config_.identities_file);
+    auto before = identities_.Get();
     if (!loaded.ok()) {
-      NoteReload(kIdentitiesReload, loaded.status().message(), /*applied=*/false);
-      return loaded.status();
-    }
-    std::string detail;
-    if (auto before = identities_.Get()) {
-      for (const auto& change : DiffIdentities(*before, *loaded.value())) {
-        detail += change + "\n";
+      out.error = loaded.status().message();
+      out.error_code = loaded.status().code();
+    } else {
+      out.applied = true;
+      if (before) {
+        out.changes = DiffIdentities(*before, *loaded.value());
       }
+      identities_.Set(loaded.value());
     }
-    identities_.Set(loaded.value());
-    NoteReload(kIdentitiesReload, detail, /*applied=*/true);
-    return Status::Ok();
+    if (auto in_force = out.applied ? loaded.value() : before) {
+      out.entries = in_force->identities().size();
+      out.keys_or_subscribers = in_force->key_count();
+    }
+    NoteReload(kIdentitiesReload, out);
+    return out;
   }
 
-  Status ReloadAgreements() CAREHUB_REQUIRES(reload_mu_) {
+  ReloadFileOutcome ReloadAgreements() CAREHUB_REQUIRES(reload_mu_) {
+    ReloadFileOutcome out;
+    out.what = kAgreementsReload.what;
+    out.file = config_.agreements_file.string();
     if (config_.agreements_file.empty()) {
-      return Status::Error("no_policy", "the hub was started without an agreements file");
+      out.error_code = "no_policy";
+      out.error = "the hub was started without an agreements file";
+      return out;
     }
     auto loaded = policy::LoadPolicy(config_.agreements_file);
+    auto before = policy_.Get();
     if (!loaded.ok()) {
-      NoteReload(kAgreementsReload, loaded.status().message(), /*applied=*/false);
-      return loaded.status();
-    }
-    std::string detail;
-    if (auto before = policy_.Get()) {
-      for (const auto& change : policy::DiffPolicies(*before, *loaded.value())) {
-        detail += change.ToString() + "\n";
+      out.error = loaded.status().message();
+      out.error_code = loaded.status().code();
+    } else {
+      out.applied = true;
+      if (before) {
+        for (const auto& change : policy::DiffPolicies(*before, *loaded.value())) {
+          out.changes.push_back(change.ToString());
+        }
       }
+      policy_.Set(loaded.value());
     }
-    policy_.Set(loaded.value());
-    NoteReload(kAgreementsReload, detail, /*applied=*/true);
-    if (subscribe_) {
+    if (auto in_force = out.applied ? loaded.value() : before) {
+      out.entries = in_force->agreements().size();
+      out.keys_or_subscribers = in_force->subscribers().size();
+    }
+    NoteReload(kAgreementsReload, out);
+    if (out.applied && subscribe_) {
       subscribe_->Wake();
     }
-    return Status::Ok();
+    return out;
   }
 
   // What a reload of one file is called in the audit trail, the metrics and the log.
@@ -562,36 +602,50 @@ class HubImpl final : public Hub {
     const char* what;  // "identities", "agreements"
     const char* metric;
     const char* help;
-    const std::filesystem::path HubConfig::*file;
   };
-  static constexpr ReloadKind kIdentitiesReload{
-      "security", "identities", "carehub_identities_reloads_total", "Identity reloads, by outcome.",
-      &HubConfig::identities_file};
+  static constexpr ReloadKind kIdentitiesReload{"security", "identities",
+                                                "carehub_identities_reloads_total",
+                                                "Identity reloads, by outcome."};
   static constexpr ReloadKind kAgreementsReload{
-      "policy", "agreements", "carehub_policy_reloads_total", "Agreement reloads, by outcome.",
-      &HubConfig::agreements_file};
+      "policy", "agreements", "carehub_policy_reloads_total", "Agreement reloads, by outcome."};
 
-  // Audits, counts and logs a reload: applied (with what changed) or refused (with why, the
-  // previous set staying in force).
-  void NoteReload(const ReloadKind& kind, std::string detail, bool applied) {
-    if (applied && detail.empty()) {
-      detail = "no changes";
+  metrics::Counter& ReloadCounter(const ReloadKind& kind, bool applied) {
+    return metrics_.GetCounter(kind.metric, kind.help,
+                               {{"outcome", applied ? "applied" : "refused"}});
+  }
+
+  // Counts and logs a reload: applied (with what changed) or refused (with why, the previous set
+  // staying in force). Audits a refusal and an applied reload that changed something; a reload
+  // that changed nothing is no change to the record (an `identities_changed` "no changes" on
+  // every SIGHUP buried the real changes), so it is only counted and logged.
+  void NoteReload(const ReloadKind& kind, const ReloadFileOutcome& out) {
+    // The audit detail keeps one change per line (as `carehubctl audit --json` shows it); the log
+    // line joins them with "; " so a text log stays one line per record too.
+    std::string detail = out.error;
+    std::string joined = out.error;
+    for (const auto& change : out.changes) {
+      detail += (detail.empty() ? "" : "\n") + change;
+      joined += (joined.empty() ? "" : "; ") + change;
     }
-    v1::AuditRecord audit;
-    audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
-    audit.set_kind(std::string(kind.what) + (applied ? "_changed" : "_rejected"));
-    audit.set_detail(detail);
-    if (store_) {  // a standby's store takes only replicated writes
-      (void)store_->audit().Append(audit);
+    if (!out.applied || !out.changes.empty()) {
+      v1::AuditRecord audit;
+      audit.set_at_unix_ms(ToUnixMillis(clock_.Now()));
+      audit.set_kind(std::string(kind.what) + (out.applied ? "_changed" : "_rejected"));
+      audit.set_detail(detail);
+      if (store_) {  // a standby's store takes only replicated writes
+        (void)store_->audit().Append(audit);
+      }
     }
-    metrics_.GetCounter(kind.metric, kind.help, {{"outcome", applied ? "applied" : "refused"}})
-        .Inc();
-    const std::string file = (config_.*kind.file).string();
-    if (applied) {
-      Logger(kind.logger)->info("{} reloaded from {}: {}", kind.what, file, detail);
+    ReloadCounter(kind, out.applied).Inc();
+    if (!out.applied) {
+      Logger(kind.logger)
+          ->error("{} reload refused, previous {} stay in force: {}", kind.what, kind.what, joined);
+    } else if (out.changes.empty()) {
+      Logger(kind.logger)->info("{} reloaded from {}: no changes", kind.what, out.file);
     } else {
       Logger(kind.logger)
-          ->error("{} reload refused, previous {} stay in force: {}", kind.what, kind.what, detail);
+          ->info("{} reloaded from {}: {} change(s): {}", kind.what, out.file, out.changes.size(),
+                 joined);
     }
   }
 
@@ -898,6 +952,8 @@ class HubImpl final : public Hub {
   std::unique_ptr<ZapHandler> zap_;
   // One reload at a time: each reload reads the set in force, diffs it against the file for the
   // audit log and swaps it; two interleaved reloads would audit a diff against a stale set.
+  // Which key each identity uses (status "keys", docs/security.md "Key rotation").
+  KeyUseTracker key_use_;
   Mutex reload_mu_;
   std::unique_ptr<Store> store_;
   std::atomic<uint64_t> committed_seq_{0};

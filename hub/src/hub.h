@@ -9,6 +9,7 @@
 
 #include "carehub/core/status.h"
 #include "carehub/hub/config.h"
+#include "reload_report.h"
 
 namespace carehub::hub {
 
@@ -22,8 +23,10 @@ class Hub {
   virtual std::string subscribe_endpoint() const = 0;
   virtual std::string admin_address() const = 0;
 
-  // Re-reads agreements (and identities); the old set stays in force when the new one is invalid.
-  virtual Status Reload() = 0;
+  // Re-reads agreements (and, in CURVE mode, identities), each file on its own; a file that is
+  // invalid is refused and its old set stays in force. The report says, per file, what changed or
+  // why it was refused. Thread-safe: reloads are serialised.
+  virtual ReloadReport Reload() = 0;
 
   // Graceful stop: stop reading, commit and answer in-flight batches, flush, join threads.
   virtual void Stop() = 0;

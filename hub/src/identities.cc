@@ -44,6 +44,65 @@ Result<std::vector<std::string>> ReadStringList(const YAML::Node& node, const st
   return out;
 }
 
+constexpr std::string_view kQuoteKeys =
+    "Z85 keys may start with characters YAML reads as syntax (! & * @ ` | > [ {): quote every key, "
+    "as in public_keys: ['<key>']";
+
+// public_keys, read so that a key YAML took for syntax is named as such: an unquoted key starting
+// with '!' arrives as a tag with an empty value, one starting with '&' as an anchor on nothing.
+Result<std::vector<std::string>> ReadKeyList(const YAML::Node& node, const std::string& where) {
+  if (!node || !node.IsSequence()) {
+    return Bad(where, "must be a list");
+  }
+  std::vector<std::string> out;
+  size_t n = 0;
+  for (const auto& item : node) {
+    ++n;
+    const std::string tag = item.Tag();
+    const bool tagged = !tag.empty() && tag != "?" && tag != "!";
+    if (tagged || !item.IsScalar() || item.Scalar().empty()) {
+      return Bad(where, "entry " + std::to_string(n) +
+                            (tagged ? " was read as the YAML tag '" + tag.substr(0, 1) + "...'"
+                                    : " is not a key as written") +
+                            "; " + std::string(kQuoteKeys));
+    }
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
+// For a YAML syntax error at 0-based `line`: the identity whose block holds that line (the nearest
+// "  <id>:" above it), and whether the line is in its public_keys. Empty id when none is found.
+struct YamlErrorPlace {
+  std::string identity;
+  bool in_public_keys = false;
+};
+YamlErrorPlace PlaceOfLine(const std::string& text, int line) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    lines.push_back(l);
+  }
+  YamlErrorPlace place;
+  for (int i = std::min(line, static_cast<int>(lines.size()) - 1); i >= 0; --i) {
+    const std::string& l = lines[static_cast<size_t>(i)];
+    if (l.find("public_keys") != std::string::npos) {
+      place.in_public_keys = true;
+    }
+    // "  rxk-pas:" — two spaces, a name, a colon, nothing else (a comment aside).
+    if (l.size() > 3 && l.compare(0, 2, "  ") == 0 && l[2] != ' ' && l[2] != '#') {
+      const auto colon = l.find(':');
+      const auto rest =
+          colon == std::string::npos ? std::string::npos : l.find_first_not_of(" \t\r", colon + 1);
+      if (colon != std::string::npos && (rest == std::string::npos || l[rest] == '#')) {
+        place.identity = l.substr(2, colon - 2);
+        return place;
+      }
+    }
+  }
+  return place;
+}
+
 std::string JoinSorted(std::vector<std::string> items) {
   std::sort(items.begin(), items.end());
   std::string out;
@@ -94,7 +153,19 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
-    return Bad("identities", std::string("not valid YAML: ") + e.what());
+    // An unquoted key starting with '*' (an alias of no anchor) or '@' ends here, with yaml-cpp's
+    // own words only: name the identity and say what to do.
+    const YamlErrorPlace place = PlaceOfLine(yaml_text, e.mark.line);
+    std::string where = "identities";
+    if (!place.identity.empty()) {
+      where += "." + place.identity + (place.in_public_keys ? ".public_keys" : "");
+    }
+    std::string message = std::string("not valid YAML: ") + e.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    if (place.in_public_keys) {
+      message += "; " + std::string(kQuoteKeys);
+    }
+    return Bad(where, message);
   }
   if (!root || !root.IsMap()) {
     return Bad("identities", "the file must be a mapping with one key, 'identities'");
@@ -181,7 +252,7 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
         return Bad(where + ".subscriber", "only a subscriber identity names a subscriber");
       }
 
-      auto keys = ReadStringList(node["public_keys"], where + ".public_keys");
+      auto keys = ReadKeyList(node["public_keys"], where + ".public_keys");
       if (!keys.ok()) {
         return keys.status();
       }

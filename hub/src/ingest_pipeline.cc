@@ -76,6 +76,27 @@ IngestPipeline::IngestPipeline(Store* store, metrics::Registry* metrics, Validat
       authorise_(std::move(authorise)) {
   // next_seq_ stays 0 (unknown) if the log cannot be read now: Prepare reads it before sequencing.
   (void)RestartFromStore();
+  // Created at 0 for the known reasons, so the first drop shows in rate()/increase().
+  (void)QuarantineDroppedCounter("peer_rate");
+  (void)QuarantineDroppedCounter("total_cap");
+}
+
+metrics::Counter& IngestPipeline::ConflictCounter(const std::string& publisher) {
+  return CounterFor("carehub_events_conflict_total",
+                    "Events whose key was stored with other content.", {{"publisher", publisher}});
+}
+
+metrics::Counter& IngestPipeline::DuplicateCounter(const std::string& publisher) {
+  return CounterFor("carehub_events_duplicate_total", "Resent events answered DUPLICATE.",
+                    {{"publisher", publisher}});
+}
+
+metrics::Counter& IngestPipeline::QuarantineDroppedCounter(const std::string& reason) {
+  return CounterFor("carehub_quarantine_dropped_total",
+                    "Refused input answered and counted but not stored in the quarantine, by "
+                    "reason (peer_rate: the peer's byte budget; total_cap: the quarantine's size "
+                    "limit).",
+                    {{"reason", reason}});
 }
 
 Status IngestPipeline::RestartFromStore() {
@@ -130,9 +151,7 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
   }
 
   if (conflict) {
-    CounterFor("carehub_events_conflict_total", "Events whose key was stored with other content.",
-               {{"publisher", publisher}})
-        .Inc();
+    ConflictCounter(publisher).Inc();
   } else {
     CounterFor("carehub_events_rejected_total", "Events rejected, by publisher and reason.",
                {{"publisher", std::string(PublisherLabel(publisher, reason))}, {"reason", reason}})
@@ -270,9 +289,7 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
       if (cand.prior->hash == cand.hash) {
         result->set_status(v1::EventResult::DUPLICATE);
         result->set_hub_seq(cand.prior->hub_seq);
-        CounterFor("carehub_events_duplicate_total", "Resent events answered DUPLICATE.",
-                   {{"publisher", publisher}})
-            .Inc();
+        DuplicateCounter(publisher).Inc();
       } else {
         Reject(batch, result, event, cand.bytes, std::string(kReasonConflict),
                "event_id was already stored (hub_seq " + std::to_string(cand.prior->hub_seq) +
@@ -384,6 +401,13 @@ void IngestPipeline::CountActivity(const PreparedBatch& batch, const v1::Publish
     CounterFor("carehub_events_received_total", "Events received, by publisher.",
                {{"publisher", publisher}})
         .Inc(a.received);
+    // A publisher's per-publisher counters exist (at 0) from its first event on, not from its
+    // first duplicate or conflict: an alert on increase() then counts that first one too. The
+    // label is the stored-event one (PublisherLabel), so the set stays bounded.
+    if (publisher != "invalid" && publisher != "unauthorised") {
+      (void)ConflictCounter(publisher);
+      (void)DuplicateCounter(publisher);
+    }
   }
   MutexLock lock(activity_mu_);
   const int64_t now_ms = ToUnixMillis(batch.received_at);
@@ -477,11 +501,7 @@ void IngestPipeline::AddQuarantineRecord(PreparedBatch* batch, const std::string
                                                 QuarantineBudget::Steady::now());
   if (verdict != QuarantineBudget::Verdict::kStore) {
     const bool total = verdict == QuarantineBudget::Verdict::kTotalCap;
-    CounterFor("carehub_quarantine_dropped_total",
-               "Refused input answered and counted but not stored in the quarantine, by reason "
-               "(peer_rate: the peer's byte budget; total_cap: the quarantine's size limit).",
-               {{"reason", total ? "total_cap" : "peer_rate"}})
-        .Inc();
+    QuarantineDroppedCounter(total ? "total_cap" : "peer_rate").Inc();
     static LogRateLimiter limiter(1);
     if (limiter.Allow()) {
       Logger("ingest")->warn(

@@ -25,6 +25,15 @@ LogRateLimiter& Limiter() {
 
 std::string PeerName(const std::string& routing_id) { return HexEncode(routing_id); }
 
+// Every reason is created at start (at 0): see DroppedCounter in subscribe_server.cc.
+constexpr const char* kAnswerDroppedReasons[] = {"peer_gone", "peer_not_reading", "send_failed"};
+metrics::Counter& AnswersDroppedCounter(metrics::Registry& metrics, const std::string& reason) {
+  return metrics.GetCounter("carehub_ingest_answers_dropped_total",
+                            "Answers not sent because the publisher disconnected or does not read "
+                            "them (it resends unanswered batches), by reason.",
+                            {{"reason", reason}});
+}
+
 }  // namespace
 
 IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
@@ -41,6 +50,9 @@ IngestServer::IngestServer(zmq::context_t& context, IngestServerOptions options,
       batches_(metrics->GetCounter("carehub_ingest_batches_total", "Publish batches answered.")),
       peers_(metrics->GetGauge("carehub_connected_peers", "Connected ZeroMQ peers.",
                                {{"endpoint", "ingest"}})) {
+  for (const char* reason : kAnswerDroppedReasons) {
+    (void)AnswersDroppedCounter(*metrics_, reason);
+  }
   int fd = wake_fd_;
   committer_ = std::make_unique<GroupCommitter>(
       store, last_seq, sync, metrics,
@@ -100,12 +112,7 @@ void IngestServer::SendFrame(const std::string& routing_id, const v1::Frame& fra
     dropped = e.num() == EHOSTUNREACH ? "peer_gone" : "send_failed";
   }
   if (dropped) {
-    metrics_
-        ->GetCounter("carehub_ingest_answers_dropped_total",
-                     "Answers not sent because the publisher disconnected or does not read them "
-                     "(it resends unanswered batches), by reason.",
-                     {{"reason", dropped}})
-        .Inc();
+    AnswersDroppedCounter(*metrics_, dropped).Inc();
     if (Limiter().Allow()) {
       Logger("ingest")->warn("answer to peer {} dropped: {}", PeerName(routing_id), dropped);
     }
@@ -144,6 +151,10 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
   if (!options_.curve_secret_key.empty()) {
     const char* user = payload.gets("User-Id");
     sender = user ? user : "";
+    if (options_.key_use != nullptr) {
+      const char* key = payload.gets(kKeyProperty);
+      options_.key_use->NoteMessage(sender, key ? key : "");
+    }
   }
   // One frame per message (docs/protocol.md). REQ framing (an empty delimiter first) or several
   // parts are refused, not half-read: the answer could not reach a REQ socket anyway.

@@ -20,6 +20,7 @@
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/metrics/registry.h"
 #include "group_committer.h"
+#include "key_use.h"
 
 namespace carehub::hub {
 
@@ -41,6 +42,8 @@ struct IngestServerOptions {
   // primary, which answers DUPLICATE for what it already has).
   std::function<bool()> may_acknowledge;
   std::function<Status(uint64_t)> wait_replicated;
+  // CURVE: records each message's identity and key (key_use.h); not owned; may be null.
+  KeyUseTracker* key_use = nullptr;
 };
 
 class IngestServer {

@@ -10,6 +10,7 @@
 #include <set>
 #include <zmq_addon.hpp>
 
+#include "carehub/client/connection_watch.h"
 #include "carehub/core/crash_points.h"
 #include "carehub/core/event_types.h"
 #include "carehub/core/log.h"
@@ -25,6 +26,22 @@ namespace {
 using Steady = std::chrono::steady_clock;
 
 std::shared_ptr<spdlog::logger> Log() { return Logger("subscribe"); }
+
+// Every reason is created at start (at 0), so dashboards and alerts see a series from the first
+// scrape and rate()/increase() count the first drop; a series born at 1 hides it.
+constexpr const char* kDroppedReasons[] = {"timeout", "gone"};
+// Delivery rounds held back because the subscriber's queue was full (it does not read): the batch
+// is neither audited nor sent, and is read again after a back-off.
+metrics::Counter& HeldCounter(metrics::Registry& metrics) {
+  return metrics.GetCounter("carehub_subscription_deliveries_held_total",
+                            "Delivery rounds held because the subscriber's queue was full.",
+                            {{"reason", "peer_full"}});
+}
+metrics::Counter& DroppedCounter(metrics::Registry& metrics, const std::string& reason) {
+  return metrics.GetCounter("carehub_subscriptions_dropped_total",
+                            "Subscription sessions the hub ended and freed, by reason.",
+                            {{"reason", reason}});
+}
 
 }  // namespace
 
@@ -45,8 +62,14 @@ SubscribeServer::SubscribeServer(zmq::context_t& context, SubscribeServerOptions
       metrics_(metrics),
       clock_(clock),
       authorise_(std::move(authorise)),
+      context_(context),
       socket_(context, zmq::socket_type::router),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  for (const char* reason : kDroppedReasons) {
+    (void)DroppedCounter(*metrics_, reason);
+  }
+  (void)HeldCounter(*metrics_);
+}
 
 SubscribeServer::~SubscribeServer() {
   if (wake_fd_ >= 0) {
@@ -237,6 +260,11 @@ void SubscribeServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     return;
   }
   const v1::Frame& frame = decision.frame;
+  if (options_.key_use != nullptr && !options_.curve_secret_key.empty()) {
+    const char* user = payload.gets("User-Id");
+    const char* key = payload.gets(kKeyProperty);
+    options_.key_use->NoteMessage(user ? user : "", key ? key : "");
+  }
   auto it = sessions_.find(routing_id);
   Session* session = it == sessions_.end() ? nullptr : it->second.get();
   if (session) {
@@ -358,6 +386,21 @@ void SubscribeServer::Serve(Session& session,
   if (!report) {
     Advance(session, scanned_to, batch.delivered(), batch.withheld());
     return;
+  }
+  // Probe before the audit: a subscriber that has gone (or stopped reading) gets no "delivery"
+  // record for a batch that could never be sent; it used to get one, then "delivery_not_sent".
+  // The heartbeat is harmless to a live subscriber. A peer can still go in the moment between
+  // this probe and the send after the WAL sync; RecordNotSent covers that rare case.
+  if (batch.discloses()) {
+    const SendOutcome probe = SendHeartbeat(session, head);
+    if (probe == SendOutcome::kPeerGone) {
+      return;  // expired: dropped as "gone" in this loop
+    }
+    if (probe == SendOutcome::kPeerFull) {
+      HeldCounter(*metrics_).Inc();
+      session.BackOff();
+      return;  // nothing advanced; the batch is read again later
+    }
   }
   // audit
   auto audited = AuditDisclosure(
@@ -484,16 +527,24 @@ void SubscribeServer::CountDelivery(const Session& session, uint64_t delivered,
 }
 
 void SubscribeServer::SendHeartbeatIfDue(Session& session, uint64_t head) {
-  const auto now = Steady::now();
-  if (now - session.last_sent <= options_.heartbeat_interval) {
+  if (Steady::now() - session.last_sent <= options_.heartbeat_interval) {
     return;
   }
+  (void)SendHeartbeat(session, head);
+}
+
+SendOutcome SubscribeServer::SendHeartbeat(Session& session, uint64_t head) {
   v1::Frame hb;
   hb.set_version(v1::PROTOCOL_VERSION_1);
   hb.mutable_heartbeat()->set_sent_at_unix_ms(ToUnixMillis(clock_.Now()));
   hb.mutable_heartbeat()->set_head_seq(head);
-  SendFrame(session.routing_id, hb);
-  session.last_sent = now;
+  const SendOutcome outcome = SendBytes(session.routing_id, hb.SerializeAsString());
+  if (outcome == SendOutcome::kPeerGone) {
+    session.Expire();
+  } else if (outcome == SendOutcome::kSent) {
+    session.last_sent = Steady::now();
+  }
+  return outcome;
 }
 
 void SubscribeServer::RefreshStatus(const std::shared_ptr<const policy::PolicySet>& policy,
@@ -561,6 +612,12 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
   std::vector<zmq::message_t> parts;
   bool busy = false;
   auto last_status = Steady::now() - std::chrono::hours(1);
+  // A subscriber's connection that closes (the process exited) is seen here at once; every session
+  // is then probed with a heartbeat, and the one whose peer has gone is dropped as "gone" within
+  // a loop, instead of showing "connected" until subscriber_timeout_ms. Declared after socket_
+  // exists and destroyed (end of Run) before it closes, as ConnectionWatch requires.
+  client::ConnectionWatch disconnects(context_, socket_, options_.endpoint);
+  uint64_t disconnects_seen = 0;
   while (!stop.load()) {
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
@@ -589,6 +646,13 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
     }
     auto policy = policy_->Get();
     uint64_t head = committed_seq_->load();
+    disconnects.Poll();
+    if (disconnects.disconnects() != disconnects_seen) {
+      disconnects_seen = disconnects.disconnects();
+      for (auto& [id, session] : sessions_) {
+        (void)SendHeartbeat(*session, head);
+      }
+    }
     busy = false;
     auto now = Steady::now();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
@@ -601,11 +665,7 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
                     expired ? std::string("the subscriber is gone")
                             : "no word from the subscriber for " +
                                   std::to_string(options_.subscriber_timeout.count()) + " ms");
-        metrics_
-            ->GetCounter("carehub_subscriptions_dropped_total",
-                         "Subscription sessions the hub ended and freed, by reason.",
-                         {{"reason", expired ? "gone" : "timeout"}})
-            .Inc();
+        DroppedCounter(*metrics_, expired ? "gone" : "timeout").Inc();
         it = sessions_.erase(it);
         continue;
       }

@@ -38,6 +38,7 @@
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "carehub/v1/wire.pb.h"
+#include "key_use.h"
 #include "policy_holder.h"
 
 namespace carehub::hub {
@@ -64,6 +65,8 @@ struct SubscribeServerOptions {
   std::function<Status(uint64_t position)> wait_replicated;
   // Stamped on every delivery (docs/replication.md, fencing).
   uint64_t epoch = 0;
+  // CURVE: records each message's identity and key (key_use.h); not owned; may be null.
+  KeyUseTracker* key_use = nullptr;
 };
 
 // Decides whether an authenticated identity may open a subscriber's subscriptions. Empty identity
@@ -132,6 +135,10 @@ class SubscribeServer {
                      const std::map<std::string, uint32_t>& withheld);
   void OnReadFailed(Session& session, const Status& status);
   void SendHeartbeatIfDue(Session& session, uint64_t head);
+  // Sends a heartbeat now. It is also the probe of whether the subscriber is still there (the
+  // ROUTER answers EHOSTUNREACH for a peer that has gone): kPeerGone expires the session, so it
+  // is dropped as "gone" at once instead of as "timeout" after subscriber_timeout_ms.
+  SendOutcome SendHeartbeat(Session& session, uint64_t head);
   // Sends routing id + bytes without blocking.
   SendOutcome SendBytes(const std::string& routing_id, const std::string& bytes);
   void SendFrame(const std::string& routing_id, const v1::Frame& frame);
@@ -148,6 +155,7 @@ class SubscribeServer {
   metrics::Registry* metrics_;
   const Clock& clock_;
   SubscribeAuthoriser authorise_;
+  zmq::context_t& context_;  // socket_'s, for the monitor of its disconnects (Run)
   zmq::socket_t socket_;
   int wake_fd_ = -1;
   std::map<std::string, std::unique_ptr<Session>> sessions_;  // by routing id

@@ -22,6 +22,14 @@ int64_t NowMs() {
       .count();
 }
 
+// Every refusal reason DecideZap and the request parser can give, created at 0 at start.
+constexpr const char* kRefusalReasons[] = {"unsupported_mechanism", "unknown_domain", "unknown_key",
+                                           "wrong_endpoint", "bad_request"};
+metrics::Counter& RefusedCounter(metrics::Registry& metrics, const std::string& reason) {
+  return metrics.GetCounter("carehub_auth_refused_total", "CURVE handshakes refused, by reason.",
+                            {{"reason", reason}});
+}
+
 ZapDecision Refuse(std::string reason, std::string text) {
   ZapDecision d;
   d.reason = std::move(reason);
@@ -61,12 +69,17 @@ ZapDecision DecideZap(const IdentitySet* set, std::string_view domain, std::stri
 }
 
 ZapHandler::ZapHandler(zmq::context_t& context, const IdentityHolder* identities,
-                       metrics::Registry* metrics)
+                       metrics::Registry* metrics, KeyUseTracker* key_use)
     : context_(context),
       identities_(identities),
+      key_use_(key_use),
       metrics_(metrics),
       // The hub sets up the "security" logger; a test that does not gets spdlog's default one.
-      log_(Logger("security")) {}
+      log_(Logger("security")) {
+  for (const char* reason : kRefusalReasons) {
+    (void)RefusedCounter(*metrics_, reason);
+  }
+}
 
 ZapHandler::~ZapHandler() { Stop(); }
 
@@ -143,18 +156,38 @@ void ZapHandler::Handle(zmq::socket_t& socket) {
 
   // Counted and logged before the answer goes out: whoever sees the connection work (a client, a
   // test reading the metric) also sees it counted.
+  std::string metadata;
   if (decision.allow) {
     metrics_
         ->GetCounter("carehub_auth_accepted_total", "CURVE handshakes let in, by endpoint.",
                      {{"domain", domain}})
         .Inc();
+    const std::string fingerprint = KeyFingerprint(key);
     log_->info("{} connected to {} from {} with key {}", decision.user_id, domain, address,
-               KeyFingerprint(key));
-  } else {
+               fingerprint);
+    // By identity and key, so a rotation can be watched: bounded by the keys in the identities
+    // file, since only those get here.
     metrics_
-        ->GetCounter("carehub_auth_refused_total", "CURVE handshakes refused, by reason.",
-                     {{"reason", decision.reason}})
+        ->GetCounter("carehub_auth_accepted_by_key_total",
+                     "CURVE handshakes let in, by identity and key fingerprint.",
+                     {{"identity", decision.user_id}, {"key", fingerprint}})
         .Inc();
+    if (key_use_ != nullptr) {
+      key_use_->NoteHandshake(decision.user_id, fingerprint, domain);
+      // ZMTP metadata (RFC 27 frame 6): name length (1 byte), name, value length (4 bytes, big
+      // endian), value. Readable from every message of the connection (zmq_msg_gets).
+      const std::string name = kKeyProperty;
+      metadata.push_back(static_cast<char>(name.size()));
+      metadata += name;
+      const auto n = static_cast<uint32_t>(fingerprint.size());
+      metadata.push_back(static_cast<char>((n >> 24) & 0xff));
+      metadata.push_back(static_cast<char>((n >> 16) & 0xff));
+      metadata.push_back(static_cast<char>((n >> 8) & 0xff));
+      metadata.push_back(static_cast<char>(n & 0xff));
+      metadata += fingerprint;
+    }
+  } else {
+    RefusedCounter(*metrics_, decision.reason).Inc();
     LogRefusal(domain, address, key, decision);
   }
 
@@ -164,7 +197,7 @@ void ZapHandler::Handle(zmq::socket_t& socket) {
       decision.allow ? zmq::str_buffer("200") : zmq::str_buffer("400"),
       zmq::buffer(decision.status_text),
       zmq::buffer(decision.user_id),
-      zmq::const_buffer()};
+      zmq::buffer(metadata)};
   (void)zmq::send_multipart(socket, reply);
 }
 

@@ -24,6 +24,7 @@
 #include "carehub/core/status.h"
 #include "carehub/hub/identities.h"
 #include "carehub/metrics/registry.h"
+#include "key_use.h"
 
 namespace carehub::hub {
 
@@ -45,7 +46,10 @@ ZapDecision DecideZap(const IdentitySet* set, std::string_view domain, std::stri
 
 class ZapHandler {
  public:
-  ZapHandler(zmq::context_t& context, const IdentityHolder* identities, metrics::Registry* metrics);
+  // `key_use` (optional, not owned, must outlive the handler) records each handshake let in; the
+  // reply then carries the key's fingerprint as ZAP metadata (kKeyProperty, key_use.h).
+  ZapHandler(zmq::context_t& context, const IdentityHolder* identities, metrics::Registry* metrics,
+             KeyUseTracker* key_use = nullptr);
   ~ZapHandler();
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
@@ -62,6 +66,7 @@ class ZapHandler {
 
   zmq::context_t& context_;
   const IdentityHolder* identities_;
+  KeyUseTracker* key_use_ = nullptr;
   metrics::Registry* metrics_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<zmq::socket_t> socket_;

@@ -32,7 +32,11 @@ Status AdminHttpServer::Start() {
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     const std::string why = options_.unhealthy_reason ? options_.unhealthy_reason() : "";
     res.status = why.empty() ? 200 : 503;
-    res.set_content(why.empty() ? "ok\n" : why + "\n", "text/plain");
+    std::string body = why.empty() ? "ok\n" : why + "\n";
+    if (const std::string warning = options_.warning ? options_.warning() : ""; !warning.empty()) {
+      body += "warning: " + warning + "\n";
+    }
+    res.set_content(body, "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry_->RenderPrometheus(), "text/plain; version=0.0.4");

@@ -16,3 +16,10 @@ foreach(suite config e2e outage hostile real_feeds)
   add_dependencies(carehub_adapters_${suite}_itest carehub-adapter)
 endforeach()
 target_link_libraries(carehub_adapters_config_itest PRIVATE carehub_adapter_runtime)
+# The adapter against a CURVE hub that refuses its key, then its events (issue 22): uses the
+# security tests' CURVE helpers.
+carehub_add_integration_test(carehub_adapters_hub_problems_itest
+  ${CMAKE_CURRENT_LIST_DIR}/adapters_hub_problems_test.cc ${CMAKE_CURRENT_LIST_DIR}/security_support.cc)
+target_link_libraries(carehub_adapters_hub_problems_itest PRIVATE carehub_adapter_itest_support
+  PkgConfig::HTTPLIB cppzmq)
+add_dependencies(carehub_adapters_hub_problems_itest carehub-adapter)

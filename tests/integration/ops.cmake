@@ -22,3 +22,13 @@ carehub_add_ops_test(carehub_ops_status_page_itest ops_status_page_test.cc)
 carehub_add_ops_test(carehub_ops_ctl_itest ops_ctl_test.cc ${PROJECT_SOURCE_DIR}/tools/ctl_format.cc)
 target_include_directories(carehub_ops_ctl_itest PRIVATE ${PROJECT_SOURCE_DIR}/tools)
 target_link_libraries(carehub_ops_ctl_itest PRIVATE carehub_client)
+# Operator experience (issue 22): reload reports, JSON logs, secret file modes, client diagnoses of
+# a silent CURVE hub. Uses the security tests' CURVE helpers.
+carehub_add_ops_test(carehub_ops_experience_itest ops_experience_test.cc security_support.cc)
+target_link_libraries(carehub_ops_experience_itest PRIVATE carehub_client PkgConfig::HTTPLIB cppzmq)
+# The first-deployment walkthrough of docs/operations.md, extracted and run as written; it starts
+# the HL7 adapter, which -DCAREHUB_WITH_ADAPTERS=OFF leaves out.
+if(CAREHUB_WITH_ADAPTERS)
+  carehub_add_ops_test(carehub_ops_walkthrough_itest ops_walkthrough_test.cc)
+  add_dependencies(carehub_ops_walkthrough_itest carehub-adapter)
+endif()

@@ -166,8 +166,15 @@ TEST(OpsCtl, TokenProtectedAdminApi) {
   TempDir tmp("ops-ctl-token");
   auto token_file = tmp.path() / "admin.token";
   std::ofstream(token_file) << "s3cret-token-for-tests-0123456789\n";
-  auto started = HubProcess::Start(
-      HubOptions("ops-ctl-token", "admin:\n  token_file: " + token_file.string() + "\n"));
+  const std::string yaml = "admin:\n  token_file: " + token_file.string() + "\n";
+  // A token file other users can read (the umask's 0644) is refused at start, naming the fix.
+  std::filesystem::permissions(token_file, std::filesystem::perms(0644));
+  auto readable = HubProcess::Start(HubOptions("ops-ctl-token-0644", yaml));
+  ASSERT_FALSE(readable.ok()) << "a world-readable admin token file was accepted";
+  EXPECT_NE(readable.status().message().find("chmod o-rwx"), std::string::npos)
+      << readable.status().message();
+  std::filesystem::permissions(token_file, std::filesystem::perms(0640));
+  auto started = HubProcess::Start(HubOptions("ops-ctl-token", yaml));
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   auto& hub = *started.value();
   const std::string admin = "--admin=" + hub.admin_address();
@@ -175,7 +182,16 @@ TEST(OpsCtl, TokenProtectedAdminApi) {
   ASSERT_TRUE(denied.ok());
   EXPECT_TRUE(denied->status.Exited(1));
   EXPECT_NE(denied->err.find("401"), std::string::npos) << denied->err;
+  // carehubctl names its own flag, not only the HTTP header.
+  EXPECT_NE(denied->err.find("--token-file"), std::string::npos) << denied->err;
   EXPECT_EQ(Lines(denied->err), 1u);
+  // carehubctl refuses to send a token others can read, too.
+  std::filesystem::permissions(token_file, std::filesystem::perms(0644));
+  auto exposed = Ctl(hub.dir(), {admin, "--token-file", token_file.string(), "status"});
+  ASSERT_TRUE(exposed.ok());
+  EXPECT_TRUE(exposed->status.Exited(1));
+  EXPECT_NE(exposed->err.find("mode 0644"), std::string::npos) << exposed->err;
+  std::filesystem::permissions(token_file, std::filesystem::perms(0600));
   auto allowed = Ctl(hub.dir(), {admin, "--token-file", token_file.string(), "status", "--json"});
   ASSERT_TRUE(allowed.ok());
   EXPECT_TRUE(allowed->status.Exited(0)) << allowed->err;

@@ -33,8 +33,13 @@ KeyPair NewKeyPair() {
 }
 
 void WriteKeyFile(const std::filesystem::path& path, const KeyPair& keys) {
-  std::ofstream out(path);
-  out << "# carehub CURVE key pair\npublic: " << keys.pub << "\nsecret: " << keys.sec << "\n";
+  {
+    std::ofstream out(path);
+    out << "# carehub CURVE key pair\npublic: " << keys.pub << "\nsecret: " << keys.sec << "\n";
+  }
+  // As `carehubctl keygen` writes it: a secret key others can read is refused.
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 std::string IdentitiesYaml(const std::vector<Party>& parties) {
@@ -62,7 +67,8 @@ std::string IdentitiesYaml(const std::vector<Party>& parties) {
 
 Result<std::unique_ptr<CurveHub>> CurveHub::Start(const std::string& tag,
                                                   const std::vector<Party>& parties,
-                                                  const std::string& log_level) {
+                                                  const std::string& log_level,
+                                                  const std::string& log_format) {
   std::unique_ptr<CurveHub> hub(new CurveHub());
   hub->server_ = NewKeyPair();
   WriteKeyFile(hub->keys_dir_.path() / "server.key", hub->server_);
@@ -75,7 +81,7 @@ Result<std::unique_ptr<CurveHub>> CurveHub::Start(const std::string& tag,
                      (hub->keys_dir_.path() / "server.key").string() +
                      "\n  identities: " + (hub->keys_dir_.path() / "identities.yaml").string() +
                      "\npolicy:\n  agreements: " + agreements.string() +
-                     "\nlogging:\n  level: " + log_level + "\n";
+                     "\nlogging:\n  level: " + log_level + "\n  format: " + log_format + "\n";
   auto process = HubProcess::Start(HubOptions(tag, yaml));
   if (!process.ok()) {
     return process.status();
@@ -166,51 +172,39 @@ CurveDealer::CurveDealer(const std::string& endpoint, const std::optional<KeyPai
     socket_->set(zmq::sockopt::curve_publickey, keys->pub);
     socket_->set(zmq::sockopt::curve_secretkey, keys->sec);
   }
-  // Watched from before the connect, so no handshake event is missed.
-  constexpr const char* kMonitor = "inproc://curve-dealer-monitor";
-  if (zmq_socket_monitor(socket_->handle(), kMonitor,
-                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                             ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-    monitor_ = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::pair);
-    monitor_->connect(kMonitor);
-  }
+  // Watched from before the connect, so no handshake event is missed (the client library's
+  // ConnectionWatch, which the subscriber and publisher use to explain a silent hub).
+  watch_ = std::make_unique<client::ConnectionWatch>(*context_, *socket_, endpoint);
   socket_->connect(endpoint);
 }
 
 CurveDealer::~CurveDealer() {
-  monitor_.reset();
+  watch_.reset();  // before its socket closes
   socket_.reset();
   context_.reset();
 }
 
 std::string CurveDealer::WaitForHandshake(std::chrono::milliseconds timeout) {
-  if (!monitor_) {
-    return "none";
-  }
-  zmq::pollitem_t item{monitor_->handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, timeout) <= 0) {
-    return "none";
-  }
-  // A monitor event is two frames: 2 bytes event id + 4 bytes value, then the endpoint.
-  zmq::message_t event;
-  zmq::message_t address;
-  if (!monitor_->recv(event) || !monitor_->recv(address) || event.size() < 6) {
-    return "none";
-  }
-  uint16_t id = 0;
-  uint32_t value = 0;
-  std::memcpy(&id, event.data(), sizeof(id));
-  std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof(value));
-  switch (id) {
-    case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
-      return "succeeded";
-    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-      return "refused:" + std::to_string(value);
-    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-      return "protocol:" + std::to_string(value);
-    default:
-      return "failed";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    watch_->Poll();
+    switch (watch_->state()) {
+      case client::LinkState::kHandshakeSucceeded:
+        return "succeeded";
+      case client::LinkState::kKeyRefused:
+        return "refused:" + std::to_string(watch_->value());
+      case client::LinkState::kMechanismMismatch:
+        return "protocol:" + std::to_string(watch_->value());
+      case client::LinkState::kHandshakeFailed:
+        return "failed";
+      case client::LinkState::kNoConnection:
+      case client::LinkState::kConnected:
+        break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return "none";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "carehub/client/connection_watch.h"
 #include "carehub/client/curve.h"
 #include "carehub/core/status.h"
 #include "carehub/v1/wire.pb.h"
@@ -46,7 +47,8 @@ class CurveHub {
  public:
   static Result<std::unique_ptr<CurveHub>> Start(const std::string& tag,
                                                  const std::vector<Party>& parties,
-                                                 const std::string& log_level = "info");
+                                                 const std::string& log_level = "info",
+                                                 const std::string& log_format = "text");
   // Rewrites the identities file (it takes effect at the next Reload()).
   Status WriteIdentities(const std::vector<Party>& parties);
   Status WriteIdentitiesText(const std::string& text);
@@ -87,17 +89,18 @@ class CurveDealer {
                                                    std::chrono::milliseconds timeout);
 
   // How the connection's security handshake ended, as ZeroMQ's socket monitor reports it on this
-  // (client) side: "succeeded"; "refused:<status>" (the hub's ZAP handler denied the key: the hub
-  // sent an ERROR with the ZAP status, e.g. 400); "protocol:<code>" (e.g. a plain client meeting a
-  // CURVE hub: mechanism mismatch); "failed" (the hub closed the connection mid-handshake, e.g. it
-  // could not verify the client's key); "none" if nothing within `timeout`. The first refusal is
+  // (client) side (client::ConnectionWatch): "succeeded"; "refused:<status>" (the hub's ZAP handler
+  // denied the key: the hub sent an ERROR with the ZAP status, e.g. 400); "protocol:<code>" (a
+  // mechanism mismatch, e.g. a plain client meeting a CURVE hub); "failed" (another protocol error,
+  // or the hub closed the connection mid-handshake, e.g. it could not verify the client's key);
+  // "none" if nothing within `timeout`. The first refusal is
   // the answer: the client observes it, rather than inferring it from silence.
   std::string WaitForHandshake(std::chrono::milliseconds timeout);
 
  private:
   std::unique_ptr<zmq::context_t> context_;
-  std::unique_ptr<zmq::socket_t> monitor_;  // PAIR on the socket's monitor endpoint
   std::unique_ptr<zmq::socket_t> socket_;
+  std::unique_ptr<client::ConnectionWatch> watch_;  // on socket_; reset before it
   uint64_t next_batch_ = 1;
 };
 

@@ -27,17 +27,24 @@ Status QuarantineTable::Load() {
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kQuarantine)));
   uint64_t count = 0;
   uint64_t bytes = 0;
+  uint64_t open = 0;
   uint64_t last = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     ++count;
     bytes += it->value().size();
     last = DecodeSeq(it->key().ToStringView());
+    auto r = Decode(it->value().ToStringView());
+    if (!r.ok()) {
+      return r.status();
+    }
+    open += IsOpen(r.value()) ? 1 : 0;
   }
   if (Status s = FromRocks(it->status(), "read quarantine"); !s.ok()) {
     return s;
   }
   count_ = count;
   bytes_ = bytes;
+  open_ = open;
   next_id_ = last + 1;
   return Status::Ok();
 }
@@ -84,6 +91,36 @@ Result<std::optional<v1::QuarantineRecord>> QuarantineTable::Get(uint64_t id) co
 Status QuarantineTable::Put(const v1::QuarantineRecord& record) {
   return db_->Put(Column::kQuarantine, EncodeSeq(record.id()), record.SerializeAsString(),
                   /*sync=*/true);
+}
+
+Result<v1::QuarantineRecord> QuarantineTable::Close(
+    uint64_t id, const std::string& state, const std::string& by, int64_t at_unix_ms,
+    const std::string& note, const std::function<void(v1::QuarantineRecord&)>& update) {
+  MutexLock lock(close_mu_);
+  auto found = Get(id);
+  if (!found.ok()) {
+    return found.status();
+  }
+  if (!found.value()) {
+    return Status::Error("not_found", "no quarantine record with that id");
+  }
+  v1::QuarantineRecord record = std::move(*found.value());
+  if (!IsOpen(record)) {
+    return Status::Error("not_open", "record " + std::to_string(id) + " is already " +
+                                         record.state() + " (by " + record.state_by() + ")");
+  }
+  if (update) {
+    update(record);
+  }
+  record.set_state(state);
+  record.set_state_by(by);
+  record.set_state_at_unix_ms(at_unix_ms);
+  record.set_state_note(note);
+  if (Status s = Put(record); !s.ok()) {
+    return s;
+  }
+  open_.fetch_sub(1);
+  return record;
 }
 
 }  // namespace carehub::hub

@@ -19,6 +19,8 @@ struct CurveKeyPair {
   std::string public_key;
   std::string secret_key;
 };
+// The file holds a secret: it is refused when other users of the host may read it
+// (core/secret_file.h; code "secret_file_mode"). Errors name the file.
 Result<CurveKeyPair> ReadKeyFile(const std::filesystem::path& path);
 // Reads just the public key of a key pair or a ".pub" file.
 Result<std::string> ReadPublicKeyFile(const std::filesystem::path& path);

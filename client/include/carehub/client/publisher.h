@@ -53,6 +53,9 @@ struct PublisherStats {
   uint64_t errors_stored = 0;        // events in the error store
   bool connected = false;            // a heartbeat or answer came from the hub recently
   std::map<std::string, uint64_t> rejected_by_reason;  // REJECTED and CONFLICT, by reason
+  // Empty while the hub answers; else why it does not, as the socket saw it (client
+  // ConnectionWatch: nothing listening, key refused, wrong server key ...). Also logged at warn.
+  std::string hub_problem;
 };
 
 // An event the hub refused for good, kept in the outbox's error store.

@@ -12,16 +12,40 @@
 // the registered loggers, and a cached pointer would keep writing to the old sink. The lookup is
 // a mutex and a hash lookup inside spdlog, cheap but not free: hot paths log at debug at most.
 
+#include <spdlog/formatter.h>
+#include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace carehub {
 
 std::shared_ptr<spdlog::logger> Logger(const std::string& name);
+
+// The stderr sink a daemon's loggers share, in `format` "text" (a timestamp, the level, [logger]
+// and the message) or "json" (one JSON object per line: ts, level, logger, thread, msg). In JSON
+// the message and the logger name are escaped as JSON strings (quotes, backslashes, control
+// characters, raw newlines as \n), so every line parses whatever a message carries: a reload's list
+// of changes, a YAML error quoting the file, a peer's text at debug. One place for every daemon
+// (hub, adapters, fhir-notify), so no binary can drift back to an unescaped pattern. Any other
+// `format` is treated as "text" (the config loaders refuse other values before this is called).
+std::shared_ptr<spdlog::sinks::sink> MakeStderrLogSink(const std::string& format);
+// For a command-line tool whose stdout is data (carehub-publish's JSON summary, carehub-subscribe's
+// NDJSON): the default logger, which Logger() clones for the libraries' own loggers, becomes
+// `tool`'s on the stderr sink (text) at `level`. spdlog's default writes to stdout, where a
+// library's warning (the publisher's "hub refused events ...") corrupted the data.
+void UseStderrForLogs(const std::string& tool, spdlog::level::level_enum level);
+// The formatter that sink uses, for a sink of another kind (a test's ostream sink).
+std::unique_ptr<spdlog::formatter> MakeLogFormatter(const std::string& format);
+
+// Appends `text` to `out` escaped for the inside of a JSON string (no surrounding quotes).
+// Well-formed UTF-8 passes through; a byte that is not part of a well-formed sequence becomes
+// U+FFFD, so the result is always valid JSON string content.
+void AppendJsonEscaped(std::string_view text, std::string& out);
 
 // For log lines about untrusted input: Allow() is true at most `per_second` times a second, so a
 // hostile sender cannot flood the log; the counters beside such a line still count every case.

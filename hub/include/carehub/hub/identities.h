@@ -10,7 +10,9 @@
 //     rxk-pas:                      # identity id (the ZAP User-Id)
 //       kind: publisher             # publisher | subscriber | operator
 //       ods: [RXK]                  # publisher: the ODS codes it may publish under
-//       public_keys: ["<z85>"]      # one or more (two while a key is being rotated)
+//       public_keys: ["<z85>"]      # one or more (two while a key is being rotated); quoted,
+//                                   # since a Z85 key may start with YAML syntax (! & * ...):
+//                                   # an unquoted one is refused naming the identity
 //     hub-b:                        # a standby hub (docs/replication.md)
 //       kind: replica
 //       public_keys: ["<z85>"]

@@ -173,6 +173,10 @@ class IngestPipeline {
   Status RestartFromStore();
   metrics::Counter& CounterFor(const std::string& family, const std::string& help,
                                const metrics::Labels& labels);
+  // The labelled counters with one definition each (created at 0 before their first event).
+  metrics::Counter& ConflictCounter(const std::string& publisher);
+  metrics::Counter& DuplicateCounter(const std::string& publisher);
+  metrics::Counter& QuarantineDroppedCounter(const std::string& reason);
 
   Store* store_;
   metrics::Registry* metrics_;

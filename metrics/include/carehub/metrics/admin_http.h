@@ -1,7 +1,11 @@
 #pragma once
 // The small HTTP face a carehub side process (an adapter, carehub-sink) shows its operators and
 // Prometheus:
-//   GET /healthz         200 "ok" while healthy, else 503 with the reason
+//   GET /healthz         200 "ok" while healthy, else 503 with the reason; a further line
+//                        "warning: ..." when `warning` says something is wrong downstream (an
+//                        adapter's hub not answering, its key refused): still 200, since the
+//                        source is still served into the durable outbox and a restart would not
+//                        help
 //   GET /metrics         the registry in Prometheus text format (registry.h)
 //   GET /api/v1/status   a JSON document from the status callback ("{}" without one)
 // With a bearer token every request must carry "Authorization: Bearer <token>" (401 otherwise);
@@ -32,6 +36,7 @@ struct AdminHttpOptions {
   std::string bearer_token;
   // Empty string: healthy; otherwise why not (the 503 body). Unset: always healthy.
   std::function<std::string()> unhealthy_reason;
+  std::function<std::string()> warning;  // empty: nothing to warn about
   std::function<std::string()> status_json;
 };
 
