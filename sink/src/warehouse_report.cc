@@ -164,15 +164,25 @@ Status WriteWarehouseReport(const WarehouseReportOptions& options, std::string* 
   auto follow_up = CountByPractice(
       conn,
       WithSchema(
-          "SELECT d.registered_gp_ods, count(*) FILTER (WHERE EXISTS ("
-          "  SELECT 1 FROM {s}.activity_current c"
-          "  WHERE c.event_type IN ('activity.gp_consultation', 'activity.community_contact')"
-          "  AND coalesce(c.pseudonym, c.nhs_number) = coalesce(d.pseudonym, d.nhs_number)"
+          // A discharge is followed up when the same patient has a GP or community contact in
+          // the 7 days after it. Written as an equality join on the patient (a hash join: each
+          // view is read once) rather than a correlated EXISTS, which re-read the whole
+          // activity_current view for every discharge (4 minutes on the demo's quarter).
+          "WITH d AS MATERIALIZED ("
+          "  SELECT row_number() OVER () AS id, registered_gp_ods,"
+          "         coalesce(pseudonym, nhs_number) AS patient, occurred_at"
+          "  FROM {s}.activity_current WHERE event_type = 'activity.discharge'"
+          "  AND occurred_at >= $1::date AND occurred_at < $2::date"
+          "  AND registered_gp_ods IS NOT NULL), "
+          "c AS MATERIALIZED ("
+          "  SELECT coalesce(pseudonym, nhs_number) AS patient, occurred_at"
+          "  FROM {s}.activity_current"
+          "  WHERE event_type IN ('activity.gp_consultation', 'activity.community_contact')), "
+          "followed AS (SELECT DISTINCT d.id FROM d JOIN c ON c.patient = d.patient"
           "  AND c.occurred_at > d.occurred_at"
-          "  AND c.occurred_at <= d.occurred_at + interval '7 days')), count(*) "
-          "FROM {s}.activity_current d WHERE d.event_type = 'activity.discharge' "
-          "AND d.occurred_at >= $1::date AND d.occurred_at < $2::date "
-          "AND d.registered_gp_ods IS NOT NULL GROUP BY 1",
+          "  AND c.occurred_at <= d.occurred_at + interval '7 days') "
+          "SELECT d.registered_gp_ods, count(f.id), count(*) "
+          "FROM d LEFT JOIN followed f ON f.id = d.id GROUP BY 1",
           options.schema),
       period);
   if (!follow_up.ok()) {
