@@ -181,7 +181,6 @@ bool ClusterMember::RenewLease() {
 }
 
 void ClusterMember::Round() {
-  const ClusterHostState host = host_.state();
   const bool renewed = RenewLease();
   if (!renewed) {
     if (leader_revision_ != 0 && !gate_->Open()) {
@@ -203,6 +202,8 @@ void ClusterMember::Round() {
     }
     return;
   }
+  // The hub as it stands after the etcd round trips, for every decision below.
+  const ClusterHostState host = host_.state();
   const auto& leader = read.value().gets[0];
   const auto& state_kv = read.value().gets[1];
   std::optional<State> state;
@@ -233,14 +234,14 @@ void ClusterMember::Round() {
                     leader->create_revision == leader_revision_;
   if (mine) {
     gate_->OpenUntil(lease_until_);
-    Lead(state.value_or(State{}), state_revision);
+    Lead(host, state.value_or(State{}), state_revision);
   } else {
     if (leader_revision_ != 0) {
       LoseLeadership(leader ? "the leader key is held by " + leader->value
                             : "the leader key is gone");
     }
     if (!leader) {
-      Campaign(state, state_revision, force_requested_.load());
+      Campaign(host, state, state_revision, force_requested_.load());
     } else if (leader->value == options_.member) {
       // Ours from before a restart (its lease is not ours any more): give it up, then campaign.
       (void)etcd_.Txn({EtcdCompare{Key("leader"), EtcdCompare::Target::kCreateRevision,
@@ -257,8 +258,7 @@ void ClusterMember::Round() {
   PublishMember(host_.state());
 }
 
-void ClusterMember::Lead(const State& state, int64_t state_revision) {
-  const ClusterHostState host = host_.state();
+void ClusterMember::Lead(const ClusterHostState& host, const State& state, int64_t state_revision) {
   if (step_down_requested_.exchange(false)) {
     Log()->warn("stepping down (operator switch-over): demoting, then releasing the leader key");
     gate_->Close();
@@ -307,9 +307,8 @@ void ClusterMember::Lead(const State& state, int64_t state_revision) {
   }
 }
 
-void ClusterMember::Campaign(const std::optional<State>& state, int64_t state_revision,
-                             bool forced) {
-  const ClusterHostState host = host_.state();
+void ClusterMember::Campaign(const ClusterHostState& host, const std::optional<State>& state,
+                             int64_t state_revision, bool forced) {
   if (Clock::now() < hold_off_until_ && !forced) {
     return;
   }
@@ -325,10 +324,9 @@ void ClusterMember::Campaign(const std::optional<State>& state, int64_t state_re
     why_not = "still taking a full copy";
   }
   if (!why_not.empty() && !forced) {
-    static thread_local std::string said;
-    if (said != why_not) {
+    if (refusal_logged_ != why_not) {  // once per reason, not every round
       Log()->warn("no leader, and this hub may not take over: {}", why_not);
-      said = why_not;
+      refusal_logged_ = why_not;
     }
     return;
   }

@@ -116,8 +116,10 @@ class ClusterMember {
   void Round() CAREHUB_EXCLUDES(mu_);
   // Renews (or grants) the lease; false when this round cannot rely on it.
   bool RenewLease();
-  void Lead(const State& state, int64_t state_revision);
-  void Campaign(const std::optional<State>& state, int64_t state_revision, bool forced);
+  // Both act on the round's snapshot of the hub (`host`), taken once at the start of Round.
+  void Lead(const ClusterHostState& host, const State& state, int64_t state_revision);
+  void Campaign(const ClusterHostState& host, const std::optional<State>& state,
+                int64_t state_revision, bool forced);
   void LoseLeadership(const std::string& why);
   void PublishMember(const ClusterHostState& host);
   void NoteError(const std::string& what, const Status& s) CAREHUB_EXCLUDES(mu_);
@@ -139,6 +141,7 @@ class ClusterMember {
   int64_t leader_revision_ = 0;  // create revision of the leader key while we hold it
   std::string published_;
   LeaseGate::Clock::time_point hold_off_until_{};  // after a step-down, let the standby take it
+  std::string refusal_logged_;                     // why this hub may not campaign, as last logged
 
   std::atomic<bool> force_requested_{false};
   std::atomic<bool> step_down_requested_{false};

@@ -110,7 +110,8 @@ EtcdClient::EtcdClient(std::vector<std::string> endpoints,
                        std::chrono::milliseconds request_timeout)
     : endpoints_(std::move(endpoints)), request_timeout_(request_timeout) {}
 
-Result<std::string> EtcdClient::Post(const std::string& path, const std::string& body) {
+Result<json> EtcdClient::Post(const std::string& path, const json& request) {
+  const std::string body = request.dump();
   std::string last_error = "no etcd endpoint configured";
   for (size_t tried = 0; tried < endpoints_.size(); ++tried) {
     const std::string& endpoint = endpoints_[current_];
@@ -124,7 +125,7 @@ Result<std::string> EtcdClient::Post(const std::string& path, const std::string&
     if (!answer) {
       last_error = endpoint + ": " + httplib::to_string(answer.error());
     } else if (answer->status == 200) {
-      return answer->body;
+      return Parse(answer->body);
     } else {
       // 503 and friends: this member cannot serve now (no leader, no quorum); another may.
       auto j = Parse(answer->body);
@@ -142,91 +143,32 @@ Result<std::string> EtcdClient::Post(const std::string& path, const std::string&
 }
 
 Result<int64_t> EtcdClient::Grant(int64_t ttl_seconds) {
-  auto body = Post("/v3/lease/grant", json{{"TTL", ttl_seconds}}.dump());
-  if (!body.ok()) {
-    return body.status();
-  }
-  auto j = Parse(body.value());
+  auto j = Post("/v3/lease/grant", json{{"TTL", ttl_seconds}});
   if (!j.ok()) {
     return j.status();
   }
   const int64_t id = Int(j.value(), "ID");
   if (id == 0) {
-    return Status::Error("etcd_error", "lease grant refused: " + body.value());
+    return Status::Error("etcd_error", "lease grant refused: " + j.value().dump());
   }
   return id;
 }
 
 Result<int64_t> EtcdClient::KeepAlive(int64_t lease) {
-  auto body = Post("/v3/lease/keepalive", json{{"ID", lease}}.dump());
-  if (!body.ok()) {
-    return body.status();
-  }
-  auto j = Parse(body.value());
+  auto j = Post("/v3/lease/keepalive", json{{"ID", lease}});
   if (!j.ok()) {
     return j.status();
   }
   auto result = j.value().find("result");
   if (result == j.value().end()) {
-    return Status::Error("etcd_error", "lease keepalive refused: " + body.value());
+    return Status::Error("etcd_error", "lease keepalive refused: " + j.value().dump());
   }
   return Int(*result, "TTL");  // absent (0): the lease is gone
 }
 
 Status EtcdClient::Revoke(int64_t lease) {
-  auto body = Post("/v3/lease/revoke", json{{"ID", lease}}.dump());
-  return body.ok() ? Status::Ok() : body.status();
-}
-
-Result<std::optional<EtcdKeyValue>> EtcdClient::Get(const std::string& key) {
-  auto body = Post("/v3/kv/range", json{{"key", Base64(key)}}.dump());
-  if (!body.ok()) {
-    return body.status();
-  }
-  auto j = Parse(body.value());
-  if (!j.ok()) {
-    return j.status();
-  }
-  auto kvs = j.value().find("kvs");
-  if (kvs == j.value().end() || kvs->empty()) {
-    return std::optional<EtcdKeyValue>();
-  }
-  auto kv = KeyValueFrom(kvs->front());
-  if (!kv.ok()) {
-    return kv.status();
-  }
-  return std::optional<EtcdKeyValue>(std::move(kv).value());
-}
-
-Result<std::vector<EtcdKeyValue>> EtcdClient::GetPrefix(const std::string& prefix) {
-  // etcd's prefix range: [prefix, prefix with its last byte incremented).
-  std::string end = prefix;
-  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) {
-    end.pop_back();
-  }
-  if (!end.empty()) {
-    end.back() = static_cast<char>(end.back() + 1);
-  }
-  auto body = Post(
-      "/v3/kv/range",
-      json{{"key", Base64(prefix)}, {"range_end", Base64(end.empty() ? std::string(1, '\0') : end)}}
-          .dump());
-  if (!body.ok()) {
-    return body.status();
-  }
-  auto j = Parse(body.value());
-  if (!j.ok()) {
-    return j.status();
-  }
-  std::vector<EtcdKeyValue> out;
-  for (const auto& kv : j.value().value("kvs", json::array())) {
-    auto one = KeyValueFrom(kv);
-    if (!one.ok()) {
-      return one.status();
-    }
-    out.push_back(std::move(one).value());
-  }
-  return out;
+  auto j = Post("/v3/lease/revoke", json{{"ID", lease}});
+  return j.ok() ? Status::Ok() : j.status();
 }
 
 Result<int64_t> EtcdClient::Put(const std::string& key, const std::string& value, int64_t lease) {
@@ -251,11 +193,7 @@ Result<EtcdTxnResult> EtcdClient::Txn(const std::vector<EtcdCompare>& compare,
   for (const auto& op : failure) {
     request["failure"].push_back(OpJson(op));
   }
-  auto body = Post("/v3/kv/txn", request.dump());
-  if (!body.ok()) {
-    return body.status();
-  }
-  auto j = Parse(body.value());
+  auto j = Post("/v3/kv/txn", request);
   if (!j.ok()) {
     return j.status();
   }

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,9 +69,6 @@ class EtcdClient {
   Result<int64_t> KeepAlive(int64_t lease);
   Status Revoke(int64_t lease);
 
-  Result<std::optional<EtcdKeyValue>> Get(const std::string& key);
-  // Every key under `prefix`.
-  Result<std::vector<EtcdKeyValue>> GetPrefix(const std::string& prefix);
   Result<int64_t> Put(const std::string& key, const std::string& value, int64_t lease = 0);
   Result<EtcdTxnResult> Txn(const std::vector<EtcdCompare>& compare,
                             const std::vector<EtcdOp>& success, const std::vector<EtcdOp>& failure);
@@ -79,8 +77,9 @@ class EtcdClient {
   const std::string& endpoint() const { return endpoints_[current_]; }
 
  private:
-  // POSTs `body` to `path`, trying each member once starting with the current one.
-  Result<std::string> Post(const std::string& path, const std::string& body);
+  // POSTs `request` to `path`, trying each member once starting with the current one; the
+  // member's answer, decoded.
+  Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& request);
 
   std::vector<std::string> endpoints_;
   std::chrono::milliseconds request_timeout_;
