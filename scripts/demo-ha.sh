@@ -33,20 +33,12 @@ done
 command -v python3 >/dev/null || { echo "demo-ha: python3 is needed to read JSON" >&2; exit 1; }
 command -v curl >/dev/null || { echo "demo-ha: curl is needed to query the admin API" >&2; exit 1; }
 
+# shellcheck source=lib/stop-children.sh
+source "$(cd "$(dirname "$0")" && pwd)/lib/stop-children.sh"
 PIDS=()
 cleanup() {
   local rc=$?
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[i]}" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_children "${PIDS[@]}"
   exit $rc
 }
 trap cleanup EXIT

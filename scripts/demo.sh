@@ -38,24 +38,15 @@ command -v curl >/dev/null || { echo "demo: curl is needed to query the admin AP
 PG_BIN=${DEMO_PG_BIN:-/usr/lib/postgresql/15/bin}
 [[ -x "$PG_BIN/initdb" ]] || { echo "demo: $PG_BIN/initdb is missing (scripts/install-deps.sh installs postgresql)" >&2; exit 1; }
 
+# shellcheck source=lib/stop-children.sh
+source "$ROOT/scripts/lib/stop-children.sh"
 PIDS=()
 PG_STARTED=""
 PG_TEMP=""
 cleanup() {
   local rc=$?
-  local pid
   stop_postgres_unless_kept
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${PIDS[i]}" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_children "${PIDS[@]}"
   exit $rc
 }
 trap cleanup EXIT
