@@ -1,5 +1,6 @@
 // carehubctl: the operator's command line for a running hub (DESIGN §8). Wraps the admin HTTP API
-// for people (status table, lag, quarantine, replay, reload, audit) and does three jobs
+// for people (status table, lag, quarantine, replay, reload, audit, trace, disclosures, events)
+// and does three jobs
 // that need no hub: checking an agreements file before it is deployed, making CURVE key pairs, and
 // verifying a stopped hub's store.
 //
@@ -27,6 +28,7 @@
 #include "ctl_admin_client.h"
 #include "ctl_cluster.h"
 #include "ctl_format.h"
+#include "ctl_inquiry.h"
 #include "ctl_verify.h"
 
 namespace {
@@ -216,18 +218,9 @@ int CmdQuarantineShow(AdminClient& client, uint64_t id) {
   return 0;
 }
 
-// Who closes a quarantine record, when --by is not given: the login and the host, as a default an
-// operator can read back in the audit ("alice@ops-1").
-std::string DefaultBy() {
-  const char* user = std::getenv("USER");
-  char host[256] = {};
-  (void)gethostname(host, sizeof(host) - 1);
-  return std::string(user != nullptr && *user != '\0' ? user : "unknown") + "@" + host;
-}
-
 int CmdQuarantineReplay(AdminClient& client, uint64_t id, const std::string& by, bool as_json) {
   auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/replay",
-                       json{{"by", by.empty() ? DefaultBy() : by}}.dump());
+                       json{{"by", by.empty() ? carehub::ctl::DefaultOperator() : by}}.dump());
   if (!r.ok()) {
     return Fail(r.status().message());
   }
@@ -280,8 +273,9 @@ std::string RenderReload(const json& report) {
 // resolve / dismiss: closes an open record with who and why.
 int CmdQuarantineClose(AdminClient& client, uint64_t id, const std::string& verb,
                        const std::string& by, const std::string& note) {
-  auto r = client.Post("/api/v1/quarantine/" + std::to_string(id) + "/" + verb,
-                       json{{"by", by.empty() ? DefaultBy() : by}, {"note", note}}.dump());
+  auto r = client.Post(
+      "/api/v1/quarantine/" + std::to_string(id) + "/" + verb,
+      json{{"by", by.empty() ? carehub::ctl::DefaultOperator() : by}, {"note", note}}.dump());
   if (!r.ok()) {
     return Fail(r.status().message());
   }
@@ -372,8 +366,9 @@ Status WriteNewFile(const std::string& path, const std::string& text, mode_t mod
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
   int fd = ::open(path.c_str(), flags, mode);
   if (fd < 0) {
-    return Status::Error("write_failed", "cannot create " + path + ": " + std::strerror(errno) +
-                                             (errno == EEXIST ? " (use --force to replace it)" : ""));
+    return Status::Error("write_failed",
+                         "cannot create " + path + ": " + std::strerror(errno) +
+                             (errno == EEXIST ? " (use --force to replace it)" : ""));
   }
   // The umask must not widen or narrow what we promise; a replaced file keeps no old mode.
   bool ok = ::fchmod(fd, mode) == 0;
@@ -420,8 +415,9 @@ int CmdKeygen(const std::string& name, bool force) {
   if (!s.ok()) {
     return Fail(s.message());
   }
-  s = WriteNewFile(pub_file, "# carehub CURVE public key: give this to the hub operator\n" + pub_line,
-                   0644, force);
+  s = WriteNewFile(pub_file,
+                   "# carehub CURVE public key: give this to the hub operator\n" + pub_line, 0644,
+                   force);
   if (!s.ok()) {
     return Fail(s.message());
   }
@@ -501,6 +497,61 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   audit->add_flag("--json", as_json, "print JSON");
 
+  carehub::ctl::TraceArgs trace_args;
+  uint64_t trace_seq = 0;
+  auto* trace = app.add_subcommand(
+      "trace",
+      "one event's path: accepted or refused, and for every subscription delivered, "
+      "withheld (which rule), not covered or not yet reached");
+  auto* trace_publisher =
+      trace->add_option("--publisher", trace_args.publisher, "the publisher's ODS code");
+  auto* trace_event_id =
+      trace->add_option("--event-id", trace_args.event_id, "the event id it sent");
+  auto* trace_by_seq = trace->add_option("--seq", trace_seq, "the event's hub_seq instead");
+  trace_publisher->needs(trace_event_id);
+  trace_event_id->needs(trace_publisher);
+  trace_by_seq->excludes(trace_publisher)->excludes(trace_event_id);
+  trace->add_flag("--json", trace_args.as_json, "print JSON");
+
+  carehub::ctl::DisclosuresArgs disclosures_args;
+  auto* disclosures = app.add_subcommand(
+      "disclosures", "every delivery of data about one patient (audited: say why with --reason)");
+  disclosures->add_option("--nhs-number", disclosures_args.nhs_number, "the patient's NHS number")
+      ->required();
+  disclosures->add_option("--since", disclosures_args.since, "from (date, RFC 3339 or 30d)");
+  disclosures->add_option("--until", disclosures_args.until, "until (a date includes that day)");
+  disclosures->add_option("--format", disclosures_args.format, "table, csv, html or json")
+      ->check(CLI::IsMember({"table", "csv", "html", "json"}))
+      ->capture_default_str();
+  disclosures->add_option("--out", disclosures_args.out, "write to this file (csv, html, json)");
+  disclosures
+      ->add_option("--reason", disclosures_args.reason,
+                   "why (e.g. the subject access request's reference): recorded in the audit")
+      ->required();
+  disclosures->add_option("--by", disclosures_args.by, "who asks (default: $USER@host)");
+
+  carehub::ctl::EventsArgs events_args;
+  auto* events = app.add_subcommand(
+      "events", "browse what arrived, newest first (patient identifiers are not shown)");
+  events->add_option("--publisher", events_args.publisher, "only this publisher (ODS code)");
+  events->add_option("--site", events_args.site, "only this site (ODS code)");
+  events->add_option("--type", events_args.type, "an event type or a family (activity.*)");
+  events->add_option("--since", events_args.since, "received from (date, RFC 3339 or 1h)");
+  events->add_option("--until", events_args.until, "received until");
+  events->add_option("--before-seq", events_args.before_seq, "the next page: events below this");
+  events->add_option("--limit", events_args.limit, "at most this many")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  events->add_flag("--json", events_args.as_json, "print JSON");
+
+  carehub::ctl::EventArgs event_args;
+  auto* event = app.add_subcommand(
+      "event", "one event as JSON, patient identifiers masked unless --reveal (audited)");
+  event->add_option("hub_seq", event_args.hub_seq, "the event's hub_seq")->required();
+  event->add_flag("--reveal", event_args.reveal, "show the identifiers (needs --reason)");
+  event->add_option("--reason", event_args.reason, "why they must be seen: recorded in the audit");
+  event->add_option("--by", event_args.by, "who (default: $USER@host)");
+
   std::string key_name;
   bool force = false;
   auto* keygen = app.add_subcommand("keygen", "make a CURVE key pair: NAME.key and NAME.pub");
@@ -536,8 +587,8 @@ int main(int argc, char** argv) {
   auto* cluster_status =
       cluster->add_subcommand("status", "role, position, sync and lag of each hub");
   std::vector<std::string> cluster_admins;
-  cluster_status->add_option("--hubs", cluster_admins,
-                             "admin addresses of the hubs (default: --admin)")
+  cluster_status
+      ->add_option("--hubs", cluster_admins, "admin addresses of the hubs (default: --admin)")
       ->delimiter(',');
   cluster_status->add_flag("--json", as_json, "print JSON");
 
@@ -605,6 +656,23 @@ int main(int argc, char** argv) {
   }
   if (audit->parsed()) {
     return CmdAudit(client, subscriber, since, until, audit_limit, as_json);
+  }
+  if (trace->parsed()) {
+    if (trace_by_seq->count() > 0) {
+      trace_args.hub_seq = trace_seq;
+    } else if (trace_args.publisher.empty()) {
+      return Fail("trace: give --publisher and --event-id, or --seq");
+    }
+    return carehub::ctl::CmdTrace(client, trace_args);
+  }
+  if (disclosures->parsed()) {
+    return carehub::ctl::CmdDisclosures(client, disclosures_args);
+  }
+  if (events->parsed()) {
+    return carehub::ctl::CmdEvents(client, events_args);
+  }
+  if (event->parsed()) {
+    return carehub::ctl::CmdEvent(client, event_args);
   }
   return Fail("no command given");
 }

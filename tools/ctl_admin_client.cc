@@ -105,6 +105,17 @@ Result<nlohmann::json> AdminClient::Post(const std::string& path, const std::str
   return Finish("POST", path, res->status, res->body, json_also_on);
 }
 
+Result<std::string> AdminClient::PostText(const std::string& path, const std::string& body) {
+  auto res = client_->Post(path, body, "application/json");
+  if (!res) {
+    return Status::Error("unreachable", Unreachable(address_, res.error()));
+  }
+  if (res->status >= 200 && res->status <= 299) {
+    return res->body;
+  }
+  return Finish("POST", path, res->status, res->body).status();
+}
+
 Result<nlohmann::json> AdminClient::Finish(const std::string& method, const std::string& path,
                                            int status, const std::string& body, int json_also_on) {
   auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -125,9 +136,8 @@ Result<nlohmann::json> AdminClient::Finish(const std::string& method, const std:
                            : " (the hub has an admin token: pass --token-file FILE or set "
                              "CAREHUB_ADMIN_TOKEN_FILE)";
     }
-    return Status::Error("http_" + std::to_string(status), method + " " + path + " -> HTTP " +
-                                                               std::to_string(status) + " " +
-                                                               detail);
+    return Status::Error("http_" + std::to_string(status),
+                         method + " " + path + " -> HTTP " + std::to_string(status) + " " + detail);
   }
   if (json.is_discarded()) {
     return Status::Error("bad_answer", method + " " + path + " did not answer JSON");

@@ -7,9 +7,8 @@
 
 #include <chrono>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "carehub/core/status.h"
 
@@ -49,6 +48,9 @@ class AdminClient {
   // an answer with status `json_also_on` (e.g. 422 for a reload report that says what was refused).
   Result<nlohmann::json> Post(const std::string& path, const std::string& body = "",
                               int json_also_on = 0);
+
+  // POST `path` with `body`; the body of a 2xx answer as text (a CSV or HTML report).
+  Result<std::string> PostText(const std::string& path, const std::string& body);
 
   const std::string& address() const { return address_; }
 

@@ -1,8 +1,11 @@
 #include "ctl_format.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <regex>
 #include <sstream>
 
@@ -59,8 +62,8 @@ Result<int64_t> ParseTimeArg(const std::string& text, int64_t now_unix_ms) {
   if (!ymd.ok() || hour > 23 || minute > 59 || second > 60) {
     return Status::Error("bad_time", "'" + text + "' is not a valid date and time");
   }
-  int64_t ms = (DaysFromCivil(year, month, day) * 86'400 + hour * 3600 + minute * 60 + second) *
-               1000;
+  int64_t ms =
+      (DaysFromCivil(year, month, day) * 86'400 + hour * 3600 + minute * 60 + second) * 1000;
   if (m[7].matched) {
     std::string frac = m[7].str();
     frac.resize(3, '0');
@@ -84,9 +87,10 @@ std::string FormatUtc(int64_t unix_ms) {
   year_month_day ymd{days};
   hh_mm_ss hms{t - days};
   char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02uT%02ld:%02ld:%02lldZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<long>(hms.hours().count()), static_cast<long>(hms.minutes().count()),
+  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02uT%02ld:%02ld:%02lldZ",
+                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
+                static_cast<long>(hms.minutes().count()),
                 static_cast<long long>(hms.seconds().count()));
   return buf;
 }
@@ -112,9 +116,9 @@ std::string FormatDuration(double seconds) {
   auto s = static_cast<int64_t>(std::max(0.0, seconds));
   char buf[48];
   if (s >= 86'400) {
-    std::snprintf(buf, sizeof(buf), "%lldd %02lld:%02lld:%02lld", static_cast<long long>(s / 86'400),
-                  static_cast<long long>(s % 86'400 / 3600), static_cast<long long>(s % 3600 / 60),
-                  static_cast<long long>(s % 60));
+    std::snprintf(buf, sizeof(buf), "%lldd %02lld:%02lld:%02lld",
+                  static_cast<long long>(s / 86'400), static_cast<long long>(s % 86'400 / 3600),
+                  static_cast<long long>(s % 3600 / 60), static_cast<long long>(s % 60));
   } else {
     std::snprintf(buf, sizeof(buf), "%02lld:%02lld:%02lld", static_cast<long long>(s / 3600),
                   static_cast<long long>(s % 3600 / 60), static_cast<long long>(s % 60));
@@ -160,6 +164,13 @@ std::string Table::Render() const {
     line(r);
   }
   return out.str();
+}
+
+std::string DefaultOperator() {
+  const char* user = std::getenv("USER");
+  char host[256] = {};
+  (void)gethostname(host, sizeof(host) - 1);
+  return std::string(user != nullptr && *user != '\0' ? user : "unknown") + "@" + host;
 }
 
 }  // namespace carehub::ctl

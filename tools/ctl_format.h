@@ -20,6 +20,9 @@ std::string FormatUtc(int64_t unix_ms);
 std::string FormatAgo(int64_t unix_ms, int64_t now_unix_ms);
 // "1d 02:03:04" style uptime.
 std::string FormatDuration(double seconds);
+// Who acts, when --by is not given: the login and the host, as a default an operator can read back
+// in the audit ("alice@ops-1").
+std::string DefaultOperator();
 
 // Columns padded to their widest cell; columns whose header starts with '>' are right-aligned
 // (the '>' is not printed). Cells are shown as given.

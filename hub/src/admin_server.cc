@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "admin_http_util.h"
 #include "carehub/core/address.h"
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
@@ -19,25 +20,7 @@
 namespace carehub::hub {
 namespace {
 
-using json = nlohmann::json;
-
-void Json(httplib::Response& res, const json& body, int status = 200) {
-  res.status = status;
-  res.set_content(body.dump(2), "application/json");
-}
-
-void Problem(httplib::Response& res, int status, const std::string& code,
-             const std::string& message) {
-  Json(res, {{"error", code}, {"message", message}}, status);
-}
-
-std::shared_ptr<spdlog::logger> Log() { return Logger("admin"); }
-
-// The store could not be read: a 503 with its reason, never an empty or partial answer.
-void StoreProblem(httplib::Response& res, const Status& status) {
-  Log()->error("admin API: store read failed: {}", status.ToString());
-  Problem(res, 503, status.code(), status.message());
-}
+using namespace admin_http;  // NOLINT: this file's own helpers, shared with the other route files
 
 // Figures for the status page and gauges: an unreadable count shows as 0 (the read error itself is
 // logged by the store path that needs the data, and the hub's health reflects the store).
@@ -61,29 +44,6 @@ json QuarantineSummary(const v1::QuarantineRecord& q) {
           {"state_by", q.state_by()},
           {"state_at_unix_ms", q.state_at_unix_ms()},
           {"state_note", q.state_note()}};
-}
-
-// {"by": "...", "note": "..."} from a POST body; an empty or non-JSON body gives empty strings.
-std::pair<std::string, std::string> ByAndNote(const httplib::Request& req) {
-  auto body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) {
-    return {};
-  }
-  auto text = [&body](const char* key) {
-    return body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : "";
-  };
-  return {text("by"), text("note")};
-}
-
-int64_t ParseInt(const httplib::Request& req, const char* name, int64_t fallback) {
-  if (!req.has_param(name)) {
-    return fallback;
-  }
-  try {
-    return std::stoll(req.get_param_value(name));
-  } catch (...) {
-    return fallback;
-  }
 }
 
 }  // namespace
@@ -269,6 +229,7 @@ void AdminServer::Routes() {
   }
   QuarantineRoutes();
   AgreementAndAuditRoutes();
+  InquiryRoutes();
 }
 
 void AdminServer::ReplicationRoutes() {
@@ -523,6 +484,8 @@ void AdminServer::AgreementAndAuditRoutes() {
                        {"to_seq", a.to_seq()},
                        {"delivered", a.delivered()},
                        {"withheld_by_reason", withheld},
+                       {"purpose", a.purpose()},
+                       {"by", a.by()},
                        {"detail", a.detail()}});
     }
     Json(res, {{"items", items}});

@@ -1,9 +1,10 @@
 #pragma once
 // The admin HTTP API (DESIGN §8), on cpp-httplib: /healthz, /readyz, /metrics, /api/v1/status,
-// quarantine list/show/replay/resolve/dismiss, reload (agreements and identities), audit query, and
-// the status page at /. Binds to loopback by default. With a token (admin.token_file, required on
-// any other address, allowed on loopback too) every endpoint but /healthz and /readyz needs
-// "Authorization: Bearer <token>" (the token read from a file at start).
+// quarantine list/show/replay/resolve/dismiss, reload (agreements and identities), audit query,
+// trace / disclosures / browse / reveal (admin_inquiry.cc), and the status page at /. Binds to
+// loopback by default. With a token (admin.token_file, required on any other address, allowed on
+// loopback too) every endpoint but /healthz and /readyz needs "Authorization: Bearer <token>" (the
+// token read from a file at start).
 //
 // Everything it reads is thread-safe (store, metrics, status snapshots); httplib serves requests on
 // its own worker threads.
@@ -21,6 +22,7 @@
 #include "carehub/metrics/registry.h"
 #include "ingest_server.h"
 #include "key_use.h"
+#include "policy_holder.h"
 #include "reload_report.h"
 #include "subscribe_server.h"
 
@@ -51,6 +53,10 @@ struct AdminContext {
   const KeyUseTracker* key_use = nullptr;
   const IdentityHolder* identities = nullptr;
   std::string durability;
+  // The agreements in force (trace decides with them; reports name subscribers) and this hub's
+  // name as printed on reports. Null policy on a standby.
+  const PolicyHolder* policy = nullptr;
+  std::string hub_name;
   // Replication (docs/replication.md). `role` "primary" or "standby"; a standby has no store,
   // pipeline, ingest or subscribe here (null) and serves only health, metrics, status and the
   // replication routes. `replication_json`: the status's "replication" object (empty without
@@ -79,6 +85,8 @@ class AdminServer {
       const std::function<void(v1::QuarantineRecord&)>& update = {});
   void AgreementAndAuditRoutes();
   void ReplicationRoutes();
+  // Trace, disclosures, browse and reveal (admin_inquiry.cc; docs/operations.md).
+  void InquiryRoutes();
   bool standby() const { return ctx_.store == nullptr; }
   std::string StatusJson();
 

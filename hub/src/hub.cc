@@ -251,6 +251,11 @@ class HubImpl final : public Hub {
       replication_endpoint_ = bound.value();
       replication_->Start();
     }
+    // After the replication source started, so that a standby receives the key like any write
+    // (it is written once, by the first primary of the store; a promoted standby has it already).
+    if (Status s = store_->disclosures().EnsureKey(); !s.ok()) {
+      return s;
+    }
 
     // Plain mode (loopback only) leaves both empty: every local connection may do anything.
     PublishAuthoriser may_publish;
@@ -434,6 +439,7 @@ class HubImpl final : public Hub {
       ctx.subscribe = subscribe_.get();
       ctx.committed_seq = &committed_seq_;
       ctx.reload = [this] { return Reload(); };
+      ctx.policy = &policy_;
       if (config_.curve) {
         ctx.key_use = &key_use_;
         ctx.identities = &identities_;
@@ -445,6 +451,11 @@ class HubImpl final : public Hub {
     ctx.ingest_endpoint = ingest_endpoint_;
     ctx.subscribe_endpoint = subscribe_endpoint_;
     ctx.durability = config_.durability == Durability::kFsync ? "fsync" : "os";
+    ctx.hub_name = config_.replication.name;
+    if (ctx.hub_name.empty()) {
+      char host[256] = {};
+      ctx.hub_name = gethostname(host, sizeof host - 1) == 0 ? host : "carehub";
+    }
     if (config_.replication.enabled) {
       ctx.replication_json = [this] { return ReplicationJson(); };
       ctx.change_role = [this](const std::string& to, bool force) {

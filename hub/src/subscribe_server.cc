@@ -363,10 +363,19 @@ void SubscribeServer::Serve(Session& session,
   if (!sub || !session.WantsEvents(head)) {
     return;
   }
+  // Every disclosure is filed under the patients it concerns; without the index's key none may
+  // leave (the primary creates it at start, so this is a store read error).
+  auto patients = store_->disclosures().Hasher();
+  if (!patients.ok()) {
+    Log()->error("cannot file disclosures, holding delivery of {}: {}", session.subscription,
+                 patients.status().ToString());
+    session.BackOff();
+    return;
+  }
   // store -> match -> redact: read what the subscription may cover, decide and redact each event.
   UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
   const uint64_t from = session.next_seq;
-  DeliveryBatch batch(*policy, *sub, now,
+  DeliveryBatch batch(*policy, *sub, patients.value(), now,
                       std::min<uint64_t>(session.credit, options_.max_delivery_batch));
   auto scanned = ReadLog(
       session.plan, *store_, from, head, {options_.max_delivery_batch, options_.max_scan_per_round},
@@ -405,8 +414,8 @@ void SubscribeServer::Serve(Session& session,
   // audit
   auto audited = AuditDisclosure(
       std::move(batch),
-      {session.subscriber, session.subscription, from, scanned_to, head, options_.epoch},
-      store_->audit(), clock_);
+      {session.subscriber, session.subscription, from, scanned_to, head, options_.epoch}, *store_,
+      clock_);
   if (!audited.ok()) {
     Log()->error("cannot write audit record, holding delivery of {}: {}", session.subscription,
                  audited.status().ToString());
@@ -439,11 +448,11 @@ bool SubscribeServer::DeliverRound() {
     Session& session = *out.session;
     SendOutcome outcome = SendOutcome::kAuditFailed;
     if (durable.ok() || !out.disclosure.audited()) {
-      outcome = SendDisclosure(out.disclosure, store_->audit(), clock_, [&](const std::string& b) {
+      outcome = SendDisclosure(out.disclosure, *store_, clock_, [&](const std::string& b) {
         return SendBytes(session.routing_id, b);
       });
     } else {
-      RecordNotSent(out.disclosure, store_->audit(), clock_);
+      RecordNotSent(out.disclosure, *store_, clock_);
     }
     const auto steady_now = Steady::now();
     switch (outcome) {

@@ -32,3 +32,7 @@ if(CAREHUB_WITH_ADAPTERS)
   carehub_add_ops_test(carehub_ops_walkthrough_itest ops_walkthrough_test.cc)
   add_dependencies(carehub_ops_walkthrough_itest carehub-adapter)
 endif()
+# Trace, disclosures, browse and reveal (issue 20): the admin API and carehubctl against a real hub
+# and real subscribers.
+carehub_add_ops_test(carehub_inquiry_itest inquiry_test.cc)
+target_link_libraries(carehub_inquiry_itest PRIVATE carehub_subscribe_itest_support carehub_synth)

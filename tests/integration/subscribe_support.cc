@@ -197,6 +197,22 @@ Result<HttpReply> AdminPost(const std::string& address, const std::string& path)
   return AdminCall(address, path, true);
 }
 
+Result<HttpText> AdminPostText(const std::string& address, const std::string& path,
+                               const std::string& body) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return Status::Error("bad_address", "admin address without a port: " + address);
+  }
+  httplib::Client cli(address.substr(0, colon), std::stoi(address.substr(colon + 1)));
+  cli.set_connection_timeout(std::chrono::seconds(5));
+  cli.set_read_timeout(std::chrono::seconds(20));
+  auto res = cli.Post(path.c_str(), body, "application/json");
+  if (!res) {
+    return Status::Error("http_failed", "POST " + path + ": " + httplib::to_string(res.error()));
+  }
+  return HttpText{res->status, res->body, res->get_header_value("Content-Type")};
+}
+
 Result<std::vector<nlohmann::json>> AuditRecords(const std::string& address) {
   auto reply = AdminGet(address, "/api/v1/audit?limit=100000");
   if (!reply.ok()) {

@@ -90,6 +90,14 @@ struct HttpReply {
 };
 Result<HttpReply> AdminGet(const std::string& address, const std::string& path);
 Result<HttpReply> AdminPost(const std::string& address, const std::string& path);
+// POST `path` with a JSON `body`; the answer as text (CSV and HTML reports too).
+struct HttpText {
+  int status = 0;
+  std::string text;
+  std::string content_type;
+};
+Result<HttpText> AdminPostText(const std::string& address, const std::string& path,
+                               const std::string& body);
 
 // Every audit record (GET /api/v1/audit) as JSON items.
 Result<std::vector<nlohmann::json>> AuditRecords(const std::string& address);

@@ -1,5 +1,7 @@
 #include "carehub/hub/store/audit_log.h"
 
+#include <rocksdb/write_batch.h>
+
 #include <algorithm>
 #include <memory>
 
@@ -8,10 +10,41 @@
 
 namespace carehub::hub {
 
+std::string AuditLog::NewKey(int64_t at_unix_ms) {
+  return EncodeSeq(static_cast<uint64_t>(at_unix_ms)) + EncodeSeq(counter_.fetch_add(1));
+}
+
 Status AuditLog::Append(const v1::AuditRecord& record) {
-  const std::string key =
-      EncodeSeq(static_cast<uint64_t>(record.at_unix_ms())) + EncodeSeq(counter_.fetch_add(1));
-  return db_->Put(Column::kAudit, key, record.SerializeAsString(), /*sync=*/false);
+  return db_->Put(Column::kAudit, NewKey(record.at_unix_ms()), record.SerializeAsString(),
+                  /*sync=*/false);
+}
+
+void AuditLog::AddRecord(WriteBatch* batch, std::string_view key, const v1::AuditRecord& record) {
+  RocksBatch(batch)->Put(db_->cf(Column::kAudit), key, record.SerializeAsString());
+}
+
+Result<std::vector<std::optional<v1::AuditRecord>>> AuditLog::Get(
+    const std::vector<std::string>& keys) const {
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->db()->MultiGet({}, db_->cf(Column::kAudit), keys.size(), slices.data(), values.data(),
+                      statuses.data());
+  std::vector<std::optional<v1::AuditRecord>> out(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      continue;
+    }
+    if (Status s = FromRocks(statuses[i], "read audit"); !s.ok()) {
+      return s;
+    }
+    v1::AuditRecord r;
+    if (!r.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
+      return Status::Error("store_corrupt", "an audit record does not decode");
+    }
+    out[i] = std::move(r);
+  }
+  return out;
 }
 
 Result<std::vector<v1::AuditRecord>> AuditLog::Query(const std::string& subscriber,

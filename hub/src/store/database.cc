@@ -17,8 +17,8 @@
 namespace carehub::hub {
 namespace {
 
-const char* const kColumnNames[kColumnCount] = {"default", "events",     "dedup", "route",
-                                                "cursors", "quarantine", "audit", "meta"};
+const char* const kColumnNames[kColumnCount] = {
+    "default", "events", "dedup", "route", "cursors", "quarantine", "audit", "meta", "disclosure"};
 
 // The newest RocksDB sequence number that recovering the log under `mode` yields, found by a
 // read-only open (nothing on disk changes); empty when even that open fails.
@@ -96,8 +96,9 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
     }
     if (column == Column::kEvents) {
       cf.write_buffer_size = options.write_buffer_bytes * 2;
-    } else if (column != Column::kDedup && column != Column::kRoute) {
-      cf.write_buffer_size = 8ull << 20;  // cursors, quarantine, audit, meta: small and rare
+    } else if (column != Column::kDedup && column != Column::kRoute &&
+               column != Column::kDisclosure) {  // an entry per event delivered, per subscription
+      cf.write_buffer_size = 8ull << 20;         // cursors, quarantine, audit, meta: small and rare
     }
     descriptors.emplace_back(kColumnNames[i], cf);
   }
@@ -224,8 +225,8 @@ Result<std::unique_ptr<Database>> Database::Open(const StoreOptions& options) {
   // (true of every store this code created: the families are created together, in this order).
   for (int i = 0; i < kColumnCount; ++i) {
     if (database->handles_[i]->GetID() != static_cast<uint32_t>(i)) {
-      return Status::Error("store_error", "column family " + std::string(kColumnNames[i]) +
-                                              " of " + options.dir.string() + " has id " +
+      return Status::Error("store_error", "column family " + std::string(kColumnNames[i]) + " of " +
+                                              options.dir.string() + " has id " +
                                               std::to_string(database->handles_[i]->GetID()) +
                                               ", expected " + std::to_string(i));
     }
@@ -276,8 +277,7 @@ void Database::SetChangeObserver(
   observer_ = std::move(observer);
 }
 
-Status Database::ApplyReplicated(uint64_t first, uint64_t last, std::string_view data,
-                                 bool sync) {
+Status Database::ApplyReplicated(uint64_t first, uint64_t last, std::string_view data, bool sync) {
   if (!options_.follower) {
     return Status::Error("not_follower", "only a follower store applies replicated changes");
   }

@@ -35,8 +35,20 @@ class CompactionFilter;
 namespace carehub::hub {
 
 // Column families, one per kind of record; the layouts are documented by the part that owns each.
-enum class Column { kDefault = 0, kEvents, kDedup, kRoute, kCursors, kQuarantine, kAudit, kMeta };
-inline constexpr int kColumnCount = 8;
+// New families go at the end: a store made before them gets them at open with the next ids, as a
+// new store does (replication names families by id).
+enum class Column {
+  kDefault = 0,
+  kEvents,
+  kDedup,
+  kRoute,
+  kCursors,
+  kQuarantine,
+  kAudit,
+  kMeta,
+  kDisclosure,
+};
+inline constexpr int kColumnCount = 9;
 
 // The RocksDB batch inside a WriteBatch (defined in write_batch.cc).
 rocksdb::WriteBatch* RocksBatch(WriteBatch* batch);

@@ -97,6 +97,33 @@ Result<std::vector<uint64_t>> RouteIndex::Scan(const RouteKey& route, uint64_t f
   return seqs;
 }
 
+Result<std::vector<uint64_t>> RouteIndex::ScanBackward(const RouteKey& route, uint64_t from,
+                                                       uint64_t below, size_t limit) const {
+  std::vector<uint64_t> seqs;
+  if (below <= from) {
+    return seqs;
+  }
+  const std::string prefix = RoutePrefix(route);
+  const std::string lower = prefix + EncodeSeq(from);
+  rocksdb::Slice lower_slice(lower);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kRoute)));
+  // SeekForPrev lands on the last key <= its target: seq `below - 1` or the one before it.
+  for (it->SeekForPrev(prefix + EncodeSeq(below - 1)); it->Valid() && seqs.size() < limit;
+       it->Prev()) {
+    auto key = it->key().ToStringView();
+    if (key.size() != prefix.size() + 8) {
+      return Status::Error("store_corrupt", "route index key of the wrong size");
+    }
+    seqs.push_back(DecodeSeq(key.substr(prefix.size())));
+  }
+  if (Status s = FromRocks(it->status(), "scan route index"); !s.ok()) {
+    return s;
+  }
+  return seqs;
+}
+
 void RouteIndex::AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const {
   auto* rocks = RocksBatch(batch);
   for (const auto& route : Known()) {

@@ -13,6 +13,7 @@ Store::Store(std::unique_ptr<Database> db)
       routes_(db_.get()),
       cursors_(db_.get()),
       audit_(db_.get()),
+      disclosures_(db_.get()),
       quarantine_(db_.get()),
       changes_(db_.get()) {}
 

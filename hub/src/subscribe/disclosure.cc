@@ -1,25 +1,40 @@
 #include "disclosure.h"
 
 #include "carehub/core/crash_points.h"
+#include "carehub/core/event_types.h"
 
 namespace carehub::hub {
 
 DeliveryBatch::DeliveryBatch(const policy::PolicySet& policy,
-                             const policy::SubscriptionRef& subscription, Clock::TimePoint now,
+                             const policy::SubscriptionRef& subscription,
+                             const PatientHasher& patients, Clock::TimePoint now,
                              uint64_t max_events)
-    : policy_(policy), subscription_(subscription), now_(now), max_events_(max_events) {
+    : policy_(policy),
+      subscription_(subscription),
+      patients_(patients),
+      now_(now),
+      max_events_(max_events) {
   frame_.set_version(v1::PROTOCOL_VERSION_1);
   frame_.mutable_delivery();
 }
 
 bool DeliveryBatch::Consider(uint64_t seq, std::string_view stored_bytes) {
-  (void)seq;
   v1::Event event;
   if (!event.ParseFromArray(stored_bytes.data(), static_cast<int>(stored_bytes.size()))) {
     return true;  // the offline check reports such a record; nothing of it can be disclosed
   }
   auto decision = policy_.Decide(subscription_, event, now_);
   if (decision.verdict == policy::Verdict::kDeliver) {
+    // Filed by the identifiers as stored, before redaction takes them out.
+    Disclosed& disclosed = disclosed_.emplace_back();
+    disclosed.seq = seq;
+    patients_.KeysOf(event, &disclosed.patient_keys);
+    disclosed.entry.set_agreement(decision.agreement->id);
+    disclosed.entry.set_field_level(
+        std::string(policy::FieldLevelName(decision.agreement->patient_fields)));
+    disclosed.entry.set_event_type(EventTypeName(event));
+    disclosed.entry.set_publisher_ods(event.envelope().publisher_ods());
+    disclosed.entry.set_event_id(event.envelope().event_id());
     policy_.Redact(*decision.agreement, &event);
     auto* d = frame_.mutable_delivery()->add_events();
     *d->mutable_event() = std::move(event);
@@ -50,6 +65,7 @@ v1::AuditRecord DeliveryBatch::AuditRecord(const std::string& kind, Clock::TimeP
   audit.set_kind(kind);
   audit.set_subscriber(subscriber);
   audit.set_subscription(subscription);
+  audit.set_purpose(std::string(policy::PurposeName(subscription_.purpose)));
   std::string agreements;
   for (const auto& a : agreements_used_) {
     agreements += (agreements.empty() ? "" : ",") + a;
@@ -71,40 +87,58 @@ std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head, uint64
   return frame_.SerializeAsString();
 }
 
-Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, AuditLog& audit,
+Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, Store& store,
                                      const Clock& clock) {
-  const bool audited = batch.discloses();
-  if (audited) {
-    // Written before the delivery leaves: a crash in between can only over-report a disclosure,
-    // never hide one.
-    CAREHUB_RETURN_IF_ERROR(
-        audit.Append(batch.AuditRecord("delivery", clock.Now(), target.subscriber,
-                                       target.subscription, target.from, target.scanned_to)));
-    CAREHUB_CRASH_POINT("deliver.after_audit");
+  if (!batch.discloses()) {
+    return AuditedBatch(std::move(batch), std::move(target), "");
   }
-  return AuditedBatch(std::move(batch), std::move(target), audited);
+  // Written before the delivery leaves: a crash in between can only over-report a disclosure,
+  // never hide one. The record and its index entries are one write: both or neither.
+  const v1::AuditRecord record =
+      batch.AuditRecord("delivery", clock.Now(), target.subscriber, target.subscription,
+                        target.from, target.scanned_to);
+  std::string key = store.audit().NewKey(record.at_unix_ms());
+  WriteBatch writes(256 + 96 * batch.disclosed().size());
+  store.audit().AddRecord(&writes, key, record);
+  for (const auto& d : batch.disclosed()) {
+    for (const auto& patient : d.patient_keys) {
+      store.disclosures().Add(&writes, patient, key, d.seq, d.entry);
+    }
+  }
+  CAREHUB_RETURN_IF_ERROR(store.Commit(&writes, /*sync=*/false));
+  CAREHUB_CRASH_POINT("deliver.after_audit");
+  return AuditedBatch(std::move(batch), std::move(target), std::move(key));
 }
 
-SendOutcome SendDisclosure(AuditedBatch& audited, AuditLog& audit, const Clock& clock,
+SendOutcome SendDisclosure(AuditedBatch& audited, Store& store, const Clock& clock,
                            const std::function<SendOutcome(const std::string&)>& send) {
   const DisclosureTarget& target = audited.target_;
   const SendOutcome outcome =
       send(audited.batch_.FrameBytes(target.scanned_to, target.head, target.epoch));
   if (outcome != SendOutcome::kSent) {
-    RecordNotSent(audited, audit, clock);
+    RecordNotSent(audited, store, clock);
   }
   return outcome;
 }
 
-void RecordNotSent(const AuditedBatch& audited, AuditLog& audit, const Clock& clock) {
+void RecordNotSent(const AuditedBatch& audited, Store& store, const Clock& clock) {
   if (!audited.audited()) {
     return;
   }
-  // Best effort: if this record is lost too, the trail over-reports, which is the safe side.
+  // Best effort: if this write is lost too, the trail and the index over-report, which is the
+  // safe side.
   const DisclosureTarget& target = audited.target();
-  (void)audit.Append(audited.batch().AuditRecord("delivery_not_sent", clock.Now(),
-                                                 target.subscriber, target.subscription,
-                                                 target.from, target.scanned_to));
+  const v1::AuditRecord record =
+      audited.batch().AuditRecord("delivery_not_sent", clock.Now(), target.subscriber,
+                                  target.subscription, target.from, target.scanned_to);
+  WriteBatch writes;
+  store.audit().AddRecord(&writes, store.audit().NewKey(record.at_unix_ms()), record);
+  for (const auto& d : audited.batch().disclosed()) {
+    for (const auto& patient : d.patient_keys) {
+      store.disclosures().Delete(&writes, patient, audited.audit_key(), d.seq);
+    }
+  }
+  (void)store.Commit(&writes, /*sync=*/false);
 }
 
 }  // namespace carehub::hub

@@ -8,7 +8,10 @@
 //
 // A DeliveryBatch collects, for one session and round, each event the log reader passes it:
 // delivered (the agreement allows it: redacted to what the agreement permits), withheld (covered
-// but refused: opt-out, purpose, field rules...) or not covered (silently skipped).
+// but refused: opt-out, purpose, field rules...) or not covered (silently skipped). For each event
+// delivered it keeps the keys of the patients it concerns (computed before redaction), so the
+// audit step files the delivery in the disclosure index (store/disclosure_index.h) in the same
+// write as its audit record.
 //
 // Thread-safety: one batch per session round, on the delivery thread. Not thread-safe.
 
@@ -18,10 +21,11 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "carehub/core/clock.h"
 #include "carehub/core/status.h"
-#include "carehub/hub/store/audit_log.h"
+#include "carehub/hub/store.h"
 #include "carehub/policy/policy_set.h"
 #include "carehub/v1/wire.pb.h"
 
@@ -31,7 +35,7 @@ class DeliveryBatch {
  public:
   // At most `max_events` delivered events. `policy` and `subscription` must outlive the batch.
   DeliveryBatch(const policy::PolicySet& policy, const policy::SubscriptionRef& subscription,
-                Clock::TimePoint now, uint64_t max_events);
+                const PatientHasher& patients, Clock::TimePoint now, uint64_t max_events);
 
   // Decides one stored event and, if it may be delivered, adds it redacted. Returns false once the
   // batch is full (the reader stops there).
@@ -51,16 +55,26 @@ class DeliveryBatch {
   // The Delivery frame, reporting the log read up to `scanned_to` of `head`.
   std::string FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch);
 
+  // One delivered event as the disclosure index files it: under each patient key.
+  struct Disclosed {
+    uint64_t seq = 0;
+    std::vector<std::string> patient_keys;
+    v1::DisclosureEntry entry;
+  };
+  const std::vector<Disclosed>& disclosed() const { return disclosed_; }
+
   DeliveryBatch(DeliveryBatch&&) = default;
 
  private:
   const policy::PolicySet& policy_;
   const policy::SubscriptionRef& subscription_;
+  PatientHasher patients_;
   Clock::TimePoint now_;
   uint64_t max_events_;
   v1::Frame frame_;
   std::map<std::string, uint32_t> withheld_;  // by reason
   std::set<std::string> agreements_used_;
+  std::vector<Disclosed> disclosed_;
   uint64_t delivered_ = 0;
 };
 
@@ -91,35 +105,43 @@ class AuditedBatch {
 
   // An audit record was written for this batch.
   bool audited() const { return audited_; }
+  // The key of its audit record (empty when not audited).
+  const std::string& audit_key() const { return audit_key_; }
   const DeliveryBatch& batch() const { return batch_; }
   const DisclosureTarget& target() const { return target_; }
 
  private:
   friend Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target,
-                                              AuditLog& audit, const Clock& clock);
-  friend SendOutcome SendDisclosure(AuditedBatch& audited, AuditLog& audit, const Clock& clock,
+                                              Store& store, const Clock& clock);
+  friend SendOutcome SendDisclosure(AuditedBatch& audited, Store& store, const Clock& clock,
                                     const std::function<SendOutcome(const std::string&)>& send);
-  AuditedBatch(DeliveryBatch batch, DisclosureTarget target, bool audited)
-      : batch_(std::move(batch)), target_(std::move(target)), audited_(audited) {}
+  AuditedBatch(DeliveryBatch batch, DisclosureTarget target, std::string audit_key)
+      : batch_(std::move(batch)),
+        target_(std::move(target)),
+        audit_key_(std::move(audit_key)),
+        audited_(!audit_key_.empty()) {}
 
   DeliveryBatch batch_;
   DisclosureTarget target_;
+  std::string audit_key_;
   bool audited_;
 };
 
-// audit: writes the batch's "delivery" record when it discloses anything (without a sync of its
-// own: see the header comment). An error (the store's) means nothing of the batch may be sent.
-Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, AuditLog& audit,
+// audit: writes the batch's "delivery" record when it discloses anything, with its disclosure
+// index entries in the same write (without a sync of its own: see the header comment). An error
+// (the store's) means nothing of the batch may be sent.
+Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, Store& store,
                                      const Clock& clock);
 
 // deliver: hands the frame to `send`. A batch that was audited but not sent gets a second record
 // saying so, so the trail never shows a disclosure that did not happen without also showing it did
 // not.
-SendOutcome SendDisclosure(AuditedBatch& audited, AuditLog& audit, const Clock& clock,
+SendOutcome SendDisclosure(AuditedBatch& audited, Store& store, const Clock& clock,
                            const std::function<SendOutcome(const std::string&)>& send);
 
 // For a batch that will not be sent after all (its audit record could not be made durable):
-// records "delivery_not_sent" when it was audited.
-void RecordNotSent(const AuditedBatch& audited, AuditLog& audit, const Clock& clock);
+// records "delivery_not_sent" when it was audited and takes its entries out of the disclosure
+// index, in one write.
+void RecordNotSent(const AuditedBatch& audited, Store& store, const Clock& clock);
 
 }  // namespace carehub::hub

@@ -6,6 +6,7 @@
 //   routes()      (publisher, site, type) -> hub_seqs             store/route_index.h
 //   cursors()     subscription -> acknowledged hub_seq            store/cursor_table.h
 //   audit()       disclosures, refusals, policy changes           store/audit_log.h
+//   disclosures() patient -> the deliveries that disclosed them    store/disclosure_index.h
 //   quarantine()  what was refused, with its raw bytes            store/quarantine_table.h
 //   changes()     every committed write, by position, for replicas store/change_log.h
 //
@@ -30,6 +31,7 @@
 #include "carehub/hub/store/audit_log.h"
 #include "carehub/hub/store/change_log.h"
 #include "carehub/hub/store/cursor_table.h"
+#include "carehub/hub/store/disclosure_index.h"
 #include "carehub/hub/store/dedup_index.h"
 #include "carehub/hub/store/event_log.h"
 #include "carehub/hub/store/keys.h"
@@ -60,6 +62,8 @@ class Store {
   const CursorTable& cursors() const { return cursors_; }
   AuditLog& audit() { return audit_; }
   const AuditLog& audit() const { return audit_; }
+  DisclosureIndex& disclosures() { return disclosures_; }
+  const DisclosureIndex& disclosures() const { return disclosures_; }
   QuarantineTable& quarantine() { return quarantine_; }
   const QuarantineTable& quarantine() const { return quarantine_; }
   ChangeLog& changes() { return changes_; }
@@ -105,6 +109,7 @@ class Store {
   RouteIndex routes_;
   CursorTable cursors_;
   AuditLog audit_;
+  DisclosureIndex disclosures_;
   QuarantineTable quarantine_;
   ChangeLog changes_;
 };

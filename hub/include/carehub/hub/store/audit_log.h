@@ -16,10 +16,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "carehub/core/status.h"
+#include "carehub/hub/store/write_batch.h"
 #include "carehub/v1/store.pb.h"
 
 namespace carehub::hub {
@@ -31,6 +34,14 @@ class AuditLog {
   explicit AuditLog(Database* db) : db_(db) {}
 
   Status Append(const v1::AuditRecord& record);
+  // For a record written in a batch with other writes (a delivery and its disclosure index
+  // entries): NewKey gives the record's key (at_unix_ms 8 BE + counter 8 BE, never two alike),
+  // AddRecord adds it to `batch`; nothing is written until the batch is committed.
+  std::string NewKey(int64_t at_unix_ms);
+  void AddRecord(WriteBatch* batch, std::string_view key, const v1::AuditRecord& record);
+  // The records under `keys` (NewKey's), each empty when absent.
+  Result<std::vector<std::optional<v1::AuditRecord>>> Get(
+      const std::vector<std::string>& keys) const;
   // Where this process's key counter starts: the store's position at open, above every counter a
   // record was written with before (each record took a position), here or on a primary this
   // store replicated; so two records written in the same millisecond by two processes, e.g. on

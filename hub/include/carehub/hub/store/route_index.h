@@ -48,6 +48,11 @@ class RouteIndex {
   Result<std::vector<uint64_t>> Scan(const RouteKey& route, uint64_t from, uint64_t to,
                                      size_t limit) const;
 
+  // Seqs filed under `route` with from <= seq < below, newest first, at most `limit` (browsing the
+  // most recent events of a route, page by page).
+  Result<std::vector<uint64_t>> ScanBackward(const RouteKey& route, uint64_t from, uint64_t below,
+                                             size_t limit) const;
+
   // Adds to `batch` the deletion of every entry below `cutoff_seq` (retention).
   void AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const;
 
