@@ -494,5 +494,98 @@ TEST_F(InquiryTest, BrowsePagesAreMaskedAndRevealIsAudited) {
   EXPECT_NE(ctl->out.find("more: --before-seq"), std::string::npos) << ctl->out;
 }
 
+// The status page's browse, trace and event views in headless chromium: what an operator sees has
+// no NHS number until they reveal one event's identifiers, and that reveal is audited.
+TEST_F(InquiryTest, StatusPageBrowseAndTraceInChromiumMaskUntilAnAuditedReveal) {
+  StartAndPublish("inq-page", 300, 9401);
+  ASSERT_FALSE(ReadAll("rxk-direct").empty());
+  ASSERT_FALSE(ReadAll("analytics-b-feed").empty());
+  const std::set<std::string> everyone = AllNhsNumbers();
+  auto shows_nhs = [&](const std::string& html) {
+    for (const auto& n : everyone) {
+      if (html.find(n) != std::string::npos) {
+        return n;
+      }
+    }
+    return std::string();
+  };
+  const std::string base = "http://" + hub_->admin_address() + "/";
+  auto page = [&](const std::string& tag, const std::string& fragment) {
+    auto run = ops::RunChromium(files_.path(), tag, {"--virtual-time-budget=4000", "--dump-dom"},
+                                base + fragment);
+    EXPECT_TRUE(run.ok()) << run.status().ToString();
+    if (!run.ok()) {
+      return std::string();
+    }
+    EXPECT_TRUE(run->status.Exited(0)) << run->err;
+    EXPECT_TRUE(ops::ConsoleErrors(run->err).empty())
+        << testing::PrintToString(ops::ConsoleErrors(run->err));
+    EXPECT_NE(run->out.find("data-routed"), std::string::npos) << "the page never routed";
+    EXPECT_EQ(ops::ElementText(run->out, "events-error"), "");
+    EXPECT_EQ(ops::ElementText(run->out, "event-error"), "");
+    return run->out;
+  };
+
+  // Browse RXK: the newest RXK event is listed, its patient masked.
+  uint64_t newest_rxk = 0;
+  for (const auto& [seq, i] : by_seq_) {
+    if (events_[i].envelope().publisher_ods() == "RXK") {
+      newest_rxk = std::max(newest_rxk, seq);
+    }
+  }
+  const std::string browse = page("browse", "#browse&publisher=RXK");
+  EXPECT_NE(browse.find(events_[by_seq_[newest_rxk]].envelope().event_id()), std::string::npos)
+      << browse;
+  EXPECT_NE(browse.find(">masked<"), std::string::npos);
+  EXPECT_EQ(shows_nhs(browse), "") << "the browse view shows an NHS number";
+
+  // The opted-out patient's RXK activity: its trace, masked.
+  uint64_t opt_seq = 0;
+  for (const auto& [seq, i] : by_seq_) {
+    if (events_[i].envelope().publisher_ods() == "RXK" && events_[i].has_activity() &&
+        events_[i].envelope().patient().nhs_number() == opted_out_) {
+      opt_seq = seq;
+      break;
+    }
+  }
+  ASSERT_GT(opt_seq, 0u);
+  const std::string event_page = page("event", "#event=" + std::to_string(opt_seq));
+  EXPECT_NE(ops::ElementText(event_page, "event-title").find(std::to_string(opt_seq)),
+            std::string::npos);
+  for (const char* want : {">delivered<", ">withheld<", "rule national_data_opt_out",
+                           ">not_yet_reached<", "DSA-RXK-DC"}) {
+    EXPECT_NE(event_page.find(want), std::string::npos) << "event view lacks " << want;
+  }
+  EXPECT_EQ(shows_nhs(event_page), "") << "the event view shows an NHS number";
+
+  // Trace by publisher and event id leads to the same event.
+  const std::string traced = page(
+      "trace", "#trace&publisher=RXK&event_id=" + events_[by_seq_[opt_seq]].envelope().event_id());
+  EXPECT_NE(ops::ElementText(traced, "event-title").find(std::to_string(opt_seq)),
+            std::string::npos)
+      << ops::ElementText(traced, "event-title");
+
+  // No reveal so far; then one, as the reveal form submits it.
+  auto reveals = [&] {
+    auto audit = AuditRecords(hub_->admin_address());
+    EXPECT_TRUE(audit.ok()) << audit.status().ToString();
+    std::vector<nlohmann::json> out;
+    for (const auto& rec : audit.ok() ? audit.value() : std::vector<nlohmann::json>{}) {
+      if (rec["kind"] == "identifiers_revealed") {
+        out.push_back(rec);
+      }
+    }
+    return out;
+  };
+  EXPECT_TRUE(reveals().empty());
+  const std::string revealed = page("reveal", "#event=" + std::to_string(opt_seq) +
+                                                  "&reveal=1&by=ops-bob&reason=INC-9%20misfiled");
+  EXPECT_EQ(shows_nhs(revealed), opted_out_);
+  const auto after = reveals();
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0]["by"], "ops-bob");
+  EXPECT_NE(after[0]["detail"].get<std::string>().find("INC-9 misfiled"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace carehub::itest

@@ -145,4 +145,58 @@ bool HasSample(const std::vector<Sample>& samples, const std::string& name) {
   return false;
 }
 
+namespace {
+
+std::vector<std::string> ChromiumArgs(const std::filesystem::path& profile) {
+  // No network on the CI machines: nothing may try to reach Google's services.
+  return {SystemTool("chromium"),
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+          "--disable-dev-shm-usage",
+          "--user-data-dir=" + profile.string(),
+          "--enable-logging=stderr",
+          "--v=0"};
+}
+
+}  // namespace
+
+// Console errors and uncaught exceptions in chromium's log (CONSOLE lines at any level that say
+// "Uncaught" or "Error", and failed resource loads).
+std::vector<std::string> ConsoleErrors(const std::string& log) {
+  std::vector<std::string> out;
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    bool console = line.find("CONSOLE") != std::string::npos;
+    if ((console &&
+         (line.find("Uncaught") != std::string::npos || line.find("Error") != std::string::npos ||
+          line.find("Failed to load resource") != std::string::npos)) ||
+        line.find("Uncaught") != std::string::npos) {
+      out.push_back(line);
+    }
+  }
+  return out;
+}
+
+Result<CommandResult> RunChromium(const std::filesystem::path& work, const std::string& tag,
+                                  std::vector<std::string> extra, const std::string& url) {
+  auto argv = ChromiumArgs(work / ("profile-" + tag));
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.push_back(url);
+  return RunCommand(argv, work, std::chrono::seconds(45));
+}
+
+// Text of the element with this id in dumped HTML ("" when absent).
+std::string ElementText(const std::string& html, const std::string& id) {
+  std::smatch m;
+  std::regex re("id=\"" + id + "\"[^>]*>([^<]*)<");
+  return std::regex_search(html, m, re) ? m[1].str() : "";
+}
+
 }  // namespace carehub::itest::ops

@@ -5,11 +5,10 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "carehub/core/status.h"
 #include "harness/child_process.h"
@@ -43,6 +42,15 @@ std::string SystemTool(const std::string& name);
 Result<CommandResult> RunTool(const std::string& name, const std::vector<std::string>& args,
                               const std::filesystem::path& work_dir,
                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Headless chromium from Debian (scripts/install-deps.sh), for the status page tests. RunChromium
+// loads `url` with `extra` flags (e.g. --virtual-time-budget=5000 --dump-dom) in a fresh profile
+// under `work`; ConsoleErrors picks uncaught exceptions and failed loads out of its log;
+// ElementText is the text of the element with this id in dumped HTML ("" when absent).
+Result<CommandResult> RunChromium(const std::filesystem::path& work, const std::string& tag,
+                                  std::vector<std::string> extra, const std::string& url);
+std::vector<std::string> ConsoleErrors(const std::string& log);
+std::string ElementText(const std::string& html, const std::string& id);
 
 // One sample line of the Prometheus text format.
 struct Sample {

@@ -15,10 +15,11 @@
 #include "rocksdb_logger.h"
 
 namespace carehub::hub {
-namespace {
 
 const char* const kColumnNames[kColumnCount] = {
     "default", "events", "dedup", "route", "cursors", "quarantine", "audit", "meta", "disclosure"};
+
+namespace {
 
 // The newest RocksDB sequence number that recovering the log under `mode` yields, found by a
 // read-only open (nothing on disk changes); empty when even that open fails.

@@ -49,6 +49,8 @@ enum class Column {
   kDisclosure,
 };
 inline constexpr int kColumnCount = 9;
+// RocksDB's names of the families, by Column.
+extern const char* const kColumnNames[kColumnCount];
 
 // The RocksDB batch inside a WriteBatch (defined in write_batch.cc).
 rocksdb::WriteBatch* RocksBatch(WriteBatch* batch);

@@ -11,8 +11,6 @@
 namespace carehub::hub {
 namespace {
 
-constexpr const char* kNames[kColumnCount] = {"default", "events",     "dedup", "route",
-                                              "cursors", "quarantine", "audit", "meta"};
 
 struct ReadOnlyStore {
   std::unique_ptr<rocksdb::DB> db;
@@ -26,7 +24,7 @@ struct ReadOnlyStore {
 
 Result<std::unique_ptr<ReadOnlyStore>> OpenReadOnly(const std::filesystem::path& dir) {
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (const char* name : kNames) {
+  for (const char* name : kColumnNames) {
     cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
   }
   auto store = std::make_unique<ReadOnlyStore>();
@@ -46,7 +44,7 @@ bool Ignored(int column, const rocksdb::Slice& key) {
 }
 
 std::string Describe(int column, const rocksdb::Slice& key, const std::string& what) {
-  return std::string(kNames[column]) + ": key " + HexEncode(key.ToStringView()) + " " + what;
+  return std::string(kColumnNames[column]) + ": key " + HexEncode(key.ToStringView()) + " " + what;
 }
 
 }  // namespace
