@@ -87,6 +87,13 @@ int CmdTrace(AdminClient& client, const TraceArgs& args) {
               << " as hub_seq " << Str(ingest, "hub_seq") << ": " << Str(ingest, "event_type")
               << " from site " << Str(ingest, "site_ods") << ", " << Str(ingest, "lifecycle")
               << "\n";
+    const json& dup = ingest["duplicate_answers"];
+    if (dup.value("count", 0) > 0) {
+      std::cout << "  sent again " << dup.value("count", 0)
+                << " time(s), answered DUPLICATE (first "
+                << FormatUtc(dup.value("first_unix_ms", int64_t{0})) << ", last "
+                << FormatUtc(dup.value("last_unix_ms", int64_t{0})) << ")\n";
+    }
   }
   for (const auto& q : t.value("quarantine", json::array())) {
     std::cout << "  refused " << FormatUtc(q.value("at_unix_ms", int64_t{0})) << ": "

@@ -290,6 +290,8 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
         result->set_status(v1::EventResult::DUPLICATE);
         result->set_hub_seq(cand.prior->hub_seq);
         DuplicateCounter(publisher).Inc();
+        // Which event is resent, and how often: for its trace (a merge; nothing is read).
+        store_->resends().Add(&batch->writes, cand.key, ToUnixMillis(batch->received_at));
       } else {
         Reject(batch, result, event, cand.bytes, std::string(kReasonConflict),
                "event_id was already stored (hub_seq " + std::to_string(cand.prior->hub_seq) +

@@ -240,6 +240,14 @@ TEST_F(InquiryTest, TraceShowsEachOutcome) {
   ASSERT_EQ(answered->results(0).status(), v1::EventResult::REJECTED);
   ASSERT_EQ(answered->results(1).status(), v1::EventResult::CONFLICT);
   ASSERT_EQ(answered->results(2).status(), v1::EventResult::DUPLICATE);
+  // Resent once more: the trace counts both DUPLICATE answers.
+  auto again = pub.value()->Publish(std::vector<v1::Event>{opt_event}, seconds(30));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_EQ(again->results(0).status(), v1::EventResult::DUPLICATE);
+  const nlohmann::json t7 = Trace(by_id);
+  EXPECT_EQ(t7["ingest"]["duplicate_answers"]["count"].get<uint64_t>(), 2u) << t7.dump(2);
+  EXPECT_GT(t7["ingest"]["duplicate_answers"]["last_unix_ms"].get<int64_t>(), 0);
+  EXPECT_EQ(t["ingest"]["duplicate_answers"]["count"].get<uint64_t>(), 0u);
 
   const nlohmann::json t4 = Trace("publisher=" + bad.envelope().publisher_ods() +
                                   "&event_id=" + bad.envelope().event_id());
@@ -269,6 +277,7 @@ TEST_F(InquiryTest, TraceShowsEachOutcome) {
   EXPECT_NE(ctl->out.find("national_data_opt_out"), std::string::npos) << ctl->out;
   EXPECT_NE(ctl->out.find("not_yet_reached"), std::string::npos) << ctl->out;
   EXPECT_NE(ctl->out.find("DSA-RXK-DC"), std::string::npos) << ctl->out;
+  EXPECT_NE(ctl->out.find("sent again 2 time(s)"), std::string::npos) << ctl->out;
 }
 
 TEST_F(InquiryTest, DisclosureReportEqualsWhatSubscribersReceived) {

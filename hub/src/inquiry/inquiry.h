@@ -39,7 +39,9 @@ struct TraceQuery {
 };
 
 // {"found", "event": {...}, "ingest": {...}, "quarantine": [...], "subscriptions": [...]}; the
-// event's patient identifiers are masked. Subscription statuses: "delivered" (with each audited
+// event's patient identifiers are masked. "ingest" says when it was accepted, as which hub_seq, and
+// how often a resend was answered DUPLICATE ("duplicate_answers"); "quarantine" lists the refused
+// sends of the same id (rejected, or CONFLICT: same id, other content). Subscription statuses: "delivered" (with each audited
 // delivery and whether it is acknowledged), "withheld" (with the rule), "not_covered" (no agreement
 // covers its source and type), "not_yet_reached" (the cursor is behind it), "not_delivered" (the
 // cursor passed it with no delivery filed, though the agreements now would deliver it).

@@ -193,6 +193,13 @@ Result<json> TraceEvent(const Store& store, const policy::PolicySet& policy,
                    {"lifecycle", v1::Lifecycle_Name(env.lifecycle())},
                    {"supersedes_event_id", env.supersedes_event_id()},
                    {"refused_sends", out["quarantine"].size()}};
+  auto resends = store.resends().Get(DedupKey(publisher, event_id));
+  if (!resends.ok()) {
+    return resends.status();
+  }
+  const Resends r = resends.value().value_or(Resends{});
+  out["ingest"]["duplicate_answers"] = {
+      {"count", r.count}, {"first_unix_ms", r.first_unix_ms}, {"last_unix_ms", r.last_unix_ms}};
 
   auto deliveries = DeliveriesOf(store, *event, env.hub_seq());
   if (!deliveries.ok()) {

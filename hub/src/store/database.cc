@@ -11,13 +11,15 @@
 #include <optional>
 
 #include "carehub/hub/store/keys.h"
+#include "carehub/hub/store/resend_counts.h"
 #include "dedup_expiry_filter.h"
 #include "rocksdb_logger.h"
 
 namespace carehub::hub {
 
-const char* const kColumnNames[kColumnCount] = {
-    "default", "events", "dedup", "route", "cursors", "quarantine", "audit", "meta", "disclosure"};
+const char* const kColumnNames[kColumnCount] = {"default",    "events",     "dedup", "route",
+                                                "cursors",    "quarantine", "audit", "meta",
+                                                "disclosure", "resend"};
 
 namespace {
 
@@ -81,7 +83,7 @@ std::shared_ptr<rocksdb::TableFactory> TableFactory(const std::shared_ptr<rocksd
 
 std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
     const StoreOptions& options, const std::shared_ptr<rocksdb::Cache>& cache,
-    const rocksdb::CompactionFilter* dedup_expiry) {
+    const rocksdb::CompactionFilter* dedup_expiry, const rocksdb::CompactionFilter* resend_expiry) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (int i = 0; i < kColumnCount; ++i) {
     const auto column = static_cast<Column>(i);
@@ -94,6 +96,10 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       cf.memtable_prefix_bloom_size_ratio = 0.1;
       cf.memtable_whole_key_filtering = true;
       cf.compaction_filter = dedup_expiry;
+    }
+    if (column == Column::kResend) {
+      cf.merge_operator = NewResendMergeOperator();
+      cf.compaction_filter = resend_expiry;
     }
     if (column == Column::kEvents) {
       cf.write_buffer_size = options.write_buffer_bytes * 2;
@@ -173,7 +179,8 @@ Status FromRocks(const rocksdb::Status& s, const char* what) {
 Database::Database(const StoreOptions& options)
     : options_(options),
       clock_(options.clock ? options.clock : &SystemClock::Instance()),
-      dedup_expiry_(NewDedupExpiryFilter(options.dedup_window_days, *clock_)) {}
+      dedup_expiry_(NewDedupExpiryFilter(options.dedup_window_days, *clock_)),
+      resend_expiry_(NewResendExpiryFilter(options.dedup_window_days, *clock_)) {}
 
 Database::~Database() {
   if (!db_) {
@@ -208,8 +215,8 @@ Result<std::unique_ptr<Database>> Database::Open(const StoreOptions& options) {
   database->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes, /*num_shard_bits=*/-1,
                                           /*strict_capacity_limit=*/false,
                                           /*high_pri_pool_ratio=*/0.5);
-  const auto descriptors =
-      ColumnDescriptors(options, database->cache_, database->dedup_expiry_.get());
+  const auto descriptors = ColumnDescriptors(
+      options, database->cache_, database->dedup_expiry_.get(), database->resend_expiry_.get());
   rocksdb::DB* raw = nullptr;
   Status refusal;
   auto s = OpenWithRecoveryPolicy(DbOptions(options), options, descriptors, &database->handles_,

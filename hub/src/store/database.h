@@ -47,8 +47,9 @@ enum class Column {
   kAudit,
   kMeta,
   kDisclosure,
+  kResend,
 };
-inline constexpr int kColumnCount = 9;
+inline constexpr int kColumnCount = 10;
 // RocksDB's names of the families, by Column.
 extern const char* const kColumnNames[kColumnCount];
 
@@ -119,6 +120,7 @@ class Database {
   const Clock* clock_;
   // Must outlive db_ (RocksDB calls it from compactions): declared first, destroyed last.
   std::unique_ptr<rocksdb::CompactionFilter> dedup_expiry_;
+  std::unique_ptr<rocksdb::CompactionFilter> resend_expiry_;
   std::shared_ptr<rocksdb::Cache> cache_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

@@ -14,6 +14,7 @@ Store::Store(std::unique_ptr<Database> db)
       cursors_(db_.get()),
       audit_(db_.get()),
       disclosures_(db_.get()),
+      resends_(db_.get()),
       quarantine_(db_.get()),
       changes_(db_.get()) {}
 

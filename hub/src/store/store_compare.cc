@@ -6,11 +6,11 @@
 #include <vector>
 
 #include "carehub/core/strings.h"
+#include "carehub/hub/store/resend_counts.h"
 #include "database.h"
 
 namespace carehub::hub {
 namespace {
-
 
 struct ReadOnlyStore {
   std::unique_ptr<rocksdb::DB> db;
@@ -25,7 +25,11 @@ struct ReadOnlyStore {
 Result<std::unique_ptr<ReadOnlyStore>> OpenReadOnly(const std::filesystem::path& dir) {
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const char* name : kColumnNames) {
-    cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    rocksdb::ColumnFamilyOptions cf;
+    if (std::string_view(name) == kColumnNames[static_cast<int>(Column::kResend)]) {
+      cf.merge_operator = NewResendMergeOperator();  // its values are merges: read them merged
+    }
+    cfs.emplace_back(name, cf);
   }
   auto store = std::make_unique<ReadOnlyStore>();
   rocksdb::DB* raw = nullptr;

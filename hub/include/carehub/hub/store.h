@@ -7,6 +7,7 @@
 //   cursors()     subscription -> acknowledged hub_seq            store/cursor_table.h
 //   audit()       disclosures, refusals, policy changes           store/audit_log.h
 //   disclosures() patient -> the deliveries that disclosed them    store/disclosure_index.h
+//   resends()     (publisher, event_id) -> times answered DUPLICATE store/resend_counts.h
 //   quarantine()  what was refused, with its raw bytes            store/quarantine_table.h
 //   changes()     every committed write, by position, for replicas store/change_log.h
 //
@@ -31,12 +32,13 @@
 #include "carehub/hub/store/audit_log.h"
 #include "carehub/hub/store/change_log.h"
 #include "carehub/hub/store/cursor_table.h"
-#include "carehub/hub/store/disclosure_index.h"
 #include "carehub/hub/store/dedup_index.h"
+#include "carehub/hub/store/disclosure_index.h"
 #include "carehub/hub/store/event_log.h"
 #include "carehub/hub/store/keys.h"
 #include "carehub/hub/store/options.h"
 #include "carehub/hub/store/quarantine_table.h"
+#include "carehub/hub/store/resend_counts.h"
 #include "carehub/hub/store/route_index.h"
 #include "carehub/hub/store/write_batch.h"
 
@@ -64,6 +66,8 @@ class Store {
   const AuditLog& audit() const { return audit_; }
   DisclosureIndex& disclosures() { return disclosures_; }
   const DisclosureIndex& disclosures() const { return disclosures_; }
+  ResendCounts& resends() { return resends_; }
+  const ResendCounts& resends() const { return resends_; }
   QuarantineTable& quarantine() { return quarantine_; }
   const QuarantineTable& quarantine() const { return quarantine_; }
   ChangeLog& changes() { return changes_; }
@@ -110,6 +114,7 @@ class Store {
   CursorTable cursors_;
   AuditLog audit_;
   DisclosureIndex disclosures_;
+  ResendCounts resends_;
   QuarantineTable quarantine_;
   ChangeLog changes_;
 };
