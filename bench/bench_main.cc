@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
     work_root = "/tmp";
   }
   bool s_ingest = false, s_curve = false, s_fanout = false, s_catchup = false, s_latency = false,
-       s_footprint = false, s_limits = false, s_nats = false, s_replication = false, s_sink = false;
+       s_footprint = false, s_limits = false, s_nats = false, s_replication = false, s_sink = false,
+       s_disclosures = false;
   CLI::App app{"carehub-bench: carehub against NATS JetStream and the machine's own limits"};
   app.add_flag("--quick", o.quick, "small counts (under 2 minutes); used by ctest");
   app.add_flag("--ingest", s_ingest, "1. ingest, fsync and os durability");
@@ -113,6 +114,10 @@ int main(int argc, char** argv) {
                "8. a synchronous standby pair beside a single hub; async standby lag");
   app.add_flag("--sink", s_sink,
                "9. carehub-sink into PostgreSQL beside the plain subscriber and raw COPY");
+  app.add_flag("--disclosures", s_disclosures,
+               "10. one patient's disclosure report in a store of --disclosure-events deliveries");
+  app.add_option("--disclosure-events", o.disclosure_events,
+                 "delivered events filed for the disclosure section (default 20M)");
   app.add_option("--json-out", json_out, "results file");
   app.add_option("--work-dir", work_root, "where temp data dirs go (default $TMPDIR or /tmp)");
   app.add_option("--carehub", o.carehub_binary, "the carehub daemon");
@@ -161,7 +166,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
   bool all = !(s_ingest || s_curve || s_fanout || s_catchup || s_latency || s_footprint ||
-               s_limits || s_nats || s_replication || s_sink);
+               s_limits || s_nats || s_replication || s_sink || s_disclosures);
   o.work_dir = work_root / ("carehub-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(o.work_dir);
   if (!std::filesystem::exists(o.carehub_binary)) {
@@ -217,6 +222,7 @@ int main(int argc, char** argv) {
       {"nats", s_nats, carehub::bench::RunNatsSection},
       {"replication", s_replication, carehub::bench::RunReplicationSection},
       {"sink", s_sink, carehub::bench::RunSinkSection},
+      {"disclosures", s_disclosures, carehub::bench::RunDisclosureSection},
   };
   int failures = 0;
   auto t0 = std::chrono::steady_clock::now();

@@ -38,6 +38,7 @@ struct BenchOptions {
   uint64_t sink_events = 200'000;
   uint32_t sink_window = 0;  // carehub-sink --window; 0: the sink's default
   std::string nats_server = "nats-server";
+  uint64_t disclosure_events = 20'000'000;  // delivered events filed for the disclosure report
 };
 
 // Figures later sections compare against (ratios, targets), filled as sections run.
@@ -70,6 +71,8 @@ Status RunNatsSection(BenchContext* ctx);
 Status RunReplicationSection(BenchContext* ctx);
 // carehub-sink into PostgreSQL, beside the plain subscriber and raw COPY of the same rows.
 Status RunSinkSection(BenchContext* ctx);
+// One patient's disclosure report in a store of N delivered events (issue 20's goal: < 1 s at 20M).
+Status RunDisclosureSection(BenchContext* ctx);
 // Ratios between sections (carehub/NATS, carehub/raw RocksDB) once they have all run.
 void AddComparisons(BenchContext* ctx);
 

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "carehub/core/event_types.h"
+#include "carehub/hub/store/disclosure_index.h"
 #include "carehub/hub/store/event_codec.h"
 #include "carehub/hub/store/keys.h"
 
@@ -45,7 +46,7 @@ class Checker {
     report_.known_routes = known_routes_.size();
     for (Status (Checker::*check)() :
          {&Checker::CheckEvents, &Checker::CheckDedupKeys, &Checker::CheckRoutes,
-          &Checker::CheckCursors, &Checker::CheckAudit}) {
+          &Checker::CheckCursors, &Checker::CheckAudit, &Checker::CheckDisclosures}) {
       if (Status s = (this->*check)(); !s.ok()) {
         return s;
       }
@@ -274,6 +275,9 @@ class Checker {
           ++report_.audit_delivery_records;
           const uint64_t from = record.from_seq();
           const uint64_t to = record.to_seq();
+          if (record.kind() == "delivery") {
+            delivery_ranges_[std::string(key)] = {from, to};
+          }
           if (from < 1 || from > to || to > report_.last_seq) {
             Problem("audit " + record.kind() + " of " + record.subscription() + " names hub_seq " +
                     std::to_string(from) + ".." + std::to_string(to) + " (last stored " +
@@ -282,6 +286,31 @@ class Checker {
             Problem("audit " + record.kind() + " of " + record.subscription() + " counts " +
                     std::to_string(record.delivered()) + " deliveries in " + std::to_string(from) +
                     ".." + std::to_string(to));
+          }
+          return true;
+        });
+  }
+
+  // Every disclosure index entry names a "delivery" audit record whose range holds its event
+  // (store/disclosure_index.h: they are written together).
+  Status CheckDisclosures() {
+    return store_.ScanColumn(
+        Store::Column::kDisclosure, [&](std::string_view key, std::string_view /*value*/) {
+          ++report_.disclosure_entries;
+          if (key.size() != PatientHasher::kKeyBytes + kAuditKeyBytes + 8) {
+            Problem("disclosure index key " + Printable(key) + ": wrong size");
+            return true;
+          }
+          const std::string audit_key(key.substr(PatientHasher::kKeyBytes, kAuditKeyBytes));
+          const uint64_t seq = DecodeSeq(key.substr(PatientHasher::kKeyBytes + kAuditKeyBytes));
+          auto it = delivery_ranges_.find(audit_key);
+          if (it == delivery_ranges_.end()) {
+            Problem("disclosure index entry for hub_seq " + std::to_string(seq) +
+                    " names no delivery audit record (" + Printable(audit_key) + ")");
+          } else if (seq < it->second.first || seq > it->second.second) {
+            Problem("disclosure index entry for hub_seq " + std::to_string(seq) +
+                    " is outside its delivery's range " + std::to_string(it->second.first) + ".." +
+                    std::to_string(it->second.second));
           }
           return true;
         });
@@ -310,6 +339,7 @@ class Checker {
   ConsistencyReport report_;
   std::vector<SeqInfo> seqs_;
   std::set<std::string> known_routes_;
+  std::unordered_map<std::string, std::pair<uint64_t, uint64_t>> delivery_ranges_;  // audit key
   uint32_t today_ = 0;
 };
 
@@ -324,7 +354,7 @@ std::string ConsistencyReport::Summary() const {
       std::to_string(routes_below_cut) + " below the cut, " + std::to_string(known_routes) +
       " known), cursors " + std::to_string(cursors) + ", audit records " +
       std::to_string(audit_records) + " (" + std::to_string(audit_delivery_records) +
-      " deliveries)";
+      " deliveries), disclosure index entries " + std::to_string(disclosure_entries);
   if (consistent()) {
     return "consistent: " + counts;
   }

@@ -76,6 +76,9 @@ Status Store::ScanColumn(Column column,
     case Column::kAudit:
       cf = hub::Column::kAudit;
       break;
+    case Column::kDisclosure:
+      cf = hub::Column::kDisclosure;
+      break;
   }
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator({}, db_->cf(cf)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {

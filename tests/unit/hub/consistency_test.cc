@@ -262,5 +262,37 @@ TEST_F(ConsistencyTest, EventStoredTwiceAndAuditBeyondTheEndAreReported) {
   EXPECT_TRUE(Mentions(r, "names hub_seq 290..350 (last stored 301)")) << r.Summary();
 }
 
+TEST_F(ConsistencyTest, DisclosureEntriesMustNameTheirDeliveryRecord) {
+  // A delivery of events 10..20 filed under a patient, as the delivery path writes it: consistent.
+  ASSERT_TRUE(store_->disclosures().EnsureKey().ok());
+  auto hasher = store_->disclosures().Hasher();
+  ASSERT_TRUE(hasher.ok()) << hasher.status().ToString();
+  const std::string patient = hasher->ForNhsNumber("9434765919");
+  v1::AuditRecord audit;
+  audit.set_at_unix_ms(3000);
+  audit.set_kind("delivery");
+  audit.set_subscription("feed");
+  audit.set_from_seq(10);
+  audit.set_to_seq(20);
+  const std::string key = store_->audit().NewKey(audit.at_unix_ms());
+  WriteBatch batch;
+  store_->audit().AddRecord(&batch, key, audit);
+  store_->disclosures().Add(&batch, patient, key, 15, v1::DisclosureEntry());
+  ASSERT_TRUE(store_->Commit(&batch, true).ok());
+  auto ok = Check();
+  EXPECT_EQ(ok.problem_count, 0u) << ok.Summary();
+  EXPECT_EQ(ok.disclosure_entries, 1u);
+
+  // One outside its delivery's range, one naming no record at all.
+  WriteBatch bad;
+  store_->disclosures().Add(&bad, patient, key, 25, v1::DisclosureEntry());
+  store_->disclosures().Add(&bad, patient, store_->audit().NewKey(4000), 12, v1::DisclosureEntry());
+  ASSERT_TRUE(store_->Commit(&bad, true).ok());
+  auto r = Check();
+  EXPECT_EQ(r.problem_count, 2u) << r.Summary();
+  EXPECT_TRUE(Mentions(r, "hub_seq 25 is outside its delivery's range 10..20")) << r.Summary();
+  EXPECT_TRUE(Mentions(r, "hub_seq 12 names no delivery audit record")) << r.Summary();
+}
+
 }  // namespace
 }  // namespace carehub::hub

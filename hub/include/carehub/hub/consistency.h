@@ -56,6 +56,7 @@ struct ConsistencyReport {
   uint64_t cursors = 0;
   uint64_t audit_records = 0;
   uint64_t audit_delivery_records = 0;
+  uint64_t disclosure_entries = 0;
   uint64_t problem_count = 0;
   std::vector<std::string> problems;  // the first max_problems, each one line
 

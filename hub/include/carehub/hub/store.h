@@ -100,7 +100,7 @@ class Store {
 
   // Raw reads, for the offline consistency check (consistency.h): fn(key, value) for every record
   // of `column` in key order until fn returns false; an error ends the scan and is returned.
-  enum class Column { kEvents, kDedup, kRoute, kCursors, kAudit };
+  enum class Column { kEvents, kDedup, kRoute, kCursors, kAudit, kDisclosure };
   Status ScanColumn(Column column,
                     const std::function<bool(std::string_view, std::string_view)>& fn) const;
 

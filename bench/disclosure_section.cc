@@ -1,0 +1,133 @@
+// Section 10 (--disclosures): "which organisations received data about this patient?" in a store
+// of N delivered events (default 20M). The store is filled through the write path a delivery uses
+// (one audit record per batch of 1,000 events, each event filed under its patient's key in the
+// same write, for two subscriptions alternating), closed and reopened (a cold cache, as after a
+// restart), then the report the admin API answers (inquiry::PatientDisclosures) is timed for 1,000
+// random patients and checked against the counts the fill kept.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "carehub/core/synthetic.h"
+#include "carehub/hub/store.h"
+#include "inquiry/inquiry.h"
+#include "sections.h"
+
+namespace carehub::bench {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+double Ms(Steady::time_point since) {
+  return std::chrono::duration<double, std::milli>(Steady::now() - since).count();
+}
+
+}  // namespace
+
+Status RunDisclosureSection(BenchContext* ctx) {
+  const auto& o = ctx->options;
+  const uint64_t events = o.quick ? 200'000 : o.disclosure_events;
+  const uint32_t population = static_cast<uint32_t>(std::min<uint64_t>(900'000, events / 20 + 1));
+  const auto dir = ctx->NewDir("disclosures");
+  std::vector<uint32_t> expected(population, 0);
+  std::mt19937_64 rng(20);
+  std::fprintf(stderr, "[disclosures] filing %lu delivered events of %u patients ...\n",
+               static_cast<unsigned long>(events), population);
+  auto t_fill = Steady::now();
+  {
+    auto store = hub::Store::Open({dir});
+    if (!store.ok()) {
+      return store.status();
+    }
+    auto& s = *store.value();
+    CAREHUB_RETURN_IF_ERROR(s.disclosures().EnsureKey());
+    auto hasher = s.disclosures().Hasher();
+    if (!hasher.ok()) {
+      return hasher.status();
+    }
+    const int64_t start_ms = ToUnixMillis(std::chrono::system_clock::now()) - 86'400'000;
+    for (uint64_t seq = 1; seq <= events;) {
+      const bool analytics = (seq / 1000) % 2 == 1;
+      v1::AuditRecord record;
+      record.set_at_unix_ms(start_ms + static_cast<int64_t>(seq / 1000));
+      record.set_kind("delivery");
+      record.set_subscriber(analytics ? "ics-analytics" : "leeds-teaching-hospitals");
+      record.set_subscription(analytics ? "ics-analytics-feed" : "lth-direct-care");
+      record.set_purpose(analytics ? "secondary_use" : "direct_care");
+      record.set_from_seq(seq);
+      hub::WriteBatch wb(1000 * 96);
+      const std::string key = s.audit().NewKey(record.at_unix_ms());
+      v1::DisclosureEntry entry;
+      entry.set_agreement(analytics ? "DSA-ICS-SU" : "DSA-LTH-DC");
+      entry.set_field_level(analytics ? "pseudonymised" : "identifiable");
+      entry.set_event_type("activity.emergency_admission");
+      entry.set_publisher_ods("RR8");
+      uint32_t n = 0;
+      for (; n < 1000 && seq <= events; ++n, ++seq) {
+        const auto patient = static_cast<uint32_t>(rng() % population);
+        ++expected[patient];
+        entry.set_event_id("ADT-" + std::to_string(seq));
+        s.disclosures().Add(&wb, hasher->ForNhsNumber(SyntheticNhsNumber(patient)), key, seq,
+                            entry);
+      }
+      record.set_to_seq(seq - 1);
+      record.set_delivered(n);
+      s.audit().AddRecord(&wb, key, record);
+      CAREHUB_RETURN_IF_ERROR(s.Commit(&wb, /*sync=*/false));
+    }
+  }
+  const double fill_s = Ms(t_fill) / 1000;
+
+  // Reopened: what a restarted hub has in memory (nothing of this index), then 1,000 reports.
+  auto store = hub::Store::Open({dir});
+  if (!store.ok()) {
+    return store.status();
+  }
+  std::vector<double> ms;
+  uint64_t rows = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const auto patient = static_cast<uint32_t>(rng() % population);
+    hub::inquiry::DisclosureQuery q;
+    q.nhs_number = SyntheticNhsNumber(patient);
+    auto t = Steady::now();
+    auto report = hub::inquiry::PatientDisclosures(*store.value(), nullptr, q);
+    ms.push_back(Ms(t));
+    if (!report.ok()) {
+      return report.status();
+    }
+    if (report->rows.size() != expected[patient]) {
+      return Status::Error("bench_failed", "patient " + std::to_string(patient) + ": " +
+                                               std::to_string(report->rows.size()) +
+                                               " disclosures reported, " +
+                                               std::to_string(expected[patient]) + " filed");
+    }
+    rows += report->rows.size();
+  }
+  std::sort(ms.begin(), ms.end());
+  const double p50 = ms[ms.size() / 2];
+  const double p99 = ms[ms.size() * 99 / 100];
+  const double worst = ms.back();
+  const bool judged = events >= 20'000'000;
+  ctx->report.Add("disclosures", "events", "delivered events filed", static_cast<double>(events),
+                  "");
+  ctx->report.Add("disclosures", "fill_per_s", "events filed per second (fill)", events / fill_s,
+                  "/s");
+  ctx->report.Add("disclosures", "report_p50_ms", "one patient's disclosure report, p50", p50,
+                  "ms");
+  ctx->report.Add("disclosures", "report_p99_ms", "one patient's disclosure report, p99", p99, "ms",
+                  judged ? "< 1000 ms at 20M" : "",
+                  judged ? std::optional<bool>(p99 < 1000) : std::nullopt);
+  ctx->report.Add("disclosures", "report_max_ms", "one patient's disclosure report, slowest", worst,
+                  "ms");
+  ctx->report.Add("disclosures", "rows_per_report", "disclosures per report (mean)",
+                  static_cast<double>(rows) / 1000.0, "");
+  store->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return Status::Ok();
+}
+
+}  // namespace carehub::bench
