@@ -415,7 +415,7 @@ void SubscribeServer::Serve(Session& session,
   auto audited = AuditDisclosure(
       std::move(batch),
       {session.subscriber, session.subscription, from, scanned_to, head, options_.epoch}, *store_,
-      clock_);
+      clock_, &audit_writes_);
   if (!audited.ok()) {
     Log()->error("cannot write audit record, holding delivery of {}: {}", session.subscription,
                  audited.status().ToString());

@@ -162,6 +162,7 @@ class SubscribeServer {
   // This round's audited batches, waiting for their audit records to be durable (DeliverRound).
   struct Outgoing;
   std::vector<Outgoing> outgoing_;
+  WriteBatch audit_writes_;  // reused by every AuditDisclosure of the delivery thread
   mutable Mutex status_mu_;
   std::vector<SubscriptionStatus> status_ CAREHUB_GUARDED_BY(status_mu_);
   // Delivered, withheld by subscription.

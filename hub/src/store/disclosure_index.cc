@@ -153,6 +153,7 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
   rocksdb::Slice upper(end);
   rocksdb::ReadOptions ro;
   ro.iterate_upper_bound = &upper;
+  ro.prefix_same_as_start = true;  // one patient: the family's prefix is the patient key
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kDisclosure)));
   for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
     const std::string_view key = it->key().ToStringView();

@@ -80,7 +80,10 @@ Status Store::ScanColumn(Column column,
       cf = hub::Column::kDisclosure;
       break;
   }
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator({}, db_->cf(cf)));
+  // Total order: the disclosure family reads by patient prefix otherwise (its hash memtable).
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(cf)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (!fn(it->key().ToStringView(), it->value().ToStringView())) {
       return Status::Ok();

@@ -88,7 +88,7 @@ std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head, uint64
 }
 
 Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, Store& store,
-                                     const Clock& clock) {
+                                     const Clock& clock, WriteBatch* scratch) {
   if (!batch.discloses()) {
     return AuditedBatch(std::move(batch), std::move(target), "");
   }
@@ -98,14 +98,14 @@ Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget targe
       batch.AuditRecord("delivery", clock.Now(), target.subscriber, target.subscription,
                         target.from, target.scanned_to);
   std::string key = store.audit().NewKey(record.at_unix_ms());
-  WriteBatch writes(256 + 96 * batch.disclosed().size());
-  store.audit().AddRecord(&writes, key, record);
+  scratch->Clear();
+  store.audit().AddRecord(scratch, key, record);
   for (const auto& d : batch.disclosed()) {
     for (const auto& patient : d.patient_keys) {
-      store.disclosures().Add(&writes, patient, key, d.seq, d.entry);
+      store.disclosures().Add(scratch, patient, key, d.seq, d.entry);
     }
   }
-  CAREHUB_RETURN_IF_ERROR(store.Commit(&writes, /*sync=*/false));
+  CAREHUB_RETURN_IF_ERROR(store.Commit(scratch, /*sync=*/false));
   CAREHUB_CRASH_POINT("deliver.after_audit");
   return AuditedBatch(std::move(batch), std::move(target), std::move(key));
 }
