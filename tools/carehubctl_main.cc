@@ -40,16 +40,8 @@ using carehub::ctl::AdminClient;
 using carehub::ctl::FormatAgo;
 using carehub::ctl::Table;
 
-int Fail(const std::string& message) {
-  std::cerr << "carehubctl: " << message << "\n";
-  return 1;
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using carehub::ctl::Fail;
+using carehub::ctl::NowMs;
 
 // Counts from JSON, whatever numeric type the hub used.
 std::string Num(const json& v) {

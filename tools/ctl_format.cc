@@ -166,6 +166,17 @@ std::string Table::Render() const {
   return out.str();
 }
 
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "carehubctl: %s\n", message.c_str());
+  return 1;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string DefaultOperator() {
   const char* user = std::getenv("USER");
   char host[256] = {};

@@ -20,6 +20,11 @@ std::string FormatUtc(int64_t unix_ms);
 std::string FormatAgo(int64_t unix_ms, int64_t now_unix_ms);
 // "1d 02:03:04" style uptime.
 std::string FormatDuration(double seconds);
+// Prints "carehubctl: <message>" on stderr; returns 1, the exit code of a failed command.
+int Fail(const std::string& message);
+// The wall clock in Unix milliseconds.
+int64_t NowMs();
+
 // Who acts, when --by is not given: the login and the host, as a default an operator can read back
 // in the audit ("alice@ops-1").
 std::string DefaultOperator();

@@ -13,17 +13,6 @@ namespace {
 
 using json = nlohmann::json;
 
-int Fail(const std::string& message) {
-  std::cerr << "carehubctl: " << message << "\n";
-  return 1;
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // ParseTimeArg, with a bare date as an upper bound meaning the end of that day.
 Result<int64_t> TimeArg(const std::string& text, bool upper) {
   auto t = ParseTimeArg(text, NowMs());

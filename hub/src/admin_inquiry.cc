@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <optional>
 
 #include "admin_http_util.h"
 #include "admin_server.h"
@@ -51,6 +52,35 @@ std::string Text(const json& body, const char* key) {
 
 int64_t NowMs() { return ToUnixMillis(std::chrono::system_clock::now()); }
 
+// Who asks and why, both required: they go into the audit record. False (answered 400) when either
+// is missing.
+bool WhoAndWhy(const json& body, httplib::Response& res, std::string* by, std::string* reason) {
+  *by = Text(body, "by");
+  *reason = Text(body, "reason");
+  if (by->empty() || reason->empty()) {
+    Problem(res, 400, "bad_request",
+            "say who asks (\"by\") and why (\"reason\", e.g. a subject access request's "
+            "reference): both go into the audit trail");
+    return false;
+  }
+  return true;
+}
+
+// The event at `seq` (identifiers masked unless `reveal`), or empty once a 404/503 is answered.
+std::optional<json> EventOr404(const Store& store, uint64_t seq, bool reveal,
+                               httplib::Response& res) {
+  auto detail = inquiry::EventDetail(store, seq, reveal);
+  if (!detail.ok()) {
+    StoreProblem(res, detail.status());
+    return std::nullopt;
+  }
+  if (detail->is_null()) {
+    Problem(res, 404, "not_found", "no event is stored at this hub_seq");
+    return std::nullopt;
+  }
+  return std::move(detail).value();
+}
+
 // An operator's question that discloses is on disk before its answer leaves (rare: one sync each).
 Status AppendDurably(Store& store, const v1::AuditRecord& record) {
   CAREHUB_RETURN_IF_ERROR(store.audit().Append(record));
@@ -88,12 +118,9 @@ void AdminServer::InquiryRoutes() {
   // POST, not GET: the NHS number stays out of URLs, access logs and browser history.
   s.Post("/api/v1/disclosures", [this](const httplib::Request& req, httplib::Response& res) {
     const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    const std::string by = Text(body, "by");
-    const std::string reason = Text(body, "reason");
-    if (by.empty() || reason.empty()) {
-      Problem(res, 400, "bad_request",
-              "say who asks (\"by\") and why (\"reason\", e.g. a subject access request's "
-              "reference): both go into the audit trail");
+    std::string by;
+    std::string reason;
+    if (!WhoAndWhy(body, res, &by, &reason)) {
       return;
     }
     inquiry::DisclosureQuery q;
@@ -167,37 +194,23 @@ void AdminServer::InquiryRoutes() {
   });
 
   s.Get(R"(/api/v1/events/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
-    auto detail = inquiry::EventDetail(*ctx_.store, std::stoull(req.matches[1]), /*reveal=*/false);
-    if (!detail.ok()) {
-      StoreProblem(res, detail.status());
-      return;
+    if (auto detail = EventOr404(*ctx_.store, std::stoull(req.matches[1]), false, res)) {
+      Json(res, *detail);
     }
-    if (detail->is_null()) {
-      Problem(res, 404, "not_found", "no event is stored at this hub_seq");
-      return;
-    }
-    Json(res, detail.value());
   });
 
   // The identifiers in clear, for an operator who says who they are and why: audited first.
   s.Post(R"(/api/v1/events/(\d+)/reveal)",
          [this](const httplib::Request& req, httplib::Response& res) {
            const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-           const std::string by = Text(body, "by");
-           const std::string reason = Text(body, "reason");
-           if (by.empty() || reason.empty()) {
-             Problem(res, 400, "bad_request",
-                     "say who asks (\"by\") and why (\"reason\"): both go into the audit trail");
+           std::string by;
+           std::string reason;
+           if (!WhoAndWhy(body, res, &by, &reason)) {
              return;
            }
            const uint64_t seq = std::stoull(req.matches[1]);
-           auto detail = inquiry::EventDetail(*ctx_.store, seq, /*reveal=*/true);
-           if (!detail.ok()) {
-             StoreProblem(res, detail.status());
-             return;
-           }
-           if (detail->is_null()) {
-             Problem(res, 404, "not_found", "no event is stored at this hub_seq");
+           auto detail = EventOr404(*ctx_.store, seq, /*reveal=*/true, res);
+           if (!detail) {
              return;
            }
            v1::AuditRecord audit;

@@ -165,15 +165,25 @@ Result<std::vector<v1::DeliveredEvent>> ReadNdjson(const std::filesystem::path& 
 
 namespace {
 
-Result<HttpReply> AdminCall(const std::string& address, const std::string& path, bool post) {
+// A client for the hub's admin address "host:port".
+Result<std::unique_ptr<httplib::Client>> AdminClientFor(const std::string& address) {
   auto colon = address.rfind(':');
   if (colon == std::string::npos) {
     return Status::Error("bad_address", "admin address without a port: " + address);
   }
-  httplib::Client cli(address.substr(0, colon), std::stoi(address.substr(colon + 1)));
-  cli.set_connection_timeout(std::chrono::seconds(5));
-  cli.set_read_timeout(std::chrono::seconds(20));
-  auto res = post ? cli.Post(path.c_str()) : cli.Get(path.c_str());
+  auto cli = std::make_unique<httplib::Client>(address.substr(0, colon),
+                                               std::stoi(address.substr(colon + 1)));
+  cli->set_connection_timeout(std::chrono::seconds(5));
+  cli->set_read_timeout(std::chrono::seconds(20));
+  return cli;
+}
+
+Result<HttpReply> AdminCall(const std::string& address, const std::string& path, bool post) {
+  auto cli = AdminClientFor(address);
+  if (!cli.ok()) {
+    return cli.status();
+  }
+  auto res = post ? cli.value()->Post(path.c_str()) : cli.value()->Get(path.c_str());
   if (!res) {
     return Status::Error("http_failed",
                          (post ? "POST " : "GET ") + path + ": " + httplib::to_string(res.error()));
@@ -199,14 +209,11 @@ Result<HttpReply> AdminPost(const std::string& address, const std::string& path)
 
 Result<HttpText> AdminPostText(const std::string& address, const std::string& path,
                                const std::string& body) {
-  auto colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    return Status::Error("bad_address", "admin address without a port: " + address);
+  auto cli = AdminClientFor(address);
+  if (!cli.ok()) {
+    return cli.status();
   }
-  httplib::Client cli(address.substr(0, colon), std::stoi(address.substr(colon + 1)));
-  cli.set_connection_timeout(std::chrono::seconds(5));
-  cli.set_read_timeout(std::chrono::seconds(20));
-  auto res = cli.Post(path.c_str(), body, "application/json");
+  auto res = cli.value()->Post(path.c_str(), body, "application/json");
   if (!res) {
     return Status::Error("http_failed", "POST " + path + ": " + httplib::to_string(res.error()));
   }

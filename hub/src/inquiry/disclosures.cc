@@ -21,33 +21,6 @@ std::string IsoTime(int64_t unix_ms) {
   return buf;
 }
 
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled. A field a
 // spreadsheet would run as a formula (=, +, -, @) gets a leading apostrophe.
 std::string CsvField(const std::string& s) {
@@ -75,12 +48,7 @@ std::string SpacedNhsNumber(const std::string& n) {
 }  // namespace
 
 Result<std::string> CheckNhsNumber(const std::string& text) {
-  std::string digits;
-  for (char c : text) {
-    if (c != ' ' && c != '-') {
-      digits += c;
-    }
-  }
+  const std::string digits = RemoveChars(text, " -");
   if (!IsValidNhsNumber(digits)) {
     return Status::Error("bad_request",
                          "not a valid NHS number (10 digits with a modulus 11 check digit)");

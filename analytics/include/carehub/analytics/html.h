@@ -3,10 +3,12 @@
 
 #include <string>
 
+#include "carehub/core/strings.h"
+
 namespace carehub::analytics {
 
-// `text` with <, >, & and " replaced by their HTML entities (safe in text and attribute values).
-std::string HtmlEscape(const std::string& text);
+// core/strings.h's, shared with the hub's printable reports.
+using carehub::HtmlEscape;
 
 // `value` with exactly `decimals` digits after the point ("%.*f").
 std::string FormatFixed(double value, int decimals);

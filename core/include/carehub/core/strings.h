@@ -24,6 +24,9 @@ std::string HexEncode(std::string_view bytes);
 // dashes people type inside an NHS number: "943 476 5919", "943-476-5919").
 std::string RemoveChars(std::string_view text, std::string_view chars);
 
+// `text` with <, >, & and " replaced by their HTML entities (safe in text and attribute values).
+std::string HtmlEscape(std::string_view text);
+
 // ASCII case folding: A-Z to a-z and back; every other byte unchanged.
 std::string AsciiLower(std::string text);
 std::string AsciiUpper(std::string text);
