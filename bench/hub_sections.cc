@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -281,14 +282,58 @@ struct IngestRun {
   HistogramTotals commit, per_commit, batch;
   uint64_t peak_rss = 0;
   uint64_t rss = 0;  // VmRSS when the load ended
+  // Hub CPU per answered event, by thread name (microseconds).
+  std::map<std::string, double> thread_us_per_event;
   Status stopped = Status::Ok();
 };
+
+nlohmann::json ThreadJson(const IngestRun& run) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, us] : run.thread_us_per_event) {
+    j[name] = us;
+  }
+  return j;
+}
+
+// "carehub-ingest 4.10 us, carehub-commit 3.02 us, ..." (threads above 0.05 us, busiest first).
+std::string ThreadLine(const IngestRun& run) {
+  std::vector<std::pair<double, std::string>> busy;
+  for (const auto& [name, us] : run.thread_us_per_event) {
+    if (us >= 0.05) {
+      busy.emplace_back(us, name);
+    }
+  }
+  std::sort(busy.rbegin(), busy.rend());
+  std::string line;
+  for (const auto& [us, name] : busy) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%s %.2f us", line.empty() ? "" : ", ", name.c_str(), us);
+    line += buf;
+  }
+  return line;
+}
+
+// CPU seconds each of the hub's threads (by name) used since `before` was read.
+std::map<std::string, double> CpuUsedSince(const HubRunner& hub,
+                                           const std::map<std::string, double>& before) {
+  auto used = hub.ThreadCpuSeconds();
+  for (auto& [name, seconds] : used) {
+    const auto it = before.find(name);
+    seconds -= it == before.end() ? 0 : it->second;
+  }
+  return used;
+}
 
 // Runs `lo` against a running hub (its endpoint is filled in) and reads the hub's own figures.
 IngestRun RunLoadOn(HubRunner* hub, IngestLoadOptions lo) {
   lo.endpoint = hub->ingest_endpoint();
   IngestRun run;
+  const auto cpu_before = hub->ThreadCpuSeconds();
   run.load = RunIngestLoad(lo);
+  for (const auto& [name, used] : CpuUsedSince(*hub, cpu_before)) {
+    run.thread_us_per_event[name] =
+        run.load.sent > 0 ? used * 1e6 / static_cast<double>(run.load.sent) : 0;
+  }
   auto metrics = hub->Metrics();
   run.commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
   run.per_commit = ScrapeHistogram(metrics, "carehub_store_batches_per_commit");
@@ -311,6 +356,8 @@ Result<IngestRun> MeasureIngest(const HubRunOptions& ho, const std::string& sec,
                ho.durability.c_str(), lo.curve_server.empty() ? "" : ", CURVE", lo.events,
                lo.connections);
   IngestRun run = RunLoadOn(hub->get(), lo);
+  std::fprintf(stderr, "[%s] hub CPU per answered event: %s\n", sec.c_str(),
+               ThreadLine(run).c_str());
   run.stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   const auto& r = run.load;
@@ -337,6 +384,7 @@ void AddIngestFigures(BenchContext* ctx, const std::string& sec, const IngestRun
   ctx->report.Set(sec, "seconds", r.seconds);
   ctx->report.Set(sec, "commits", run.commit.count);
   ctx->report.Set(sec, "hub_peak_rss_bytes", run.peak_rss);
+  ctx->report.Set(sec, "hub_cpu_us_per_answered_event", ThreadJson(run));
 }
 
 HubRunOptions IngestHubOptions(BenchContext* ctx, const std::string& tag,
@@ -498,6 +546,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   }
   std::fprintf(stderr, "[fanout] %lu events, %zu live subscriptions ...\n", lo.events,
                readers.size());
+  const auto cpu_before = (*hub)->ThreadCpuSeconds();
   auto r = RunIngestLoad(lo);
   double ingest_end_s = Since(t0);
   // RunIngestLoad builds its frames before its clock starts: sending began r.seconds ago.
@@ -512,7 +561,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   for (auto& rd : readers) {
     rd->thread.join();
   }
-  auto metrics = (*hub)->Metrics();
+  const auto cpu_used = CpuUsedSince(**hub, cpu_before);
   auto stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   uint64_t total = 0, total_at_end = 0;
@@ -559,7 +608,19 @@ Status RunFanoutSection(BenchContext* ctx) {
   ctx->report.Set("fanout", "total_deliveries", total);
   ctx->report.Set("fanout", "accepted", r.accepted);
   ctx->report.Set("fanout", "ingest_seconds", r.seconds);
-  (void)metrics;
+  // The hub's CPU per delivery, by thread, from the first event sent until all had drained.
+  nlohmann::json per_delivery = nlohmann::json::object();
+  for (const auto& [name, used] : cpu_used) {
+    per_delivery[name] = total > 0 ? used * 1e6 / static_cast<double>(total) : 0;
+  }
+  ctx->report.Set("fanout", "hub_cpu_us_per_delivery", per_delivery);
+  const auto deliver = cpu_used.find("carehub-deliver");
+  if (deliver != cpu_used.end() && total > 0) {
+    ctx->report.Add("fanout", "deliver_thread_us_per_delivery", "delivery thread CPU per delivery",
+                    deliver->second * 1e6 / total, "us");
+    ctx->report.Add("fanout", "deliver_thread_busy", "delivery thread busy (CPU s / wall s)",
+                    active_s > 0 ? deliver->second / active_s : 0, "");
+  }
   return stopped;
 }
 
@@ -1102,6 +1163,8 @@ Status RunGrowthSection(BenchContext* ctx) {
   ctx->report.Set("growth", "full_duplicates", full->load.duplicate);
   ctx->report.Set("growth", "empty_duplicates", empty->load.duplicate);
   ctx->report.Set("growth", "full_peak_rss_bytes", full->peak_rss);
+  ctx->report.Set("growth", "empty_hub_cpu_us_per_answered_event", ThreadJson(*empty));
+  ctx->report.Set("growth", "full_hub_cpu_us_per_answered_event", ThreadJson(*full));
   ctx->report.Set("growth", "full_ack_p99_ms", full->load.ack_p99_ms);
   ctx->report.Set("growth", "empty_ack_p99_ms", empty->load.ack_p99_ms);
   std::fprintf(stderr, "[growth] ids %s; filled %lu; empty %.0f/s, filled %.0f/s (%.2fx)\n",
