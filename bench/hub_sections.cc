@@ -1130,9 +1130,10 @@ Status RunGrowthSection(BenchContext* ctx) {
     return hub.status();
   }
   // First right after the restart, with the compactions the fill left behind still running; then
-  // once they are done, as on a hub that received its events over months: the load again, with
-  // fresh ids, after the compaction threads ("rocksdb:low") used under 5% of a core for 5 s (at
-  // most 10 min).
+  // the load again, with fresh ids, once the compaction threads ("rocksdb:low") have gone quiet
+  // (under 5% of a core for 5 s, at most 10 min of waiting), as on a hub that received its events
+  // over months. The second load's own flushes start compactions again: that cost is the index's
+  // steady cost, and the second figure carries it.
   std::fprintf(stderr, "[growth_full] durability=fsync, right after the restart: %lu events ...\n",
                lo.events);
   IngestRun full = RunLoadOn(hub->get(), lo);
@@ -1149,8 +1150,8 @@ Status RunGrowthSection(BenchContext* ctx) {
   }
   const double settle_s = Since(ts);
   lo.id_prefix = "settled-";
-  std::fprintf(stderr, "[growth_settled] compactions done after %.0f s; %lu events ...\n", settle_s,
-               lo.events);
+  std::fprintf(stderr, "[growth_settled] compactions quiet after %.0f s; %lu events ...\n",
+               settle_s, lo.events);
   IngestRun settled = RunLoadOn(hub->get(), lo);
   std::fprintf(stderr, "[growth_settled] hub CPU per answered event: %s\n",
                ThreadLine(settled).c_str());
@@ -1183,10 +1184,11 @@ Status RunGrowthSection(BenchContext* ctx) {
                   "/s");
   ctx->report.Add("growth", "full_over_empty", "filled right after restart / empty",
                   empty_rate > 0 ? full_rate / empty_rate : 0, "x");
-  ctx->report.Add("growth", "settled_accepted_per_s", "filled hub, compactions done, accepted/s",
-                  settled_rate, "/s");
-  ctx->report.Add("growth", "settled_over_empty", "filled (compactions done) / empty accepted/s",
-                  ratio, "x", ">= 0.80", ratio >= 0.8);
+  ctx->report.Add("growth", "settled_accepted_per_s",
+                  "filled hub, 2nd load (after compactions went quiet), accepted/s", settled_rate,
+                  "/s");
+  ctx->report.Add("growth", "settled_over_empty", "filled (2nd load) / empty accepted/s", ratio,
+                  "x", ">= 0.80", ratio >= 0.8);
   ctx->report.Add("growth", "rss_mib", "hub RSS after the loads on the filled hub",
                   settled.rss / double(1 << 20), "MiB", "< 1 GiB at 50M",
                   at_target_size ? std::optional<bool>(rss_gib < 1.0) : std::nullopt);
@@ -1208,7 +1210,7 @@ Status RunGrowthSection(BenchContext* ctx) {
   ctx->report.Set("growth", "settled_ack_p99_ms", settled.load.ack_p99_ms);
   std::fprintf(stderr,
                "[growth] ids %s; filled %lu; empty %.0f/s, filled %.0f/s right after restart, "
-               "%.0f/s after compactions (%.2fx)\n",
+               "%.0f/s in the 2nd load (%.2fx)\n",
                shape_name, fill->stored, empty_rate, full_rate, settled_rate, ratio);
   return stopped;
 }
