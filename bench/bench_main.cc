@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
     work_root = "/tmp";
   }
   bool s_ingest = false, s_curve = false, s_fanout = false, s_catchup = false, s_latency = false,
-       s_footprint = false, s_limits = false, s_nats = false, s_replication = false, s_sink = false,
-       s_disclosures = false;
+       s_footprint = false, s_growth = false, s_limits = false, s_nats = false,
+       s_replication = false, s_sink = false, s_disclosures = false;
   CLI::App app{"carehub-bench: carehub against NATS JetStream and the machine's own limits"};
   app.add_flag("--quick", o.quick, "small counts (under 2 minutes); used by ctest");
   app.add_flag("--ingest", s_ingest, "1. ingest, fsync and os durability");
@@ -108,6 +108,8 @@ int main(int argc, char** argv) {
   app.add_flag("--catchup", s_catchup, "3. catch-up of a 1% and a full subscription");
   app.add_flag("--latency", s_latency, "4. publisher-to-subscriber latency at a steady rate");
   app.add_flag("--footprint", s_footprint, "5. RSS, disk per million events, dedup lookups");
+  app.add_flag("--growth", s_growth,
+               "5b. ingest (fsync) on a hub filled to --growth-events beside an empty hub");
   app.add_flag("--limits", s_limits, "6. raw ZeroMQ, RocksDB and protobuf limits");
   app.add_flag("--nats", s_nats, "7. NATS JetStream with the same events");
   app.add_flag("--replication", s_replication,
@@ -134,6 +136,15 @@ int main(int argc, char** argv) {
   app.add_option("--latency-batch", o.latency_batch, "events per batch at the steady rate");
   app.add_option("--footprint-events", o.footprint_events);
   app.add_option("--dedup-keys", o.dedup_keys, "dedup index sizes for the lookup benchmark");
+  app.add_option("--growth-events", o.growth_events,
+                 "events the growth section stores (os durability) before its measured load");
+  std::string growth_ids = "random";
+  app.add_option("--growth-ids", growth_ids,
+                 "id shape of the growth fill: random (UUIDs, as FHIR) or sequential (a counter "
+                 "per sending system, as HL7 v2)")
+      ->check(CLI::IsMember({"random", "sequential"}));
+  app.add_option("--growth-stored-resends", o.growth_stored_resend_ratio,
+                 "share of the measured load resending the fill's oldest events");
   app.add_option("--limits-events", o.limits_events);
   app.add_option("--nats-events", o.nats_events);
   app.add_option("--sink-events", o.sink_events, "backlog the sink section loads into PostgreSQL");
@@ -156,6 +167,7 @@ int main(int argc, char** argv) {
     unless_given("--latency-rate", &o.latency_rate, 5'000.0);
     unless_given("--latency-seconds", &o.latency_seconds, 2.0);
     unless_given("--footprint-events", &o.footprint_events, uint64_t{40'000});
+    unless_given("--growth-events", &o.growth_events, uint64_t{200'000});
     unless_given("--limits-events", &o.limits_events, uint64_t{200'000});
     unless_given("--nats-events", &o.nats_events, uint64_t{40'000});
     unless_given("--sink-events", &o.sink_events, uint64_t{20'000});
@@ -164,9 +176,10 @@ int main(int argc, char** argv) {
     }
   });
   CLI11_PARSE(app, argc, argv);
+  o.growth_random_ids = growth_ids == "random";
   spdlog::set_level(spdlog::level::warn);
   bool all = !(s_ingest || s_curve || s_fanout || s_catchup || s_latency || s_footprint ||
-               s_limits || s_nats || s_replication || s_sink || s_disclosures);
+               s_growth || s_limits || s_nats || s_replication || s_sink || s_disclosures);
   o.work_dir = work_root / ("carehub-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(o.work_dir);
   if (!std::filesystem::exists(o.carehub_binary)) {
@@ -219,6 +232,7 @@ int main(int argc, char** argv) {
       {"catchup", s_catchup, carehub::bench::RunCatchupSection},
       {"latency", s_latency, carehub::bench::RunLatencySection},
       {"footprint", s_footprint, carehub::bench::RunFootprintSection},
+      {"growth", s_growth, carehub::bench::RunGrowthSection},
       {"nats", s_nats, carehub::bench::RunNatsSection},
       {"replication", s_replication, carehub::bench::RunReplicationSection},
       {"sink", s_sink, carehub::bench::RunSinkSection},
@@ -244,6 +258,7 @@ int main(int argc, char** argv) {
     }
   }
   carehub::bench::AddComparisons(&ctx);
+  carehub::bench::AddTargetSummary(&ctx);
   double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   j["machine"]["load_at_end"] = LoadAverage();
   j["total_seconds"] = total_s;

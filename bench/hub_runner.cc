@@ -173,6 +173,39 @@ uint64_t DirectoryBytes(const std::filesystem::path& dir) {
 
 uint64_t HubRunner::DataDirBytes() const { return DirectoryBytes(data_dir()); }
 
+std::map<std::string, double> HubRunner::ThreadCpuSeconds() const {
+  std::map<std::string, double> out;
+  if (pid_ <= 0) {
+    return out;
+  }
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid_) + "/task";
+  for (auto it = std::filesystem::directory_iterator(tasks, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    // "tid (comm) state ppid ..." with utime and stime the 14th and 15th fields; comm may hold
+    // spaces or parentheses, so fields are counted from the last ')'.
+    const std::string stat = ReadAll(it->path() / "stat");
+    const auto open = stat.find('(');
+    const auto close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) {
+      continue;
+    }
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14) {
+        utime = std::atof(field.c_str());
+      } else if (i == 15) {
+        stime = std::atof(field.c_str());
+      }
+    }
+    out[stat.substr(open + 1, close - open - 1)] += (utime + stime) / ticks;
+  }
+  return out;
+}
+
 std::string HubRunner::Metrics() const { return Get("/metrics"); }
 
 std::string HubRunner::Get(const std::string& path) const {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -55,6 +56,10 @@ class HubRunner {
   uint64_t RssBytes() const;
   // Bytes of every file under the data dir.
   uint64_t DataDirBytes() const;
+  // CPU seconds (user + system) each of the hub's threads has used so far, summed by thread
+  // name ("carehub-ingest", "carehub-commit", "rocksdb:low", "ZMQbg/IO/0" ...); empty when
+  // unreadable.
+  std::map<std::string, double> ThreadCpuSeconds() const;
   // GET /metrics from the admin server ("" on failure).
   std::string Metrics() const;
   // GET `path` from the admin server ("" on failure).

@@ -1,5 +1,7 @@
 // Sections 1-5 of carehub-bench: the real hub daemon under ingest (plain and CURVE), fan-out,
 // catch-up, latency and footprint workloads.
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/write_batch.h>
 #include <zmq.h>
 
@@ -8,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -31,6 +34,8 @@ double Since(Steady::time_point t) {
   return std::chrono::duration<double>(Steady::now() - t).count();
 }
 
+}  // namespace
+
 // 100 publishers, each ~1% of synthetic events: 20 trusts (3-character codes) and 80 practices.
 std::vector<std::string> BenchPublishers() {
   std::vector<std::string> p;
@@ -43,12 +48,26 @@ std::vector<std::string> BenchPublishers() {
   return p;
 }
 
+namespace {
+
+// The organisation groups of the fan-out agreements: BenchPublishers()[from, to). The top-level
+// ones do not overlap; the nested ones (g5, g2) lie inside g50.
+struct GroupSpec {
+  const char* name;
+  size_t from, to;
+  bool nested;
+};
+constexpr GroupSpec kGroups[] = {{"g50", 0, 50, false},  {"g25", 50, 75, false},
+                                 {"g10", 75, 85, false}, {"g10b", 85, 95, false},
+                                 {"g5", 0, 5, true},     {"g2", 5, 7, true}};
+
 struct SubSpec {
   std::string id;
   std::string purpose;
   std::string sources;  // YAML flow list
   std::string types;    // YAML flow list
   double expected_share;
+  std::string nats_filter;  // the same events as a JetStream filter over NatsSubject's subjects
 };
 
 std::string GroupYaml(const std::vector<std::string>& pubs, size_t from, size_t to) {
@@ -62,18 +81,44 @@ std::string GroupYaml(const std::vector<std::string>& pubs, size_t from, size_t 
 // Ten subscriptions, from everything down to one publisher (~1%).
 std::vector<SubSpec> FanoutSubscriptions() {
   return {
-      {"sub-all", "direct_care", "[\"*\"]", "[\"*\"]", 1.0},
-      {"sub-activity", "direct_care", "[\"*\"]", "[\"activity.*\"]", 0.7},
-      {"sub-referral", "direct_care", "[\"*\"]", "[\"referral.*\"]", 0.3},
-      {"sub-50pc", "direct_care", "[\"group:g50\"]", "[\"*\"]", 0.5},
-      {"sub-25pc", "direct_care", "[\"group:g25\"]", "[\"*\"]", 0.25},
-      {"sub-10pc-secondary", "secondary_use", "[\"group:g10\"]", "[\"*\"]", 0.1},
-      {"sub-7pc-activity", "direct_care", "[\"group:g10b\"]", "[\"activity.*\"]", 0.07},
-      {"sub-5pc", "direct_care", "[\"group:g5\"]", "[\"*\"]", 0.05},
-      {"sub-2pc", "direct_care", "[\"group:g2\"]", "[\"*\"]", 0.02},
-      {"sub-1pc", "direct_care", "[B90179]", "[\"*\"]", 0.01},
+      {"sub-all", "direct_care", "[\"*\"]", "[\"*\"]", 1.0, "fan.>"},
+      {"sub-activity", "direct_care", "[\"*\"]", "[\"activity.*\"]", 0.7, "fan.*.*.*.activity.>"},
+      {"sub-referral", "direct_care", "[\"*\"]", "[\"referral.*\"]", 0.3, "fan.*.*.*.referral.>"},
+      {"sub-50pc", "direct_care", "[\"group:g50\"]", "[\"*\"]", 0.5, "fan.g50.>"},
+      {"sub-25pc", "direct_care", "[\"group:g25\"]", "[\"*\"]", 0.25, "fan.g25.>"},
+      {"sub-10pc-secondary", "secondary_use", "[\"group:g10\"]", "[\"*\"]", 0.1, "fan.g10.>"},
+      {"sub-7pc-activity", "direct_care", "[\"group:g10b\"]", "[\"activity.*\"]", 0.07,
+       "fan.g10b.*.*.activity.>"},
+      {"sub-5pc", "direct_care", "[\"group:g5\"]", "[\"*\"]", 0.05, "fan.g50.g5.>"},
+      {"sub-2pc", "direct_care", "[\"group:g2\"]", "[\"*\"]", 0.02, "fan.g50.g2.>"},
+      {"sub-1pc", "direct_care", "[B90179]", "[\"*\"]", 0.01, "fan.*.*.B90179.>"},
   };
 }
+
+}  // namespace
+
+std::string NatsSubject(const std::string& publisher, const std::string& event_type) {
+  const auto pubs = BenchPublishers();
+  const auto index =
+      static_cast<size_t>(std::find(pubs.begin(), pubs.end(), publisher) - pubs.begin());
+  std::string tier = "none", sub_group = "rest";
+  for (const auto& g : kGroups) {
+    if (index >= g.from && index < g.to) {
+      (g.nested ? sub_group : tier) = g.name;
+    }
+  }
+  return "fan." + tier + "." + sub_group + "." + publisher + "." + event_type;
+}
+
+std::vector<FanoutFilter> FanoutNatsFilters() {
+  std::vector<FanoutFilter> out;
+  for (const auto& s : FanoutSubscriptions()) {
+    out.push_back({s.id, s.nats_filter, s.expected_share});
+  }
+  return out;
+}
+
+namespace {
 
 // Writes agreements.yaml (plus its pseudonym key and opt-out list) into `dir`.
 std::filesystem::path WriteAgreements(const std::filesystem::path& dir) {
@@ -82,13 +127,10 @@ std::filesystem::path WriteAgreements(const std::filesystem::path& dir) {
   std::ofstream(dir / "pseudonym.key") << std::string(64, 'a') << "\n";
   std::ofstream(dir / "opt-out.txt") << "# none\n";
   std::ofstream out(dir / "agreements.yaml");
-  out << "organisation_groups:\n"
-      << "  g50: " << GroupYaml(pubs, 0, 50) << "\n"
-      << "  g25: " << GroupYaml(pubs, 50, 75) << "\n"
-      << "  g10: " << GroupYaml(pubs, 75, 85) << "\n"
-      << "  g10b: " << GroupYaml(pubs, 85, 95) << "\n"
-      << "  g5: " << GroupYaml(pubs, 0, 5) << "\n"
-      << "  g2: " << GroupYaml(pubs, 5, 7) << "\n";
+  out << "organisation_groups:\n";
+  for (const auto& g : kGroups) {
+    out << "  " << g.name << ": " << GroupYaml(pubs, g.from, g.to) << "\n";
+  }
   out << "subscribers:\n";
   for (const auto& s : FanoutSubscriptions()) {
     out << "  - id: " << s.id << "-org\n    subscriptions:\n      - {id: " << s.id
@@ -109,10 +151,13 @@ std::filesystem::path WriteAgreements(const std::filesystem::path& dir) {
   return dir / "agreements.yaml";
 }
 
-// One subscription read in its own thread until, after `done` is set, it has scanned the log's head
-// (or `deadline` passes). The head is `final_seq` when the caller knows it (the highest hub_seq its
-// publishers were answered with), else the newest head_seq a delivery reported: a head reported
-// while ingest still ran is stale, and a reader that stopped there missed the rest.
+// One subscription read in its own thread. It stops once `done` is set and it has scanned to its
+// target, or when `drain_timeout` has passed since it first saw `done` (error "timed out").
+// The target is `final_seq` when the caller knows it: the highest hub_seq its publishers were
+// answered with, stored before `done` is set — so a reader that has seen `done` reads the final
+// value, and waits for the last answered event however late its batch was. Without `final_seq`
+// (a static backlog: `done` is set from the start) the target is the newest head a delivery
+// reported.
 struct Reader {
   std::string subscription;
   std::atomic<uint64_t> delivered{0};
@@ -124,7 +169,8 @@ struct Reader {
 };
 
 void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Start start,
-                      const std::atomic<bool>* done, Steady::time_point t0, double timeout_s,
+                      const std::atomic<bool>* done, Steady::time_point t0,
+                      std::chrono::seconds drain_timeout,
                       const std::function<void(const client::DeliveryBatch&)>& on_batch,
                       const std::atomic<uint64_t>* final_seq = nullptr) {
   client::SubscriberOptions so;
@@ -141,7 +187,13 @@ void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Sta
   }
   uint64_t head = 0;
   auto last_ack = Steady::now();
-  while (Since(t0) < timeout_s) {
+  std::optional<Steady::time_point> drain_deadline;
+  while (!drain_deadline || Steady::now() < *drain_deadline) {
+    // `done` before the target: the caller stores final_seq first.
+    const bool is_done = done->load();
+    if (is_done && !drain_deadline) {
+      drain_deadline = Steady::now() + drain_timeout;
+    }
     auto next = (*sub)->Next(std::chrono::milliseconds(100));
     if (!next.ok()) {
       r->error = next.status().ToString();
@@ -160,8 +212,8 @@ void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Sta
         last_ack = Steady::now();
       }
     }
-    const uint64_t target = std::max(head, final_seq ? final_seq->load() : 0);
-    if (done->load() && target > 0 && r->scanned.load() >= target) {
+    const uint64_t target = final_seq != nullptr ? final_seq->load() : head;
+    if (is_done && (target > 0 || final_seq != nullptr) && r->scanned.load() >= target) {
       r->finished_s = Since(t0);
       r->finished = true;
       (void)(*sub)->Ack(r->scanned.load());
@@ -171,7 +223,8 @@ void ReadSubscription(Reader* r, const std::string& endpoint, v1::Subscribe::Sta
   r->finished_s = Since(t0);
   r->finished = true;
   if (r->error.empty()) {
-    r->error = "timed out";
+    r->error = "timed out: scanned to " + std::to_string(r->scanned.load()) + ", waiting for " +
+               std::to_string(final_seq != nullptr ? final_seq->load() : head);
   }
 }
 
@@ -228,33 +281,83 @@ struct IngestRun {
   IngestLoadResult load;
   HistogramTotals commit, per_commit, batch;
   uint64_t peak_rss = 0;
+  uint64_t rss = 0;  // VmRSS when the load ended
+  // Hub CPU per answered event, by thread name (microseconds).
+  std::map<std::string, double> thread_us_per_event;
   Status stopped = Status::Ok();
 };
 
-// Starts a hub with `ho`, runs the section's ingest load (with `curve` client keys when set) and
-// stops the hub. An error when the hub did not start or not every event was answered as accepted
-// or duplicate; a failed stop is returned in `stopped` so the figures are still recorded.
-Result<IngestRun> MeasureIngest(BenchContext* ctx, const HubRunOptions& ho, const std::string& sec,
-                                const client::CurveClientKeys* curve) {
+nlohmann::json ThreadJson(const IngestRun& run) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, us] : run.thread_us_per_event) {
+    j[name] = us;
+  }
+  return j;
+}
+
+// "carehub-ingest 4.10 us, carehub-commit 3.02 us, ..." (threads above 0.05 us, busiest first).
+std::string ThreadLine(const IngestRun& run) {
+  std::vector<std::pair<double, std::string>> busy;
+  for (const auto& [name, us] : run.thread_us_per_event) {
+    if (us >= 0.05) {
+      busy.emplace_back(us, name);
+    }
+  }
+  std::sort(busy.rbegin(), busy.rend());
+  std::string line;
+  for (const auto& [us, name] : busy) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%s %.2f us", line.empty() ? "" : ", ", name.c_str(), us);
+    line += buf;
+  }
+  return line;
+}
+
+// CPU seconds each of the hub's threads (by name) used since `before` was read.
+std::map<std::string, double> CpuUsedSince(const HubRunner& hub,
+                                           const std::map<std::string, double>& before) {
+  auto used = hub.ThreadCpuSeconds();
+  for (auto& [name, seconds] : used) {
+    const auto it = before.find(name);
+    seconds -= it == before.end() ? 0 : it->second;
+  }
+  return used;
+}
+
+// Runs `lo` against a running hub (its endpoint is filled in) and reads the hub's own figures.
+IngestRun RunLoadOn(HubRunner* hub, IngestLoadOptions lo) {
+  lo.endpoint = hub->ingest_endpoint();
+  IngestRun run;
+  const auto cpu_before = hub->ThreadCpuSeconds();
+  run.load = RunIngestLoad(lo);
+  for (const auto& [name, used] : CpuUsedSince(*hub, cpu_before)) {
+    run.thread_us_per_event[name] =
+        run.load.sent > 0 ? used * 1e6 / static_cast<double>(run.load.sent) : 0;
+  }
+  auto metrics = hub->Metrics();
+  run.commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
+  run.per_commit = ScrapeHistogram(metrics, "carehub_store_batches_per_commit");
+  run.batch = ScrapeHistogram(metrics, "carehub_ingest_batch_seconds");
+  run.peak_rss = hub->PeakRssBytes();
+  run.rss = hub->RssBytes();
+  return run;
+}
+
+// Starts a hub with `ho`, runs the ingest load `lo` against it and stops the hub; its dir is
+// removed afterwards. An error when the hub did not start or not every event was answered as
+// accepted or duplicate; a failed stop is returned in `stopped` so the figures are still recorded.
+Result<IngestRun> MeasureIngest(const HubRunOptions& ho, const std::string& sec,
+                                const IngestLoadOptions& lo) {
   auto hub = HubRunner::Start(ho);
   if (!hub.ok()) {
     return hub.status();
   }
-  auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), ctx->options.ingest_events);
-  if (curve != nullptr) {
-    lo.curve_public = curve->client_public;
-    lo.curve_secret = curve->client_secret;
-    lo.curve_server = curve->server_public;
-  }
   std::fprintf(stderr, "[%s] durability=%s%s: %lu events, %u connections ...\n", sec.c_str(),
-               ho.durability.c_str(), curve != nullptr ? ", CURVE" : "", lo.events, lo.connections);
-  IngestRun run;
-  run.load = RunIngestLoad(lo);
-  auto metrics = (*hub)->Metrics();
-  run.commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
-  run.per_commit = ScrapeHistogram(metrics, "carehub_store_batches_per_commit");
-  run.batch = ScrapeHistogram(metrics, "carehub_ingest_batch_seconds");
-  run.peak_rss = (*hub)->PeakRssBytes();
+               ho.durability.c_str(), lo.curve_server.empty() ? "" : ", CURVE", lo.events,
+               lo.connections);
+  IngestRun run = RunLoadOn(hub->get(), lo);
+  std::fprintf(stderr, "[%s] hub CPU per answered event: %s\n", sec.c_str(),
+               ThreadLine(run).c_str());
   run.stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   const auto& r = run.load;
@@ -281,6 +384,7 @@ void AddIngestFigures(BenchContext* ctx, const std::string& sec, const IngestRun
   ctx->report.Set(sec, "seconds", r.seconds);
   ctx->report.Set(sec, "commits", run.commit.count);
   ctx->report.Set(sec, "hub_peak_rss_bytes", run.peak_rss);
+  ctx->report.Set(sec, "hub_cpu_us_per_answered_event", ThreadJson(run));
 }
 
 HubRunOptions IngestHubOptions(BenchContext* ctx, const std::string& tag,
@@ -297,8 +401,8 @@ HubRunOptions IngestHubOptions(BenchContext* ctx, const std::string& tag,
 Status RunIngestSection(BenchContext* ctx) {
   for (const std::string durability : {"fsync", "os"}) {
     const std::string sec = "ingest_" + durability;
-    auto run =
-        MeasureIngest(ctx, IngestHubOptions(ctx, "ingest-" + durability, durability), sec, nullptr);
+    auto run = MeasureIngest(IngestHubOptions(ctx, "ingest-" + durability, durability), sec,
+                             LoadOptions(*ctx, "", ctx->options.ingest_events));
     if (!run.ok()) {
       return run.status();
     }
@@ -353,8 +457,8 @@ Status RunCurveSection(BenchContext* ctx) {
   std::optional<double> plain = ctx->figures.ingest_fsync_per_s;
   const bool plain_here = !plain.has_value();
   if (plain_here) {
-    auto run =
-        MeasureIngest(ctx, IngestHubOptions(ctx, "curve-plain", "fsync"), "curve_plain", nullptr);
+    auto run = MeasureIngest(IngestHubOptions(ctx, "curve-plain", "fsync"), "curve_plain",
+                             LoadOptions(*ctx, "", ctx->options.ingest_events));
     if (!run.ok()) {
       return run.status();
     }
@@ -392,9 +496,11 @@ Status RunCurveSection(BenchContext* ctx) {
     }
     out << "]\n    public_keys: [\"" << client_keys->public_key << "\"]\n";
   }
-  client::CurveClientKeys curve{client_keys->public_key, client_keys->secret_key,
-                                server->public_key};
-  auto run = MeasureIngest(ctx, ho, "curve", &curve);
+  auto lo = LoadOptions(*ctx, "", ctx->options.ingest_events);
+  lo.curve_public = client_keys->public_key;
+  lo.curve_secret = client_keys->secret_key;
+  lo.curve_server = server->public_key;
+  auto run = MeasureIngest(ho, "curve", lo);
   if (!run.ok()) {
     return run.status();
   }
@@ -403,7 +509,9 @@ Status RunCurveSection(BenchContext* ctx) {
   ctx->report.Add("curve", "accepted_per_s", "accepted events/s, CURVE (fsync)", rate, "/s");
   ctx->report.Add("curve", "plain_accepted_per_s", "accepted events/s, plain (fsync)", *plain,
                   "/s");
-  ctx->report.Add("curve", "curve_over_plain", "CURVE / plain accepted events/s", ratio, "x");
+  ctx->figures.curve_over_plain = ratio;
+  ctx->report.Add("curve", "curve_over_plain", "CURVE / plain accepted events/s", ratio, "x",
+                  ">= 0.85x", ratio >= 0.85);
   ctx->report.Set("curve", "plain_measured_in", plain_here ? "curve section" : "ingest section");
   AddIngestFigures(ctx, "curve", *run);
   return run->stopped;
@@ -421,22 +529,24 @@ Status RunFanoutSection(BenchContext* ctx) {
   std::atomic<bool> ingest_done{false};
   std::atomic<uint64_t> final_seq{0};
   auto t0 = Steady::now();
-  double timeout_s = 600;
+  auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), o.fanout_events);
+  lo.publishers = BenchPublishers();
+  lo.id_prefix = "fan-";
   for (const auto& s : specs) {
     auto r = std::make_unique<Reader>();
     r->subscription = s.id;
     readers.push_back(std::move(r));
   }
   for (auto& r : readers) {
+    // After the load, a reader waits for the last answered event as long as the load itself
+    // waited for its answers.
     r->thread = std::thread(ReadSubscription, r.get(), (*hub)->subscribe_endpoint(),
-                            v1::Subscribe::START_EARLIEST, &ingest_done, t0, timeout_s, nullptr,
-                            &final_seq);
+                            v1::Subscribe::START_EARLIEST, &ingest_done, t0, lo.answer_timeout,
+                            nullptr, &final_seq);
   }
-  auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(), o.fanout_events);
-  lo.publishers = BenchPublishers();
-  lo.id_prefix = "fan-";
   std::fprintf(stderr, "[fanout] %lu events, %zu live subscriptions ...\n", lo.events,
                readers.size());
+  const auto cpu_before = (*hub)->ThreadCpuSeconds();
   auto r = RunIngestLoad(lo);
   double ingest_end_s = Since(t0);
   // RunIngestLoad builds its frames before its clock starts: sending began r.seconds ago.
@@ -451,7 +561,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   for (auto& rd : readers) {
     rd->thread.join();
   }
-  auto metrics = (*hub)->Metrics();
+  const auto cpu_used = CpuUsedSince(**hub, cpu_before);
   auto stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   uint64_t total = 0, total_at_end = 0;
@@ -478,6 +588,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   double active_s = last_s - send_start_s;
   double rate = active_s > 0 ? total / active_s : 0;
   double during = r.seconds > 0 ? total_at_end / r.seconds : 0;
+  ctx->figures.fanout_per_s = rate;
   ctx->report.Add("fanout", "deliveries_per_s", "deliveries/s, 10 subscriptions (to drained)", rate,
                   "/s", ">= 1M/s", rate >= 1e6);
   ctx->report.Add("fanout", "deliveries_during_ingest_per_s", "deliveries/s while ingest ran",
@@ -497,7 +608,19 @@ Status RunFanoutSection(BenchContext* ctx) {
   ctx->report.Set("fanout", "total_deliveries", total);
   ctx->report.Set("fanout", "accepted", r.accepted);
   ctx->report.Set("fanout", "ingest_seconds", r.seconds);
-  (void)metrics;
+  // The hub's CPU per delivery, by thread, from the first event sent until all had drained.
+  nlohmann::json per_delivery = nlohmann::json::object();
+  for (const auto& [name, used] : cpu_used) {
+    per_delivery[name] = total > 0 ? used * 1e6 / static_cast<double>(total) : 0;
+  }
+  ctx->report.Set("fanout", "hub_cpu_us_per_delivery", per_delivery);
+  const auto deliver = cpu_used.find("carehub-deliver");
+  if (deliver != cpu_used.end() && total > 0) {
+    ctx->report.Add("fanout", "deliver_thread_us_per_delivery", "delivery thread CPU per delivery",
+                    deliver->second * 1e6 / total, "us");
+    ctx->report.Add("fanout", "deliver_thread_busy", "delivery thread busy (CPU s / wall s)",
+                    active_s > 0 ? deliver->second / active_s : 0, "");
+  }
   return stopped;
 }
 
@@ -507,7 +630,8 @@ Result<std::pair<double, uint64_t>> CatchUp(const std::string& endpoint, const s
   rd.subscription = sub;
   std::atomic<bool> done{true};
   auto t0 = Steady::now();
-  ReadSubscription(&rd, endpoint, v1::Subscribe::START_EARLIEST, &done, t0, 1200, nullptr);
+  ReadSubscription(&rd, endpoint, v1::Subscribe::START_EARLIEST, &done, t0,
+                   std::chrono::seconds(1200), nullptr);
   if (!rd.error.empty()) {
     return Status::Error("bench_failed", "catch-up " + sub + ": " + rd.error);
   }
@@ -556,16 +680,20 @@ Status RunCatchupSection(BenchContext* ctx) {
                   "s");
   ctx->report.Add("catchup", "full_delivered_per_s", "full subscription: events delivered/s",
                   full_rate, "/s");
-  ctx->report.Add("catchup", "speedup", "full time / 1% time", ratio, "x", ">= 10x", ratio >= 10);
+  ctx->figures.catchup_speedup = ratio;
+  ctx->report.Add("catchup", "speedup", "full time / 1% time", ratio, "x", ">= 50x", ratio >= 50);
   ctx->report.Set("catchup", "narrow_delivered", narrow_n);
   ctx->report.Set("catchup", "full_delivered", full_n);
   return stopped;
 }
 
 // ---- 4. Latency ----
-Status RunLatencySection(BenchContext* ctx) {
+namespace {
+
+// The steady-rate latency run against a fresh hub with `durability`; figures under `sec`.
+Status MeasureLatency(BenchContext* ctx, const std::string& durability, const std::string& sec) {
   const auto& o = ctx->options;
-  auto hub = StartHub(ctx, "latency", "fsync", true);
+  auto hub = StartHub(ctx, sec, durability, true);
   if (!hub.ok()) {
     return hub.status();
   }
@@ -603,13 +731,15 @@ Status RunLatencySection(BenchContext* ctx) {
   e2e_ms.reserve(events);
   std::atomic<bool> done{false};
   std::atomic<uint64_t> final_seq{0};
+  // How long the publisher waits for answers after its schedule ends; the reader then waits as
+  // long for the last answered event to reach it.
+  const auto answer_timeout = std::chrono::seconds(60);
   Reader rd;
   rd.subscription = "sub-all";
   auto t0 = Steady::now();
   rd.thread = std::thread([&] {
     ReadSubscription(
-        &rd, (*hub)->subscribe_endpoint(), v1::Subscribe::START_EARLIEST, &done, t0,
-        o.latency_seconds + 120,
+        &rd, (*hub)->subscribe_endpoint(), v1::Subscribe::START_EARLIEST, &done, t0, answer_timeout,
         [&](const client::DeliveryBatch& b) {
           int64_t now = Steady::now().time_since_epoch().count();
           for (const auto& d : b.events) {
@@ -623,8 +753,8 @@ Status RunLatencySection(BenchContext* ctx) {
   });
   // Give the subscription time to register before the first event.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  std::fprintf(stderr, "[latency] %lu events at %.0f/s in batches of %u ...\n", events,
-               o.latency_rate, batch);
+  std::fprintf(stderr, "[%s] durability=%s: %lu events at %.0f/s in batches of %u ...\n",
+               sec.c_str(), durability.c_str(), events, o.latency_rate, batch);
   zmq::context_t zctx(1);
   zmq::socket_t s(zctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
@@ -633,7 +763,8 @@ Status RunLatencySection(BenchContext* ctx) {
   size_t next = 0, answered = 0;
   uint64_t accepted = 0;
   auto start = Steady::now();
-  auto deadline = start + std::chrono::duration<double>(o.latency_seconds + 60);
+  auto deadline = start + std::chrono::duration_cast<Steady::duration>(
+                              std::chrono::duration<double>(o.latency_seconds) + answer_timeout);
   while (answered < frames.size() && Steady::now() < deadline) {
     double now_s = Since(start);
     while (next < frames.size() && static_cast<double>(next) * batch / o.latency_rate <= now_s) {
@@ -669,32 +800,89 @@ Status RunLatencySection(BenchContext* ctx) {
   auto stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   if (!rd.error.empty()) {
-    return Status::Error("bench_failed", "latency subscriber: " + rd.error);
+    return Status::Error("bench_failed", sec + " subscriber: " + rd.error);
   }
   if (e2e_ms.size() < events) {
-    return Status::Error("bench_failed", "latency: " + std::to_string(e2e_ms.size()) + " of " +
+    return Status::Error("bench_failed", sec + ": " + std::to_string(e2e_ms.size()) + " of " +
                                              std::to_string(events) + " events delivered");
   }
-  double p99 = Percentile(&e2e_ms, 0.99);
-  ctx->report.Add("latency", "offered_per_s", "offered rate (achieved)", accepted / send_s, "/s");
-  ctx->report.Add("latency", "e2e_p50_ms", "publish->subscriber p50", Percentile(&e2e_ms, 0.5),
+  const bool fsync = durability == "fsync";
+  const double p99 = Percentile(&e2e_ms, 0.99);
+  const double target_ms = fsync ? 10 : 3;
+  (fsync ? ctx->figures.latency_p99_ms_fsync : ctx->figures.latency_p99_ms_os) = p99;
+  ctx->report.Add(sec, "offered_per_s", "offered rate (achieved)", accepted / send_s, "/s");
+  ctx->report.Add(sec, "e2e_p50_ms", "publish->subscriber p50", Percentile(&e2e_ms, 0.5), "ms");
+  ctx->report.Add(sec, "e2e_p99_ms", "publish->subscriber p99", p99, "ms",
+                  fsync ? "< 10 ms" : "< 3 ms", p99 < target_ms);
+  ctx->report.Add(sec, "e2e_p999_ms", "publish->subscriber p99.9", Percentile(&e2e_ms, 0.999),
                   "ms");
-  ctx->report.Add("latency", "e2e_p99_ms", "publish->subscriber p99", p99, "ms", "< 10 ms",
-                  p99 < 10);
-  ctx->report.Add("latency", "e2e_p999_ms", "publish->subscriber p99.9", Percentile(&e2e_ms, 0.999),
-                  "ms");
-  ctx->report.Add("latency", "e2e_max_ms", "publish->subscriber max", e2e_ms.back(), "ms");
-  ctx->report.Add("latency", "ack_p50_ms", "publish ack (fsync) p50", Percentile(&ack_ms, 0.5),
-                  "ms");
-  ctx->report.Add("latency", "ack_p99_ms", "publish ack (fsync) p99", Percentile(&ack_ms, 0.99),
-                  "ms");
-  ctx->report.Set("latency", "events", events);
-  ctx->report.Set("latency", "batch_events", batch);
+  ctx->report.Add(sec, "e2e_max_ms", "publish->subscriber max", e2e_ms.back(), "ms");
+  ctx->report.Add(sec, "ack_p50_ms", "publish ack (" + durability + ") p50",
+                  Percentile(&ack_ms, 0.5), "ms");
+  ctx->report.Add(sec, "ack_p99_ms", "publish ack (" + durability + ") p99",
+                  Percentile(&ack_ms, 0.99), "ms");
+  ctx->report.Set(sec, "events", events);
+  ctx->report.Set(sec, "batch_events", batch);
+  ctx->report.Set(sec, "durability", durability);
   return stopped;
+}
+
+}  // namespace
+
+Status RunLatencySection(BenchContext* ctx) {
+  auto fsync = MeasureLatency(ctx, "fsync", "latency");
+  if (!fsync.ok()) {
+    return fsync;
+  }
+  return MeasureLatency(ctx, "os", "latency_os");
 }
 
 // ---- 5. Footprint ----
 namespace {
+
+// What FillHub stored.
+struct Fill {
+  uint64_t stored = 0;
+  double seconds = 0;
+  nlohmann::json steps = nlohmann::json::array();  // one entry per round
+  IngestLoadOptions first_round;                   // to regenerate its events (stored resends)
+};
+
+// Fills a running hub with `events` new events (no resends) in rounds of 2M, ids of `shape` under
+// "<tag><round>-"; after each round records RSS, peak RSS, data-dir size and the round's rate.
+Result<Fill> FillHub(BenchContext* ctx, HubRunner* hub, uint64_t events, const std::string& tag,
+                     IdShape shape) {
+  const uint64_t round_events = 2'000'000;
+  Fill fill;
+  int round = 0;
+  auto t0 = Steady::now();
+  while (fill.stored < events) {
+    auto lo =
+        LoadOptions(*ctx, hub->ingest_endpoint(), std::min(round_events, events - fill.stored));
+    lo.resend_ratio = 0;
+    lo.id_shape = shape;
+    lo.id_prefix = tag + std::to_string(round) + "-";
+    if (round++ == 0) {
+      fill.first_round = lo;
+    }
+    std::fprintf(stderr, "[%s] %lu stored, adding %lu ...\n", tag.c_str(), fill.stored, lo.events);
+    auto r = RunIngestLoad(lo);
+    if (r.accepted == 0 || r.other > 0) {
+      return Status::Error("bench_failed", tag + " fill: " + std::to_string(r.accepted) +
+                                               " accepted, " + std::to_string(r.other) +
+                                               " refused");
+    }
+    fill.stored += r.accepted;
+    fill.steps.push_back({{"events", fill.stored},
+                          {"rss_bytes", hub->RssBytes()},
+                          {"peak_rss_bytes", hub->PeakRssBytes()},
+                          {"data_dir_bytes", hub->DataDirBytes()},
+                          {"accepted_per_s", r.accepted_per_second()}});
+  }
+  fill.seconds = Since(t0);
+  return fill;
+}
+
 // The hub half of the footprint section: RSS and disk while events accumulate.
 Status HubFootprint(BenchContext* ctx) {
   const auto& o = ctx->options;
@@ -703,29 +891,11 @@ Status HubFootprint(BenchContext* ctx) {
   if (!hub.ok()) {
     return hub.status();
   }
-  const uint64_t round_events = 2'000'000;
-  uint64_t stored = 0;
-  int round = 0;
-  nlohmann::json steps = nlohmann::json::array();
-  auto t0 = Steady::now();
-  while (stored < o.footprint_events) {
-    auto lo = LoadOptions(*ctx, (*hub)->ingest_endpoint(),
-                          std::min(round_events, o.footprint_events - stored));
-    lo.resend_ratio = 0;
-    lo.id_prefix = "fp" + std::to_string(round++) + "-";
-    std::fprintf(stderr, "[footprint] %lu stored, adding %lu ...\n", stored, lo.events);
-    auto r = RunIngestLoad(lo);
-    if (r.accepted == 0) {
-      return Status::Error("bench_failed", "footprint: nothing accepted");
-    }
-    stored += r.accepted;
-    steps.push_back({{"events", stored},
-                     {"rss_bytes", (*hub)->RssBytes()},
-                     {"peak_rss_bytes", (*hub)->PeakRssBytes()},
-                     {"data_dir_bytes", (*hub)->DataDirBytes()},
-                     {"accepted_per_s", r.accepted_per_second()}});
+  auto fill = FillHub(ctx, hub->get(), o.footprint_events, "fp", IdShape::kSequential);
+  if (!fill.ok()) {
+    return fill.status();
   }
-  double fill_s = Since(t0);
+  const uint64_t stored = fill->stored;
   // Let RocksDB settle (memtable flushes, compactions) before the size is read.
   std::this_thread::sleep_for(std::chrono::seconds(o.quick ? 1 : 5));
   uint64_t peak = (*hub)->PeakRssBytes();
@@ -746,9 +916,159 @@ Status HubFootprint(BenchContext* ctx) {
                   "data dir per million events (after stop)",
                   bytes_stopped / double(1 << 20) / millions, "MiB");
   ctx->report.Add("footprint", "fill_accepted_per_s", "fill rate (os durability, no resends)",
-                  stored / fill_s, "/s");
-  ctx->report.Set("footprint", "steps", steps);
+                  stored / fill->seconds, "/s");
+  ctx->report.Set("footprint", "steps", fill->steps);
   return stopped;
+}
+
+// Where a batch of dedup lookups spent its time, from RocksDB's perf context (thread-local: the
+// lookups run MultiGet on this thread), per lookup.
+struct LookupProfile {
+  double lookups = 0;
+  rocksdb::PerfContext ctx;  // a copy, with its own per-level map
+
+  nlohmann::json Json() const {
+    auto per = [&](uint64_t v) { return lookups > 0 ? static_cast<double>(v) / lookups : 0.0; };
+    nlohmann::json j = {
+        {"memtable_us", per(ctx.get_from_memtable_time) / 1e3},
+        {"sst_files_us", per(ctx.get_from_output_files_time) / 1e3},
+        {"read_filter_block_us", per(ctx.read_filter_block_nanos) / 1e3},
+        {"read_index_block_us", per(ctx.read_index_block_nanos) / 1e3},
+        {"block_read_us", per(ctx.block_read_time) / 1e3},
+        {"block_reads", per(ctx.block_read_count)},
+        {"filter_block_reads", per(ctx.filter_block_read_count)},
+        {"index_block_reads", per(ctx.index_block_read_count)},
+        {"block_cache_hits", per(ctx.block_cache_hit_count)},
+        {"block_cache_filter_hits", per(ctx.block_cache_filter_hit_count)},
+        {"bloom_sst_hits", per(ctx.bloom_sst_hit_count)},
+        {"bloom_sst_misses", per(ctx.bloom_sst_miss_count)},
+        {"bloom_memtable_misses", per(ctx.bloom_memtable_miss_count)},
+        {"key_comparisons", per(ctx.user_key_comparison_count)},
+    };
+    if (ctx.level_to_perf_context == nullptr) {
+      return j;
+    }
+    for (const auto& [level, l] : *ctx.level_to_perf_context) {
+      j["levels"]["L" + std::to_string(level)] = {
+          {"bloom_useful", per(l.bloom_filter_useful)},
+          {"bloom_positive", per(l.bloom_filter_full_positive)},
+          {"bloom_true_positive", per(l.bloom_filter_full_true_positive)},
+          {"block_cache_misses", per(l.block_cache_miss_count)},
+          {"table_us", per(l.get_from_table_nanos) / 1e3}};
+    }
+    return j;
+  }
+  std::string Line() const {
+    const auto j = Json();
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "memtable %.2f us, SST %.2f us (filter-block reads %.3f, index-block reads "
+                  "%.3f, data-block reads %.3f taking %.2f us), bloom: %.2f files skipped, "
+                  "%.3f passed",
+                  j["memtable_us"].get<double>(), j["sst_files_us"].get<double>(),
+                  j["filter_block_reads"].get<double>(), j["index_block_reads"].get<double>(),
+                  j["block_reads"].get<double>(), j["block_read_us"].get<double>(),
+                  j["bloom_sst_misses"].get<double>(), j["bloom_sst_hits"].get<double>());
+    return buf;
+  }
+};
+
+// The dedup micro-benchmark: `keys` keys written through the Store in batches of 1,000, then
+// lookups of stored keys (random) and of new keys, each timed and profiled.
+Status DedupLookups(BenchContext* ctx, uint64_t keys) {
+  const auto& o = ctx->options;
+  auto dir = ctx->NewDir("dedup-" + std::to_string(keys));
+  auto store = hub::Store::Open({dir});
+  if (!store.ok()) {
+    return store.status();
+  }
+  const std::vector<std::string> pubs = {"RXK", "RR8", "M85001", "M85002", "RY6"};
+  auto key_of = [&](uint64_t i) {
+    return hub::DedupKey(pubs[i % pubs.size()], "dd-" + std::to_string(i / pubs.size()));
+  };
+  std::fprintf(stderr, "[footprint] dedup index with %lu keys ...\n", keys);
+  const auto today =
+      static_cast<uint32_t>(std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())
+                                .time_since_epoch()
+                                .count());
+  auto tw = Steady::now();
+  for (uint64_t i = 0; i < keys;) {
+    hub::WriteBatch wb;
+    for (uint64_t j = 0; j < 1000 && i < keys; ++j, ++i) {
+      hub::DedupEntry e;
+      e.hub_seq = i + 1;
+      // Today: older keys would be expired by the store's compaction filter (dedup window).
+      e.day = today;
+      e.hash[0] = static_cast<uint8_t>(i);
+      (*store)->dedup().Add(&wb, key_of(i), e);
+    }
+    auto s = (*store)->Commit(&wb, false);
+    if (!s.ok()) {
+      return s;
+    }
+  }
+  double write_s = Since(tw);
+  const std::string shape = (*store)->dedup().LevelShape();
+  std::mt19937_64 rng(5);
+  const uint64_t lookups = o.quick ? 50'000 : 500'000;
+  double rates[2] = {0, 0};
+  LookupProfile profiles[2];
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableTimeExceptForMutex);
+  rocksdb::get_perf_context()->EnablePerLevelPerfContext();
+  for (int miss = 0; miss < 2; ++miss) {
+    std::vector<std::string> batch;
+    uint64_t found = 0;
+    rocksdb::get_perf_context()->Reset();
+    auto tl = Steady::now();
+    for (uint64_t n = 0; n < lookups; n += 1000) {
+      batch.clear();
+      for (int j = 0; j < 1000; ++j) {
+        batch.push_back(miss ? hub::DedupKey("RXK", "new-" + std::to_string(rng()))
+                             : key_of(rng() % keys));
+      }
+      auto looked_up = (*store)->dedup().Lookup(batch);
+      if (!looked_up.ok()) {
+        return looked_up.status();
+      }
+      for (const auto& r : looked_up.value()) {
+        found += r.has_value();
+      }
+    }
+    rates[miss] = lookups / Since(tl);
+    profiles[miss].lookups = static_cast<double>(lookups);
+    profiles[miss].ctx = *rocksdb::get_perf_context();
+    if (found != (miss ? 0 : lookups)) {
+      return Status::Error("bench_failed", "dedup lookups found " + std::to_string(found));
+    }
+  }
+  rocksdb::get_perf_context()->ClearPerLevelPerfContext();
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  store->reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  std::string k = keys >= 1'000'000 ? std::to_string(keys / 1'000'000) + "M"
+                                    : std::to_string(keys / 1000) + "k";
+  std::fprintf(stderr, "[footprint] dedup %s keys, files per level: %s\n", k.c_str(),
+               shape.c_str());
+  std::fprintf(stderr, "[footprint] dedup %s keys, per stored-key lookup: %s\n", k.c_str(),
+               profiles[0].Line().c_str());
+  std::fprintf(stderr, "[footprint] dedup %s keys, per new-key lookup: %s\n", k.c_str(),
+               profiles[1].Line().c_str());
+  ctx->report.Add("footprint", "dedup_hit_lookups_per_s_" + k,
+                  "dedup lookups/s, " + k + " keys, stored keys", rates[0], "/s");
+  ctx->report.Add("footprint", "dedup_miss_lookups_per_s_" + k,
+                  "dedup lookups/s, " + k + " keys, new keys", rates[1], "/s");
+  ctx->report.Add("footprint", "dedup_miss_block_reads_" + k,
+                  "blocks read per new-key lookup, " + k + " keys",
+                  profiles[1].Json()["block_reads"].get<double>() +
+                      profiles[1].Json()["filter_block_reads"].get<double>() +
+                      profiles[1].Json()["index_block_reads"].get<double>(),
+                  "");
+  ctx->report.Set("footprint", "dedup_insert_per_s_" + k, keys / write_s);
+  ctx->report.Set("footprint", "dedup_files_per_level_" + k, shape);
+  ctx->report.Set("footprint", "dedup_hit_profile_" + k, profiles[0].Json());
+  ctx->report.Set("footprint", "dedup_miss_profile_" + k, profiles[1].Json());
+  return Status::Ok();
 }
 }  // namespace
 
@@ -759,76 +1079,139 @@ Status RunFootprintSection(BenchContext* ctx) {
     stopped = HubFootprint(ctx);
   }
 
-  // Dedup index lookups straight through the Store.
   for (uint64_t keys : o.dedup_keys) {
-    auto dir = ctx->NewDir("dedup-" + std::to_string(keys));
-    auto store = hub::Store::Open({dir});
-    if (!store.ok()) {
-      return store.status();
+    auto s = DedupLookups(ctx, keys);
+    if (!s.ok()) {
+      return s;
     }
-    const std::vector<std::string> pubs = {"RXK", "RR8", "M85001", "M85002", "RY6"};
-    auto key_of = [&](uint64_t i) {
-      return hub::DedupKey(pubs[i % pubs.size()], "dd-" + std::to_string(i / pubs.size()));
-    };
-    std::fprintf(stderr, "[footprint] dedup index with %lu keys ...\n", keys);
-    const auto today = static_cast<uint32_t>(
-        std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now())
-            .time_since_epoch()
-            .count());
-    auto tw = Steady::now();
-    for (uint64_t i = 0; i < keys;) {
-      hub::WriteBatch wb;
-      for (uint64_t j = 0; j < 1000 && i < keys; ++j, ++i) {
-        hub::DedupEntry e;
-        e.hub_seq = i + 1;
-        // Today: older keys would be expired by the store's compaction filter (dedup window).
-        e.day = today;
-        e.hash[0] = static_cast<uint8_t>(i);
-        (*store)->dedup().Add(&wb, key_of(i), e);
-      }
-      auto s = (*store)->Commit(&wb, false);
-      if (!s.ok()) {
-        return s;
-      }
-    }
-    double write_s = Since(tw);
-    std::mt19937_64 rng(5);
-    const uint64_t lookups = o.quick ? 50'000 : 500'000;
-    double rates[2] = {0, 0};
-    for (int miss = 0; miss < 2; ++miss) {
-      std::vector<std::string> batch;
-      uint64_t found = 0;
-      auto tl = Steady::now();
-      for (uint64_t n = 0; n < lookups; n += 1000) {
-        batch.clear();
-        for (int j = 0; j < 1000; ++j) {
-          batch.push_back(miss ? hub::DedupKey("RXK", "new-" + std::to_string(rng()))
-                               : key_of(rng() % keys));
-        }
-        auto looked_up = (*store)->dedup().Lookup(batch);
-        if (!looked_up.ok()) {
-          return looked_up.status();
-        }
-        for (const auto& r : looked_up.value()) {
-          found += r.has_value();
-        }
-      }
-      rates[miss] = lookups / Since(tl);
-      if (found != (miss ? 0 : lookups)) {
-        return Status::Error("bench_failed", "dedup lookups found " + std::to_string(found));
-      }
-    }
-    store->reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-    std::string k = keys >= 1'000'000 ? std::to_string(keys / 1'000'000) + "M"
-                                      : std::to_string(keys / 1000) + "k";
-    ctx->report.Add("footprint", "dedup_hit_lookups_per_s_" + k,
-                    "dedup lookups/s, " + k + " keys, stored keys", rates[0], "/s");
-    ctx->report.Add("footprint", "dedup_miss_lookups_per_s_" + k,
-                    "dedup lookups/s, " + k + " keys, new keys", rates[1], "/s");
-    ctx->report.Set("footprint", "dedup_insert_per_s_" + k, keys / write_s);
   }
+  return stopped;
+}
+
+// ---- 5b. Growth ----
+Status RunGrowthSection(BenchContext* ctx) {
+  const auto& o = ctx->options;
+  const IdShape shape = o.growth_random_ids ? IdShape::kRandom : IdShape::kSequential;
+  const char* shape_name = o.growth_random_ids ? "random (UUID)" : "sequential per sending system";
+  // The standard ingest load (fsync) on an empty hub, then on a hub filled to growth_events.
+  auto empty = MeasureIngest(IngestHubOptions(ctx, "growth-empty", "fsync"), "growth_empty",
+                             LoadOptions(*ctx, "", o.ingest_events));
+  if (!empty.ok()) {
+    return empty.status();
+  }
+  if (!empty->stopped.ok()) {
+    return empty->stopped;
+  }
+  // The fill inside the dedup window (events of today) with os durability; then the same hub
+  // (same data dir) restarted with fsync for the measured load.
+  auto ho = IngestHubOptions(ctx, "growth", "os");
+  auto hub = HubRunner::Start(ho);
+  if (!hub.ok()) {
+    return hub.status();
+  }
+  auto fill = FillHub(ctx, hub->get(), o.growth_events, "gr", shape);
+  if (!fill.ok()) {
+    return fill.status();
+  }
+  const uint64_t fill_peak_rss = (*hub)->PeakRssBytes();
+  auto stopped = (*hub)->Stop();
+  if (!stopped.ok()) {
+    return stopped;
+  }
+  hub->reset();
+  ho.durability = "fsync";
+  auto lo = LoadOptions(*ctx, "", o.ingest_events);
+  // Resends of the oldest stored events (the fill's first round), besides the load's resends of
+  // its own recent events.
+  lo.stored = std::make_shared<IngestLoadOptions>(fill->first_round);
+  lo.stored_resend_ratio = o.growth_stored_resend_ratio;
+  hub = HubRunner::Start(ho);
+  if (!hub.ok()) {
+    return hub.status();
+  }
+  // First right after the restart, with the compactions the fill left behind still running; then
+  // the load again, with fresh ids, once the compaction threads ("rocksdb:low") have gone quiet
+  // (under 5% of a core for 5 s, at most 10 min of waiting), as on a hub that received its events
+  // over months. The second load's own flushes start compactions again: that cost is the index's
+  // steady cost, and the second figure carries it.
+  std::fprintf(stderr, "[growth_full] durability=fsync, right after the restart: %lu events ...\n",
+               lo.events);
+  IngestRun full = RunLoadOn(hub->get(), lo);
+  std::fprintf(stderr, "[growth_full] hub CPU per answered event: %s\n", ThreadLine(full).c_str());
+  auto ts = Steady::now();
+  for (double last = -1; Since(ts) < 600;) {
+    const auto cpu = (*hub)->ThreadCpuSeconds();
+    const double compaction = cpu.count("rocksdb:low") ? cpu.at("rocksdb:low") : 0;
+    if (last >= 0 && compaction - last < 0.25) {
+      break;
+    }
+    last = compaction;
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+  }
+  const double settle_s = Since(ts);
+  lo.id_prefix = "settled-";
+  std::fprintf(stderr, "[growth_settled] compactions quiet after %.0f s; %lu events ...\n",
+               settle_s, lo.events);
+  IngestRun settled = RunLoadOn(hub->get(), lo);
+  std::fprintf(stderr, "[growth_settled] hub CPU per answered event: %s\n",
+               ThreadLine(settled).c_str());
+  stopped = (*hub)->Stop();
+  RemoveHubDir(hub->get());
+  for (const IngestRun* run : {&full, &settled}) {
+    if (run->load.sent == 0 || run->load.other > 0) {
+      return Status::Error("bench_failed", "growth: " + std::to_string(run->load.sent) +
+                                               " answered, " + std::to_string(run->load.other) +
+                                               " not accepted");
+    }
+  }
+  const double empty_rate = empty->load.accepted_per_second();
+  const double full_rate = full.load.accepted_per_second();
+  const double settled_rate = settled.load.accepted_per_second();
+  const double ratio = empty_rate > 0 ? settled_rate / empty_rate : 0;
+  const double rss_gib = settled.rss / double(1ull << 30);
+  const bool at_target_size = fill->stored >= 50'000'000;
+  ctx->figures.growth_ratio = ratio;
+  ctx->figures.growth_events = fill->stored;
+  ctx->figures.growth_rss_bytes = settled.rss;
+  ctx->report.Add("growth", "stored_events", "events stored before the measured load",
+                  static_cast<double>(fill->stored), "");
+  ctx->report.Add("growth", "fill_accepted_per_s", "fill rate (os durability, no resends)",
+                  fill->stored / fill->seconds, "/s");
+  ctx->report.Add("growth", "empty_accepted_per_s", "ingest (fsync) on an empty hub, accepted/s",
+                  empty_rate, "/s");
+  ctx->report.Add("growth", "full_accepted_per_s",
+                  "filled hub right after restart (compactions running), accepted/s", full_rate,
+                  "/s");
+  ctx->report.Add("growth", "full_over_empty", "filled right after restart / empty",
+                  empty_rate > 0 ? full_rate / empty_rate : 0, "x");
+  ctx->report.Add("growth", "settled_accepted_per_s",
+                  "filled hub, 2nd load (after compactions went quiet), accepted/s", settled_rate,
+                  "/s");
+  ctx->report.Add("growth", "settled_over_empty", "filled (2nd load) / empty accepted/s", ratio,
+                  "x", ">= 0.80", ratio >= 0.8);
+  ctx->report.Add("growth", "rss_mib", "hub RSS after the loads on the filled hub",
+                  settled.rss / double(1 << 20), "MiB", "< 1 GiB at 50M",
+                  at_target_size ? std::optional<bool>(rss_gib < 1.0) : std::nullopt);
+  ctx->report.Add("growth", "fill_peak_rss_mib", "hub peak RSS during the fill",
+                  fill_peak_rss / double(1 << 20), "MiB");
+  ctx->report.Set("growth", "id_shape", shape_name);
+  ctx->report.Set("growth", "stored_resend_ratio", o.growth_stored_resend_ratio);
+  ctx->report.Set("growth", "settle_seconds", settle_s);
+  ctx->report.Set("growth", "steps", fill->steps);
+  ctx->report.Set("growth", "empty_duplicates", empty->load.duplicate);
+  ctx->report.Set("growth", "full_duplicates", full.load.duplicate);
+  ctx->report.Set("growth", "settled_duplicates", settled.load.duplicate);
+  ctx->report.Set("growth", "peak_rss_bytes", settled.peak_rss);
+  ctx->report.Set("growth", "empty_hub_cpu_us_per_answered_event", ThreadJson(*empty));
+  ctx->report.Set("growth", "full_hub_cpu_us_per_answered_event", ThreadJson(full));
+  ctx->report.Set("growth", "settled_hub_cpu_us_per_answered_event", ThreadJson(settled));
+  ctx->report.Set("growth", "empty_ack_p99_ms", empty->load.ack_p99_ms);
+  ctx->report.Set("growth", "full_ack_p99_ms", full.load.ack_p99_ms);
+  ctx->report.Set("growth", "settled_ack_p99_ms", settled.load.ack_p99_ms);
+  std::fprintf(stderr,
+               "[growth] ids %s; filled %lu; empty %.0f/s, filled %.0f/s right after restart, "
+               "%.0f/s in the 2nd load (%.2fx)\n",
+               shape_name, fill->stored, empty_rate, full_rate, settled_rate, ratio);
   return stopped;
 }
 

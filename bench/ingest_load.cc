@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -21,20 +23,77 @@ struct ConnectionResult {
   std::vector<double> ack_ms;
 };
 
+// Text of a 128-bit value derived from `id`, formatted as a UUID (8-4-4-4-12 hex digits).
+std::string UuidOf(const std::string& id) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a, then two splitmix64 rounds
+  for (unsigned char c : id) {
+    h = (h ^ c) * 1099511628211ull;
+  }
+  auto mix = [](uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  const uint64_t a = mix(h), b = mix(h + 0x9e3779b97f4a7c15ull);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<uint32_t>(a >> 32),
+                static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0xffff),
+                static_cast<uint32_t>(b >> 48),
+                static_cast<unsigned long long>(b & 0xffffffffffffull));
+  return buf;
+}
+
+// The fresh events of one connection of a load, in order: the same options give the same events.
+class EventSource {
+ public:
+  EventSource(const IngestLoadOptions& o, uint32_t conn)
+      : gen_(GeneratorOptions(o, conn)), shape_(o.id_shape), prefix_(o.id_prefix) {}
+
+  v1::Event Next() {
+    v1::Event e = gen_.Next();
+    if (shape_ == IdShape::kRandom) {
+      auto* env = e.mutable_envelope();
+      env->set_event_id(prefix_ + UuidOf(env->event_id()));
+      if (!env->supersedes_event_id().empty()) {
+        env->set_supersedes_event_id(prefix_ + UuidOf(env->supersedes_event_id()));
+      }
+    }
+    return e;
+  }
+
+ private:
+  static SyntheticOptions GeneratorOptions(const IngestLoadOptions& o, uint32_t conn) {
+    SyntheticOptions so;
+    so.seed = o.seed * 1000 + conn;
+    so.population = 200'000;
+    so.id_prefix = o.id_prefix + std::to_string(conn) + "-";
+    if (!o.publishers.empty()) {
+      so.publishers = o.publishers;
+    }
+    so.now = std::chrono::system_clock::time_point(
+        std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
+    return so;
+  }
+
+  SyntheticGenerator gen_;
+  IdShape shape_;
+  std::string prefix_;
+};
+
 // Pre-builds the serialized Publish frames of one connection, so the load generator spends its
 // time sending, not generating.
 std::vector<std::string> BuildFrames(const IngestLoadOptions& o, uint32_t conn, uint64_t events) {
-  SyntheticOptions so;
-  so.seed = o.seed * 1000 + conn;
-  so.population = 200'000;
-  so.id_prefix = o.id_prefix + std::to_string(conn) + "-";
-  if (!o.publishers.empty()) {
-    so.publishers = o.publishers;
+  EventSource fresh(o, conn);
+  // Resends of a stored load: every stride-th of its events on the matching connection.
+  std::optional<EventSource> stored;
+  uint64_t stored_left = 0, stride = 1;
+  if (o.stored != nullptr && o.stored_resend_ratio > 0 && o.stored->connections > 0) {
+    stored.emplace(*o.stored, conn % o.stored->connections);
+    stored_left = o.stored->events / o.stored->connections;
+    const auto picks = static_cast<uint64_t>(static_cast<double>(events) * o.stored_resend_ratio);
+    stride = std::max<uint64_t>(1, stored_left / std::max<uint64_t>(1, picks));
   }
-  so.now = std::chrono::system_clock::time_point(
-      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
-  SyntheticGenerator gen(so);
-  std::mt19937_64 rng(so.seed);
+  std::mt19937_64 rng(o.seed * 1000 + conn);
   std::uniform_real_distribution<double> u(0, 1);
   std::vector<v1::Event> recent;
   std::vector<std::string> frames;
@@ -43,10 +102,17 @@ std::vector<std::string> BuildFrames(const IngestLoadOptions& o, uint32_t conn, 
   auto* publish = frame.mutable_publish();
   uint64_t batch_id = 1;
   for (uint64_t i = 0; i < events; ++i) {
-    if (!recent.empty() && u(rng) < o.resend_ratio) {
+    const double x = u(rng);
+    if (stored && x < o.stored_resend_ratio && stored_left >= stride) {
+      for (uint64_t skip = 1; skip < stride; ++skip) {
+        (void)stored->Next();
+      }
+      stored_left -= stride;
+      *publish->add_events() = stored->Next();
+    } else if (!recent.empty() && x < o.stored_resend_ratio + o.resend_ratio) {
       *publish->add_events() = recent[rng() % recent.size()];
     } else {
-      v1::Event e = gen.Next();
+      v1::Event e = fresh.Next();
       if (recent.size() < 5000) {
         recent.push_back(e);
       } else {
@@ -81,7 +147,7 @@ ConnectionResult RunConnection(const IngestLoadOptions& o, const std::vector<std
   size_t next = 0;
   size_t answered = 0;
   uint64_t events_sent = 0;
-  auto deadline = Steady::now() + std::chrono::minutes(10);
+  auto deadline = Steady::now() + o.answer_timeout;
   while (answered < frames.size() && Steady::now() < deadline) {
     while (next < frames.size() && inflight.size() < o.window_batches) {
       if (per_conn_rate > 0) {

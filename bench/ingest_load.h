@@ -3,11 +3,23 @@
 // Publish batches in flight, sending pre-encoded synthetic events (with a share of resends), and
 // recording per-batch acknowledgement latency. No outbox: this measures the hub, not the client.
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace carehub::bench {
+
+// The shape of event ids, which decides where dedup keys (publisher + event id) fall in the index.
+enum class IdShape {
+  // "<id_prefix><connection>-<counter>": one counter per sending system, as HL7 v2 message control
+  // ids (MSH-10) usually are; a publisher's new keys sit next to its previous ones.
+  kSequential,
+  // "<id_prefix>" + a UUID derived from the sequential id (as FHIR resource ids): new keys land
+  // anywhere in the index.
+  kRandom,
+};
 
 struct IngestLoadOptions {
   std::string endpoint;
@@ -18,10 +30,18 @@ struct IngestLoadOptions {
   double resend_ratio = 0.1;
   uint64_t seed = 1;
   std::string id_prefix = "bench-";
+  IdShape id_shape = IdShape::kSequential;
+  // A share of the events that resend events an earlier load (`stored`) sent to the same hub:
+  // regenerated from its options (same ids and bytes, spread over its whole run), so the hub
+  // answers DUPLICATE from its stored keys, not from recently accepted ones.
+  double stored_resend_ratio = 0;
+  std::shared_ptr<const IngestLoadOptions> stored;
   // Publishers the synthetic events are spread over (uniformly); empty = the generator's default.
   std::vector<std::string> publishers;
   // Events per second over all connections; 0 = as fast as possible.
   double rate = 0;
+  // How long a connection waits for its answers (from its start) before it gives up on the rest.
+  std::chrono::seconds answer_timeout{600};
   // CURVE client keys (Z85), empty = plain.
   std::string curve_public, curve_secret, curve_server;
 };

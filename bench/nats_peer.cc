@@ -13,12 +13,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string_view>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
+#include "carehub/core/event_types.h"
 #include "carehub/core/synthetic.h"
 #include "carehub/v1/event.pb.h"
 #include "sections.h"
@@ -98,12 +101,17 @@ struct Message {
 };
 
 // The same mix as the carehub ingest load: synthetic events with `resend_ratio` resends of recent
-// events (same id, same bytes).
-std::vector<Message> BuildMessages(uint64_t n, double resend_ratio) {
+// events (same id, same bytes). `fanout`: the fan-out section's publishers, on the subjects its
+// equivalent consumers filter (NatsSubject); else the generator's default publishers on
+// "events.<publisher>".
+std::vector<Message> BuildMessages(uint64_t n, double resend_ratio, bool fanout) {
   SyntheticOptions so;
   so.seed = 1000;
   so.population = 200'000;
-  so.id_prefix = "nats-";
+  so.id_prefix = fanout ? "natsfan-" : "nats-";
+  if (fanout) {
+    so.publishers = BenchPublishers();
+  }
   SyntheticGenerator gen(so);
   std::mt19937_64 rng(so.seed);
   std::uniform_real_distribution<double> u(0, 1);
@@ -116,7 +124,8 @@ std::vector<Message> BuildMessages(uint64_t n, double resend_ratio) {
       continue;
     }
     auto e = gen.Next();
-    out.push_back({"events." + e.envelope().publisher_ods(),
+    out.push_back({fanout ? NatsSubject(e.envelope().publisher_ods(), EventTypeName(e))
+                          : "events." + e.envelope().publisher_ods(),
                    e.envelope().publisher_ods() + ":" + e.envelope().event_id(),
                    e.SerializeAsString()});
     if (recent.size() < 5000) {
@@ -157,6 +166,193 @@ void OnAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) 
 
 std::string NatsError(const char* what, natsStatus s) {
   return std::string(what) + ": " + natsStatus_GetText(s) + " " + nats_GetLastError(nullptr);
+}
+
+// True when `subject` matches the JetStream filter: tokens split on '.', '*' matches one token,
+// a final '>' one or more.
+bool SubjectMatches(std::string_view filter, std::string_view subject) {
+  while (true) {
+    const size_t fdot = filter.find('.');
+    const size_t sdot = subject.find('.');
+    const std::string_view ftok = filter.substr(0, fdot);
+    const std::string_view stok = subject.substr(0, sdot);
+    if (ftok == ">") {
+      return !subject.empty();
+    }
+    if (ftok != "*" && ftok != stok) {
+      return false;
+    }
+    if (fdot == std::string_view::npos || sdot == std::string_view::npos) {
+      return fdot == std::string_view::npos && sdot == std::string_view::npos;
+    }
+    filter.remove_prefix(fdot + 1);
+    subject.remove_prefix(sdot + 1);
+  }
+}
+
+// Publishes `msgs` asynchronously with a Nats-Msg-Id each (acks land in `st`, the js context's
+// ack closure); returns when every ack is in.
+Status PublishAll(jsCtx* js, const std::vector<Message>& msgs, PublishState* st) {
+  st->sent_ns.assign(msgs.size(), 0);
+  natsStatus s = NATS_OK;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, msgs[i].subject.c_str(), nullptr, msgs[i].bytes.data(),
+                   static_cast<int>(msgs[i].bytes.size()));
+    natsMsgHeader_Set(m, "Nats-Msg-Id", msgs[i].id.c_str());
+    natsMsgHeader_Set(m, "Bench-Idx", std::to_string(i).c_str());
+    st->sent_ns[i] = NowNs();
+    if ((s = js_PublishMsgAsync(js, &m, nullptr)) != NATS_OK) {
+      natsMsg_Destroy(m);
+      return Status::Error("bench_failed", NatsError("publish", s));
+    }
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 120'000;
+  if ((s = js_PublishAsyncComplete(js, &po)) != NATS_OK) {
+    return Status::Error("bench_failed", NatsError("publish complete", s));
+  }
+  return Status::Ok();
+}
+
+// The fan-out section's workload on JetStream: a stream FANOUT, ten pull consumers (batches of
+// 1,000, AckAll, every event parsed) with the subject filters equivalent to the fan-out section's
+// ten subscriptions, reading live while the same kind of events (fanout_events, same resends) are
+// published. Deliveries/s from the first publish until every consumer has its events.
+Status TenConsumers(BenchContext* ctx, jsCtx* js, PublishState* st) {
+  const auto& o = ctx->options;
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = "FANOUT";
+  const char* subjects[] = {"fan.>"};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = 1;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddStream(&si, js, &cfg, nullptr, &jerr);
+  jsStreamInfo_Destroy(si);
+  if (s != NATS_OK) {
+    return Status::Error("bench_setup", NatsError("add stream FANOUT", s));
+  }
+  std::fprintf(stderr, "[nats] building %lu fan-out messages ...\n", o.fanout_events);
+  const auto msgs = BuildMessages(o.fanout_events, o.resend_ratio, /*fanout=*/true);
+  const auto filters = FanoutNatsFilters();
+  std::vector<uint64_t> expected(filters.size(), 0);
+  {
+    std::unordered_set<std::string_view> ids;
+    for (const auto& m : msgs) {
+      if (!ids.insert(m.id).second) {
+        continue;
+      }
+      for (size_t i = 0; i < filters.size(); ++i) {
+        expected[i] += SubjectMatches(filters[i].nats_filter, m.subject);
+      }
+    }
+  }
+  struct Consumer {
+    natsSubscription* sub = nullptr;
+    std::atomic<uint64_t> got{0};
+    double done_s = -1;
+    std::string error;
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Consumer>> consumers;
+  for (size_t i = 0; i < filters.size(); ++i) {
+    auto c = std::make_unique<Consumer>();
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "FANOUT";
+    so.Config.AckPolicy = js_AckAll;
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.MaxAckPending = 100'000;
+    const std::string durable = "fan-" + std::to_string(i);
+    if ((s = js_PullSubscribe(&c->sub, js, filters[i].nats_filter.c_str(), durable.c_str(), nullptr,
+                              &so, &jerr)) != NATS_OK) {
+      for (auto& made : consumers) {
+        natsSubscription_Destroy(made->sub);
+      }
+      return Status::Error("bench_failed", NatsError("pull subscribe (fan-out)", s));
+    }
+    consumers.push_back(std::move(c));
+  }
+  std::atomic<bool> started{false};
+  Steady::time_point t0;
+  for (size_t i = 0; i < consumers.size(); ++i) {
+    consumers[i]->thread = std::thread([&, i] {
+      Consumer& c = *consumers[i];
+      v1::Event e;
+      const auto deadline = Steady::now() + std::chrono::seconds(600);
+      while (c.got < expected[i] && Steady::now() < deadline) {
+        natsMsgList list{};
+        jsErrCode err = static_cast<jsErrCode>(0);
+        natsStatus fs = natsSubscription_Fetch(&list, c.sub, 1000, 1000, &err);
+        if (fs == NATS_TIMEOUT) {
+          continue;
+        }
+        if (fs != NATS_OK) {
+          c.error = NatsError("fetch (fan-out)", fs);
+          return;
+        }
+        for (int k = 0; k < list.Count; ++k) {
+          (void)e.ParseFromArray(natsMsg_GetData(list.Msgs[k]),
+                                 natsMsg_GetDataLength(list.Msgs[k]));
+        }
+        c.got += list.Count;
+        if (list.Count > 0) {
+          natsMsg_Ack(list.Msgs[list.Count - 1], nullptr);
+        }
+        natsMsgList_Destroy(&list);
+      }
+      if (c.got < expected[i]) {
+        c.error = "timed out";
+        return;
+      }
+      while (!started.load()) {
+        std::this_thread::yield();
+      }
+      c.done_s = Since(t0);
+    });
+  }
+  std::fprintf(stderr, "[nats] ten filtered consumers live while publishing ...\n");
+  st->accepted = 0;
+  st->duplicate = 0;
+  st->failed = 0;
+  t0 = Steady::now();
+  started = true;
+  Status published = PublishAll(js, msgs, st);
+  const double publish_s = Since(t0);
+  uint64_t total = 0;
+  double last_s = 0;
+  Status result = published;
+  for (size_t i = 0; i < consumers.size(); ++i) {
+    consumers[i]->thread.join();
+    natsSubscription_Destroy(consumers[i]->sub);
+    total += consumers[i]->got;
+    last_s = std::max(last_s, consumers[i]->done_s);
+    if (!consumers[i]->error.empty() && result.ok()) {
+      result = Status::Error("bench_failed", filters[i].subscription + ": " + consumers[i]->error);
+    }
+    ctx->report.Set("nats_fanout_consumers", filters[i].subscription,
+                    {{"filter", filters[i].nats_filter},
+                     {"delivered", consumers[i]->got.load()},
+                     {"expected", expected[i]}});
+  }
+  if (!result.ok()) {
+    return result;
+  }
+  const double rate = last_s > 0 ? total / last_s : 0;
+  ctx->figures.nats_ten_consumers_per_s = rate;
+  ctx->report.Add("nats", "ten_consumers_deliveries_per_s",
+                  "JetStream, 10 filtered pull consumers live: deliveries/s (to drained)", rate,
+                  "/s");
+  ctx->report.Add("nats", "ten_consumers_publish_accepted_per_s",
+                  "JetStream publish with 10 live consumers, accepted/s",
+                  publish_s > 0 ? st->accepted / publish_s : 0, "/s");
+  ctx->report.Set("nats", "ten_consumers_total_deliveries", total);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -210,28 +406,10 @@ Status RunNatsSection(BenchContext* ctx) {
 
   if (result.ok()) {
     std::fprintf(stderr, "[nats] building %lu messages ...\n", o.nats_events);
-    auto msgs = BuildMessages(o.nats_events, o.resend_ratio);
-    st.sent_ns.assign(msgs.size(), 0);
+    auto msgs = BuildMessages(o.nats_events, o.resend_ratio, /*fanout=*/false);
     std::fprintf(stderr, "[nats] js_PublishAsync with Nats-Msg-Id ...\n");
     auto t0 = Steady::now();
-    for (size_t i = 0; i < msgs.size() && result.ok(); ++i) {
-      natsMsg* m = nullptr;
-      natsMsg_Create(&m, msgs[i].subject.c_str(), nullptr, msgs[i].bytes.data(),
-                     static_cast<int>(msgs[i].bytes.size()));
-      natsMsgHeader_Set(m, "Nats-Msg-Id", msgs[i].id.c_str());
-      natsMsgHeader_Set(m, "Bench-Idx", std::to_string(i).c_str());
-      st.sent_ns[i] = NowNs();
-      if ((s = js_PublishMsgAsync(js, &m, nullptr)) != NATS_OK) {
-        natsMsg_Destroy(m);
-        result = Status::Error("bench_failed", NatsError("publish", s));
-      }
-    }
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = 120'000;
-    if (result.ok() && (s = js_PublishAsyncComplete(js, &po)) != NATS_OK) {
-      result = Status::Error("bench_failed", NatsError("publish complete", s));
-    }
+    result = PublishAll(js, msgs, &st);
     double pub_s = Since(t0);
     uint64_t unique = 0;
     {
@@ -340,6 +518,9 @@ Status RunNatsSection(BenchContext* ctx) {
         natsSubscription_Destroy(sub);
       }
     }
+    if (result.ok()) {
+      result = TenConsumers(ctx, js, &st);
+    }
   }
   jsCtx_Destroy(js);
   natsConnection_Destroy(conn);
@@ -354,6 +535,11 @@ void AddComparisons(BenchContext* ctx) {
     double r = *f.ingest_fsync_per_s / *f.nats_publish_per_s;
     ctx->report.Add("compare", "ingest_vs_nats", "carehub ingest (fsync) / NATS publish", r, "x",
                     ">= 3.5x", r >= 3.5);
+  }
+  if (f.fanout_per_s && f.nats_ten_consumers_per_s && *f.nats_ten_consumers_per_s > 0) {
+    double r = *f.fanout_per_s / *f.nats_ten_consumers_per_s;
+    ctx->report.Add("compare", "fanout_vs_nats", "carehub fan-out / NATS 10 filtered consumers", r,
+                    "x", ">= 4x", r >= 4);
   }
   if (f.full_delivery_per_s && f.nats_consume_per_s && *f.nats_consume_per_s > 0) {
     ctx->report.Add("compare", "delivery_vs_nats", "carehub full catch-up / NATS pull consumer",

@@ -35,6 +35,11 @@ void Report::Add(const std::string& section, const std::string& key, const std::
   rows_.push_back({section, metric, Human(value) + (unit.empty() ? "" : " " + unit), target, met});
 }
 
+void Report::AddSummary(const std::string& target, const std::string& measured, bool met) {
+  json_["summary"].push_back({{"target", target}, {"measured", measured}, {"met", met}});
+  summary_.push_back({target, measured, met});
+}
+
 void Report::Print(std::FILE* out) const {
   size_t w_section = 7, w_metric = 6, w_value = 5, w_target = 6;
   for (const auto& r : rows_) {
@@ -54,6 +59,18 @@ void Report::Print(std::FILE* out) const {
        std::string(w_target, '-'), "------");
   for (const auto& r : rows_) {
     line(r.section, r.metric, r.value, r.target, r.met ? (*r.met ? "met" : "MISSED") : "");
+  }
+  if (summary_.empty()) {
+    return;
+  }
+  size_t w_target_line = 0;
+  for (const auto& s : summary_) {
+    w_target_line = std::max(w_target_line, s.target.size());
+  }
+  std::fprintf(out, "\nperformance targets (issue 15) measured in this run:\n");
+  for (const auto& s : summary_) {
+    std::fprintf(out, "  %-6s  %-*s  %s\n", s.met ? "met" : "missed",
+                 static_cast<int>(w_target_line), s.target.c_str(), s.measured.c_str());
   }
 }
 

@@ -27,6 +27,8 @@ class Report {
   void Set(const std::string& section, const std::string& key, nlohmann::json value) {
     json_["results"][section][key] = std::move(value);
   }
+  // A target's verdict for the summary printed after the table (and json["summary"]).
+  void AddSummary(const std::string& target, const std::string& measured, bool met);
   nlohmann::json& json() { return json_; }
   const std::vector<ReportRow>& rows() const { return rows_; }
   void Print(std::FILE* out) const;
@@ -34,6 +36,11 @@ class Report {
  private:
   nlohmann::json json_;
   std::vector<ReportRow> rows_;
+  struct SummaryLine {
+    std::string target, measured;
+    bool met;
+  };
+  std::vector<SummaryLine> summary_;
 };
 
 // "1.23M", "456k", "12.3" ...

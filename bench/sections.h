@@ -33,6 +33,11 @@ struct BenchOptions {
   uint32_t latency_batch = 20;
   uint64_t footprint_events = 20'000'000;
   std::vector<uint64_t> dedup_keys = {1'000'000, 20'000'000};
+  // --growth: the hub is filled to growth_events (random UUID ids unless sequential), then the
+  // ingest load runs with growth_stored_resend_ratio of its events resending stored ones.
+  uint64_t growth_events = 50'000'000;
+  bool growth_random_ids = true;
+  double growth_stored_resend_ratio = 0.02;
   uint64_t limits_events = 2'000'000;
   uint64_t nats_events = 2'000'000;
   uint64_t sink_events = 200'000;
@@ -48,6 +53,15 @@ struct SharedFigures {
   std::optional<double> rocksdb_sync_batch_per_s;
   std::optional<double> nats_publish_per_s;
   std::optional<double> nats_consume_per_s;
+  std::optional<double> nats_ten_consumers_per_s;  // deliveries/s, ten filtered consumers
+  std::optional<double> fanout_per_s;
+  std::optional<double> latency_p99_ms_fsync;
+  std::optional<double> latency_p99_ms_os;
+  std::optional<double> catchup_speedup;
+  std::optional<double> curve_over_plain;
+  std::optional<double> growth_ratio;
+  std::optional<uint64_t> growth_events;
+  std::optional<uint64_t> growth_rss_bytes;
 };
 
 struct BenchContext {
@@ -65,6 +79,8 @@ Status RunFanoutSection(BenchContext* ctx);
 Status RunCatchupSection(BenchContext* ctx);
 Status RunLatencySection(BenchContext* ctx);
 Status RunFootprintSection(BenchContext* ctx);
+// The ingest load on an empty hub and on one filled to growth_events: is the cost flat?
+Status RunGrowthSection(BenchContext* ctx);
 Status RunLimitsSection(BenchContext* ctx);
 Status RunNatsSection(BenchContext* ctx);
 // A synchronous pair beside a single hub; an async standby's lag at a steady rate.
@@ -75,6 +91,9 @@ Status RunSinkSection(BenchContext* ctx);
 Status RunDisclosureSection(BenchContext* ctx);
 // Ratios between sections (carehub/NATS, carehub/raw RocksDB) once they have all run.
 void AddComparisons(BenchContext* ctx);
+// One line per target of the performance issue (15) whose figures this run measured: met or
+// missed, in the table's "summary" section and the JSON's "summary" list.
+void AddTargetSummary(BenchContext* ctx);
 
 // The sections' ingest load against `endpoint`: the run's connections, batch, window and resend
 // ratio.
@@ -89,6 +108,18 @@ Result<std::unique_ptr<HubRunner>> StartHub(BenchContext* ctx, const std::string
 // Reads `subscription` from the earliest event to the head: {seconds, events delivered}.
 Result<std::pair<double, uint64_t>> CatchUp(const std::string& endpoint,
                                             const std::string& subscription);
+
+// The fan-out section's 100 publishers (each ~1% of events) and, for the NATS section's equivalent
+// consumers, each of its ten subscriptions as a JetStream subject filter over the subjects
+// NatsSubject gives an event: "fan.<group>.<subgroup>.<publisher>.<event type>".
+std::vector<std::string> BenchPublishers();
+struct FanoutFilter {
+  std::string subscription;
+  std::string nats_filter;
+  double expected_share;
+};
+std::vector<FanoutFilter> FanoutNatsFilters();
+std::string NatsSubject(const std::string& publisher, const std::string& event_type);
 
 // Percentile (0..1) of unsorted samples; sorts them.
 double Percentile(std::vector<double>* samples, double q);

@@ -113,4 +113,17 @@ void DedupIndex::Add(WriteBatch* batch, std::string_view key, const DedupEntry& 
 
 uint64_t DedupIndex::ApproximateKeys() const { return db_->ApproximateKeys(Column::kDedup); }
 
+std::string DedupIndex::LevelShape() const {
+  std::string shape;
+  for (int level = 0; level < db_->db()->NumberLevels(db_->cf(Column::kDedup)); ++level) {
+    std::string files;
+    if (db_->db()->GetProperty(db_->cf(Column::kDedup),
+                               "rocksdb.num-files-at-level" + std::to_string(level), &files) &&
+        files != "0") {
+      shape += (shape.empty() ? "L" : ", L") + std::to_string(level) + " " + files;
+    }
+  }
+  return shape.empty() ? "no files" : shape;
+}
+
 }  // namespace carehub::hub

@@ -48,6 +48,8 @@ class DedupIndex {
   void Add(WriteBatch* batch, std::string_view key, const DedupEntry& entry);
   // RocksDB's estimate.
   uint64_t ApproximateKeys() const;
+  // The shape of the index on disk, for benchmarks: SST files per level ("L0 3, L1 4, L2 31").
+  std::string LevelShape() const;
 
  private:
   Database* db_;
