@@ -168,6 +168,26 @@ std::string NatsError(const char* what, natsStatus s) {
   return std::string(what) + ": " + natsStatus_GetText(s) + " " + nats_GetLastError(nullptr);
 }
 
+// A file-stored, single-replica stream `name` over `subjects` (e.g. "events.>").
+Status AddFileStream(jsCtx* js, const char* name, const char* subjects) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name;
+  const char* list[] = {subjects};
+  cfg.Subjects = list;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = 1;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_AddStream(&si, js, &cfg, nullptr, &jerr);
+  jsStreamInfo_Destroy(si);
+  if (s != NATS_OK) {
+    return Status::Error("bench_setup", NatsError((std::string("add stream ") + name).c_str(), s));
+  }
+  return Status::Ok();
+}
+
 // True when `subject` matches the JetStream filter: tokens split on '.', '*' matches one token,
 // a final '>' one or more.
 bool SubjectMatches(std::string_view filter, std::string_view subject) {
@@ -222,21 +242,9 @@ Status PublishAll(jsCtx* js, const std::vector<Message>& msgs, PublishState* st)
 // published. Deliveries/s from the first publish until every consumer has its events.
 Status TenConsumers(BenchContext* ctx, jsCtx* js, PublishState* st) {
   const auto& o = ctx->options;
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = "FANOUT";
-  const char* subjects[] = {"fan.>"};
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  cfg.Replicas = 1;
-  jsStreamInfo* si = nullptr;
+  CAREHUB_RETURN_IF_ERROR(AddFileStream(js, "FANOUT", "fan.>"));
+  natsStatus s = NATS_OK;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddStream(&si, js, &cfg, nullptr, &jerr);
-  jsStreamInfo_Destroy(si);
-  if (s != NATS_OK) {
-    return Status::Error("bench_setup", NatsError("add stream FANOUT", s));
-  }
   std::fprintf(stderr, "[nats] building %lu fan-out messages ...\n", o.fanout_events);
   const auto msgs = BuildMessages(o.fanout_events, o.resend_ratio, /*fanout=*/true);
   const auto filters = FanoutNatsFilters();
@@ -389,20 +397,8 @@ Status RunNatsSection(BenchContext* ctx) {
     natsConnection_Destroy(conn);
     return Status::Error("bench_setup", NatsError("jetstream", s));
   }
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = "CAREHUB";
-  const char* subjects[] = {"events.>"};
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  cfg.Replicas = 1;
-  jsStreamInfo* si = nullptr;
+  result = AddFileStream(js, "CAREHUB", "events.>");
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if ((s = js_AddStream(&si, js, &cfg, nullptr, &jerr)) != NATS_OK) {
-    result = Status::Error("bench_setup", NatsError("add stream", s));
-  }
-  jsStreamInfo_Destroy(si);
 
   if (result.ok()) {
     std::fprintf(stderr, "[nats] building %lu messages ...\n", o.nats_events);

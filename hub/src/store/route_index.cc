@@ -74,6 +74,19 @@ size_t RouteIndex::KnownCount() const {
   return known_.size();
 }
 
+namespace {
+
+// The seq of a route-index key under a prefix of `prefix_size` bytes, appended to `seqs`.
+Status AppendRouteSeq(std::string_view key, size_t prefix_size, std::vector<uint64_t>* seqs) {
+  if (key.size() != prefix_size + 8) {
+    return Status::Error("store_corrupt", "route index key of the wrong size");
+  }
+  seqs->push_back(DecodeSeq(key.substr(prefix_size)));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::vector<uint64_t>> RouteIndex::Scan(const RouteKey& route, uint64_t from, uint64_t to,
                                                size_t limit) const {
   std::vector<uint64_t> seqs;
@@ -85,11 +98,9 @@ Result<std::vector<uint64_t>> RouteIndex::Scan(const RouteKey& route, uint64_t f
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kRoute)));
   for (it->Seek(prefix + EncodeSeq(from)); it->Valid() && seqs.size() < limit; it->Next()) {
-    auto key = it->key().ToStringView();
-    if (key.size() != prefix.size() + 8) {
-      return Status::Error("store_corrupt", "route index key of the wrong size");
+    if (Status s = AppendRouteSeq(it->key().ToStringView(), prefix.size(), &seqs); !s.ok()) {
+      return s;
     }
-    seqs.push_back(DecodeSeq(key.substr(prefix.size())));
   }
   if (Status s = FromRocks(it->status(), "scan route index"); !s.ok()) {
     return s;
@@ -112,11 +123,9 @@ Result<std::vector<uint64_t>> RouteIndex::ScanBackward(const RouteKey& route, ui
   // SeekForPrev lands on the last key <= its target: seq `below - 1` or the one before it.
   for (it->SeekForPrev(prefix + EncodeSeq(below - 1)); it->Valid() && seqs.size() < limit;
        it->Prev()) {
-    auto key = it->key().ToStringView();
-    if (key.size() != prefix.size() + 8) {
-      return Status::Error("store_corrupt", "route index key of the wrong size");
+    if (Status s = AppendRouteSeq(it->key().ToStringView(), prefix.size(), &seqs); !s.ok()) {
+      return s;
     }
-    seqs.push_back(DecodeSeq(key.substr(prefix.size())));
   }
   if (Status s = FromRocks(it->status(), "scan route index"); !s.ok()) {
     return s;
