@@ -37,6 +37,11 @@ metrics::Counter& HeldCounter(metrics::Registry& metrics) {
                             "Delivery rounds held because the subscriber's queue was full.",
                             {{"reason", "peer_full"}});
 }
+metrics::Counter& ReadErrorCounter(metrics::Registry& metrics) {
+  return metrics.GetCounter("carehub_store_read_errors_total",
+                            "Reads of the store that failed, by data path.",
+                            {{"path", "delivery"}});
+}
 metrics::Counter& DroppedCounter(metrics::Registry& metrics, const std::string& reason) {
   return metrics.GetCounter("carehub_subscriptions_dropped_total",
                             "Subscription sessions the hub ended and freed, by reason.",
@@ -64,7 +69,8 @@ SubscribeServer::SubscribeServer(zmq::context_t& context, SubscribeServerOptions
       authorise_(std::move(authorise)),
       context_(context),
       socket_(context, zmq::socket_type::router),
-      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+      decoded_(options_.decode_cache_events) {
   for (const char* reason : kDroppedReasons) {
     (void)DroppedCounter(*metrics_, reason);
   }
@@ -373,13 +379,16 @@ void SubscribeServer::Serve(Session& session,
     return;
   }
   // store -> match -> redact: read what the subscription may cover, decide and redact each event.
-  UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
   const uint64_t from = session.next_seq;
   DeliveryBatch batch(*policy, *sub, patients.value(), now,
                       std::min<uint64_t>(session.credit, options_.max_delivery_batch));
-  auto scanned = ReadLog(
-      session.plan, *store_, from, head, {options_.max_delivery_batch, options_.max_scan_per_round},
-      [&](uint64_t seq, std::string_view bytes) { return batch.Consider(seq, bytes); });
+  UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
+  auto scanned = ReadLog(session.plan, *store_, from, head,
+                         {options_.max_delivery_batch, options_.max_scan_per_round},
+                         [&](uint64_t seq, std::string_view bytes) {
+                           const DecodedEvent* event = decoded_.Decode(seq, bytes);
+                           return event == nullptr || batch.Consider(*event);
+                         });
   if (!scanned.ok()) {
     OnReadFailed(session, scanned.status());
     return;  // nothing advanced: the next round reads from the same position
@@ -506,10 +515,7 @@ SendOutcome SubscribeServer::SendBytes(const std::string& routing_id, const std:
 }
 
 void SubscribeServer::OnReadFailed(Session& session, const Status& status) {
-  metrics_
-      ->GetCounter("carehub_store_read_errors_total",
-                   "Reads of the store that failed, by data path.", {{"path", "delivery"}})
-      .Inc();
+  ReadErrorCounter(*metrics_).Inc();
   Log()->error("subscription {}: cannot read the store from hub_seq {} ({}); retrying from there",
                session.subscription, session.next_seq, status.ToString());
   session.BackOff();

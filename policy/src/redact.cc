@@ -130,7 +130,7 @@ void RedactPatient(const crypto_auth_hmacsha256_state* keyed, v1::Patient* patie
 }  // namespace
 
 void PolicySet::Redact(const Agreement& agreement, v1::Event* event) const {
-  if (agreement.patient_fields == FieldLevel::kIdentifiable) {
+  if (!Redacts(agreement)) {
     return;
   }
   // The agreement's position in this policy finds its compiled key. One from another PolicySet

@@ -7,14 +7,6 @@
 namespace carehub::hub {
 namespace {
 
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
 size_t VarintSize(uint64_t v) {
   size_t n = 1;
   while (v >= 0x80) {
@@ -59,19 +51,38 @@ void AppendHubFields(std::string* bytes, uint64_t hub_seq,
   const size_t ts_len = 1 + VarintSize(seconds) + (nanos ? 1 + VarintSize(nanos) : 0);
   const size_t env_len = 2 + VarintSize(hub_seq) + 2 + VarintSize(ts_len) + ts_len;
   bytes->push_back(0x0A);  // field 1, LEN
-  PutVarint(bytes, env_len);
+  AppendVarint(bytes, env_len);
   bytes->push_back(static_cast<char>(0xA0));  // field 20, VARINT (two-byte tag)
   bytes->push_back(0x01);
-  PutVarint(bytes, hub_seq);
+  AppendVarint(bytes, hub_seq);
   bytes->push_back(static_cast<char>(0xAA));  // field 21, LEN (two-byte tag)
   bytes->push_back(0x01);
-  PutVarint(bytes, ts_len);
+  AppendVarint(bytes, ts_len);
   bytes->push_back(0x08);  // seconds
-  PutVarint(bytes, seconds);
+  AppendVarint(bytes, seconds);
   if (nanos) {
     bytes->push_back(0x10);  // nanos
-    PutVarint(bytes, nanos);
+    AppendVarint(bytes, nanos);
   }
+}
+
+void AppendVarint(std::string* out, uint64_t value) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>(value | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+void AppendVarintField(std::string* out, uint32_t field, uint64_t value) {
+  AppendVarint(out, uint64_t{field} << 3);  // wire type 0: VARINT
+  AppendVarint(out, value);
+}
+
+void AppendLengthDelimited(std::string* out, uint32_t field, std::string_view bytes) {
+  AppendVarint(out, (uint64_t{field} << 3) | 2);  // wire type 2: LEN
+  AppendVarint(out, bytes.size());
+  out->append(bytes);
 }
 
 }  // namespace carehub::hub

@@ -1,7 +1,6 @@
 #include "disclosure.h"
 
 #include "carehub/core/crash_points.h"
-#include "carehub/core/event_types.h"
 
 namespace carehub::hub {
 
@@ -13,33 +12,30 @@ DeliveryBatch::DeliveryBatch(const policy::PolicySet& policy,
       subscription_(subscription),
       patients_(patients),
       now_(now),
-      max_events_(max_events) {
-  frame_.set_version(v1::PROTOCOL_VERSION_1);
-  frame_.mutable_delivery();
-}
+      max_events_(max_events) {}
 
-bool DeliveryBatch::Consider(uint64_t seq, std::string_view stored_bytes) {
-  v1::Event event;
-  if (!event.ParseFromArray(stored_bytes.data(), static_cast<int>(stored_bytes.size()))) {
-    return true;  // the offline check reports such a record; nothing of it can be disclosed
-  }
+bool DeliveryBatch::Consider(const DecodedEvent& decoded) {
+  const v1::Event& event = decoded.event();
   auto decision = policy_.Decide(subscription_, event, now_);
   if (decision.verdict == policy::Verdict::kDeliver) {
+    const policy::Agreement& agreement = *decision.agreement;
     // Filed by the identifiers as stored, before redaction takes them out.
     Disclosed& disclosed = disclosed_.emplace_back();
-    disclosed.seq = seq;
-    patients_.KeysOf(event, &disclosed.patient_keys);
-    disclosed.entry.set_agreement(decision.agreement->id);
-    disclosed.entry.set_field_level(
-        std::string(policy::FieldLevelName(decision.agreement->patient_fields)));
-    disclosed.entry.set_event_type(EventTypeName(event));
+    disclosed.seq = decoded.seq();
+    disclosed.patient_keys = decoded.PatientKeys(patients_);
+    disclosed.entry.set_agreement(agreement.id);
+    disclosed.entry.set_field_level(std::string(policy::FieldLevelName(agreement.patient_fields)));
+    disclosed.entry.set_event_type(decoded.TypeName());
     disclosed.entry.set_publisher_ods(event.envelope().publisher_ods());
     disclosed.entry.set_event_id(event.envelope().event_id());
-    policy_.Redact(*decision.agreement, &event);
-    auto* d = frame_.mutable_delivery()->add_events();
-    *d->mutable_event() = std::move(event);
-    d->set_agreement_id(decision.agreement->id);
-    agreements_used_.insert(decision.agreement->id);
+    if (policy_.Redacts(agreement)) {
+      v1::Event redacted = event;
+      policy_.Redact(agreement, &redacted);
+      frame_.AddEvent(redacted.SerializeAsString(), agreement.id);
+    } else {
+      frame_.AddEvent(decoded.stored(), agreement.id);
+    }
+    agreements_used_.insert(agreement.id);
     ++delivered_;
   } else if (decision.verdict == policy::Verdict::kWithheld) {
     ++withheld_[std::string(decision.withheld_reason)];
@@ -80,11 +76,8 @@ v1::AuditRecord DeliveryBatch::AuditRecord(const std::string& kind, Clock::TimeP
   return audit;
 }
 
-std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch) {
-  frame_.mutable_delivery()->set_scanned_to_seq(scanned_to);
-  frame_.mutable_delivery()->set_head_seq(head);
-  frame_.mutable_delivery()->set_epoch(epoch);
-  return frame_.SerializeAsString();
+std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch) const {
+  return frame_.Finish(scanned_to, head, epoch);
 }
 
 Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, Store& store,

@@ -6,12 +6,13 @@
 // every session of a round at once, riding the group commit's sync), so no power cut can leave a
 // delivered batch without its record.
 //
-// A DeliveryBatch collects, for one session and round, each event the log reader passes it:
-// delivered (the agreement allows it: redacted to what the agreement permits), withheld (covered
-// but refused: opt-out, purpose, field rules...) or not covered (silently skipped). For each event
-// delivered it keeps the keys of the patients it concerns (computed before redaction), so the
-// audit step files the delivery in the disclosure index (store/disclosure_index.h) in the same
-// write as its audit record.
+// A DeliveryBatch collects, for one session and round, each event the reader passes it (from the
+// head window or the store, decoded once: decoded_event.h): delivered (the agreement allows it:
+// redacted to what the agreement permits), withheld (covered but refused: opt-out, purpose, field
+// rules...) or not covered (silently skipped). For each event delivered it keeps the keys of the
+// patients it concerns (from the identifiers as stored, before redaction), so the audit step files
+// the delivery in the disclosure index (store/disclosure_index.h) in the same write as its audit
+// record.
 //
 // Thread-safety: one batch per session round, on the delivery thread. Not thread-safe.
 
@@ -28,6 +29,8 @@
 #include "carehub/hub/store.h"
 #include "carehub/policy/policy_set.h"
 #include "carehub/v1/wire.pb.h"
+#include "decoded_event.h"
+#include "delivery_frame.h"
 
 namespace carehub::hub {
 
@@ -39,7 +42,7 @@ class DeliveryBatch {
 
   // Decides one stored event and, if it may be delivered, adds it redacted. Returns false once the
   // batch is full (the reader stops there).
-  bool Consider(uint64_t seq, std::string_view stored_bytes);
+  bool Consider(const DecodedEvent& event);
 
   uint64_t delivered() const { return delivered_; }
   uint64_t withheld_total() const;
@@ -53,7 +56,7 @@ class DeliveryBatch {
                               const std::string& subscriber, const std::string& subscription,
                               uint64_t from, uint64_t to) const;
   // The Delivery frame, reporting the log read up to `scanned_to` of `head`.
-  std::string FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch);
+  std::string FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch) const;
 
   // One delivered event as the disclosure index files it: under each patient key.
   struct Disclosed {
@@ -71,7 +74,7 @@ class DeliveryBatch {
   PatientHasher patients_;
   Clock::TimePoint now_;
   uint64_t max_events_;
-  v1::Frame frame_;
+  DeliveryFrameWriter frame_;
   std::map<std::string, uint32_t> withheld_;  // by reason
   std::set<std::string> agreements_used_;
   std::vector<Disclosed> disclosed_;

@@ -95,6 +95,11 @@ class PolicySet {
   // to its district; an A40 merged_patient is treated the same way. `agreement` must come from this
   // PolicySet.
   void Redact(const Agreement& agreement, v1::Event* event) const;
+  // Whether Redact changes anything under `agreement`: false for an identifiable view, which the
+  // hub then delivers as the bytes it stored.
+  bool Redacts(const Agreement& agreement) const {
+    return agreement.patient_fields != FieldLevel::kIdentifiable;
+  }
 
   // True when the NHS number is on the national data opt-out list.
   bool IsOptedOut(std::string_view nhs_number) const;

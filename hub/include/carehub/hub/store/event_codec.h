@@ -36,4 +36,10 @@ ContentHash HashContent(std::string_view canonical_bytes);
 void AppendHubFields(std::string* bytes, uint64_t hub_seq,
                      std::chrono::system_clock::time_point received_at);
 
+// Protobuf wire format, for the records written by hand (AppendHubFields here, the delivery frame
+// of subscribe/delivery_frame.h): a varint; a VARINT field; a LEN field (tag, length, `bytes`).
+void AppendVarint(std::string* out, uint64_t value);
+void AppendVarintField(std::string* out, uint32_t field, uint64_t value);
+void AppendLengthDelimited(std::string* out, uint32_t field, std::string_view bytes);
+
 }  // namespace carehub::hub

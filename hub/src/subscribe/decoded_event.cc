@@ -1,0 +1,37 @@
+#include "decoded_event.h"
+
+#include "carehub/core/event_types.h"
+
+namespace carehub::hub {
+
+bool DecodedEvent::Decode(uint64_t seq, std::string_view stored_bytes) {
+  Forget();
+  seq_ = seq;
+  stored_.assign(stored_bytes);
+  return event_.ParseFromString(stored_);
+}
+
+void DecodedEvent::Forget() {
+  seq_ = 0;
+  stored_.clear();
+  keys_known_ = false;
+  patient_keys_.clear();
+  type_name_.clear();
+}
+
+const std::vector<std::string>& DecodedEvent::PatientKeys(const PatientHasher& patients) const {
+  if (!keys_known_) {
+    patients.KeysOf(event_, &patient_keys_);
+    keys_known_ = true;
+  }
+  return patient_keys_;
+}
+
+const std::string& DecodedEvent::TypeName() const {
+  if (type_name_.empty()) {
+    type_name_ = EventTypeName(event_);
+  }
+  return type_name_;
+}
+
+}  // namespace carehub::hub
