@@ -220,23 +220,21 @@ std::string HubRunner::Get(const std::string& path) const {
 }
 
 HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name) {
-  HistogramTotals t;
+  return {ScrapeSum(text, name + "_sum"), ScrapeSum(text, name + "_count")};
+}
+
+double ScrapeSum(const std::string& text, const std::string& name) {
+  double total = 0;
   std::istringstream in(text);
   std::string line;
-  auto value_of = [](const std::string& l) {
-    auto space = l.rfind(' ');
-    return space == std::string::npos ? 0.0 : std::atof(l.c_str() + space + 1);
-  };
   while (std::getline(in, line)) {
-    for (const char* suffix : {"_sum", "_count"}) {
-      std::string prefix = name + suffix;
-      if (line.rfind(prefix, 0) == 0 && (line.size() > prefix.size()) &&
-          (line[prefix.size()] == ' ' || line[prefix.size()] == '{')) {
-        (std::string(suffix) == "_sum" ? t.sum : t.count) += value_of(line);
-      }
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == ' ' || line[name.size()] == '{')) {
+      const auto space = line.rfind(' ');
+      total += std::atof(line.c_str() + space + 1);
     }
   }
-  return t;
+  return total;
 }
 
 }  // namespace carehub::bench

@@ -81,6 +81,8 @@ struct HistogramTotals {
   double mean() const { return count > 0 ? sum / count : 0; }
 };
 HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name);
+// A Prometheus counter or gauge family in `text`, all label sets summed (0 when absent).
+double ScrapeSum(const std::string& text, const std::string& name);
 
 // Size of every regular file under `dir`.
 uint64_t DirectoryBytes(const std::filesystem::path& dir);
