@@ -19,6 +19,7 @@ using Steady = std::chrono::steady_clock;
 
 struct ConnectionResult {
   uint64_t sent = 0, accepted = 0, duplicate = 0, other = 0;
+  std::map<std::string, uint64_t> other_by_reason;
   uint64_t max_hub_seq = 0;
   std::vector<double> ack_ms;
 };
@@ -189,6 +190,7 @@ ConnectionResult RunConnection(const IngestLoadOptions& o, const std::vector<std
         ++r.duplicate;
       } else {
         ++r.other;
+        ++r.other_by_reason[v1::EventResult::Status_Name(res.status()) + " " + res.reason()];
       }
     }
   }
@@ -227,6 +229,9 @@ IngestLoadResult RunIngestLoad(const IngestLoadOptions& o) {
     total.accepted += r.accepted;
     total.duplicate += r.duplicate;
     total.other += r.other;
+    for (const auto& [reason, n] : r.other_by_reason) {
+      total.other_by_reason[reason] += n;
+    }
     total.max_hub_seq = std::max(total.max_hub_seq, r.max_hub_seq);
     lat.insert(lat.end(), r.ack_ms.begin(), r.ack_ms.end());
   }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,8 @@ struct IngestLoadResult {
   uint64_t accepted = 0;
   uint64_t duplicate = 0;
   uint64_t other = 0;
+  // The answers counted in `other`, by "STATUS reason" (e.g. "RETRY standby_unavailable").
+  std::map<std::string, uint64_t> other_by_reason;
   double seconds = 0;
   double ack_p50_ms = 0;
   double ack_p99_ms = 0;

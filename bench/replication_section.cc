@@ -66,8 +66,13 @@ Result<PairRun> StartPair(BenchContext* ctx, const std::string& tag, const std::
 
 Status Check(const std::string& what, const IngestLoadResult& r) {
   if (r.sent == 0 || r.other > 0) {
+    std::string reasons;
+    for (const auto& [reason, n] : r.other_by_reason) {
+      reasons += (reasons.empty() ? " (" : ", ") + reason + ": " + std::to_string(n);
+    }
     return Status::Error("bench_failed", what + ": " + std::to_string(r.sent) + " answered, " +
-                                             std::to_string(r.other) + " not accepted");
+                                             std::to_string(r.other) + " not accepted" +
+                                             (reasons.empty() ? "" : reasons + ")"));
   }
   return Status::Ok();
 }

@@ -592,6 +592,42 @@ TEST(ReplicationLoss, DegradeAcceptsOnOneDiskAndSaysSo) {
   ExpectStoresEqual(pair);
 }
 
+// Async never waits for the standby, so losing it must not stop ingest, whatever
+// on_standby_loss says (block is about a synchronous pair). It used to: the primary answered RETRY
+// standby_unavailable once the standby left sync (found by carehub_bench_quick under a CPU hog,
+// where the async standby fell behind and was dropped).
+TEST(ReplicationLoss, AsyncKeepsAcceptingWhenItsStandbyLeaves) {
+  const uint64_t seed = reliability::TestSeed("ReplicationLossAsync", 20'261'208);
+  PairOptions o;
+  o.mode = "async";
+  o.on_standby_loss = "block";
+  Pair pair("repl-async-loss", o);
+  ASSERT_PAIR(pair);
+  const auto events = reliability::MakeEvents(seed, "ra-", 300);
+  auto pub = RawPublisher::Connect(pair.ingest(0));
+  ASSERT_TRUE(pub.ok());
+  auto first = std::span<const v1::Event>(events).subspan(0, 100);
+  ASSERT_TRUE(reliability::PublishAcked(*pub.value(), {first.begin(), first.end()}, 100).ok());
+  ASSERT_TRUE(pair.hub(1).Stop().ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = Replication(pair.admin(0));
+        return r.contains("standby") && !r["standby"].value("in_sync", true);
+      },
+      kSettle))
+      << Replication(pair.admin(0)).dump();
+  EXPECT_TRUE(Replication(pair.admin(0)).value("accepting_writes", false));
+  auto rest = std::span<const v1::Event>(events).subspan(100);
+  auto results = pub.value()->PublishAll(rest, 100, 2, seconds(60));
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  for (const auto& r : results.value()) {
+    ASSERT_EQ(r.status(), v1::EventResult::ACCEPTED)
+        << v1::EventResult::Status_Name(r.status()) << " " << r.reason() << " " << r.message();
+  }
+  EXPECT_EQ(HttpGet(pair.admin(0), "/readyz").status, 200);
+  ASSERT_TRUE(pair.hub(0).Stop().ok());
+}
+
 TEST(ReplicationSwitchover, DemoteThenPromoteLosesNothingAndStoresNothingTwice) {
   const uint64_t seed = reliability::TestSeed("ReplicationSwitchover", 20'261'208);
   Pair pair("repl-switch", {});

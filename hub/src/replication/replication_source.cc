@@ -66,7 +66,10 @@ void ReplicationSource::Start() {
     OnCommit(first, last, data);
   });
   block_on_loss_.store(options_.block_on_loss);
-  accepting_.store(!block_on_loss_.load() || !options_.synchronous);
+  {
+    MutexLock lock(mu_);
+    UpdateAccepting();
+  }
   // Gauges read at scrape time from the snapshot operators also see in /api/v1/replication.
   refresher_ = metrics_->AddRefresher([this] {
     const auto s = Snapshot();
@@ -160,12 +163,16 @@ Status ReplicationSource::WaitReplicated(uint64_t position) {
 
 bool ReplicationSource::AcceptingWrites() const { return accepting_.load(); }
 
+void ReplicationSource::UpdateAccepting() {
+  accepting_.store(in_sync_ || !block_on_loss_.load() || !options_.synchronous);
+}
+
 void ReplicationSource::SetBlockOnLoss(bool block) {
   MutexLock lock(mu_);
   if (block_on_loss_.exchange(block) != block) {
     Log()->info("on standby loss: {}", block ? "block" : "degrade");
   }
-  accepting_.store(in_sync_ || !block || !options_.synchronous);
+  UpdateAccepting();
   acked_cv_.NotifyAll();
 }
 
@@ -211,10 +218,12 @@ void ReplicationSource::LeaveSync(const std::string& why) {
     in_sync_ = false;
     sync_lost_metric_.Inc();
     Log()->error("standby {} left sync: {}; {}", standby_name_, why,
-                 block_on_loss_.load() ? "answering RETRY until it is back in sync (block)"
-                                       : "accepting on this hub's disk only (degrade)");
+                 block_on_loss_.load() && options_.synchronous
+                     ? "answering RETRY until it is back in sync (block)"
+                     : "accepting on this hub's disk only (async or degrade)");
   }
-  accepting_.store(!block_on_loss_.load());
+  // An async pair never waited for its standby, and does not start refusing when it leaves.
+  UpdateAccepting();
   acked_cv_.NotifyAll();
 }
 
@@ -226,7 +235,7 @@ void ReplicationSource::NoteAck(uint64_t position) {
   // Everything committed is on the standby: from now on every commit waits for it.
   if (!in_sync_ && !copying_ && connected_ && acked_ >= store_->changes().Position()) {
     in_sync_ = true;
-    accepting_.store(true);
+    UpdateAccepting();
     Log()->info("standby {} is in sync at position {}", standby_name_, acked_);
   }
   acked_cv_.NotifyAll();

@@ -143,6 +143,9 @@ class ReplicationSource {
   void DropSession(const std::string& why);
   void NoteAck(uint64_t position) CAREHUB_EXCLUDES(mu_);
   void LeaveSync(const std::string& why) CAREHUB_REQUIRES(mu_);
+  // Sets accepting_ from the state: a synchronous pair that blocks on loss accepts only while its
+  // standby is in sync; async, or degrade, always accepts. The one place that rule is written.
+  void UpdateAccepting() CAREHUB_REQUIRES(mu_);
   void EndCopy();
 
   ReplicationSourceOptions options_;
