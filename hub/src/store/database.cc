@@ -59,7 +59,7 @@ rocksdb::DBOptions DbOptions(const StoreOptions& options) {
   // One memory budget for every memtable, so RSS stays bounded however the CFs are used.
   db_options.db_write_buffer_size = options.write_buffer_bytes * 3;
   // Every write goes through Database::Write one at a time (write_mu_), so concurrent memtable
-  // inserts never happened; turning them off lets the disclosure family use a vector memtable.
+  // inserts never happened; turning them off lets the disclosure family use a hash memtable.
   db_options.allow_concurrent_memtable_write = false;
   db_options.info_log = std::make_shared<SpdlogRocksLogger>(StoreLog());
   if (options.env != nullptr) {
@@ -116,14 +116,16 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
     }
     if (column == Column::kDisclosure) {
       // Keys start with a random 16-byte patient key and every read is within one patient.
-      // Written on the delivery thread (an entry per event delivered), read only by IG queries:
-      // a vector memtable makes an insert an append, sorted once at flush. A skiplist (one of
-      // millions of random keys, or one per patient in a hash memtable) cost the delivery thread
-      // a fifth of its time (perf, fan-out bench: 10.3 -> 8.1 us of CPU per delivery). The price
-      // is on the rare read: an iterator over the live memtable sorts a copy of it (up to the
-      // family's write buffer, ~500k entries: tens of ms per disclosure report).
+      // Written on the delivery thread (an entry per event delivered), read by IG queries. A hash
+      // memtable of short sorted lists, one per patient bucket: a memtable holds a few entries per
+      // patient, so an insert is a hash and a short walk (buckets: 8 MiB per memtable). Fan-out
+      // bench, delivery thread CPU per delivery: these lists 8.3-8.7 us, a vector memtable
+      // (append, sorted at flush) 7.1-7.3 us in the same runs — but with a vector every report on
+      // a live hub sorted a copy of the whole memtable: 501 ms per report against 0.09 ms here
+      // (carehub-bench --disclosures, "live store"). A skiplist per patient prefix (hash
+      // skiplist) had cost 10.3 us before the delivery path's other changes (docs/performance.md).
       cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(PatientHasher::kKeyBytes));
-      cf.memtable_factory.reset(new rocksdb::VectorRepFactory());
+      cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(/*bucket_count=*/1 << 20));
       // No filters: reads are prefix seeks of patients who mostly have entries, and filters kept
       // with every open table would cost memory per entry (an entry per delivery).
     }
