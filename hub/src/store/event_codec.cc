@@ -5,18 +5,6 @@
 #include <sodium.h>
 
 namespace carehub::hub {
-namespace {
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-}  // namespace
 
 std::string CanonicalBytes(const v1::Event& event) {
   std::string out;
@@ -66,6 +54,24 @@ void AppendHubFields(std::string* bytes, uint64_t hub_seq,
   }
 }
 
+size_t VarintSize(uint64_t value) {
+  size_t n = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+size_t LengthDelimitedSize(uint32_t field, size_t length) {
+  return VarintSize((uint64_t{field} << 3) | 2) + VarintSize(length) + length;
+}
+
+void AppendLengthDelimitedHeader(std::string* out, uint32_t field, size_t length) {
+  AppendVarint(out, (uint64_t{field} << 3) | 2);  // wire type 2: LEN
+  AppendVarint(out, length);
+}
+
 void AppendVarint(std::string* out, uint64_t value) {
   while (value >= 0x80) {
     out->push_back(static_cast<char>(value | 0x80));
@@ -80,8 +86,7 @@ void AppendVarintField(std::string* out, uint32_t field, uint64_t value) {
 }
 
 void AppendLengthDelimited(std::string* out, uint32_t field, std::string_view bytes) {
-  AppendVarint(out, (uint64_t{field} << 3) | 2);  // wire type 2: LEN
-  AppendVarint(out, bytes.size());
+  AppendLengthDelimitedHeader(out, field, bytes.size());
   out->append(bytes);
 }
 

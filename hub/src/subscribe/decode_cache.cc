@@ -9,11 +9,8 @@ const DecodedEvent* DecodeCache::Decode(uint64_t seq, std::string_view stored) {
     return &slot;
   }
   ++parses_;
-  if (!slot.Decode(seq, stored)) {
-    slot.Forget();  // a later read of these bytes parses (and fails) again
-    return nullptr;
-  }
-  return &slot;
+  // A record that does not parse leaves the slot empty: a later read parses (and fails) again.
+  return slot.Decode(seq, stored) ? &slot : nullptr;
 }
 
 }  // namespace carehub::hub

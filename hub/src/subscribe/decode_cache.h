@@ -29,7 +29,8 @@ class DecodeCache {
   // of such a record can be disclosed). Valid until the next Decode of a seq sharing its slot.
   const DecodedEvent* Decode(uint64_t seq, std::string_view stored);
 
-  // Decodes that found their event already decoded, and those that parsed (for the profile).
+  // Decodes that found their event already decoded, and those that parsed (delivery_test checks
+  // the hit rules with them).
   uint64_t hits() const { return hits_; }
   uint64_t parses() const { return parses_; }
 

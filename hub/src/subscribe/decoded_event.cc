@@ -6,9 +6,13 @@ namespace carehub::hub {
 
 bool DecodedEvent::Decode(uint64_t seq, std::string_view stored_bytes) {
   Forget();
-  seq_ = seq;
   stored_.assign(stored_bytes);
-  return event_.ParseFromString(stored_);
+  if (!event_.ParseFromString(stored_)) {
+    stored_.clear();
+    return false;
+  }
+  seq_ = seq;
+  return true;
 }
 
 void DecodedEvent::Forget() {

@@ -18,8 +18,9 @@ namespace carehub::hub {
 
 class DecodedEvent {
  public:
-  // Parses `stored_bytes` (a record of the event log). False when they are not a v1::Event: the
-  // offline check reports such a record, and nothing of it can be disclosed.
+  // Parses `stored_bytes` (a record of the event log). False when they are not a v1::Event (the
+  // offline check reports such a record, and nothing of it can be disclosed); it then holds no
+  // event (seq() 0: hub_seq starts at 1).
   bool Decode(uint64_t seq, std::string_view stored_bytes);
 
   uint64_t seq() const { return seq_; }
@@ -34,10 +35,9 @@ class DecodedEvent {
   // EventTypeName(event()).
   const std::string& TypeName() const;
 
-  // Holds no event (seq() 0: hub_seq starts at 1).
+ private:
   void Forget();
 
- private:
   uint64_t seq_ = 0;
   std::string stored_;
   v1::Event event_;

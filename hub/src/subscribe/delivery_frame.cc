@@ -19,28 +19,34 @@ constexpr uint32_t kDeliveredAgreement = v1::DeliveredEvent::kAgreementIdFieldNu
 }  // namespace
 
 void DeliveryFrameWriter::AddEvent(std::string_view event_bytes, std::string_view agreement_id) {
-  scratch_.clear();
-  AppendLengthDelimited(&scratch_, kDeliveredEvent, event_bytes);
-  AppendLengthDelimited(&scratch_, kDeliveredAgreement, agreement_id);
-  AppendLengthDelimited(&events_bytes_, kDeliveryEvents, scratch_);
+  // The DeliveredEvent is written in place, its length computed first: no copy of the event's
+  // bytes but the one into the frame.
+  AppendLengthDelimitedHeader(&events_bytes_, kDeliveryEvents,
+                              LengthDelimitedSize(kDeliveredEvent, event_bytes.size()) +
+                                  LengthDelimitedSize(kDeliveredAgreement, agreement_id.size()));
+  AppendLengthDelimited(&events_bytes_, kDeliveredEvent, event_bytes);
+  AppendLengthDelimited(&events_bytes_, kDeliveredAgreement, agreement_id);
   ++events_;
 }
 
 std::string DeliveryFrameWriter::Finish(uint64_t scanned_to, uint64_t head, uint64_t epoch) const {
   // proto3 leaves zero scalars out; the reader cannot tell the difference either way, but the
   // bytes then match protobuf's own serialization.
-  std::string delivery = events_bytes_;
+  std::string progress;
   for (auto [field, value] : {std::pair{kDeliveryScannedTo, scanned_to},
                               {kDeliveryHead, head},
                               {kDeliveryEpoch, epoch}}) {
     if (value != 0) {
-      AppendVarintField(&delivery, field, value);
+      AppendVarintField(&progress, field, value);
     }
   }
+  const size_t delivery_size = events_bytes_.size() + progress.size();
   std::string frame;
-  frame.reserve(delivery.size() + 16);
+  frame.reserve(delivery_size + 16);
   AppendVarintField(&frame, kFrameVersion, v1::PROTOCOL_VERSION_1);
-  AppendLengthDelimited(&frame, kFrameDelivery, delivery);
+  AppendLengthDelimitedHeader(&frame, kFrameDelivery, delivery_size);
+  frame.append(events_bytes_);
+  frame.append(progress);
   return frame;
 }
 

@@ -8,7 +8,7 @@
 // bytes of the message, so what Finish returns parses as the v1::Frame
 //   { version: 1, delivery: { events: [{event, agreement_id}...], scanned_to_seq, head_seq, epoch }
 //   }
-// (wire.proto's field numbers; delivery_frame_test checks it against protobuf's parse).
+// (wire.proto's field numbers; delivery_test checks it against protobuf's parse).
 //
 // Thread-safety: one writer per batch. Not thread-safe.
 
@@ -29,7 +29,6 @@ class DeliveryFrameWriter {
 
  private:
   std::string events_bytes_;  // the Delivery's repeated `events` field so far
-  std::string scratch_;       // one DeliveredEvent, reused
   uint64_t events_ = 0;
 };
 

@@ -6,8 +6,8 @@
 // every session of a round at once, riding the group commit's sync), so no power cut can leave a
 // delivered batch without its record.
 //
-// A DeliveryBatch collects, for one session and round, each event the reader passes it (from the
-// head window or the store, decoded once: decoded_event.h): delivered (the agreement allows it:
+// A DeliveryBatch collects, for one session and round, each event the reader passes it (decoded
+// once for every session that reads it: decode_cache.h): delivered (the agreement allows it:
 // redacted to what the agreement permits), withheld (covered but refused: opt-out, purpose, field
 // rules...) or not covered (silently skipped). For each event delivered it keeps the keys of the
 // patients it concerns (from the identifiers as stored, before redaction), so the audit step files

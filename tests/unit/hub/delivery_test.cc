@@ -131,7 +131,12 @@ TEST(DecodedEventTest, PatientKeysAreTheHashersAndComputedOnce) {
   DecodedEvent decoded;
   ASSERT_TRUE(decoded.Decode(1, StoredBytes(event, 1)));
   EXPECT_EQ(decoded.PatientKeys(hasher), expected);
-  EXPECT_EQ(&decoded.PatientKeys(hasher), &decoded.PatientKeys(hasher));
+  // Computed once: a second call does not hash again (another hasher would give other keys).
+  std::array<unsigned char, 32> other_secret{};
+  other_secret[0] = 2;
+  const PatientHasher other(other_secret);
+  ASSERT_NE(other.ForNhsNumber(event.envelope().patient().nhs_number()), expected[0]);
+  EXPECT_EQ(decoded.PatientKeys(other), expected);
   EXPECT_EQ(decoded.PatientKeys(hasher)[0],
             hasher.ForNhsNumber(event.envelope().patient().nhs_number()));
 }

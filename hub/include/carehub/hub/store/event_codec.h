@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,9 +38,15 @@ void AppendHubFields(std::string* bytes, uint64_t hub_seq,
                      std::chrono::system_clock::time_point received_at);
 
 // Protobuf wire format, for the records written by hand (AppendHubFields here, the delivery frame
-// of subscribe/delivery_frame.h): a varint; a VARINT field; a LEN field (tag, length, `bytes`).
+// of subscribe/delivery_frame.h): a varint; a VARINT field; a LEN field (tag, length, `bytes`), or
+// only its tag and length when the caller appends the bytes itself; and their encoded sizes, so a
+// message nested in another is written in place instead of built apart and copied.
 void AppendVarint(std::string* out, uint64_t value);
 void AppendVarintField(std::string* out, uint32_t field, uint64_t value);
 void AppendLengthDelimited(std::string* out, uint32_t field, std::string_view bytes);
+void AppendLengthDelimitedHeader(std::string* out, uint32_t field, size_t length);
+size_t VarintSize(uint64_t value);
+// The encoded size of a LEN field of `length` bytes: tag, length, bytes.
+size_t LengthDelimitedSize(uint32_t field, size_t length);
 
 }  // namespace carehub::hub
