@@ -261,8 +261,11 @@ Result<std::shared_ptr<const IdentitySet>> ParseIdentities(const std::string& ya
       }
       for (const auto& key : keys.value()) {
         if (!IsZ85Key(key)) {
+          // Quoting is part of the hint: a key YAML cut at a syntax character ('!' then '[' is
+          // the tag "!" and 39 characters) arrives here, not as a tag, and needs it as much.
           return Bad(where + ".public_keys",
-                     "a public key is 40 characters of Z85 (as written by carehubctl keygen)");
+                     "a public key is 40 characters of Z85 (as written by carehubctl keygen); " +
+                         std::string(kQuoteKeys));
         }
         auto [it, inserted] = set->by_key_.emplace(key, identity.id);
         if (!inserted) {
