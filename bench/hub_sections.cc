@@ -826,6 +826,12 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
   const double answers_dropped = ScrapeSum(hub_metrics, "carehub_ingest_answers_dropped_total");
   const auto commits = ScrapeHistogram(hub_metrics, "carehub_store_commit_seconds");
   const auto per_commit = ScrapeHistogram(hub_metrics, "carehub_store_batches_per_commit");
+  // All WAL syncs over those of group commits: 2 when every delivery needs a sync of its own
+  // after its events', 1 when its audit records ride the events' sync.
+  const double group_syncs =
+      ScrapeSum(hub_metrics, "carehub_store_wal_syncs_total{for=\"group_commit\"}");
+  const double waiter_syncs =
+      ScrapeSum(hub_metrics, "carehub_store_wal_syncs_total{for=\"waiting_deliveries\"}");
   auto stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   if (!rd.error.empty()) {
@@ -856,6 +862,10 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
                   "ms");
   ctx->report.Add(sec, "batches_per_commit", "publish batches per group commit", per_commit.mean(),
                   "");
+  if (fsync) {
+    ctx->report.Add(sec, "wal_syncs_per_group_commit", "WAL syncs per group commit",
+                    group_syncs > 0 ? (group_syncs + waiter_syncs) / group_syncs : 0, "");
+  }
   ctx->report.Add(sec, "hub_answers_dropped", "answers the hub dropped (peer's queue full)",
                   answers_dropped, "");
   ctx->report.Set(sec, "batch_events", batch);

@@ -25,6 +25,12 @@ GroupCommitter::GroupCommitter(Store* store, uint64_t last_seq, bool sync,
                                                 {1, 2, 4, 8, 16, 32, 64, 128})),
       commit_failures_(metrics->GetCounter("carehub_store_commit_failures_total",
                                            "Group commits the store refused.")),
+      group_syncs_(metrics->GetCounter("carehub_store_wal_syncs_total",
+                                       "WAL syncs run by the group committer, by what for.",
+                                       {{"for", "group_commit"}})),
+      waiter_syncs_(metrics->GetCounter("carehub_store_wal_syncs_total",
+                                        "WAL syncs run by the group committer, by what for.",
+                                        {{"for", "waiting_deliveries"}})),
       committed_seq_(last_seq),
       thread_([this] { Run(); }) {}
 
@@ -130,6 +136,7 @@ void GroupCommitter::Run() {
 }
 
 void GroupCommitter::SyncForWaiters() {
+  waiter_syncs_.Inc();
   Status s = store_->SyncWal();
   if (!s.ok()) {
     // The waiters time out and hold their deliveries; the next group commit will say more.
@@ -191,6 +198,9 @@ uint64_t GroupCommitter::CommitGroup(std::vector<std::unique_ptr<PreparedBatch>>
     // A write that would eat into the disk reserve is refused like a failed one (RETRY).
     Status s = store_->CheckHeadroom(batch->writes.DataSize() * 2);
     if (s.ok()) {
+      if (sync_ && i == last_write) {
+        group_syncs_.Inc();
+      }
       s = store_->Commit(&batch->writes, sync_ && i == last_write);
       write_failed = write_failed || !s.ok();
     }

@@ -85,6 +85,10 @@ class GroupCommitter {
   metrics::Histogram& commit_seconds_;
   metrics::Histogram& batches_per_commit_;
   metrics::Counter& commit_failures_;
+  // WAL syncs of group commits, and those run only for deliveries waiting on their audit records
+  // (RequestWalSync with nothing queued): how many syncs a delivery costs beyond its events'.
+  metrics::Counter& group_syncs_;
+  metrics::Counter& waiter_syncs_;
 
   mutable Mutex mu_;
   CondVar cv_;  // signalled on Submit and Stop
