@@ -118,14 +118,18 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       // Keys start with a random 16-byte patient key and every read is within one patient.
       // Written on the delivery thread (an entry per event delivered), read by IG queries. A hash
       // memtable of short sorted lists, one per patient bucket: a memtable holds a few entries per
-      // patient, so an insert is a hash and a short walk (buckets: 8 MiB per memtable). Fan-out
+      // patient, so an insert is a hash and a short walk (buckets: 1/8 of the memtable). Fan-out
       // bench, delivery thread CPU per delivery: these lists 8.3-8.7 us, a vector memtable
       // (append, sorted at flush) 7.1-7.3 us in the same runs — but with a vector every report on
       // a live hub sorted a copy of the whole memtable: 501 ms per report against 0.09 ms here
       // (carehub-bench --disclosures, "live store"). A skiplist per patient prefix (hash
       // skiplist) had cost 10.3 us before the delivery path's other changes (docs/performance.md).
       cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(PatientHasher::kKeyBytes));
-      cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(/*bucket_count=*/1 << 20));
+      // Buckets (a pointer each, allocated when the memtable is made) are 1/8 of the buffer: 1M
+      // at the default 64 MiB. A fixed 1M made a store with 4 MiB buffers abort at open inside
+      // RocksDB, its memtable full as it was made (StoreWriteBuffer test, fuzz_ingest_frame).
+      cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(
+          std::max<size_t>(1024, options.write_buffer_bytes / 64)));
       // No filters: reads are prefix seeks of patients who mostly have entries, and filters kept
       // with every open table would cost memory per entry (an entry per delivery).
     }

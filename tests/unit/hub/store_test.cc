@@ -148,6 +148,27 @@ TEST(StoreHeadroom, RefusesWritesThatWouldEatTheReserve) {
   std::filesystem::remove_all(dir);
 }
 
+// StoreOptions::write_buffer_bytes sizes every family's memtable. The disclosure family's hash
+// link-list memtable allocates its buckets up front: at a fixed 8 MiB, a store with 4 MiB buffers
+// aborted at open inside RocksDB ("Assertion `!ShouldScheduleFlush()' failed": a memtable full
+// as it was made), found by fuzz_ingest_frame's store. The buckets now scale with the buffer.
+TEST(StoreWriteBuffer, SmallWriteBuffersOpenAndTakeWrites) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("carehub-store-small-buffer-" + std::to_string(::getpid()));
+  for (size_t bytes : {size_t{1} << 20, size_t{4} << 20}) {
+    StoreOptions options{dir};
+    options.write_buffer_bytes = bytes;
+    for (int open = 0; open < 2; ++open) {  // created, then reopened
+      auto store = Store::Open(options);
+      ASSERT_TRUE(store.ok()) << store.status().ToString();
+      WriteBatch batch;
+      store.value()->events().Add(&batch, open + 1, "event");
+      ASSERT_TRUE(store.value()->Commit(&batch, /*sync=*/true).ok());
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
 TEST(EventCodec, HubFieldsSuffixParsesAsTheEventWithItsHubFields) {
   v1::Event event;
   event.mutable_envelope()->set_event_id("MSG-1");
