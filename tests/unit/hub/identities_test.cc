@@ -197,7 +197,7 @@ TEST_F(IdentitiesTest, UnquotedKeyWithYamlSyntaxNamesTheEntryAndSaysQuoteIt) {
       "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
   const std::string rest = key_a_.substr(2);
   int refused = 0;
-  for (char first : std::string("!&*@`|>%[{"))
+  for (char first : std::string("!&*@`|>%[{")) {
     for (char second : kZ85) {
       const std::string key = std::string(1, first) + second + rest;
       const std::string block =
@@ -217,15 +217,16 @@ TEST_F(IdentitiesTest, UnquotedKeyWithYamlSyntaxNamesTheEntryAndSaysQuoteIt) {
       if (parsed.ok()) {
         // yaml-cpp read it as plain text after all: then the key must be the key, unmangled.
         EXPECT_NE(parsed.value()->FindByKey(key), nullptr)
-            << "key starting with '" << first << "' was loaded as something else";
+            << "key starting with '" << first << second << "' was loaded as something else";
         continue;
       }
       const std::string& m = parsed.status().message();
-      EXPECT_NE(m.find("rxk-pas"), std::string::npos) << first << ": " << m;
-      EXPECT_NE(m.find("quote"), std::string::npos) << first << ": " << m;
+      EXPECT_NE(m.find("rxk-pas"), std::string::npos) << first << second << ": " << m;
+      EXPECT_NE(m.find("quote"), std::string::npos) << first << second << ": " << m;
       EXPECT_EQ(m.find('\n'), std::string::npos) << m;
       ++refused;
     }
+  }
   EXPECT_GE(refused, 3 * static_cast<int>(kZ85.size()));  // '!', '&', '*' are YAML syntax
   // Quoted, the same keys load (those that decode as Z85 at all).
   const std::string bang = "!" + key_a_.substr(1);
