@@ -192,7 +192,34 @@ std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, s
     DecideAndSequence(batch.get(), *publish, &candidates, today);
   }
   CountActivity(*batch, *publish);
+  ReturnBytesBuffers(&candidates);
   return batch;
+}
+
+std::string IngestPipeline::TakeBytesBuffer() {
+  if (spare_bytes_.empty()) {
+    return {};
+  }
+  std::string buffer = std::move(spare_bytes_.back());
+  spare_bytes_.pop_back();
+  return buffer;
+}
+
+void IngestPipeline::GiveBackBytesBuffer(std::string buffer) {
+  // Enough for a batch of the load's size; a buffer grown by an unusually large event is freed
+  // rather than kept for ever.
+  constexpr size_t kMaxSpare = 4096;
+  constexpr size_t kMaxKeptCapacity = 4096;
+  if (spare_bytes_.size() < kMaxSpare && buffer.capacity() <= kMaxKeptCapacity) {
+    spare_bytes_.push_back(std::move(buffer));
+  }
+}
+
+// The write batch holds copies of the accepted events' bytes by now.
+void IngestPipeline::ReturnBytesBuffers(std::vector<Candidate>* candidates) {
+  for (auto& c : *candidates) {
+    GiveBackBytesBuffer(std::move(c.bytes));
+  }
 }
 
 // Authorises and validates each event on its own; the survivors come back with their canonical
@@ -213,16 +240,19 @@ std::vector<IngestPipeline::Candidate> IngestPipeline::AuthoriseAndValidate(Prep
       event->mutable_envelope()->clear_hub_seq();
       event->mutable_envelope()->clear_received_at();
     }
-    std::string bytes = CanonicalBytes(*event);
+    std::string bytes = TakeBytesBuffer();
+    CanonicalBytesInto(*event, &bytes);
     const auto& publisher = event->envelope().publisher_ods();
     if (authorise_ && !authorise_(batch->sender, publisher)) {
       Reject(batch, result, *event, bytes, std::string(kReasonPublisherNotAuthorised),
              "this connection's identity may not publish for organisation " + publisher);
+      GiveBackBytesBuffer(std::move(bytes));
       continue;
     }
     Status valid = ValidateEvent(*event, bytes.size(), limits_, batch->received_at);
     if (!valid.ok()) {
       Reject(batch, result, *event, bytes, valid.code(), valid.message());
+      GiveBackBytesBuffer(std::move(bytes));
       continue;
     }
     Candidate c{i, DedupKey(publisher, event->envelope().event_id()), std::move(bytes), {}, {}};
@@ -236,8 +266,10 @@ std::vector<IngestPipeline::Candidate> IngestPipeline::AuthoriseAndValidate(Prep
 // MultiGet against the store for the rest. Keys older than the dedup window do not count (a
 // resend after the window is a new event). Fails when the store cannot be read.
 Status IngestPipeline::FindPriors(std::vector<Candidate>* candidates, uint32_t today) {
-  std::vector<std::string> lookup_keys;
+  std::vector<std::string_view> lookup_keys;
   std::vector<Candidate*> lookup_of;
+  lookup_keys.reserve(candidates->size());
+  lookup_of.reserve(candidates->size());
   for (auto& c : *candidates) {
     if (auto it = pending_.find(c.key); it != pending_.end()) {
       c.prior = it->second;
@@ -271,7 +303,8 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
   std::vector<std::pair<std::string_view, const DedupEntry*>> dedup_puts;
   std::vector<DedupEntry> dedup_entries;
   dedup_entries.reserve(candidates->size());
-  std::vector<std::pair<std::string, uint64_t>> route_puts;
+  // Views of known_routes_' strings, which stay put while this runs.
+  std::vector<std::pair<std::string_view, uint64_t>> route_puts;
   route_puts.reserve(candidates->size());
   for (auto& cand : *candidates) {
     auto* result = results->Mutable(cand.index);
@@ -303,8 +336,10 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
 
     const uint64_t seq = next_seq_++;
     const std::string& type = EventTypeNameCached(event);
-    std::string route = RoutePrefix(publisher, event.envelope().site_ods(), type);
-    if (known_routes_.insert(route).second) {
+    RoutePrefixInto(&route_buf_, publisher, event.envelope().site_ods(), type);
+    auto route = known_routes_.find(std::string_view(route_buf_));
+    if (route == known_routes_.end()) {
+      route = known_routes_.insert(route_buf_).first;
       RouteKey key{publisher, event.envelope().site_ods(), type};
       store_->routes().AddKnown(&batch->writes, key);
       batch->new_routes.push_back(std::move(key));
@@ -314,7 +349,8 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     dedup_entries.push_back(DedupEntry{seq, cand.hash, today});
     auto [it, inserted] = pending_.insert_or_assign(cand.key, Pending{seq, cand.hash});
     dedup_puts.emplace_back(it->first, &dedup_entries.back());
-    route_puts.emplace_back(std::move(route), seq);
+    batch->pending_keys.push_back(std::move(cand.key));
+    route_puts.emplace_back(*route, seq);
     NoteAccepted(batch, publisher, type, event);
     batch->max_seq = seq;
     result->set_status(v1::EventResult::ACCEPTED);
@@ -323,7 +359,6 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
   std::sort(dedup_puts.begin(), dedup_puts.end());
   for (const auto& [key, entry] : dedup_puts) {
     store_->dedup().Add(&batch->writes, key, *entry);
-    batch->pending_keys.emplace_back(key);
   }
   std::stable_sort(route_puts.begin(), route_puts.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -13,12 +13,6 @@ namespace {
 
 constexpr size_t kDedupValueBytes = 8 + 16 + 4;
 
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 3; i >= 0; --i) {
-    out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
-}
-
 uint32_t GetU32(const char* p) {
   uint32_t v = 0;
   for (int i = 0; i < 4; ++i) {
@@ -59,10 +53,26 @@ std::unique_ptr<rocksdb::CompactionFilter> NewDedupExpiryFilter(uint32_t window_
   return std::make_unique<DedupExpiryFilter>(window_days, clock);
 }
 
+namespace {
+
+// The value layout into `out`, which has kDedupValueBytes.
+void EncodeDedupValueInto(const DedupEntry& e, char* out) {
+  uint64_t seq = e.hub_seq;
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<char>(seq & 0xff);
+    seq >>= 8;
+  }
+  std::memcpy(out + 8, e.hash.data(), e.hash.size());
+  for (int i = 3; i >= 0; --i) {
+    out[24 + i] = static_cast<char>((e.day >> (8 * (3 - i))) & 0xff);
+  }
+}
+
+}  // namespace
+
 std::string EncodeDedupValue(const DedupEntry& e) {
-  std::string v = EncodeSeq(e.hub_seq);
-  v.append(reinterpret_cast<const char*>(e.hash.data()), e.hash.size());
-  PutU32(&v, e.day);
+  std::string v(kDedupValueBytes, '\0');
+  EncodeDedupValueInto(e, v.data());
   return v;
 }
 
@@ -79,11 +89,21 @@ std::optional<DedupEntry> DecodeDedupValue(std::string_view v) {
 
 Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
     const std::vector<std::string>& keys) const {
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  return Lookup(views);
+}
+
+Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
+    std::span<const std::string_view> keys) const {
   std::vector<std::optional<DedupEntry>> out(keys.size());
   if (keys.empty()) {
     return out;
   }
-  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (std::string_view k : keys) {
+    slices.emplace_back(k.data(), k.size());
+  }
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
   db_->db()->MultiGet({}, db_->cf(Column::kDedup), keys.size(), slices.data(), values.data(),
@@ -105,9 +125,12 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
 }
 
 void DedupIndex::Add(WriteBatch* batch, std::string_view key, const DedupEntry& entry) {
+  // On the stack: this runs once per accepted event.
+  char value[kDedupValueBytes];
+  EncodeDedupValueInto(entry, value);
   RocksBatch(batch)
       ->Put(db_->cf(Column::kDedup), rocksdb::Slice(key.data(), key.size()),
-            EncodeDedupValue(entry))
+            rocksdb::Slice(value, sizeof(value)))
       .PermitUncheckedError();
 }
 

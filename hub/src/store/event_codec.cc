@@ -8,12 +8,23 @@ namespace carehub::hub {
 
 std::string CanonicalBytes(const v1::Event& event) {
   std::string out;
-  out.reserve(event.ByteSizeLong());
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
+  CanonicalBytesInto(event, &out);
+  return out;
+}
+
+void CanonicalBytesInto(const v1::Event& event, std::string* out) {
+  // The envelope's hub fields: two tags, two varints and a Timestamp, well under this.
+  constexpr size_t kHubFieldsRoom = 48;
+  const size_t size = event.ByteSizeLong();
+  out->clear();
+  out->reserve(size + kHubFieldsRoom);
+  // Exactly `size` bytes: a StringOutputStream would first zero-fill the whole capacity, which for
+  // a reused buffer is as large as the largest event it ever held.
+  out->resize(size);
+  google::protobuf::io::ArrayOutputStream array(out->data(), static_cast<int>(size));
+  google::protobuf::io::CodedOutputStream coded(&array);
   coded.SetSerializationDeterministic(true);
   event.SerializeWithCachedSizes(&coded);
-  return out;
 }
 
 ContentHash HashContent(std::string_view canonical_bytes) {

@@ -18,11 +18,17 @@ bool RouteKey::operator<(const RouteKey& o) const {
 std::string RoutePrefix(std::string_view publisher, std::string_view site,
                         std::string_view event_type) {
   std::string p;
-  p.reserve(publisher.size() + site.size() + event_type.size() + 3);
-  p.append(publisher).push_back('\0');
-  p.append(site).push_back('\0');
-  p.append(event_type).push_back('\0');
+  RoutePrefixInto(&p, publisher, site, event_type);
   return p;
+}
+
+void RoutePrefixInto(std::string* out, std::string_view publisher, std::string_view site,
+                     std::string_view event_type) {
+  out->clear();
+  out->reserve(publisher.size() + site.size() + event_type.size() + 3);
+  out->append(publisher).push_back('\0');
+  out->append(site).push_back('\0');
+  out->append(event_type).push_back('\0');
 }
 
 std::string RoutePrefix(const RouteKey& route) {

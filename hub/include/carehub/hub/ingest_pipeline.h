@@ -192,7 +192,19 @@ class IngestPipeline {
   uint64_t next_seq_ = 0;  // 0: not yet read from the store
   uint64_t epoch_ = 1;
   std::unordered_map<std::string, Pending> pending_;
-  std::unordered_set<std::string> known_routes_;
+  // Looked up by string_view: the route of each accepted event is built in route_buf_.
+  struct RouteHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_set<std::string, RouteHash, std::equal_to<>> known_routes_;
+  std::string route_buf_;
+  // Canonical-bytes buffers of earlier batches, reused: a fresh string per event (and a second
+  // allocation when the hub fields were appended) was a measurable share of the ingest thread.
+  std::vector<std::string> spare_bytes_;
+  std::string TakeBytesBuffer();
+  void GiveBackBytesBuffer(std::string buffer);
+  void ReturnBytesBuffers(std::vector<Candidate>* candidates);
   std::unordered_map<std::string, metrics::Counter*> counter_cache_;
   std::vector<std::unique_ptr<PreparedBatch>> free_batches_;
   std::unique_ptr<PreparedBatch> NewBatch(size_t reserve_bytes);

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,8 @@ class DedupIndex {
   explicit DedupIndex(Database* db) : db_(db) {}
 
   // result[i] is the entry of keys[i], or empty when keys[i] is not stored.
+  Result<std::vector<std::optional<DedupEntry>>> Lookup(
+      std::span<const std::string_view> keys) const;
   Result<std::vector<std::optional<DedupEntry>>> Lookup(const std::vector<std::string>& keys) const;
   void Add(WriteBatch* batch, std::string_view key, const DedupEntry& entry);
   // RocksDB's estimate.

@@ -21,6 +21,10 @@ using ContentHash = std::array<uint8_t, 16>;
 // Deterministic protobuf encoding of `event` as it stands (the caller clears the hub fields first:
 // the canonical form is what the publisher sent).
 std::string CanonicalBytes(const v1::Event& event);
+// The same bytes into `*out` (replacing what it held, keeping its capacity), with room reserved
+// for AppendHubFields so that appending them later does not reallocate. For the ingest path,
+// which reuses its buffers from batch to batch.
+void CanonicalBytesInto(const v1::Event& event, std::string* out);
 
 // Content hash over the canonical encoding (hub fields excluded). It only has to tell a resend from
 // a changed event of the same publisher and event_id; its key is part of the stored format.

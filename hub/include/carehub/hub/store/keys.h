@@ -34,6 +34,9 @@ struct RouteKey {
 std::string RoutePrefix(std::string_view publisher, std::string_view site,
                         std::string_view event_type);
 std::string RoutePrefix(const RouteKey& route);
+// The same bytes into `*out` (replacing what it held): for a buffer reused once per event.
+void RoutePrefixInto(std::string* out, std::string_view publisher, std::string_view site,
+                     std::string_view event_type);
 // The inverse of RoutePrefix; empty when `prefix` does not hold three NUL-terminated parts.
 std::optional<RouteKey> ParseRoutePrefix(std::string_view prefix);
 
