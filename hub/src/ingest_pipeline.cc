@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "carehub/core/data_quality.h"
 #include "carehub/core/event_types.h"
@@ -311,11 +312,16 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     const v1::Event& event = publish.events(cand.index);
     const auto& publisher = event.envelope().publisher_ods();
     // A key accepted earlier in this batch is pending now, though it was not when priors were
-    // read. A candidate that already has a prior needs no second lookup: only an acceptance adds to
-    // pending_, and a key with a prior is never accepted.
+    // read: claiming the key in pending_ finds that prior or makes this event the key's first,
+    // in one hash lookup (the seq is the one it gets if accepted). A candidate that already has a
+    // prior needs no claim: only an acceptance adds to pending_, and a key with a prior is never
+    // accepted.
+    std::unordered_map<std::string, Pending>::iterator claim;
     if (!cand.prior) {
-      if (auto it = pending_.find(cand.key); it != pending_.end()) {
-        cand.prior = it->second;
+      bool claimed = false;
+      std::tie(claim, claimed) = pending_.try_emplace(cand.key, Pending{next_seq_, cand.hash});
+      if (!claimed) {
+        cand.prior = claim->second;
       }
     }
     if (cand.prior) {
@@ -347,8 +353,7 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     AppendHubFields(&cand.bytes, seq, batch->received_at);
     store_->events().Add(&batch->writes, seq, cand.bytes);
     dedup_entries.push_back(DedupEntry{seq, cand.hash, today});
-    auto [it, inserted] = pending_.insert_or_assign(cand.key, Pending{seq, cand.hash});
-    dedup_puts.emplace_back(it->first, &dedup_entries.back());
+    dedup_puts.emplace_back(claim->first, &dedup_entries.back());
     batch->pending_keys.push_back(std::move(cand.key));
     route_puts.emplace_back(*route, seq);
     NoteAccepted(batch, publisher, type, event);
