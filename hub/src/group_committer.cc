@@ -7,6 +7,7 @@
 
 #include "carehub/core/crash_points.h"
 #include "carehub/core/log.h"
+#include "carehub/hub/store/thread_setup.h"
 
 namespace carehub::hub {
 
@@ -92,6 +93,7 @@ bool GroupCommitter::ProbeStore() {
 // The writer thread: wait for batches, commit them as one group, hand them back.
 void GroupCommitter::Run() {
   pthread_setname_np(pthread_self(), "carehub-commit");
+  PrepareStoreThread();
   std::vector<std::unique_ptr<PreparedBatch>> work;
   while (true) {
     bool sync_requested = false;

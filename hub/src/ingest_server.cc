@@ -12,6 +12,7 @@
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
 #include "carehub/hub/frame_decode.h"
+#include "carehub/hub/store/thread_setup.h"
 #include "zap_handler.h"
 
 namespace carehub::hub {
@@ -325,6 +326,7 @@ void IngestServer::AnswerCompleted() {
 
 void IngestServer::Run(const std::atomic<bool>& stop) {
   pthread_setname_np(pthread_self(), "carehub-ingest");
+  PrepareStoreThread();
   auto log = Logger("ingest");
   std::vector<zmq::message_t> parts;
   bool stopping = false;

@@ -15,6 +15,7 @@
 #include "carehub/core/event_types.h"
 #include "carehub/core/log.h"
 #include "carehub/hub/frame_decode.h"
+#include "carehub/hub/store/thread_setup.h"
 #include "subscribe/disclosure.h"
 #include "subscribe/log_reader.h"
 #include "subscribe/session.h"
@@ -624,6 +625,7 @@ std::vector<SubscriptionStatus> SubscribeServer::Statuses() const {
 
 void SubscribeServer::Run(const std::atomic<bool>& stop) {
   pthread_setname_np(pthread_self(), "carehub-deliver");
+  PrepareStoreThread();
   std::vector<zmq::message_t> parts;
   bool busy = false;
   auto last_status = Steady::now() - std::chrono::hours(1);

@@ -8,6 +8,7 @@
 
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
+#include "carehub/hub/store/thread_setup.h"
 #include "file_digest.h"
 
 namespace carehub::hub {
@@ -139,6 +140,7 @@ void ReplicaFollower::NoteError(const std::string& error) {
 
 void ReplicaFollower::Run() {
   pthread_setname_np(pthread_self(), "carehub-follow");
+  PrepareStoreThread();
   zmq::context_t context(1);
   auto backoff = std::chrono::milliseconds(100);
   while (!stop_.load()) {

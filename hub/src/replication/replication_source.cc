@@ -9,6 +9,7 @@
 
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
+#include "carehub/hub/store/thread_setup.h"
 #include "file_digest.h"
 #include "zap_handler.h"
 
@@ -243,6 +244,7 @@ void ReplicationSource::NoteAck(uint64_t position) {
 
 void ReplicationSource::Run() {
   pthread_setname_np(pthread_self(), "carehub-repl");
+  PrepareStoreThread();
   auto last_heartbeat = Steady::now();
   while (!stop_.load()) {
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
