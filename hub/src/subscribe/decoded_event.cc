@@ -4,10 +4,20 @@
 
 namespace carehub::hub {
 
+DecodedEvent::DecodedEvent()
+    : arena_block_(new char[kArenaBlockBytes]),
+      arena_(arena_block_.get(), kArenaBlockBytes),
+      event_(google::protobuf::Arena::CreateMessage<v1::Event>(&arena_)) {}
+
 bool DecodedEvent::Decode(uint64_t seq, std::string_view stored_bytes) {
   Forget();
   stored_.assign(stored_bytes);
-  if (!event_.ParseFromString(stored_)) {
+  // The previous event (and every pointer into it) ends here: callers hold a DecodedEvent only
+  // until the next Decode of its slot (decode_cache.h).
+  event_ = nullptr;
+  arena_.Reset();
+  event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
+  if (!event_->ParseFromString(stored_)) {
     stored_.clear();
     return false;
   }
@@ -25,7 +35,7 @@ void DecodedEvent::Forget() {
 
 const std::vector<std::string>& DecodedEvent::PatientKeys(const PatientHasher& patients) const {
   if (!keys_known_) {
-    patients.KeysOf(event_, &patient_keys_);
+    patients.KeysOf(*event_, &patient_keys_);
     keys_known_ = true;
   }
   return patient_keys_;
@@ -33,7 +43,7 @@ const std::vector<std::string>& DecodedEvent::PatientKeys(const PatientHasher& p
 
 const std::string& DecodedEvent::TypeName() const {
   if (type_name_.empty()) {
-    type_name_ = EventTypeName(event_);
+    type_name_ = EventTypeName(*event_);
   }
   return type_name_;
 }

@@ -117,6 +117,44 @@ TEST(DecodeCacheTest, BytesThatAreNotAnEventAreRefusedEveryTime) {
   EXPECT_EQ(cache.hits(), 0u);
 }
 
+// The parsed event lives on an arena reset before each parse, whose first block is reused: each
+// Decode must hold exactly its own event, whether it fits that block or not, and a failed parse
+// must not leave the next one anything of it.
+TEST(DecodedEventTest, EachDecodeHoldsExactlyItsOwnEventWhateverItsSize) {
+  SyntheticGenerator events(SyntheticOptions{});
+  const v1::Event small = events.Next();
+  v1::Event large = events.Next();
+  for (int i = 0; i < 400; ++i) {  // ~100 bytes each parsed: well past the arena's first block
+    auto* d = large.mutable_activity()->add_diagnoses();
+    d->set_system("http://snomed.info/sct");
+    d->set_code(std::to_string(100000 + i));
+    d->set_display("a diagnosis long enough to need its own buffer " + std::to_string(i));
+  }
+  const std::string small_stored = StoredBytes(small, 1);
+  const std::string large_stored = StoredBytes(large, 2);
+  ASSERT_GT(large_stored.size(), 16u << 10);
+  const auto parsed = [](const std::string& bytes) {
+    v1::Event e;
+    EXPECT_TRUE(e.ParseFromString(bytes));
+    return e;
+  };
+
+  DecodedEvent decoded;
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(decoded.Decode(2, large_stored));
+    EXPECT_TRUE(MessageDifferencer::Equals(decoded.event(), parsed(large_stored)));
+    EXPECT_EQ(decoded.event().activity().diagnoses_size(), 400);
+    ASSERT_TRUE(decoded.Decode(1, small_stored));
+    EXPECT_TRUE(MessageDifferencer::Equals(decoded.event(), parsed(small_stored)));
+    EXPECT_EQ(decoded.event().activity().diagnoses_size(), small.activity().diagnoses_size());
+    EXPECT_FALSE(decoded.Decode(3, large_stored.substr(0, large_stored.size() / 2)));
+    EXPECT_EQ(decoded.seq(), 0u);
+  }
+  ASSERT_TRUE(decoded.Decode(1, small_stored));
+  EXPECT_TRUE(MessageDifferencer::Equals(decoded.event(), parsed(small_stored)));
+  EXPECT_EQ(decoded.stored(), small_stored);
+}
+
 TEST(DecodedEventTest, PatientKeysAreTheHashersAndComputedOnce) {
   SyntheticGenerator events(SyntheticOptions{});
   const v1::Event event = events.Next();
