@@ -14,7 +14,6 @@ bool DecodedEvent::Decode(uint64_t seq, std::string_view stored_bytes) {
   stored_.assign(stored_bytes);
   // The previous event (and every pointer into it) ends here: callers hold a DecodedEvent only
   // until the next Decode of its slot (decode_cache.h).
-  event_ = nullptr;
   arena_.Reset();
   event_ = google::protobuf::Arena::CreateMessage<v1::Event>(&arena_);
   if (!event_->ParseFromString(stored_)) {
