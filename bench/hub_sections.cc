@@ -563,6 +563,7 @@ Status RunFanoutSection(BenchContext* ctx) {
     rd->thread.join();
   }
   const auto cpu_used = CpuUsedSince(**hub, cpu_before);
+  const double parses = ScrapeSum((*hub)->Metrics(), "carehub_delivery_event_parses_total");
   auto stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   uint64_t total = 0, total_at_end = 0;
@@ -598,6 +599,8 @@ Status RunFanoutSection(BenchContext* ctx) {
                   r.accepted_per_second(), "/s");
   ctx->report.Add("fanout", "deliveries_per_event", "deliveries per accepted event",
                   head > 0 ? static_cast<double>(total) / head : 0, "");
+  ctx->report.Add("fanout", "parses_per_event", "delivery-path parses per accepted event",
+                  head > 0 ? parses / static_cast<double>(head) : 0, "");
   uint64_t max_lag = 0;
   for (auto s : scanned_at_end) {
     max_lag = std::max(max_lag, head - std::min(head, s));

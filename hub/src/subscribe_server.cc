@@ -19,6 +19,7 @@
 #include "subscribe/disclosure.h"
 #include "subscribe/log_reader.h"
 #include "subscribe/session.h"
+#include "subscribe/shared_scan.h"
 #include "zap_handler.h"
 
 namespace carehub::hub {
@@ -43,6 +44,12 @@ metrics::Counter& ReadErrorCounter(metrics::Registry& metrics) {
                             "Reads of the store that failed, by data path.",
                             {{"path", "delivery"}});
 }
+// How much parsing the delivery path does: with sessions reading together (shared_scan.h) an event
+// is parsed about once whatever the number of subscriptions at the head.
+metrics::Counter& ParsesCounter(metrics::Registry& metrics) {
+  return metrics.GetCounter("carehub_delivery_event_parses_total",
+                            "Stored events the delivery thread parsed, for all sessions.");
+}
 metrics::Counter& DroppedCounter(metrics::Registry& metrics, const std::string& reason) {
   return metrics.GetCounter("carehub_subscriptions_dropped_total",
                             "Subscription sessions the hub ended and freed, by reason.",
@@ -52,7 +59,7 @@ metrics::Counter& DroppedCounter(metrics::Registry& metrics, const std::string& 
 }  // namespace
 
 struct SubscribeServer::Outgoing {
-  Session* session;  // in sessions_: none is erased between Serve and DeliverRound
+  Session* session;  // in sessions_: none is erased between ServeRound and DeliverRound
   AuditedBatch disclosure;
 };
 
@@ -76,6 +83,7 @@ SubscribeServer::SubscribeServer(zmq::context_t& context, SubscribeServerOptions
     (void)DroppedCounter(*metrics_, reason);
   }
   (void)HeldCounter(*metrics_);
+  (void)ParsesCounter(*metrics_);
 }
 
 SubscribeServer::~SubscribeServer() {
@@ -361,40 +369,118 @@ const policy::SubscriptionRef* SubscribeServer::CheckEntitled(Session& session,
   return sub;
 }
 
-// One delivery round of one session, up to the audit: store -> match -> redact -> audit. What is to
-// be sent waits in outgoing_ for DeliverRound.
-void SubscribeServer::Serve(Session& session,
-                            const std::shared_ptr<const policy::PolicySet>& policy, uint64_t head) {
+// One session's part of a delivery round, from its read to its audit.
+struct SubscribeServer::RoundRead {
+  Session* session;
+  uint64_t from;  // the first seq it reads
+  DeliveryBatch batch;
+  bool capped;  // the batch is limited by max_delivery_batch, not by the session's credit
+  std::optional<uint64_t> scanned_to;  // set once read; empty after a failed read
+};
+
+// One delivery round of every session, up to the audit: store -> match -> redact -> audit. What is
+// to be sent waits in outgoing_ for DeliverRound.
+void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>& policy,
+                                 uint64_t head) {
   const auto now = clock_.Now();
-  const policy::SubscriptionRef* sub = CheckEntitled(session, *policy, now);
-  if (!sub || !session.WantsEvents(head)) {
-    return;
-  }
   // Every disclosure is filed under the patients it concerns; without the index's key none may
   // leave (the primary creates it at start, so this is a store read error).
-  auto patients = store_->disclosures().Hasher();
-  if (!patients.ok()) {
-    Log()->error("cannot file disclosures, holding delivery of {}: {}", session.subscription,
-                 patients.status().ToString());
-    session.BackOff();
-    return;
+  std::optional<Result<PatientHasher>> patients;
+  std::vector<RoundRead> reads;
+  for (auto& [routing_id, s] : sessions_) {
+    Session& session = *s;
+    const policy::SubscriptionRef* sub = CheckEntitled(session, *policy, now);
+    if (!sub || !session.WantsEvents(head)) {
+      continue;
+    }
+    if (!patients) {
+      patients = store_->disclosures().Hasher();
+    }
+    if (!patients->ok()) {
+      Log()->error("cannot file disclosures, holding delivery of {}: {}", session.subscription,
+                   patients->status().ToString());
+      session.BackOff();
+      continue;
+    }
+    UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
+    const uint64_t cap = options_.max_delivery_batch;
+    reads.push_back({&session, session.next_seq,
+                     DeliveryBatch(*policy, *sub, patients->value(), now,
+                                   std::min<uint64_t>(session.credit, cap)),
+                     session.credit >= cap, std::nullopt});
   }
-  // store -> match -> redact: read what the subscription may cover, decide and redact each event.
-  const uint64_t from = session.next_seq;
-  DeliveryBatch batch(*policy, *sub, patients.value(), now,
-                      std::min<uint64_t>(session.credit, options_.max_delivery_batch));
-  UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
-  auto scanned = ReadLog(session.plan, *store_, from, head,
+  // store -> match -> redact. A narrow subscription reads its routes alone; broad ones scanning the
+  // log from positions less than a batch apart share one read (subscribe/shared_scan.h).
+  std::vector<RoundRead*> scanners;
+  for (auto& read : reads) {
+    if (read.session->plan.use_route_index) {
+      ReadAlone(read, head);
+    } else {
+      scanners.push_back(&read);
+    }
+  }
+  std::sort(scanners.begin(), scanners.end(),
+            [](const RoundRead* a, const RoundRead* b) { return a->from < b->from; });
+  for (size_t first = 0; first < scanners.size();) {
+    size_t end = first + 1;
+    while (end < scanners.size() &&
+           scanners[end]->from < scanners[first]->from + options_.max_delivery_batch) {
+      ++end;
+    }
+    if (end - first == 1) {
+      ReadAlone(*scanners[first], head);
+    } else {
+      ReadTogether({scanners.begin() + first, scanners.begin() + end}, head);
+    }
+    first = end;
+  }
+  // audit
+  for (auto& read : reads) {
+    if (read.scanned_to) {
+      AuditRead(read, head);
+    }
+  }
+}
+
+void SubscribeServer::ReadAlone(RoundRead& read, uint64_t head) {
+  auto scanned = ReadLog(read.session->plan, *store_, read.from, head,
                          {options_.max_delivery_batch, options_.max_scan_per_round},
                          [&](uint64_t seq, std::string_view bytes) {
                            const DecodedEvent* event = decoded_.Decode(seq, bytes);
-                           return event == nullptr || batch.Consider(*event);
+                           return event == nullptr || read.batch.Consider(*event);
                          });
   if (!scanned.ok()) {
-    OnReadFailed(session, scanned.status());
+    OnReadFailed(*read.session, scanned.status());
     return;  // nothing advanced: the next round reads from the same position
   }
-  const uint64_t scanned_to = scanned.value();
+  read.scanned_to = scanned.value();
+}
+
+void SubscribeServer::ReadTogether(const std::vector<RoundRead*>& group, uint64_t head) {
+  std::vector<ScanMember> members;
+  members.reserve(group.size());
+  for (RoundRead* read : group) {
+    members.push_back({read->from,
+                       [read](const DecodedEvent& event) { return read->batch.Consider(event); },
+                       read->capped, 0});
+  }
+  const uint64_t to = std::min(head, group.front()->from + options_.max_scan_per_round - 1);
+  Status s = ScanTogether(*store_, decoded_, members, to);
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (!s.ok()) {
+      OnReadFailed(*group[i]->session, s);  // nothing advanced, as for a read alone
+    } else {
+      group[i]->scanned_to = members[i].scanned_to;
+    }
+  }
+}
+
+// A session's read, once decided and redacted: reported (or not), probed, audited, queued.
+void SubscribeServer::AuditRead(RoundRead& read, uint64_t head) {
+  Session& session = *read.session;
+  const uint64_t from = read.from;
+  const uint64_t scanned_to = *read.scanned_to;
+  DeliveryBatch& batch = read.batch;
   if (scanned_to < from) {
     return;
   }
@@ -421,7 +507,6 @@ void SubscribeServer::Serve(Session& session,
       return;  // nothing advanced; the batch is read again later
     }
   }
-  // audit
   auto audited = AuditDisclosure(
       std::move(batch),
       {session.subscriber, session.subscription, from, scanned_to, head, options_.epoch}, *store_,
@@ -635,6 +720,7 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
   // exists and destroyed (end of Run) before it closes, as ConnectionWatch requires.
   client::ConnectionWatch disconnects(context_, socket_, options_.endpoint);
   uint64_t disconnects_seen = 0;
+  uint64_t parses_counted = 0;
   while (!stop.load()) {
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
@@ -686,11 +772,15 @@ void SubscribeServer::Run(const std::atomic<bool>& stop) {
         it = sessions_.erase(it);
         continue;
       }
-      if (policy) {
-        Serve(session, policy, head);
-      }
-      SendHeartbeatIfDue(session, head);
       ++it;
+    }
+    if (policy) {
+      ServeRound(policy, head);
+      ParsesCounter(*metrics_).Inc(decoded_.parses() - parses_counted);
+      parses_counted = decoded_.parses();
+    }
+    for (auto& [id, session] : sessions_) {
+      SendHeartbeatIfDue(*session, head);
     }
     busy = DeliverRound();
     if (now - last_status > std::chrono::seconds(1)) {

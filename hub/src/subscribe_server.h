@@ -4,18 +4,20 @@
 // subscriber costs ingest nothing and catches up from disk; only events up to the committed
 // (durable) hub_seq are ever delivered.
 //
-// The delivery path, per round and session (Serve):
+// The delivery path, per round, for every session (ServeRound):
 //
 //   store -> match -> redact -> audit -> deliver
 //
-// take the policy snapshot in force and check the session is still entitled; read the next range of
-// the log the subscription may cover (src/subscribe/log_reader.h: route index or log scan), each
-// event parsed once for all the sessions that read it (src/subscribe/decode_cache.h); decide
-// each event and redact what is delivered (src/subscribe/disclosure.h: DeliveryBatch); write the
-// audit record (AuditDisclosure). Then, for every session of the round at once (DeliverRound): wait
-// until those audit records are durable (one WAL sync, riding the group commit's), and send each
-// session one Delivery within its credit (SendDisclosure: no audit, no disclosure). The protocol's
-// session state machine is src/subscribe/session.h.
+// take the policy snapshot in force and check each session is still entitled; read the next range
+// of the log each subscription may cover (src/subscribe/log_reader.h: route index or log scan;
+// sessions scanning the log from positions less than a batch apart share one read,
+// src/subscribe/shared_scan.h), each event parsed once for all the sessions that read it
+// (src/subscribe/decode_cache.h); decide each event and redact what is delivered
+// (src/subscribe/disclosure.h: DeliveryBatch); write the audit record (AuditDisclosure). Then, for
+// every session of the round at once (DeliverRound): wait until those audit records are durable
+// (one WAL sync, riding the group commit's), and send each session one Delivery within its credit
+// (SendDisclosure: no audit, no disclosure). The protocol's session state machine is
+// src/subscribe/session.h.
 //
 // Errors: a failed read of the store stops that session's round, is counted and logged, and the
 // next round reads again from the same position (with backoff); nothing is skipped.
@@ -123,9 +125,15 @@ class SubscribeServer {
   };
   Result<StartPoint> ResolveStart(const v1::Subscribe& request, const policy::SubscriptionRef& sub,
                                   uint64_t head);
-  // One session's round up to its audit record; what is to be sent goes to outgoing_.
-  void Serve(Session& session, const std::shared_ptr<const policy::PolicySet>& policy,
-             uint64_t head);
+  // Every session's round up to its audit record; what is to be sent goes to outgoing_.
+  struct RoundRead;
+  void ServeRound(const std::shared_ptr<const policy::PolicySet>& policy, uint64_t head);
+  // store -> match -> redact, for one session through its ReadPlan...
+  void ReadAlone(RoundRead& read, uint64_t head);
+  // ...or for log-scanning sessions a batch apart or less, through one read (shared_scan.h).
+  void ReadTogether(const std::vector<RoundRead*>& group, uint64_t head);
+  // audit: what a read decided, reported (or not), probed and audited into outgoing_.
+  void AuditRead(RoundRead& read, uint64_t head);
   // Sends this round's outgoing_ once their audit records are durable. True when a session has
   // more to send right away.
   bool DeliverRound();

@@ -4,14 +4,19 @@
 
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <map>
 
 #include "carehub/core/synthetic.h"
+#include "carehub/hub/store.h"
 #include "carehub/hub/store/event_codec.h"
 #include "carehub/v1/wire.pb.h"
 #include "subscribe/decode_cache.h"
 #include "subscribe/delivery_frame.h"
+#include "subscribe/shared_scan.h"
 
 namespace carehub::hub {
 namespace {
@@ -177,6 +182,105 @@ TEST(DecodedEventTest, PatientKeysAreTheHashersAndComputedOnce) {
   EXPECT_EQ(decoded.PatientKeys(other), expected);
   EXPECT_EQ(decoded.PatientKeys(hasher)[0],
             hasher.ForNhsNumber(event.envelope().patient().nhs_number()));
+}
+
+// Sessions reading the log together (shared_scan.h): a real store holding seqs 1..100 with a gap at
+// 50 and a record that is not an event at 60.
+class SharedScanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("carehub-shared-scan-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    auto store = Store::Open(StoreOptions{dir_});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    SyntheticGenerator events(SyntheticOptions{});
+    WriteBatch batch;
+    for (uint64_t seq = 1; seq <= 100; ++seq) {
+      if (seq == 50) {
+        continue;
+      }
+      const v1::Event event = events.Next();
+      ids_[seq] = event.envelope().event_id();
+      store_->events().Add(
+          &batch, seq, seq == 60 ? std::string("\xff\xff\xff\xff", 4) : StoredBytes(event, seq));
+    }
+    ids_.erase(60);
+    ASSERT_TRUE(store_->Commit(&batch, false).ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // A member that records the seqs it takes and stops after `limit` of them.
+  ScanMember Member(uint64_t from, std::vector<uint64_t>* taken, size_t limit, bool full_ends) {
+    return {from,
+            [this, taken, limit](const DecodedEvent& e) {
+              EXPECT_EQ(e.event().envelope().event_id(), ids_[e.seq()]) << "seq " << e.seq();
+              taken->push_back(e.seq());
+              return taken->size() < limit;
+            },
+            full_ends, 0};
+  }
+  // The event seqs in [from, to], as reading alone would pass them.
+  std::vector<uint64_t> Events(uint64_t from, uint64_t to) const {
+    std::vector<uint64_t> out;
+    for (const auto& [seq, id] : ids_) {
+      if (seq >= from && seq <= to) {
+        out.push_back(seq);
+      }
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+  std::map<uint64_t, std::string> ids_;  // seq -> event id, events only
+};
+
+TEST_F(SharedScanTest, EachMemberGetsWhatItWouldReadAloneAndEachEventIsParsedOnce) {
+  std::vector<uint64_t> a, b, c;
+  std::vector<ScanMember> members = {Member(1, &a, 1000, true), Member(30, &b, 1000, true),
+                                     Member(101, &c, 1000, true)};
+  DecodeCache cache(8);  // far fewer slots than events: sharing must not depend on the cache
+  ASSERT_TRUE(ScanTogether(*store_, cache, members, 100).ok());
+  EXPECT_EQ(a, Events(1, 100));
+  EXPECT_EQ(b, Events(30, 100));
+  EXPECT_TRUE(c.empty());
+  EXPECT_EQ(members[0].scanned_to, 100u);
+  EXPECT_EQ(members[1].scanned_to, 100u);
+  EXPECT_EQ(members[2].scanned_to, 100u);  // from - 1: nothing of it was read
+  // 99 records (98 events and the one that is not), each parsed once for both readers.
+  EXPECT_EQ(cache.parses(), 99u);
+}
+
+TEST_F(SharedScanTest, AMemberFullAtTheCapEndsTheScanForAllAtTheSameSeq) {
+  std::vector<uint64_t> broad, other;
+  std::vector<ScanMember> members = {Member(5, &other, 1000, true), Member(10, &broad, 20, true)};
+  DecodeCache cache(128);
+  ASSERT_TRUE(ScanTogether(*store_, cache, members, 100).ok());
+  ASSERT_EQ(broad.size(), 20u);
+  const uint64_t full_at = broad.back();
+  EXPECT_EQ(broad, Events(10, full_at));
+  EXPECT_EQ(members[1].scanned_to, full_at);
+  // The other member read up to the same seq, not past it: both resume together.
+  EXPECT_EQ(other, Events(5, full_at));
+  EXPECT_EQ(members[0].scanned_to, full_at);
+}
+
+TEST_F(SharedScanTest, AMemberOutOfCreditDropsOutAndTheOthersReadOn) {
+  std::vector<uint64_t> short_of_credit, other;
+  std::vector<ScanMember> members = {Member(1, &short_of_credit, 3, false),
+                                     Member(1, &other, 1000, true)};
+  DecodeCache cache(128);
+  ASSERT_TRUE(ScanTogether(*store_, cache, members, 70).ok());
+  EXPECT_EQ(short_of_credit, Events(1, 3));
+  EXPECT_EQ(members[0].scanned_to, 3u);
+  EXPECT_EQ(other, Events(1, 70));
+  EXPECT_EQ(members[1].scanned_to, 70u);
 }
 
 }  // namespace
