@@ -563,7 +563,9 @@ Status RunFanoutSection(BenchContext* ctx) {
     rd->thread.join();
   }
   const auto cpu_used = CpuUsedSince(**hub, cpu_before);
-  const double parses = ScrapeSum((*hub)->Metrics(), "carehub_delivery_event_parses_total");
+  const std::string hub_metrics = (*hub)->Metrics();
+  const double parses = ScrapeSum(hub_metrics, "carehub_delivery_event_parses_total");
+  const auto sync_wait = ScrapeHistogram(hub_metrics, "carehub_delivery_audit_sync_wait_seconds");
   auto stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
   uint64_t total = 0, total_at_end = 0;
@@ -624,6 +626,11 @@ Status RunFanoutSection(BenchContext* ctx) {
                     deliver->second * 1e6 / total, "us");
     ctx->report.Add("fanout", "deliver_thread_busy", "delivery thread busy (CPU s / wall s)",
                     active_s > 0 ? deliver->second / active_s : 0, "");
+    ctx->report.Add("fanout", "deliver_sync_wait_share",
+                    "delivery thread waiting for audit syncs (s / wall s)",
+                    active_s > 0 ? sync_wait.sum / active_s : 0, "");
+    ctx->report.Add("fanout", "deliver_rounds_synced", "delivery rounds that waited for a sync",
+                    sync_wait.count, "");
   }
   return stopped;
 }

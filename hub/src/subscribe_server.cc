@@ -50,6 +50,13 @@ metrics::Counter& ParsesCounter(metrics::Registry& metrics) {
   return metrics.GetCounter("carehub_delivery_event_parses_total",
                             "Stored events the delivery thread parsed, for all sessions.");
 }
+// Time a round waits for its audit records to be durable before sending (DeliverRound): with
+// durability fsync, the delivery thread's idle time under load.
+metrics::Histogram& SyncWaitHistogram(metrics::Registry& metrics) {
+  return metrics.GetHistogram("carehub_delivery_audit_sync_wait_seconds",
+                              "Time a delivery round waited for its audit records to be durable.",
+                              metrics::LatencyBuckets());
+}
 metrics::Counter& DroppedCounter(metrics::Registry& metrics, const std::string& reason) {
   return metrics.GetCounter("carehub_subscriptions_dropped_total",
                             "Subscription sessions the hub ended and freed, by reason.",
@@ -84,6 +91,7 @@ SubscribeServer::SubscribeServer(zmq::context_t& context, SubscribeServerOptions
   }
   (void)HeldCounter(*metrics_);
   (void)ParsesCounter(*metrics_);
+  (void)SyncWaitHistogram(*metrics_);
 }
 
 SubscribeServer::~SubscribeServer() {
@@ -409,30 +417,45 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
                                    std::min<uint64_t>(session.credit, cap)),
                      session.credit >= cap, std::nullopt});
   }
-  // store -> match -> redact. A narrow subscription reads its routes alone; broad ones scanning the
-  // log from positions less than a batch apart share one read (subscribe/shared_scan.h).
-  std::vector<RoundRead*> scanners;
+  // store -> match -> redact. Sessions scanning the log from positions less than a batch apart
+  // share one read (subscribe/shared_scan.h); a narrow session (route index) near such a group
+  // joins it too: its events are already being read and parsed there, and deciding the others is
+  // cheaper than reading and parsing its own again (callgrind: narrow readers alone were 28% of
+  // the delivery thread for a sixth of its deliveries). Any other session reads alone.
+  std::vector<RoundRead*> scanners, narrow;
   for (auto& read : reads) {
-    if (read.session->plan.use_route_index) {
-      ReadAlone(read, head);
-    } else {
-      scanners.push_back(&read);
-    }
+    (read.session->plan.use_route_index ? narrow : scanners).push_back(&read);
   }
-  std::sort(scanners.begin(), scanners.end(),
-            [](const RoundRead* a, const RoundRead* b) { return a->from < b->from; });
+  const auto by_from = [](const RoundRead* a, const RoundRead* b) { return a->from < b->from; };
+  std::sort(scanners.begin(), scanners.end(), by_from);
+  std::sort(narrow.begin(), narrow.end(), by_from);
+  std::vector<bool> narrow_joined(narrow.size(), false);
   for (size_t first = 0; first < scanners.size();) {
-    size_t end = first + 1;
-    while (end < scanners.size() &&
-           scanners[end]->from < scanners[first]->from + options_.max_delivery_batch) {
-      ++end;
+    const uint64_t window_end = scanners[first]->from + options_.max_delivery_batch;
+    std::vector<RoundRead*> group;
+    size_t end = first;
+    for (; end < scanners.size() && scanners[end]->from < window_end; ++end) {
+      group.push_back(scanners[end]);
     }
-    if (end - first == 1) {
-      ReadAlone(*scanners[first], head);
+    for (size_t i = 0; i < narrow.size(); ++i) {
+      if (!narrow_joined[i] && narrow[i]->from >= scanners[first]->from &&
+          narrow[i]->from < window_end) {
+        narrow_joined[i] = true;
+        group.push_back(narrow[i]);
+      }
+    }
+    if (group.size() == 1) {
+      ReadAlone(*group.front(), head);
     } else {
-      ReadTogether({scanners.begin() + first, scanners.begin() + end}, head);
+      std::sort(group.begin(), group.end(), by_from);
+      ReadTogether(group, head);
     }
     first = end;
+  }
+  for (size_t i = 0; i < narrow.size(); ++i) {
+    if (!narrow_joined[i]) {
+      ReadAlone(*narrow[i], head);
+    }
   }
   // audit
   for (auto& read : reads) {
@@ -530,10 +553,13 @@ bool SubscribeServer::DeliverRound() {
   const bool any_audited = std::any_of(outgoing_.begin(), outgoing_.end(),
                                        [](const Outgoing& o) { return o.disclosure.audited(); });
   if (any_audited && options_.request_wal_sync) {
+    const auto wait_start = Steady::now();
     const uint64_t ticket = store_->WalSyncTicket();
     options_.request_wal_sync();
     // Bounded by the heartbeat interval, so that a stuck disk cannot silence the heartbeats.
     durable = store_->WaitWalSynced(ticket, options_.heartbeat_interval);
+    SyncWaitHistogram(*metrics_).Observe(
+        std::chrono::duration<double>(Steady::now() - wait_start).count());
   }
   if (any_audited && durable.ok() && options_.wait_replicated) {
     durable = options_.wait_replicated(store_->changes().Position());
