@@ -4,8 +4,10 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
+#include "carehub/hub/store/event_codec.h"
 #include "carehub/hub/store/keys.h"
 #include "database.h"
 
@@ -130,8 +132,39 @@ Result<PatientHasher> DisclosureIndex::Hasher() const {
 void DisclosureIndex::Add(WriteBatch* batch, std::string_view patient_key,
                           std::string_view audit_key, uint64_t hub_seq,
                           const v1::DisclosureEntry& entry) {
-  RocksBatch(batch)->Put(db_->cf(Column::kDisclosure), IndexKey(patient_key, audit_key, hub_seq),
-                         entry.SerializeAsString());
+  AddEncoded(batch, patient_key, audit_key, hub_seq, entry.SerializeAsString());
+}
+
+void DisclosureIndex::AddEncoded(WriteBatch* batch, std::string_view patient_key,
+                                 std::string_view audit_key, uint64_t hub_seq,
+                                 std::string_view entry_bytes) {
+  // The key is built in place: a std::string per entry was a heap allocation per delivery.
+  char key[PatientHasher::kKeyBytes + kAuditKeyBytes + 8];
+  const size_t n = patient_key.size() + audit_key.size() + 8;
+  if (n > sizeof key) {  // not a key this index makes; written as given all the same
+    const std::string long_key = IndexKey(patient_key, audit_key, hub_seq);
+    RocksBatch(batch)->Put(db_->cf(Column::kDisclosure), long_key,
+                           rocksdb::Slice(entry_bytes.data(), entry_bytes.size()));
+    return;
+  }
+  const std::string seq = EncodeSeq(hub_seq);  // 8 bytes: no allocation
+  std::memcpy(key, patient_key.data(), patient_key.size());
+  std::memcpy(key + patient_key.size(), audit_key.data(), audit_key.size());
+  std::memcpy(key + patient_key.size() + audit_key.size(), seq.data(), seq.size());
+  RocksBatch(batch)->Put(db_->cf(Column::kDisclosure), rocksdb::Slice(key, n),
+                         rocksdb::Slice(entry_bytes.data(), entry_bytes.size()));
+}
+
+void AppendDisclosureEntry(std::string* out, std::string_view agreement,
+                           std::string_view field_level, std::string_view event_type,
+                           std::string_view publisher_ods, std::string_view event_id) {
+  uint32_t field = 0;
+  for (std::string_view value : {agreement, field_level, event_type, publisher_ods, event_id}) {
+    ++field;
+    if (!value.empty()) {
+      AppendLengthDelimited(out, field, value);
+    }
+  }
 }
 
 void DisclosureIndex::Delete(WriteBatch* batch, std::string_view patient_key,

@@ -20,14 +20,17 @@ bool DeliveryBatch::Consider(const DecodedEvent& decoded) {
   if (decision.verdict == policy::Verdict::kDeliver) {
     const policy::Agreement& agreement = *decision.agreement;
     // Filed by the identifiers as stored, before redaction takes them out.
-    Disclosed& disclosed = disclosed_.emplace_back();
-    disclosed.seq = decoded.seq();
-    disclosed.patient_keys = decoded.PatientKeys(patients_);
-    disclosed.entry.set_agreement(agreement.id);
-    disclosed.entry.set_field_level(std::string(policy::FieldLevelName(agreement.patient_fields)));
-    disclosed.entry.set_event_type(decoded.TypeName());
-    disclosed.entry.set_publisher_ods(event.envelope().publisher_ods());
-    disclosed.entry.set_event_id(event.envelope().event_id());
+    DisclosedAt& at = disclosed_.emplace_back();
+    at.seq = decoded.seq();
+    at.offset = static_cast<uint32_t>(disclosed_bytes_.size());
+    for (const std::string& key : decoded.PatientKeys(patients_)) {
+      disclosed_bytes_.append(key);
+    }
+    at.keys_size = static_cast<uint32_t>(disclosed_bytes_.size() - at.offset);
+    AppendDisclosureEntry(&disclosed_bytes_, agreement.id,
+                          policy::FieldLevelName(agreement.patient_fields), decoded.TypeName(),
+                          event.envelope().publisher_ods(), event.envelope().event_id());
+    at.entry_size = static_cast<uint32_t>(disclosed_bytes_.size() - at.offset - at.keys_size);
     if (policy_.Redacts(agreement)) {
       v1::Event redacted = event;
       policy_.Redact(agreement, &redacted);
@@ -93,11 +96,12 @@ Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget targe
   std::string key = store.audit().NewKey(record.at_unix_ms());
   scratch->Clear();
   store.audit().AddRecord(scratch, key, record);
-  for (const auto& d : batch.disclosed()) {
-    for (const auto& patient : d.patient_keys) {
-      store.disclosures().Add(scratch, patient, key, d.seq, d.entry);
+  batch.ForEachDisclosed([&](const DeliveryBatch::Disclosed& d) {
+    for (size_t at = 0; at < d.patient_keys.size(); at += PatientHasher::kKeyBytes) {
+      store.disclosures().AddEncoded(scratch, d.patient_keys.substr(at, PatientHasher::kKeyBytes),
+                                     key, d.seq, d.entry);
     }
-  }
+  });
   CAREHUB_RETURN_IF_ERROR(store.Commit(scratch, /*sync=*/false));
   CAREHUB_CRASH_POINT("deliver.after_audit");
   return AuditedBatch(std::move(batch), std::move(target), std::move(key));
@@ -126,11 +130,12 @@ void RecordNotSent(const AuditedBatch& audited, Store& store, const Clock& clock
                                   target.subscription, target.from, target.scanned_to);
   WriteBatch writes;
   store.audit().AddRecord(&writes, store.audit().NewKey(record.at_unix_ms()), record);
-  for (const auto& d : audited.batch().disclosed()) {
-    for (const auto& patient : d.patient_keys) {
-      store.disclosures().Delete(&writes, patient, audited.audit_key(), d.seq);
+  audited.batch().ForEachDisclosed([&](const DeliveryBatch::Disclosed& d) {
+    for (size_t at = 0; at < d.patient_keys.size(); at += PatientHasher::kKeyBytes) {
+      store.disclosures().Delete(&writes, d.patient_keys.substr(at, PatientHasher::kKeyBytes),
+                                 audited.audit_key(), d.seq);
     }
-  }
+  });
   (void)store.Commit(&writes, /*sync=*/false);
 }
 

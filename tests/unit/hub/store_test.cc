@@ -134,6 +134,47 @@ TEST_F(StoreTest, AnUnsyncedWriteIsDurableOnlyAfterASyncThatStartedAfterIt) {
   EXPECT_TRUE(store_->WaitWalSynced(second, std::chrono::milliseconds(0)).ok());
 }
 
+// The delivery path writes disclosure entries encoded by hand (AppendDisclosureEntry): they must be
+// the bytes protobuf writes, and read back through the index as entries written from a message.
+TEST_F(StoreTest, HandEncodedDisclosureEntriesAreProtobufsBytesAndReadBack) {
+  v1::DisclosureEntry entry;
+  entry.set_agreement("DSA-0001");
+  entry.set_field_level("pseudonymised");
+  entry.set_event_type("activity.ae_attendance");
+  entry.set_publisher_ods("RXK");
+  entry.set_event_id(std::string(300, 'x'));  // a length that needs a two-byte varint
+  std::string encoded;
+  AppendDisclosureEntry(&encoded, entry.agreement(), entry.field_level(), entry.event_type(),
+                        entry.publisher_ods(), entry.event_id());
+  EXPECT_EQ(encoded, entry.SerializeAsString());
+  std::string without_id;
+  AppendDisclosureEntry(&without_id, "DSA-0001", "identifiable", "referral.bars", "RXK", "");
+  v1::DisclosureEntry no_id;
+  no_id.set_agreement("DSA-0001");
+  no_id.set_field_level("identifiable");
+  no_id.set_event_type("referral.bars");
+  no_id.set_publisher_ods("RXK");
+  EXPECT_EQ(without_id, no_id.SerializeAsString());
+
+  ASSERT_TRUE(store_->disclosures().EnsureKey().ok());
+  auto hasher = store_->disclosures().Hasher();
+  ASSERT_TRUE(hasher.ok()) << hasher.status().ToString();
+  const std::string patient = hasher->ForNhsNumber("9990000018");
+  const std::string audit_key = store_->audit().NewKey(5000);
+  WriteBatch batch;
+  store_->disclosures().AddEncoded(&batch, patient, audit_key, 7, encoded);
+  store_->disclosures().Add(&batch, patient, audit_key, 8, entry);
+  ASSERT_TRUE(store_->Commit(&batch, false).ok());
+  auto found = Ok(store_->disclosures().ForPatient(patient, 0, 10'000, 10));
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].hub_seq, 7u);
+  EXPECT_EQ(found[1].hub_seq, 8u);
+  for (const auto& f : found) {
+    EXPECT_EQ(f.audit_key, audit_key);
+    EXPECT_EQ(f.entry.SerializeAsString(), entry.SerializeAsString());
+  }
+}
+
 TEST(StoreHeadroom, RefusesWritesThatWouldEatTheReserve) {
   auto dir = std::filesystem::temp_directory_path() /
              ("carehub-store-headroom-" + std::to_string(::getpid()));
