@@ -431,7 +431,9 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
   std::sort(narrow.begin(), narrow.end(), by_from);
   std::vector<bool> narrow_joined(narrow.size(), false);
   for (size_t first = 0; first < scanners.size();) {
-    const uint64_t window_end = scanners[first]->from + options_.max_delivery_batch;
+    // Within a batch of the lowest, and never past what the group's scan reaches.
+    const uint64_t window_end =
+        scanners[first]->from + std::min(options_.max_delivery_batch, options_.max_scan_per_round);
     std::vector<RoundRead*> group;
     size_t end = first;
     for (; end < scanners.size() && scanners[end]->from < window_end; ++end) {
