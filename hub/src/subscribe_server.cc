@@ -489,8 +489,7 @@ void SubscribeServer::ReadTogether(const std::vector<RoundRead*>& group, uint64_
                        [read](const DecodedEvent& event) { return read->batch.Consider(event); },
                        read->capped, 0});
   }
-  const uint64_t to = std::min(head, group.front()->from + options_.max_scan_per_round - 1);
-  Status s = ScanTogether(*store_, decoded_, members, to);
+  Status s = ScanTogether(*store_, decoded_, members, head, options_.max_scan_per_round);
   for (size_t i = 0; i < group.size(); ++i) {
     if (!s.ok()) {
       OnReadFailed(*group[i]->session, s);  // nothing advanced, as for a read alone

@@ -4,7 +4,6 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 
 #include "carehub/hub/store/event_codec.h"
@@ -16,12 +15,23 @@ namespace {
 
 constexpr std::string_view kKeyRecord = "disclosure_index_key";
 
-std::string IndexKey(std::string_view patient_key, std::string_view audit_key, uint64_t hub_seq) {
-  std::string key;
-  key.reserve(PatientHasher::kKeyBytes + kAuditKeyBytes + 8);
-  key.append(patient_key).append(audit_key).append(EncodeSeq(hub_seq));
-  return key;
-}
+rocksdb::Slice AsSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+// An entry's key, patient key + audit key + hub_seq (8 BE), as parts the write batch joins: no
+// std::string per entry (the delivery thread writes one per delivered event).
+class IndexKey {
+ public:
+  IndexKey(std::string_view patient_key, std::string_view audit_key, uint64_t hub_seq)
+      : seq_(EncodeSeq(hub_seq)),
+        slices_{AsSlice(patient_key), AsSlice(audit_key), AsSlice(seq_)} {}
+  IndexKey(const IndexKey&) = delete;
+  IndexKey& operator=(const IndexKey&) = delete;
+  rocksdb::SliceParts parts() const { return rocksdb::SliceParts(slices_, 3); }
+
+ private:
+  std::string seq_;  // 8 bytes: held inline, no allocation
+  rocksdb::Slice slices_[3];
+};
 
 }  // namespace
 
@@ -138,21 +148,10 @@ void DisclosureIndex::Add(WriteBatch* batch, std::string_view patient_key,
 void DisclosureIndex::AddEncoded(WriteBatch* batch, std::string_view patient_key,
                                  std::string_view audit_key, uint64_t hub_seq,
                                  std::string_view entry_bytes) {
-  // The key is built in place: a std::string per entry was a heap allocation per delivery.
-  char key[PatientHasher::kKeyBytes + kAuditKeyBytes + 8];
-  const size_t n = patient_key.size() + audit_key.size() + 8;
-  if (n > sizeof key) {  // not a key this index makes; written as given all the same
-    const std::string long_key = IndexKey(patient_key, audit_key, hub_seq);
-    RocksBatch(batch)->Put(db_->cf(Column::kDisclosure), long_key,
-                           rocksdb::Slice(entry_bytes.data(), entry_bytes.size()));
-    return;
-  }
-  const std::string seq = EncodeSeq(hub_seq);  // 8 bytes: no allocation
-  std::memcpy(key, patient_key.data(), patient_key.size());
-  std::memcpy(key + patient_key.size(), audit_key.data(), audit_key.size());
-  std::memcpy(key + patient_key.size() + audit_key.size(), seq.data(), seq.size());
-  RocksBatch(batch)->Put(db_->cf(Column::kDisclosure), rocksdb::Slice(key, n),
-                         rocksdb::Slice(entry_bytes.data(), entry_bytes.size()));
+  const rocksdb::Slice value = AsSlice(entry_bytes);
+  RocksBatch(batch)->Put(db_->cf(Column::kDisclosure),
+                         IndexKey(patient_key, audit_key, hub_seq).parts(),
+                         rocksdb::SliceParts(&value, 1));
 }
 
 void AppendDisclosureEntry(std::string* out, std::string_view agreement,
@@ -170,7 +169,7 @@ void AppendDisclosureEntry(std::string* out, std::string_view agreement,
 void DisclosureIndex::Delete(WriteBatch* batch, std::string_view patient_key,
                              std::string_view audit_key, uint64_t hub_seq) {
   RocksBatch(batch)->Delete(db_->cf(Column::kDisclosure),
-                            IndexKey(patient_key, audit_key, hub_seq));
+                            IndexKey(patient_key, audit_key, hub_seq).parts());
 }
 
 Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(

@@ -96,11 +96,8 @@ Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget targe
   std::string key = store.audit().NewKey(record.at_unix_ms());
   scratch->Clear();
   store.audit().AddRecord(scratch, key, record);
-  batch.ForEachDisclosed([&](const DeliveryBatch::Disclosed& d) {
-    for (size_t at = 0; at < d.patient_keys.size(); at += PatientHasher::kKeyBytes) {
-      store.disclosures().AddEncoded(scratch, d.patient_keys.substr(at, PatientHasher::kKeyBytes),
-                                     key, d.seq, d.entry);
-    }
+  batch.ForEachFiling([&](std::string_view patient, uint64_t seq, std::string_view entry) {
+    store.disclosures().AddEncoded(scratch, patient, key, seq, entry);
   });
   CAREHUB_RETURN_IF_ERROR(store.Commit(scratch, /*sync=*/false));
   CAREHUB_CRASH_POINT("deliver.after_audit");
@@ -130,11 +127,8 @@ void RecordNotSent(const AuditedBatch& audited, Store& store, const Clock& clock
                                   target.subscription, target.from, target.scanned_to);
   WriteBatch writes;
   store.audit().AddRecord(&writes, store.audit().NewKey(record.at_unix_ms()), record);
-  audited.batch().ForEachDisclosed([&](const DeliveryBatch::Disclosed& d) {
-    for (size_t at = 0; at < d.patient_keys.size(); at += PatientHasher::kKeyBytes) {
-      store.disclosures().Delete(&writes, d.patient_keys.substr(at, PatientHasher::kKeyBytes),
-                                 audited.audit_key(), d.seq);
-    }
+  audited.batch().ForEachFiling([&](std::string_view patient, uint64_t seq, std::string_view) {
+    store.disclosures().Delete(&writes, patient, audited.audit_key(), seq);
   });
   (void)store.Commit(&writes, /*sync=*/false);
 }

@@ -43,28 +43,6 @@ Result<uint64_t> ReadByRouteIndex(const ReadPlan& plan, const Store& store, uint
   return covered_to;
 }
 
-Result<uint64_t> ReadByLogScan(const Store& store, uint64_t from, uint64_t head,
-                               const ReadLimits& limits,
-                               const std::function<bool(uint64_t, std::string_view)>& consider) {
-  uint64_t read_to = from - 1;
-  uint64_t examined = 0;
-  bool stopped = false;
-  Status s = store.events().Scan(from, head, [&](uint64_t seq, std::string_view bytes) {
-    ++examined;
-    read_to = seq;
-    if (!consider(seq, bytes) || examined >= limits.max_scan_per_round) {
-      stopped = true;
-      return false;
-    }
-    return true;
-  });
-  if (!s.ok()) {
-    return s;
-  }
-  // A scan that reached the end has read everything up to head (seqs can have gaps).
-  return stopped ? read_to : head;
-}
-
 }  // namespace
 
 void UpdateReadPlan(ReadPlan* plan, const policy::PolicySet& policy,
@@ -85,13 +63,34 @@ void UpdateReadPlan(ReadPlan* plan, const policy::PolicySet& policy,
   plan->planned_route_count = known.size();
 }
 
+Result<uint64_t> ScanLog(const Store& store, uint64_t from, uint64_t head, uint32_t max_examined,
+                         const std::function<bool(uint64_t, std::string_view)>& consider) {
+  uint64_t read_to = from - 1;
+  uint64_t examined = 0;
+  bool stopped = false;
+  Status s = store.events().Scan(from, head, [&](uint64_t seq, std::string_view bytes) {
+    ++examined;
+    read_to = seq;
+    if (!consider(seq, bytes) || examined >= max_examined) {
+      stopped = true;
+      return false;
+    }
+    return true;
+  });
+  if (!s.ok()) {
+    return s;
+  }
+  // A scan that reached the end has read everything up to head (seqs can have gaps).
+  return stopped ? read_to : head;
+}
+
 Result<uint64_t> ReadLog(const ReadPlan& plan, const Store& store, uint64_t from, uint64_t head,
                          const ReadLimits& limits,
                          const std::function<bool(uint64_t, std::string_view)>& consider) {
   if (plan.use_route_index) {
     return ReadByRouteIndex(plan, store, from, head, limits, consider);
   }
-  return ReadByLogScan(store, from, head, limits, consider);
+  return ScanLog(store, from, head, limits.max_scan_per_round, consider);
 }
 
 }  // namespace carehub::hub

@@ -46,4 +46,10 @@ Result<uint64_t> ReadLog(const ReadPlan& plan, const Store& store, uint64_t from
                          const ReadLimits& limits,
                          const std::function<bool(uint64_t, std::string_view)>& consider);
 
+// The log scan alone, whatever the plan (ReadLog's broad case; shared_scan.h for several
+// sessions): every stored event with seq in [from, head] to `consider`, in order, until it returns
+// false or `max_examined` have been passed. Returns the seq up to which the log has been read.
+Result<uint64_t> ScanLog(const Store& store, uint64_t from, uint64_t head, uint32_t max_examined,
+                         const std::function<bool(uint64_t, std::string_view)>& consider);
+
 }  // namespace carehub::hub

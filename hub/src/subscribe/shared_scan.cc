@@ -5,7 +5,7 @@
 namespace carehub::hub {
 
 Status ScanTogether(const Store& store, DecodeCache& decoded, std::vector<ScanMember>& members,
-                    uint64_t to) {
+                    uint64_t head, uint32_t max_examined) {
   if (members.empty()) {
     return Status::Ok();
   }
@@ -14,41 +14,35 @@ Status ScanTogether(const Store& store, DecodeCache& decoded, std::vector<ScanMe
   for (auto& m : members) {
     m.scanned_to = m.from - 1;
   }
-  bool ended_early = false;
-  uint64_t last_seen = members.front().from - 1;
-  Status s =
-      store.events().Scan(members.front().from, to, [&](uint64_t seq, std::string_view bytes) {
-        last_seen = seq;
-        const DecodedEvent* event = nullptr;
-        bool parsed = false;
-        bool full_at_cap = false;
-        for (size_t i = 0; i < members.size() && members[i].from <= seq; ++i) {
-          if (!taking[i]) {
-            continue;
-          }
-          if (!parsed) {
-            event = decoded.Decode(seq, bytes);
-            parsed = true;
-          }
-          // Not an event: nothing of it can be disclosed; it counts as read.
-          if (event != nullptr && !members[i].take(*event)) {
-            taking[i] = false;
-            --still_taking;
-            members[i].scanned_to = seq;
-            full_at_cap = full_at_cap || members[i].full_ends_scan;
-          }
-        }
-        ended_early = full_at_cap || still_taking == 0;
-        return !ended_early;
-      });
-  if (!s.ok()) {
-    return s;
+  auto read = ScanLog(store, members.front().from, head, max_examined,
+                      [&](uint64_t seq, std::string_view bytes) {
+                        const DecodedEvent* event = nullptr;
+                        bool parsed = false;
+                        bool full_at_cap = false;
+                        for (size_t i = 0; i < members.size() && members[i].from <= seq; ++i) {
+                          if (!taking[i]) {
+                            continue;
+                          }
+                          if (!parsed) {
+                            event = decoded.Decode(seq, bytes);
+                            parsed = true;
+                          }
+                          // Not an event: nothing of it can be disclosed; it counts as read.
+                          if (event != nullptr && !members[i].take(*event)) {
+                            taking[i] = false;
+                            --still_taking;
+                            members[i].scanned_to = seq;
+                            full_at_cap = full_at_cap || members[i].full_ends_scan;
+                          }
+                        }
+                        return !full_at_cap && still_taking > 0;
+                      });
+  if (!read.ok()) {
+    return read.status();
   }
-  // A scan that ran to its end has read everything up to `to` (seqs can have gaps).
-  const uint64_t read_to = ended_early ? last_seen : to;
   for (size_t i = 0; i < members.size(); ++i) {
     if (taking[i]) {
-      members[i].scanned_to = std::max(members[i].from - 1, read_to);
+      members[i].scanned_to = std::max(members[i].from - 1, read.value());
     }
   }
   return Status::Ok();

@@ -25,6 +25,7 @@
 #include "carehub/core/status.h"
 #include "carehub/hub/store.h"
 #include "decode_cache.h"
+#include "log_reader.h"
 
 namespace carehub::hub {
 
@@ -39,10 +40,11 @@ struct ScanMember {
   uint64_t scanned_to = 0;
 };
 
-// Reads the log over [lowest member's from, to] once, passing each event (decoded once through
-// `decoded`) to every member whose `from` it has reached and that still takes events, in seq
-// order. Records that are not events are skipped for all. `members` must be sorted by `from`.
+// Reads the log from the lowest member's `from` to `head` once (at most `max_examined` records,
+// log_reader.h's ScanLog), passing each event (decoded once through `decoded`) to every member
+// whose `from` it has reached and that still takes events, in seq order. Records that are not
+// events are skipped for all. `members` must be sorted by `from`.
 Status ScanTogether(const Store& store, DecodeCache& decoded, std::vector<ScanMember>& members,
-                    uint64_t to);
+                    uint64_t head, uint32_t max_examined);
 
 }  // namespace carehub::hub

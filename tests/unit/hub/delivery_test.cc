@@ -246,7 +246,7 @@ TEST_F(SharedScanTest, EachMemberGetsWhatItWouldReadAloneAndEachEventIsParsedOnc
   std::vector<ScanMember> members = {Member(1, &a, 1000, true), Member(30, &b, 1000, true),
                                      Member(101, &c, 1000, true)};
   DecodeCache cache(8);  // far fewer slots than events: sharing must not depend on the cache
-  ASSERT_TRUE(ScanTogether(*store_, cache, members, 100).ok());
+  ASSERT_TRUE(ScanTogether(*store_, cache, members, 100, 20'000).ok());
   EXPECT_EQ(a, Events(1, 100));
   EXPECT_EQ(b, Events(30, 100));
   EXPECT_TRUE(c.empty());
@@ -261,7 +261,7 @@ TEST_F(SharedScanTest, AMemberFullAtTheCapEndsTheScanForAllAtTheSameSeq) {
   std::vector<uint64_t> broad, other;
   std::vector<ScanMember> members = {Member(5, &other, 1000, true), Member(10, &broad, 20, true)};
   DecodeCache cache(128);
-  ASSERT_TRUE(ScanTogether(*store_, cache, members, 100).ok());
+  ASSERT_TRUE(ScanTogether(*store_, cache, members, 100, 20'000).ok());
   ASSERT_EQ(broad.size(), 20u);
   const uint64_t full_at = broad.back();
   EXPECT_EQ(broad, Events(10, full_at));
@@ -276,7 +276,7 @@ TEST_F(SharedScanTest, AMemberOutOfCreditDropsOutAndTheOthersReadOn) {
   std::vector<ScanMember> members = {Member(1, &short_of_credit, 3, false),
                                      Member(1, &other, 1000, true)};
   DecodeCache cache(128);
-  ASSERT_TRUE(ScanTogether(*store_, cache, members, 70).ok());
+  ASSERT_TRUE(ScanTogether(*store_, cache, members, 70, 20'000).ok());
   EXPECT_EQ(short_of_credit, Events(1, 3));
   EXPECT_EQ(members[0].scanned_to, 3u);
   EXPECT_EQ(other, Events(1, 70));
