@@ -468,8 +468,7 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
 }
 
 void SubscribeServer::ReadAlone(RoundRead& read, uint64_t head) {
-  auto scanned = ReadLog(read.session->plan, *store_, read.from, head,
-                         {options_.max_delivery_batch, options_.max_scan_per_round},
+  auto scanned = ReadLog(read.session->plan, *store_, read.from, head, options_.max_scan_per_round,
                          [&](uint64_t seq, std::string_view bytes) {
                            const DecodedEvent* event = decoded_.Decode(seq, bytes);
                            return event == nullptr || read.batch.Consider(*event);

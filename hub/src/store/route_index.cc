@@ -90,22 +90,71 @@ Status AppendRouteSeq(std::string_view key, size_t prefix_size, std::vector<uint
 Result<std::vector<uint64_t>> RouteIndex::Scan(const RouteKey& route, uint64_t from, uint64_t to,
                                                size_t limit) const {
   std::vector<uint64_t> seqs;
-  const std::string prefix = RoutePrefix(route);
-  std::string upper = prefix + EncodeSeq(to);
-  upper.push_back('\0');  // inclusive of `to`
-  rocksdb::Slice upper_slice(upper);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kRoute)));
-  for (it->Seek(prefix + EncodeSeq(from)); it->Valid() && seqs.size() < limit; it->Next()) {
-    if (Status s = AppendRouteSeq(it->key().ToStringView(), prefix.size(), &seqs); !s.ok()) {
-      return s;
+  for (auto cursor = Open(route, from, to); seqs.size() < limit; cursor->Next()) {
+    if (!cursor->Valid()) {
+      if (Status s = cursor->status(); !s.ok()) {
+        return s;
+      }
+      break;
     }
-  }
-  if (Status s = FromRocks(it->status(), "scan route index"); !s.ok()) {
-    return s;
+    seqs.push_back(cursor->seq());
   }
   return seqs;
+}
+
+namespace {
+
+class RocksRouteCursor final : public RouteIndex::Cursor {
+ public:
+  RocksRouteCursor(Database* db, const RouteKey& route, uint64_t from, uint64_t to)
+      : prefix_(RoutePrefix(route)), upper_(prefix_ + EncodeSeq(to)) {
+    upper_.push_back('\0');  // inclusive of `to`
+    upper_slice_ = rocksdb::Slice(upper_);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice_;
+    it_.reset(db->db()->NewIterator(ro, db->cf(Column::kRoute)));
+    it_->Seek(prefix_ + EncodeSeq(from));
+    Load();
+  }
+
+  bool Valid() const override { return valid_; }
+  uint64_t seq() const override { return seq_; }
+  void Next() override {
+    it_->Next();
+    Load();
+  }
+  Status status() const override { return status_; }
+
+ private:
+  void Load() {
+    valid_ = false;
+    if (!it_->Valid()) {
+      status_ = FromRocks(it_->status(), "scan route index");
+      return;
+    }
+    const std::string_view key = it_->key().ToStringView();
+    if (key.size() != prefix_.size() + 8) {
+      status_ = Status::Error("store_corrupt", "route index key of the wrong size");
+      return;
+    }
+    seq_ = DecodeSeq(key.substr(prefix_.size()));
+    valid_ = true;
+  }
+
+  const std::string prefix_;
+  std::string upper_;
+  rocksdb::Slice upper_slice_;  // points into upper_; the iterator keeps a pointer to it
+  std::unique_ptr<rocksdb::Iterator> it_;
+  bool valid_ = false;
+  uint64_t seq_ = 0;
+  Status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<RouteIndex::Cursor> RouteIndex::Open(const RouteKey& route, uint64_t from,
+                                                     uint64_t to) const {
+  return std::make_unique<RocksRouteCursor>(db_, route, from, to);
 }
 
 Result<std::vector<uint64_t>> RouteIndex::ScanBackward(const RouteKey& route, uint64_t from,

@@ -1,46 +1,65 @@
 #include "log_reader.h"
 
-#include <algorithm>
+#include <memory>
+#include <queue>
 
 namespace carehub::hub {
 namespace {
 
+// The routes' seqs merged in ascending order, read from each route only as far as they are used
+// (a round that fills its batch early reads a few entries past it, not a block of every route).
 Result<uint64_t> ReadByRouteIndex(const ReadPlan& plan, const Store& store, uint64_t from,
-                                  uint64_t head, const ReadLimits& limits,
+                                  uint64_t head, uint32_t max_examined,
                                   const std::function<bool(uint64_t, std::string_view)>& consider) {
-  // Each route yields at most max_per_route seqs: the merged list is complete only up to the
-  // lowest last seq of a route that hit the limit.
-  uint64_t covered_to = head;
-  std::vector<uint64_t> seqs;
+  std::vector<std::unique_ptr<RouteIndex::Cursor>> cursors;
+  // The positioned cursors, lowest seq on top (a narrow plan may hold hundreds of routes).
+  auto later = [](const RouteIndex::Cursor* a, const RouteIndex::Cursor* b) {
+    return a->seq() > b->seq();
+  };
+  std::priority_queue<RouteIndex::Cursor*, std::vector<RouteIndex::Cursor*>, decltype(later)>
+      positioned(later);
+  // A cursor that has ended joins no queue; one that failed fails the read.
+  auto requeue = [&](RouteIndex::Cursor* c) {
+    if (c->Valid()) {
+      positioned.push(c);
+      return Status::Ok();
+    }
+    return c->status();
+  };
+  cursors.reserve(plan.routes.size());
   for (const auto& route : plan.routes) {
-    auto found = store.routes().Scan(route, from, head, limits.max_per_route);
-    if (!found.ok()) {
-      return found.status();
-    }
-    if (found->size() == limits.max_per_route) {
-      covered_to = std::min(covered_to, found->back());
-    }
-    seqs.insert(seqs.end(), found->begin(), found->end());
+    cursors.push_back(store.routes().Open(route, from, head));
+    CAREHUB_RETURN_IF_ERROR(requeue(cursors.back().get()));
   }
-  std::sort(seqs.begin(), seqs.end());
-  seqs.erase(std::upper_bound(seqs.begin(), seqs.end(), covered_to), seqs.end());
-  uint64_t read_to = from - 1;
+  // Events are fetched a chunk at a time: one MultiGet sorts and batches the block reads.
   constexpr size_t kChunk = 256;
-  for (size_t i = 0; i < seqs.size(); i += kChunk) {
-    std::vector<uint64_t> chunk(seqs.begin() + i, seqs.begin() + std::min(seqs.size(), i + kChunk));
+  std::vector<uint64_t> chunk;
+  uint64_t read_to = from - 1;
+  uint64_t examined = 0;
+  while (!positioned.empty() && examined < max_examined) {
+    chunk.clear();
+    while (!positioned.empty() && chunk.size() < kChunk && examined + chunk.size() < max_examined) {
+      RouteIndex::Cursor* c = positioned.top();
+      positioned.pop();
+      chunk.push_back(c->seq());
+      c->Next();
+      CAREHUB_RETURN_IF_ERROR(requeue(c));
+    }
     auto values = store.events().MultiGet(chunk);
     if (!values.ok()) {
       return values.status();
     }
     for (size_t j = 0; j < chunk.size(); ++j) {
-      read_to = chunk[j];
       // An empty value: retention removed the event since the index was read. Nothing to send.
       if (!(*values)[j].empty() && !consider(chunk[j], (*values)[j])) {
-        return read_to;
+        return chunk[j];
       }
     }
+    examined += chunk.size();
+    read_to = chunk.back();
   }
-  return covered_to;
+  // Every route read to head: nothing the plan covers is left below it.
+  return positioned.empty() ? head : read_to;
 }
 
 }  // namespace
@@ -85,12 +104,12 @@ Result<uint64_t> ScanLog(const Store& store, uint64_t from, uint64_t head, uint3
 }
 
 Result<uint64_t> ReadLog(const ReadPlan& plan, const Store& store, uint64_t from, uint64_t head,
-                         const ReadLimits& limits,
+                         uint32_t max_examined,
                          const std::function<bool(uint64_t, std::string_view)>& consider) {
   if (plan.use_route_index) {
-    return ReadByRouteIndex(plan, store, from, head, limits, consider);
+    return ReadByRouteIndex(plan, store, from, head, max_examined, consider);
   }
-  return ScanLog(store, from, head, limits.max_scan_per_round, consider);
+  return ScanLog(store, from, head, max_examined, consider);
 }
 
 }  // namespace carehub::hub

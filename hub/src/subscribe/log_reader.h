@@ -34,16 +34,12 @@ struct ReadPlan {
 void UpdateReadPlan(ReadPlan* plan, const policy::PolicySet& policy,
                     const policy::SubscriptionRef& subscription, const RouteIndex& routes);
 
-struct ReadLimits {
-  uint32_t max_per_route = 1000;         // route-index entries read per route per round
-  uint32_t max_scan_per_round = 20'000;  // log entries examined per round (log scan)
-};
-
 // Passes the events the plan covers with seq in [from, head] to `consider(seq, stored_bytes)`, in
-// seq order, until it returns false or a limit is reached. Returns the seq up to which the log has
-// been read: every event the plan covers up to it was passed to `consider` (from - 1 when none).
+// seq order, until it returns false or `max_examined` events have been read. Returns the seq up
+// to which the log has been read: every event the plan covers up to it was passed to `consider`
+// (from - 1 when none).
 Result<uint64_t> ReadLog(const ReadPlan& plan, const Store& store, uint64_t from, uint64_t head,
-                         const ReadLimits& limits,
+                         uint32_t max_examined,
                          const std::function<bool(uint64_t, std::string_view)>& consider);
 
 // The log scan alone, whatever the plan (ReadLog's broad case; shared_scan.h for several

@@ -16,6 +16,7 @@
 #include "carehub/v1/wire.pb.h"
 #include "subscribe/decode_cache.h"
 #include "subscribe/delivery_frame.h"
+#include "subscribe/log_reader.h"
 #include "subscribe/shared_scan.h"
 
 namespace carehub::hub {
@@ -281,6 +282,117 @@ TEST_F(SharedScanTest, AMemberOutOfCreditDropsOutAndTheOthersReadOn) {
   EXPECT_EQ(members[0].scanned_to, 3u);
   EXPECT_EQ(other, Events(1, 70));
   EXPECT_EQ(members[1].scanned_to, 70u);
+}
+
+// A narrow plan reads through the route index: the seqs of its routes merged in order, only as far
+// as the reader takes them. Seqs 1..300 are filed under three routes by seq % 3 (seq 150 is not
+// stored: retention removed it after it was filed); the plan covers two of them.
+class RouteReadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("carehub-route-read-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    auto store = Store::Open(StoreOptions{dir_});
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(store).value();
+    SyntheticGenerator events(SyntheticOptions{});
+    WriteBatch batch;
+    for (uint64_t seq = 1; seq <= 300; ++seq) {
+      const RouteKey& route = routes_[seq % 3];
+      store_->routes().Add(&batch, RoutePrefix(route), seq);
+      if (seq != 150) {
+        store_->events().Add(&batch, seq, StoredBytes(events.Next(), seq));
+      }
+    }
+    ASSERT_TRUE(store_->Commit(&batch, false).ok());
+    plan_.use_route_index = true;
+    plan_.routes = {routes_[2], routes_[0]};  // not in seq order: the read merges them
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // What the plan covers in [from, to]: seq % 3 is 0 or 2, seq 150 excepted.
+  static std::vector<uint64_t> Covered(uint64_t from, uint64_t to) {
+    std::vector<uint64_t> out;
+    for (uint64_t seq = from; seq <= to; ++seq) {
+      if (seq % 3 != 1 && seq != 150) {
+        out.push_back(seq);
+      }
+    }
+    return out;
+  }
+
+  // Reads from `from` taking at most `take` events; appends them to `taken`.
+  Result<uint64_t> Read(uint64_t from, uint64_t head, uint32_t max_examined, size_t take,
+                        std::vector<uint64_t>* taken) {
+    size_t n = 0;
+    return ReadLog(plan_, *store_, from, head, max_examined,
+                   [&](uint64_t seq, std::string_view bytes) {
+                     EXPECT_FALSE(bytes.empty());
+                     taken->push_back(seq);
+                     return ++n < take;
+                   });
+  }
+
+  const RouteKey routes_[3] = {{"RXA", "RXA", "activity.admission"},
+                               {"RXB", "RXB", "activity.admission"},
+                               {"RXC", "RXC01", "referral.created"}};
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+  ReadPlan plan_;
+};
+
+TEST_F(RouteReadTest, PassesEveryCoveredEventInSeqOrderAndReportsTheHead) {
+  std::vector<uint64_t> taken;
+  auto read_to = Read(1, 300, 20'000, 100'000, &taken);
+  ASSERT_TRUE(read_to.ok()) << read_to.status().ToString();
+  EXPECT_EQ(taken, Covered(1, 300));
+  EXPECT_EQ(*read_to, 300u);
+  // Below the head too: the routes are read to `head`, not to their end.
+  taken.clear();
+  read_to = Read(40, 200, 20'000, 100'000, &taken);
+  ASSERT_TRUE(read_to.ok());
+  EXPECT_EQ(taken, Covered(40, 200));
+  EXPECT_EQ(*read_to, 200u);
+}
+
+TEST_F(RouteReadTest, AReaderThatStopsResumesAfterTheLastEventItTook) {
+  std::vector<uint64_t> taken;
+  uint64_t from = 1;
+  int rounds = 0;
+  while (from <= 300 && rounds < 100) {
+    ++rounds;
+    std::vector<uint64_t> round;
+    auto read_to = Read(from, 300, 20'000, 7, &round);
+    ASSERT_TRUE(read_to.ok());
+    if (*read_to < 300) {
+      ASSERT_EQ(round.size(), 7u);
+      EXPECT_EQ(*read_to, round.back());  // the event that filled it: nothing past it was taken
+    }
+    taken.insert(taken.end(), round.begin(), round.end());
+    from = *read_to + 1;
+  }
+  EXPECT_EQ(taken, Covered(1, 300));
+  EXPECT_EQ(rounds, static_cast<int>((Covered(1, 300).size() + 6) / 7));
+}
+
+TEST_F(RouteReadTest, ExaminesAtMostTheLimitAndSaysHowFarItRead) {
+  std::vector<uint64_t> taken;
+  auto read_to = Read(1, 300, 10, 100'000, &taken);
+  ASSERT_TRUE(read_to.ok());
+  const auto covered = Covered(1, 300);
+  EXPECT_EQ(taken, std::vector<uint64_t>(covered.begin(), covered.begin() + 10));
+  EXPECT_EQ(*read_to, covered[9]);
+  // The missing seq 150 is filed but not stored: examined, not passed.
+  taken.clear();
+  read_to = Read(149, 300, 2, 100'000, &taken);
+  ASSERT_TRUE(read_to.ok());
+  EXPECT_EQ(taken, std::vector<uint64_t>{149});
+  EXPECT_EQ(*read_to, 150u);
 }
 
 }  // namespace

@@ -10,12 +10,14 @@
 // in-memory list once that batch is committed (NoteCommitted), so the list never names a route
 // whose events a failed commit dropped.
 //
-// Errors: Scan returns an error when the read fails, never a shorter list.
+// Errors: Scan returns an error when the read fails, never a shorter list; a Cursor stops and
+// reports it through status().
 //
 // Thread-safety: every method may be called from any thread; the in-memory list is guarded by a
 // mutex. Does not own the Database.
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -47,6 +49,22 @@ class RouteIndex {
   // Seqs filed under `route` with seq in [from, to], ascending, at most `limit`.
   Result<std::vector<uint64_t>> Scan(const RouteKey& route, uint64_t from, uint64_t to,
                                      size_t limit) const;
+
+  // The seqs filed under one route with seq in [from, to], ascending, read one at a time, so a
+  // reader merging several routes reads no more of each than it uses. Holds a RocksDB iterator
+  // (and so the files it reads) until destroyed; used on one thread at a time.
+  class Cursor {
+   public:
+    virtual ~Cursor() = default;
+    // False at the end of the range or after an error (status() says which).
+    virtual bool Valid() const = 0;
+    virtual uint64_t seq() const = 0;  // only while Valid()
+    virtual void Next() = 0;
+    // An I/O error or a malformed entry; Ok at the end of the range.
+    virtual Status status() const = 0;
+  };
+  // Positioned at the first seq >= `from` (or at the end).
+  std::unique_ptr<Cursor> Open(const RouteKey& route, uint64_t from, uint64_t to) const;
 
   // Seqs filed under `route` with from <= seq < below, newest first, at most `limit` (browsing the
   // most recent events of a route, page by page).
