@@ -185,18 +185,37 @@ TEST(DecodedEventTest, PatientKeysAreTheHashersAndComputedOnce) {
             hasher.ForNhsNumber(event.envelope().patient().nhs_number()));
 }
 
-// Sessions reading the log together (shared_scan.h): a real store holding seqs 1..100 with a gap at
-// 50 and a record that is not an event at 60.
-class SharedScanTest : public ::testing::Test {
+// A fresh store in a temp dir named after the running test, removed after it.
+class FreshStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = std::filesystem::temp_directory_path() /
-           ("carehub-shared-scan-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("carehub-delivery-test-" + std::to_string(::getpid()) + "-" + test->test_suite_name() +
+            "-" + test->name());
     std::filesystem::remove_all(dir_);
     auto store = Store::Open(StoreOptions{dir_});
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     store_ = std::move(store).value();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+// Sessions reading the log together (shared_scan.h): a real store holding seqs 1..100 with a gap at
+// 50 and a record that is not an event at 60.
+class SharedScanTest : public FreshStoreTest {
+ protected:
+  void SetUp() override {
+    FreshStoreTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
     SyntheticGenerator events(SyntheticOptions{});
     WriteBatch batch;
     for (uint64_t seq = 1; seq <= 100; ++seq) {
@@ -210,10 +229,6 @@ class SharedScanTest : public ::testing::Test {
     }
     ids_.erase(60);
     ASSERT_TRUE(store_->Commit(&batch, false).ok());
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // A member that records the seqs it takes and stops after `limit` of them.
@@ -237,8 +252,6 @@ class SharedScanTest : public ::testing::Test {
     return out;
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<Store> store_;
   std::map<uint64_t, std::string> ids_;  // seq -> event id, events only
 };
 
@@ -287,16 +300,13 @@ TEST_F(SharedScanTest, AMemberOutOfCreditDropsOutAndTheOthersReadOn) {
 // A narrow plan reads through the route index: the seqs of its routes merged in order, only as far
 // as the reader takes them. Seqs 1..300 are filed under three routes by seq % 3 (seq 150 is not
 // stored: retention removed it after it was filed); the plan covers two of them.
-class RouteReadTest : public ::testing::Test {
+class RouteReadTest : public FreshStoreTest {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("carehub-route-read-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    auto store = Store::Open(StoreOptions{dir_});
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    store_ = std::move(store).value();
+    FreshStoreTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
     SyntheticGenerator events(SyntheticOptions{});
     WriteBatch batch;
     for (uint64_t seq = 1; seq <= 300; ++seq) {
@@ -309,10 +319,6 @@ class RouteReadTest : public ::testing::Test {
     ASSERT_TRUE(store_->Commit(&batch, false).ok());
     plan_.use_route_index = true;
     plan_.routes = {routes_[2], routes_[0]};  // not in seq order: the read merges them
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // What the plan covers in [from, to]: seq % 3 is 0 or 2, seq 150 excepted.
@@ -341,8 +347,6 @@ class RouteReadTest : public ::testing::Test {
   const RouteKey routes_[3] = {{"RXA", "RXA", "activity.admission"},
                                {"RXB", "RXB", "activity.admission"},
                                {"RXC", "RXC01", "referral.created"}};
-  std::filesystem::path dir_;
-  std::unique_ptr<Store> store_;
   ReadPlan plan_;
 };
 
