@@ -76,13 +76,12 @@ size_t RouteIndex::KnownCount() const {
 
 namespace {
 
-// The seq of a route-index key under a prefix of `prefix_size` bytes, appended to `seqs`.
-Status AppendRouteSeq(std::string_view key, size_t prefix_size, std::vector<uint64_t>* seqs) {
+// The seq of a route-index key under a prefix of `prefix_size` bytes.
+Result<uint64_t> RouteSeqOf(std::string_view key, size_t prefix_size) {
   if (key.size() != prefix_size + 8) {
     return Status::Error("store_corrupt", "route index key of the wrong size");
   }
-  seqs->push_back(DecodeSeq(key.substr(prefix_size)));
-  return Status::Ok();
+  return DecodeSeq(key.substr(prefix_size));
 }
 
 }  // namespace
@@ -90,14 +89,12 @@ Status AppendRouteSeq(std::string_view key, size_t prefix_size, std::vector<uint
 Result<std::vector<uint64_t>> RouteIndex::Scan(const RouteKey& route, uint64_t from, uint64_t to,
                                                size_t limit) const {
   std::vector<uint64_t> seqs;
-  for (auto cursor = Open(route, from, to); seqs.size() < limit; cursor->Next()) {
-    if (!cursor->Valid()) {
-      if (Status s = cursor->status(); !s.ok()) {
-        return s;
-      }
-      break;
-    }
+  auto cursor = Open(route, from, to);
+  for (; cursor->Valid() && seqs.size() < limit; cursor->Next()) {
     seqs.push_back(cursor->seq());
+  }
+  if (!cursor->Valid()) {
+    CAREHUB_RETURN_IF_ERROR(cursor->status());
   }
   return seqs;
 }
@@ -132,12 +129,12 @@ class RocksRouteCursor final : public RouteIndex::Cursor {
       status_ = FromRocks(it_->status(), "scan route index");
       return;
     }
-    const std::string_view key = it_->key().ToStringView();
-    if (key.size() != prefix_.size() + 8) {
-      status_ = Status::Error("store_corrupt", "route index key of the wrong size");
+    auto seq = RouteSeqOf(it_->key().ToStringView(), prefix_.size());
+    if (!seq.ok()) {
+      status_ = seq.status();
       return;
     }
-    seq_ = DecodeSeq(key.substr(prefix_.size()));
+    seq_ = *seq;
     valid_ = true;
   }
 
@@ -172,9 +169,11 @@ Result<std::vector<uint64_t>> RouteIndex::ScanBackward(const RouteKey& route, ui
   // SeekForPrev lands on the last key <= its target: seq `below - 1` or the one before it.
   for (it->SeekForPrev(prefix + EncodeSeq(below - 1)); it->Valid() && seqs.size() < limit;
        it->Prev()) {
-    if (Status s = AppendRouteSeq(it->key().ToStringView(), prefix.size(), &seqs); !s.ok()) {
-      return s;
+    auto seq = RouteSeqOf(it->key().ToStringView(), prefix.size());
+    if (!seq.ok()) {
+      return seq.status();
     }
+    seqs.push_back(*seq);
   }
   if (Status s = FromRocks(it->status(), "scan route index"); !s.ok()) {
     return s;
