@@ -8,6 +8,7 @@ BUILD_PKGS=(
   libzmq3-dev cppzmq-dev
   libprotobuf-dev protobuf-compiler
   librocksdb-dev
+  libabsl-dev  # absl::flat_hash_map (hub/include/carehub/hub/pending_keys.h)
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev

@@ -272,8 +272,8 @@ Status IngestPipeline::FindPriors(std::vector<Candidate>* candidates, uint32_t t
   lookup_keys.reserve(candidates->size());
   lookup_of.reserve(candidates->size());
   for (auto& c : *candidates) {
-    if (auto it = pending_.find(c.key); it != pending_.end()) {
-      c.prior = it->second;
+    if (auto pending = pending_.Find(c.key)) {
+      c.prior = pending;
     } else {
       lookup_keys.push_back(c.key);
       lookup_of.push_back(&c);
@@ -316,13 +316,9 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     // in one hash lookup (the seq is the one it gets if accepted). A candidate that already has a
     // prior needs no claim: only an acceptance adds to pending_, and a key with a prior is never
     // accepted.
-    std::unordered_map<std::string, Pending>::iterator claim;
     if (!cand.prior) {
-      bool claimed = false;
-      std::tie(claim, claimed) = pending_.try_emplace(cand.key, Pending{next_seq_, cand.hash});
-      if (!claimed) {
-        cand.prior = claim->second;
-      }
+      // Claimed: the key now lives at the back of batch->pending_keys.
+      cand.prior = pending_.Claim(&cand.key, Pending{next_seq_, cand.hash}, &batch->pending_keys);
     }
     if (cand.prior) {
       if (cand.prior->hash == cand.hash) {
@@ -353,8 +349,7 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     AppendHubFields(&cand.bytes, seq, batch->received_at);
     store_->events().Add(&batch->writes, seq, cand.bytes);
     dedup_entries.push_back(DedupEntry{seq, cand.hash, today});
-    dedup_puts.emplace_back(claim->first, &dedup_entries.back());
-    batch->pending_keys.push_back(std::move(cand.key));
+    dedup_puts.emplace_back(batch->pending_keys.back(), &dedup_entries.back());
     route_puts.emplace_back(*route, seq);
     NoteAccepted(batch, publisher, type, event);
     batch->max_seq = seq;
@@ -563,9 +558,7 @@ void IngestPipeline::AddQuarantineRecord(PreparedBatch* batch, const std::string
 void IngestPipeline::Finish(PreparedBatch* batch) {
   quarantine_budget_.Settle(batch->quarantine_cost);
   if (batch->committed) {
-    for (const auto& key : batch->pending_keys) {
-      pending_.erase(key);
-    }
+    pending_.Release(batch->pending_keys);
     if (batch->quarantined > 0) {
       store_->quarantine().NoteCommitted(batch->quarantined, batch->quarantined_bytes);
     }
@@ -589,7 +582,7 @@ void IngestPipeline::Finish(PreparedBatch* batch) {
   FailAll(batch, "the hub could not store this batch; nothing was stored, resend it");
   if (batch->epoch == epoch_) {
     ++epoch_;
-    pending_.clear();
+    pending_.Clear();
     // If the log cannot be read now, next_seq_ stays above every seq handed out: still safe.
     (void)RestartFromStore();
   }

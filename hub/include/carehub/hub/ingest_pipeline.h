@@ -20,6 +20,7 @@
 // Not thread-safe: one ingest thread owns the pipeline.
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,6 +34,7 @@
 #include "carehub/core/clock.h"
 #include "carehub/core/mutex.h"
 #include "carehub/core/validation.h"
+#include "carehub/hub/pending_keys.h"
 #include "carehub/hub/quarantine_budget.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
@@ -71,7 +73,9 @@ struct PreparedBatch {
   std::string sender;      // authenticated identity, or "" in plain mode
   v1::PublishResult result;
   WriteBatch writes;
-  std::vector<std::string> pending_keys;  // dedup keys this batch added to the pending set
+  // Dedup keys this batch claimed in the pending set, which holds views of them: a deque, so they
+  // never move while the batch is in flight (PendingKeys).
+  std::deque<std::string> pending_keys;
   uint64_t epoch = 0;
   uint64_t max_seq = 0;
   Clock::TimePoint received_at;
@@ -144,10 +148,7 @@ class IngestPipeline {
   uint64_t next_seq() const { return next_seq_; }
 
  private:
-  struct Pending {
-    uint64_t hub_seq;
-    ContentHash hash;
-  };
+  using Pending = PendingKeys::Entry;
   // An event that passed authorisation and validation, on its way through dedup and sequencing.
   struct Candidate {
     int index;          // in the Publish
@@ -191,7 +192,7 @@ class IngestPipeline {
   PublishAuthoriser authorise_;
   uint64_t next_seq_ = 0;  // 0: not yet read from the store
   uint64_t epoch_ = 1;
-  std::unordered_map<std::string, Pending> pending_;
+  PendingKeys pending_;
   // Looked up by string_view: the route of each accepted event is built in route_buf_.
   struct RouteHash {
     using is_transparent = void;
