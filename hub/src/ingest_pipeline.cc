@@ -317,7 +317,8 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     // prior needs no claim: only an acceptance adds to pending_, and a key with a prior is never
     // accepted.
     if (!cand.prior) {
-      // Claimed: the key now lives at the back of batch->pending_keys.
+      // When claimed, the key has moved to the back of batch->pending_keys (its dedup put below
+      // reads it there); when not, cand.key is untouched and the prior is the earlier claim.
       cand.prior = pending_.Claim(&cand.key, Pending{next_seq_, cand.hash}, &batch->pending_keys);
     }
     if (cand.prior) {
