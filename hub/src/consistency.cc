@@ -145,10 +145,19 @@ class Checker {
           }
           const int64_t received_ms =
               envelope.received_at().seconds() * 1000 + envelope.received_at().nanos() / 1'000'000;
-          // The hash the ingest pipeline kept: over the publisher's event, hub fields cleared.
-          event.mutable_envelope()->clear_hub_seq();
-          event.mutable_envelope()->clear_received_at();
-          chunk.push_back(Pending{seq, std::move(dedup_key), HashContent(CanonicalBytes(event)),
+          // The hash the ingest pipeline kept: over the bytes the event was accepted as, which the
+          // record holds before its hub fields. A record written otherwise (no hub-field suffix)
+          // is hashed as the canonical encoding of its event, hub fields cleared.
+          std::optional<std::string_view> accepted = AcceptedBytes(value, event);
+          ContentHash hash;
+          if (accepted) {
+            hash = HashContent(*accepted);
+          } else {
+            event.mutable_envelope()->clear_hub_seq();
+            event.mutable_envelope()->clear_received_at();
+            hash = HashContent(CanonicalBytes(event));
+          }
+          chunk.push_back(Pending{seq, std::move(dedup_key), hash,
                                   static_cast<uint32_t>(received_ms / kMillisPerDay)});
           if (chunk.size() >= 1024) {
             flush();

@@ -1,6 +1,10 @@
 #include "carehub/hub/frame_decode.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include <algorithm>
+#include <functional>
 
 namespace carehub::hub {
 namespace {
@@ -13,7 +17,53 @@ IngestFrameDecision Quarantine(std::string reason, std::string message) {
   return d;
 }
 
+// Calls `visit` with the value of each LEN field numbered `field` of the message encoded in
+// `bytes`, skipping the other fields; false when `visit` does or the bytes do not walk as a
+// message.
+bool ForEachLengthDelimited(std::string_view bytes, int field,
+                            const std::function<bool(std::string_view)>& visit) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  while (const uint32_t tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) != field ||
+        WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      if (!WireFormatLite::SkipField(&in, tag)) {
+        return false;
+      }
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in.ReadVarint32(&length) || length > bytes.size() - in.CurrentPosition()) {
+      return false;
+    }
+    if (!visit(bytes.substr(in.CurrentPosition(), length)) || !in.Skip(static_cast<int>(length))) {
+      return false;
+    }
+  }
+  // ReadTag answers 0 at the end and on a bad tag: only the end is a walk.
+  return static_cast<size_t>(in.CurrentPosition()) == bytes.size();
+}
+
 }  // namespace
+
+std::vector<std::string_view> ReceivedEventBytes(std::string_view payload, size_t event_count) {
+  std::vector<std::string_view> events;
+  events.reserve(event_count);
+  // Frame.publish (every occurrence: protobuf merges them), then each Publish.events inside.
+  const bool walked = ForEachLengthDelimited(
+      payload, v1::Frame::kPublishFieldNumber, [&](std::string_view publish) {
+        return ForEachLengthDelimited(publish, v1::Publish::kEventsFieldNumber,
+                                      [&](std::string_view event) {
+                                        events.push_back(event);
+                                        return true;
+                                      });
+      });
+  if (!walked || events.size() != event_count) {
+    return {};
+  }
+  return events;
+}
 
 IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,
                                       size_t max_events_per_batch, google::protobuf::Arena* arena) {
@@ -48,6 +98,7 @@ IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame
       }
       d.action = IngestFrameDecision::Action::kPublish;
       d.publish = publish;
+      d.event_bytes = ReceivedEventBytes(payload, static_cast<size_t>(publish->events_size()));
       return d;
     }
     case v1::Frame::kHeartbeat:

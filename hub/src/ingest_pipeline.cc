@@ -167,7 +167,8 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
 // The data path, top to bottom. Each stage is a function below, in this order.
 std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, std::string sender,
                                                        v1::Publish* publish,
-                                                       bool quarantine_rejects) {
+                                                       bool quarantine_rejects,
+                                                       std::span<const std::string_view> received) {
   auto batch = NewBatch(512 * static_cast<size_t>(publish->events_size()));
   batch->routing_id = std::move(routing_id);
   batch->sender = std::move(sender);
@@ -177,8 +178,8 @@ std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, s
   batch->quarantine_rejects = quarantine_rejects;
   const uint32_t today = DaysSinceEpoch(batch->received_at);
 
-  // authorise -> validate -> canonicalise
-  std::vector<Candidate> candidates = AuthoriseAndValidate(batch.get(), publish);
+  // authorise -> validate -> encode
+  std::vector<Candidate> candidates = AuthoriseAndValidate(batch.get(), publish, received);
   // dedup: what is already stored or pending under each key
   Status priors = next_seq_ == 0 ? RestartFromStore() : Status::Ok();
   if (priors.ok()) {
@@ -207,27 +208,34 @@ std::string IngestPipeline::TakeBytesBuffer() {
 }
 
 void IngestPipeline::GiveBackBytesBuffer(std::string buffer) {
-  // Enough for a batch of the load's size; a buffer grown by an unusually large event is freed
-  // rather than kept for ever.
-  constexpr size_t kMaxSpare = 4096;
+  // Enough for the accepted events of the batches in flight (their records come back when each is
+  // recycled); a buffer grown by an unusually large event is freed rather than kept for ever, and
+  // one moved from (no heap buffer) is not worth keeping.
+  constexpr size_t kMaxSpare = 16384;
   constexpr size_t kMaxKeptCapacity = 4096;
-  if (spare_bytes_.size() < kMaxSpare && buffer.capacity() <= kMaxKeptCapacity) {
+  static const size_t kInlineCapacity = std::string().capacity();
+  if (spare_bytes_.size() < kMaxSpare && buffer.capacity() > kInlineCapacity &&
+      buffer.capacity() <= kMaxKeptCapacity) {
     spare_bytes_.push_back(std::move(buffer));
   }
 }
 
-// The write batch holds copies of the accepted events' bytes by now.
+// The write batch holds copies of the accepted events' bytes by now; their buffers have moved to
+// the batch's records (given back when it is recycled), the others come back here.
 void IngestPipeline::ReturnBytesBuffers(std::vector<Candidate>* candidates) {
   for (auto& c : *candidates) {
     GiveBackBytesBuffer(std::move(c.bytes));
   }
 }
 
-// Authorises and validates each event on its own; the survivors come back with their canonical
-// bytes, dedup key and content hash. Hub fields are the hub's to set: whatever a publisher put
-// there is cleared first, so the canonical form (and the hash) is the publisher's event.
-std::vector<IngestPipeline::Candidate> IngestPipeline::AuthoriseAndValidate(PreparedBatch* batch,
-                                                                            v1::Publish* publish) {
+// Authorises and validates each event on its own; the survivors come back with the bytes they are
+// accepted as, dedup key and content hash. Those are the publisher's bytes as received when the
+// caller has them — encoding the parsed event again was ~15% of the ingest thread (callgrind) —
+// unless the publisher set the hub's own fields: those are cleared and the event re-encoded
+// canonically, so neither the record nor the hash carries what the publisher wrote there.
+std::vector<IngestPipeline::Candidate> IngestPipeline::AuthoriseAndValidate(
+    PreparedBatch* batch, v1::Publish* publish, std::span<const std::string_view> received) {
+  const bool as_received = received.size() == static_cast<size_t>(publish->events_size());
   const int n = publish->events_size();
   std::vector<Candidate> candidates;
   candidates.reserve(n);
@@ -237,12 +245,18 @@ std::vector<IngestPipeline::Candidate> IngestPipeline::AuthoriseAndValidate(Prep
     v1::Event* event = publish->mutable_events(i);
     auto* result = results->Add();
     result->set_event_id(event->envelope().event_id());
-    if (event->has_envelope()) {
+    const bool hub_fields_set = event->has_envelope() && (event->envelope().hub_seq() != 0 ||
+                                                          event->envelope().has_received_at());
+    if (hub_fields_set) {
       event->mutable_envelope()->clear_hub_seq();
       event->mutable_envelope()->clear_received_at();
     }
     std::string bytes = TakeBytesBuffer();
-    CanonicalBytesInto(*event, &bytes);
+    if (as_received && !hub_fields_set) {
+      ReceivedBytesInto(received[i], &bytes);
+    } else {
+      CanonicalBytesInto(*event, &bytes);
+    }
     const auto& publisher = event->envelope().publisher_ods();
     if (authorise_ && !authorise_(batch->sender, publisher)) {
       Reject(batch, result, *event, bytes, std::string(kReasonPublisherNotAuthorised),
@@ -316,13 +330,30 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     // in one hash lookup (the seq is the one it gets if accepted). A candidate that already has a
     // prior needs no claim: only an acceptance adds to pending_, and a key with a prior is never
     // accepted.
+    std::string* record = nullptr;
     if (!cand.prior) {
       // When claimed, the key has moved to the back of batch->pending_keys (its dedup put below
       // reads it there); when not, cand.key is untouched and the prior is the earlier claim.
-      cand.prior = pending_.Claim(&cand.key, Pending{next_seq_, cand.hash}, &batch->pending_keys);
+      // The entry points at this event's record slot, filled below if the event is accepted.
+      record = &batch->records.emplace_back();
+      cand.prior =
+          pending_.Claim(&cand.key, Pending{next_seq_, cand.hash, record}, &batch->pending_keys);
+      if (cand.prior) {
+        batch->records.pop_back();
+      }
     }
     if (cand.prior) {
-      if (cand.prior->hash == cand.hash) {
+      const PriorMatch match =
+          cand.prior->hash == cand.hash ? PriorMatch::kSame : CompareWithPrior(event, *cand.prior);
+      if (match == PriorMatch::kUnreadable) {
+        result->set_status(v1::EventResult::RETRY);
+        result->set_reason(std::string(kReasonStoreUnavailable));
+        result->set_message(
+            "the hub could not read the event stored under this event_id to compare it; nothing "
+            "was stored, resend it");
+        continue;
+      }
+      if (match == PriorMatch::kSame) {
         result->set_status(v1::EventResult::DUPLICATE);
         result->set_hub_seq(cand.prior->hub_seq);
         DuplicateCounter(publisher).Inc();
@@ -349,6 +380,7 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     }
     AppendHubFields(&cand.bytes, seq, batch->received_at);
     store_->events().Add(&batch->writes, seq, cand.bytes);
+    *record = std::move(cand.bytes);
     dedup_entries.push_back(DedupEntry{seq, cand.hash, today});
     dedup_puts.emplace_back(batch->pending_keys.back(), &dedup_entries.back());
     route_puts.emplace_back(*route, seq);
@@ -366,6 +398,33 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
   for (const auto& [route, seq] : route_puts) {
     store_->routes().Add(&batch->writes, route, seq);
   }
+}
+
+// Only for a resend whose bytes differ from its prior's (the hashes are of the bytes): the same
+// event from an encoder that orders or packs fields otherwise is a DUPLICATE, not a CONFLICT.
+IngestPipeline::PriorMatch IngestPipeline::CompareWithPrior(const v1::Event& event,
+                                                            const Pending& prior) {
+  v1::Event original;
+  if (prior.record != nullptr) {
+    if (!original.ParseFromString(*prior.record)) {
+      Log()->error("pending record of hub_seq {} does not parse", prior.hub_seq);
+      return PriorMatch::kUnreadable;
+    }
+  } else {
+    auto stored = store_->events().Get(prior.hub_seq);
+    if (!stored.ok()) {
+      Log()->error("cannot read hub_seq {} to compare a resend of event {}: {}", prior.hub_seq,
+                   event.envelope().event_id(), stored.status().ToString());
+      return PriorMatch::kUnreadable;
+    }
+    if (!stored->has_value()) {
+      // Retention has cut the original while its key is inside the dedup window: only the hash
+      // is left, and it differs.
+      return PriorMatch::kDifferent;
+    }
+    original = std::move(**stored);
+  }
+  return SameEventContent(event, original) ? PriorMatch::kSame : PriorMatch::kDifferent;
 }
 
 void PublisherQuality::Add(const PublisherQuality& other) {
@@ -402,6 +461,7 @@ void IngestPipeline::NoteAccepted(PreparedBatch* batch, const std::string& publi
 void IngestPipeline::FailAll(PreparedBatch* batch, const std::string& message) {
   batch->writes.Clear();
   batch->pending_keys.clear();
+  batch->records.clear();
   batch->new_routes.clear();
   batch->accepted_labels.clear();
   batch->quarantined = 0;
@@ -468,6 +528,10 @@ std::unique_ptr<PreparedBatch> IngestPipeline::NewBatch(size_t reserve_bytes) {
 }
 
 void IngestPipeline::Recycle(std::unique_ptr<PreparedBatch> batch) {
+  for (auto& record : batch->records) {
+    GiveBackBytesBuffer(std::move(record));
+  }
+  batch->records.clear();
   if (free_batches_.size() >= 64) {
     return;
   }

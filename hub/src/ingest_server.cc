@@ -166,8 +166,9 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
     return;
   }
   // Decoded on an arena: a 1000-event batch is tens of thousands of small allocations otherwise,
-  // and malloc/free were the largest share of ingest CPU. Prepare() copies what it keeps, so the
-  // arena is reset as soon as this frame is handled.
+  // and malloc/free were the largest share of ingest CPU. Prepare() copies what it keeps (of the
+  // arena and of the payload its event_bytes view), so the arena is reset as soon as this frame is
+  // handled.
   struct ArenaReset {
     google::protobuf::Arena& arena;
     ~ArenaReset() { arena.Reset(); }
@@ -189,7 +190,8 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
                        "is acknowledged on one disk only");
         return;
       }
-      committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.publish));
+      committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.publish,
+                                            /*quarantine_rejects=*/true, decision.event_bytes));
       return;
     case IngestFrameDecision::Action::kRefuseBatch:
       if (Limiter().Allow()) {

@@ -4,7 +4,9 @@
 // commit, which also exercises the pipeline's reset path.
 //
 // Invariants: one result per event, in order, each with a known status; accepted events got
-// increasing hub_seqs, validate, and re-encode to themselves.
+// increasing hub_seqs, validate, and re-encode to themselves; each event's bytes as received (when
+// the frame splits into them) are what it was parsed from, and each accepted event's stored record
+// is that event with its hub fields.
 
 #include <stdlib.h>
 
@@ -15,6 +17,7 @@
 #include "carehub/hub/frame_decode.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
+#include "carehub/hub/store/event_codec.h"
 #include "carehub/metrics/registry.h"
 #include "fuzz_support.h"
 
@@ -99,9 +102,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int n = decision.publish->events_size();
   CAREHUB_FUZZ_CHECK(static_cast<size_t>(n) <= max_events, "batch over the limit accepted");
 
+  // Each event's bytes as received, when found, are exactly what it was parsed from.
+  CAREHUB_FUZZ_CHECK(decision.event_bytes.empty() || decision.event_bytes.size() == size_t(n),
+                     "received bytes for some events only");
+  for (size_t i = 0; i < decision.event_bytes.size(); ++i) {
+    carehub::v1::Event reparsed;
+    CAREHUB_FUZZ_CHECK(reparsed.ParseFromArray(decision.event_bytes[i].data(),
+                                               static_cast<int>(decision.event_bytes[i].size())),
+                       "received bytes of an event do not parse");
+    CAREHUB_FUZZ_CHECK(carehub::hub::CanonicalBytes(reparsed) ==
+                           carehub::hub::CanonicalBytes(decision.publish->events(int(i))),
+                       "received bytes of an event are another event's");
+  }
+
   auto& pipeline = curve ? *harness->curve_pipeline : *harness->open_pipeline;
   const uint64_t first_seq = pipeline.next_seq();
-  auto batch = pipeline.Prepare("peer", curve ? "rxk" : "", decision.publish);
+  auto batch = pipeline.Prepare("peer", curve ? "rxk" : "", decision.publish,
+                                /*quarantine_rejects=*/true, decision.event_bytes);
+  size_t accepted_records = 0;
   CAREHUB_FUZZ_CHECK(batch->result.results_size() == n, "one result per event");
   CAREHUB_FUZZ_CHECK(batch->result.batch_id() == decision.publish->batch_id(), "batch id echoed");
   uint64_t last_seq = first_seq - 1;
@@ -122,6 +140,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             carehub::ValidateEvent(event, event.ByteSizeLong(), limits, harness->clock.Now());
         CAREHUB_FUZZ_CHECK(valid.ok(), valid.ToString());
         carehub::fuzz::CheckReencodes(event);
+        // The stored record is this event with its hub fields, whatever bytes it came in.
+        CAREHUB_FUZZ_CHECK(accepted_records < batch->records.size(), "accepted without a record");
+        carehub::v1::Event stored;
+        CAREHUB_FUZZ_CHECK(stored.ParseFromString(batch->records[accepted_records++]),
+                           "stored record does not parse");
+        CAREHUB_FUZZ_CHECK(stored.envelope().hub_seq() == r.hub_seq(), "record of another seq");
+        CAREHUB_FUZZ_CHECK(carehub::hub::SameEventContent(stored, event),
+                           "stored record is not the accepted event");
         break;
       }
       case carehub::v1::EventResult::DUPLICATE:

@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include "carehub/hub/consistency.h"
+#include "carehub/hub/store/event_codec.h"
 #include "harness/hub_process.h"
 #include "harness/raw_publisher.h"
 #include "harness/workload.h"
@@ -224,6 +226,101 @@ TEST(IngestDedupTest, SameKeyDifferentContentIsConflictAndOriginalStaysUnchanged
     ASSERT_TRUE(raw.ParseFromString(quarantine[i].raw()));
     EXPECT_TRUE(MessageDifferencer::Equals(raw, *expected[i]));
   }
+}
+
+// Sends one Publish frame whose events are the given bytes as they are, and waits for its result.
+v1::PublishResult PublishBytes(RawPublisher& pub, uint64_t batch_id,
+                               const std::vector<std::string>& events) {
+  std::string publish;
+  hub::AppendVarintField(&publish, v1::Publish::kBatchIdFieldNumber, batch_id);
+  for (const auto& e : events) {
+    hub::AppendLengthDelimited(&publish, v1::Publish::kEventsFieldNumber, e);
+  }
+  std::string frame;
+  hub::AppendVarintField(&frame, v1::Frame::kVersionFieldNumber, v1::PROTOCOL_VERSION_1);
+  hub::AppendLengthDelimited(&frame, v1::Frame::kPublishFieldNumber, publish);
+  EXPECT_TRUE(pub.SendBytes(frame).ok());
+  auto answer = pub.Receive(seconds(10));
+  EXPECT_TRUE(answer.ok() && answer->has_value() && (*answer)->has_publish_result())
+      << (answer.ok() ? "no PublishResult" : answer.status().ToString());
+  if (!answer.ok() || !answer->has_value()) {
+    return {};
+  }
+  EXPECT_EQ((*answer)->publish_result().batch_id(), batch_id);
+  return (*answer)->publish_result();
+}
+
+// The same event with its envelope last: valid protobuf, not the canonical field order.
+std::string EnvelopeLast(const v1::Event& event) {
+  v1::Event envelope_only;
+  *envelope_only.mutable_envelope() = event.envelope();
+  v1::Event rest = event;
+  rest.clear_envelope();
+  return rest.SerializeAsString() + envelope_only.SerializeAsString();
+}
+
+// The hub stores each event as its publisher encoded it (plus its hub fields), and a resend is
+// still judged by content: the same event in another field order is a DUPLICATE of it, whether
+// the original is committed or in the same batch, and a changed one a CONFLICT.
+TEST(IngestDedupTest, ResendInAnotherEncodingIsDuplicateAndTheStoredRecordIsAsSent) {
+  SyntheticGenerator gen(FixedSyntheticOptions(11, "encoding-"));
+  const v1::Event a = gen.Next();
+  const v1::Event b = gen.Next();
+  v1::Event a_changed = a;
+  a_changed.mutable_envelope()->set_source_system(a.envelope().source_system() + "-changed");
+  const std::string a_sent = EnvelopeLast(a);
+  ASSERT_NE(a_sent, a.SerializeAsString());
+
+  auto hub = HubProcess::Start(HubOptions("encoding"));
+  ASSERT_TRUE(hub.ok()) << hub.status().ToString();
+  auto pub = RawPublisher::Connect(hub.value()->ingest_endpoint());
+  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  auto& p = *pub.value();
+
+  auto first = PublishBytes(p, 1, {a_sent});
+  ASSERT_EQ(first.results_size(), 1);
+  ASSERT_EQ(first.results(0).status(), v1::EventResult::ACCEPTED);
+  const uint64_t seq_a = first.results(0).hub_seq();
+
+  // Against the committed original: canonical bytes, the envelope-last bytes again, a change.
+  auto second = PublishBytes(p, 2, {a.SerializeAsString(), a_sent, EnvelopeLast(a_changed)});
+  ASSERT_EQ(second.results_size(), 3);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(second.results(i).status(), v1::EventResult::DUPLICATE) << i;
+    EXPECT_EQ(second.results(i).hub_seq(), seq_a) << i;
+  }
+  EXPECT_EQ(second.results(2).status(), v1::EventResult::CONFLICT);
+
+  // Against an original in the same batch, not yet committed when its copy is judged.
+  auto third = PublishBytes(p, 3, {EnvelopeLast(b), b.SerializeAsString()});
+  ASSERT_EQ(third.results_size(), 2);
+  ASSERT_EQ(third.results(0).status(), v1::EventResult::ACCEPTED);
+  const uint64_t seq_b = third.results(0).hub_seq();
+  EXPECT_EQ(third.results(1).status(), v1::EventResult::DUPLICATE);
+  EXPECT_EQ(third.results(1).hub_seq(), seq_b);
+
+  auto stopped = hub.value()->Stop();
+  ASSERT_TRUE(stopped.ok()) << stopped.status().ToString();
+  EXPECT_TRUE(stopped.value().Exited(0)) << stopped.value().ToString();
+
+  auto store = hub.value()->OpenStore();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(ReadAllEvents(*store.value()).size(), 2u);
+  auto records = MustRead(store.value()->events().MultiGet({seq_a, seq_b}), "records");
+  ASSERT_EQ(records.size(), 2u);
+  const std::string sent[] = {a_sent, EnvelopeLast(b)};
+  const v1::Event* events[] = {&a, &b};
+  for (size_t i = 0; i < 2; ++i) {
+    v1::Event stored;
+    ASSERT_TRUE(stored.ParseFromString(records[i]));
+    EXPECT_TRUE(MessageDifferencer::Equals(WithoutHubFields(stored), *events[i]));
+    auto accepted = hub::AcceptedBytes(records[i], stored);
+    ASSERT_TRUE(accepted.has_value()) << "record " << i << " does not end with its hub fields";
+    EXPECT_EQ(*accepted, sent[i]) << "record " << i << " is not the bytes the publisher sent";
+  }
+  auto report = hub::CheckConsistency(*store.value());
+  EXPECT_TRUE(report.ok() && report.value().problem_count == 0)
+      << (report.ok() ? report.value().Summary() : report.status().ToString());
 }
 
 // The one invalid kind judged against the hub's wall clock: generated with the real time.

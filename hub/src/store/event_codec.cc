@@ -5,48 +5,12 @@
 #include <sodium.h>
 
 namespace carehub::hub {
+namespace {
 
-std::string CanonicalBytes(const v1::Event& event) {
-  std::string out;
-  CanonicalBytesInto(event, &out);
-  return out;
-}
+// The envelope's hub fields: two tags, two varints and a Timestamp, well under this.
+constexpr size_t kHubFieldsRoom = 48;
 
-void CanonicalBytesInto(const v1::Event& event, std::string* out) {
-  // The envelope's hub fields: two tags, two varints and a Timestamp, well under this.
-  constexpr size_t kHubFieldsRoom = 48;
-  const size_t size = event.ByteSizeLong();
-  out->clear();
-  out->reserve(size + kHubFieldsRoom);
-  // Exactly `size` bytes: a StringOutputStream would first zero-fill the whole capacity, which for
-  // a reused buffer is as large as the largest event it ever held.
-  out->resize(size);
-  google::protobuf::io::ArrayOutputStream array(out->data(), static_cast<int>(size));
-  google::protobuf::io::CodedOutputStream coded(&array);
-  coded.SetSerializationDeterministic(true);
-  event.SerializeWithCachedSizes(&coded);
-}
-
-ContentHash HashContent(std::string_view canonical_bytes) {
-  // SipHash-2-4 with 128-bit output (libsodium): it costs a third of BLAKE2b on ~300-byte events.
-  // The fixed key is part of the stored format: changing it would turn every resend into a
-  // CONFLICT.
-  static const unsigned char kKey[crypto_shorthash_siphashx24_KEYBYTES] = {
-      'c', 'a', 'r', 'e', 'h', 'u', 'b', '-', 'd', 'e', 'd', 'u', 'p', '-', 'v', '1'};
-  ContentHash h{};
-  static_assert(sizeof(h) == crypto_shorthash_siphashx24_BYTES);
-  crypto_shorthash_siphashx24(h.data(),
-                              reinterpret_cast<const unsigned char*>(canonical_bytes.data()),
-                              canonical_bytes.size(), kKey);
-  return h;
-}
-
-void AppendHubFields(std::string* bytes, uint64_t hub_seq,
-                     std::chrono::system_clock::time_point received_at) {
-  const auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(received_at.time_since_epoch()).count();
-  const uint64_t seconds = static_cast<uint64_t>(micros / 1'000'000);
-  const uint64_t nanos = static_cast<uint64_t>((micros % 1'000'000) * 1000);
+void AppendHubFieldsAt(std::string* bytes, uint64_t hub_seq, uint64_t seconds, uint64_t nanos) {
   const size_t ts_len = 1 + VarintSize(seconds) + (nanos ? 1 + VarintSize(nanos) : 0);
   const size_t env_len = 2 + VarintSize(hub_seq) + 2 + VarintSize(ts_len) + ts_len;
   bytes->push_back(0x0A);  // field 1, LEN
@@ -63,6 +27,80 @@ void AppendHubFields(std::string* bytes, uint64_t hub_seq,
     bytes->push_back(0x10);  // nanos
     AppendVarint(bytes, nanos);
   }
+}
+
+v1::Event WithoutHubFields(const v1::Event& event) {
+  v1::Event copy = event;
+  if (copy.has_envelope()) {
+    copy.mutable_envelope()->clear_hub_seq();
+    copy.mutable_envelope()->clear_received_at();
+  }
+  return copy;
+}
+
+}  // namespace
+
+std::string CanonicalBytes(const v1::Event& event) {
+  std::string out;
+  CanonicalBytesInto(event, &out);
+  return out;
+}
+
+void CanonicalBytesInto(const v1::Event& event, std::string* out) {
+  const size_t size = event.ByteSizeLong();
+  out->clear();
+  out->reserve(size + kHubFieldsRoom);
+  // Exactly `size` bytes: a StringOutputStream would first zero-fill the whole capacity, which for
+  // a reused buffer is as large as the largest event it ever held.
+  out->resize(size);
+  google::protobuf::io::ArrayOutputStream array(out->data(), static_cast<int>(size));
+  google::protobuf::io::CodedOutputStream coded(&array);
+  coded.SetSerializationDeterministic(true);
+  event.SerializeWithCachedSizes(&coded);
+}
+
+void ReceivedBytesInto(std::string_view received, std::string* out) {
+  out->clear();
+  out->reserve(received.size() + kHubFieldsRoom);
+  out->append(received);
+}
+
+ContentHash HashContent(std::string_view accepted_bytes) {
+  // SipHash-2-4 with 128-bit output (libsodium): it costs a third of BLAKE2b on ~300-byte events.
+  // The fixed key is part of the stored format: changing it would turn every resend into a
+  // CONFLICT.
+  static const unsigned char kKey[crypto_shorthash_siphashx24_KEYBYTES] = {
+      'c', 'a', 'r', 'e', 'h', 'u', 'b', '-', 'd', 'e', 'd', 'u', 'p', '-', 'v', '1'};
+  ContentHash h{};
+  static_assert(sizeof(h) == crypto_shorthash_siphashx24_BYTES);
+  crypto_shorthash_siphashx24(h.data(),
+                              reinterpret_cast<const unsigned char*>(accepted_bytes.data()),
+                              accepted_bytes.size(), kKey);
+  return h;
+}
+
+void AppendHubFields(std::string* bytes, uint64_t hub_seq,
+                     std::chrono::system_clock::time_point received_at) {
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(received_at.time_since_epoch()).count();
+  AppendHubFieldsAt(bytes, hub_seq, static_cast<uint64_t>(micros / 1'000'000),
+                    static_cast<uint64_t>((micros % 1'000'000) * 1000));
+}
+
+bool SameEventContent(const v1::Event& a, const v1::Event& b) {
+  return CanonicalBytes(WithoutHubFields(a)) == CanonicalBytes(WithoutHubFields(b));
+}
+
+std::optional<std::string_view> AcceptedBytes(std::string_view record, const v1::Event& stored) {
+  const auto& envelope = stored.envelope();
+  std::string suffix;
+  AppendHubFieldsAt(&suffix, envelope.hub_seq(),
+                    static_cast<uint64_t>(envelope.received_at().seconds()),
+                    static_cast<uint64_t>(envelope.received_at().nanos()));
+  if (!record.ends_with(suffix)) {
+    return std::nullopt;
+  }
+  return record.substr(0, record.size() - suffix.size());
 }
 
 size_t VarintSize(uint64_t value) {

@@ -208,5 +208,62 @@ TEST_F(StoreFaultTest, IngestAnswersRetryAndStoresNothingWhenDedupCannotBeRead) 
       << "once the disk reads again, the resend is recognised";
 }
 
+// A resend in another encoding is compared with the stored original; when that read fails the
+// answer is RETRY, never CONFLICT (a failed read is not "different") nor DUPLICATE.
+TEST_F(StoreFaultTest, ResendInAnotherEncodingIsRetryWhenTheOriginalCannotBeRead) {
+  SyntheticOptions so;
+  so.seed = 12;
+  so.id_prefix = "fault-encoding-";
+  const v1::Event event = SyntheticGenerator(so).Next();
+  const std::string canonical = event.SerializeAsString();
+  const std::string reordered = testing::EnvelopeLast(event);
+  metrics::Registry metrics;
+  auto publish = [&](IngestPipeline& pipeline, const std::string& bytes) {
+    v1::Publish batch;
+    EXPECT_TRUE(batch.add_events()->ParseFromString(bytes));
+    const std::string_view received[] = {bytes};
+    return pipeline.Prepare("peer", "", &batch, true, received);
+  };
+  {
+    IngestPipeline pipeline(store_.get(), &metrics, ValidationLimits{}, 400,
+                            SystemClock::Instance(), nullptr);
+    auto batch = publish(pipeline, canonical);
+    ASSERT_EQ(batch->result.results(0).status(), v1::EventResult::ACCEPTED)
+        << batch->result.results(0).reason();
+    ASSERT_TRUE(store_->Commit(&batch->writes, true).ok());
+    batch->committed = true;
+    pipeline.Finish(batch.get());
+    // Later events fill other blocks of the log: the pipeline reads the last one when it starts,
+    // which must not bring the original's block into the cache.
+    WriteBatch later;
+    for (uint64_t seq = pipeline.next_seq(); seq < pipeline.next_seq() + 200; ++seq) {
+      store_->events().Add(&later, seq, std::string(1000, 'x'));
+    }
+    ASSERT_TRUE(store_->Commit(&later, true).ok());
+  }
+  store_.reset();
+  store_ = OpenStore();  // the event and its dedup key now sit in table files
+  ASSERT_NE(store_, nullptr);
+  IngestPipeline pipeline(store_.get(), &metrics, ValidationLimits{}, 400, SystemClock::Instance(),
+                          nullptr);
+  // A byte-identical resend reads only the dedup index, which leaves its blocks cached: the
+  // failing reads below are then the original event's alone.
+  ASSERT_EQ(publish(pipeline, canonical)->result.results(0).status(), v1::EventResult::DUPLICATE);
+
+  fs_->failing = true;
+  auto resend = publish(pipeline, reordered);
+  const auto& r = resend->result.results(0);
+  EXPECT_EQ(r.status(), v1::EventResult::RETRY) << "answered " << r.status() << ": " << r.message();
+  EXPECT_EQ(r.reason(), "store_unavailable");
+  EXPECT_NE(r.message().find("compare"), std::string::npos)
+      << "the dedup read itself failed, not the comparison: " << r.message();
+  EXPECT_EQ(resend->writes.Count(), 0u);
+
+  fs_->failing = false;
+  auto again = publish(pipeline, reordered);
+  EXPECT_EQ(again->result.results(0).status(), v1::EventResult::DUPLICATE)
+      << "once the disk reads again, the resend is recognised as the same event";
+}
+
 }  // namespace
 }  // namespace carehub::hub

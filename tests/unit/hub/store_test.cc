@@ -10,6 +10,7 @@
 namespace carehub::hub {
 namespace {
 
+using testing::EnvelopeLast;
 using testing::FreshTestDir;
 using testing::Ok;
 
@@ -227,6 +228,48 @@ TEST(EventCodec, HubFieldsSuffixParsesAsTheEventWithItsHubFields) {
   EXPECT_EQ(parsed.envelope().received_at().nanos(), 123'456'000);
   EXPECT_EQ(parsed.envelope().event_id(), "MSG-1") << "the publisher's fields survive the merge";
   EXPECT_EQ(parsed.activity().kind(), v1::ACTIVITY_KIND_DISCHARGE);
+}
+
+v1::Event DischargeEvent() {
+  v1::Event event;
+  event.mutable_envelope()->set_event_id("MSG-1");
+  event.mutable_envelope()->set_publisher_ods("RXK");
+  event.mutable_activity()->set_kind(v1::ACTIVITY_KIND_DISCHARGE);
+  return event;
+}
+
+TEST(EventCodec, AcceptedBytesAreTheRecordBeforeItsHubFields) {
+  const std::string sent = EnvelopeLast(DischargeEvent());
+  ASSERT_NE(sent, CanonicalBytes(DischargeEvent())) << "the test needs a non-canonical encoding";
+  for (const auto micros : {int64_t{1'700'000'000'123'456}, int64_t{1'700'000'000'000'000}}) {
+    std::string record = sent;
+    AppendHubFields(&record, 300,
+                    std::chrono::system_clock::time_point(std::chrono::microseconds(micros)));
+    v1::Event stored;
+    ASSERT_TRUE(stored.ParseFromString(record));
+    auto accepted = AcceptedBytes(record, stored);
+    ASSERT_TRUE(accepted.has_value()) << "received_at " << micros << " us";
+    EXPECT_EQ(*accepted, sent);
+    // Another seq's hub fields do not match this record's tail.
+    stored.mutable_envelope()->set_hub_seq(301);
+    EXPECT_FALSE(AcceptedBytes(record, stored).has_value());
+  }
+  // A whole message with its hub fields inside the envelope ends otherwise.
+  v1::Event whole = DischargeEvent();
+  whole.mutable_envelope()->set_hub_seq(300);
+  whole.mutable_envelope()->mutable_received_at()->set_seconds(1'700'000'000);
+  EXPECT_FALSE(AcceptedBytes(whole.SerializeAsString(), whole).has_value());
+}
+
+TEST(EventCodec, SameEventContentIgnoresEncodingAndHubFieldsOnly) {
+  const v1::Event original = DischargeEvent();
+  v1::Event reordered;
+  ASSERT_TRUE(reordered.ParseFromString(EnvelopeLast(original)));
+  reordered.mutable_envelope()->set_hub_seq(7);
+  EXPECT_TRUE(SameEventContent(original, reordered));
+  v1::Event changed = original;
+  changed.mutable_envelope()->set_source_system("other");
+  EXPECT_FALSE(SameEventContent(original, changed));
 }
 
 TEST(StoreKeys, RoutePrefixRoundTripsAndRefusesTruncatedPrefixes) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "carehub/core/status.h"
+#include "carehub/v1/event.pb.h"
 
 namespace carehub::hub::testing {
 
@@ -25,6 +26,16 @@ inline std::filesystem::path FreshTestDir(const std::string& prefix) {
               ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::remove_all(dir);
   return dir;
+}
+
+// `event` encoded with its envelope last: valid protobuf that parses to `event`, but not in the
+// canonical field order — what an encoder that orders fields otherwise sends.
+inline std::string EnvelopeLast(const v1::Event& event) {
+  v1::Event envelope_only;
+  *envelope_only.mutable_envelope() = event.envelope();
+  v1::Event rest = event;
+  rest.clear_envelope();
+  return rest.SerializeAsString() + envelope_only.SerializeAsString();
 }
 
 }  // namespace carehub::hub::testing

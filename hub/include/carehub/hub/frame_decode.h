@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "carehub/v1/wire.pb.h"
 
@@ -26,9 +27,12 @@ struct IngestFrameDecision {
   };
   Action action = Action::kQuarantine;
   v1::Publish* publish = nullptr;  // kPublish only; lives on the arena given to DecodeIngestFrame
-  std::string reason;              // stable error code, for kQuarantine and kRefuseBatch
-  std::string message;             // for a human
-  uint64_t batch_id = 0;           // kRefuseBatch
+  // kPublish only: each of publish's events as its publisher encoded it, views of the payload
+  // (ReceivedEventBytes); empty when they could not be told apart.
+  std::vector<std::string_view> event_bytes;
+  std::string reason;     // stable error code, for kQuarantine and kRefuseBatch
+  std::string message;    // for a human
+  uint64_t batch_id = 0;  // kRefuseBatch
 };
 
 // Frames over `max_frame_bytes` are refused unparsed; so are undecodable frames, other protocol
@@ -36,6 +40,12 @@ struct IngestFrameDecision {
 // frame is decoded on `arena`: `publish` is valid until the arena is reset.
 IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,
                                       size_t max_events_per_batch, google::protobuf::Arena* arena);
+
+// Views of the encoded Publish.events elements inside `payload`, a Frame that parsed with a Publish
+// of `event_count` events, in order: element i is the exact bytes event i was parsed from. Empty
+// when the payload does not split into exactly `event_count` of them (e.g. a Publish, then another
+// oneof member, then a Publish again: protobuf keeps only the last); the caller then re-encodes.
+std::vector<std::string_view> ReceivedEventBytes(std::string_view payload, size_t event_count);
 
 // What the subscribe endpoint does with one frame from a subscriber.
 struct SubscribeFrameDecision {

@@ -1,7 +1,13 @@
 #pragma once
 // The hub's ingest data path, minus the socket. Prepare() runs, in this order (ingest_pipeline.cc):
 //
-//   authorise -> validate -> canonicalise -> dedup -> sequence -> write batch
+//   authorise -> validate -> encode -> dedup -> sequence -> write batch
+//
+// "encode" keeps each event's bytes as its publisher sent them when the caller gives them (and
+// the publisher left the hub's own fields alone), else encodes the parsed event canonically: the
+// stored record is those bytes plus the hub fields (store/event_codec.h). Resends are matched by
+// a hash of those bytes; one whose bytes differ from its original's is compared as an event
+// before it is called a conflict, so a publisher's encoder is free to order fields its own way.
 //
 // and turns one decoded Publish into a PreparedBatch: a result per event and a store WriteBatch
 // holding the accepted events, their dedup keys and routes, plus quarantine records for the
@@ -25,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -76,6 +83,9 @@ struct PreparedBatch {
   // Dedup keys this batch claimed in the pending set, which holds views of them: a deque, so they
   // never move while the batch is in flight (PendingKeys).
   std::deque<std::string> pending_keys;
+  // The stored records of the accepted events, kept until the batch is recycled: the pending
+  // entries point at them (PendingKeys::Entry::record).
+  std::deque<std::string> records;
   uint64_t epoch = 0;
   uint64_t max_seq = 0;
   Clock::TimePoint received_at;
@@ -123,9 +133,12 @@ class IngestPipeline {
                  QuarantineLimits quarantine = {});
 
   // `quarantine_rejects` is false for a quarantine replay: the original record is updated with the
-  // outcome instead of a second record being written.
+  // outcome instead of a second record being written. `received`, if not empty, holds each of
+  // publish's events as its publisher encoded it (frame_decode.h, ReceivedEventBytes), valid for
+  // this call.
   std::unique_ptr<PreparedBatch> Prepare(std::string routing_id, std::string sender,
-                                         v1::Publish* publish, bool quarantine_rejects = true);
+                                         v1::Publish* publish, bool quarantine_rejects = true,
+                                         std::span<const std::string_view> received = {});
 
   // Settles a batch after its commit: on success, its pending keys become store-only; on failure
   // every result becomes RETRY and the pipeline forgets everything pending (later batches in the
@@ -153,15 +166,20 @@ class IngestPipeline {
   struct Candidate {
     int index;          // in the Publish
     std::string key;    // dedup key
-    std::string bytes;  // canonical bytes; the stored record once hub fields are appended
+    std::string bytes;  // accepted bytes; the stored record once hub fields are appended
     ContentHash hash;
     std::optional<Pending> prior;  // the same key, pending or stored
   };
   // The stages of Prepare, in order.
-  std::vector<Candidate> AuthoriseAndValidate(PreparedBatch* batch, v1::Publish* publish);
+  std::vector<Candidate> AuthoriseAndValidate(PreparedBatch* batch, v1::Publish* publish,
+                                              std::span<const std::string_view> received);
   Status FindPriors(std::vector<Candidate>* candidates, uint32_t today);
   void DecideAndSequence(PreparedBatch* batch, const v1::Publish& publish,
                          std::vector<Candidate>* candidates, uint32_t today);
+  // A resend whose bytes differ from its prior's: the same event encoded otherwise, another
+  // event, or unknown because the store could not be read.
+  enum class PriorMatch { kSame, kDifferent, kUnreadable };
+  PriorMatch CompareWithPrior(const v1::Event& event, const Pending& prior);
   void CountActivity(const PreparedBatch& batch, const v1::Publish& publish);
   // Every result RETRY, nothing written: the store could not be read or written.
   static void FailAll(PreparedBatch* batch, const std::string& message);

@@ -31,6 +31,10 @@ class PendingKeys {
   struct Entry {
     uint64_t hub_seq;
     ContentHash hash;
+    // The stored record the key was accepted with, for a resend whose bytes differ
+    // (IngestPipeline compares the events then); owned by the claiming batch like the key.
+    // nullptr for an entry read from the store.
+    const std::string* record = nullptr;
   };
 
   // The entry `key` was claimed with, if a batch in flight claimed it.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,9 +27,26 @@ std::string CanonicalBytes(const v1::Event& event);
 // which reuses its buffers from batch to batch.
 void CanonicalBytesInto(const v1::Event& event, std::string* out);
 
-// Content hash over the canonical encoding (hub fields excluded). It only has to tell a resend from
-// a changed event of the same publisher and event_id; its key is part of the stored format.
-ContentHash HashContent(std::string_view canonical_bytes);
+// `received` (one event as its publisher encoded it) into `*out`, with the same room for the hub
+// fields as CanonicalBytesInto. The ingest path stores what the publisher sent when it can
+// (IngestPipeline): copying it costs a fraction of encoding the parsed event again.
+void ReceivedBytesInto(std::string_view received, std::string* out);
+
+// Content hash over the bytes an event was accepted as (hub fields excluded): as the publisher sent
+// them, or canonical where the hub had to re-encode. It tells a byte-identical resend from anything
+// else at once; a resend whose bytes differ is compared with SameEventContent before it is called
+// a conflict. Its key is part of the stored format.
+ContentHash HashContent(std::string_view accepted_bytes);
+
+// Whether two events are the same event, hub fields aside: their canonical encodings are equal.
+// Parses nothing; for the rare resend whose bytes differ from its original's (another encoder,
+// fields in another order).
+bool SameEventContent(const v1::Event& a, const v1::Event& b);
+
+// The bytes a stored record was accepted as: `record` without the hub fields AppendHubFields put
+// after them, found by encoding `stored`'s hub fields again and matching the record's tail. nullopt
+// for a record that does not end so (one written by other means, e.g. a test's whole message).
+std::optional<std::string_view> AcceptedBytes(std::string_view record, const v1::Event& stored);
 
 // Appends Event.envelope { hub_seq, received_at } to canonical bytes, making the stored record.
 //
