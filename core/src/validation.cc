@@ -1,6 +1,7 @@
 #include "carehub/core/validation.h"
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace carehub {
@@ -120,11 +121,21 @@ bool IsPrintableAscii(std::string_view s) {
 // Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). proto3
 // `string` fields must hold it: an event with other bytes serializes with only a logged error but
 // fails to parse at the hub, so the whole frame carrying it would be refused as malformed. Pure
-// ASCII, the common case, costs one comparison per byte.
+// ASCII, the common case, is checked eight bytes at a time: byte by byte it was ~3% of the hub's
+// ingest thread (callgrind), which validates every string of every event.
 bool IsValidUtf8(std::string_view s) {
+  constexpr uint64_t kHighBits = 0x8080808080808080ULL;
   size_t i = 0;
   const size_t n = s.size();
   while (i < n) {
+    if (n - i >= sizeof(uint64_t)) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + i, sizeof(word));
+      if ((word & kHighBits) == 0) {
+        i += sizeof(word);
+        continue;
+      }
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       ++i;

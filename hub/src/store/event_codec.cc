@@ -7,26 +7,41 @@
 namespace carehub::hub {
 namespace {
 
-// The envelope's hub fields: two tags, two varints and a Timestamp, well under this.
+// Room for the envelope's hub fields at their largest, any values: tag and length (1 + 1), hub_seq
+// (2 + 10), received_at's tag and length (2 + 1), seconds (1 + 10), nanos (1 + 10): 39 bytes.
 constexpr size_t kHubFieldsRoom = 48;
 
+char* PutVarint(char* out, uint64_t value) {
+  while (value >= 0x80) {
+    *out++ = static_cast<char>(value | 0x80);
+    value >>= 7;
+  }
+  *out++ = static_cast<char>(value);
+  return out;
+}
+
+// Built on the stack and appended at once: byte by byte, with a capacity check each, this was
+// ~2% of the ingest thread.
 void AppendHubFieldsAt(std::string* bytes, uint64_t hub_seq, uint64_t seconds, uint64_t nanos) {
   const size_t ts_len = 1 + VarintSize(seconds) + (nanos ? 1 + VarintSize(nanos) : 0);
   const size_t env_len = 2 + VarintSize(hub_seq) + 2 + VarintSize(ts_len) + ts_len;
-  bytes->push_back(0x0A);  // field 1, LEN
-  AppendVarint(bytes, env_len);
-  bytes->push_back(static_cast<char>(0xA0));  // field 20, VARINT (two-byte tag)
-  bytes->push_back(0x01);
-  AppendVarint(bytes, hub_seq);
-  bytes->push_back(static_cast<char>(0xAA));  // field 21, LEN (two-byte tag)
-  bytes->push_back(0x01);
-  AppendVarint(bytes, ts_len);
-  bytes->push_back(0x08);  // seconds
-  AppendVarint(bytes, seconds);
+  char buffer[kHubFieldsRoom];
+  char* p = buffer;
+  *p++ = 0x0A;  // field 1, LEN
+  p = PutVarint(p, env_len);
+  *p++ = static_cast<char>(0xA0);  // field 20, VARINT (two-byte tag)
+  *p++ = 0x01;
+  p = PutVarint(p, hub_seq);
+  *p++ = static_cast<char>(0xAA);  // field 21, LEN (two-byte tag)
+  *p++ = 0x01;
+  p = PutVarint(p, ts_len);
+  *p++ = 0x08;  // seconds
+  p = PutVarint(p, seconds);
   if (nanos) {
-    bytes->push_back(0x10);  // nanos
-    AppendVarint(bytes, nanos);
+    *p++ = 0x10;  // nanos
+    p = PutVarint(p, nanos);
   }
+  bytes->append(buffer, static_cast<size_t>(p - buffer));
 }
 
 v1::Event WithoutHubFields(const v1::Event& event) {

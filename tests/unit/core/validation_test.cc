@@ -387,10 +387,22 @@ TEST(ValidateEventTest, StringsMustBeWellFormedUtf8) {
   EXPECT_EQ(Validate(event).message(), "patient.address is not valid UTF-8");
   event.mutable_envelope()->mutable_patient()->set_address("1 H\xc3\xa6GH STREET \xf0\x9f\x8f\xa5");
   EXPECT_TRUE(Validate(event).ok()) << Validate(event).ToString();
+  // Each bad sequence alone, and after and before runs of ASCII that the check skips eight bytes
+  // at a time (the run ends at, before and after an eight-byte boundary).
   for (const char* bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\xff"}) {
+    for (const std::string ascii : {"", "1234567", "12345678", "123456789abcdefgh"}) {
+      v1::Event e = ValidActivity();
+      e.mutable_activity()->set_note(ascii + bad + ascii);
+      EXPECT_EQ(Validate(e).message(), "activity.note is not valid UTF-8") << ascii << bad;
+      // Truncated at the end of the string, after the ASCII run.
+      e.mutable_activity()->set_note(ascii + bad);
+      EXPECT_EQ(Validate(e).message(), "activity.note is not valid UTF-8") << ascii << bad;
+    }
+  }
+  for (const std::string ascii : {"1234567", "12345678", "123456789abcdefgh"}) {
     v1::Event e = ValidActivity();
-    e.mutable_activity()->set_note(bad);
-    EXPECT_EQ(Validate(e).message(), "activity.note is not valid UTF-8") << bad;
+    e.mutable_activity()->set_note(ascii + "\xc3\xa6" + ascii + "\xf0\x9f\x8f\xa5" + ascii);
+    EXPECT_TRUE(Validate(e).ok()) << ascii;
   }
   v1::Event coded = ValidActivity();
   coded.mutable_activity()->mutable_diagnoses(0)->set_display("Pneum\xf6nia");
