@@ -3,21 +3,22 @@
 //
 //   authorise -> validate -> encode -> dedup -> sequence -> write batch
 //
+// and turns one decoded Publish into a PreparedBatch: a result per event and a store WriteBatch
+// holding the accepted events, their dedup keys and routes, plus quarantine records for the
+// rejected ones. Nothing is durable yet; the caller commits the batch (group commit, see
+// GroupCommitter) and only then answers the publisher, with the results Finish() settled.
+//
 // "encode" keeps each event's bytes as its publisher sent them when the caller gives them (and
 // the publisher left the hub's own fields alone), else encodes the parsed event canonically: the
 // stored record is those bytes plus the hub fields (store/event_codec.h). Resends are matched by
 // a hash of those bytes; one whose bytes differ from its original's is compared as an event
 // before it is called a conflict, so a publisher's encoder is free to order fields its own way.
 //
-// and turns one decoded Publish into a PreparedBatch: a result per event and a store WriteBatch
-// holding the accepted events, their dedup keys and routes, plus quarantine records for the
-// rejected ones. Nothing is durable yet; the caller commits the batch (group commit, see
-// GroupCommitter) and only then answers the publisher, with the results Finish() settled.
-//
 // Errors: an event that fails authorisation or validation is REJECTED (quarantined); a content
 // clash is CONFLICT. When the dedup index cannot be read, the whole batch is answered RETRY with
 // nothing written: a failed read must never be taken for "not stored" (that would accept a resend
-// twice).
+// twice). Likewise a resend whose original cannot be read to compare it is answered RETRY, never
+// CONFLICT or DUPLICATE.
 //
 // Dedup sees both the store and batches prepared but not yet committed (`pending_`), so a resend
 // that arrives while its original is still being written is answered DUPLICATE — and that answer
@@ -83,8 +84,8 @@ struct PreparedBatch {
   // Dedup keys this batch claimed in the pending set, which holds views of them: a deque, so they
   // never move while the batch is in flight (PendingKeys).
   std::deque<std::string> pending_keys;
-  // The stored records of the accepted events, kept until the batch is recycled: the pending
-  // entries point at them (PendingKeys::Entry::record).
+  // The stored records of the accepted events, kept until the batch is recycled (or its commit
+  // fails): the pending entries point at them (PendingKeys::Entry::record).
   std::deque<std::string> records;
   uint64_t epoch = 0;
   uint64_t max_seq = 0;
