@@ -153,8 +153,7 @@ class Checker {
           if (accepted) {
             hash = HashContent(*accepted);
           } else {
-            event.mutable_envelope()->clear_hub_seq();
-            event.mutable_envelope()->clear_received_at();
+            ClearHubFields(&event);
             hash = HashContent(CanonicalBytes(event));
           }
           chunk.push_back(Pending{seq, std::move(dedup_key), hash,

@@ -4,7 +4,6 @@
 #include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
-#include <functional>
 
 namespace carehub::hub {
 namespace {
@@ -19,9 +18,9 @@ IngestFrameDecision Quarantine(std::string reason, std::string message) {
 
 // Calls `visit` with the value of each LEN field numbered `field` of the message encoded in
 // `bytes`, skipping the other fields; false when `visit` does or the bytes do not walk as a
-// message.
-bool ForEachLengthDelimited(std::string_view bytes, int field,
-                            const std::function<bool(std::string_view)>& visit) {
+// message. A template, not a std::function: it runs for every event of every frame.
+template <typename Visit>
+bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
   using google::protobuf::internal::WireFormatLite;
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
                                             static_cast<int>(bytes.size()));

@@ -245,12 +245,7 @@ std::vector<IngestPipeline::Candidate> IngestPipeline::AuthoriseAndValidate(
     v1::Event* event = publish->mutable_events(i);
     auto* result = results->Add();
     result->set_event_id(event->envelope().event_id());
-    const bool hub_fields_set = event->has_envelope() && (event->envelope().hub_seq() != 0 ||
-                                                          event->envelope().has_received_at());
-    if (hub_fields_set) {
-      event->mutable_envelope()->clear_hub_seq();
-      event->mutable_envelope()->clear_received_at();
-    }
+    const bool hub_fields_set = ClearHubFields(event);
     std::string bytes = TakeBytesBuffer();
     if (as_received && !hub_fields_set) {
       ReceivedBytesInto(received[i], &bytes);

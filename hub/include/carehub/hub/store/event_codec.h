@@ -19,6 +19,10 @@ namespace carehub::hub {
 
 using ContentHash = std::array<uint8_t, 16>;
 
+// Clears the fields only the hub sets (envelope hub_seq and received_at), if any are set. Returns
+// whether there were any: then the event is not as its publisher encoded it.
+bool ClearHubFields(v1::Event* event);
+
 // Deterministic protobuf encoding of `event` as it stands (the caller clears the hub fields first:
 // the canonical form is what the publisher sent).
 std::string CanonicalBytes(const v1::Event& event);
@@ -39,8 +43,8 @@ void ReceivedBytesInto(std::string_view received, std::string* out);
 ContentHash HashContent(std::string_view accepted_bytes);
 
 // Whether two events are the same event, hub fields aside: their canonical encodings are equal.
-// Parses nothing; for the rare resend whose bytes differ from its original's (another encoder,
-// fields in another order).
+// Parses nothing but copies both; for the rare resend whose bytes differ from its original's
+// (another encoder, fields in another order).
 bool SameEventContent(const v1::Event& a, const v1::Event& b);
 
 // The bytes a stored record was accepted as: `record` without the hub fields AppendHubFields put
@@ -48,7 +52,7 @@ bool SameEventContent(const v1::Event& a, const v1::Event& b);
 // for a record that does not end so (one written by other means, e.g. a test's whole message).
 std::optional<std::string_view> AcceptedBytes(std::string_view record, const v1::Event& stored);
 
-// Appends Event.envelope { hub_seq, received_at } to canonical bytes, making the stored record.
+// Appends Event.envelope { hub_seq, received_at } to the accepted bytes, making the stored record.
 //
 // Why by hand: protobuf merges a repeated embedded message on parse, so canonical + suffix parses
 // as the event with its hub fields set — one serialization per event instead of two (the second
