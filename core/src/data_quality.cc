@@ -11,8 +11,9 @@ bool NationalCodeSystem(std::string_view system) {
   return system == "http://snomed.info/sct" || system == "ICD-10" || system == "OPCS-4";
 }
 
-bool AllNational(const google::protobuf::RepeatedPtrField<v1::CodedValue>& codes) {
-  for (const v1::CodedValue& code : codes) {
+template <typename Codes>
+bool AllNational(const Codes& codes) {
+  for (const auto& code : codes) {
     if (!NationalCodeSystem(code.system())) {
       return false;
     }
@@ -20,20 +21,20 @@ bool AllNational(const google::protobuf::RepeatedPtrField<v1::CodedValue>& codes
   return true;
 }
 
-}  // namespace
-
-DataQualityMeasures MeasureDataQuality(const v1::Event& event) {
-  const v1::Envelope& env = event.envelope();
-  const v1::Patient& p = env.patient();
+// One definition for both representations of an event (event_view.h).
+template <typename Event>
+DataQualityMeasures Measure(const Event& event) {
+  const auto& env = event.envelope();
+  const auto& p = env.patient();
   DataQualityMeasures m;
   const bool has_number = !p.nhs_number().empty() || !p.pseudonym().empty();
   m.verified_nhs_number = has_number && (p.nhs_number_status().empty() ||
                                          IsVerifiedNhsNumberStatus(p.nhs_number_status()));
   m.valid_postcode = !p.postcode().empty();
-  const std::string& gp = p.registered_gp_ods();
+  const std::string_view gp = p.registered_gp_ods();
   m.valid_practice = IsValidOdsCode(gp) && gp != "V81997" && gp != "V81998" && gp != "V81999";
   m.valid_codes = true;
-  for (const v1::DataQualityFlag& flag : env.data_quality()) {
+  for (const auto& flag : env.data_quality()) {
     if (flag.problem() == "unknown_code") {
       m.valid_codes = false;
     }
@@ -46,6 +47,12 @@ DataQualityMeasures MeasureDataQuality(const v1::Event& event) {
   }
   return m;
 }
+
+}  // namespace
+
+DataQualityMeasures MeasureDataQuality(const v1::Event& event) { return Measure(event); }
+
+DataQualityMeasures MeasureDataQuality(const EventView& event) { return Measure(event); }
 
 std::optional<int64_t> TimelinessSeconds(const v1::Event& event) {
   const v1::Envelope& env = event.envelope();

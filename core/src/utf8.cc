@@ -1,6 +1,7 @@
 #include "carehub/core/utf8.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace carehub {
 
@@ -42,6 +43,60 @@ size_t Utf8SequenceLength(std::string_view text, size_t i) {
     return 0;
   }
   return len;
+}
+
+// Byte by byte this was ~3% of the hub's ingest thread (callgrind), which checks every string of
+// every event.
+bool IsValidUtf8(std::string_view s) {
+  constexpr uint64_t kHighBits = 0x8080808080808080ULL;
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    if (n - i >= sizeof(uint64_t)) {
+      uint64_t word;
+      std::memcpy(&word, s.data() + i, sizeof(word));
+      if ((word & kHighBits) == 0) {
+        i += sizeof(word);
+        continue;
+      }
+    }
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      lo = c == 0xe0 ? 0xa0 : 0x80;  // no overlong forms
+      hi = c == 0xed ? 0x9f : 0xbf;  // no surrogates
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      lo = c == 0xf0 ? 0x90 : 0x80;  // no overlong forms
+      hi = c == 0xf4 ? 0x8f : 0xbf;  // nothing above U+10FFFF
+    } else {
+      return false;
+    }
+    if (n - i < len) {
+      return false;
+    }
+    const auto second = static_cast<unsigned char>(s[i + 1]);
+    if (second < lo || second > hi) {
+      return false;
+    }
+    for (size_t k = 2; k < len; ++k) {
+      const auto next = static_cast<unsigned char>(s[i + k]);
+      if (next < 0x80 || next > 0xbf) {
+        return false;
+      }
+    }
+    i += len;
+  }
+  return true;
 }
 
 }  // namespace carehub

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string>
 
+#include "carehub/core/utf8.h"
+
 namespace carehub {
 namespace {
 
@@ -118,63 +120,6 @@ bool IsPrintableAscii(std::string_view s) {
   return true;
 }
 
-// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). proto3
-// `string` fields must hold it: an event with other bytes serializes with only a logged error but
-// fails to parse at the hub, so the whole frame carrying it would be refused as malformed. Pure
-// ASCII, the common case, is checked eight bytes at a time: byte by byte it was ~3% of the hub's
-// ingest thread (callgrind), which validates every string of every event.
-bool IsValidUtf8(std::string_view s) {
-  constexpr uint64_t kHighBits = 0x8080808080808080ULL;
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    if (n - i >= sizeof(uint64_t)) {
-      uint64_t word;
-      std::memcpy(&word, s.data() + i, sizeof(word));
-      if ((word & kHighBits) == 0) {
-        i += sizeof(word);
-        continue;
-      }
-    }
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      lo = c == 0xe0 ? 0xa0 : 0x80;  // no overlong forms
-      hi = c == 0xed ? 0x9f : 0xbf;  // no surrogates
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      lo = c == 0xf0 ? 0x90 : 0x80;  // no overlong forms
-      hi = c == 0xf4 ? 0x8f : 0xbf;  // nothing above U+10FFFF
-    } else {
-      return false;
-    }
-    if (n - i < len) {
-      return false;
-    }
-    const auto second = static_cast<unsigned char>(s[i + 1]);
-    if (second < lo || second > hi) {
-      return false;
-    }
-    for (size_t k = 2; k < len; ++k) {
-      const auto next = static_cast<unsigned char>(s[i + k]);
-      if (next < 0x80 || next > 0xbf) {
-        return false;
-      }
-    }
-    i += len;
-  }
-  return true;
-}
-
 // A field's name as "<prefix>.<name>" (or just the name), joined only when a message needs it so
 // that the success path never allocates.
 struct Field {
@@ -208,19 +153,26 @@ class Validator {
     latest_birth_day_ = FloorDiv(FloorDiv(now_ns, kNanosPerSecond), kSecondsPerDay) + 1;
   }
 
-  Status Event(const v1::Event& event, size_t serialized_bytes) const;
+  // Each check is a template over the event's representation: a parsed v1::Event or an
+  // EventView (event_view.h) of the same fields, so both are validated by one set of rules.
+  template <typename E>
+  Status Event(const E& event, size_t serialized_bytes) const;
 
  private:
-  Status Envelope(const v1::Envelope& env) const;
-  Status Patient(const v1::Patient& patient, std::string_view prefix, bool nhs_required) const;
-  Status Activity(const v1::ActivityEvent& activity) const;
-  Status Referral(const v1::ReferralEvent& referral) const;
-  Status Codes(const google::protobuf::RepeatedPtrField<v1::CodedValue>& codes,
-               const Field& field) const;
+  template <typename Env>
+  Status Envelope(const Env& env) const;
+  template <typename P>
+  Status Patient(const P& patient, std::string_view prefix, bool nhs_required) const;
+  template <typename A>
+  Status Activity(const A& activity) const;
+  template <typename R>
+  Status Referral(const R& referral) const;
+  template <typename C>
+  Status Codes(const C& codes, const Field& field) const;
+  template <typename T>
+  Status Timestamp(const T& ts, const Field& field, bool bounded_by_now) const;
 
-  Status Timestamp(const google::protobuf::Timestamp& ts, const Field& field,
-                   bool bounded_by_now) const;
-  Status Length(const std::string& s, const Field& field) const {
+  Status Length(std::string_view s, const Field& field) const {
     if (s.size() > limits_.max_string_bytes) {
       return Fail(kReasonInvalidField, field.Str() + " exceeds the string size limit");
     }
@@ -230,13 +182,13 @@ class Validator {
     return Status::Ok();
   }
   // Empty means "not given" and is allowed.
-  static Status OptionalOds(const std::string& ods, const Field& field) {
+  static Status OptionalOds(std::string_view ods, const Field& field) {
     if (!ods.empty() && !IsValidOdsCode(ods)) {
       return Fail(kReasonInvalidOdsCode, field.Str() + " is not a valid ODS code");
     }
     return Status::Ok();
   }
-  static Status EventId(const std::string& id, const Field& field) {
+  static Status EventId(std::string_view id, const Field& field) {
     if (id.size() > kMaxEventIdBytes) {
       return Fail(kReasonInvalidField, field.Str() + " is longer than 128 bytes");
     }
@@ -253,7 +205,8 @@ class Validator {
   int64_t latest_birth_day_ = 0;
 };
 
-Status Validator::Event(const v1::Event& event, size_t serialized_bytes) const {
+template <typename E>
+Status Validator::Event(const E& event, size_t serialized_bytes) const {
   // Size first: an oversized event is refused whatever else is wrong with it.
   if (serialized_bytes > limits_.max_event_bytes) {
     return Fail(kReasonEventTooLarge, "event is " + std::to_string(serialized_bytes) +
@@ -275,7 +228,8 @@ Status Validator::Event(const v1::Event& event, size_t serialized_bytes) const {
   return Fail(kReasonMissingField, "event has no body (activity or referral)");
 }
 
-Status Validator::Envelope(const v1::Envelope& env) const {
+template <typename Env>
+Status Validator::Envelope(const Env& env) const {
   if (env.event_id().empty()) {
     return Fail(kReasonMissingField, "envelope.event_id is empty");
   }
@@ -321,7 +275,7 @@ Status Validator::Envelope(const v1::Envelope& env) const {
     CAREHUB_RETURN_IF_ERROR(Timestamp(env.recorded_at(), "envelope.recorded_at", true));
   }
 
-  for (const v1::DataQualityFlag& flag : env.data_quality()) {
+  for (const auto& flag : env.data_quality()) {
     if (flag.field().empty() || flag.problem().empty()) {
       return Fail(kReasonMissingField, "envelope.data_quality needs field and problem");
     }
@@ -338,7 +292,8 @@ Status Validator::Envelope(const v1::Envelope& env) const {
   return Patient(env.patient(), "patient", /*nhs_required=*/true);
 }
 
-Status Validator::Patient(const v1::Patient& p, std::string_view prefix, bool nhs_required) const {
+template <typename P>
+Status Validator::Patient(const P& p, std::string_view prefix, bool nhs_required) const {
   auto field = [prefix](std::string_view name) { return Field(prefix, name); };
   if (p.nhs_number().empty()) {
     // Unidentified and not-yet-traced patients are real activity (issue 21): they are accepted
@@ -390,7 +345,8 @@ Status Validator::Patient(const v1::Patient& p, std::string_view prefix, bool nh
   return Length(p.pseudonym(), field("pseudonym"));
 }
 
-Status Validator::Activity(const v1::ActivityEvent& a) const {
+template <typename A>
+Status Validator::Activity(const A& a) const {
   if (a.kind() == v1::ACTIVITY_KIND_UNSPECIFIED || !v1::ActivityKind_IsValid(a.kind())) {
     return Fail(kReasonInvalidEventType, "activity.kind is not set or unknown");
   }
@@ -431,7 +387,8 @@ Status Validator::Activity(const v1::ActivityEvent& a) const {
   return Status::Ok();
 }
 
-Status Validator::Referral(const v1::ReferralEvent& r) const {
+template <typename R>
+Status Validator::Referral(const R& r) const {
   if (r.referral_id().empty()) {
     return Fail(kReasonMissingField, "referral.referral_id is empty");
   }
@@ -460,14 +417,15 @@ Status Validator::Referral(const v1::ReferralEvent& r) const {
   return Status::Ok();
 }
 
-Status Validator::Codes(const google::protobuf::RepeatedPtrField<v1::CodedValue>& codes,
-                        const Field& field) const {
-  if (codes.size() > limits_.max_codes) {
+template <typename C>
+Status Validator::Codes(const C& codes, const Field& field) const {
+  const int n = static_cast<int>(codes.size());
+  if (n > limits_.max_codes) {
     return Fail(kReasonInvalidField,
                 field.Str() + " has more than " + std::to_string(limits_.max_codes) + " entries");
   }
-  for (int i = 0; i < codes.size(); ++i) {
-    const v1::CodedValue& c = codes.Get(i);
+  for (int i = 0; i < n; ++i) {
+    const auto& c = codes[i];
     if (c.code().empty()) {
       return Fail(kReasonMissingField, field.Str() + "[" + std::to_string(i) + "].code is empty");
     }
@@ -485,8 +443,8 @@ Status Validator::Codes(const google::protobuf::RepeatedPtrField<v1::CodedValue>
   return Status::Ok();
 }
 
-Status Validator::Timestamp(const google::protobuf::Timestamp& ts, const Field& field,
-                            bool bounded_by_now) const {
+template <typename T>
+Status Validator::Timestamp(const T& ts, const Field& field, bool bounded_by_now) const {
   if (ts.seconds() < kMinTimestampSeconds || ts.seconds() > kMaxTimestampSeconds ||
       ts.nanos() < 0 || ts.nanos() > kMaxNanos) {
     return Fail(kReasonInvalidTimestamp, field.Str() + " is out of the timestamp range");
@@ -555,6 +513,11 @@ bool IsNhsNumberStatusCode(std::string_view code) {
 bool IsVerifiedNhsNumberStatus(std::string_view code) { return code == "01"; }
 
 Status ValidateEvent(const v1::Event& event, size_t serialized_bytes,
+                     const ValidationLimits& limits, Clock::TimePoint now) {
+  return Validator(limits, now).Event(event, serialized_bytes);
+}
+
+Status ValidateEvent(const EventView& event, size_t serialized_bytes,
                      const ValidationLimits& limits, Clock::TimePoint now) {
   return Validator(limits, now).Event(event, serialized_bytes);
 }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string_view>
 
+#include "carehub/core/event_view.h"
 #include "carehub/v1/event.pb.h"
 
 namespace carehub {
@@ -32,6 +33,7 @@ struct DataQualityMeasures {
 };
 
 DataQualityMeasures MeasureDataQuality(const v1::Event& event);
+DataQualityMeasures MeasureDataQuality(const EventView& event);
 
 // received_at - occurred_at in seconds; nullopt when either is unset. May be negative (a
 // planned event published ahead of time).

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "carehub/core/clock.h"
+#include "carehub/core/event_view.h"
 #include "carehub/core/status.h"
 #include "carehub/v1/event.pb.h"
 
@@ -84,6 +85,10 @@ bool IsVerifiedNhsNumberStatus(std::string_view code);
 // Validates one event as received (hub fields hub_seq/received_at are ignored).
 // `serialized_bytes` is the size of the event's encoding as received.
 Status ValidateEvent(const v1::Event& event, size_t serialized_bytes,
+                     const ValidationLimits& limits, Clock::TimePoint now);
+// The same rules over a view of the event (event_view.h): the hub's ingest path, which reads events
+// in place.
+Status ValidateEvent(const EventView& event, size_t serialized_bytes,
                      const ValidationLimits& limits, Clock::TimePoint now);
 
 }  // namespace carehub
