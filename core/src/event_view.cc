@@ -88,6 +88,20 @@ bool NextField(WireReader* in, FieldValue* f) {
   }
 }
 
+// Calls `on_field` with each field of the message encoded in `bytes`, in order; false when the
+// bytes do not walk as a message or `on_field` finds a field not plain.
+template <typename OnField>
+bool ForEachField(std::string_view bytes, OnField on_field) {
+  WireReader in(bytes);
+  FieldValue f;
+  while (!in.done()) {
+    if (!NextField(&in, &f) || !on_field(f)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // proto3 string: last occurrence wins, as in protobuf; the bytes must be UTF-8.
 bool String(const FieldValue& f, std::string_view* out) {
   if (f.wire_type != kLengthDelimited || !IsValidUtf8(f.bytes)) {
@@ -117,140 +131,83 @@ bool Message(const FieldValue& f, View* out, bool* has, ReadFn read) {
 }
 
 bool ReadTimestamp(std::string_view bytes, TimestampView* ts) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
+  return ForEachField(bytes, [ts](const FieldValue& f) {
     switch (f.number) {
       case 1:
         if (f.wire_type != kVarint) {
           return false;
         }
         ts->seconds_ = static_cast<int64_t>(f.varint);
-        break;
+        return true;
       case 2:
-        if (!Int32(f, &ts->nanos_)) {
-          return false;
-        }
-        break;
+        return Int32(f, &ts->nanos_);
       default:
         return false;
     }
-  }
-  return true;
+  });
 }
 
 bool ReadPatient(std::string_view bytes, PatientView* p) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
-    bool ok = false;
+  return ForEachField(bytes, [p](const FieldValue& f) {
     switch (f.number) {
       case 1:
-        ok = String(f, &p->nhs_number_);
-        break;
+        return String(f, &p->nhs_number_);
       case 2:
-        ok = String(f, &p->local_mrn_);
-        break;
+        return String(f, &p->local_mrn_);
       case 3:
-        ok = String(f, &p->mrn_assigning_ods_);
-        break;
+        return String(f, &p->mrn_assigning_ods_);
       case 4:
-        ok = String(f, &p->birth_date_);
-        break;
+        return String(f, &p->birth_date_);
       case 5:
-        ok = Int32(f, &p->sex_);
-        break;
+        return Int32(f, &p->sex_);
       case 6:
-        ok = String(f, &p->postcode_);
-        break;
+        return String(f, &p->postcode_);
       case 7:
-        ok = String(f, &p->registered_gp_ods_);
-        break;
+        return String(f, &p->registered_gp_ods_);
       case 8:
-        ok = String(f, &p->given_name_);
-        break;
+        return String(f, &p->given_name_);
       case 9:
-        ok = String(f, &p->family_name_);
-        break;
+        return String(f, &p->family_name_);
       case 10:
-        ok = String(f, &p->address_);
-        break;
+        return String(f, &p->address_);
       case 11:
-        ok = String(f, &p->pseudonym_);
-        break;
+        return String(f, &p->pseudonym_);
       case 12:
-        ok = String(f, &p->nhs_number_status_);
-        break;
+        return String(f, &p->nhs_number_status_);
       default:
-        break;
+        return false;
     }
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  });
 }
 
 bool ReadFlag(std::string_view bytes, DataQualityFlagView* flag) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
-    bool ok = false;
+  return ForEachField(bytes, [flag](const FieldValue& f) {
     switch (f.number) {
       case 1:
-        ok = String(f, &flag->field_);
-        break;
+        return String(f, &flag->field_);
       case 2:
-        ok = String(f, &flag->problem_);
-        break;
+        return String(f, &flag->problem_);
       case 3:
-        ok = String(f, &flag->raw_value_);
-        break;
+        return String(f, &flag->raw_value_);
       default:
-        break;
+        return false;
     }
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  });
 }
 
 bool ReadCode(std::string_view bytes, CodedValueView* code) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
-    bool ok = false;
+  return ForEachField(bytes, [code](const FieldValue& f) {
     switch (f.number) {
       case 1:
-        ok = String(f, &code->system_);
-        break;
+        return String(f, &code->system_);
       case 2:
-        ok = String(f, &code->code_);
-        break;
+        return String(f, &code->code_);
       case 3:
-        ok = String(f, &code->display_);
-        break;
+        return String(f, &code->display_);
       default:
-        break;
+        return false;
     }
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  });
 }
 
 // Repeated message fields append, in order, as protobuf does.
@@ -263,182 +220,112 @@ bool Append(const FieldValue& f, std::vector<View>* out, ReadFn read) {
 }
 
 bool ReadEnvelope(std::string_view bytes, EnvelopeView* env) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
-    bool ok = false;
+  return ForEachField(bytes, [env](const FieldValue& f) {
     switch (f.number) {
       case 1:
-        ok = String(f, &env->event_id_);
-        break;
+        return String(f, &env->event_id_);
       case 2:
-        ok = String(f, &env->publisher_ods_);
-        break;
+        return String(f, &env->publisher_ods_);
       case 3:
-        ok = String(f, &env->site_ods_);
-        break;
+        return String(f, &env->site_ods_);
       case 4:
-        ok = String(f, &env->source_system_);
-        break;
+        return String(f, &env->source_system_);
       case 5:
-        ok = Int32(f, &env->lifecycle_);
-        break;
+        return Int32(f, &env->lifecycle_);
       case 6:
-        ok = String(f, &env->supersedes_event_id_);
-        break;
+        return String(f, &env->supersedes_event_id_);
       case 7:
-        ok = Message(f, &env->occurred_at_, &env->has_occurred_at_, ReadTimestamp);
-        break;
+        return Message(f, &env->occurred_at_, &env->has_occurred_at_, ReadTimestamp);
       case 8:
-        ok = Message(f, &env->recorded_at_, &env->has_recorded_at_, ReadTimestamp);
-        break;
+        return Message(f, &env->recorded_at_, &env->has_recorded_at_, ReadTimestamp);
       case 9:
-        ok = Message(f, &env->patient_, &env->has_patient_, ReadPatient);
-        break;
+        return Message(f, &env->patient_, &env->has_patient_, ReadPatient);
       case 10:
-        ok = Append(f, &env->data_quality_, ReadFlag);
-        break;
+        return Append(f, &env->data_quality_, ReadFlag);
       // 20 hub_seq, 21 received_at: the hub's own fields. The caller clears them and re-encodes
       // (ingest_pipeline.cc), which needs the parsed message.
       default:
-        break;
+        return false;
     }
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  });
 }
 
 bool ReadActivity(std::string_view bytes, ActivityView* a) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
-    bool ok = false;
+  return ForEachField(bytes, [a](const FieldValue& f) {
     switch (f.number) {
       case 1:
-        ok = Int32(f, &a->kind_);
-        break;
+        return Int32(f, &a->kind_);
       case 2:
-        ok = String(f, &a->encounter_id_);
-        break;
+        return String(f, &a->encounter_id_);
       case 3:
-        ok = String(f, &a->encounter_class_);
-        break;
+        return String(f, &a->encounter_class_);
       case 4:
-        ok = String(f, &a->status_);
-        break;
+        return String(f, &a->status_);
       case 5:
-        ok = Message(f, &a->period_start_, &a->has_period_start_, ReadTimestamp);
-        break;
+        return Message(f, &a->period_start_, &a->has_period_start_, ReadTimestamp);
       case 6:
-        ok = Message(f, &a->period_end_, &a->has_period_end_, ReadTimestamp);
-        break;
+        return Message(f, &a->period_end_, &a->has_period_end_, ReadTimestamp);
       case 7:
-        ok = String(f, &a->treatment_function_);
-        break;
+        return String(f, &a->treatment_function_);
       case 8:
-        ok = String(f, &a->location_);
-        break;
+        return String(f, &a->location_);
       case 9:
-        ok = String(f, &a->admission_source_);
-        break;
+        return String(f, &a->admission_source_);
       case 10:
-        ok = String(f, &a->admission_method_);
-        break;
+        return String(f, &a->admission_method_);
       case 11:
-        ok = String(f, &a->discharge_destination_);
-        break;
+        return String(f, &a->discharge_destination_);
       case 12:
-        ok = Append(f, &a->diagnoses_, ReadCode);
-        break;
+        return Append(f, &a->diagnoses_, ReadCode);
       case 13:
-        ok = Append(f, &a->procedures_, ReadCode);
-        break;
+        return Append(f, &a->procedures_, ReadCode);
       case 14:
-        ok = String(f, &a->referral_id_);
-        break;
+        return String(f, &a->referral_id_);
       case 15:
-        ok = String(f, &a->note_);
-        break;
+        return String(f, &a->note_);
       case 16:
-        ok = Message(f, &a->merged_patient_, &a->has_merged_patient_, ReadPatient);
-        break;
+        return Message(f, &a->merged_patient_, &a->has_merged_patient_, ReadPatient);
       case 17:
-        ok = String(f, &a->discharge_method_);
-        break;
+        return String(f, &a->discharge_method_);
       case 18:
-        ok = String(f, &a->referral_source_);
-        break;
+        return String(f, &a->referral_source_);
       default:
-        break;
+        return false;
     }
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  });
 }
 
 bool ReadReferral(std::string_view bytes, ReferralView* r) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
-    bool ok = false;
+  return ForEachField(bytes, [r](const FieldValue& f) {
     switch (f.number) {
       case 1:
-        ok = String(f, &r->referral_id_);
-        break;
+        return String(f, &r->referral_id_);
       case 2:
-        ok = String(f, &r->ubrn_);
-        break;
+        return String(f, &r->ubrn_);
       case 3:
-        ok = Int32(f, &r->status_);
-        break;
+        return Int32(f, &r->status_);
       case 4:
-        ok = Int32(f, &r->priority_);
-        break;
+        return Int32(f, &r->priority_);
       case 5:
-        ok = String(f, &r->requester_ods_);
-        break;
+        return String(f, &r->requester_ods_);
       case 6:
-        ok = String(f, &r->performer_ods_);
-        break;
+        return String(f, &r->performer_ods_);
       case 7:
-        ok = String(f, &r->specialty_);
-        break;
+        return String(f, &r->specialty_);
       case 8:
-        ok = Append(f, &r->reasons_, ReadCode);
-        break;
+        return Append(f, &r->reasons_, ReadCode);
       case 9:
-        ok = Message(f, &r->authored_at_, &r->has_authored_at_, ReadTimestamp);
-        break;
+        return Message(f, &r->authored_at_, &r->has_authored_at_, ReadTimestamp);
       case 10:
-        ok = Message(f, &r->appointment_at_, &r->has_appointment_at_, ReadTimestamp);
-        break;
+        return Message(f, &r->appointment_at_, &r->has_appointment_at_, ReadTimestamp);
       case 11:
-        ok = String(f, &r->note_);
-        break;
+        return String(f, &r->note_);
       case 12:
-        ok = String(f, &r->source_of_referral_);
-        break;
+        return String(f, &r->source_of_referral_);
       default:
-        break;
+        return false;
     }
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  });
 }
 
 void CopyTimestamp(const google::protobuf::Timestamp& from, TimestampView* to) {
@@ -492,39 +379,26 @@ void EventView::Clear() {
 
 bool ReadEventView(std::string_view bytes, EventView* view) {
   view->Clear();
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f)) {
-      return false;
-    }
-    bool ok = false;
+  return ForEachField(bytes, [view](const FieldValue& f) {
     switch (f.number) {
       case 1:
-        ok = Message(f, &view->envelope_, &view->has_envelope_, ReadEnvelope);
-        break;
+        return Message(f, &view->envelope_, &view->has_envelope_, ReadEnvelope);
       // The body is a oneof: a second body (of either kind) would replace or merge the first.
       case 2:
       case 3:
         if (f.wire_type != kLengthDelimited || view->body_case_ != v1::Event::BODY_NOT_SET) {
-          break;
+          return false;
         }
         if (f.number == 2) {
           view->body_case_ = v1::Event::kActivity;
-          ok = ReadActivity(f.bytes, &view->activity_);
-        } else {
-          view->body_case_ = v1::Event::kReferral;
-          ok = ReadReferral(f.bytes, &view->referral_);
+          return ReadActivity(f.bytes, &view->activity_);
         }
-        break;
+        view->body_case_ = v1::Event::kReferral;
+        return ReadReferral(f.bytes, &view->referral_);
       default:
-        break;
+        return false;
     }
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
+  });
 }
 
 void MakeEventView(const v1::Event& event, EventView* view) {

@@ -44,6 +44,24 @@ bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
   return static_cast<size_t>(in.CurrentPosition()) == bytes.size();
 }
 
+// A varint of at most `max_bytes` bytes. Stricter than protobuf on purpose (a ten-byte varint's
+// overflow bits, a length past 2^28): what this refuses, protobuf's path decides.
+bool ReadShortVarint(google::protobuf::io::CodedInputStream* in, int max_bytes, uint64_t* value) {
+  const int before = in->CurrentPosition();
+  return in->ReadVarint64(value) && in->CurrentPosition() - before <= max_bytes;
+}
+
+// The value of a LEN field whose tag was just read, as a view of `bytes`, the message being read.
+bool ReadLengthDelimited(google::protobuf::io::CodedInputStream* in, std::string_view bytes,
+                         std::string_view* value) {
+  uint64_t length = 0;
+  if (!ReadShortVarint(in, 4, &length) || length > bytes.size() - in->CurrentPosition()) {
+    return false;
+  }
+  *value = bytes.substr(in->CurrentPosition(), length);
+  return in->Skip(static_cast<int>(length));
+}
+
 }  // namespace
 
 std::vector<std::string_view> ReceivedEventBytes(std::string_view payload, size_t event_count) {
@@ -64,8 +82,75 @@ std::vector<std::string_view> ReceivedEventBytes(std::string_view payload, size_
   return events;
 }
 
+bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPlace* out) {
+  using google::protobuf::internal::WireFormatLite;
+  constexpr auto kVarint = WireFormatLite::WIRETYPE_VARINT;
+  constexpr auto kLengthDelimited = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+  // The frame: version (last one wins, as in protobuf) and exactly one publish.
+  uint64_t version = 0;
+  std::optional<std::string_view> publish;
+  google::protobuf::io::CodedInputStream frame(reinterpret_cast<const uint8_t*>(payload.data()),
+                                               static_cast<int>(payload.size()));
+  while (const uint32_t tag = frame.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const auto wire_type = WireFormatLite::GetTagWireType(tag);
+    if (field == v1::Frame::kVersionFieldNumber && wire_type == kVarint) {
+      if (!ReadShortVarint(&frame, 5, &version)) {
+        return false;
+      }
+    } else if (field == v1::Frame::kPublishFieldNumber && wire_type == kLengthDelimited &&
+               !publish) {
+      std::string_view value;
+      if (!ReadLengthDelimited(&frame, payload, &value)) {
+        return false;
+      }
+      publish = value;
+    } else {
+      return false;  // another kind, a second publish (merged), an unknown field
+    }
+  }
+  if (static_cast<size_t>(frame.CurrentPosition()) != payload.size() || !publish ||
+      version != v1::PROTOCOL_VERSION_1) {
+    return false;
+  }
+  // The Publish: batch_id and the events.
+  out->batch_id = 0;
+  out->size = 0;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(publish->data()),
+                                            static_cast<int>(publish->size()));
+  while (const uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const auto wire_type = WireFormatLite::GetTagWireType(tag);
+    if (field == v1::Publish::kBatchIdFieldNumber && wire_type == kVarint) {
+      if (!ReadShortVarint(&in, 9, &out->batch_id)) {
+        return false;
+      }
+      continue;
+    }
+    if (field != v1::Publish::kEventsFieldNumber || wire_type != kLengthDelimited ||
+        out->size == max_events) {
+      return false;  // an unknown field, or a batch for protobuf's path to refuse
+    }
+    std::string_view event;
+    if (!ReadLengthDelimited(&in, *publish, &event)) {
+      return false;
+    }
+    if (out->size == out->events.size()) {
+      out->events.emplace_back();
+      out->bytes.emplace_back();
+    }
+    if (!ReadEventView(event, &out->events[out->size])) {
+      return false;
+    }
+    out->bytes[out->size] = event;
+    ++out->size;
+  }
+  return static_cast<size_t>(in.CurrentPosition()) == publish->size();
+}
+
 IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,
-                                      size_t max_events_per_batch, google::protobuf::Arena* arena) {
+                                      size_t max_events_per_batch, google::protobuf::Arena* arena,
+                                      PublishInPlace* in_place) {
   if (payload.size() > max_frame_bytes) {
     return Quarantine("frame_too_large", "frame of " + std::to_string(payload.size()) +
                                              " bytes exceeds the limit of " +
@@ -74,6 +159,12 @@ IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame
   // An empty message parses as an empty Frame (version 0); it is no frame at all.
   if (payload.empty()) {
     return Quarantine("malformed_frame", "an empty message is not a carehub.v1.Frame");
+  }
+  if (in_place != nullptr && ReadPublishInPlace(payload, max_events_per_batch, in_place)) {
+    IngestFrameDecision d;
+    d.action = IngestFrameDecision::Action::kPublish;
+    d.in_place = in_place;
+    return d;
   }
   v1::Frame& frame = *google::protobuf::Arena::CreateMessage<v1::Frame>(arena);
   if (!frame.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {

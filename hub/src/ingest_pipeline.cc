@@ -22,7 +22,7 @@ uint32_t DaysSinceEpoch(Clock::TimePoint t) {
 }
 
 // Event type names are a small fixed set: build each string once instead of per event.
-const std::string& EventTypeNameCached(const v1::Event& event) {
+const std::string& EventTypeNameCached(const EventView& event) {
   static const auto* activity = [] {
     auto* names = new std::vector<std::string>();
     for (int k = 0; k <= v1::ActivityKind_MAX; ++k) {
@@ -53,7 +53,7 @@ const std::string& EventTypeNameCached(const v1::Event& event) {
 // whatever the sender wrote: used as a label as is, every made-up code (each up to a frame's size)
 // would add counters and a status entry for the life of the process. Codes that are not ODS-shaped
 // or that the connection may not publish for are counted together instead.
-std::string_view PublisherLabel(const std::string& publisher, std::string_view reason) {
+std::string_view PublisherLabel(std::string_view publisher, std::string_view reason) {
   if (!IsValidOdsCode(publisher)) {
     return "invalid";
   }
@@ -82,14 +82,15 @@ IngestPipeline::IngestPipeline(Store* store, metrics::Registry* metrics, Validat
   (void)QuarantineDroppedCounter("total_cap");
 }
 
-metrics::Counter& IngestPipeline::ConflictCounter(const std::string& publisher) {
+metrics::Counter& IngestPipeline::ConflictCounter(std::string_view publisher) {
   return CounterFor("carehub_events_conflict_total",
-                    "Events whose key was stored with other content.", {{"publisher", publisher}});
+                    "Events whose key was stored with other content.",
+                    {{"publisher", std::string(publisher)}});
 }
 
-metrics::Counter& IngestPipeline::DuplicateCounter(const std::string& publisher) {
+metrics::Counter& IngestPipeline::DuplicateCounter(std::string_view publisher) {
   return CounterFor("carehub_events_duplicate_total", "Resent events answered DUPLICATE.",
-                    {{"publisher", publisher}});
+                    {{"publisher", std::string(publisher)}});
 }
 
 metrics::Counter& IngestPipeline::QuarantineDroppedCounter(const std::string& reason) {
@@ -128,9 +129,9 @@ metrics::Counter& IngestPipeline::CounterFor(const std::string& family, const st
   return c;
 }
 
-void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const v1::Event& event,
+void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const EventView& event,
                             std::string_view raw, std::string reason, std::string message) {
-  const auto& publisher = event.envelope().publisher_ods();
+  const std::string_view publisher = event.envelope().publisher_ods();
   bool conflict = reason == kReasonConflict;
   result->set_status(conflict ? v1::EventResult::CONFLICT : v1::EventResult::REJECTED);
   result->set_reason(reason);
@@ -141,8 +142,8 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
     q.set_id(store_->quarantine().NextId());
     q.set_at_unix_ms(ToUnixMillis(batch->received_at));
     q.set_sender(batch->sender);
-    q.set_publisher_ods(publisher);
-    q.set_event_id(event.envelope().event_id());
+    q.set_publisher_ods(std::string(publisher));
+    q.set_event_id(std::string(event.envelope().event_id()));
     q.set_reason(reason);
     q.set_message(message);
     q.set_raw(std::string(raw));
@@ -164,22 +165,59 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
                conflict ? "conflict" : "rejected", reason);
 }
 
-// The data path, top to bottom. Each stage is a function below, in this order.
+std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, std::string sender,
+                                                       uint64_t batch_id,
+                                                       std::span<const EventView> events,
+                                                       std::span<const std::string_view> received) {
+  return PrepareEvents(std::move(routing_id), std::move(sender), batch_id,
+                       /*quarantine_rejects=*/true, events, received);
+}
+
+// A parsed Publish comes to the same path as views of its events (MakeEventView) and their bytes:
+// as received where the caller has them and the publisher left the hub's own fields alone, else
+// encoded canonically with those fields cleared, so neither the record nor the hash carries what
+// the publisher wrote there.
 std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, std::string sender,
                                                        v1::Publish* publish,
                                                        bool quarantine_rejects,
                                                        std::span<const std::string_view> received) {
-  auto batch = NewBatch(512 * static_cast<size_t>(publish->events_size()));
+  const size_t n = static_cast<size_t>(publish->events_size());
+  const bool as_received = received.size() == n;
+  if (parsed_views_.size() < n) {
+    parsed_views_.resize(n);
+  }
+  parsed_bytes_.resize(std::max(parsed_bytes_.size(), n));
+  parsed_bytes_views_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    v1::Event* event = publish->mutable_events(static_cast<int>(i));
+    const bool hub_fields_set = ClearHubFields(event);
+    if (as_received && !hub_fields_set) {
+      parsed_bytes_views_[i] = received[i];
+    } else {
+      CanonicalBytesInto(*event, &parsed_bytes_[i]);
+      parsed_bytes_views_[i] = parsed_bytes_[i];
+    }
+    MakeEventView(*event, &parsed_views_[i]);
+  }
+  return PrepareEvents(std::move(routing_id), std::move(sender), publish->batch_id(),
+                       quarantine_rejects, std::span(parsed_views_).first(n), parsed_bytes_views_);
+}
+
+// The data path, top to bottom. Each stage is a function below, in this order.
+std::unique_ptr<PreparedBatch> IngestPipeline::PrepareEvents(
+    std::string routing_id, std::string sender, uint64_t batch_id, bool quarantine_rejects,
+    std::span<const EventView> events, std::span<const std::string_view> received) {
+  auto batch = NewBatch(512 * events.size());
   batch->routing_id = std::move(routing_id);
   batch->sender = std::move(sender);
   batch->epoch = epoch_;
   batch->received_at = clock_.Now();
-  batch->result.set_batch_id(publish->batch_id());
+  batch->result.set_batch_id(batch_id);
   batch->quarantine_rejects = quarantine_rejects;
   const uint32_t today = DaysSinceEpoch(batch->received_at);
 
-  // authorise -> validate -> encode
-  std::vector<Candidate> candidates = AuthoriseAndValidate(batch.get(), publish, received);
+  // authorise -> validate
+  std::vector<Candidate> candidates = AuthoriseAndValidate(batch.get(), events, received);
   // dedup: what is already stored or pending under each key
   Status priors = next_seq_ == 0 ? RestartFromStore() : Status::Ok();
   if (priors.ok()) {
@@ -187,13 +225,13 @@ std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, s
   }
   if (!priors.ok()) {
     Log()->error("cannot read the store, answering RETRY to a batch of {} events: {}",
-                 publish->events_size(), priors.ToString());
+                 events.size(), priors.ToString());
     FailAll(batch.get(), "the hub could not read its store; nothing was stored, resend it");
   } else {
     // sequence -> write batch
-    DecideAndSequence(batch.get(), *publish, &candidates, today);
+    DecideAndSequence(batch.get(), events, &candidates, today);
   }
-  CountActivity(*batch, *publish);
+  CountActivity(*batch, events);
   ReturnBytesBuffers(&candidates);
   return batch;
 }
@@ -229,43 +267,38 @@ void IngestPipeline::ReturnBytesBuffers(std::vector<Candidate>* candidates) {
 }
 
 // Authorises and validates each event on its own; the survivors come back with the bytes they are
-// accepted as, dedup key and content hash. Those are the publisher's bytes as received when the
-// caller has them — encoding the parsed event again was ~15% of the ingest thread (callgrind) —
-// unless the publisher set the hub's own fields: those are cleared and the event re-encoded
-// canonically, so neither the record nor the hash carries what the publisher wrote there.
+// accepted as (a copy of `received`: the publisher's, or the canonical encoding the parsed-Publish
+// Prepare made), dedup key and content hash.
 std::vector<IngestPipeline::Candidate> IngestPipeline::AuthoriseAndValidate(
-    PreparedBatch* batch, v1::Publish* publish, std::span<const std::string_view> received) {
-  const bool as_received = received.size() == static_cast<size_t>(publish->events_size());
-  const int n = publish->events_size();
+    PreparedBatch* batch, std::span<const EventView> events,
+    std::span<const std::string_view> received) {
+  const int n = static_cast<int>(events.size());
   std::vector<Candidate> candidates;
   candidates.reserve(n);
   auto* results = batch->result.mutable_results();
   results->Reserve(n);
   for (int i = 0; i < n; ++i) {
-    v1::Event* event = publish->mutable_events(i);
+    const EventView& event = events[i];
+    const std::string_view event_id = event.envelope().event_id();
     auto* result = results->Add();
-    result->set_event_id(event->envelope().event_id());
-    const bool hub_fields_set = ClearHubFields(event);
+    result->mutable_event_id()->assign(event_id.data(), event_id.size());
     std::string bytes = TakeBytesBuffer();
-    if (as_received && !hub_fields_set) {
-      ReceivedBytesInto(received[i], &bytes);
-    } else {
-      CanonicalBytesInto(*event, &bytes);
-    }
-    const auto& publisher = event->envelope().publisher_ods();
+    ReceivedBytesInto(received[i], &bytes);
+    const std::string_view publisher = event.envelope().publisher_ods();
     if (authorise_ && !authorise_(batch->sender, publisher)) {
-      Reject(batch, result, *event, bytes, std::string(kReasonPublisherNotAuthorised),
-             "this connection's identity may not publish for organisation " + publisher);
+      Reject(
+          batch, result, event, bytes, std::string(kReasonPublisherNotAuthorised),
+          "this connection's identity may not publish for organisation " + std::string(publisher));
       GiveBackBytesBuffer(std::move(bytes));
       continue;
     }
-    Status valid = ValidateEvent(*event, bytes.size(), limits_, batch->received_at);
+    Status valid = ValidateEvent(event, bytes.size(), limits_, batch->received_at);
     if (!valid.ok()) {
-      Reject(batch, result, *event, bytes, valid.code(), valid.message());
+      Reject(batch, result, event, bytes, valid.code(), valid.message());
       GiveBackBytesBuffer(std::move(bytes));
       continue;
     }
-    Candidate c{i, DedupKey(publisher, event->envelope().event_id()), std::move(bytes), {}, {}};
+    Candidate c{i, DedupKey(publisher, event_id), std::move(bytes), {}, {}};
     c.hash = HashContent(c.bytes);
     candidates.push_back(std::move(c));
   }
@@ -305,7 +338,7 @@ Status IngestPipeline::FindPriors(std::vector<Candidate>* candidates, uint32_t t
 // ACCEPTED with the next hub_seq, and adds the accepted events, their dedup keys and routes to the
 // write batch. A key accepted here becomes pending, so a resend in a later batch (or later in this
 // one) is a duplicate before this batch is even committed.
-void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& publish,
+void IngestPipeline::DecideAndSequence(PreparedBatch* batch, std::span<const EventView> events,
                                        std::vector<Candidate>* candidates, uint32_t today) {
   auto* results = batch->result.mutable_results();
   // Keys are written afterwards in sorted order: RocksDB's memtable skiplist inserts are much
@@ -318,8 +351,8 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
   route_puts.reserve(candidates->size());
   for (auto& cand : *candidates) {
     auto* result = results->Mutable(cand.index);
-    const v1::Event& event = publish.events(cand.index);
-    const auto& publisher = event.envelope().publisher_ods();
+    const EventView& event = events[cand.index];
+    const std::string_view publisher = event.envelope().publisher_ods();
     // A key accepted earlier in this batch is pending now, though it was not when priors were
     // read: claiming the key in pending_ finds that prior or makes this event the key's first,
     // in one hash lookup (the seq is the one it gets if accepted). A candidate that already has a
@@ -338,8 +371,9 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
       }
     }
     if (cand.prior) {
-      const PriorMatch match =
-          cand.prior->hash == cand.hash ? PriorMatch::kSame : CompareWithPrior(event, *cand.prior);
+      const PriorMatch match = cand.prior->hash == cand.hash
+                                   ? PriorMatch::kSame
+                                   : CompareWithPrior(cand.bytes, *cand.prior);
       if (match == PriorMatch::kUnreadable) {
         result->set_status(v1::EventResult::RETRY);
         result->set_reason(std::string(kReasonStoreUnavailable));
@@ -369,7 +403,7 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
     auto route = known_routes_.find(std::string_view(route_buf_));
     if (route == known_routes_.end()) {
       route = known_routes_.insert(route_buf_).first;
-      RouteKey key{publisher, event.envelope().site_ods(), type};
+      RouteKey key{std::string(publisher), std::string(event.envelope().site_ods()), type};
       store_->routes().AddKnown(&batch->writes, key);
       batch->new_routes.push_back(std::move(key));
     }
@@ -397,8 +431,14 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, const v1::Publish& 
 
 // Only for a resend whose bytes differ from its prior's (the hashes are of the bytes): the same
 // event from an encoder that orders or packs fields otherwise is a DUPLICATE, not a CONFLICT.
-IngestPipeline::PriorMatch IngestPipeline::CompareWithPrior(const v1::Event& event,
+IngestPipeline::PriorMatch IngestPipeline::CompareWithPrior(std::string_view accepted,
                                                             const Pending& prior) {
+  // Parsed only here: a resend in other bytes is rare, and these bytes passed validation.
+  v1::Event event;
+  if (!event.ParseFromArray(accepted.data(), static_cast<int>(accepted.size()))) {
+    Log()->error("accepted bytes of a resend of hub_seq {} do not parse", prior.hub_seq);
+    return PriorMatch::kUnreadable;
+  }
   v1::Event original;
   if (prior.record != nullptr) {
     if (!original.ParseFromString(*prior.record)) {
@@ -431,8 +471,8 @@ void PublisherQuality::Add(const PublisherQuality& other) {
   delay_seconds_sum += other.delay_seconds_sum;
 }
 
-void IngestPipeline::NoteAccepted(PreparedBatch* batch, const std::string& publisher,
-                                  const std::string& type, const v1::Event& event) {
+void IngestPipeline::NoteAccepted(PreparedBatch* batch, std::string_view publisher,
+                                  const std::string& type, const EventView& event) {
   const DataQualityMeasures m = MeasureDataQuality(event);
   PublisherQuality q;
   q.events = 1;
@@ -450,7 +490,7 @@ void IngestPipeline::NoteAccepted(PreparedBatch* batch, const std::string& publi
       return;
     }
   }
-  batch->accepted_labels.push_back({publisher, type, 1, q});
+  batch->accepted_labels.push_back({std::string(publisher), type, 1, q});
 }
 
 void IngestPipeline::FailAll(PreparedBatch* batch, const std::string& message) {
@@ -471,14 +511,15 @@ void IngestPipeline::FailAll(PreparedBatch* batch, const std::string& message) {
 }
 
 // Once per batch, under a lock the admin thread shares: counts by publisher for the status page.
-void IngestPipeline::CountActivity(const PreparedBatch& batch, const v1::Publish& publish) {
+void IngestPipeline::CountActivity(const PreparedBatch& batch, std::span<const EventView> events) {
   std::map<std::string, PublisherActivity> seen;
   const auto& results = batch.result.results();
-  for (int i = 0; i < publish.events_size(); ++i) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    const int r = static_cast<int>(i);
     auto& a = seen[std::string(
-        PublisherLabel(publish.events(i).envelope().publisher_ods(), results.Get(i).reason()))];
+        PublisherLabel(events[i].envelope().publisher_ods(), results.Get(r).reason()))];
     ++a.received;
-    switch (results.Get(i).status()) {
+    switch (results.Get(r).status()) {
       case v1::EventResult::DUPLICATE:
         ++a.duplicate;
         break;

@@ -165,34 +165,60 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
                         std::to_string(parts.size() - 1) + " parts, e.g. REQ framing");
     return;
   }
-  // Decoded on an arena: a 1000-event batch is tens of thousands of small allocations otherwise,
-  // and malloc/free were the largest share of ingest CPU. Prepare() copies what it keeps (of the
-  // arena and of the payload its event_bytes view), so the arena is reset as soon as this frame is
-  // handled.
+  // A plain Publish is read in place (views of the payload in in_place_); any other frame is
+  // decoded by protobuf on an arena: a 1000-event batch is tens of thousands of small allocations
+  // otherwise. Prepare() copies what it keeps of either (and of the payload), so the arena is
+  // reset as soon as this frame is handled.
   struct ArenaReset {
     google::protobuf::Arena& arena;
     ~ArenaReset() { arena.Reset(); }
   } reset{arena_};
-  IngestFrameDecision decision = DecodeIngestFrame(
-      payload.to_string_view(), options_.max_frame_bytes, options_.max_events_per_batch, &arena_);
+  IngestFrameDecision decision =
+      DecodeIngestFrame(payload.to_string_view(), options_.max_frame_bytes,
+                        options_.max_events_per_batch, &arena_, &in_place_);
   switch (decision.action) {
-    case IngestFrameDecision::Action::kPublish:
+    case IngestFrameDecision::Action::kPublish: {
       CAREHUB_CRASH_POINT("ingest.after_decode");
+      const char* retry_reason = nullptr;
+      const char* retry_message = nullptr;
       if (options_.may_acknowledge && !options_.may_acknowledge()) {
-        AnswerAllRetry(routing_id, *decision.publish, "no_leader_lease",
-                       "this hub does not hold the cluster's leader lease: it is not the primary "
-                       "now; send to the other hub");
+        retry_reason = "no_leader_lease";
+        retry_message =
+            "this hub does not hold the cluster's leader lease: it is not the primary now; send "
+            "to the other hub";
+      } else if (options_.accepting_writes && !options_.accepting_writes()) {
+        retry_reason = "standby_unavailable";
+        retry_message =
+            "no standby is in sync and replication.on_standby_loss is block: nothing is "
+            "acknowledged on one disk only";
+      }
+      if (retry_reason != nullptr) {
+        std::vector<std::string_view> event_ids;
+        uint64_t batch_id = 0;
+        if (decision.in_place != nullptr) {
+          batch_id = decision.in_place->batch_id;
+          for (const EventView& event : decision.in_place->event_views()) {
+            event_ids.push_back(event.envelope().event_id());
+          }
+        } else {
+          batch_id = decision.publish->batch_id();
+          for (const v1::Event& event : decision.publish->events()) {
+            event_ids.push_back(event.envelope().event_id());
+          }
+        }
+        AnswerAllRetry(routing_id, batch_id, event_ids, retry_reason, retry_message);
         return;
       }
-      if (options_.accepting_writes && !options_.accepting_writes()) {
-        AnswerAllRetry(routing_id, *decision.publish, "standby_unavailable",
-                       "no standby is in sync and replication.on_standby_loss is block: nothing "
-                       "is acknowledged on one disk only");
-        return;
+      if (decision.in_place != nullptr) {
+        committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.in_place->batch_id,
+                                              decision.in_place->event_views(),
+                                              decision.in_place->event_bytes()));
+      } else {
+        committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.publish,
+                                              /*quarantine_rejects=*/true, decision.event_bytes));
       }
-      committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.publish,
-                                            /*quarantine_rejects=*/true, decision.event_bytes));
       return;
+    }
     case IngestFrameDecision::Action::kRefuseBatch:
       if (Limiter().Allow()) {
         Logger("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
@@ -255,16 +281,17 @@ void IngestServer::TakeReplays() {
   }
 }
 
-void IngestServer::AnswerAllRetry(const std::string& routing_id, const v1::Publish& publish,
+void IngestServer::AnswerAllRetry(const std::string& routing_id, uint64_t batch_id,
+                                  const std::vector<std::string_view>& event_ids,
                                   const std::string& reason, const std::string& message) {
   v1::Frame frame;
   frame.set_version(v1::PROTOCOL_VERSION_1);
   auto* result = frame.mutable_publish_result();
-  result->set_batch_id(publish.batch_id());
-  for (const auto& event : publish.events()) {
+  result->set_batch_id(batch_id);
+  for (const std::string_view event_id : event_ids) {
     auto* r = result->add_results();
     r->set_status(v1::EventResult::RETRY);
-    r->set_event_id(event.envelope().event_id());
+    r->set_event_id(std::string(event_id));
     r->set_reason(reason);
     r->set_message(message);
   }
@@ -272,7 +299,7 @@ void IngestServer::AnswerAllRetry(const std::string& routing_id, const v1::Publi
       ->GetCounter("carehub_ingest_retry_answers_total",
                    "Events answered RETRY without being processed, by reason.",
                    {{"reason", reason}})
-      .Inc(publish.events_size());
+      .Inc(event_ids.size());
   SendFrame(routing_id, frame);
 }
 

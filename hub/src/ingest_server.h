@@ -17,6 +17,7 @@
 #include <zmq_addon.hpp>
 
 #include "carehub/core/mutex.h"
+#include "carehub/hub/frame_decode.h"
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/metrics/registry.h"
 #include "group_committer.h"
@@ -75,8 +76,10 @@ class IngestServer {
                        std::string_view raw, const std::string& reason, const std::string& message);
   void AnswerCompleted();
   // Answers every event of `publish` RETRY with `reason`, writing nothing.
-  void AnswerAllRetry(const std::string& routing_id, const v1::Publish& publish,
-                      const std::string& reason, const std::string& message);
+  // Every event of a Publish frame answered RETRY, unprocessed; `event_ids` in frame order.
+  void AnswerAllRetry(const std::string& routing_id, uint64_t batch_id,
+                      const std::vector<std::string_view>& event_ids, const std::string& reason,
+                      const std::string& message);
 
   void TakeReplays();
 
@@ -88,7 +91,9 @@ class IngestServer {
   Mutex replay_mu_;
   std::vector<Replay> replays_ CAREHUB_GUARDED_BY(replay_mu_);
 
-  // Frames are decoded on this arena; its first block is reused from frame to frame.
+  // Plain Publish frames are read in place into this (frame_decode.h), reused from frame to frame.
+  PublishInPlace in_place_;
+  // Other frames are decoded on this arena; its first block is reused from frame to frame.
   std::vector<char> arena_block_ = std::vector<char>(8u << 20);
   google::protobuf::Arena arena_{arena_block_.data(), arena_block_.size()};
 

@@ -1,12 +1,14 @@
-// What the hub does with a frame from a publisher (DESIGN §3): envelope decode, Publish decode on
-// a reused arena, limits, then the ingest pipeline (authorise, validate, dedup within the batch and
-// against a real, empty RocksDB store). Nothing is committed: each batch is settled as a failed
-// commit, which also exercises the pipeline's reset path.
+// What the hub does with a frame from a publisher (DESIGN §3): envelope decode — in place for a
+// plain Publish, else by protobuf on a reused arena — limits, then the ingest pipeline (authorise,
+// validate, dedup within the batch and against a real, empty RocksDB store). Nothing is committed:
+// each batch is settled as a failed commit, which also exercises the pipeline's reset path.
 //
-// Invariants: one result per event, in order, each with a known status; accepted events got
-// increasing hub_seqs, validate, and re-encode to themselves; each event's bytes as received (when
-// the frame splits into them) are what it was parsed from, and each accepted event's stored record
-// is that event with its hub fields.
+// Invariants: reading a frame in place decides what protobuf's parse of it decides, with the same
+// batch id, events (field by field) and event bytes, and the pipeline answers both readings alike;
+// one result per event, in order, each with a known status; accepted events got increasing
+// hub_seqs, validate, and re-encode to themselves; each event's bytes as received (when the frame
+// splits into them) are what it was parsed from, and each accepted event's stored record is that
+// event with its hub fields.
 
 #include <stdlib.h>
 
@@ -33,6 +35,7 @@ struct Harness {
   std::unique_ptr<carehub::hub::IngestPipeline> open_pipeline;
   std::unique_ptr<carehub::hub::IngestPipeline> curve_pipeline;
   google::protobuf::Arena arena;
+  carehub::hub::PublishInPlace in_place;
 };
 
 Harness* harness = nullptr;
@@ -85,8 +88,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     google::protobuf::Arena& arena;
     ~ArenaReset() { arena.Reset(); }
   } reset{harness->arena};
-  IngestFrameDecision decision =
+  // As the hub decodes it, and by protobuf alone (how every frame was decoded before the in-place
+  // reader): the two must agree.
+  IngestFrameDecision decision = carehub::hub::DecodeIngestFrame(
+      payload, 1 << 20, max_events, &harness->arena, &harness->in_place);
+  IngestFrameDecision parsed =
       carehub::hub::DecodeIngestFrame(payload, 1 << 20, max_events, &harness->arena);
+  CAREHUB_FUZZ_CHECK(decision.action == parsed.action, "in-place and protobuf decisions differ");
+  CAREHUB_FUZZ_CHECK(decision.reason == parsed.reason, "in-place and protobuf reasons differ");
   switch (decision.action) {
     case IngestFrameDecision::Action::kQuarantine:
     case IngestFrameDecision::Action::kRefuseBatch:
@@ -98,34 +107,57 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case IngestFrameDecision::Action::kPublish:
       break;
   }
-  CAREHUB_FUZZ_CHECK(decision.publish != nullptr, "publish decision without a batch");
-  const int n = decision.publish->events_size();
+  CAREHUB_FUZZ_CHECK(parsed.publish != nullptr, "publish decision without a batch");
+  CAREHUB_FUZZ_CHECK((decision.in_place != nullptr) != (decision.publish != nullptr),
+                     "a publish decision needs exactly one reading");
+  const int n = parsed.publish->events_size();
   CAREHUB_FUZZ_CHECK(static_cast<size_t>(n) <= max_events, "batch over the limit accepted");
 
   // Each event's bytes as received, when found, are exactly what it was parsed from.
-  CAREHUB_FUZZ_CHECK(decision.event_bytes.empty() || decision.event_bytes.size() == size_t(n),
+  CAREHUB_FUZZ_CHECK(parsed.event_bytes.empty() || parsed.event_bytes.size() == size_t(n),
                      "received bytes for some events only");
-  for (size_t i = 0; i < decision.event_bytes.size(); ++i) {
+  for (size_t i = 0; i < parsed.event_bytes.size(); ++i) {
     carehub::v1::Event reparsed;
-    CAREHUB_FUZZ_CHECK(reparsed.ParseFromArray(decision.event_bytes[i].data(),
-                                               static_cast<int>(decision.event_bytes[i].size())),
+    CAREHUB_FUZZ_CHECK(reparsed.ParseFromArray(parsed.event_bytes[i].data(),
+                                               static_cast<int>(parsed.event_bytes[i].size())),
                        "received bytes of an event do not parse");
     CAREHUB_FUZZ_CHECK(carehub::hub::CanonicalBytes(reparsed) ==
-                           carehub::hub::CanonicalBytes(decision.publish->events(int(i))),
+                           carehub::hub::CanonicalBytes(parsed.publish->events(int(i))),
                        "received bytes of an event are another event's");
+  }
+  // Read in place: the same batch, events and bytes as protobuf's parse.
+  const carehub::hub::PublishInPlace* in_place = decision.in_place;
+  if (in_place != nullptr) {
+    CAREHUB_FUZZ_CHECK(in_place->batch_id == parsed.publish->batch_id(), "in-place batch id");
+    CAREHUB_FUZZ_CHECK(in_place->size == size_t(n), "in-place event count");
+    CAREHUB_FUZZ_CHECK(parsed.event_bytes.size() == size_t(n), "a plain frame's events not found");
+    for (int i = 0; i < n; ++i) {
+      carehub::EventView expected;
+      carehub::MakeEventView(parsed.publish->events(i), &expected);
+      CAREHUB_FUZZ_CHECK(in_place->events[i] == expected, "in-place event differs from protobuf's");
+      CAREHUB_FUZZ_CHECK(in_place->bytes[i].data() == parsed.event_bytes[i].data() &&
+                             in_place->bytes[i].size() == parsed.event_bytes[i].size(),
+                         "in-place event bytes differ");
+    }
   }
 
   auto& pipeline = curve ? *harness->curve_pipeline : *harness->open_pipeline;
+  const char* sender = curve ? "rxk" : "";
   const uint64_t first_seq = pipeline.next_seq();
-  auto batch = pipeline.Prepare("peer", curve ? "rxk" : "", decision.publish,
-                                /*quarantine_rejects=*/true, decision.event_bytes);
+  auto batch = in_place != nullptr
+                   ? pipeline.Prepare("peer", sender, in_place->batch_id, in_place->event_views(),
+                                      in_place->event_bytes())
+                   : pipeline.Prepare("peer", sender, decision.publish,
+                                      /*quarantine_rejects=*/true, decision.event_bytes);
+  // The events as the pipeline saw them (its parsed-Publish path clears publisher-set hub fields).
+  const carehub::v1::Publish& events = in_place != nullptr ? *parsed.publish : *decision.publish;
   size_t accepted_records = 0;
   CAREHUB_FUZZ_CHECK(batch->result.results_size() == n, "one result per event");
-  CAREHUB_FUZZ_CHECK(batch->result.batch_id() == decision.publish->batch_id(), "batch id echoed");
+  CAREHUB_FUZZ_CHECK(batch->result.batch_id() == events.batch_id(), "batch id echoed");
   uint64_t last_seq = first_seq - 1;
   for (int i = 0; i < n; ++i) {
     const auto& r = batch->result.results(i);
-    const auto& event = decision.publish->events(i);
+    const auto& event = events.events(i);
     CAREHUB_FUZZ_CHECK(r.event_id() == event.envelope().event_id(), "result names its event");
     switch (r.status()) {
       case carehub::v1::EventResult::ACCEPTED: {
@@ -162,6 +194,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         CAREHUB_FUZZ_CHECK(false, "unexpected status " + std::to_string(r.status()));
     }
   }
+  const carehub::v1::PublishResult in_place_result = batch->result;
   // Settle as a failed commit: nothing stored, every answer RETRY, pending state forgotten.
   batch->committed = false;
   pipeline.Finish(batch.get());
@@ -169,5 +202,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CAREHUB_FUZZ_CHECK(r.status() == carehub::v1::EventResult::RETRY, "failed commit answered");
   }
   pipeline.Recycle(std::move(batch));
+  if (in_place == nullptr) {
+    return 0;
+  }
+  // The parsed frame through the pipeline's other entry, from the same state: the same answers.
+  auto again = pipeline.Prepare("peer", sender, parsed.publish, /*quarantine_rejects=*/true,
+                                parsed.event_bytes);
+  CAREHUB_FUZZ_CHECK(again->result.SerializeAsString() == in_place_result.SerializeAsString(),
+                     "the parsed frame is answered otherwise than the frame read in place");
+  again->committed = false;
+  pipeline.Finish(again.get());
+  pipeline.Recycle(std::move(again));
   return 0;
 }

@@ -8,11 +8,13 @@
 // rejected ones. Nothing is durable yet; the caller commits the batch (group commit, see
 // GroupCommitter) and only then answers the publisher, with the results Finish() settled.
 //
-// "encode" keeps each event's bytes as its publisher sent them when the caller gives them (and
-// the publisher left the hub's own fields alone), else encodes the parsed event canonically: the
-// stored record is those bytes plus the hub fields (store/event_codec.h). Resends are matched by
-// a hash of those bytes; one whose bytes differ from its original's is compared as an event
-// before it is called a conflict, so a publisher's encoder is free to order fields its own way.
+// Events come as views (core/event_view.h) with their bytes: read in place from a plain frame, or
+// made from a parsed Publish. "encode" keeps each event's bytes as its publisher sent them when
+// the caller has them (and the publisher left the hub's own fields alone), else encodes the parsed
+// event canonically: the stored record is those bytes plus the hub fields (store/event_codec.h).
+// Resends are matched by a hash of those bytes; one whose bytes differ from its original's is
+// compared as an event before it is called a conflict, so a publisher's encoder is free to order
+// fields its own way.
 //
 // Errors: an event that fails authorisation or validation is REJECTED (quarantined); a content
 // clash is CONFLICT. When the dedup index cannot be read, the whole batch is answered RETRY with
@@ -40,6 +42,7 @@
 #include <vector>
 
 #include "carehub/core/clock.h"
+#include "carehub/core/event_view.h"
 #include "carehub/core/mutex.h"
 #include "carehub/core/validation.h"
 #include "carehub/hub/pending_keys.h"
@@ -133,10 +136,18 @@ class IngestPipeline {
                  uint32_t dedup_window_days, const Clock& clock, PublishAuthoriser authorise,
                  QuarantineLimits quarantine = {});
 
-  // `quarantine_rejects` is false for a quarantine replay: the original record is updated with the
-  // outcome instead of a second record being written. `received`, if not empty, holds each of
-  // publish's events as its publisher encoded it (frame_decode.h, ReceivedEventBytes), valid for
-  // this call.
+  // The events of one Publish as read in place (frame_decode.h, ReadPublishInPlace): `events[i]`
+  // is a view of `received[i]`, the event as its publisher encoded it, which the stored record
+  // copies. Both are valid for this call only. The ingest server's path for every plain frame.
+  std::unique_ptr<PreparedBatch> Prepare(std::string routing_id, std::string sender,
+                                         uint64_t batch_id, std::span<const EventView> events,
+                                         std::span<const std::string_view> received);
+
+  // A parsed Publish: frames that are not plain, and the quarantine replay. Events whose
+  // publisher set the hub's own fields are cleared and encoded canonically; the others keep the
+  // bytes in `received` when given (ReceivedEventBytes, valid for this call), else are encoded.
+  // `quarantine_rejects` is false for a quarantine replay: the original record is updated with
+  // the outcome instead of a second record being written.
   std::unique_ptr<PreparedBatch> Prepare(std::string routing_id, std::string sender,
                                          v1::Publish* publish, bool quarantine_rejects = true,
                                          std::span<const std::string_view> received = {});
@@ -165,37 +176,43 @@ class IngestPipeline {
   using Pending = PendingKeys::Entry;
   // An event that passed authorisation and validation, on its way through dedup and sequencing.
   struct Candidate {
-    int index;          // in the Publish
+    int index;          // in the Publish's events
     std::string key;    // dedup key
     std::string bytes;  // accepted bytes; the stored record once hub fields are appended
     ContentHash hash;
     std::optional<Pending> prior;  // the same key, pending or stored
   };
-  // The stages of Prepare, in order.
-  std::vector<Candidate> AuthoriseAndValidate(PreparedBatch* batch, v1::Publish* publish,
+  // Both Prepare()s run this, with a new batch.
+  std::unique_ptr<PreparedBatch> PrepareEvents(std::string routing_id, std::string sender,
+                                               uint64_t batch_id, bool quarantine_rejects,
+                                               std::span<const EventView> events,
+                                               std::span<const std::string_view> received);
+  // The stages of PrepareEvents, in order.
+  std::vector<Candidate> AuthoriseAndValidate(PreparedBatch* batch,
+                                              std::span<const EventView> events,
                                               std::span<const std::string_view> received);
   Status FindPriors(std::vector<Candidate>* candidates, uint32_t today);
-  void DecideAndSequence(PreparedBatch* batch, const v1::Publish& publish,
+  void DecideAndSequence(PreparedBatch* batch, std::span<const EventView> events,
                          std::vector<Candidate>* candidates, uint32_t today);
-  // A resend whose bytes differ from its prior's: the same event encoded otherwise, another
-  // event, or unknown because the store could not be read.
+  // A resend whose bytes (`accepted`) differ from its prior's: the same event encoded otherwise,
+  // another event, or unknown because the store could not be read.
   enum class PriorMatch { kSame, kDifferent, kUnreadable };
-  PriorMatch CompareWithPrior(const v1::Event& event, const Pending& prior);
-  void CountActivity(const PreparedBatch& batch, const v1::Publish& publish);
+  PriorMatch CompareWithPrior(std::string_view accepted, const Pending& prior);
+  void CountActivity(const PreparedBatch& batch, std::span<const EventView> events);
   // Every result RETRY, nothing written: the store could not be read or written.
   static void FailAll(PreparedBatch* batch, const std::string& message);
 
-  void Reject(PreparedBatch* batch, v1::EventResult* result, const v1::Event& event,
+  void Reject(PreparedBatch* batch, v1::EventResult* result, const EventView& event,
               std::string_view raw, std::string reason, std::string message);
-  void NoteAccepted(PreparedBatch* batch, const std::string& publisher, const std::string& type,
-                    const v1::Event& event);
+  void NoteAccepted(PreparedBatch* batch, std::string_view publisher, const std::string& type,
+                    const EventView& event);
   // Reads where the log ends and the known routes; next_seq_ only ever grows.
   Status RestartFromStore();
   metrics::Counter& CounterFor(const std::string& family, const std::string& help,
                                const metrics::Labels& labels);
   // The labelled counters with one definition each (created at 0 before their first event).
-  metrics::Counter& ConflictCounter(const std::string& publisher);
-  metrics::Counter& DuplicateCounter(const std::string& publisher);
+  metrics::Counter& ConflictCounter(std::string_view publisher);
+  metrics::Counter& DuplicateCounter(std::string_view publisher);
   metrics::Counter& QuarantineDroppedCounter(const std::string& reason);
 
   Store* store_;
@@ -222,6 +239,10 @@ class IngestPipeline {
   // Canonical-bytes buffers of earlier batches, reused: a fresh string per event (and a second
   // allocation when the hub fields were appended) was a measurable share of the ingest thread.
   std::vector<std::string> spare_bytes_;
+  // The parsed-Publish Prepare's views of its events and their bytes, reused from call to call.
+  std::vector<EventView> parsed_views_;
+  std::vector<std::string> parsed_bytes_;
+  std::vector<std::string_view> parsed_bytes_views_;
   std::string TakeBytesBuffer();
   void GiveBackBytesBuffer(std::string buffer);
   void ReturnBytesBuffers(std::vector<Candidate>* candidates);
