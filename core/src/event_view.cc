@@ -20,6 +20,11 @@ class WireReader {
   // At most ten bytes, and the tenth may only carry the value's top bit: a longer or overflowing
   // varint is left to protobuf (the caller falls back), which then decides what it means.
   bool Varint(uint64_t* value) {
+    // Tags, lengths and most values of an event fit in one byte.
+    if (p_ != end_ && *p_ < 0x80) {
+      *value = *p_++;
+      return true;
+    }
     uint64_t v = 0;
     for (int shift = 0; shift < 70; shift += 7) {
       if (p_ == end_) {
@@ -379,7 +384,7 @@ void EventView::Clear() {
 
 bool ReadEventView(std::string_view bytes, EventView* view) {
   view->Clear();
-  return ForEachField(bytes, [view](const FieldValue& f) {
+  const bool plain = ForEachField(bytes, [view](const FieldValue& f) {
     switch (f.number) {
       case 1:
         return Message(f, &view->envelope_, &view->has_envelope_, ReadEnvelope);
@@ -399,6 +404,8 @@ bool ReadEventView(std::string_view bytes, EventView* view) {
         return false;
     }
   });
+  view->strings_checked_utf8_ = plain;
+  return plain;
 }
 
 void MakeEventView(const v1::Event& event, EventView* view) {

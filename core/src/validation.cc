@@ -139,7 +139,9 @@ Status Fail(std::string_view code, std::string message) {
 // Everything derived from `limits` and `now` once per call rather than once per field.
 class Validator {
  public:
-  Validator(const ValidationLimits& limits, Clock::TimePoint now) : limits_(limits) {
+  // `check_utf8` false: the caller knows every string is UTF-8 (a view ReadEventView filled).
+  Validator(const ValidationLimits& limits, Clock::TimePoint now, bool check_utf8 = true)
+      : limits_(limits), check_utf8_(check_utf8) {
     min_seconds_ = DaysFromCivil(limits.min_year, 1, 1) * kSecondsPerDay;
     const int64_t now_ns =
         std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
@@ -176,7 +178,7 @@ class Validator {
     if (s.size() > limits_.max_string_bytes) {
       return Fail(kReasonInvalidField, field.Str() + " exceeds the string size limit");
     }
-    if (!IsValidUtf8(s)) {
+    if (check_utf8_ && !IsValidUtf8(s)) {
       return Fail(kReasonInvalidField, field.Str() + " is not valid UTF-8");
     }
     return Status::Ok();
@@ -199,6 +201,7 @@ class Validator {
   }
 
   const ValidationLimits& limits_;
+  const bool check_utf8_;
   int64_t min_seconds_ = 0;
   int64_t future_limit_seconds_ = 0;
   int32_t future_limit_nanos_ = 0;
@@ -435,7 +438,8 @@ Status Validator::Codes(const C& codes, const Field& field) const {
       return Fail(kReasonInvalidField,
                   field.Str() + "[" + std::to_string(i) + "] exceeds the string size limit");
     }
-    if (!IsValidUtf8(c.system()) || !IsValidUtf8(c.code()) || !IsValidUtf8(c.display())) {
+    if (check_utf8_ &&
+        (!IsValidUtf8(c.system()) || !IsValidUtf8(c.code()) || !IsValidUtf8(c.display()))) {
       return Fail(kReasonInvalidField,
                   field.Str() + "[" + std::to_string(i) + "] is not valid UTF-8");
     }
@@ -519,7 +523,7 @@ Status ValidateEvent(const v1::Event& event, size_t serialized_bytes,
 
 Status ValidateEvent(const EventView& event, size_t serialized_bytes,
                      const ValidationLimits& limits, Clock::TimePoint now) {
-  return Validator(limits, now).Event(event, serialized_bytes);
+  return Validator(limits, now, !event.strings_checked_utf8()).Event(event, serialized_bytes);
 }
 
 }  // namespace carehub

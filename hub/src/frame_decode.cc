@@ -24,7 +24,12 @@ bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
   using google::protobuf::internal::WireFormatLite;
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
                                             static_cast<int>(bytes.size()));
-  while (const uint32_t tag = in.ReadTag()) {
+  // ReadTag answers 0 both at the end and on a broken tag (having consumed it).
+  while (static_cast<size_t>(in.CurrentPosition()) < bytes.size()) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) {
+      return false;
+    }
     if (WireFormatLite::GetTagFieldNumber(tag) != field ||
         WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
       if (!WireFormatLite::SkipField(&in, tag)) {
@@ -40,8 +45,7 @@ bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
       return false;
     }
   }
-  // ReadTag answers 0 at the end and on a bad tag: only the end is a walk.
-  return static_cast<size_t>(in.CurrentPosition()) == bytes.size();
+  return true;
 }
 
 // A varint of at most `max_bytes` bytes. Stricter than protobuf on purpose (a ten-byte varint's
@@ -91,7 +95,13 @@ bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPl
   std::optional<std::string_view> publish;
   google::protobuf::io::CodedInputStream frame(reinterpret_cast<const uint8_t*>(payload.data()),
                                                static_cast<int>(payload.size()));
-  while (const uint32_t tag = frame.ReadTag()) {
+  // ReadTag answers 0 both at the end and on a broken tag (having consumed it): loop on the
+  // position instead, so a broken tag is never taken for the end.
+  while (static_cast<size_t>(frame.CurrentPosition()) < payload.size()) {
+    const uint32_t tag = frame.ReadTag();
+    if (tag == 0) {
+      return false;
+    }
     const int field = WireFormatLite::GetTagFieldNumber(tag);
     const auto wire_type = WireFormatLite::GetTagWireType(tag);
     if (field == v1::Frame::kVersionFieldNumber && wire_type == kVarint) {
@@ -109,8 +119,7 @@ bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPl
       return false;  // another kind, a second publish (merged), an unknown field
     }
   }
-  if (static_cast<size_t>(frame.CurrentPosition()) != payload.size() || !publish ||
-      version != v1::PROTOCOL_VERSION_1) {
+  if (!publish || version != v1::PROTOCOL_VERSION_1) {
     return false;
   }
   // The Publish: batch_id and the events.
@@ -118,7 +127,11 @@ bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPl
   out->size = 0;
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(publish->data()),
                                             static_cast<int>(publish->size()));
-  while (const uint32_t tag = in.ReadTag()) {
+  while (static_cast<size_t>(in.CurrentPosition()) < publish->size()) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) {
+      return false;
+    }
     const int field = WireFormatLite::GetTagFieldNumber(tag);
     const auto wire_type = WireFormatLite::GetTagWireType(tag);
     if (field == v1::Publish::kBatchIdFieldNumber && wire_type == kVarint) {
@@ -145,7 +158,7 @@ bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPl
     out->bytes[out->size] = event;
     ++out->size;
   }
-  return static_cast<size_t>(in.CurrentPosition()) == publish->size();
+  return true;
 }
 
 IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,

@@ -2,6 +2,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "carehub/hub/store/keys.h"
@@ -99,26 +100,35 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
   if (keys.empty()) {
     return out;
   }
+  // MultiGet wants its keys in the family's order (bytewise); sorted here, through an index, they
+  // cost a fraction of what RocksDB's own sort of them did (~7% of the ingest thread, callgrind).
+  std::vector<uint32_t> order(keys.size());
+  for (uint32_t i = 0; i < order.size(); ++i) {
+    order[i] = i;
+  }
+  std::sort(order.begin(), order.end(),
+            [&keys](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
   std::vector<rocksdb::Slice> slices;
   slices.reserve(keys.size());
-  for (std::string_view k : keys) {
-    slices.emplace_back(k.data(), k.size());
+  for (uint32_t i : order) {
+    slices.emplace_back(keys[i].data(), keys[i].size());
   }
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
   db_->db()->MultiGet({}, db_->cf(Column::kDedup), keys.size(), slices.data(), values.data(),
-                      statuses.data(), /*sorted_input=*/false);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (statuses[i].IsNotFound()) {
+                      statuses.data(), /*sorted_input=*/true);
+  for (size_t j = 0; j < keys.size(); ++j) {
+    const size_t i = order[j];
+    if (statuses[j].IsNotFound()) {
       continue;
     }
-    if (!statuses[i].ok()) {
-      return FromRocks(statuses[i], "dedup lookup");
+    if (!statuses[j].ok()) {
+      return FromRocks(statuses[j], "dedup lookup");
     }
-    out[i] = DecodeDedupValue(values[i].ToStringView());
+    out[i] = DecodeDedupValue(values[j].ToStringView());
     if (!out[i]) {
       return Status::Error("store_corrupt", "dedup entry of the wrong size (" +
-                                                std::to_string(values[i].size()) + " bytes)");
+                                                std::to_string(values[j].size()) + " bytes)");
     }
   }
   return out;

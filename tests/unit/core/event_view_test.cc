@@ -308,5 +308,22 @@ TEST(EventViewTest, ClearKeepsNothingOfThePreviousEvent) {
   EXPECT_EQ(view.activity().diagnoses_size(), 0);
 }
 
+TEST(EventViewTest, AViewOfAMessageHasItsStringsCheckedByTheValidator) {
+  // ReadEventView checked every string; a view of a message built in code has not been.
+  auto gen = Generator(13);
+  v1::Event e = gen.Next();
+  EventView view;
+  ASSERT_TRUE(ReadEventView(e.SerializeAsString(), &view));
+  EXPECT_TRUE(view.strings_checked_utf8());
+  e.mutable_envelope()->set_source_system("\xc3\x28");
+  MakeEventView(e, &view);
+  EXPECT_FALSE(view.strings_checked_utf8());
+  const Status valid =
+      ValidateEvent(view, 100, ValidationLimits{}, std::chrono::system_clock::now());
+  EXPECT_EQ(valid.code(), kReasonInvalidField);
+  EXPECT_EQ(valid.message(),
+            ValidateEvent(e, 100, ValidationLimits{}, std::chrono::system_clock::now()).message());
+}
+
 }  // namespace
 }  // namespace carehub

@@ -163,6 +163,9 @@ TEST(ReadPublishInPlace, AnythingElseIsDecodedByProtobufAsBefore) {
        "batch_too_large"},
       {"an event that is not UTF-8", PublishFrame({a, bad_utf8_bytes}),
        IngestFrameDecision::Action::kQuarantine, "malformed_frame"},
+      // A tag cut short after the publish: protobuf refuses the frame (found by the fuzzer).
+      {"a broken tag at the end", PublishFrame({a}) + "\x85",
+       IngestFrameDecision::Action::kQuarantine, "malformed_frame"},
   };
   for (const auto& c : cases) {
     BothReadings r(c.payload, 2);

@@ -59,6 +59,36 @@ TEST_F(StoreTest, DedupLookupFindsOnlyWhatWasWritten) {
   EXPECT_FALSE(found[2].has_value()) << "the key includes the publisher";
 }
 
+TEST_F(StoreTest, DedupLookupAnswersEachKeyWhereItWasAsked) {
+  // Lookup sorts the keys for RocksDB and must put each answer back at its key's place: keys in
+  // no order, written and not, one asked twice.
+  WriteBatch batch;
+  for (uint64_t i = 0; i < 300; i += 2) {
+    store_->dedup().Add(&batch, DedupKey("RXK", "id-" + std::to_string(i)),
+                        DedupEntry{1000 + i, HashContent(std::to_string(i)), 20000});
+  }
+  ASSERT_TRUE(store_->Commit(&batch, true).ok());
+  std::vector<uint64_t> asked;
+  for (uint64_t i = 0; i < 300; ++i) {
+    asked.push_back((i * 7919) % 300);  // a permutation of 0..299
+  }
+  asked.push_back(asked.front());
+  std::vector<std::string> keys;
+  for (uint64_t i : asked) {
+    keys.push_back(DedupKey("RXK", "id-" + std::to_string(i)));
+  }
+  auto found = Ok(store_->dedup().Lookup(keys));
+  ASSERT_EQ(found.size(), keys.size());
+  for (size_t k = 0; k < keys.size(); ++k) {
+    if (asked[k] % 2 == 0) {
+      ASSERT_TRUE(found[k].has_value()) << asked[k];
+      EXPECT_EQ(found[k]->hub_seq, 1000 + asked[k]);
+    } else {
+      EXPECT_FALSE(found[k].has_value()) << asked[k];
+    }
+  }
+}
+
 TEST_F(StoreTest, RouteScanReturnsOnlyThatRouteInOrder) {
   RouteKey narrow{"RCB", "RCB01", "activity.discharge"};
   RouteKey other{"RXK", "RXK01", "activity.discharge"};

@@ -146,11 +146,19 @@ struct EventView {
   bool has_referral() const { return body_case_ == v1::Event::kReferral; }
   const ActivityView& activity() const { return activity_; }
   const ReferralView& referral() const { return referral_; }
+  // True when ReadEventView filled this view: every string was checked to be UTF-8 then, so the
+  // validator need not check again.
+  bool strings_checked_utf8() const { return strings_checked_utf8_; }
+  bool strings_checked_utf8_ = false;
 
   // Back to empty, keeping the repeated fields' capacity: a view is meant to be reused.
   void Clear();
 
-  friend bool operator==(const EventView&, const EventView&) = default;
+  // The same event: every field equal (how it was read aside).
+  friend bool operator==(const EventView& a, const EventView& b) {
+    return a.has_envelope_ == b.has_envelope_ && a.envelope_ == b.envelope_ &&
+           a.body_case_ == b.body_case_ && a.activity_ == b.activity_ && a.referral_ == b.referral_;
+  }
 };
 
 #undef CAREHUB_VIEW_FIELD
