@@ -177,48 +177,28 @@ void IngestServer::HandleMessage(std::vector<zmq::message_t>& parts) {
       DecodeIngestFrame(payload.to_string_view(), options_.max_frame_bytes,
                         options_.max_events_per_batch, &arena_, &in_place_);
   switch (decision.action) {
-    case IngestFrameDecision::Action::kPublish: {
+    case IngestFrameDecision::Action::kPublish:
       CAREHUB_CRASH_POINT("ingest.after_decode");
-      const char* retry_reason = nullptr;
-      const char* retry_message = nullptr;
       if (options_.may_acknowledge && !options_.may_acknowledge()) {
-        retry_reason = "no_leader_lease";
-        retry_message =
-            "this hub does not hold the cluster's leader lease: it is not the primary now; send "
-            "to the other hub";
-      } else if (options_.accepting_writes && !options_.accepting_writes()) {
-        retry_reason = "standby_unavailable";
-        retry_message =
-            "no standby is in sync and replication.on_standby_loss is block: nothing is "
-            "acknowledged on one disk only";
-      }
-      if (retry_reason != nullptr) {
-        std::vector<std::string_view> event_ids;
-        uint64_t batch_id = 0;
-        if (decision.in_place != nullptr) {
-          batch_id = decision.in_place->batch_id;
-          for (const EventView& event : decision.in_place->event_views()) {
-            event_ids.push_back(event.envelope().event_id());
-          }
-        } else {
-          batch_id = decision.publish->batch_id();
-          for (const v1::Event& event : decision.publish->events()) {
-            event_ids.push_back(event.envelope().event_id());
-          }
-        }
-        AnswerAllRetry(routing_id, batch_id, event_ids, retry_reason, retry_message);
+        AnswerAllRetry(routing_id, decision, "no_leader_lease",
+                       "this hub does not hold the cluster's leader lease: it is not the primary "
+                       "now; send to the other hub");
         return;
       }
-      if (decision.in_place != nullptr) {
-        committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.in_place->batch_id,
-                                              decision.in_place->event_views(),
-                                              decision.in_place->event_bytes()));
-      } else {
-        committer_->Submit(pipeline_->Prepare(routing_id, sender, decision.publish,
-                                              /*quarantine_rejects=*/true, decision.event_bytes));
+      if (options_.accepting_writes && !options_.accepting_writes()) {
+        AnswerAllRetry(routing_id, decision, "standby_unavailable",
+                       "no standby is in sync and replication.on_standby_loss is block: nothing "
+                       "is acknowledged on one disk only");
+        return;
       }
+      committer_->Submit(decision.in_place != nullptr
+                             ? pipeline_->Prepare(routing_id, sender, decision.in_place->batch_id,
+                                                  decision.in_place->event_views(),
+                                                  decision.in_place->event_bytes())
+                             : pipeline_->Prepare(routing_id, sender, decision.publish,
+                                                  /*quarantine_rejects=*/true,
+                                                  decision.event_bytes));
       return;
-    }
     case IngestFrameDecision::Action::kRefuseBatch:
       if (Limiter().Allow()) {
         Logger("ingest")->warn("batch from peer {} refused: {}", PeerName(routing_id),
@@ -281,9 +261,22 @@ void IngestServer::TakeReplays() {
   }
 }
 
-void IngestServer::AnswerAllRetry(const std::string& routing_id, uint64_t batch_id,
-                                  const std::vector<std::string_view>& event_ids,
+void IngestServer::AnswerAllRetry(const std::string& routing_id, const IngestFrameDecision& publish,
                                   const std::string& reason, const std::string& message) {
+  // The frame's event ids, in order, from whichever reading it had.
+  std::vector<std::string_view> event_ids;
+  uint64_t batch_id = 0;
+  if (publish.in_place != nullptr) {
+    batch_id = publish.in_place->batch_id;
+    for (const EventView& event : publish.in_place->event_views()) {
+      event_ids.push_back(event.envelope().event_id());
+    }
+  } else {
+    batch_id = publish.publish->batch_id();
+    for (const v1::Event& event : publish.publish->events()) {
+      event_ids.push_back(event.envelope().event_id());
+    }
+  }
   v1::Frame frame;
   frame.set_version(v1::PROTOCOL_VERSION_1);
   auto* result = frame.mutable_publish_result();

@@ -76,10 +76,9 @@ class IngestServer {
                        std::string_view raw, const std::string& reason, const std::string& message);
   void AnswerCompleted();
   // Answers every event of `publish` RETRY with `reason`, writing nothing.
-  // Every event of a Publish frame answered RETRY, unprocessed; `event_ids` in frame order.
-  void AnswerAllRetry(const std::string& routing_id, uint64_t batch_id,
-                      const std::vector<std::string_view>& event_ids, const std::string& reason,
-                      const std::string& message);
+  // Every event of a kPublish decision answered RETRY, unprocessed, in frame order.
+  void AnswerAllRetry(const std::string& routing_id, const IngestFrameDecision& publish,
+                      const std::string& reason, const std::string& message);
 
   void TakeReplays();
 
