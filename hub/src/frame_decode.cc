@@ -16,54 +16,61 @@ IngestFrameDecision Quarantine(std::string reason, std::string message) {
   return d;
 }
 
-// Calls `visit` with the value of each LEN field numbered `field` of the message encoded in
-// `bytes`, skipping the other fields; false when `visit` does or the bytes do not walk as a
-// message. A template, not a std::function: it runs for every event of every frame.
+using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
+
+// Calls `visit(tag, &in)` for each field of the message encoded in `bytes`, with `in` just past the
+// tag; `visit` reads (or skips) the field's value and returns false to stop the walk. False when
+// `visit` does or the bytes do not walk as a message. ReadTag answers 0 both at the end and on a
+// broken tag (having consumed it), so the walk loops on the position: a tag cut short is never
+// taken for the end. A template, not a std::function: it runs for every event of every frame.
 template <typename Visit>
-bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
-  using google::protobuf::internal::WireFormatLite;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                            static_cast<int>(bytes.size()));
-  // ReadTag answers 0 both at the end and on a broken tag (having consumed it).
+bool WalkFields(std::string_view bytes, Visit&& visit) {
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                      static_cast<int>(bytes.size()));
   while (static_cast<size_t>(in.CurrentPosition()) < bytes.size()) {
     const uint32_t tag = in.ReadTag();
-    if (tag == 0) {
-      return false;
-    }
-    if (WireFormatLite::GetTagFieldNumber(tag) != field ||
-        WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-      if (!WireFormatLite::SkipField(&in, tag)) {
-        return false;
-      }
-      continue;
-    }
-    uint32_t length = 0;
-    if (!in.ReadVarint32(&length) || length > bytes.size() - in.CurrentPosition()) {
-      return false;
-    }
-    if (!visit(bytes.substr(in.CurrentPosition(), length)) || !in.Skip(static_cast<int>(length))) {
+    if (tag == 0 || !visit(tag, &in)) {
       return false;
     }
   }
   return true;
 }
 
+bool IsField(uint32_t tag, int field, WireFormatLite::WireType wire_type) {
+  return WireFormatLite::GetTagFieldNumber(tag) == field &&
+         WireFormatLite::GetTagWireType(tag) == wire_type;
+}
+
 // A varint of at most `max_bytes` bytes. Stricter than protobuf on purpose (a ten-byte varint's
 // overflow bits, a length past 2^28): what this refuses, protobuf's path decides.
-bool ReadShortVarint(google::protobuf::io::CodedInputStream* in, int max_bytes, uint64_t* value) {
+bool ReadShortVarint(CodedInputStream* in, int max_bytes, uint64_t* value) {
   const int before = in->CurrentPosition();
   return in->ReadVarint64(value) && in->CurrentPosition() - before <= max_bytes;
 }
 
 // The value of a LEN field whose tag was just read, as a view of `bytes`, the message being read.
-bool ReadLengthDelimited(google::protobuf::io::CodedInputStream* in, std::string_view bytes,
-                         std::string_view* value) {
+bool ReadLengthDelimited(CodedInputStream* in, std::string_view bytes, std::string_view* value) {
   uint64_t length = 0;
   if (!ReadShortVarint(in, 4, &length) || length > bytes.size() - in->CurrentPosition()) {
     return false;
   }
   *value = bytes.substr(in->CurrentPosition(), length);
   return in->Skip(static_cast<int>(length));
+}
+
+// Calls `visit` with the value of each LEN field numbered `field` of the message encoded in
+// `bytes`, skipping the other fields; false when `visit` does or the bytes do not walk as a
+// message.
+template <typename Visit>
+bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
+  return WalkFields(bytes, [&](uint32_t tag, CodedInputStream* in) {
+    if (!IsField(tag, field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
+      return WireFormatLite::SkipField(in, tag);
+    }
+    std::string_view value;
+    return ReadLengthDelimited(in, bytes, &value) && visit(value);
+  });
 }
 
 }  // namespace
@@ -87,65 +94,35 @@ std::vector<std::string_view> ReceivedEventBytes(std::string_view payload, size_
 }
 
 bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPlace* out) {
-  using google::protobuf::internal::WireFormatLite;
   constexpr auto kVarint = WireFormatLite::WIRETYPE_VARINT;
   constexpr auto kLengthDelimited = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-  // The frame: version (last one wins, as in protobuf) and exactly one publish.
+  // The frame: version (last one wins, as in protobuf) and exactly one publish; anything else (a
+  // second publish would be merged, another kind, an unknown field) is protobuf's to decode.
   uint64_t version = 0;
   std::optional<std::string_view> publish;
-  google::protobuf::io::CodedInputStream frame(reinterpret_cast<const uint8_t*>(payload.data()),
-                                               static_cast<int>(payload.size()));
-  // ReadTag answers 0 both at the end and on a broken tag (having consumed it): loop on the
-  // position instead, so a broken tag is never taken for the end.
-  while (static_cast<size_t>(frame.CurrentPosition()) < payload.size()) {
-    const uint32_t tag = frame.ReadTag();
-    if (tag == 0) {
-      return false;
+  const bool frame_plain = WalkFields(payload, [&](uint32_t tag, CodedInputStream* in) {
+    if (IsField(tag, v1::Frame::kVersionFieldNumber, kVarint)) {
+      return ReadShortVarint(in, 5, &version);
     }
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const auto wire_type = WireFormatLite::GetTagWireType(tag);
-    if (field == v1::Frame::kVersionFieldNumber && wire_type == kVarint) {
-      if (!ReadShortVarint(&frame, 5, &version)) {
-        return false;
-      }
-    } else if (field == v1::Frame::kPublishFieldNumber && wire_type == kLengthDelimited &&
-               !publish) {
-      std::string_view value;
-      if (!ReadLengthDelimited(&frame, payload, &value)) {
-        return false;
-      }
-      publish = value;
-    } else {
-      return false;  // another kind, a second publish (merged), an unknown field
+    if (IsField(tag, v1::Frame::kPublishFieldNumber, kLengthDelimited) && !publish) {
+      return ReadLengthDelimited(in, payload, &publish.emplace());
     }
-  }
-  if (!publish || version != v1::PROTOCOL_VERSION_1) {
+    return false;
+  });
+  if (!frame_plain || !publish || version != v1::PROTOCOL_VERSION_1) {
     return false;
   }
-  // The Publish: batch_id and the events.
+  // The Publish: batch_id and at most `max_events` plain events (a larger batch is for
+  // protobuf's path to refuse).
   out->batch_id = 0;
   out->size = 0;
-  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(publish->data()),
-                                            static_cast<int>(publish->size()));
-  while (static_cast<size_t>(in.CurrentPosition()) < publish->size()) {
-    const uint32_t tag = in.ReadTag();
-    if (tag == 0) {
-      return false;
-    }
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const auto wire_type = WireFormatLite::GetTagWireType(tag);
-    if (field == v1::Publish::kBatchIdFieldNumber && wire_type == kVarint) {
-      if (!ReadShortVarint(&in, 9, &out->batch_id)) {
-        return false;
-      }
-      continue;
-    }
-    if (field != v1::Publish::kEventsFieldNumber || wire_type != kLengthDelimited ||
-        out->size == max_events) {
-      return false;  // an unknown field, or a batch for protobuf's path to refuse
+  return WalkFields(*publish, [&](uint32_t tag, CodedInputStream* in) {
+    if (IsField(tag, v1::Publish::kBatchIdFieldNumber, kVarint)) {
+      return ReadShortVarint(in, 9, &out->batch_id);
     }
     std::string_view event;
-    if (!ReadLengthDelimited(&in, *publish, &event)) {
+    if (!IsField(tag, v1::Publish::kEventsFieldNumber, kLengthDelimited) ||
+        out->size == max_events || !ReadLengthDelimited(in, *publish, &event)) {
       return false;
     }
     if (out->size == out->events.size()) {
@@ -155,10 +132,9 @@ bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPl
     if (!ReadEventView(event, &out->events[out->size])) {
       return false;
     }
-    out->bytes[out->size] = event;
-    ++out->size;
-  }
-  return true;
+    out->bytes[out->size++] = event;
+    return true;
+  });
 }
 
 IngestFrameDecision DecodeIngestFrame(std::string_view payload, size_t max_frame_bytes,
