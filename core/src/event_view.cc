@@ -1,111 +1,17 @@
 #include "carehub/core/event_view.h"
 
 #include "carehub/core/utf8.h"
+#include "carehub/core/wire_reader.h"
 
 namespace carehub {
 namespace {
 
-// Protobuf's wire types (the low three bits of a tag).
-constexpr uint32_t kVarint = 0;
-constexpr uint32_t kLengthDelimited = 2;
-
-// A cursor over encoded bytes. Every read fails (returns false) rather than read past the end.
-class WireReader {
- public:
-  explicit WireReader(std::string_view bytes)
-      : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
-
-  bool done() const { return p_ == end_; }
-
-  // At most ten bytes, and the tenth may only carry the value's top bit: a longer or overflowing
-  // varint is left to protobuf (the caller falls back), which then decides what it means.
-  bool Varint(uint64_t* value) {
-    // Tags, lengths and most values of an event fit in one byte.
-    if (p_ != end_ && *p_ < 0x80) {
-      *value = *p_++;
-      return true;
-    }
-    uint64_t v = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-      if (p_ == end_) {
-        return false;
-      }
-      const uint8_t b = *p_++;
-      if (shift == 63 && b > 1) {
-        return false;
-      }
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (b < 0x80) {
-        *value = v;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  // A tag: field number and wire type. Field 0 and numbers past 2^29 are not valid tags.
-  bool Tag(uint32_t* field, uint32_t* wire_type) {
-    uint64_t tag = 0;
-    if (!Varint(&tag) || tag > 0xffffffffULL) {
-      return false;
-    }
-    *field = static_cast<uint32_t>(tag >> 3);
-    *wire_type = static_cast<uint32_t>(tag & 7);
-    return *field != 0;
-  }
-
-  bool Bytes(std::string_view* out) {
-    uint64_t length = 0;
-    if (!Varint(&length) || length > static_cast<uint64_t>(end_ - p_)) {
-      return false;
-    }
-    *out = std::string_view(reinterpret_cast<const char*>(p_), length);
-    p_ += length;
-    return true;
-  }
-
- private:
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
-
-// The value of one field, read according to its wire type; the message readers below take it
-// apart. A field of another wire type than its schema's is not plain: protobuf would keep it as
-// an unknown field.
-struct FieldValue {
-  uint32_t number = 0;
-  uint32_t wire_type = 0;
-  uint64_t varint = 0;
-  std::string_view bytes;
-};
-
-bool NextField(WireReader* in, FieldValue* f) {
-  if (!in->Tag(&f->number, &f->wire_type)) {
-    return false;
-  }
-  switch (f->wire_type) {
-    case kVarint:
-      return in->Varint(&f->varint);
-    case kLengthDelimited:
-      return in->Bytes(&f->bytes);
-    default:
-      return false;  // no fixed-width or group fields in this schema
-  }
-}
-
-// Calls `on_field` with each field of the message encoded in `bytes`, in order; false when the
-// bytes do not walk as a message or `on_field` finds a field not plain.
-template <typename OnField>
-bool ForEachField(std::string_view bytes, OnField on_field) {
-  WireReader in(bytes);
-  FieldValue f;
-  while (!in.done()) {
-    if (!NextField(&in, &f) || !on_field(f)) {
-      return false;
-    }
-  }
-  return true;
-}
+using wire::ForEachField;
+using wire::kLengthDelimited;
+using wire::kVarint;
+// A field of another wire type than its schema's is not plain: protobuf would keep it as an
+// unknown field.
+using FieldValue = wire::Field;
 
 // proto3 string: last occurrence wins, as in protobuf; the bytes must be UTF-8.
 bool String(const FieldValue& f, std::string_view* out) {

@@ -60,39 +60,13 @@ bool IsValidUtf8(std::string_view s) {
         continue;
       }
     }
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
       ++i;
       continue;
     }
-    size_t len = 0;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      lo = c == 0xe0 ? 0xa0 : 0x80;  // no overlong forms
-      hi = c == 0xed ? 0x9f : 0xbf;  // no surrogates
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      lo = c == 0xf0 ? 0x90 : 0x80;  // no overlong forms
-      hi = c == 0xf4 ? 0x8f : 0xbf;  // nothing above U+10FFFF
-    } else {
+    const size_t len = Utf8SequenceLength(s, i);
+    if (len == 0) {
       return false;
-    }
-    if (n - i < len) {
-      return false;
-    }
-    const auto second = static_cast<unsigned char>(s[i + 1]);
-    if (second < lo || second > hi) {
-      return false;
-    }
-    for (size_t k = 2; k < len; ++k) {
-      const auto next = static_cast<unsigned char>(s[i + k]);
-      if (next < 0x80 || next > 0xbf) {
-        return false;
-      }
     }
     i += len;
   }

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "carehub/core/wire_reader.h"
+
 namespace carehub::hub {
 namespace {
 
@@ -19,58 +21,36 @@ IngestFrameDecision Quarantine(std::string reason, std::string message) {
 using google::protobuf::internal::WireFormatLite;
 using google::protobuf::io::CodedInputStream;
 
-// Calls `visit(tag, &in)` for each field of the message encoded in `bytes`, with `in` just past the
-// tag; `visit` reads (or skips) the field's value and returns false to stop the walk. False when
-// `visit` does or the bytes do not walk as a message. ReadTag answers 0 both at the end and on a
-// broken tag (having consumed it), so the walk loops on the position: a tag cut short is never
-// taken for the end. A template, not a std::function: it runs for every event of every frame.
+// Calls `visit` with the value of each LEN field numbered `field` of the message encoded in
+// `bytes`, skipping the other fields (of any wire type: this walks frames protobuf has accepted);
+// false when `visit` does or the bytes do not walk as a message. ReadTag answers 0 both at the end
+// and on a broken tag (having consumed it), so the walk loops on the position: a tag cut short is
+// never taken for the end. A template, not a std::function: it runs for every frame.
 template <typename Visit>
-bool WalkFields(std::string_view bytes, Visit&& visit) {
+bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
   CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
                       static_cast<int>(bytes.size()));
   while (static_cast<size_t>(in.CurrentPosition()) < bytes.size()) {
     const uint32_t tag = in.ReadTag();
-    if (tag == 0 || !visit(tag, &in)) {
+    if (tag == 0) {
+      return false;
+    }
+    if (WireFormatLite::GetTagFieldNumber(tag) != field ||
+        WireFormatLite::GetTagWireType(tag) != WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      if (!WireFormatLite::SkipField(&in, tag)) {
+        return false;
+      }
+      continue;
+    }
+    uint32_t length = 0;
+    if (!in.ReadVarint32(&length) || length > bytes.size() - in.CurrentPosition()) {
+      return false;
+    }
+    if (!visit(bytes.substr(in.CurrentPosition(), length)) || !in.Skip(static_cast<int>(length))) {
       return false;
     }
   }
   return true;
-}
-
-bool IsField(uint32_t tag, int field, WireFormatLite::WireType wire_type) {
-  return WireFormatLite::GetTagFieldNumber(tag) == field &&
-         WireFormatLite::GetTagWireType(tag) == wire_type;
-}
-
-// A varint of at most `max_bytes` bytes. Stricter than protobuf on purpose (a ten-byte varint's
-// overflow bits, a length past 2^28): what this refuses, protobuf's path decides.
-bool ReadShortVarint(CodedInputStream* in, int max_bytes, uint64_t* value) {
-  const int before = in->CurrentPosition();
-  return in->ReadVarint64(value) && in->CurrentPosition() - before <= max_bytes;
-}
-
-// The value of a LEN field whose tag was just read, as a view of `bytes`, the message being read.
-bool ReadLengthDelimited(CodedInputStream* in, std::string_view bytes, std::string_view* value) {
-  uint64_t length = 0;
-  if (!ReadShortVarint(in, 4, &length) || length > bytes.size() - in->CurrentPosition()) {
-    return false;
-  }
-  *value = bytes.substr(in->CurrentPosition(), length);
-  return in->Skip(static_cast<int>(length));
-}
-
-// Calls `visit` with the value of each LEN field numbered `field` of the message encoded in
-// `bytes`, skipping the other fields; false when `visit` does or the bytes do not walk as a
-// message.
-template <typename Visit>
-bool ForEachLengthDelimited(std::string_view bytes, int field, Visit&& visit) {
-  return WalkFields(bytes, [&](uint32_t tag, CodedInputStream* in) {
-    if (!IsField(tag, field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
-      return WireFormatLite::SkipField(in, tag);
-    }
-    std::string_view value;
-    return ReadLengthDelimited(in, bytes, &value) && visit(value);
-  });
 }
 
 }  // namespace
@@ -94,18 +74,20 @@ std::vector<std::string_view> ReceivedEventBytes(std::string_view payload, size_
 }
 
 bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPlace* out) {
-  constexpr auto kVarint = WireFormatLite::WIRETYPE_VARINT;
-  constexpr auto kLengthDelimited = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+  using wire::kLengthDelimited;
+  using wire::kVarint;
   // The frame: version (last one wins, as in protobuf) and exactly one publish; anything else (a
   // second publish would be merged, another kind, an unknown field) is protobuf's to decode.
   uint64_t version = 0;
   std::optional<std::string_view> publish;
-  const bool frame_plain = WalkFields(payload, [&](uint32_t tag, CodedInputStream* in) {
-    if (IsField(tag, v1::Frame::kVersionFieldNumber, kVarint)) {
-      return ReadShortVarint(in, 5, &version);
+  const bool frame_plain = wire::ForEachField(payload, [&](const wire::Field& f) {
+    if (f.Is(v1::Frame::kVersionFieldNumber, kVarint)) {
+      version = f.varint;
+      return true;
     }
-    if (IsField(tag, v1::Frame::kPublishFieldNumber, kLengthDelimited) && !publish) {
-      return ReadLengthDelimited(in, payload, &publish.emplace());
+    if (f.Is(v1::Frame::kPublishFieldNumber, kLengthDelimited) && !publish) {
+      publish = f.bytes;
+      return true;
     }
     return false;
   });
@@ -116,23 +98,22 @@ bool ReadPublishInPlace(std::string_view payload, size_t max_events, PublishInPl
   // protobuf's path to refuse).
   out->batch_id = 0;
   out->size = 0;
-  return WalkFields(*publish, [&](uint32_t tag, CodedInputStream* in) {
-    if (IsField(tag, v1::Publish::kBatchIdFieldNumber, kVarint)) {
-      return ReadShortVarint(in, 9, &out->batch_id);
+  return wire::ForEachField(*publish, [&](const wire::Field& f) {
+    if (f.Is(v1::Publish::kBatchIdFieldNumber, kVarint)) {
+      out->batch_id = f.varint;
+      return true;
     }
-    std::string_view event;
-    if (!IsField(tag, v1::Publish::kEventsFieldNumber, kLengthDelimited) ||
-        out->size == max_events || !ReadLengthDelimited(in, *publish, &event)) {
+    if (!f.Is(v1::Publish::kEventsFieldNumber, kLengthDelimited) || out->size == max_events) {
       return false;
     }
     if (out->size == out->events.size()) {
       out->events.emplace_back();
       out->bytes.emplace_back();
     }
-    if (!ReadEventView(event, &out->events[out->size])) {
+    if (!ReadEventView(f.bytes, &out->events[out->size])) {
       return false;
     }
-    out->bytes[out->size++] = event;
+    out->bytes[out->size++] = f.bytes;
     return true;
   });
 }

@@ -165,14 +165,6 @@ void IngestPipeline::Reject(PreparedBatch* batch, v1::EventResult* result, const
                conflict ? "conflict" : "rejected", reason);
 }
 
-std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, std::string sender,
-                                                       uint64_t batch_id,
-                                                       std::span<const EventView> events,
-                                                       std::span<const std::string_view> received) {
-  return PrepareEvents(std::move(routing_id), std::move(sender), batch_id,
-                       /*quarantine_rejects=*/true, events, received);
-}
-
 // A parsed Publish comes to the same path as views of its events (MakeEventView) and their bytes:
 // as received where the caller has them and the publisher left the hub's own fields alone, else
 // encoded canonically with those fields cleared, so neither the record nor the hash carries what
@@ -199,14 +191,16 @@ std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, s
     }
     MakeEventView(*event, &parsed_views_[i]);
   }
-  return PrepareEvents(std::move(routing_id), std::move(sender), publish->batch_id(),
-                       quarantine_rejects, std::span(parsed_views_).first(n), parsed_bytes_views_);
+  return Prepare(std::move(routing_id), std::move(sender), publish->batch_id(),
+                 std::span(parsed_views_).first(n), parsed_bytes_views_, quarantine_rejects);
 }
 
 // The data path, top to bottom. Each stage is a function below, in this order.
-std::unique_ptr<PreparedBatch> IngestPipeline::PrepareEvents(
-    std::string routing_id, std::string sender, uint64_t batch_id, bool quarantine_rejects,
-    std::span<const EventView> events, std::span<const std::string_view> received) {
+std::unique_ptr<PreparedBatch> IngestPipeline::Prepare(std::string routing_id, std::string sender,
+                                                       uint64_t batch_id,
+                                                       std::span<const EventView> events,
+                                                       std::span<const std::string_view> received,
+                                                       bool quarantine_rejects) {
   auto batch = NewBatch(512 * events.size());
   batch->routing_id = std::move(routing_id);
   batch->sender = std::move(sender);

@@ -248,6 +248,32 @@ TEST(EventViewTest, EncodingsProtobufReadsOtherwiseAreNotPlain) {
     b += std::string(4, '\0');
     cases.push_back({"a fixed32 field", b});
   }
+  {
+    // The envelope's length, and then a tag, in six bytes where one would do: protobuf reads
+    // lengths and tags of at most five bytes, so it refuses the event.
+    auto padded = [](uint64_t value) {
+      std::string v;
+      for (int i = 0; i < 5; ++i) {
+        v.push_back(static_cast<char>((value & 0x7f) | 0x80));
+        value >>= 7;
+      }
+      v.push_back(static_cast<char>(value));
+      return v;
+    };
+    const std::string envelope = e.envelope().SerializeAsString();
+    const std::string activity = e.activity().SerializeAsString();
+    std::string long_length = "\x0a" + padded(envelope.size()) + envelope;
+    AppendBytesField(&long_length, 2, activity);
+    cases.push_back({"a length in six bytes", long_length});
+    std::string long_tag;
+    AppendBytesField(&long_tag, 1, envelope);
+    ASSERT_LT(activity.size(), 128u);  // its length in one byte
+    long_tag += padded(2 << 3 | 2) + static_cast<char>(activity.size()) + activity;
+    cases.push_back({"a tag in six bytes", long_tag});
+    v1::Event parsed;
+    EXPECT_FALSE(parsed.ParseFromString(long_length)) << "protobuf reads a six-byte length";
+    EXPECT_FALSE(parsed.ParseFromString(long_tag)) << "protobuf reads a six-byte tag";
+  }
   cases.push_back({"truncated", good.substr(0, good.size() - 3)});
   cases.push_back(
       {"an eleven-byte varint", std::string("\x08") + std::string(10, '\xff') + "\x01"});

@@ -136,18 +136,19 @@ class IngestPipeline {
                  uint32_t dedup_window_days, const Clock& clock, PublishAuthoriser authorise,
                  QuarantineLimits quarantine = {});
 
-  // The events of one Publish as read in place (frame_decode.h, ReadPublishInPlace): `events[i]`
-  // is a view of `received[i]`, the event as its publisher encoded it, which the stored record
-  // copies. Both are valid for this call only. The ingest server's path for every plain frame.
+  // The events of one Publish as views (core/event_view.h): `events[i]` is read from
+  // `received[i]`, the bytes the stored record copies. Both are valid for this call only. The
+  // ingest server's path for every plain frame (frame_decode.h, ReadPublishInPlace), and where the
+  // parsed-Publish Prepare below ends. `quarantine_rejects` is false for a quarantine replay: the
+  // original record is updated with the outcome instead of a second record being written.
   std::unique_ptr<PreparedBatch> Prepare(std::string routing_id, std::string sender,
                                          uint64_t batch_id, std::span<const EventView> events,
-                                         std::span<const std::string_view> received);
+                                         std::span<const std::string_view> received,
+                                         bool quarantine_rejects = true);
 
   // A parsed Publish: frames that are not plain, and the quarantine replay. Events whose
   // publisher set the hub's own fields are cleared and encoded canonically; the others keep the
   // bytes in `received` when given (ReceivedEventBytes, valid for this call), else are encoded.
-  // `quarantine_rejects` is false for a quarantine replay: the original record is updated with
-  // the outcome instead of a second record being written.
   std::unique_ptr<PreparedBatch> Prepare(std::string routing_id, std::string sender,
                                          v1::Publish* publish, bool quarantine_rejects = true,
                                          std::span<const std::string_view> received = {});
@@ -182,12 +183,7 @@ class IngestPipeline {
     ContentHash hash;
     std::optional<Pending> prior;  // the same key, pending or stored
   };
-  // Both Prepare()s run this, with a new batch.
-  std::unique_ptr<PreparedBatch> PrepareEvents(std::string routing_id, std::string sender,
-                                               uint64_t batch_id, bool quarantine_rejects,
-                                               std::span<const EventView> events,
-                                               std::span<const std::string_view> received);
-  // The stages of PrepareEvents, in order.
+  // The stages of Prepare, in order.
   std::vector<Candidate> AuthoriseAndValidate(PreparedBatch* batch,
                                               std::span<const EventView> events,
                                               std::span<const std::string_view> received);
