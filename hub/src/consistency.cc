@@ -199,12 +199,36 @@ class Checker {
     });
   }
 
+  // One hub_seq a route entry of `prefix` files.
+  void CheckRouteSeq(std::string_view prefix, uint64_t seq) {
+    ++report_.routes;
+    if (report_.first_seq != 0 && seq < report_.first_seq) {
+      ++report_.routes_below_cut;
+      return;
+    }
+    SeqInfo* info = Info(seq);
+    if (info == nullptr || !info->stored) {
+      Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
+              ": no such event (dangling)");
+      return;
+    }
+    if (info->route_hash != std::hash<std::string_view>{}(prefix)) {
+      Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
+              ": the event there has another route");
+      return;
+    }
+    if (info->routes_seen < 255) {
+      ++info->routes_seen;
+    }
+  }
+
   Status CheckRoutes() {
     std::set<std::string> unknown_prefixes;
+    std::vector<uint64_t> entry_seqs;
+    std::string last_prefix;
+    uint64_t last_seq_of_prefix = 0;
     Status scan =
         store_.ScanColumn(Store::Column::kRoute, [&](std::string_view key, std::string_view value) {
-          (void)value;
-          ++report_.routes;
           // publisher \0 site \0 type \0 seq(8): the seq may itself hold zero bytes, so the prefix
           // is everything but the last 8 bytes, and must end in its third separator.
           if (key.size() < 8 + 3 || key[key.size() - 9] != '\0') {
@@ -212,29 +236,22 @@ class Checker {
             return true;
           }
           std::string_view prefix = key.substr(0, key.size() - 8);
-          const uint64_t seq = DecodeSeq(key.substr(key.size() - 8));
           if (!known_routes_.count(std::string(prefix)) &&
               unknown_prefixes.insert(std::string(prefix)).second) {
             Problem("route " + Printable(prefix) +
                     ": not among the known routes, so no subscription plans it");
           }
-          if (report_.first_seq != 0 && seq < report_.first_seq) {
-            ++report_.routes_below_cut;
+          if (!DecodeRouteEntry(DecodeSeq(key.substr(key.size() - 8)), value, &entry_seqs)) {
+            Problem("route entry " + Printable(key) + ": malformed list of hub_seqs");
             return true;
           }
-          SeqInfo* info = Info(seq);
-          if (info == nullptr || !info->stored) {
-            Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
-                    ": no such event (dangling)");
-            return true;
+          if (prefix == last_prefix && entry_seqs.front() <= last_seq_of_prefix) {
+            Problem("route entry " + Printable(key) + ": overlaps the route's entry before it");
           }
-          if (info->route_hash != std::hash<std::string_view>{}(prefix)) {
-            Problem("route entry " + Printable(prefix) + " hub_seq " + std::to_string(seq) +
-                    ": the event there has another route");
-            return true;
-          }
-          if (info->routes_seen < 255) {
-            ++info->routes_seen;
+          last_prefix.assign(prefix);
+          last_seq_of_prefix = entry_seqs.back();
+          for (const uint64_t seq : entry_seqs) {
+            CheckRouteSeq(prefix, seq);
           }
           return true;
         });

@@ -416,10 +416,18 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, std::span<const Eve
   for (const auto& [key, entry] : dedup_puts) {
     store_->dedup().Add(&batch->writes, key, *entry);
   }
+  // One route-index entry per route of the batch: stable, so each route's seqs stay ascending.
   std::stable_sort(route_puts.begin(), route_puts.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [route, seq] : route_puts) {
-    store_->routes().Add(&batch->writes, route, seq);
+  std::vector<uint64_t> route_seqs;
+  for (size_t i = 0; i < route_puts.size();) {
+    route_seqs.clear();
+    size_t j = i;
+    for (; j < route_puts.size() && route_puts[j].first == route_puts[i].first; ++j) {
+      route_seqs.push_back(route_puts[j].second);
+    }
+    store_->routes().Add(&batch->writes, route_puts[i].first, route_seqs);
+    i = j;
   }
 }
 

@@ -23,11 +23,13 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <zmq.hpp>
 
 #include "carehub/client/publisher.h"
 #include "carehub/client/subscriber.h"
 #include "carehub/hub/consistency.h"
 #include "carehub/hub/store_compare.h"
+#include "carehub/v1/replication.pb.h"
 #include "harness/ports.h"
 #include "harness/raw_publisher.h"
 #include "ops_common.h"
@@ -168,6 +170,7 @@ class Pair {
   std::string admin(int side) const {
     return "127.0.0.1:" + std::to_string(base_ + side * 10 + kAdmin);
   }
+  std::string replication(int side) const { return Tcp(base_ + side * 10 + kReplication); }
   std::string ingest_both() const { return ingest(0) + "," + ingest(1); }
   std::string subscribe_both() const { return subscribe(0) + "," + subscribe(1); }
   const std::filesystem::path& dir() const { return dir_.path(); }
@@ -471,6 +474,35 @@ TEST(ReplicationRoles, StandbyAnswersNotPrimaryNamingThePrimary) {
   EXPECT_EQ(refused.value()->primary_endpoint(), pair.subscribe(0));
   // Nothing reached the standby's store but what the primary replicated.
   EXPECT_EQ(HttpGet(pair.admin(1), "/readyz").status, 503);
+}
+
+// A standby whose binary predates store format 2 says no store_format in its hello, and would
+// read only the first event of each route-index entry the primary writes: refused, by name, while
+// the pair's own standby stays in sync.
+TEST(ReplicationRoles, PrimaryRefusesAStandbyThatCannotReadItsStoreFormat) {
+  Pair pair("repl-format", {});
+  ASSERT_PAIR(pair);
+  zmq::context_t context;
+  zmq::socket_t old_standby(context, zmq::socket_type::dealer);
+  old_standby.set(zmq::sockopt::linger, 0);
+  old_standby.connect(pair.replication(0));
+  v1::ReplicationFrame hello;
+  hello.mutable_hello()->set_name("hub-old");
+  hello.mutable_hello()->set_want_copy(true);
+  const std::string bytes = hello.SerializeAsString();
+  ASSERT_TRUE(old_standby.send(zmq::buffer(bytes), zmq::send_flags::none));
+  // The answer races nothing but the primary's own loop: kSettle is its generous bound.
+  zmq::pollitem_t item{old_standby.handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_EQ(zmq::poll(&item, 1, kSettle), 1) << "no answer to the hello";
+  zmq::message_t answer;
+  ASSERT_TRUE(old_standby.recv(answer));
+  v1::ReplicationFrame frame;
+  ASSERT_TRUE(frame.ParseFromArray(answer.data(), static_cast<int>(answer.size())));
+  ASSERT_TRUE(frame.has_refused()) << frame.ShortDebugString();
+  EXPECT_EQ(frame.refused().code(), "store_format");
+  EXPECT_NE(frame.refused().message().find("format 2"), std::string::npos)
+      << frame.refused().message();
+  EXPECT_TRUE(StandbyInSync(pair.admin(0))) << Replication(pair.admin(0)).dump();
 }
 
 // CURVE: the replication endpoint admits only identities of kind replica; a pair shares one

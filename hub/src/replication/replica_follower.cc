@@ -184,6 +184,7 @@ void ReplicaFollower::SendHello(zmq::socket_t& socket) {
   hello->set_epoch(epoch.ok() ? epoch.value() : 0);
   known_epoch_.store(std::max(known_epoch_.load(), hello->epoch()));
   hello->set_want_copy(position == 0);
+  hello->set_store_format(kStoreFormat);
   std::string bytes = frame.SerializeAsString();
   try {
     (void)socket.send(zmq::buffer(bytes), zmq::send_flags::dontwait);

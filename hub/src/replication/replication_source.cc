@@ -365,6 +365,17 @@ bool ReplicationSource::CanFollow(uint64_t epoch, uint64_t position, std::string
 }
 
 void ReplicationSource::HandleHello(const std::string& routing_id, const v1::ReplicaHello& hello) {
+  if (hello.store_format() < kStoreFormat) {
+    // Before anything else: its binary would misread what this one writes (e.g. see only the
+    // first event of each route-index entry), so it must be upgraded before it can follow.
+    Refuse(routing_id, "store_format",
+           "the standby reads store format " + std::to_string(hello.store_format()) +
+               ", this primary writes format " + std::to_string(kStoreFormat) +
+               ": upgrade the standby's carehub");
+    Log()->error("standby {} reads store format {}, this primary writes {}: upgrade it",
+                 hello.name(), hello.store_format(), kStoreFormat);
+    return;
+  }
   if (session_ && session_->routing_id != routing_id) {
     if (Steady::now() - session_->last_heard < options_.sync_timeout) {
       Refuse(routing_id, "second_standby",

@@ -189,7 +189,9 @@ Result<uint64_t> EventLog::DeleteBefore(int64_t unix_ms, const RouteIndex& route
   RocksBatch(&batch)
       ->DeleteRange(db_->cf(Column::kEvents), EncodeSeq(0), EncodeSeq(cutoff))
       .PermitUncheckedError();
-  routes.AddDeleteBefore(&batch, cutoff);
+  if (Status s = routes.AddDeleteBefore(&batch, cutoff); !s.ok()) {
+    return s;
+  }
   Status s = db_->Commit(&batch, /*sync=*/true);
   if (!s.ok()) {
     return s;

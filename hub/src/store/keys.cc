@@ -3,6 +3,7 @@
 #include <tuple>
 
 #include "carehub/core/ordered_key.h"
+#include "carehub/core/wire_reader.h"
 
 namespace carehub::hub {
 
@@ -50,6 +51,32 @@ std::optional<RouteKey> ParseRoutePrefix(std::string_view prefix) {
   }
   return RouteKey{std::string(prefix.substr(0, a)), std::string(prefix.substr(a + 1, b - a - 1)),
                   std::string(prefix.substr(b + 1, c - b - 1))};
+}
+
+void EncodeRouteEntryValue(std::span<const uint64_t> seqs, std::string* out) {
+  out->clear();
+  for (size_t i = 1; i < seqs.size(); ++i) {
+    uint64_t distance = seqs[i] - seqs[i - 1];
+    while (distance >= 0x80) {
+      out->push_back(static_cast<char>((distance & 0x7f) | 0x80));
+      distance >>= 7;
+    }
+    out->push_back(static_cast<char>(distance));
+  }
+}
+
+bool DecodeRouteEntry(uint64_t first, std::string_view value, std::vector<uint64_t>* seqs) {
+  seqs->clear();
+  seqs->push_back(first);
+  wire::Reader reader(value);
+  while (!reader.done()) {
+    uint64_t distance = 0;
+    if (!reader.Varint(&distance) || distance == 0 || distance > UINT64_MAX - seqs->back()) {
+      return false;
+    }
+    seqs->push_back(seqs->back() + distance);
+  }
+  return true;
 }
 
 std::string DedupKey(std::string_view publisher_ods, std::string_view event_id) {

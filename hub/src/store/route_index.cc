@@ -2,6 +2,8 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
@@ -32,24 +34,27 @@ Status RouteIndex::Load() {
   return Status::Ok();
 }
 
-void RouteIndex::Add(WriteBatch* batch, std::string_view route_prefix, uint64_t hub_seq) {
-  // Built on the stack: this runs once per accepted event.
+void RouteIndex::Add(WriteBatch* batch, std::string_view route_prefix,
+                     std::span<const uint64_t> seqs) {
+  // The key on the stack: this runs once per route in every ingest batch.
   char key[256];
-  auto* rocks = RocksBatch(batch);
-  if (route_prefix.size() + 8 > sizeof(key)) {
-    std::string k(route_prefix);
-    k += EncodeSeq(hub_seq);
-    rocks->Put(db_->cf(Column::kRoute), k, rocksdb::Slice()).PermitUncheckedError();
-    return;
+  std::string long_key;
+  rocksdb::Slice key_slice;
+  if (route_prefix.size() + 8 <= sizeof(key)) {
+    std::memcpy(key, route_prefix.data(), route_prefix.size());
+    uint64_t first = seqs.front();
+    for (int i = 7; i >= 0; --i) {
+      key[route_prefix.size() + i] = static_cast<char>(first & 0xff);
+      first >>= 8;
+    }
+    key_slice = rocksdb::Slice(key, route_prefix.size() + 8);
+  } else {
+    long_key = std::string(route_prefix) + EncodeSeq(seqs.front());
+    key_slice = rocksdb::Slice(long_key);
   }
-  std::memcpy(key, route_prefix.data(), route_prefix.size());
-  for (int i = 7; i >= 0; --i) {
-    key[route_prefix.size() + i] = static_cast<char>(hub_seq & 0xff);
-    hub_seq >>= 8;
-  }
-  rocks
-      ->Put(db_->cf(Column::kRoute), rocksdb::Slice(key, route_prefix.size() + 8), rocksdb::Slice())
-      .PermitUncheckedError();
+  std::string value;
+  EncodeRouteEntryValue(seqs, &value);
+  RocksBatch(batch)->Put(db_->cf(Column::kRoute), key_slice, value).PermitUncheckedError();
 }
 
 void RouteIndex::AddKnown(WriteBatch* batch, const RouteKey& route) {
@@ -76,12 +81,21 @@ size_t RouteIndex::KnownCount() const {
 
 namespace {
 
-// The seq of a route-index key under a prefix of `prefix_size` bytes.
-Result<uint64_t> RouteSeqOf(std::string_view key, size_t prefix_size) {
+// The seqs of the route-index entry `it` is on, under a route prefix of `prefix_size` bytes.
+Status ReadEntry(const rocksdb::Iterator& it, size_t prefix_size, std::vector<uint64_t>* seqs) {
+  const std::string_view key = it.key().ToStringView();
   if (key.size() != prefix_size + 8) {
     return Status::Error("store_corrupt", "route index key of the wrong size");
   }
-  return DecodeSeq(key.substr(prefix_size));
+  if (!DecodeRouteEntry(DecodeSeq(key.substr(prefix_size)), it.value().ToStringView(), seqs)) {
+    return Status::Error("store_corrupt", "malformed route index entry");
+  }
+  return Status::Ok();
+}
+
+bool InRoute(const rocksdb::Iterator& it, std::string_view prefix) {
+  const std::string_view key = it.key().ToStringView();
+  return key.size() == prefix.size() + 8 && key.starts_with(prefix);
 }
 
 }  // namespace
@@ -104,46 +118,87 @@ namespace {
 class RocksRouteCursor final : public RouteIndex::Cursor {
  public:
   RocksRouteCursor(Database* db, const RouteKey& route, uint64_t from, uint64_t to)
-      : prefix_(RoutePrefix(route)), upper_(prefix_ + EncodeSeq(to)) {
+      : prefix_(RoutePrefix(route)), upper_(prefix_ + EncodeSeq(to)), from_(from), to_(to) {
     upper_.push_back('\0');  // inclusive of `to`
     upper_slice_ = rocksdb::Slice(upper_);
     rocksdb::ReadOptions ro;
     ro.iterate_upper_bound = &upper_slice_;
     it_.reset(db->db()->NewIterator(ro, db->cf(Column::kRoute)));
-    it_->Seek(prefix_ + EncodeSeq(from));
-    Load();
+    // An entry holding `from` starts at or before it: the route's last entry that does, if any.
+    const std::string start = prefix_ + EncodeSeq(from);
+    it_->SeekForPrev(start);
+    if (!(it_->Valid() && InRoute(*it_, prefix_))) {
+      if (!it_->status().ok()) {
+        status_ = FromRocks(it_->status(), "scan route index");
+        return;
+      }
+      it_->Seek(start);
+    }
+    if (LoadEntry()) {
+      Settle();
+    }
   }
 
   bool Valid() const override { return valid_; }
-  uint64_t seq() const override { return seq_; }
+  uint64_t seq() const override { return entry_[at_]; }
   void Next() override {
-    it_->Next();
-    Load();
+    last_ = entry_[at_];
+    ++at_;
+    Settle();
   }
   Status status() const override { return status_; }
 
  private:
-  void Load() {
-    valid_ = false;
+  // Reads the entry under the iterator; false at the end of the range or on an error.
+  bool LoadEntry() {
+    at_ = 0;
+    entry_.clear();
     if (!it_->Valid()) {
       status_ = FromRocks(it_->status(), "scan route index");
+      return false;
+    }
+    status_ = ReadEntry(*it_, prefix_.size(), &entry_);
+    return status_.ok();
+  }
+
+  // Moves on to the first seq in [from, to] at or after the current one; invalid at the end.
+  void Settle() {
+    valid_ = false;
+    while (true) {
+      if (at_ == entry_.size()) {
+        it_->Next();
+        if (!LoadEntry()) {
+          return;
+        }
+        continue;
+      }
+      const uint64_t seq = entry_[at_];
+      if (seq < from_) {
+        ++at_;
+        continue;
+      }
+      if (seq > to_) {
+        return;  // entries after this one hold only later seqs
+      }
+      if (last_ != 0 && seq <= last_) {
+        status_ = Status::Error("store_corrupt",
+                                "route index entries overlap at hub_seq " + std::to_string(seq));
+        return;
+      }
+      valid_ = true;
       return;
     }
-    auto seq = RouteSeqOf(it_->key().ToStringView(), prefix_.size());
-    if (!seq.ok()) {
-      status_ = seq.status();
-      return;
-    }
-    seq_ = *seq;
-    valid_ = true;
   }
 
   const std::string prefix_;
   std::string upper_;
   rocksdb::Slice upper_slice_;  // points into upper_; the iterator keeps a pointer to it
+  const uint64_t from_, to_;
   std::unique_ptr<rocksdb::Iterator> it_;
+  std::vector<uint64_t> entry_;  // the seqs of the entry under it_
+  size_t at_ = 0;                // the current one of them
+  uint64_t last_ = 0;            // the seq the cursor was on before (0: none yet)
   bool valid_ = false;
-  uint64_t seq_ = 0;
   Status status_;
 };
 
@@ -157,23 +212,37 @@ std::unique_ptr<RouteIndex::Cursor> RouteIndex::Open(const RouteKey& route, uint
 Result<std::vector<uint64_t>> RouteIndex::ScanBackward(const RouteKey& route, uint64_t from,
                                                        uint64_t below, size_t limit) const {
   std::vector<uint64_t> seqs;
-  if (below <= from) {
+  if (below <= from || limit == 0) {
     return seqs;
   }
   const std::string prefix = RoutePrefix(route);
-  const std::string lower = prefix + EncodeSeq(from);
-  rocksdb::Slice lower_slice(lower);
+  // Bounded by the route, not by `from`: an entry that starts below `from` may hold seqs above.
+  rocksdb::Slice lower_slice(prefix);
   rocksdb::ReadOptions ro;
   ro.iterate_lower_bound = &lower_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kRoute)));
-  // SeekForPrev lands on the last key <= its target: seq `below - 1` or the one before it.
-  for (it->SeekForPrev(prefix + EncodeSeq(below - 1)); it->Valid() && seqs.size() < limit;
-       it->Prev()) {
-    auto seq = RouteSeqOf(it->key().ToStringView(), prefix.size());
-    if (!seq.ok()) {
-      return seq.status();
+  std::vector<uint64_t> entry;
+  uint64_t later_first = UINT64_MAX;  // the first seq of the entry read before this one
+  // SeekForPrev lands on the last entry starting at or before `below - 1`.
+  for (it->SeekForPrev(prefix + EncodeSeq(below - 1)); it->Valid(); it->Prev()) {
+    CAREHUB_RETURN_IF_ERROR(ReadEntry(*it, prefix.size(), &entry));
+    if (entry.back() >= later_first) {
+      return Status::Error("store_corrupt",
+                           "route index entries overlap at hub_seq " + std::to_string(later_first));
     }
-    seqs.push_back(*seq);
+    later_first = entry.front();
+    for (auto seq = entry.rbegin(); seq != entry.rend(); ++seq) {
+      if (*seq >= below) {
+        continue;
+      }
+      if (*seq < from) {
+        return seqs;
+      }
+      seqs.push_back(*seq);
+      if (seqs.size() == limit) {
+        return seqs;
+      }
+    }
   }
   if (Status s = FromRocks(it->status(), "scan route index"); !s.ok()) {
     return s;
@@ -181,15 +250,40 @@ Result<std::vector<uint64_t>> RouteIndex::ScanBackward(const RouteKey& route, ui
   return seqs;
 }
 
-void RouteIndex::AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const {
+Status RouteIndex::AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const {
+  if (cutoff_seq == 0) {
+    return Status::Ok();
+  }
   auto* rocks = RocksBatch(batch);
+  std::vector<uint64_t> entry;
+  std::string value;
   for (const auto& route : Known()) {
     const std::string prefix = RoutePrefix(route);
+    // The one entry that can hold seqs on both sides of the cutoff starts below it.
+    rocksdb::Slice lower_slice(prefix);
+    rocksdb::ReadOptions ro;
+    ro.iterate_lower_bound = &lower_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kRoute)));
+    it->SeekForPrev(prefix + EncodeSeq(cutoff_seq - 1));
+    if (it->Valid()) {
+      CAREHUB_RETURN_IF_ERROR(ReadEntry(*it, prefix.size(), &entry));
+      if (entry.back() >= cutoff_seq) {
+        const auto kept = std::find_if(entry.begin(), entry.end(),
+                                       [&](uint64_t seq) { return seq >= cutoff_seq; });
+        const std::span<const uint64_t> rest(kept, entry.end());
+        EncodeRouteEntryValue(rest, &value);
+        rocks->Put(db_->cf(Column::kRoute), prefix + EncodeSeq(rest.front()), value)
+            .PermitUncheckedError();
+      }
+    } else if (Status s = FromRocks(it->status(), "read route index for retention"); !s.ok()) {
+      return s;
+    }
     rocks
         ->DeleteRange(db_->cf(Column::kRoute), prefix + EncodeSeq(0),
                       prefix + EncodeSeq(cutoff_seq))
         .PermitUncheckedError();
   }
+  return Status::Ok();
 }
 
 }  // namespace carehub::hub

@@ -127,6 +127,82 @@ TEST_F(StoreTest, RetentionDeletesWholeRangesBeforeTheCutoff) {
   EXPECT_EQ(routed.front(), 21u) << "route entries of deleted events go too";
 }
 
+// Store format 2: an entry per route and batch. Readers must find seqs inside an entry whatever
+// bounds they are given, and read format 1's one-event entries the same.
+TEST_F(StoreTest, RouteEntriesOfSeveralSeqsReadAsThoseSeqs) {
+  const RouteKey a{"RXK", "RXK01", "activity.discharge"};
+  const RouteKey b{"RXK", "RXK01", "activity.ae_attendance"};
+  WriteBatch batch;
+  store_->routes().Add(&batch, RoutePrefix(a), std::vector<uint64_t>{3, 5, 9});
+  store_->routes().Add(&batch, RoutePrefix(b), std::vector<uint64_t>{4, 6, 7, 8});
+  store_->routes().Add(&batch, RoutePrefix(a), std::vector<uint64_t>{12, 13, 300});
+  store_->routes().Add(&batch, RoutePrefix(a), 400);  // format 1's kind of entry
+  ASSERT_TRUE(store_->Commit(&batch, false).ok());
+  using Seqs = std::vector<uint64_t>;
+  EXPECT_EQ(Ok(store_->routes().Scan(a, 1, 1000, 100)), (Seqs{3, 5, 9, 12, 13, 300, 400}));
+  EXPECT_EQ(Ok(store_->routes().Scan(b, 1, 1000, 100)), (Seqs{4, 6, 7, 8}));
+  EXPECT_EQ(Ok(store_->routes().Scan(a, 6, 12, 100)), (Seqs{9, 12}))
+      << "from and to inside entries";
+  EXPECT_EQ(Ok(store_->routes().Scan(a, 5, 5, 100)), (Seqs{5}));
+  EXPECT_EQ(Ok(store_->routes().Scan(a, 10, 11, 100)), (Seqs{})) << "between two entries";
+  EXPECT_EQ(Ok(store_->routes().Scan(a, 14, 299, 100)), (Seqs{})) << "inside one, holding none";
+  EXPECT_EQ(Ok(store_->routes().Scan(a, 1, 1000, 4)), (Seqs{3, 5, 9, 12}));
+  EXPECT_EQ(Ok(store_->routes().Scan(a, 301, 1000, 100)), (Seqs{400}));
+  // Browsing back: newest first, below `below`, down to `from`.
+  EXPECT_EQ(Ok(store_->routes().ScanBackward(a, 1, 1000, 100)), (Seqs{400, 300, 13, 12, 9, 5, 3}));
+  EXPECT_EQ(Ok(store_->routes().ScanBackward(a, 6, 300, 100)), (Seqs{13, 12, 9}));
+  EXPECT_EQ(Ok(store_->routes().ScanBackward(a, 1, 13, 2)), (Seqs{12, 9}));
+  EXPECT_EQ(Ok(store_->routes().ScanBackward(a, 14, 300, 100)), (Seqs{}));
+  EXPECT_EQ(Ok(store_->routes().ScanBackward(b, 5, 8, 100)), (Seqs{7, 6}));
+}
+
+TEST_F(StoreTest, OverlappingRouteEntriesAreReportedNotMerged) {
+  // One sequencer never writes these; a reader that met them must not hand out seqs out of order.
+  const RouteKey a{"RXK", "RXK01", "activity.discharge"};
+  WriteBatch batch;
+  store_->routes().Add(&batch, RoutePrefix(a), std::vector<uint64_t>{10, 30});
+  store_->routes().Add(&batch, RoutePrefix(a), std::vector<uint64_t>{20, 25});
+  ASSERT_TRUE(store_->Commit(&batch, false).ok());
+  auto forward = store_->routes().Scan(a, 1, 100, 100);
+  ASSERT_FALSE(forward.ok());
+  EXPECT_EQ(forward.status().code(), "store_corrupt");
+  auto backward = store_->routes().ScanBackward(a, 1, 100, 100);
+  ASSERT_FALSE(backward.ok());
+  EXPECT_EQ(backward.status().code(), "store_corrupt");
+}
+
+TEST_F(StoreTest, RetentionKeepsTheLaterSeqsOfARouteEntryAcrossTheCutoff) {
+  RouteKey route{"RXK", "RXK01", "activity.ae_attendance"};
+  WriteBatch batch;
+  store_->routes().AddKnown(&batch, route);
+  std::vector<uint64_t> seqs;
+  for (uint64_t seq = 1; seq <= 50; ++seq) {
+    v1::Event e;
+    e.mutable_envelope()->set_event_id("e" + std::to_string(seq));
+    e.mutable_envelope()->set_hub_seq(seq);
+    e.mutable_envelope()->mutable_received_at()->set_seconds(static_cast<int64_t>(seq));
+    store_->events().Add(&batch, seq, e.SerializeAsString());
+    if (seq % 25 != 0) {
+      seqs.push_back(seq);  // two entries: 1..24 (and 25 alone), 26..49 (and 50 alone)
+    } else {
+      store_->routes().Add(&batch, RoutePrefix(route), seqs);
+      store_->routes().Add(&batch, RoutePrefix(route), seq);
+      seqs.clear();
+    }
+  }
+  ASSERT_TRUE(store_->Commit(&batch, false).ok());
+  store_->routes().NoteCommitted({route});
+  auto deleted = store_->DeleteEventsBefore(20'500);  // seqs 1..20
+  ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
+  EXPECT_EQ(deleted.value(), 20u);
+  std::vector<uint64_t> expected;
+  for (uint64_t seq = 21; seq <= 50; ++seq) {
+    expected.push_back(seq);
+  }
+  EXPECT_EQ(Ok(store_->routes().Scan(route, 1, 50, 1000)), expected);
+  EXPECT_EQ(Ok(store_->routes().ScanBackward(route, 1, 51, 1000)).back(), 21u);
+}
+
 TEST_F(StoreTest, CursorsAndAuditRoundTrip) {
   EXPECT_FALSE(Ok(store_->cursors().Get("feed")).has_value());
   ASSERT_TRUE(store_->cursors().Put("feed", 77).ok());
@@ -308,6 +384,23 @@ TEST(StoreKeys, RoutePrefixRoundTripsAndRefusesTruncatedPrefixes) {
   EXPECT_EQ(ParseRoutePrefix(RoutePrefix(route)), route);
   EXPECT_FALSE(ParseRoutePrefix(std::string("RXK\0RXK01", 9)).has_value());
   EXPECT_EQ(DedupKey("RXK", "MSG1"), std::string("RXK\0MSG1", 8));
+}
+
+TEST(StoreKeys, RouteEntryValuesRoundTripAndRefuseWhatNoWriterMakes) {
+  std::vector<uint64_t> seqs = {7, 8, 200, 70'000, UINT64_MAX};
+  std::string value;
+  EncodeRouteEntryValue(seqs, &value);
+  std::vector<uint64_t> decoded;
+  ASSERT_TRUE(DecodeRouteEntry(7, value, &decoded));
+  EXPECT_EQ(decoded, seqs);
+  EncodeRouteEntryValue(std::vector<uint64_t>{42}, &value);
+  EXPECT_EQ(value, "") << "an entry of one event is format 1's";
+  ASSERT_TRUE(DecodeRouteEntry(42, "", &decoded));
+  EXPECT_EQ(decoded, (std::vector<uint64_t>{42}));
+  EXPECT_FALSE(DecodeRouteEntry(1, std::string("\x80", 1), &decoded)) << "truncated varint";
+  EXPECT_FALSE(DecodeRouteEntry(1, std::string("\x00", 1), &decoded)) << "a seq twice";
+  EXPECT_FALSE(DecodeRouteEntry(UINT64_MAX, std::string("\x01", 1), &decoded)) << "past 2^64";
+  EXPECT_FALSE(DecodeRouteEntry(1, std::string(11, '\xff'), &decoded)) << "over-long varint";
 }
 
 }  // namespace

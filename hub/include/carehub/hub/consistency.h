@@ -15,9 +15,10 @@
 //            `now` (the key may have expired and a resend been stored again). Every
 //            dedup key points to a stored event whose own key it is, or below the retention cut.
 //            Two events with the same key are reported (stored twice).
-//   route    every event has exactly its route entry (publisher, site, type, hub_seq); every route
-//            entry names a stored event with that route, or a hub_seq below the retention cut;
-//            every route prefix is among the known routes (meta), or subscriptions never plan it.
+//   route    every event is filed exactly once under its route (publisher, site, type); every
+//            hub_seq a route entry files names a stored event with that route, or is below the
+//            retention cut; a route's entries do not overlap; every route prefix is among the
+//            known routes (meta), or subscriptions never plan it.
 //   cursors  every subscription cursor <= LastSeq().
 //   audit    every delivery record (kind "delivery" or "delivery_not_sent") has
 //            1 <= from_seq <= to_seq <= LastSeq() and delivered <= to_seq - from_seq + 1.
@@ -50,8 +51,8 @@ struct ConsistencyReport {
   uint64_t dedup_keys = 0;
   uint64_t dedup_keys_below_cut = 0;  // keys of events retention deleted
   uint64_t dedup_keys_expired = 0;    // events whose key may have expired (allowed)
-  uint64_t routes = 0;
-  uint64_t routes_below_cut = 0;
+  uint64_t routes = 0;                // hub_seqs filed in the route index (an entry files several)
+  uint64_t routes_below_cut = 0;      // of them, below the retention cut
   uint64_t known_routes = 0;
   uint64_t cursors = 0;
   uint64_t audit_records = 0;

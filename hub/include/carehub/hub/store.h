@@ -46,6 +46,13 @@ namespace carehub::hub {
 
 class Database;
 
+// The layout this binary writes, and the newest it reads (every older one too):
+//   1  one route-index entry per event
+//   2  one route-index entry per route and ingest batch (route_index.h)
+// A standby must read what its primary writes: replication refuses one that reports an older
+// format (ReplicaHello.store_format), so a rolling upgrade upgrades the standby first.
+inline constexpr uint32_t kStoreFormat = 2;
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> Open(const StoreOptions& options);

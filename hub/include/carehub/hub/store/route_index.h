@@ -3,8 +3,15 @@
 // subscription reads only the events it may receive (column family "route"), and the list of
 // routes ever seen (column family "meta").
 //
-//   route  RoutePrefix(publisher, site, type) + hub_seq (8 BE)  ->  ""
-//   meta   "route:" + RoutePrefix(...)                           ->  ""
+//   route  RoutePrefix(publisher, site, type) + first hub_seq (8 BE)  ->  further hub_seqs
+//   meta   "route:" + RoutePrefix(...)                                 ->  ""
+//
+// An entry files the events of one route that one ingest batch accepted (keys.h has the value's
+// layout): one memtable insert per route and batch rather than per event, which was a third of
+// the commit thread's work (docs/performance.md). Entries of one event (empty value) are what
+// store format 1 wrote, and read the same. Entries of a route never overlap: every seq of an entry
+// is below the first of the route's next entry, because one sequencer hands out a batch's seqs
+// together; readers rely on it (a seq at or below the one before is reported as corruption).
 //
 // A route is written into meta in the same batch as its first event (AddKnown) and joins the
 // in-memory list once that batch is committed (NoteCommitted), so the list never names a route
@@ -18,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -37,8 +45,12 @@ class RouteIndex {
   // Reads the known routes from meta (at open).
   Status Load();
 
-  // Files `hub_seq` under the route whose prefix is `route_prefix` (RoutePrefix()).
-  void Add(WriteBatch* batch, std::string_view route_prefix, uint64_t hub_seq);
+  // Files `seqs` (ascending, no repeats, at least one, all above the route's entries so far)
+  // under the route whose prefix is `route_prefix` (RoutePrefix()), as one entry.
+  void Add(WriteBatch* batch, std::string_view route_prefix, std::span<const uint64_t> seqs);
+  void Add(WriteBatch* batch, std::string_view route_prefix, uint64_t hub_seq) {
+    Add(batch, route_prefix, std::span<const uint64_t>(&hub_seq, 1));
+  }
   // Records a route the first time it is seen; NoteCommitted() adds it to Known() once the batch
   // holding it is committed.
   void AddKnown(WriteBatch* batch, const RouteKey& route);
@@ -71,8 +83,10 @@ class RouteIndex {
   Result<std::vector<uint64_t>> ScanBackward(const RouteKey& route, uint64_t from, uint64_t below,
                                              size_t limit) const;
 
-  // Adds to `batch` the deletion of every entry below `cutoff_seq` (retention).
-  void AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const;
+  // Adds to `batch` the removal of every seq below `cutoff_seq` (retention): entries wholly
+  // below it are deleted, an entry across it is rewritten with only its seqs from the cutoff on.
+  // Reads each known route's entry at the cutoff; an error if a read fails (nothing added then).
+  Status AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const;
 
  private:
   Database* db_;
