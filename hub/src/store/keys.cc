@@ -4,6 +4,7 @@
 
 #include "carehub/core/ordered_key.h"
 #include "carehub/core/wire_reader.h"
+#include "carehub/hub/store/event_codec.h"
 
 namespace carehub::hub {
 
@@ -56,12 +57,7 @@ std::optional<RouteKey> ParseRoutePrefix(std::string_view prefix) {
 void EncodeRouteEntryValue(std::span<const uint64_t> seqs, std::string* out) {
   out->clear();
   for (size_t i = 1; i < seqs.size(); ++i) {
-    uint64_t distance = seqs[i] - seqs[i - 1];
-    while (distance >= 0x80) {
-      out->push_back(static_cast<char>((distance & 0x7f) | 0x80));
-      distance >>= 7;
-    }
-    out->push_back(static_cast<char>(distance));
+    AppendVarint(out, seqs[i] - seqs[i - 1]);
   }
 }
 

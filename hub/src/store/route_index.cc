@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 
 #include "database.h"
@@ -36,25 +35,11 @@ Status RouteIndex::Load() {
 
 void RouteIndex::Add(WriteBatch* batch, std::string_view route_prefix,
                      std::span<const uint64_t> seqs) {
-  // The key on the stack: this runs once per route in every ingest batch.
-  char key[256];
-  std::string long_key;
-  rocksdb::Slice key_slice;
-  if (route_prefix.size() + 8 <= sizeof(key)) {
-    std::memcpy(key, route_prefix.data(), route_prefix.size());
-    uint64_t first = seqs.front();
-    for (int i = 7; i >= 0; --i) {
-      key[route_prefix.size() + i] = static_cast<char>(first & 0xff);
-      first >>= 8;
-    }
-    key_slice = rocksdb::Slice(key, route_prefix.size() + 8);
-  } else {
-    long_key = std::string(route_prefix) + EncodeSeq(seqs.front());
-    key_slice = rocksdb::Slice(long_key);
-  }
   std::string value;
   EncodeRouteEntryValue(seqs, &value);
-  RocksBatch(batch)->Put(db_->cf(Column::kRoute), key_slice, value).PermitUncheckedError();
+  RocksBatch(batch)
+      ->Put(db_->cf(Column::kRoute), std::string(route_prefix) + EncodeSeq(seqs.front()), value)
+      .PermitUncheckedError();
 }
 
 void RouteIndex::AddKnown(WriteBatch* batch, const RouteKey& route) {
@@ -93,9 +78,14 @@ Status ReadEntry(const rocksdb::Iterator& it, size_t prefix_size, std::vector<ui
   return Status::Ok();
 }
 
-bool InRoute(const rocksdb::Iterator& it, std::string_view prefix) {
-  const std::string_view key = it.key().ToStringView();
-  return key.size() == prefix.size() + 8 && key.starts_with(prefix);
+// An iterator over the route-index keys in [*lower, *upper) (either may be null: unbounded). The
+// bounds must outlive it. With `lower` a route's prefix, SeekForPrev never leaves the route.
+std::unique_ptr<rocksdb::Iterator> NewRouteIterator(Database* db, const rocksdb::Slice* lower,
+                                                    const rocksdb::Slice* upper) {
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = lower;
+  ro.iterate_upper_bound = upper;
+  return std::unique_ptr<rocksdb::Iterator>(db->db()->NewIterator(ro, db->cf(Column::kRoute)));
 }
 
 }  // namespace
@@ -120,14 +110,13 @@ class RocksRouteCursor final : public RouteIndex::Cursor {
   RocksRouteCursor(Database* db, const RouteKey& route, uint64_t from, uint64_t to)
       : prefix_(RoutePrefix(route)), upper_(prefix_ + EncodeSeq(to)), from_(from), to_(to) {
     upper_.push_back('\0');  // inclusive of `to`
+    lower_slice_ = rocksdb::Slice(prefix_);
     upper_slice_ = rocksdb::Slice(upper_);
-    rocksdb::ReadOptions ro;
-    ro.iterate_upper_bound = &upper_slice_;
-    it_.reset(db->db()->NewIterator(ro, db->cf(Column::kRoute)));
+    it_ = NewRouteIterator(db, &lower_slice_, &upper_slice_);
     // An entry holding `from` starts at or before it: the route's last entry that does, if any.
     const std::string start = prefix_ + EncodeSeq(from);
     it_->SeekForPrev(start);
-    if (!(it_->Valid() && InRoute(*it_, prefix_))) {
+    if (!it_->Valid()) {
       if (!it_->status().ok()) {
         status_ = FromRocks(it_->status(), "scan route index");
         return;
@@ -192,7 +181,8 @@ class RocksRouteCursor final : public RouteIndex::Cursor {
 
   const std::string prefix_;
   std::string upper_;
-  rocksdb::Slice upper_slice_;  // points into upper_; the iterator keeps a pointer to it
+  rocksdb::Slice lower_slice_;  // prefix_ and upper_: the iterator keeps pointers to them
+  rocksdb::Slice upper_slice_;
   const uint64_t from_, to_;
   std::unique_ptr<rocksdb::Iterator> it_;
   std::vector<uint64_t> entry_;  // the seqs of the entry under it_
@@ -217,10 +207,8 @@ Result<std::vector<uint64_t>> RouteIndex::ScanBackward(const RouteKey& route, ui
   }
   const std::string prefix = RoutePrefix(route);
   // Bounded by the route, not by `from`: an entry that starts below `from` may hold seqs above.
-  rocksdb::Slice lower_slice(prefix);
-  rocksdb::ReadOptions ro;
-  ro.iterate_lower_bound = &lower_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kRoute)));
+  const rocksdb::Slice lower(prefix);
+  auto it = NewRouteIterator(db_, &lower, nullptr);
   std::vector<uint64_t> entry;
   uint64_t later_first = UINT64_MAX;  // the first seq of the entry read before this one
   // SeekForPrev lands on the last entry starting at or before `below - 1`.
@@ -260,17 +248,14 @@ Status RouteIndex::AddDeleteBefore(WriteBatch* batch, uint64_t cutoff_seq) const
   for (const auto& route : Known()) {
     const std::string prefix = RoutePrefix(route);
     // The one entry that can hold seqs on both sides of the cutoff starts below it.
-    rocksdb::Slice lower_slice(prefix);
-    rocksdb::ReadOptions ro;
-    ro.iterate_lower_bound = &lower_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kRoute)));
+    const rocksdb::Slice lower(prefix);
+    auto it = NewRouteIterator(db_, &lower, nullptr);
     it->SeekForPrev(prefix + EncodeSeq(cutoff_seq - 1));
     if (it->Valid()) {
       CAREHUB_RETURN_IF_ERROR(ReadEntry(*it, prefix.size(), &entry));
       if (entry.back() >= cutoff_seq) {
-        const auto kept = std::find_if(entry.begin(), entry.end(),
-                                       [&](uint64_t seq) { return seq >= cutoff_seq; });
-        const std::span<const uint64_t> rest(kept, entry.end());
+        const std::span<const uint64_t> rest(
+            std::lower_bound(entry.begin(), entry.end(), cutoff_seq), entry.end());
         EncodeRouteEntryValue(rest, &value);
         rocks->Put(db_->cf(Column::kRoute), prefix + EncodeSeq(rest.front()), value)
             .PermitUncheckedError();

@@ -236,6 +236,18 @@ TEST_F(ConsistencyTest, RouteOutsideTheKnownRoutesIsReported) {
   EXPECT_TRUE(Mentions(r, "the event there has another route")) << r.Summary();
 }
 
+TEST_F(ConsistencyTest, OverlappingRouteEntriesAreReported) {
+  // One sequencer never writes these: a later entry of the route starting inside an earlier one.
+  WriteBatch batch;
+  const std::string route = RoutePrefix("RXK", "RXK01", "activity.emergency_admission");
+  store_->routes().Add(&batch, route, std::vector<uint64_t>{kEvents + 1, kEvents + 9});
+  store_->routes().Add(&batch, route, std::vector<uint64_t>{kEvents + 5});
+  ASSERT_TRUE(store_->Commit(&batch, true).ok());
+  auto r = Check();
+  EXPECT_FALSE(r.consistent());
+  EXPECT_TRUE(Mentions(r, "overlaps the route's entry before it")) << r.Summary();
+}
+
 TEST_F(ConsistencyTest, CursorBeyondTheEndIsReported) {
   ASSERT_TRUE(store_->cursors().Put("feed", kEvents + 1).ok());
   auto r = Check();
