@@ -219,6 +219,28 @@ std::string HubRunner::Get(const std::string& path) const {
   return res && res->status == 200 ? res->body : "";
 }
 
+HubRunner::Settled HubRunner::WaitCompactionsSettled(std::chrono::seconds limit) const {
+  const auto start = std::chrono::steady_clock::now();
+  auto waited = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  for (int quiet = 0; quiet < 3;) {
+    if (waited() > static_cast<double>(limit.count())) {
+      return {false, waited()};
+    }
+    const std::string text = Metrics();
+    // A scrape without the gauges (failed, or taken before they exist) proves nothing.
+    const bool reported = text.find("\ncarehub_store_compactions_running ") != std::string::npos;
+    const bool quiet_now = reported && ScrapeSum(text, "carehub_store_compactions_running") == 0 &&
+                           ScrapeSum(text, "carehub_store_compaction_pending_bytes") == 0;
+    quiet = quiet_now ? quiet + 1 : 0;
+    if (quiet < 3) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  return {true, waited()};
+}
+
 HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name) {
   return {ScrapeSum(text, name + "_sum"), ScrapeSum(text, name + "_count")};
 }

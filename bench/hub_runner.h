@@ -64,6 +64,13 @@ class HubRunner {
   std::string Metrics() const;
   // GET `path` from the admin server ("" on failure).
   std::string Get(const std::string& path) const;
+  // Waits until the hub reports no compaction running or owed (its /metrics) in three scrapes in
+  // a row, or `limit` passes.
+  struct Settled {
+    bool settled = false;  // false: `limit` passed first
+    double seconds = 0;    // waited
+  };
+  Settled WaitCompactionsSettled(std::chrono::seconds limit) const;
 
  private:
   explicit HubRunner(HubRunOptions options) : options_(std::move(options)) {}

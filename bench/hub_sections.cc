@@ -664,10 +664,23 @@ Status RunCatchupSection(BenchContext* ctx) {
   auto fill = RunIngestLoad(lo);
   ctx->report.Set("catchup", "backlog_events", fill.accepted);
   ctx->report.Set("catchup", "fill_accepted_per_s", fill.accepted_per_second());
+  // Both readings start on a store at rest: the fill leaves compactions behind (seconds of both
+  // cores at 2M events), which would slow whichever reading came first — the short narrow one
+  // nearly throughout, the long full one hardly.
+  const auto settled = (*hub)->WaitCompactionsSettled(std::chrono::seconds(300));
+  if (!settled.settled) {
+    return Status::Error("bench_failed",
+                         "catch-up: compactions still running 300 s after the fill");
+  }
+  ctx->report.Set("catchup", "fill_compaction_settle_seconds", settled.seconds);
   std::fprintf(stderr, "[catchup] narrow (1%%) subscription from earliest ...\n");
   auto narrow = CatchUp((*hub)->subscribe_endpoint(), "sub-1pc");
   if (!narrow.ok()) {
     return narrow.status();
+  }
+  if (!(*hub)->WaitCompactionsSettled(std::chrono::seconds(300)).settled) {
+    return Status::Error("bench_failed",
+                         "catch-up: compactions still running 300 s after the 1% reading");
   }
   std::fprintf(stderr, "[catchup] full subscription from earliest ...\n");
   auto full = CatchUp((*hub)->subscribe_endpoint(), "sub-all");
@@ -1186,28 +1199,19 @@ Status RunGrowthSection(BenchContext* ctx) {
     return hub.status();
   }
   // First right after the restart, with the compactions the fill left behind still running; then
-  // the load again, with fresh ids, once the compaction threads ("rocksdb:low") have gone quiet
-  // (under 5% of a core for 5 s, at most 10 min of waiting), as on a hub that received its events
-  // over months. The second load's own flushes start compactions again: that cost is the index's
-  // steady cost, and the second figure carries it.
+  // the load again, with fresh ids, once the hub reports no compaction running or owed (at most
+  // 10 min of waiting), as on a hub that received its events over months. The second load's own
+  // flushes start compactions again: that cost is the index's steady cost, and the second figure
+  // carries it.
   std::fprintf(stderr, "[growth_full] durability=fsync, right after the restart: %lu events ...\n",
                lo.events);
   IngestRun full = RunLoadOn(hub->get(), lo);
   std::fprintf(stderr, "[growth_full] hub CPU per answered event: %s\n", ThreadLine(full).c_str());
-  auto ts = Steady::now();
-  for (double last = -1; Since(ts) < 600;) {
-    const auto cpu = (*hub)->ThreadCpuSeconds();
-    const double compaction = cpu.count("rocksdb:low") ? cpu.at("rocksdb:low") : 0;
-    if (last >= 0 && compaction - last < 0.25) {
-      break;
-    }
-    last = compaction;
-    std::this_thread::sleep_for(std::chrono::seconds(5));
-  }
-  const double settle_s = Since(ts);
+  const auto quiet = (*hub)->WaitCompactionsSettled(std::chrono::seconds(600));
+  const double settle_s = quiet.seconds;
   lo.id_prefix = "settled-";
-  std::fprintf(stderr, "[growth_settled] compactions quiet after %.0f s; %lu events ...\n",
-               settle_s, lo.events);
+  std::fprintf(stderr, "[growth_settled] compactions %s after %.0f s; %lu events ...\n",
+               quiet.settled ? "settled" : "still owed", settle_s, lo.events);
   IngestRun settled = RunLoadOn(hub->get(), lo);
   std::fprintf(stderr, "[growth_settled] hub CPU per answered event: %s\n",
                ThreadLine(settled).c_str());
@@ -1253,6 +1257,7 @@ Status RunGrowthSection(BenchContext* ctx) {
   ctx->report.Set("growth", "id_shape", shape_name);
   ctx->report.Set("growth", "stored_resend_ratio", o.growth_stored_resend_ratio);
   ctx->report.Set("growth", "settle_seconds", settle_s);
+  ctx->report.Set("growth", "settled_before_2nd_load", quiet.settled);
   ctx->report.Set("growth", "steps", fill->steps);
   ctx->report.Set("growth", "empty_duplicates", empty->load.duplicate);
   ctx->report.Set("growth", "full_duplicates", full.load.duplicate);

@@ -507,6 +507,14 @@ Result<std::string> AdminServer::Start() {
         .Set(static_cast<double>(CountOrZero(ctx_.store->events().ApproximateCount())));
     metrics.GetGauge("carehub_dedup_index_keys", "Approximate keys in the dedup index.")
         .Set(static_cast<double>(ctx_.store->dedup().ApproximateKeys()));
+    const CompactionBacklog compactions = ctx_.store->Compactions();
+    metrics.GetGauge("carehub_store_compactions_running", "RocksDB compactions running now.")
+        .Set(static_cast<double>(compactions.running));
+    metrics
+        .GetGauge("carehub_store_compaction_pending_bytes",
+                  "RocksDB's estimate of the bytes compaction still owes; writes stall when it "
+                  "grows past the store's limits.")
+        .Set(static_cast<double>(compactions.pending_bytes));
     metrics.GetGauge("carehub_quarantine_records", "Records in the quarantine.")
         .Set(static_cast<double>(ctx_.store->quarantine().Count()));
     if (ctx_.key_use != nullptr) {

@@ -116,6 +116,9 @@ TEST(OpsMetrics, CountersMatchTrafficAndPassPromtool) {
   EXPECT_GT(SumSamples(samples, "carehub_ingest_batch_seconds_count"), 0);
   EXPECT_GT(SumSamples(samples, "carehub_store_disk_size_bytes"), 0);
   EXPECT_GT(SumSamples(samples, "carehub_store_disk_free_bytes"), 0);
+  // The compaction backlog (what reads and writes compete with; the precursor of write stalls).
+  EXPECT_TRUE(HasSample(samples, "carehub_store_compactions_running"));
+  EXPECT_TRUE(HasSample(samples, "carehub_store_compaction_pending_bytes"));
   // Every subscription of the demo agreements has a lag gauge; nobody consumed yet.
   for (const char* sub : {"lth-direct-care", "ics-analytics-feed", "lch-virtual-ward"}) {
     ASSERT_TRUE(WaitFor(

@@ -457,6 +457,19 @@ uint64_t Database::ApproximateSizeBytes() const {
   return total;
 }
 
+CompactionBacklog Database::Compactions() const {
+  CompactionBacklog backlog;
+  uint64_t running = 0;
+  db_->GetIntProperty("rocksdb.num-running-compactions", &running);
+  backlog.running = running;
+  for (auto* handle : handles_) {
+    uint64_t pending = 0;
+    db_->GetIntProperty(handle, "rocksdb.estimate-pending-compaction-bytes", &pending);
+    backlog.pending_bytes += pending;
+  }
+  return backlog;
+}
+
 uint64_t Database::ApproximateKeys(Column column) const {
   uint64_t n = 0;
   db_->GetIntProperty(cf(column), "rocksdb.estimate-num-keys", &n);

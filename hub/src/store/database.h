@@ -107,6 +107,8 @@ class Database {
   uint64_t ApproximateSizeBytes() const;
   // RocksDB's estimate of the keys in a column family.
   uint64_t ApproximateKeys(Column column) const;
+  // Background compaction work, every column family (see Store::Compactions).
+  CompactionBacklog Compactions() const;
 
  private:
   explicit Database(const StoreOptions& options);

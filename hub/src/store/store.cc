@@ -55,6 +55,8 @@ Status Store::CheckHeadroom(uint64_t bytes) const { return db_->CheckHeadroom(by
 
 uint64_t Store::ApproximateSizeBytes() const { return db_->ApproximateSizeBytes(); }
 
+CompactionBacklog Store::Compactions() const { return db_->Compactions(); }
+
 const std::filesystem::path& Store::dir() const { return db_->options().dir; }
 
 Status Store::ScanColumn(Column column,

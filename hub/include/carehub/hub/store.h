@@ -103,6 +103,9 @@ class Store {
     return events_.DeleteBefore(unix_ms, routes_);
   }
   uint64_t ApproximateSizeBytes() const;
+  // The compaction work RocksDB is doing or owes: background CPU and disk that reads and writes
+  // compete with (e.g. just after a bulk load), and the precursor of write stalls.
+  CompactionBacklog Compactions() const;
   const std::filesystem::path& dir() const;
 
   // Raw reads, for the offline consistency check (consistency.h): fn(key, value) for every record

@@ -1,5 +1,5 @@
 #pragma once
-// How a store is opened (Store::Open). Plain data.
+// How a store is opened (Store::Open), and what it reports of its upkeep. Plain data.
 
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +43,13 @@ struct StoreOptions {
   // Write-ahead log history kept for standbys that reconnect behind (ChangeLog::ReadSince); 0
   // keeps none (a hub without replication).
   uint64_t wal_archive_bytes = 0;
+};
+
+// Compaction work in the store (Store::Compactions): compactions running now, and RocksDB's
+// estimate of the bytes compaction must still rewrite to bring every level within its target.
+struct CompactionBacklog {
+  uint64_t running = 0;
+  uint64_t pending_bytes = 0;
 };
 
 }  // namespace carehub::hub
