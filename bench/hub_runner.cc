@@ -230,10 +230,9 @@ HubRunner::Settled HubRunner::WaitCompactionsSettled(std::chrono::seconds limit)
     }
     const std::string text = Metrics();
     // A scrape without the gauges (failed, or taken before they exist) proves nothing.
-    const bool reported = text.find("\ncarehub_store_compactions_running ") != std::string::npos;
-    const bool quiet_now = reported && ScrapeSum(text, "carehub_store_compactions_running") == 0 &&
-                           ScrapeSum(text, "carehub_store_compaction_pending_bytes") == 0;
-    quiet = quiet_now ? quiet + 1 : 0;
+    const auto running = ScrapeTotal(text, "carehub_store_compactions_running");
+    const auto pending = ScrapeTotal(text, "carehub_store_compaction_pending_bytes");
+    quiet = running == 0.0 && pending == 0.0 ? quiet + 1 : 0;
     if (quiet < 3) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -245,18 +244,22 @@ HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name
   return {ScrapeSum(text, name + "_sum"), ScrapeSum(text, name + "_count")};
 }
 
-double ScrapeSum(const std::string& text, const std::string& name) {
-  double total = 0;
+std::optional<double> ScrapeTotal(const std::string& text, const std::string& name) {
+  std::optional<double> total;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
         (line[name.size()] == ' ' || line[name.size()] == '{')) {
       const auto space = line.rfind(' ');
-      total += std::atof(line.c_str() + space + 1);
+      total = total.value_or(0) + std::atof(line.c_str() + space + 1);
     }
   }
   return total;
+}
+
+double ScrapeSum(const std::string& text, const std::string& name) {
+  return ScrapeTotal(text, name).value_or(0);
 }
 
 }  // namespace carehub::bench

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "carehub/core/status.h"
@@ -88,7 +89,9 @@ struct HistogramTotals {
   double mean() const { return count > 0 ? sum / count : 0; }
 };
 HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name);
-// A Prometheus counter or gauge family in `text`, all label sets summed (0 when absent).
+// A Prometheus counter or gauge family in `text`, all label sets summed; nullopt when `text` has
+// no sample of it (ScrapeSum: 0).
+std::optional<double> ScrapeTotal(const std::string& text, const std::string& name);
 double ScrapeSum(const std::string& text, const std::string& name);
 
 // Size of every regular file under `dir`.

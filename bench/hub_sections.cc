@@ -667,20 +667,26 @@ Status RunCatchupSection(BenchContext* ctx) {
   // Both readings start on a store at rest: the fill leaves compactions behind (seconds of both
   // cores at 2M events), which would slow whichever reading came first — the short narrow one
   // nearly throughout, the long full one hardly.
-  const auto settled = (*hub)->WaitCompactionsSettled(std::chrono::seconds(300));
-  if (!settled.settled) {
-    return Status::Error("bench_failed",
-                         "catch-up: compactions still running 300 s after the fill");
+  auto settle = [&](const char* after) -> Result<double> {
+    const auto settled = (*hub)->WaitCompactionsSettled(std::chrono::seconds(300));
+    if (!settled.settled) {
+      return Status::Error("bench_failed",
+                           std::string("catch-up: compactions still running 300 s after ") + after);
+    }
+    return settled.seconds;
+  };
+  auto after_fill = settle("the fill");
+  if (!after_fill.ok()) {
+    return after_fill.status();
   }
-  ctx->report.Set("catchup", "fill_compaction_settle_seconds", settled.seconds);
+  ctx->report.Set("catchup", "fill_compaction_settle_seconds", *after_fill);
   std::fprintf(stderr, "[catchup] narrow (1%%) subscription from earliest ...\n");
   auto narrow = CatchUp((*hub)->subscribe_endpoint(), "sub-1pc");
   if (!narrow.ok()) {
     return narrow.status();
   }
-  if (!(*hub)->WaitCompactionsSettled(std::chrono::seconds(300)).settled) {
-    return Status::Error("bench_failed",
-                         "catch-up: compactions still running 300 s after the 1% reading");
+  if (auto after_narrow = settle("the 1% reading"); !after_narrow.ok()) {
+    return after_narrow.status();
   }
   std::fprintf(stderr, "[catchup] full subscription from earliest ...\n");
   auto full = CatchUp((*hub)->subscribe_endpoint(), "sub-all");

@@ -459,9 +459,7 @@ uint64_t Database::ApproximateSizeBytes() const {
 
 CompactionBacklog Database::Compactions() const {
   CompactionBacklog backlog;
-  uint64_t running = 0;
-  db_->GetIntProperty("rocksdb.num-running-compactions", &running);
-  backlog.running = running;
+  db_->GetIntProperty("rocksdb.num-running-compactions", &backlog.running);
   for (auto* handle : handles_) {
     uint64_t pending = 0;
     db_->GetIntProperty(handle, "rocksdb.estimate-pending-compaction-bytes", &pending);
