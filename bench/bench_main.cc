@@ -145,6 +145,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"random", "sequential"}));
   app.add_option("--growth-stored-resends", o.growth_stored_resend_ratio,
                  "share of the measured load resending the fill's oldest events");
+  app.add_option("--growth-pairs", o.growth_pairs,
+                 "back-to-back loads on an empty and on the filled hub; the figure is the median "
+                 "of their ratios");
   app.add_option("--limits-events", o.limits_events);
   app.add_option("--nats-events", o.nats_events);
   app.add_option("--sink-events", o.sink_events, "backlog the sink section loads into PostgreSQL");
@@ -168,6 +171,7 @@ int main(int argc, char** argv) {
     unless_given("--latency-seconds", &o.latency_seconds, 2.0);
     unless_given("--footprint-events", &o.footprint_events, uint64_t{40'000});
     unless_given("--growth-events", &o.growth_events, uint64_t{200'000});
+    unless_given("--growth-pairs", &o.growth_pairs, uint32_t{2});
     unless_given("--limits-events", &o.limits_events, uint64_t{200'000});
     unless_given("--nats-events", &o.nats_events, uint64_t{40'000});
     unless_given("--sink-events", &o.sink_events, uint64_t{20'000});

@@ -38,6 +38,8 @@ struct BenchOptions {
   uint64_t growth_events = 50'000'000;
   bool growth_random_ids = true;
   double growth_stored_resend_ratio = 0.02;
+  // Back-to-back pairs (empty hub, filled hub) whose median ratio is the growth figure.
+  uint32_t growth_pairs = 3;
   uint64_t limits_events = 2'000'000;
   uint64_t nats_events = 2'000'000;
   uint64_t sink_events = 200'000;
