@@ -82,15 +82,47 @@ IngestPipeline::IngestPipeline(Store* store, metrics::Registry* metrics, Validat
   (void)QuarantineDroppedCounter("total_cap");
 }
 
+metrics::Counter& IngestPipeline::PublisherCounter(std::string_view publisher,
+                                                   metrics::Counter* PublisherCounters::*slot,
+                                                   const char* family, const char* help) {
+  auto it = publisher_counters_.find(publisher);
+  if (it == publisher_counters_.end()) {
+    it = publisher_counters_.try_emplace(std::string(publisher)).first;
+  }
+  metrics::Counter*& c = it->second.*slot;
+  if (c == nullptr) {
+    c = &CounterFor(family, help, {{"publisher", std::string(publisher)}});
+  }
+  return *c;
+}
+
+metrics::Counter& IngestPipeline::ReceivedCounter(std::string_view publisher) {
+  return PublisherCounter(publisher, &PublisherCounters::received, "carehub_events_received_total",
+                          "Events received, by publisher.");
+}
+
 metrics::Counter& IngestPipeline::ConflictCounter(std::string_view publisher) {
-  return CounterFor("carehub_events_conflict_total",
-                    "Events whose key was stored with other content.",
-                    {{"publisher", std::string(publisher)}});
+  return PublisherCounter(publisher, &PublisherCounters::conflict, "carehub_events_conflict_total",
+                          "Events whose key was stored with other content.");
 }
 
 metrics::Counter& IngestPipeline::DuplicateCounter(std::string_view publisher) {
-  return CounterFor("carehub_events_duplicate_total", "Resent events answered DUPLICATE.",
-                    {{"publisher", std::string(publisher)}});
+  return PublisherCounter(publisher, &PublisherCounters::duplicate,
+                          "carehub_events_duplicate_total", "Resent events answered DUPLICATE.");
+}
+
+metrics::Counter& IngestPipeline::AcceptedCounter(std::string_view publisher,
+                                                  std::string_view type) {
+  accepted_key_.assign(publisher);
+  accepted_key_ += '\0';
+  accepted_key_ += type;
+  auto it = accepted_counters_.find(std::string_view(accepted_key_));
+  if (it == accepted_counters_.end()) {
+    auto& c = CounterFor("carehub_events_accepted_total", "Events stored, by publisher and type.",
+                         {{"publisher", std::string(publisher)}, {"type", std::string(type)}});
+    it = accepted_counters_.try_emplace(accepted_key_, &c).first;
+  }
+  return *it->second;
 }
 
 metrics::Counter& IngestPipeline::QuarantineDroppedCounter(const std::string& reason) {
@@ -343,6 +375,7 @@ void IngestPipeline::DecideAndSequence(PreparedBatch* batch, std::span<const Eve
   // Views of known_routes_' strings, which stay put while this runs.
   std::vector<std::pair<std::string_view, uint64_t>> route_puts;
   route_puts.reserve(candidates->size());
+  label_index_.clear();
   for (auto& cand : *candidates) {
     auto* result = results->Mutable(cand.index);
     const EventView& event = events[cand.index];
@@ -485,12 +518,15 @@ void IngestPipeline::NoteAccepted(PreparedBatch* batch, std::string_view publish
   // Received (the hub's clock) minus occurred: what the feed's consumers wait.
   q.delay_seconds_sum = ToUnixMillis(batch->received_at) / 1000 -
                         static_cast<int64_t>(event.envelope().occurred_at().seconds());
-  for (auto& label : batch->accepted_labels) {
-    if (label.publisher == publisher && label.type == type) {
-      ++label.count;
-      label.quality.Add(q);
-      return;
-    }
+  // One label per (publisher, type) in the batch: up to a few hundred in a batch mixing a hundred
+  // publishers, so found by hash rather than by a walk of the list.
+  const auto [it, added] = label_index_.try_emplace(std::pair(publisher, std::string_view(type)),
+                                                    batch->accepted_labels.size());
+  if (!added) {
+    auto& label = batch->accepted_labels[it->second];
+    ++label.count;
+    label.quality.Add(q);
+    return;
   }
   batch->accepted_labels.push_back({std::string(publisher), type, 1, q});
 }
@@ -514,12 +550,12 @@ void IngestPipeline::FailAll(PreparedBatch* batch, const std::string& message) {
 
 // Once per batch, under a lock the admin thread shares: counts by publisher for the status page.
 void IngestPipeline::CountActivity(const PreparedBatch& batch, std::span<const EventView> events) {
-  std::map<std::string, PublisherActivity> seen;
+  auto& seen = batch_activity_;
+  seen.clear();
   const auto& results = batch.result.results();
   for (size_t i = 0; i < events.size(); ++i) {
     const int r = static_cast<int>(i);
-    auto& a = seen[std::string(
-        PublisherLabel(events[i].envelope().publisher_ods(), results.Get(r).reason()))];
+    auto& a = seen[PublisherLabel(events[i].envelope().publisher_ods(), results.Get(r).reason())];
     ++a.received;
     switch (results.Get(r).status()) {
       case v1::EventResult::DUPLICATE:
@@ -534,9 +570,7 @@ void IngestPipeline::CountActivity(const PreparedBatch& batch, std::span<const E
     }
   }
   for (const auto& [publisher, a] : seen) {
-    CounterFor("carehub_events_received_total", "Events received, by publisher.",
-               {{"publisher", publisher}})
-        .Inc(a.received);
+    ReceivedCounter(publisher).Inc(a.received);
     // A publisher's per-publisher counters exist (at 0) from its first event on, not from its
     // first duplicate or conflict: an alert on increase() then counts that first one too. The
     // label is the stored-event one (PublisherLabel), so the set stays bounded.
@@ -548,7 +582,7 @@ void IngestPipeline::CountActivity(const PreparedBatch& batch, std::span<const E
   MutexLock lock(activity_mu_);
   const int64_t now_ms = ToUnixMillis(batch.received_at);
   for (auto& [publisher, a] : seen) {
-    auto& total = activity_[publisher];
+    auto& total = activity_[std::string(publisher)];
     total.received += a.received;
     total.duplicate += a.duplicate;
     total.rejected += a.rejected;
@@ -674,9 +708,7 @@ void IngestPipeline::Finish(PreparedBatch* batch) {
       }
     }
     for (const auto& label : batch->accepted_labels) {
-      CounterFor("carehub_events_accepted_total", "Events stored, by publisher and type.",
-                 {{"publisher", label.publisher}, {"type", label.type}})
-          .Inc(label.count);
+      AcceptedCounter(label.publisher, label.type).Inc(label.count);
     }
     return;
   }

@@ -28,6 +28,8 @@
 //
 // Not thread-safe: one ingest thread owns the pipeline.
 
+#include <absl/container/flat_hash_map.h>
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -207,8 +209,13 @@ class IngestPipeline {
   metrics::Counter& CounterFor(const std::string& family, const std::string& help,
                                const metrics::Labels& labels);
   // The labelled counters with one definition each (created at 0 before their first event).
+  // The per-publisher ones and the accepted ones are found through caches keyed by their labels'
+  // bytes, without building a key or a label set: a batch of 20 events from 18 publishers looked
+  // up ~70 counters through CounterFor, a tenth of the ingest thread at 1,000 such batches/s.
+  metrics::Counter& ReceivedCounter(std::string_view publisher);
   metrics::Counter& ConflictCounter(std::string_view publisher);
   metrics::Counter& DuplicateCounter(std::string_view publisher);
+  metrics::Counter& AcceptedCounter(std::string_view publisher, std::string_view type);
   metrics::Counter& QuarantineDroppedCounter(const std::string& reason);
 
   Store* store_;
@@ -225,12 +232,13 @@ class IngestPipeline {
   uint64_t next_seq_ = 0;  // 0: not yet read from the store
   uint64_t epoch_ = 1;
   PendingKeys pending_;
-  // Looked up by string_view: the route of each accepted event is built in route_buf_.
-  struct RouteHash {
+  // Lets the string-keyed tables below be looked up by string_view, without a key string.
+  struct ViewHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_set<std::string, RouteHash, std::equal_to<>> known_routes_;
+  // Looked up by string_view: the route of each accepted event is built in route_buf_.
+  std::unordered_set<std::string, ViewHash, std::equal_to<>> known_routes_;
   std::string route_buf_;
   // Canonical-bytes buffers of earlier batches, reused: a fresh string per event (and a second
   // allocation when the hub fields were appended) was a measurable share of the ingest thread.
@@ -243,6 +251,27 @@ class IngestPipeline {
   void GiveBackBytesBuffer(std::string buffer);
   void ReturnBytesBuffers(std::vector<Candidate>* candidates);
   std::unordered_map<std::string, metrics::Counter*> counter_cache_;
+  // Each filled on first use (PublisherCounter).
+  struct PublisherCounters {
+    metrics::Counter* received = nullptr;
+    metrics::Counter* conflict = nullptr;
+    metrics::Counter* duplicate = nullptr;
+  };
+  // The counter `family` of `publisher`, kept in its `slot`.
+  metrics::Counter& PublisherCounter(std::string_view publisher,
+                                     metrics::Counter* PublisherCounters::*slot, const char* family,
+                                     const char* help);
+  absl::flat_hash_map<std::string, PublisherCounters, ViewHash, std::equal_to<>>
+      publisher_counters_;
+  absl::flat_hash_map<std::string, metrics::Counter*, ViewHash, std::equal_to<>>
+      accepted_counters_;     // "publisher\0type"
+  std::string accepted_key_;  // AcceptedCounter's lookup key, reused
+  // CountActivity's per-batch counts by publisher label (views of the batch's events or of
+  // literals, valid for that call only), reused.
+  absl::flat_hash_map<std::string_view, PublisherActivity> batch_activity_;
+  // DecideAndSequence's index of batch->accepted_labels by (publisher, type), views valid for
+  // that call only.
+  absl::flat_hash_map<std::pair<std::string_view, std::string_view>, size_t> label_index_;
   std::vector<std::unique_ptr<PreparedBatch>> free_batches_;
   std::unique_ptr<PreparedBatch> NewBatch(size_t reserve_bytes);
   mutable Mutex activity_mu_;
