@@ -171,7 +171,6 @@ int main(int argc, char** argv) {
     unless_given("--latency-seconds", &o.latency_seconds, 2.0);
     unless_given("--footprint-events", &o.footprint_events, uint64_t{40'000});
     unless_given("--growth-events", &o.growth_events, uint64_t{200'000});
-    unless_given("--growth-pairs", &o.growth_pairs, uint32_t{2});
     unless_given("--limits-events", &o.limits_events, uint64_t{200'000});
     unless_given("--nats-events", &o.nats_events, uint64_t{40'000});
     unless_given("--sink-events", &o.sink_events, uint64_t{20'000});

@@ -344,6 +344,16 @@ IngestRun RunLoadOn(HubRunner* hub, IngestLoadOptions lo) {
   return run;
 }
 
+// An error when the load of `run` was not answered in full (each event accepted or duplicate).
+Status CheckAnswered(const IngestRun& run, const std::string& what) {
+  const auto& r = run.load;
+  if (r.sent == 0 || r.other > 0) {
+    return Status::Error("bench_failed", what + ": " + std::to_string(r.sent) + " answered, " +
+                                             std::to_string(r.other) + " not accepted");
+  }
+  return Status::Ok();
+}
+
 // Starts a hub with `ho`, runs the ingest load `lo` against it and stops the hub; its dir is
 // removed afterwards. An error when the hub did not start or not every event was answered as
 // accepted or duplicate; a failed stop is returned in `stopped` so the figures are still recorded.
@@ -361,10 +371,8 @@ Result<IngestRun> MeasureIngest(const HubRunOptions& ho, const std::string& sec,
                ThreadLine(run).c_str());
   run.stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
-  const auto& r = run.load;
-  if (r.sent == 0 || r.other > 0) {
-    return Status::Error("bench_failed", sec + ": " + std::to_string(r.sent) + " answered, " +
-                                             std::to_string(r.other) + " not accepted");
+  if (auto answered = CheckAnswered(run, sec); !answered.ok()) {
+    return answered;
   }
   return run;
 }
@@ -1166,38 +1174,19 @@ Status RunFootprintSection(BenchContext* ctx) {
 // ---- 5b. Growth ----
 namespace {
 
-// One pair of the growth comparison: the same load on a fresh empty hub and on the filled hub,
-// run back to back so both meet the same minutes of the machine.
+// One pair of the growth comparison: the same load on the (warmed) empty hub and on the filled
+// hub, run back to back so both meet the same minutes of the machine.
 struct GrowthPair {
   bool empty_first = true;
   IngestRun empty, filled;
-  double settle_seconds = 0;  // the filled hub's compaction waits before the pair's two loads
-  bool settled = true;        // both waits ended with no compaction running or owed
+  double settle_seconds = 0;  // both hubs' compaction waits before the pair's two loads
+  bool settled = true;        // every wait ended with no compaction running or owed
 
   double ratio() const {
     const double e = empty.load.accepted_per_second();
     return e > 0 ? filled.load.accepted_per_second() / e : 0;
   }
 };
-
-double Median(std::vector<double> v) {
-  if (v.empty()) {
-    return 0;
-  }
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// An error when a load on the growth hubs was not answered in full.
-Status CheckGrowthLoad(const IngestRun& run, const std::string& what) {
-  if (run.load.sent == 0 || run.load.other > 0) {
-    return Status::Error("bench_failed", "growth, " + what + ": " + std::to_string(run.load.sent) +
-                                             " answered, " + std::to_string(run.load.other) +
-                                             " not accepted");
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
@@ -1238,7 +1227,7 @@ Status RunGrowthSection(BenchContext* ctx) {
                lo.events);
   IngestRun full = RunLoadOn(hub->get(), lo);
   std::fprintf(stderr, "[growth_full] hub CPU per answered event: %s\n", ThreadLine(full).c_str());
-  if (auto s = CheckGrowthLoad(full, "right after the restart"); !s.ok()) {
+  if (auto s = CheckAnswered(full, "growth, right after the restart"); !s.ok()) {
     return s;
   }
   // Then pairs: the same load on the empty hub and on the filled hub, back to back, the order
@@ -1263,7 +1252,7 @@ Status RunGrowthSection(BenchContext* ctx) {
   std::fprintf(stderr, "[growth_empty_warmup] durability=fsync, a fresh hub: %lu events ...\n",
                empty_lo.events);
   const IngestRun empty_warmup = RunLoadOn(empty_hub->get(), empty_lo);
-  if (auto s = CheckGrowthLoad(empty_warmup, "the empty hub's warm-up"); !s.ok()) {
+  if (auto s = CheckAnswered(empty_warmup, "growth, the empty hub's warm-up"); !s.ok()) {
     return s;
   }
   std::vector<GrowthPair> pairs(std::max<uint32_t>(1, o.growth_pairs));
@@ -1285,17 +1274,19 @@ Status RunGrowthSection(BenchContext* ctx) {
       HubRunner* target = empty_now ? empty_hub->get() : hub->get();
       IngestLoadOptions& load = empty_now ? empty_lo : lo;
       load.id_prefix = (empty_now ? "empty-" : "filled-") + std::to_string(i + 1) + "-";
-      // Each filled load resends other stored events than the loads before it (the load right
-      // after the restart used phase 0): until 12-05 every load resent the same ones, whose blocks
-      // the first had brought into the caches.
-      lo.stored_phase = i + 1;
+      if (!empty_now) {
+        // Each filled load resends other stored events than the loads before it (the load right
+        // after the restart used phase 0): until 12-05 every load resent the same ones, whose
+        // blocks the first had brought into the caches.
+        lo.stored_phase = i + 1;
+      }
       const std::string sec = tag + (empty_now ? "_empty" : "_filled");
       std::fprintf(stderr, "[%s] compactions %s after %.0f s; %lu events ...\n", sec.c_str(),
                    settled ? "settled" : "still owed", waited, load.events);
       IngestRun run = RunLoadOn(target, load);
       std::fprintf(stderr, "[%s] hub CPU per answered event: %s\n", sec.c_str(),
                    ThreadLine(run).c_str());
-      if (auto s = CheckGrowthLoad(run, sec); !s.ok()) {
+      if (auto s = CheckAnswered(run, "growth, " + sec); !s.ok()) {
         return s;
       }
       (empty_now ? pair.empty : pair.filled) = std::move(run);
@@ -1338,9 +1329,9 @@ Status RunGrowthSection(BenchContext* ctx) {
                           {"empty_hub_cpu_us_per_answered_event", ThreadJson(pair.empty)},
                           {"filled_hub_cpu_us_per_answered_event", ThreadJson(pair.filled)}});
   }
-  const double ratio = Median(ratios);
-  const double empty_rate = Median(empty_rates);
-  const double filled_rate = Median(filled_rates);
+  const double ratio = Percentile(&ratios, 0.5);
+  const double empty_rate = Percentile(&empty_rates, 0.5);
+  const double filled_rate = Percentile(&filled_rates, 0.5);
   const double full_rate = full.load.accepted_per_second();
   const double rss_gib = rss / double(1ull << 30);
   const bool at_target_size = fill->stored >= 50'000'000;
@@ -1382,9 +1373,9 @@ Status RunGrowthSection(BenchContext* ctx) {
   ctx->report.Set("growth", "empty_warmup_accepted_per_s", empty_warmup.load.accepted_per_second());
   ctx->report.Set("growth", "empty_warmup_hub_cpu_us_per_answered_event", ThreadJson(empty_warmup));
   std::string per_pair;
-  for (double r : ratios) {
+  for (const auto& pair : pairs) {  // in run order (Percentile sorted `ratios`)
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%s%.2fx", per_pair.empty() ? "" : ", ", r);
+    std::snprintf(buf, sizeof buf, "%s%.2fx", per_pair.empty() ? "" : ", ", pair.ratio());
     per_pair += buf;
   }
   std::fprintf(stderr,

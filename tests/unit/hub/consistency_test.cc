@@ -7,9 +7,7 @@
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
-#include <thread>
 
 #include "carehub/core/clock.h"
 #include "carehub/core/event_types.h"
@@ -18,6 +16,7 @@
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "group_committer.h"
+#include "pipeline_test_util.h"
 #include "store_test_util.h"
 
 namespace carehub::hub {
@@ -25,6 +24,7 @@ namespace {
 
 constexpr size_t kEvents = 300;
 
+using testing::CommitThroughPipeline;
 using testing::FreshTestDir;
 using testing::Ok;
 
@@ -48,16 +48,10 @@ class ConsistencyTest : public ::testing::Test {
         *publish.add_events() = gen.Next();
       }
       // Committed by the hub's own group committer, as the ingest server does.
-      committer.Submit(pipeline.Prepare("peer", "", &publish));
-      std::vector<std::unique_ptr<PreparedBatch>> done;
-      for (int wait = 0; wait < 5000 && done.empty(); ++wait) {
-        done = committer.TakeCompleted();
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      ASSERT_EQ(done.size(), 1u);
-      ASSERT_TRUE(done[0]->committed);
-      pipeline.Finish(done[0].get());
-      for (const auto& r : done[0]->result.results()) {
+      auto done = CommitThroughPipeline(pipeline, committer, &publish);
+      ASSERT_NE(done, nullptr);
+      ASSERT_TRUE(done->committed);
+      for (const auto& r : done->result.results()) {
         ASSERT_EQ(r.status(), v1::EventResult::ACCEPTED) << r.reason() << " " << r.message();
       }
     }

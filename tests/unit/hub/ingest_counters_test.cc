@@ -4,11 +4,9 @@
 // here from the events themselves, not by the pipeline's code).
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -19,11 +17,13 @@
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
 #include "group_committer.h"
+#include "pipeline_test_util.h"
 #include "store_test_util.h"
 
 namespace carehub::hub {
 namespace {
 
+using testing::CommitThroughPipeline;
 using testing::FreshTestDir;
 
 class IngestCountersTest : public ::testing::Test {
@@ -52,19 +52,13 @@ class IngestCountersTest : public ::testing::Test {
     for (const auto& e : events) {
       *publish.add_events() = e;
     }
-    committer_->Submit(pipeline_->Prepare("peer", "", &publish));
-    std::vector<std::unique_ptr<PreparedBatch>> done;
-    for (int wait = 0; wait < 10000 && done.empty(); ++wait) {
-      done = committer_->TakeCompleted();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    EXPECT_EQ(done.size(), 1u);
-    if (done.empty()) {
+    auto done = CommitThroughPipeline(*pipeline_, *committer_, &publish);
+    EXPECT_NE(done, nullptr);
+    if (done == nullptr) {
       return {};
     }
-    EXPECT_TRUE(done[0]->committed);
-    pipeline_->Finish(done[0].get());
-    return {done[0]->result.results().begin(), done[0]->result.results().end()};
+    EXPECT_TRUE(done->committed);
+    return {done->result.results().begin(), done->result.results().end()};
   }
 
   std::filesystem::path dir_;
