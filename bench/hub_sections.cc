@@ -278,8 +278,66 @@ double Percentile(std::vector<double>* v, double q) {
 namespace {
 
 // One ingest load against a fresh hub, with the hub's own commit figures.
+// What the hub's dedup lookups cost during one load: differences of its dedup metrics
+// (carehub_dedup_lookup_*, carehub_dedup_blocks_read_total) across the load. Stored keys are the
+// resends answered from the index (not those of batches still being committed).
+struct DedupFigures {
+  double lookups = 0, lookup_seconds = 0;
+  double stored_keys = 0, new_keys = 0;
+  double data_blocks = 0, index_blocks = 0, filter_blocks = 0;
+
+  static DedupFigures Scrape(const std::string& metrics) {
+    DedupFigures f;
+    const auto lookup = ScrapeHistogram(metrics, "carehub_dedup_lookup_seconds");
+    f.lookups = lookup.count;
+    f.lookup_seconds = lookup.sum;
+    f.stored_keys = ScrapeSum(metrics, "carehub_dedup_lookup_keys_total{result=\"stored\"}");
+    f.new_keys = ScrapeSum(metrics, "carehub_dedup_lookup_keys_total{result=\"new\"}");
+    f.data_blocks = ScrapeSum(metrics, "carehub_dedup_blocks_read_total{block=\"data\"}");
+    f.index_blocks = ScrapeSum(metrics, "carehub_dedup_blocks_read_total{block=\"index\"}");
+    f.filter_blocks = ScrapeSum(metrics, "carehub_dedup_blocks_read_total{block=\"filter\"}");
+    return f;
+  }
+  DedupFigures Minus(const DedupFigures& before) const {
+    return {lookups - before.lookups,
+            lookup_seconds - before.lookup_seconds,
+            stored_keys - before.stored_keys,
+            new_keys - before.new_keys,
+            data_blocks - before.data_blocks,
+            index_blocks - before.index_blocks,
+            filter_blocks - before.filter_blocks};
+  }
+  double keys() const { return stored_keys + new_keys; }
+  // Lookup time per key looked up, in microseconds.
+  double us_per_key() const { return keys() > 0 ? lookup_seconds * 1e6 / keys() : 0; }
+  nlohmann::json Json() const {
+    auto per = [](double n, double d) { return d > 0 ? n / d : 0.0; };
+    return {{"lookups", lookups},
+            {"lookup_seconds", lookup_seconds},
+            {"stored_keys", stored_keys},
+            {"new_keys", new_keys},
+            {"lookup_us_per_key", us_per_key()},
+            {"data_blocks_read", data_blocks},
+            {"index_blocks_read", index_blocks},
+            {"filter_blocks_read", filter_blocks},
+            {"data_blocks_read_per_stored_key", per(data_blocks, stored_keys)},
+            {"lookup_us_per_data_block_read", per(lookup_seconds * 1e6, data_blocks)}};
+  }
+  // "lookups 1.23 s (2.05 us per key); 11800 stored keys, 0.98 data blocks read per stored key"
+  std::string Line() const {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "lookups %.2f s (%.2f us per key); %.0f stored keys, %.0f new; blocks read: "
+                  "%.0f data (%.2f per stored key), %.0f index, %.0f filter",
+                  lookup_seconds, us_per_key(), stored_keys, new_keys, data_blocks,
+                  stored_keys > 0 ? data_blocks / stored_keys : 0.0, index_blocks, filter_blocks);
+    return buf;
+  }
+};
+
 struct IngestRun {
   IngestLoadResult load;
+  DedupFigures dedup;  // the hub's dedup lookups during the load
   HistogramTotals commit, per_commit, batch;
   uint64_t peak_rss = 0;
   uint64_t rss = 0;  // VmRSS when the load ended
@@ -329,6 +387,7 @@ std::map<std::string, double> CpuUsedSince(const HubRunner& hub,
 IngestRun RunLoadOn(HubRunner* hub, IngestLoadOptions lo) {
   lo.endpoint = hub->ingest_endpoint();
   IngestRun run;
+  const auto dedup_before = DedupFigures::Scrape(hub->Metrics());
   const auto cpu_before = hub->ThreadCpuSeconds();
   run.load = RunIngestLoad(lo);
   for (const auto& [name, used] : CpuUsedSince(*hub, cpu_before)) {
@@ -336,6 +395,7 @@ IngestRun RunLoadOn(HubRunner* hub, IngestLoadOptions lo) {
         run.load.sent > 0 ? used * 1e6 / static_cast<double>(run.load.sent) : 0;
   }
   auto metrics = hub->Metrics();
+  run.dedup = DedupFigures::Scrape(metrics).Minus(dedup_before);
   run.commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
   run.per_commit = ScrapeHistogram(metrics, "carehub_store_batches_per_commit");
   run.batch = ScrapeHistogram(metrics, "carehub_ingest_batch_seconds");
@@ -928,7 +988,9 @@ struct Fill {
   uint64_t stored = 0;
   double seconds = 0;
   nlohmann::json steps = nlohmann::json::array();  // one entry per round
-  IngestLoadOptions first_round;                   // to regenerate its events (stored resends)
+  // Each round's load, oldest first, to regenerate its events (stored resends). Rounds have
+  // disjoint id prefixes, so their keys sit in disjoint ranges of the dedup index.
+  std::vector<IngestLoadOptions> rounds;
 };
 
 // Fills a running hub with `events` new events (no resends) in rounds of 2M, ids of `shape` under
@@ -945,9 +1007,8 @@ Result<Fill> FillHub(BenchContext* ctx, HubRunner* hub, uint64_t events, const s
     lo.resend_ratio = 0;
     lo.id_shape = shape;
     lo.id_prefix = tag + std::to_string(round) + "-";
-    if (round++ == 0) {
-      fill.first_round = lo;
-    }
+    ++round;
+    fill.rounds.push_back(lo);
     std::fprintf(stderr, "[%s] %lu stored, adding %lu ...\n", tag.c_str(), fill.stored, lo.events);
     auto r = RunIngestLoad(lo);
     if (r.accepted == 0 || r.other > 0) {
@@ -1213,9 +1274,15 @@ Status RunGrowthSection(BenchContext* ctx) {
   hub->reset();
   ho.durability = "fsync";
   auto lo = LoadOptions(*ctx, "", o.ingest_events);
-  // Resends of the oldest stored events (the fill's first round), besides the load's resends of
-  // its own recent events.
-  lo.stored = std::make_shared<IngestLoadOptions>(fill->first_round);
+  // Resends of the oldest stored events, besides the load's resends of its own recent events: the
+  // n-th filled load resends events of the fill's n-th round (of 2M; the last round when there are
+  // fewer), so no load finds the index blocks of its resends in the caches because an earlier
+  // load read them. Until 12-06 every load resent the first round's events: the same blocks, a
+  // key or two apart (dd90688 shifted the picks by one event per load).
+  auto stored_round = [&fill](size_t n) {
+    return std::make_shared<IngestLoadOptions>(fill->rounds[std::min(n, fill->rounds.size() - 1)]);
+  };
+  lo.stored = stored_round(0);
   lo.stored_resend_ratio = o.growth_stored_resend_ratio;
   hub = HubRunner::Start(ho);
   if (!hub.ok()) {
@@ -1227,6 +1294,7 @@ Status RunGrowthSection(BenchContext* ctx) {
                lo.events);
   IngestRun full = RunLoadOn(hub->get(), lo);
   std::fprintf(stderr, "[growth_full] hub CPU per answered event: %s\n", ThreadLine(full).c_str());
+  std::fprintf(stderr, "[growth_full] dedup %s\n", full.dedup.Line().c_str());
   if (auto s = CheckAnswered(full, "growth, right after the restart"); !s.ok()) {
     return s;
   }
@@ -1275,10 +1343,7 @@ Status RunGrowthSection(BenchContext* ctx) {
       IngestLoadOptions& load = empty_now ? empty_lo : lo;
       load.id_prefix = (empty_now ? "empty-" : "filled-") + std::to_string(i + 1) + "-";
       if (!empty_now) {
-        // Each filled load resends other stored events than the loads before it (the load right
-        // after the restart used phase 0): until 12-05 every load resent the same ones, whose
-        // blocks the first had brought into the caches.
-        lo.stored_phase = i + 1;
+        lo.stored = stored_round(i + 1);  // round 0 went to the load right after the restart
       }
       const std::string sec = tag + (empty_now ? "_empty" : "_filled");
       std::fprintf(stderr, "[%s] compactions %s after %.0f s; %lu events ...\n", sec.c_str(),
@@ -1286,6 +1351,7 @@ Status RunGrowthSection(BenchContext* ctx) {
       IngestRun run = RunLoadOn(target, load);
       std::fprintf(stderr, "[%s] hub CPU per answered event: %s\n", sec.c_str(),
                    ThreadLine(run).c_str());
+      std::fprintf(stderr, "[%s] dedup %s\n", sec.c_str(), run.dedup.Line().c_str());
       if (auto s = CheckAnswered(run, "growth, " + sec); !s.ok()) {
         return s;
       }
@@ -1327,7 +1393,9 @@ Status RunGrowthSection(BenchContext* ctx) {
                           {"empty_duplicates", pair.empty.load.duplicate},
                           {"filled_duplicates", pair.filled.load.duplicate},
                           {"empty_hub_cpu_us_per_answered_event", ThreadJson(pair.empty)},
-                          {"filled_hub_cpu_us_per_answered_event", ThreadJson(pair.filled)}});
+                          {"filled_hub_cpu_us_per_answered_event", ThreadJson(pair.filled)},
+                          {"empty_dedup", pair.empty.dedup.Json()},
+                          {"filled_dedup", pair.filled.dedup.Json()}});
   }
   const double ratio = Percentile(&ratios, 0.5);
   const double empty_rate = Percentile(&empty_rates, 0.5);
@@ -1369,6 +1437,7 @@ Status RunGrowthSection(BenchContext* ctx) {
   ctx->report.Set("growth", "full_duplicates", full.load.duplicate);
   ctx->report.Set("growth", "peak_rss_bytes", peak_rss);
   ctx->report.Set("growth", "full_hub_cpu_us_per_answered_event", ThreadJson(full));
+  ctx->report.Set("growth", "full_dedup", full.dedup.Json());
   ctx->report.Set("growth", "full_ack_p99_ms", full.load.ack_p99_ms);
   ctx->report.Set("growth", "empty_warmup_accepted_per_s", empty_warmup.load.accepted_per_second());
   ctx->report.Set("growth", "empty_warmup_hub_cpu_us_per_answered_event", ThreadJson(empty_warmup));

@@ -93,10 +93,6 @@ std::vector<std::string> BuildFrames(const IngestLoadOptions& o, uint32_t conn, 
     stored_left = o.stored->events / o.stored->connections;
     const auto picks = static_cast<uint64_t>(static_cast<double>(events) * o.stored_resend_ratio);
     stride = std::max<uint64_t>(1, stored_left / std::max<uint64_t>(1, picks));
-    for (uint64_t skip = 0; skip < o.stored_phase % stride && stored_left > 0; ++skip) {
-      (void)stored->Next();
-      --stored_left;
-    }
   }
   std::mt19937_64 rng(o.seed * 1000 + conn);
   std::uniform_real_distribution<double> u(0, 1);

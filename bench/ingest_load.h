@@ -37,10 +37,6 @@ struct IngestLoadOptions {
   // answers DUPLICATE from its stored keys, not from recently accepted ones.
   double stored_resend_ratio = 0;
   std::shared_ptr<const IngestLoadOptions> stored;
-  // Which of every stride-th stored event is resent (taken modulo the stride): loads with
-  // different phases resend different stored events, so one load's reads do not warm the caches
-  // for the next one's.
-  uint64_t stored_phase = 0;
   // Publishers the synthetic events are spread over (uniformly); empty = the generator's default.
   std::vector<std::string> publishers;
   // Events per second over all connections; 0 = as fast as possible.

@@ -158,6 +158,19 @@ TEST_F(IngestCountersTest, EveryPublisherAndTypeGetsExactlyItsOwnCounts) {
     EXPECT_EQ(a.rejected, conflict[publisher]);
     EXPECT_EQ(a.quality.events, accepted_by_publisher[publisher]);
   }
+  // Each batch was committed before the next was sent, so every resend and conflicting event was
+  // answered from the store's dedup index (not from keys in flight), every new event was not.
+  uint64_t from_store = 0;
+  for (const auto& [publisher, n] : duplicate) {
+    from_store += n;
+  }
+  for (const auto& [publisher, n] : conflict) {
+    from_store += n;
+  }
+  EXPECT_EQ(metrics_.CounterTotal("carehub_dedup_lookup_keys_total", {{"result", "stored"}}),
+            from_store);
+  EXPECT_EQ(metrics_.CounterTotal("carehub_dedup_lookup_keys_total", {{"result", "new"}}),
+            sent.size());
 }
 
 }  // namespace

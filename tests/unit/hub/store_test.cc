@@ -2,8 +2,11 @@
 #include "carehub/hub/store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/perf_level.h>
 
 #include <filesystem>
+#include <string_view>
+#include <vector>
 
 #include "store_test_util.h"
 
@@ -87,6 +90,51 @@ TEST_F(StoreTest, DedupLookupAnswersEachKeyWhereItWasAsked) {
       EXPECT_FALSE(found[k].has_value()) << asked[k];
     }
   }
+}
+
+TEST_F(StoreTest, DedupLookupCostCountsBlocksReadFromFilesOnly) {
+  // 2,000 keys in one file (flushed when the store closes), then a fresh store: an empty block
+  // cache, and the file's index and filter read when it was opened.
+  WriteBatch batch;
+  for (uint64_t i = 0; i < 2000; ++i) {
+    store_->dedup().Add(&batch, DedupKey("RXK", "id-" + std::to_string(100000 + i)),
+                        DedupEntry{i + 1, HashContent(std::to_string(i)), 20000});
+  }
+  ASSERT_TRUE(store_->Commit(&batch, true).ok());
+  store_.reset();
+  store_ = Ok(Store::Open(StoreOptions{dir_}));
+  // The hub's threads run with RocksDB's perf counters off (thread_setup.h); counting must turn
+  // them on for the lookup only.
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+
+  std::vector<std::string> fresh;
+  for (int i = 0; i < 10; ++i) {
+    fresh.push_back(DedupKey("RXK", "new-" + std::to_string(i)));
+  }
+  DedupLookupCost cost;
+  auto found =
+      Ok(store_->dedup().Lookup(std::vector<std::string_view>(fresh.begin(), fresh.end()), &cost));
+  EXPECT_EQ(cost.keys, 10u);
+  EXPECT_EQ(cost.found, 0u);
+  EXPECT_EQ(cost.data_blocks_read, 0u) << "new keys are answered by the filter in memory";
+  EXPECT_EQ(cost.index_blocks_read + cost.filter_blocks_read, 0u);
+
+  // Keys far apart: each in its own data block, none of them cached yet.
+  const std::vector<std::string> stored = {DedupKey("RXK", "id-100000"),
+                                           DedupKey("RXK", "id-101999")};
+  const std::vector<std::string_view> views(stored.begin(), stored.end());
+  found = Ok(store_->dedup().Lookup(views, &cost));
+  ASSERT_TRUE(found[0].has_value() && found[1].has_value());
+  EXPECT_EQ(cost.found, 2u);
+  EXPECT_EQ(cost.data_blocks_read, 2u);
+  EXPECT_EQ(cost.index_blocks_read + cost.filter_blocks_read, 0u);
+  EXPECT_GT(cost.elapsed.count(), 0);
+  EXPECT_EQ(rocksdb::GetPerfLevel(), rocksdb::PerfLevel::kDisable);
+
+  // The same keys again come from the block cache: no block read.
+  found = Ok(store_->dedup().Lookup(views, &cost));
+  EXPECT_EQ(cost.found, 2u);
+  EXPECT_EQ(cost.data_blocks_read, 0u);
 }
 
 TEST_F(StoreTest, RouteScanReturnsOnlyThatRouteInOrder) {

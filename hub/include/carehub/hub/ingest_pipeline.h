@@ -232,6 +232,18 @@ class IngestPipeline {
   uint64_t next_seq_ = 0;  // 0: not yet read from the store
   uint64_t epoch_ = 1;
   PendingKeys pending_;
+  // What FindPriors' lookups in the store's dedup index cost (DedupLookupCost), as metrics: time
+  // per lookup, keys by outcome, blocks read from files by kind. Owned by metrics_.
+  struct DedupLookupMetrics {
+    metrics::Histogram* seconds = nullptr;
+    metrics::Counter* stored_keys = nullptr;
+    metrics::Counter* new_keys = nullptr;
+    metrics::Counter* data_blocks = nullptr;
+    metrics::Counter* index_blocks = nullptr;
+    metrics::Counter* filter_blocks = nullptr;
+  };
+  DedupLookupMetrics dedup_metrics_;
+  void CountDedupLookup(const DedupLookupCost& cost);
   // Lets the string-keyed tables below be looked up by string_view, without a key string.
   struct ViewHash {
     using is_transparent = void;

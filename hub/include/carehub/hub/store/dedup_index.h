@@ -10,11 +10,16 @@
 // family has bloom filters: most keys looked up at ingest are new, and the filter answers "not
 // here" without reading a block.
 //
+// What a lookup cost is measured on request (DedupLookupCost): the ingest pipeline exports it as
+// metrics, so an operator (and carehub-bench) can see whether the index answers from memory or
+// reads blocks from its files, and for which keys.
+//
 // Errors: Lookup fails as a whole when any read fails — a failed read is never a miss, because a
 // miss makes a resend ACCEPTED a second time. The caller answers RETRY and stores nothing.
 //
 // Thread-safety: every method may be called from any thread. Does not own the Database.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -40,13 +45,27 @@ struct DedupEntry {
 std::string EncodeDedupValue(const DedupEntry& entry);
 std::optional<DedupEntry> DecodeDedupValue(std::string_view value);
 
+// What one Lookup cost. Blocks counted are those read from the files (block-cache misses; a read
+// the OS page cache answers counts too), from RocksDB's perf context of the calling thread.
+struct DedupLookupCost {
+  uint64_t keys = 0;   // looked up
+  uint64_t found = 0;  // of them stored (in any state of expiry: the caller applies the window)
+  uint64_t data_blocks_read = 0;
+  uint64_t index_blocks_read = 0;
+  uint64_t filter_blocks_read = 0;
+  std::chrono::nanoseconds elapsed{0};  // wall time of the lookup
+};
+
 class DedupIndex {
  public:
   explicit DedupIndex(Database* db) : db_(db) {}
 
-  // result[i] is the entry of keys[i], or empty when keys[i] is not stored.
-  Result<std::vector<std::optional<DedupEntry>>> Lookup(
-      std::span<const std::string_view> keys) const;
+  // result[i] is the entry of keys[i], or empty when keys[i] is not stored. With `cost`, also
+  // measures the lookup into it (overwritten; left unspecified on error). Counting raises the
+  // calling thread's RocksDB perf level to kEnableCount for the call when it is lower, and puts
+  // it back after.
+  Result<std::vector<std::optional<DedupEntry>>> Lookup(std::span<const std::string_view> keys,
+                                                        DedupLookupCost* cost = nullptr) const;
   Result<std::vector<std::optional<DedupEntry>>> Lookup(const std::vector<std::string>& keys) const;
   void Add(WriteBatch* batch, std::string_view key, const DedupEntry& entry);
   // RocksDB's estimate.
