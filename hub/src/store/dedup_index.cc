@@ -98,13 +98,14 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
 
 namespace {
 
-// Counts what the calling thread's MultiGet read from files, from RocksDB's thread-local perf
-// context: raises the perf level to counting for its lifetime if needed, and restores it. The
-// context is read as a difference, never reset: another user of it on the same thread (the
-// bench's lookup profile) keeps its figures.
-class BlockReadCounter {
+// Measures a lookup when its caller asks (DedupLookupCost): its wall time, and what the calling
+// thread's MultiGet read from files, from RocksDB's thread-local perf context. Raises the perf
+// level to counting for its lifetime if needed, and restores it. The context is read as a
+// difference, never reset: another user of it on the same thread (the bench's lookup profile) keeps
+// its figures.
+class LookupCostMeter {
  public:
-  BlockReadCounter() : level_(rocksdb::GetPerfLevel()) {
+  LookupCostMeter() : started_(std::chrono::steady_clock::now()), level_(rocksdb::GetPerfLevel()) {
     if (level_ < rocksdb::PerfLevel::kEnableCount) {
       rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
     }
@@ -113,13 +114,13 @@ class BlockReadCounter {
     index_ = pc->index_block_read_count;
     filter_ = pc->filter_block_read_count;
   }
-  ~BlockReadCounter() {
+  ~LookupCostMeter() {
     if (level_ < rocksdb::PerfLevel::kEnableCount) {
       rocksdb::SetPerfLevel(level_);
     }
   }
-  BlockReadCounter(const BlockReadCounter&) = delete;
-  BlockReadCounter& operator=(const BlockReadCounter&) = delete;
+  LookupCostMeter(const LookupCostMeter&) = delete;
+  LookupCostMeter& operator=(const LookupCostMeter&) = delete;
 
   void AddTo(DedupLookupCost* cost) const {
     const auto* pc = rocksdb::get_perf_context();
@@ -131,9 +132,11 @@ class BlockReadCounter {
     // block_read_count counts every block read from a file; index and filter blocks are also
     // counted on their own (compression dictionaries, unused here, would fall under data).
     cost->data_blocks_read = all >= index + filter ? all - index - filter : 0;
+    cost->elapsed = std::chrono::steady_clock::now() - started_;
   }
 
  private:
+  std::chrono::steady_clock::time_point started_;
   rocksdb::PerfLevel level_;
   uint64_t blocks_ = 0, index_ = 0, filter_ = 0;
 };
@@ -150,10 +153,10 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
   if (keys.empty()) {
     return out;
   }
-  const auto started = std::chrono::steady_clock::now();
-  std::optional<BlockReadCounter> counter;
+  // Only when asked: the consistency checker and IG queries look keys up without measuring.
+  std::optional<LookupCostMeter> meter;
   if (cost != nullptr) {
-    counter.emplace();
+    meter.emplace();
   }
   // MultiGet wants its keys in the family's order (bytewise); sorted here, through an index, they
   // cost a fraction of what RocksDB's own sort of them did (~7% of the ingest thread, callgrind).
@@ -172,10 +175,9 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
   std::vector<rocksdb::Status> statuses(keys.size());
   db_->db()->MultiGet({}, db_->cf(Column::kDedup), keys.size(), slices.data(), values.data(),
                       statuses.data(), /*sorted_input=*/true);
-  if (cost != nullptr) {
-    counter->AddTo(cost);
-    counter.reset();
-    cost->elapsed = std::chrono::steady_clock::now() - started;
+  if (meter) {
+    meter->AddTo(cost);
+    meter.reset();  // the perf level back before decoding
   }
   for (size_t j = 0; j < keys.size(); ++j) {
     const size_t i = order[j];
