@@ -10,7 +10,6 @@
 #include "carehub/hub/store/keys.h"
 #include "database.h"
 #include "dedup_expiry_filter.h"
-#include "read_pool.h"
 
 namespace carehub::hub {
 namespace {
@@ -99,13 +98,14 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
 
 namespace {
 
-// Counts what the calling thread's MultiGets read from files between its construction and AddTo,
-// from RocksDB's thread-local perf context. Raises the thread's perf level to counting for its
-// lifetime if needed, and restores it. The context is read as a difference, never reset: another
-// user of it on the same thread (the bench's lookup profile) keeps its figures.
-class BlockReadCounter {
+// Measures a lookup when its caller asks (DedupLookupCost): its wall time, and what the calling
+// thread's MultiGet read from files, from RocksDB's thread-local perf context. Raises the perf
+// level to counting for its lifetime if needed, and restores it. The context is read as a
+// difference, never reset: another user of it on the same thread (the bench's lookup profile) keeps
+// its figures.
+class LookupCostMeter {
  public:
-  BlockReadCounter() : level_(rocksdb::GetPerfLevel()) {
+  LookupCostMeter() : started_(std::chrono::steady_clock::now()), level_(rocksdb::GetPerfLevel()) {
     if (level_ < rocksdb::PerfLevel::kEnableCount) {
       rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
     }
@@ -114,89 +114,34 @@ class BlockReadCounter {
     index_ = pc->index_block_read_count;
     filter_ = pc->filter_block_read_count;
   }
-  ~BlockReadCounter() {
+  ~LookupCostMeter() {
     if (level_ < rocksdb::PerfLevel::kEnableCount) {
       rocksdb::SetPerfLevel(level_);
     }
   }
-  BlockReadCounter(const BlockReadCounter&) = delete;
-  BlockReadCounter& operator=(const BlockReadCounter&) = delete;
+  LookupCostMeter(const LookupCostMeter&) = delete;
+  LookupCostMeter& operator=(const LookupCostMeter&) = delete;
 
-  // Adds the blocks read so far to cost's counts.
   void AddTo(DedupLookupCost* cost) const {
     const auto* pc = rocksdb::get_perf_context();
     const uint64_t index = pc->index_block_read_count - index_;
     const uint64_t filter = pc->filter_block_read_count - filter_;
     const uint64_t all = pc->block_read_count - blocks_;
-    cost->index_blocks_read += index;
-    cost->filter_blocks_read += filter;
+    cost->index_blocks_read = index;
+    cost->filter_blocks_read = filter;
     // block_read_count counts every block read from a file; index and filter blocks are also
     // counted on their own (compression dictionaries, unused here, would fall under data).
-    cost->data_blocks_read += all >= index + filter ? all - index - filter : 0;
+    cost->data_blocks_read = all >= index + filter ? all - index - filter : 0;
+    cost->elapsed = std::chrono::steady_clock::now() - started_;
   }
 
  private:
+  std::chrono::steady_clock::time_point started_;
   rocksdb::PerfLevel level_;
   uint64_t blocks_ = 0, index_ = 0, filter_ = 0;
 };
 
-// The fewest keys a part of a lookup gets: below it, a thread hand-off costs more than a part's
-// MultiGet of keys answered from memory saves.
-constexpr size_t kMinKeysPerPart = 32;
-
-// MultiGets the sorted `slices` of the index into the same positions of `values` and `statuses`,
-// in consecutive parts read side by side by the pool's threads and the caller, so the parts' waits
-// on the disk overlap. Each part is a MultiGet of its own; what its thread read from files is
-// added to `cost` when given. A lookup of fewer keys than two parts is one MultiGet on the caller.
-//
-// Why every key and not only those whose block is on disk: RocksDB 7.8's MultiGet does not honour
-// ReadOptions::read_tier = kBlockCacheTier (it reads the blocks anyway, without caching them), so
-// the keys that need a read cannot be told apart cheaply beforehand.
-void MultiGetInParts(Database* db, ReadPool* pool, std::span<const rocksdb::Slice> slices,
-                     std::span<rocksdb::PinnableSlice> values, std::span<rocksdb::Status> statuses,
-                     DedupLookupCost* cost) {
-  const size_t threads = pool != nullptr ? static_cast<size_t>(pool->threads()) : 0;
-  const size_t parts = std::clamp<size_t>(slices.size() / kMinKeysPerPart, 1, threads + 1);
-  const size_t per_part = (slices.size() + parts - 1) / parts;
-  std::vector<DedupLookupCost> part_costs(cost != nullptr ? parts : 0);
-  auto read_part = [&](size_t part) {
-    const size_t begin = std::min(slices.size(), part * per_part);
-    const size_t n = std::min(per_part, slices.size() - begin);
-    if (n == 0) {
-      return;
-    }
-    std::optional<BlockReadCounter> counter;
-    if (cost != nullptr) {
-      counter.emplace();
-    }
-    // A part's keys are consecutive in the family's order: sorted, and keys sharing a block are
-    // mostly in the same part.
-    db->db()->MultiGet({}, db->cf(Column::kDedup), n, &slices[begin], &values[begin],
-                       &statuses[begin], /*sorted_input=*/true);
-    if (counter) {
-      counter->AddTo(&part_costs[part]);
-    }
-  };
-  if (parts == 1) {
-    read_part(0);
-  } else {
-    pool->RunAll(parts, read_part);
-  }
-  for (const auto& c : part_costs) {
-    cost->data_blocks_read += c.data_blocks_read;
-    cost->index_blocks_read += c.index_blocks_read;
-    cost->filter_blocks_read += c.filter_blocks_read;
-  }
-}
-
 }  // namespace
-
-DedupIndex::DedupIndex(Database* db, int read_threads)
-    : db_(db),
-      read_pool_(read_threads > 0 ? std::make_unique<ReadPool>(read_threads, "carehub-dedupio")
-                                  : nullptr) {}
-
-DedupIndex::~DedupIndex() = default;
 
 Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
     std::span<const std::string_view> keys, DedupLookupCost* cost) const {
@@ -209,9 +154,9 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
     return out;
   }
   // Only when asked: the consistency checker and IG queries look keys up without measuring.
-  std::optional<std::chrono::steady_clock::time_point> started;
+  std::optional<LookupCostMeter> meter;
   if (cost != nullptr) {
-    started = std::chrono::steady_clock::now();
+    meter.emplace();
   }
   // MultiGet wants its keys in the family's order (bytewise); sorted here, through an index, they
   // cost a fraction of what RocksDB's own sort of them did (~7% of the ingest thread, callgrind).
@@ -228,9 +173,11 @@ Result<std::vector<std::optional<DedupEntry>>> DedupIndex::Lookup(
   }
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
-  MultiGetInParts(db_, read_pool_.get(), slices, values, statuses, cost);
-  if (cost != nullptr) {
-    cost->elapsed = std::chrono::steady_clock::now() - *started;
+  db_->db()->MultiGet({}, db_->cf(Column::kDedup), keys.size(), slices.data(), values.data(),
+                      statuses.data(), /*sorted_input=*/true);
+  if (meter) {
+    meter->AddTo(cost);
+    meter.reset();  // the perf level back before decoding
   }
   for (size_t j = 0; j < keys.size(); ++j) {
     const size_t i = order[j];

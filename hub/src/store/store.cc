@@ -9,7 +9,7 @@ namespace carehub::hub {
 Store::Store(std::unique_ptr<Database> db)
     : db_(std::move(db)),
       events_(db_.get()),
-      dedup_(db_.get(), db_->options().dedup_read_threads),
+      dedup_(db_.get()),
       routes_(db_.get()),
       cursors_(db_.get()),
       audit_(db_.get()),

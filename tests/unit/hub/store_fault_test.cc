@@ -9,8 +9,6 @@
 
 #include <atomic>
 #include <filesystem>
-#include <string>
-#include <vector>
 
 #include "carehub/core/synthetic.h"
 #include "carehub/hub/ingest_pipeline.h"
@@ -141,29 +139,6 @@ TEST_F(StoreFaultTest, FailedDedupLookupIsAnErrorNotAMiss) {
   auto found = store_->dedup().Lookup({DedupKey("RXK", "e7")});
   ASSERT_FALSE(found.ok()) << "a failed read answered as 'not stored' would accept a resend twice";
   EXPECT_EQ(found.status().code(), "store_io_error");
-}
-
-// Large enough to be read in parts by the read threads (dedup_index.h): a read that fails on any
-// of them fails the whole lookup.
-TEST_F(StoreFaultTest, FailedDedupLookupReadInPartsIsAnErrorNotAMiss) {
-  std::vector<std::string> keys;
-  for (int i = 1; i <= 100; ++i) {
-    keys.push_back(DedupKey("RXK", "e" + std::to_string(i)));
-    keys.push_back(DedupKey("RXK", "new" + std::to_string(i)));
-  }
-  fs_->failing = true;
-  auto found = store_->dedup().Lookup(keys);
-  ASSERT_FALSE(found.ok()) << "a failed read answered as 'not stored' would accept a resend twice";
-  EXPECT_EQ(found.status().code(), "store_io_error");
-
-  fs_->failing = false;
-  found = store_->dedup().Lookup(keys);
-  ASSERT_TRUE(found.ok()) << found.status().ToString();
-  for (int i = 1; i <= 100; ++i) {
-    ASSERT_TRUE(found.value()[2 * (i - 1)].has_value()) << i;
-    EXPECT_EQ(found.value()[2 * (i - 1)]->hub_seq, static_cast<uint64_t>(i));
-    EXPECT_FALSE(found.value()[2 * (i - 1) + 1].has_value()) << i;
-  }
 }
 
 TEST_F(StoreFaultTest, FailedLogScanRouteScanAndGetAreErrors) {

@@ -137,64 +137,6 @@ TEST_F(StoreTest, DedupLookupCostCountsBlocksReadFromFilesOnly) {
   EXPECT_EQ(cost.data_blocks_read, 0u);
 }
 
-// A lookup large enough to be split into parts read by the read threads (dedup_index.h) answers
-// what was written, counts the blocks every part read, and reads what one MultiGet on the caller
-// reads.
-TEST_F(StoreTest, DedupLookupReadInPartsAnswersAndCountsAsOneMultiGet) {
-  // 20,000 keys in table files (flushed when the store closes), so a cold store must read blocks.
-  WriteBatch batch;
-  for (uint64_t i = 0; i < 20000; ++i) {
-    store_->dedup().Add(&batch, DedupKey("RXK", "id-" + std::to_string(100000 + i)),
-                        DedupEntry{i + 1, HashContent(std::to_string(i)), 20000});
-  }
-  ASSERT_TRUE(store_->Commit(&batch, true).ok());
-  store_.reset();
-  // 1,000 keys: every 40th stored one (500 of them, in ~200 blocks), and 500 that are not stored,
-  // in no particular order.
-  std::vector<std::string> keys;
-  std::vector<uint64_t> want_seq;  // 0: not stored
-  for (uint64_t i = 0; i < 500; ++i) {
-    keys.push_back(DedupKey("RXK", "id-" + std::to_string(100000 + 40 * i)));
-    want_seq.push_back(40 * i + 1);
-    keys.push_back(DedupKey("RXK", "new-" + std::to_string(i)));
-    want_seq.push_back(0);
-  }
-  const std::vector<std::string_view> views(keys.begin(), keys.end());
-
-  uint64_t blocks_in_parts = 0;
-  for (int threads : {8, 0}) {
-    StoreOptions options{dir_};
-    options.dedup_read_threads = threads;
-    store_ = Ok(Store::Open(options));
-    DedupLookupCost cost;
-    auto found = Ok(store_->dedup().Lookup(views, &cost));
-    ASSERT_EQ(found.size(), keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (want_seq[i] == 0) {
-        EXPECT_FALSE(found[i].has_value()) << keys[i];
-      } else {
-        ASSERT_TRUE(found[i].has_value()) << keys[i];
-        EXPECT_EQ(found[i]->hub_seq, want_seq[i]) << keys[i];
-        EXPECT_EQ(found[i]->hash, HashContent(std::to_string(want_seq[i] - 1))) << keys[i];
-      }
-    }
-    EXPECT_EQ(cost.found, 500u);
-    if (threads > 0) {
-      blocks_in_parts = cost.data_blocks_read;
-      EXPECT_GT(blocks_in_parts, 100u) << "every 40th of 20,000 keys spans ~200 blocks";
-      // Cached now: the same lookup reads nothing.
-      found = Ok(store_->dedup().Lookup(views, &cost));
-      EXPECT_EQ(cost.data_blocks_read, 0u);
-      EXPECT_EQ(cost.found, 500u);
-    } else {
-      EXPECT_EQ(cost.data_blocks_read, blocks_in_parts)
-          << "the parts read the blocks one MultiGet reads, each once";
-    }
-    store_.reset();
-  }
-  store_ = Ok(Store::Open(StoreOptions{dir_}));
-}
-
 TEST_F(StoreTest, RouteScanReturnsOnlyThatRouteInOrder) {
   RouteKey narrow{"RCB", "RCB01", "activity.discharge"};
   RouteKey other{"RXK", "RXK01", "activity.discharge"};

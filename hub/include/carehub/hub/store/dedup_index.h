@@ -17,12 +17,10 @@
 // Errors: Lookup fails as a whole when any read fails — a failed read is never a miss, because a
 // miss makes a resend ACCEPTED a second time. The caller answers RETRY and stores nothing.
 //
-// Thread-safety: every method may be called from any thread. Does not own the Database; owns its
-// read threads (joined when it is destroyed).
+// Thread-safety: every method may be called from any thread. Does not own the Database.
 
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -58,24 +56,14 @@ struct DedupLookupCost {
   std::chrono::nanoseconds elapsed{0};  // wall time of the lookup
 };
 
-class ReadPool;
-
 class DedupIndex {
  public:
-  // `read_threads` (StoreOptions::dedup_read_threads): threads of its own that read keys the
-  // block cache cannot answer side by side; 0 reads them one after another on the caller.
-  DedupIndex(Database* db, int read_threads);
-  ~DedupIndex();
-  DedupIndex(const DedupIndex&) = delete;
-  DedupIndex& operator=(const DedupIndex&) = delete;
+  explicit DedupIndex(Database* db) : db_(db) {}
 
-  // result[i] is the entry of keys[i], or empty when keys[i] is not stored. A lookup of many keys
-  // is split into parts read side by side by the read threads and the caller, so the blocks a
-  // batch of old resends needs from the disk are waited for together rather than one after
-  // another. With `cost`,
-  // also measures the lookup into it (overwritten; left unspecified on error). Counting raises
-  // the perf level of each thread that reads for the call to kEnableCount when it is lower, and
-  // puts it back after.
+  // result[i] is the entry of keys[i], or empty when keys[i] is not stored. With `cost`, also
+  // measures the lookup into it (overwritten; left unspecified on error). Counting raises the
+  // calling thread's RocksDB perf level to kEnableCount for the call when it is lower, and puts
+  // it back after.
   Result<std::vector<std::optional<DedupEntry>>> Lookup(std::span<const std::string_view> keys,
                                                         DedupLookupCost* cost = nullptr) const;
   Result<std::vector<std::optional<DedupEntry>>> Lookup(const std::vector<std::string>& keys) const;
@@ -87,7 +75,6 @@ class DedupIndex {
 
  private:
   Database* db_;
-  std::unique_ptr<ReadPool> read_pool_;  // null without read threads
 };
 
 }  // namespace carehub::hub

@@ -19,10 +19,6 @@ struct StoreOptions {
   uint32_t dedup_window_days = 400;
   size_t block_cache_bytes = 256ull << 20;
   size_t write_buffer_bytes = 64ull << 20;
-  // Threads that read parts of a large dedup lookup side by side, so the blocks old resends need
-  // from the disk (on a large store) are waited for together (DedupIndex::Lookup). 0: every
-  // lookup is one MultiGet on the looking-up thread.
-  int dedup_read_threads = 8;
   // Writes are refused (RETRY) while the data filesystem has less than this free, so RocksDB never
   // runs into a full disk itself (its write-ahead log does not recover cleanly from ENOSPC) and
   // flushes and compactions keep room to finish. 0: min(256 MiB, 2% of the filesystem).
