@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -173,8 +174,8 @@ uint64_t DirectoryBytes(const std::filesystem::path& dir) {
 
 uint64_t HubRunner::DataDirBytes() const { return DirectoryBytes(data_dir()); }
 
-std::map<std::string, double> HubRunner::ThreadCpuSeconds() const {
-  std::map<std::string, double> out;
+std::map<std::string, HubRunner::ThreadUse> HubRunner::ThreadUsage() const {
+  std::map<std::string, ThreadUse> out;
   if (pid_ <= 0) {
     return out;
   }
@@ -183,8 +184,8 @@ std::map<std::string, double> HubRunner::ThreadCpuSeconds() const {
   const std::filesystem::path tasks = "/proc/" + std::to_string(pid_) + "/task";
   for (auto it = std::filesystem::directory_iterator(tasks, ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    // "tid (comm) state ppid ..." with utime and stime the 14th and 15th fields; comm may hold
-    // spaces or parentheses, so fields are counted from the last ')'.
+    // "tid (comm) state ppid ..." with minflt the 10th field, utime and stime the 14th and 15th;
+    // comm may hold spaces or parentheses, so fields are counted from the last ')'.
     const std::string stat = ReadAll(it->path() / "stat");
     const auto open = stat.find('(');
     const auto close = stat.rfind(')');
@@ -194,14 +195,19 @@ std::map<std::string, double> HubRunner::ThreadCpuSeconds() const {
     std::istringstream fields(stat.substr(close + 2));
     std::string field;
     double utime = 0, stime = 0;
+    uint64_t minflt = 0;
     for (int i = 3; i <= 15 && fields >> field; ++i) {
-      if (i == 14) {
+      if (i == 10) {
+        minflt = std::strtoull(field.c_str(), nullptr, 10);
+      } else if (i == 14) {
         utime = std::atof(field.c_str());
       } else if (i == 15) {
         stime = std::atof(field.c_str());
       }
     }
-    out[stat.substr(open + 1, close - open - 1)] += (utime + stime) / ticks;
+    ThreadUse& use = out[stat.substr(open + 1, close - open - 1)];
+    use.cpu_seconds += (utime + stime) / ticks;
+    use.minor_faults += minflt;
   }
   return out;
 }

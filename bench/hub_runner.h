@@ -57,10 +57,15 @@ class HubRunner {
   uint64_t RssBytes() const;
   // Bytes of every file under the data dir.
   uint64_t DataDirBytes() const;
-  // CPU seconds (user + system) each of the hub's threads has used so far, summed by thread
-  // name ("carehub-ingest", "carehub-commit", "rocksdb:low", "ZMQbg/IO/0" ...); empty when
-  // unreadable.
-  std::map<std::string, double> ThreadCpuSeconds() const;
+  // What each of the hub's threads has used so far, summed by thread name ("carehub-ingest",
+  // "carehub-commit", "rocksdb:low", "ZMQbg/IO/0" ...); empty when unreadable. Minor faults are
+  // counted because a first touch of a page is not cheap everywhere: ~11 us on the VM of
+  // docs/performance.md, so a thread growing into fresh memory pays for it in CPU.
+  struct ThreadUse {
+    double cpu_seconds = 0;  // user + system
+    uint64_t minor_faults = 0;
+  };
+  std::map<std::string, ThreadUse> ThreadUsage() const;
   // GET /metrics from the admin server ("" on failure).
   std::string Metrics() const;
   // GET `path` from the admin server ("" on failure).

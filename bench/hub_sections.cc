@@ -341,20 +341,24 @@ struct IngestRun {
   HistogramTotals commit, per_commit, batch;
   uint64_t peak_rss = 0;
   uint64_t rss = 0;  // VmRSS when the load ended
-  // Hub CPU per answered event, by thread name (microseconds).
+  // Hub CPU per answered event (microseconds) and minor faults per answered event, by thread name.
   std::map<std::string, double> thread_us_per_event;
+  std::map<std::string, double> thread_faults_per_event;
   Status stopped = Status::Ok();
 };
 
-nlohmann::json ThreadJson(const IngestRun& run) {
+nlohmann::json ThreadJson(const std::map<std::string, double>& by_thread) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, us] : run.thread_us_per_event) {
-    j[name] = us;
+  for (const auto& [name, value] : by_thread) {
+    j[name] = value;
   }
   return j;
 }
 
-// "carehub-ingest 4.10 us, carehub-commit 3.02 us, ..." (threads above 0.05 us, busiest first).
+nlohmann::json ThreadJson(const IngestRun& run) { return ThreadJson(run.thread_us_per_event); }
+
+// "carehub-ingest 4.10 us (0.02 faults), carehub-commit 3.02 us (0.07 faults), ..." (threads
+// above 0.05 us, busiest first; minor faults per answered event).
 std::string ThreadLine(const IngestRun& run) {
   std::vector<std::pair<double, std::string>> busy;
   for (const auto& [name, us] : run.thread_us_per_event) {
@@ -365,20 +369,26 @@ std::string ThreadLine(const IngestRun& run) {
   std::sort(busy.rbegin(), busy.rend());
   std::string line;
   for (const auto& [us, name] : busy) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%s%s %.2f us", line.empty() ? "" : ", ", name.c_str(), us);
+    const auto faults = run.thread_faults_per_event.find(name);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%s%s %.2f us (%.3f faults)", line.empty() ? "" : ", ",
+                  name.c_str(), us,
+                  faults == run.thread_faults_per_event.end() ? 0.0 : faults->second);
     line += buf;
   }
   return line;
 }
 
-// CPU seconds each of the hub's threads (by name) used since `before` was read.
-std::map<std::string, double> CpuUsedSince(const HubRunner& hub,
-                                           const std::map<std::string, double>& before) {
-  auto used = hub.ThreadCpuSeconds();
-  for (auto& [name, seconds] : used) {
+// What each of the hub's threads (by name) used since `before` was read.
+std::map<std::string, HubRunner::ThreadUse> UsedSince(
+    const HubRunner& hub, const std::map<std::string, HubRunner::ThreadUse>& before) {
+  auto used = hub.ThreadUsage();
+  for (auto& [name, use] : used) {
     const auto it = before.find(name);
-    seconds -= it == before.end() ? 0 : it->second;
+    if (it != before.end()) {
+      use.cpu_seconds -= it->second.cpu_seconds;
+      use.minor_faults -= std::min(use.minor_faults, it->second.minor_faults);
+    }
   }
   return used;
 }
@@ -388,11 +398,13 @@ IngestRun RunLoadOn(HubRunner* hub, IngestLoadOptions lo) {
   lo.endpoint = hub->ingest_endpoint();
   IngestRun run;
   const auto dedup_before = DedupFigures::Scrape(hub->Metrics());
-  const auto cpu_before = hub->ThreadCpuSeconds();
+  const auto threads_before = hub->ThreadUsage();
   run.load = RunIngestLoad(lo);
-  for (const auto& [name, used] : CpuUsedSince(*hub, cpu_before)) {
-    run.thread_us_per_event[name] =
-        run.load.sent > 0 ? used * 1e6 / static_cast<double>(run.load.sent) : 0;
+  const double sent = static_cast<double>(run.load.sent);
+  for (const auto& [name, used] : UsedSince(*hub, threads_before)) {
+    run.thread_us_per_event[name] = sent > 0 ? used.cpu_seconds * 1e6 / sent : 0;
+    run.thread_faults_per_event[name] =
+        sent > 0 ? static_cast<double>(used.minor_faults) / sent : 0;
   }
   auto metrics = hub->Metrics();
   run.dedup = DedupFigures::Scrape(metrics).Minus(dedup_before);
@@ -454,6 +466,8 @@ void AddIngestFigures(BenchContext* ctx, const std::string& sec, const IngestRun
   ctx->report.Set(sec, "commits", run.commit.count);
   ctx->report.Set(sec, "hub_peak_rss_bytes", run.peak_rss);
   ctx->report.Set(sec, "hub_cpu_us_per_answered_event", ThreadJson(run));
+  ctx->report.Set(sec, "hub_minor_faults_per_answered_event",
+                  ThreadJson(run.thread_faults_per_event));
 }
 
 HubRunOptions IngestHubOptions(BenchContext* ctx, const std::string& tag,
@@ -615,7 +629,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   }
   std::fprintf(stderr, "[fanout] %lu events, %zu live subscriptions ...\n", lo.events,
                readers.size());
-  const auto cpu_before = (*hub)->ThreadCpuSeconds();
+  const auto threads_before = (*hub)->ThreadUsage();
   auto r = RunIngestLoad(lo);
   double ingest_end_s = Since(t0);
   // RunIngestLoad builds its frames before its clock starts: sending began r.seconds ago.
@@ -630,7 +644,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   for (auto& rd : readers) {
     rd->thread.join();
   }
-  const auto cpu_used = CpuUsedSince(**hub, cpu_before);
+  const auto threads_used = UsedSince(**hub, threads_before);
   const std::string hub_metrics = (*hub)->Metrics();
   const double parses = ScrapeSum(hub_metrics, "carehub_delivery_event_parses_total");
   const auto sync_wait = ScrapeHistogram(hub_metrics, "carehub_delivery_audit_sync_wait_seconds");
@@ -683,17 +697,20 @@ Status RunFanoutSection(BenchContext* ctx) {
   ctx->report.Set("fanout", "accepted", r.accepted);
   ctx->report.Set("fanout", "ingest_seconds", r.seconds);
   // The hub's CPU per delivery, by thread, from the first event sent until all had drained.
-  nlohmann::json per_delivery = nlohmann::json::object();
-  for (const auto& [name, used] : cpu_used) {
-    per_delivery[name] = total > 0 ? used * 1e6 / static_cast<double>(total) : 0;
+  std::map<std::string, double> us_per_delivery, faults_per_delivery;
+  for (const auto& [name, used] : threads_used) {
+    us_per_delivery[name] = total > 0 ? used.cpu_seconds * 1e6 / static_cast<double>(total) : 0;
+    faults_per_delivery[name] =
+        total > 0 ? static_cast<double>(used.minor_faults) / static_cast<double>(total) : 0;
   }
-  ctx->report.Set("fanout", "hub_cpu_us_per_delivery", per_delivery);
-  const auto deliver = cpu_used.find("carehub-deliver");
-  if (deliver != cpu_used.end() && total > 0) {
+  ctx->report.Set("fanout", "hub_cpu_us_per_delivery", ThreadJson(us_per_delivery));
+  ctx->report.Set("fanout", "hub_minor_faults_per_delivery", ThreadJson(faults_per_delivery));
+  const auto deliver = threads_used.find("carehub-deliver");
+  if (deliver != threads_used.end() && total > 0) {
     ctx->report.Add("fanout", "deliver_thread_us_per_delivery", "delivery thread CPU per delivery",
-                    deliver->second * 1e6 / total, "us");
+                    deliver->second.cpu_seconds * 1e6 / static_cast<double>(total), "us");
     ctx->report.Add("fanout", "deliver_thread_busy", "delivery thread busy (CPU s / wall s)",
-                    active_s > 0 ? deliver->second / active_s : 0, "");
+                    active_s > 0 ? deliver->second.cpu_seconds / active_s : 0, "");
     ctx->report.Add("fanout", "deliver_sync_wait_share",
                     "delivery thread waiting for audit syncs (s / wall s)",
                     active_s > 0 ? sync_wait.sum / active_s : 0, "");
@@ -1394,6 +1411,10 @@ Status RunGrowthSection(BenchContext* ctx) {
                           {"filled_duplicates", pair.filled.load.duplicate},
                           {"empty_hub_cpu_us_per_answered_event", ThreadJson(pair.empty)},
                           {"filled_hub_cpu_us_per_answered_event", ThreadJson(pair.filled)},
+                          {"empty_hub_minor_faults_per_answered_event",
+                           ThreadJson(pair.empty.thread_faults_per_event)},
+                          {"filled_hub_minor_faults_per_answered_event",
+                           ThreadJson(pair.filled.thread_faults_per_event)},
                           {"empty_dedup", pair.empty.dedup.Json()},
                           {"filled_dedup", pair.filled.dedup.Json()}});
   }
