@@ -134,6 +134,8 @@ int main(int argc, char** argv) {
   app.add_option("--latency-rate", o.latency_rate);
   app.add_option("--latency-seconds", o.latency_seconds);
   app.add_option("--latency-batch", o.latency_batch, "events per batch at the steady rate");
+  app.add_option("--latency-runs", o.latency_runs,
+                 "latency runs per durability (the target: p99 below it in 5 of 5)");
   app.add_option("--footprint-events", o.footprint_events);
   app.add_option("--dedup-keys", o.dedup_keys, "dedup index sizes for the lookup benchmark");
   app.add_option("--growth-events", o.growth_events,
@@ -169,6 +171,7 @@ int main(int argc, char** argv) {
     unless_given("--catchup-events", &o.catchup_events, uint64_t{60'000});
     unless_given("--latency-rate", &o.latency_rate, 5'000.0);
     unless_given("--latency-seconds", &o.latency_seconds, 2.0);
+    unless_given("--latency-runs", &o.latency_runs, uint32_t{1});
     unless_given("--footprint-events", &o.footprint_events, uint64_t{40'000});
     unless_given("--growth-events", &o.growth_events, uint64_t{200'000});
     unless_given("--limits-events", &o.limits_events, uint64_t{200'000});
