@@ -380,18 +380,28 @@ std::string ThreadLine(const IngestRun& run) {
   return line;
 }
 
-// What each of the hub's threads (by name) used since `before` was read.
-std::map<std::string, HubRunner::ThreadUse> UsedSince(
-    const HubRunner& hub, const std::map<std::string, HubRunner::ThreadUse>& before) {
-  auto used = hub.ThreadUsage();
-  for (auto& [name, use] : used) {
+// What each of the hub's threads (by name) used between two readings of HubRunner::ThreadUsage,
+// per unit of work (an answered event, a delivery): CPU in microseconds and minor faults, both 0
+// when `units` is.
+struct ThreadRates {
+  std::map<std::string, double> us;
+  std::map<std::string, double> faults;
+};
+ThreadRates RatesBetween(const std::map<std::string, HubRunner::ThreadUse>& before,
+                         const std::map<std::string, HubRunner::ThreadUse>& after, double units) {
+  ThreadRates rates;
+  for (const auto& [name, now] : after) {
     const auto it = before.find(name);
+    double cpu_seconds = now.cpu_seconds;
+    uint64_t faults = now.minor_faults;
     if (it != before.end()) {
-      use.cpu_seconds -= it->second.cpu_seconds;
-      use.minor_faults -= std::min(use.minor_faults, it->second.minor_faults);
+      cpu_seconds -= it->second.cpu_seconds;
+      faults -= std::min(faults, it->second.minor_faults);
     }
+    rates.us[name] = units > 0 ? cpu_seconds * 1e6 / units : 0;
+    rates.faults[name] = units > 0 ? static_cast<double>(faults) / units : 0;
   }
-  return used;
+  return rates;
 }
 
 // Runs `lo` against a running hub (its endpoint is filled in) and reads the hub's own figures.
@@ -401,12 +411,9 @@ IngestRun RunLoadOn(HubRunner* hub, IngestLoadOptions lo) {
   const auto dedup_before = DedupFigures::Scrape(hub->Metrics());
   const auto threads_before = hub->ThreadUsage();
   run.load = RunIngestLoad(lo);
-  const double sent = static_cast<double>(run.load.sent);
-  for (const auto& [name, used] : UsedSince(*hub, threads_before)) {
-    run.thread_us_per_event[name] = sent > 0 ? used.cpu_seconds * 1e6 / sent : 0;
-    run.thread_faults_per_event[name] =
-        sent > 0 ? static_cast<double>(used.minor_faults) / sent : 0;
-  }
+  auto rates = RatesBetween(threads_before, hub->ThreadUsage(), static_cast<double>(run.load.sent));
+  run.thread_us_per_event = std::move(rates.us);
+  run.thread_faults_per_event = std::move(rates.faults);
   auto metrics = hub->Metrics();
   run.dedup = DedupFigures::Scrape(metrics).Minus(dedup_before);
   run.commit = ScrapeHistogram(metrics, "carehub_store_commit_seconds");
@@ -450,20 +457,18 @@ Result<IngestRun> MeasureIngest(const HubRunOptions& ho, const std::string& sec,
   const IngestRun warm = RunLoadOn(hub->get(), warmup);
   std::fprintf(stderr, "[%s] warm-up (not measured) %.0f/s: %s\n", sec.c_str(),
                warm.load.accepted_per_second(), ThreadLine(warm).c_str());
-  if (auto answered = CheckAnswered(warm, sec + " warm-up"); !answered.ok()) {
-    (void)(*hub)->Stop();
-    RemoveHubDir(hub->get());
-    return answered;
+  const Status warm_answered = CheckAnswered(warm, sec + " warm-up");
+  IngestRun run;
+  if (warm_answered.ok()) {
+    run = RunLoadOn(hub->get(), lo);
+    run.warmup_accepted_per_s = warm.load.accepted_per_second();
+    std::fprintf(stderr, "[%s] hub CPU per answered event: %s\n", sec.c_str(),
+                 ThreadLine(run).c_str());
   }
-  IngestRun run = RunLoadOn(hub->get(), lo);
-  run.warmup_accepted_per_s = warm.load.accepted_per_second();
-  std::fprintf(stderr, "[%s] hub CPU per answered event: %s\n", sec.c_str(),
-               ThreadLine(run).c_str());
   run.stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
-  if (auto answered = CheckAnswered(run, sec); !answered.ok()) {
-    return answered;
-  }
+  CAREHUB_RETURN_IF_ERROR(warm_answered);
+  CAREHUB_RETURN_IF_ERROR(CheckAnswered(run, sec));
   return run;
 }
 
@@ -663,7 +668,7 @@ Status RunFanoutSection(BenchContext* ctx) {
   for (auto& rd : readers) {
     rd->thread.join();
   }
-  const auto threads_used = UsedSince(**hub, threads_before);
+  const auto threads_after = (*hub)->ThreadUsage();
   const std::string hub_metrics = (*hub)->Metrics();
   const double parses = ScrapeSum(hub_metrics, "carehub_delivery_event_parses_total");
   const auto sync_wait = ScrapeHistogram(hub_metrics, "carehub_delivery_audit_sync_wait_seconds");
@@ -716,20 +721,17 @@ Status RunFanoutSection(BenchContext* ctx) {
   ctx->report.Set("fanout", "accepted", r.accepted);
   ctx->report.Set("fanout", "ingest_seconds", r.seconds);
   // The hub's CPU per delivery, by thread, from the first event sent until all had drained.
-  std::map<std::string, double> us_per_delivery, faults_per_delivery;
-  for (const auto& [name, used] : threads_used) {
-    us_per_delivery[name] = total > 0 ? used.cpu_seconds * 1e6 / static_cast<double>(total) : 0;
-    faults_per_delivery[name] =
-        total > 0 ? static_cast<double>(used.minor_faults) / static_cast<double>(total) : 0;
-  }
-  ctx->report.Set("fanout", "hub_cpu_us_per_delivery", ThreadJson(us_per_delivery));
-  ctx->report.Set("fanout", "hub_minor_faults_per_delivery", ThreadJson(faults_per_delivery));
-  const auto deliver = threads_used.find("carehub-deliver");
-  if (deliver != threads_used.end() && total > 0) {
+  const ThreadRates per_delivery =
+      RatesBetween(threads_before, threads_after, static_cast<double>(total));
+  ctx->report.Set("fanout", "hub_cpu_us_per_delivery", ThreadJson(per_delivery.us));
+  ctx->report.Set("fanout", "hub_minor_faults_per_delivery", ThreadJson(per_delivery.faults));
+  const auto deliver = per_delivery.us.find("carehub-deliver");
+  if (deliver != per_delivery.us.end() && total > 0) {
+    const double deliver_seconds = deliver->second * static_cast<double>(total) / 1e6;
     ctx->report.Add("fanout", "deliver_thread_us_per_delivery", "delivery thread CPU per delivery",
-                    deliver->second.cpu_seconds * 1e6 / static_cast<double>(total), "us");
+                    deliver->second, "us");
     ctx->report.Add("fanout", "deliver_thread_busy", "delivery thread busy (CPU s / wall s)",
-                    active_s > 0 ? deliver->second.cpu_seconds / active_s : 0, "");
+                    active_s > 0 ? deliver_seconds / active_s : 0, "");
     ctx->report.Add("fanout", "deliver_sync_wait_share",
                     "delivery thread waiting for audit syncs (s / wall s)",
                     active_s > 0 ? sync_wait.sum / active_s : 0, "");

@@ -77,8 +77,7 @@ void AddTargetSummary(BenchContext* ctx) {
     }
     const size_t runs = p99s->size();
     r.AddSummary(what,
-                 Fmt("%.0f of %.0f runs below (p99 ", static_cast<double>(below),
-                     static_cast<double>(runs)) +
+                 std::to_string(below) + " of " + std::to_string(runs) + " runs below (p99 " +
                      list + Fmt(" ms) at %.0f/s offered", rate) +
                      (runs < 5 ? " (fewer than 5 runs: indicative)" : ""),
                  below == runs && runs >= 5);
