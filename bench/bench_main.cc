@@ -136,6 +136,9 @@ int main(int argc, char** argv) {
   app.add_option("--latency-batch", o.latency_batch, "events per batch at the steady rate");
   app.add_option("--latency-runs", o.latency_runs,
                  "latency runs per durability (the target: p99 below it in 5 of 5)");
+  app.add_option("--latency-trace", o.latency_trace,
+                 "write each publish batch's due time, answer and delivery latency to "
+                 "PATH.<section> (one line per batch, milliseconds)");
   app.add_option("--footprint-events", o.footprint_events);
   app.add_option("--dedup-keys", o.dedup_keys, "dedup index sizes for the lookup benchmark");
   app.add_option("--growth-events", o.growth_events,

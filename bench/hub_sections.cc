@@ -865,6 +865,8 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
   std::vector<std::atomic<int64_t>> sent_ns(frames.size());
   std::vector<double> e2e_ms;
   e2e_ms.reserve(events);
+  // Per publish batch, for --latency-trace: its answer's latency, its slowest event's delivery.
+  std::vector<float> batch_answer_ms(frames.size(), 0), batch_delivery_ms(frames.size(), 0);
   std::atomic<bool> done{false};
   std::atomic<uint64_t> final_seq{0};
   // How long the publisher waits for answers after its schedule ends; the reader then waits as
@@ -882,6 +884,8 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
             auto it = batch_of.find(d.event().envelope().event_id());
             if (it != batch_of.end()) {
               e2e_ms.push_back((now - sent_ns[it->second].load()) / 1e6);
+              batch_delivery_ms[it->second] =
+                  std::max<float>(batch_delivery_ms[it->second], e2e_ms.back());
             }
           }
         },
@@ -941,6 +945,7 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
         if (id >= 1 && id <= frames.size()) {
           ack_ms.push_back((Steady::now().time_since_epoch().count() - sent_ns[id - 1].load()) /
                            1e6);
+          batch_answer_ms[id - 1] = ack_ms.back();
           ++answered;
           for (const auto& res : reply.publish_result().results()) {
             accepted += res.status() == v1::EventResult::ACCEPTED;
@@ -969,6 +974,18 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
       ScrapeSum(hub_metrics, "carehub_store_wal_syncs_total{for=\"waiting_deliveries\"}");
   auto stopped = (*hub)->Stop();
   RemoveHubDir(hub->get());
+  if (!o.latency_trace.empty()) {
+    const std::string path = o.latency_trace + "." + sec;
+    std::ofstream trace(path);
+    trace << "# due_ms answer_ms slowest_delivery_ms (0: not received)\n";
+    for (size_t i = 0; i < frames.size(); ++i) {
+      trace << (sent_ns[i].load() - start_ns) / 1e6 << ' ' << batch_answer_ms[i] << ' '
+            << batch_delivery_ms[i] << '\n';
+    }
+    if (!trace) {
+      return Status::Error("bench_failed", "cannot write the latency trace " + path);
+    }
+  }
   if (!rd.error.empty()) {
     return Status::Error("bench_failed", sec + " subscriber: " + rd.error);
   }

@@ -34,6 +34,10 @@ struct BenchOptions {
   // The latency target holds in 5 of 5 runs: each run a fresh hub per durability, fsync and os
   // alternating.
   uint32_t latency_runs = 5;
+  // When set, each latency run writes one line per publish batch to "<latency_trace>.<section>":
+  // its due time (ms from the run's start), its answer's latency and its slowest event's
+  // publisher-to-subscriber latency (ms). Shows whether a run's tail is spread or in bursts.
+  std::string latency_trace;
   uint64_t footprint_events = 20'000'000;
   std::vector<uint64_t> dedup_keys = {1'000'000, 20'000'000};
   // --growth: the hub is filled to growth_events (random UUID ids unless sequential), then the
