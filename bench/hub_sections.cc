@@ -359,10 +359,11 @@ nlohmann::json ThreadJson(const std::map<std::string, double>& by_thread) {
 nlohmann::json ThreadJson(const IngestRun& run) { return ThreadJson(run.thread_us_per_event); }
 
 // "carehub-ingest 4.10 us (0.02 faults), carehub-commit 3.02 us (0.07 faults), ..." (threads
-// above 0.05 us, busiest first; minor faults per answered event).
-std::string ThreadLine(const IngestRun& run) {
+// above 0.05 us, busiest first; minor faults per unit of work).
+std::string ThreadLine(const std::map<std::string, double>& us_per_unit,
+                       const std::map<std::string, double>& faults_per_unit) {
   std::vector<std::pair<double, std::string>> busy;
-  for (const auto& [name, us] : run.thread_us_per_event) {
+  for (const auto& [name, us] : us_per_unit) {
     if (us >= 0.05) {
       busy.emplace_back(us, name);
     }
@@ -370,14 +371,17 @@ std::string ThreadLine(const IngestRun& run) {
   std::sort(busy.rbegin(), busy.rend());
   std::string line;
   for (const auto& [us, name] : busy) {
-    const auto faults = run.thread_faults_per_event.find(name);
+    const auto faults = faults_per_unit.find(name);
     char buf[128];
     std::snprintf(buf, sizeof buf, "%s%s %.2f us (%.3f faults)", line.empty() ? "" : ", ",
-                  name.c_str(), us,
-                  faults == run.thread_faults_per_event.end() ? 0.0 : faults->second);
+                  name.c_str(), us, faults == faults_per_unit.end() ? 0.0 : faults->second);
     line += buf;
   }
   return line;
+}
+
+std::string ThreadLine(const IngestRun& run) {
+  return ThreadLine(run.thread_us_per_event, run.thread_faults_per_event);
 }
 
 // What each of the hub's threads (by name) used between two readings of HubRunner::ThreadUsage,
@@ -913,6 +917,7 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
   // (carehub_ingest_answers_dropped_total) and the loop waited out answer_timeout for them: the
   // "2.9k/s achieved" this section once reported after the catch-up section.
   const size_t kMaxUnanswered = 32;
+  const auto threads_before = (*hub)->ThreadUsage();
   const auto start_ns = Steady::now().time_since_epoch().count();
   while (answered < frames.size() && Steady::now() < deadline) {
     double now_s = Since(start);
@@ -962,6 +967,12 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
   double send_s = Since(start);
   done = true;
   rd.thread.join();
+  // The hub's CPU per event, by thread, over the whole schedule: at a steady rate of small batches
+  // a batch's thread hand-offs cost more than its events.
+  const ThreadRates per_event =
+      RatesBetween(threads_before, (*hub)->ThreadUsage(), static_cast<double>(accepted));
+  std::fprintf(stderr, "[%s] hub CPU per event: %s\n", sec.c_str(),
+               ThreadLine(per_event.us, per_event.faults).c_str());
   const std::string hub_metrics = (*hub)->Metrics();
   const double answers_dropped = ScrapeSum(hub_metrics, "carehub_ingest_answers_dropped_total");
   const auto commits = ScrapeHistogram(hub_metrics, "carehub_store_commit_seconds");
@@ -1022,6 +1033,8 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
                   answers_dropped, "");
   ctx->report.Set(sec, "batch_events", batch);
   ctx->report.Set(sec, "durability", durability);
+  ctx->report.Set(sec, "hub_cpu_us_per_event", ThreadJson(per_event.us));
+  ctx->report.Set(sec, "hub_minor_faults_per_event", ThreadJson(per_event.faults));
   return stopped;
 }
 

@@ -75,8 +75,8 @@ class IngestServer {
   void QuarantineFrame(const std::string& routing_id, const std::string& sender,
                        std::string_view raw, const std::string& reason, const std::string& message);
   void AnswerCompleted();
-  // Answers every event of `publish` RETRY with `reason`, writing nothing.
-  // Every event of a kPublish decision answered RETRY, unprocessed, in frame order.
+  // Every event of a kPublish decision answered RETRY with `reason`, unprocessed (nothing is
+  // written), in frame order.
   void AnswerAllRetry(const std::string& routing_id, const IngestFrameDecision& publish,
                       const std::string& reason, const std::string& message);
 
