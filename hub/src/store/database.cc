@@ -130,6 +130,14 @@ std::vector<rocksdb::CompressionType> UncompressedFlushes(rocksdb::CompressionTy
   return {rocksdb::kNoCompression, deeper};  // the last entry applies to every deeper level
 }
 
+// The families written for every accepted event (event log, dedup index, route index) or every
+// delivery (disclosure index). The others (default, cursors, quarantine, audit, meta, resend
+// counts) are small and written rarely.
+bool WrittenPerEventOrDelivery(Column column) {
+  return column == Column::kEvents || column == Column::kDedup || column == Column::kRoute ||
+         column == Column::kDisclosure;
+}
+
 std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
     const StoreOptions& options, const std::shared_ptr<rocksdb::Cache>& cache,
     const rocksdb::CompactionFilter* dedup_expiry, const rocksdb::CompactionFilter* resend_expiry) {
@@ -169,8 +177,16 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       // No filters: reads are prefix seeks of patients who mostly have entries, and filters kept
       // with every open table would cost memory per entry (an entry per delivery).
     }
-    if (column == Column::kDedup || column == Column::kRoute || column == Column::kDisclosure) {
-      cf.compression_per_level = UncompressedFlushes(rocksdb::kSnappyCompression);
+    if (WrittenPerEventOrDelivery(column)) {
+      // Below level 0: LZ4 for the event log, not RocksDB's default Snappy: a narrow reader (route
+      // index) reads one event per 4 KiB block and decompresses the whole block for it; Snappy
+      // was ~17% of the delivery thread in a 1% catch-up, LZ4 decompresses about twice as fast
+      // for about the same size on disk (footprint: 248 against Snappy's 242 MiB per million
+      // events). Files already written keep theirs. Snappy for the indexes.
+      cf.compression_per_level = UncompressedFlushes(
+          column == Column::kEvents ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression);
+    } else {
+      cf.write_buffer_size = 8ull << 20;
     }
     if (column == Column::kResend) {
       cf.merge_operator = NewResendMergeOperator();
@@ -178,15 +194,6 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
     }
     if (column == Column::kEvents) {
       cf.write_buffer_size = options.write_buffer_bytes * 2;
-      // LZ4, not RocksDB's default Snappy: a narrow reader (route index) reads one event per
-      // 4 KiB block and decompresses the whole block for it; Snappy was ~17% of the delivery
-      // thread in a 1% catch-up, LZ4 decompresses about twice as fast for about the same size on
-      // disk (footprint: 248 against Snappy's 242 MiB per million events). Files already written
-      // keep theirs.
-      cf.compression_per_level = UncompressedFlushes(rocksdb::kLZ4Compression);
-    } else if (column != Column::kDedup && column != Column::kRoute &&
-               column != Column::kDisclosure) {  // an entry per event delivered, per subscription
-      cf.write_buffer_size = 8ull << 20;         // cursors, quarantine, audit, meta: small and rare
     }
     descriptors.emplace_back(kColumnNames[i], cf);
   }

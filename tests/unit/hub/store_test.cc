@@ -2,12 +2,16 @@
 #include "carehub/hub/store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <rocksdb/perf_level.h>
+#include <rocksdb/table_properties.h>
 
 #include <filesystem>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "store/database.h"
 #include "store_test_util.h"
 
 namespace carehub::hub {
@@ -363,6 +367,51 @@ TEST(StoreWriteBuffer, SmallWriteBuffersOpenAndTakeWrites) {
     }
     std::filesystem::remove_all(dir);
   }
+}
+
+// Per-level compression (database.cc, UncompressedFlushes): the families written per event or
+// per delivery flush into uncompressed level-0 files and compress from level 1 on (LZ4 for the
+// event log, Snappy for the indexes); the small families keep RocksDB's default, Snappy, at every
+// level. Read from each table file's own properties, as RocksDB wrote them.
+TEST(StoreCompression, FlushesWriteLevelZeroUncompressedAndDeeperLevelsCompress) {
+  const auto dir = FreshTestDir("carehub-store-compression");
+  auto opened = Database::Open(StoreOptions{dir});
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Database& database = *opened.value();
+  rocksdb::DB* db = database.db();
+  // The compression names of a family's table files, one per file.
+  auto compressions = [&](Column column) {
+    rocksdb::TablePropertiesCollection tables;
+    EXPECT_TRUE(db->GetPropertiesOfAllTables(database.cf(column), &tables).ok());
+    std::vector<std::string> names;
+    for (const auto& [file, properties] : tables) {
+      names.push_back(properties->compression_name);
+    }
+    return names;
+  };
+  const std::string value(400, 'x');  // compressible, so a compressing writer keeps its choice
+  for (Column column : {Column::kEvents, Column::kRoute, Column::kCursors}) {
+    for (uint64_t key = 1; key <= 200; ++key) {
+      ASSERT_TRUE(
+          db->Put(rocksdb::WriteOptions(), database.cf(column), EncodeSeq(key), value).ok());
+    }
+    ASSERT_TRUE(db->Flush(rocksdb::FlushOptions(), database.cf(column)).ok());
+  }
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(compressions(Column::kEvents), Names{"NoCompression"});
+  EXPECT_EQ(compressions(Column::kRoute), Names{"NoCompression"});
+  EXPECT_EQ(compressions(Column::kCursors), Names{"Snappy"});
+
+  // Compacted out of level 0, the same data is compressed.
+  for (Column column : {Column::kEvents, Column::kRoute}) {
+    ASSERT_TRUE(
+        db->CompactRange(rocksdb::CompactRangeOptions(), database.cf(column), nullptr, nullptr)
+            .ok());
+  }
+  EXPECT_EQ(compressions(Column::kEvents), Names{"LZ4"});
+  EXPECT_EQ(compressions(Column::kRoute), Names{"Snappy"});
+  opened.value().reset();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(EventCodec, HubFieldsSuffixParsesAsTheEventWithItsHubFields) {
