@@ -98,6 +98,14 @@ class PublisherOfDedupKey final : public rocksdb::SliceTransform {
 // Bloom bits per key of the dedup index's filters: ~1% false positives per file checked.
 constexpr double kDedupBloomBitsPerKey = 10;
 
+// The dedup memtable's own filter, as a share of its write buffer: 2% of 64 MiB is ~10.7M bits,
+// ~14 bits per key for a full memtable (~780k keys at ~86 bytes each), ~0.2% false positives with
+// RocksDB's six probes. The filter is allocated and zeroed when the memtable is made, on the
+// writing thread while every write waits. At 10% (~68 bits per key) that took 20-26 ms per switch
+// here, where a first touch of memory costs ~11 us per 4 KiB page; at 2% it takes 5-13 ms
+// (docs/performance.md, "Issue 15 (2026-12-06, 14:10)").
+constexpr double kDedupMemtableFilterShare = 0.02;
+
 std::shared_ptr<rocksdb::TableFactory> TableFactory(const std::shared_ptr<rocksdb::Cache>& cache,
                                                     bool bloom) {
   rocksdb::BlockBasedTableOptions t;
@@ -153,7 +161,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       // which is where most keys are): a miss must be answered by filters on every level.
       cf.table_factory = TableFactory(cache, /*bloom=*/true);
       cf.optimize_filters_for_hits = false;
-      cf.memtable_prefix_bloom_size_ratio = 0.1;
+      cf.memtable_prefix_bloom_size_ratio = kDedupMemtableFilterShare;
       cf.memtable_whole_key_filtering = true;
       cf.compaction_filter = dedup_expiry;
       cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<PublisherOfDedupKey>();
