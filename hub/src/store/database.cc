@@ -180,6 +180,11 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       // Buckets (a pointer each, allocated when the memtable is made) are 1/8 of the buffer: 1M
       // at the default 64 MiB. A fixed 1M made a store with 4 MiB buffers abort at open inside
       // RocksDB, its memtable full as it was made (StoreWriteBuffer test, fuzz_ingest_frame).
+      // What the cheap insert leaves: RocksDB flushes this memtable by first inserting every entry
+      // into a skiplist (~2.5 us each on the flush thread here), and the buckets are zeroed as the
+      // memtable is made, with every write waiting. Fewer buckets, smaller buffers and the other
+      // memtables were measured and move the total no further (docs/performance.md, 2026-12-06
+      // 14:10): the entry's cost is ordering random patient keys, wherever that is done.
       cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(
           std::max<size_t>(1024, options.write_buffer_bytes / 64)));
       // No filters: reads are prefix seeks of patients who mostly have entries, and filters kept
