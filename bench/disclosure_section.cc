@@ -1,7 +1,8 @@
 // Section 10 (--disclosures): "which organisations received data about this patient?" in a store
 // of N delivered events (default 20M). The store is filled through the write path a delivery uses
-// (one audit record per batch of 1,000 events, each event filed under its patient's key in the
-// same write, for two subscriptions alternating), closed and reopened (a cold cache, as after a
+// (one audit record per batch of 1,000 events, with the batch's journal record filing each event
+// under its patient's key in the same write, for two subscriptions alternating; the run index
+// built in the background as on a hub), closed and reopened (a cold cache, as after a
 // restart), then the report the admin API answers (inquiry::PatientDisclosures) is timed for 1,000
 // random patients and checked against the counts the fill kept.
 
@@ -76,6 +77,7 @@ Status RunDisclosureSection(BenchContext* ctx) {
       return hasher.status();
     }
     const int64_t start_ms = ToUnixMillis(std::chrono::system_clock::now()) - 86'400'000;
+    hub::DisclosureFilings filings;
     for (uint64_t seq = 1; seq <= events;) {
       const bool analytics = (seq / 1000) % 2 == 1;
       v1::AuditRecord record;
@@ -93,21 +95,23 @@ Status RunDisclosureSection(BenchContext* ctx) {
       entry.set_event_type("activity.emergency_admission");
       entry.set_publisher_ods("RR8");
       uint32_t n = 0;
+      filings.Clear();
       for (; n < 1000 && seq <= events; ++n, ++seq) {
         const auto patient = static_cast<uint32_t>(rng() % population);
         ++expected[patient];
         entry.set_event_id("ADT-" + std::to_string(seq));
-        s.disclosures().Add(&wb, hasher->ForNhsNumber(SyntheticNhsNumber(patient)), key, seq,
-                            entry);
+        filings.Add(hasher->ForNhsNumber(SyntheticNhsNumber(patient)), seq,
+                    entry.SerializeAsString());
       }
       record.set_to_seq(seq - 1);
       record.set_delivered(n);
       s.audit().AddRecord(&wb, key, record);
+      CAREHUB_RETURN_IF_ERROR(s.disclosures().File(&wb, key, filings));
       CAREHUB_RETURN_IF_ERROR(s.Commit(&wb, /*sync=*/false));
     }
     fill_s = Ms(t_fill) / 1000;
-    // On the live store too: the newest entries are in the family's memtable, a vector that each
-    // report's iterator sorts a copy of (store/database.cc), as on a running hub.
+    // On the live store too: the newest filings are in the journal past the run index's cursor,
+    // which each report reads through (store/disclosure_index.h), as on a running hub.
     CAREHUB_RETURN_IF_ERROR(time_reports(s, 100, &live_ms, &live_rows));
   }
 

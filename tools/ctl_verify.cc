@@ -18,6 +18,7 @@ int CmdVerify(const std::filesystem::path& data_dir, uint32_t dedup_window_days)
   options.dir = data_dir;
   options.dedup_window_days = dedup_window_days;
   options.block_cache_bytes = 32ull << 20;
+  options.disclosure_run_interval = std::chrono::milliseconds(0);  // reads only what is there
   auto store = hub::Store::Open(options);
   if (!store.ok()) {
     std::cerr << "carehubctl: " << store.status().message()

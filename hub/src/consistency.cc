@@ -317,28 +317,40 @@ class Checker {
   }
 
   // Every disclosure index entry names a "delivery" audit record whose range holds its event
-  // (store/disclosure_index.h: they are written together).
+  // (store/disclosure_index.h: they are written together): the journal's filings and the legacy
+  // family's entries. The run index is derived from the journal and not checked here.
   Status CheckDisclosures() {
-    return store_.ScanColumn(
+    CAREHUB_RETURN_IF_ERROR(store_.ScanColumn(
         Store::Column::kDisclosure, [&](std::string_view key, std::string_view /*value*/) {
           ++report_.disclosure_entries;
           if (key.size() != PatientHasher::kKeyBytes + kAuditKeyBytes + 8) {
             Problem("disclosure index key " + Printable(key) + ": wrong size");
             return true;
           }
-          const std::string audit_key(key.substr(PatientHasher::kKeyBytes, kAuditKeyBytes));
-          const uint64_t seq = DecodeSeq(key.substr(PatientHasher::kKeyBytes + kAuditKeyBytes));
-          auto it = delivery_ranges_.find(audit_key);
-          if (it == delivery_ranges_.end()) {
-            Problem("disclosure index entry for hub_seq " + std::to_string(seq) +
-                    " names no delivery audit record (" + Printable(audit_key) + ")");
-          } else if (seq < it->second.first || seq > it->second.second) {
-            Problem("disclosure index entry for hub_seq " + std::to_string(seq) +
-                    " is outside its delivery's range " + std::to_string(it->second.first) + ".." +
-                    std::to_string(it->second.second));
+          CheckFiling(key.substr(PatientHasher::kKeyBytes, kAuditKeyBytes),
+                      DecodeSeq(key.substr(PatientHasher::kKeyBytes + kAuditKeyBytes)));
+          return true;
+        }));
+    return store_.disclosures().ScanFilings(
+        [&](std::string_view audit_key, uint64_t seq, bool retracted) {
+          if (!retracted) {
+            ++report_.disclosure_entries;
+            CheckFiling(audit_key, seq);
           }
           return true;
         });
+  }
+
+  void CheckFiling(std::string_view audit_key, uint64_t seq) {
+    auto it = delivery_ranges_.find(std::string(audit_key));
+    if (it == delivery_ranges_.end()) {
+      Problem("disclosure index entry for hub_seq " + std::to_string(seq) +
+              " names no delivery audit record (" + Printable(audit_key) + ")");
+    } else if (seq < it->second.first || seq > it->second.second) {
+      Problem("disclosure index entry for hub_seq " + std::to_string(seq) +
+              " is outside its delivery's range " + std::to_string(it->second.first) + ".." +
+              std::to_string(it->second.second));
+    }
   }
 
   // Keys hold \0 separators and binary seqs: shown with \0 as '/' and other bytes escaped.

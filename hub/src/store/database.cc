@@ -21,9 +21,9 @@
 
 namespace carehub::hub {
 
-const char* const kColumnNames[kColumnCount] = {"default",    "events",     "dedup", "route",
-                                                "cursors",    "quarantine", "audit", "meta",
-                                                "disclosure", "resend"};
+const char* const kColumnNames[kColumnCount] = {
+    "default", "events", "dedup",      "route",  "cursors",           "quarantine",
+    "audit",   "meta",   "disclosure", "resend", "disclosure_journal"};
 
 namespace {
 
@@ -139,11 +139,11 @@ std::vector<rocksdb::CompressionType> UncompressedFlushes(rocksdb::CompressionTy
 }
 
 // The families written for every accepted event (event log, dedup index, route index) or every
-// delivery (disclosure index). The others (default, cursors, quarantine, audit, meta, resend
-// counts) are small and written rarely.
+// delivery batch (the disclosure journal). The others (default, cursors, quarantine, audit, meta,
+// resend counts, the legacy disclosure family) are small or written rarely.
 bool WrittenPerEventOrDelivery(Column column) {
   return column == Column::kEvents || column == Column::kDedup || column == Column::kRoute ||
-         column == Column::kDisclosure;
+         column == Column::kDisclosureJournal;
 }
 
 std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
@@ -167,28 +167,12 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<PublisherOfDedupKey>();
     }
     if (column == Column::kDisclosure) {
-      // Keys start with a random 16-byte patient key and every read is within one patient.
-      // Written on the delivery thread (an entry per event delivered), read by IG queries. A hash
-      // memtable of short sorted lists, one per patient bucket: a memtable holds a few entries per
-      // patient, so an insert is a hash and a short walk (buckets: 1/8 of the memtable). Fan-out
-      // bench, delivery thread CPU per delivery: these lists 8.3-8.7 us, a vector memtable
-      // (append, sorted at flush) 7.1-7.3 us in the same runs — but with a vector every report on
-      // a live hub sorted a copy of the whole memtable: 501 ms per report against 0.09 ms here
-      // (carehub-bench --disclosures, "live store"). A skiplist per patient prefix (hash
-      // skiplist) had cost 10.3 us before the delivery path's other changes (docs/performance.md).
+      // Entries filed one per delivery by store formats before 3, read by IG queries within one
+      // patient (the first 16 bytes), never written now: the delivery path files into the
+      // journal and the run index (store/disclosure_index.h). Until format 3 this family had a
+      // hash link-list memtable, whose flush re-sorted every random patient key (~2.5 us each)
+      // and whose buckets were zeroed as each memtable was made (docs/performance.md).
       cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(PatientHasher::kKeyBytes));
-      // Buckets (a pointer each, allocated when the memtable is made) are 1/8 of the buffer: 1M
-      // at the default 64 MiB. A fixed 1M made a store with 4 MiB buffers abort at open inside
-      // RocksDB, its memtable full as it was made (StoreWriteBuffer test, fuzz_ingest_frame).
-      // What the cheap insert leaves: RocksDB flushes this memtable by first inserting every entry
-      // into a skiplist (~2.5 us each on the flush thread here), and the buckets are zeroed as the
-      // memtable is made, with every write waiting. Fewer buckets, smaller buffers and the other
-      // memtables were measured and move the total no further (docs/performance.md, 2026-12-06
-      // 14:10): the entry's cost is ordering random patient keys, wherever that is done.
-      cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(
-          std::max<size_t>(1024, options.write_buffer_bytes / 64)));
-      // No filters: reads are prefix seeks of patients who mostly have entries, and filters kept
-      // with every open table would cost memory per entry (an entry per delivery).
     }
     if (WrittenPerEventOrDelivery(column)) {
       // Below level 0: LZ4 for the event log, not RocksDB's default Snappy: a narrow reader (route

@@ -46,10 +46,11 @@ enum class Column {
   kQuarantine,
   kAudit,
   kMeta,
-  kDisclosure,
+  kDisclosure,  // read only since store format 3 (store/disclosure_index.h)
   kResend,
+  kDisclosureJournal,
 };
-inline constexpr int kColumnCount = 10;
+inline constexpr int kColumnCount = 11;
 // RocksDB's names of the families, by Column.
 extern const char* const kColumnNames[kColumnCount];
 
@@ -73,6 +74,8 @@ class Database {
   }
   const StoreOptions& options() const { return options_; }
   const Clock& clock() const { return *clock_; }
+  // The block cache every family of the store shares (and the disclosure run index).
+  const std::shared_ptr<rocksdb::Cache>& block_cache() const { return cache_; }
 
   // Applies the batch. With sync, returns after the WAL is fsync'd (group commit: one sync covers
   // every batch written before it). Every write of the store's parts comes through here, so the

@@ -1,37 +1,53 @@
 #include "carehub/hub/store/disclosure_index.h"
 
+#include <pthread.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/sst_file_writer.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
 #include <memory>
+#include <set>
+#include <utility>
 
 #include "carehub/hub/store/event_codec.h"
 #include "carehub/hub/store/keys.h"
 #include "database.h"
+#include "rocksdb_logger.h"
 
 namespace carehub::hub {
 namespace {
 
 constexpr std::string_view kKeyRecord = "disclosure_index_key";
 
+// Journal record kinds, and the run index's key tags (header comment of disclosure_index.h).
+constexpr char kFiled = 'F';
+constexpr char kRetracted = 'R';
+constexpr char kEntryTag = 'p';
+constexpr char kCursorTag = 'z';
+constexpr size_t kRunPrefixBytes = 1 + PatientHasher::kKeyBytes;
+constexpr size_t kRunKeyBytes = kRunPrefixBytes + kAuditKeyBytes + 8;
+
+void AppendBigEndian(std::string* out, uint64_t value, int bytes) {
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+uint64_t ReadBigEndian(std::string_view bytes) {
+  uint64_t value = 0;
+  for (unsigned char c : bytes) {
+    value = (value << 8) | c;
+  }
+  return value;
+}
+
 rocksdb::Slice AsSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
-
-// An entry's key, patient key + audit key + hub_seq (8 BE), as parts the write batch joins: no
-// std::string per entry (the delivery thread writes one per delivered event).
-class IndexKey {
- public:
-  IndexKey(std::string_view patient_key, std::string_view audit_key, uint64_t hub_seq)
-      : seq_(EncodeSeq(hub_seq)),
-        slices_{AsSlice(patient_key), AsSlice(audit_key), AsSlice(seq_)} {}
-  IndexKey(const IndexKey&) = delete;
-  IndexKey& operator=(const IndexKey&) = delete;
-  rocksdb::SliceParts parts() const { return rocksdb::SliceParts(slices_, 3); }
-
- private:
-  std::string seq_;  // 8 bytes: held inline, no allocation
-  rocksdb::Slice slices_[3];
-};
 
 }  // namespace
 
@@ -139,21 +155,6 @@ Result<PatientHasher> DisclosureIndex::Hasher() const {
   return *hasher_;
 }
 
-void DisclosureIndex::Add(WriteBatch* batch, std::string_view patient_key,
-                          std::string_view audit_key, uint64_t hub_seq,
-                          const v1::DisclosureEntry& entry) {
-  AddEncoded(batch, patient_key, audit_key, hub_seq, entry.SerializeAsString());
-}
-
-void DisclosureIndex::AddEncoded(WriteBatch* batch, std::string_view patient_key,
-                                 std::string_view audit_key, uint64_t hub_seq,
-                                 std::string_view entry_bytes) {
-  const rocksdb::Slice value = AsSlice(entry_bytes);
-  RocksBatch(batch)->Put(db_->cf(Column::kDisclosure),
-                         IndexKey(patient_key, audit_key, hub_seq).parts(),
-                         rocksdb::SliceParts(&value, 1));
-}
-
 void AppendDisclosureEntry(std::string* out, std::string_view agreement,
                            std::string_view field_level, std::string_view event_type,
                            std::string_view publisher_ods, std::string_view event_id) {
@@ -166,49 +167,529 @@ void AppendDisclosureEntry(std::string* out, std::string_view agreement,
   }
 }
 
-void DisclosureIndex::Delete(WriteBatch* batch, std::string_view patient_key,
-                             std::string_view audit_key, uint64_t hub_seq) {
-  RocksBatch(batch)->Delete(db_->cf(Column::kDisclosure),
-                            IndexKey(patient_key, audit_key, hub_seq).parts());
+// ---- journal records ----------------------------------------------------------------------------
+
+void DisclosureFilings::Add(std::string_view patient_key, uint64_t hub_seq,
+                            std::string_view entry_bytes) {
+  bytes_.append(patient_key);
+  AppendBigEndian(&bytes_, hub_seq, 8);
+  AppendBigEndian(&bytes_, entry_bytes.size(), 4);
+  bytes_.append(entry_bytes);
+  ++count_;
+}
+
+namespace {
+
+// One filing of a journal record, viewed in place.
+struct Filing {
+  std::string_view patient;
+  uint64_t hub_seq = 0;
+  std::string_view entry;
+};
+
+// A journal record, viewed in place (header comment of disclosure_index.h).
+struct JournalRecord {
+  char kind = 0;
+  std::string_view audit_key;
+  std::vector<Filing> filings;
+};
+
+bool ParseJournalRecord(std::string_view value, JournalRecord* out) {
+  constexpr size_t kFilingHeader = PatientHasher::kKeyBytes + 8 + 4;
+  if (value.size() < 1 + kAuditKeyBytes || (value[0] != kFiled && value[0] != kRetracted)) {
+    return false;
+  }
+  out->kind = value[0];
+  out->audit_key = value.substr(1, kAuditKeyBytes);
+  out->filings.clear();
+  size_t at = 1 + kAuditKeyBytes;
+  while (at < value.size()) {
+    if (value.size() - at < kFilingHeader) {
+      return false;
+    }
+    Filing f;
+    f.patient = value.substr(at, PatientHasher::kKeyBytes);
+    f.hub_seq = ReadBigEndian(value.substr(at + PatientHasher::kKeyBytes, 8));
+    const uint64_t size = ReadBigEndian(value.substr(at + PatientHasher::kKeyBytes + 8, 4));
+    at += kFilingHeader;
+    if (value.size() - at < size) {
+      return false;
+    }
+    f.entry = value.substr(at, size);
+    at += size;
+    out->filings.push_back(f);
+  }
+  return true;
+}
+
+// What the run index's cursor holds of the journal record it names: a full copy that replaced
+// the store, or a fork, gives a different record under the same number.
+std::string RecordDigest(std::string_view value) {
+  std::string out(16, '\0');
+  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(),
+                     reinterpret_cast<const unsigned char*>(value.data()), value.size(), nullptr,
+                     0);
+  return out;
+}
+
+// A run index key, written in place: a run sorts its rows inline (no heap string per row, and
+// comparisons that stay in the run's own array).
+void WriteRunKey(char* out, std::string_view patient, std::string_view audit_key,
+                 uint64_t hub_seq) {
+  out[0] = kEntryTag;
+  std::memcpy(out + 1, patient.data(), PatientHasher::kKeyBytes);
+  std::memcpy(out + kRunPrefixBytes, audit_key.data(), kAuditKeyBytes);
+  for (int i = 0; i < 8; ++i) {
+    out[kRunPrefixBytes + kAuditKeyBytes + i] = static_cast<char>(hub_seq >> (56 - 8 * i));
+  }
+}
+
+}  // namespace
+
+// ---- the run index ------------------------------------------------------------------------------
+
+// The node's own RocksDB database of sorted runs (header comment). Thread-safety: reads from any
+// thread; Add under run_mu (one run at a time).
+class DisclosureIndex::RunIndex {
+ public:
+  struct Cursor {
+    uint64_t number = 0;  // the last journal number indexed; 0: none
+    std::string digest;   // RecordDigest of that record
+  };
+
+  static Result<std::unique_ptr<RunIndex>> Open(const std::filesystem::path& dir, rocksdb::Env* env,
+                                                const std::shared_ptr<rocksdb::Cache>& cache) {
+    std::unique_ptr<RunIndex> index(new RunIndex(dir));
+    // RocksDB would log an error for the missing directory before creating it.
+    rocksdb::Env* store_env = env ? env : rocksdb::Env::Default();
+    if (auto s = store_env->CreateDirIfMissing(dir.string()); !s.ok()) {
+      return FromRocks(s, "create the disclosure run index's directory");
+    }
+    index->options_.create_if_missing = true;
+    index->options_.env = store_env;
+    index->options_.info_log = std::make_shared<SpdlogRocksLogger>(StoreLog());
+    index->options_.keep_log_file_num = 2;
+    index->options_.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kRunPrefixBytes));
+    // Runs are written uncompressed, as the store's own flushes are (database.cc): compaction
+    // reads them soon and compresses what it writes below.
+    index->options_.compression_per_level = {rocksdb::kNoCompression, rocksdb::kSnappyCompression};
+    rocksdb::BlockBasedTableOptions t;
+    t.block_cache = cache;
+    index->options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    // The writer takes the last level's compression when levels have their own: runs are level 0.
+    index->run_options_ = index->options_;
+    index->run_options_.compression_per_level.clear();
+    index->run_options_.compression = rocksdb::kNoCompression;
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(index->options_, dir.string(), &raw);
+    if (!s.ok()) {
+      return FromRocks(s, "open the disclosure run index");
+    }
+    index->db_.reset(raw);
+    auto cursor = index->ReadCursor(nullptr);
+    if (!cursor.ok()) {
+      return cursor.status();
+    }
+    index->cursor_ = std::move(cursor).value();
+    index->indexed_to_.store(index->cursor_.number);
+    return index;
+  }
+
+  // Closes the database and deletes it.
+  static Status Destroy(std::unique_ptr<RunIndex> index) {
+    const std::filesystem::path dir = index->dir_;
+    const rocksdb::Options options = index->options_;
+    index.reset();
+    return FromRocks(rocksdb::DestroyDB(dir.string(), options), "delete the disclosure run index");
+  }
+
+  rocksdb::DB* db() const { return db_.get(); }
+  uint64_t indexed_to() const { return indexed_to_.load(); }
+  Mutex& run_mu() { return run_mu_; }
+  const Cursor& cursor() const CAREHUB_REQUIRES(run_mu_) { return cursor_; }
+
+  Result<Cursor> ReadCursor(const rocksdb::Snapshot* snapshot) const {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    std::string value;
+    auto s = db_->Get(ro, std::string(1, kCursorTag), &value);
+    if (s.IsNotFound()) {
+      return Cursor{};
+    }
+    if (!s.ok()) {
+      return FromRocks(s, "read the disclosure run index's cursor");
+    }
+    if (value.size() != 8 + 16) {
+      return Status::Error("store_corrupt", "the disclosure run index's cursor is malformed");
+    }
+    return Cursor{ReadBigEndian(std::string_view(value).substr(0, 8)), value.substr(8)};
+  }
+
+  // One sorted row of a run: an entry to add, or one to take out.
+  struct Row {
+    char key[kRunKeyBytes];
+    bool retract;
+    std::string_view entry;  // into the run's records
+    rocksdb::Slice key_slice() const { return rocksdb::Slice(key, kRunKeyBytes); }
+  };
+
+  // Writes `rows` (sorted by key, no key twice) and the cursor as one table file and adds it:
+  // both or neither. Re-adding the same journal records is harmless (same keys, same values).
+  Status Add(const std::vector<Row>& rows, Cursor cursor) CAREHUB_REQUIRES(run_mu_) {
+    const std::string path = (dir_ / ("run-" + std::to_string(cursor.number) + ".sst")).string();
+    // Written back as it goes, so the sync at its end is short: a run's megabytes synced at once
+    // would queue the write-ahead log's syncs behind them on the same disk.
+    rocksdb::EnvOptions env_options;
+    env_options.bytes_per_sync = 1 << 20;
+    rocksdb::SstFileWriter writer(env_options, run_options_);
+    auto s = writer.Open(path);
+    for (size_t i = 0; s.ok() && i < rows.size(); ++i) {
+      s = rows[i].retract ? writer.Delete(rows[i].key_slice())
+                          : writer.Put(rows[i].key_slice(), AsSlice(rows[i].entry));
+    }
+    if (s.ok()) {
+      std::string value;
+      AppendBigEndian(&value, cursor.number, 8);
+      value += cursor.digest;
+      s = writer.Put(std::string(1, kCursorTag), value);
+    }
+    if (s.ok()) {
+      s = writer.Finish();
+    }
+    if (s.ok()) {
+      rocksdb::IngestExternalFileOptions ingest;
+      ingest.move_files = true;           // the file is ours, on the same filesystem
+      ingest.write_global_seqno = false;  // kept in the manifest, not by rewriting the file
+      s = db_->IngestExternalFile({path}, ingest);
+    }
+    if (!s.ok()) {
+      (void)options_.env->DeleteFile(path);  // a run that was not added leaves nothing behind
+      return FromRocks(s, "add a disclosure run");
+    }
+    cursor_ = std::move(cursor);
+    indexed_to_.store(cursor_.number);
+    return Status::Ok();
+  }
+
+ private:
+  explicit RunIndex(std::filesystem::path dir) : dir_(std::move(dir)) {}
+
+  const std::filesystem::path dir_;
+  rocksdb::Options options_;
+  rocksdb::Options run_options_;  // the table files of runs (SstFileWriter)
+  std::unique_ptr<rocksdb::DB> db_;
+  Mutex run_mu_;
+  Cursor cursor_ CAREHUB_GUARDED_BY(run_mu_);
+  std::atomic<uint64_t> indexed_to_{0};
+};
+
+// ---- DisclosureIndex ----------------------------------------------------------------------------
+
+DisclosureIndex::DisclosureIndex(Database* db) : db_(db) {}
+
+DisclosureIndex::~DisclosureIndex() {
+  {
+    MutexLock lock(wake_mu_);
+    stop_ = true;
+  }
+  wake_cv_.NotifyAll();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+Status DisclosureIndex::OpenRunIndex() {
+  const std::filesystem::path dir = db_->options().dir / "disclosure-index";
+  auto opened = RunIndex::Open(dir, db_->options().env, db_->block_cache());
+  if (!opened.ok()) {
+    return opened.status();
+  }
+  std::unique_ptr<RunIndex> index = std::move(opened).value();
+  // The journal record the cursor names must still be the one it indexed.
+  uint64_t number = 0;
+  std::string digest;
+  {
+    MutexLock lock(index->run_mu());
+    number = index->cursor().number;
+    digest = index->cursor().digest;
+  }
+  if (number > 0) {
+    std::string value;
+    auto s = db_->db()->Get({}, db_->cf(Column::kDisclosureJournal), EncodeSeq(number), &value);
+    if (!s.ok() && !s.IsNotFound()) {
+      return FromRocks(s, "read the disclosure journal");
+    }
+    if (s.IsNotFound() || RecordDigest(value) != digest) {
+      StoreLog()->warn(
+          "the disclosure run index in {} does not match this store's journal (record {}): "
+          "rebuilding it from the journal",
+          dir.string(), number);
+      CAREHUB_RETURN_IF_ERROR(RunIndex::Destroy(std::move(index)));
+      opened = RunIndex::Open(dir, db_->options().env, db_->block_cache());
+      if (!opened.ok()) {
+        return opened.status();
+      }
+      index = std::move(opened).value();
+      rebuilds_.fetch_add(1);
+    }
+  }
+  runs_ = std::move(index);
+  return Status::Ok();
+}
+
+void DisclosureIndex::StartBackgroundRuns(std::chrono::milliseconds interval) {
+  thread_ = std::thread([this, interval] { BackgroundRuns(interval); });
+}
+
+void DisclosureIndex::BackgroundRuns(std::chrono::milliseconds interval) {
+  pthread_setname_np(pthread_self(), "carehub-dindex");
+  for (;;) {
+    {
+      MutexLock lock(wake_mu_);
+      const auto deadline = std::chrono::steady_clock::now() + interval;
+      while (!stop_ && filed_since_run_.load() < kRunFilings &&
+             wake_cv_.WaitUntil(wake_mu_, deadline) != std::cv_status::timeout) {
+      }
+      if (stop_) {
+        return;
+      }
+    }
+    filed_since_run_.store(0);
+    auto indexed = IndexPending();
+    if (!indexed.ok()) {
+      run_errors_.fetch_add(1);
+      // The journal keeps what was not indexed; the next run starts from the same cursor.
+      StoreLog()->error("disclosure index: a run failed, retrying in {} ms: {}", interval.count(),
+                        indexed.status().ToString());
+    }
+  }
+}
+
+Status DisclosureIndex::File(WriteBatch* batch, std::string_view audit_key,
+                             const DisclosureFilings& filings) {
+  CAREHUB_RETURN_IF_ERROR(AddJournalRecord(batch, kFiled, audit_key, filings));
+  if (filed_since_run_.fetch_add(filings.count()) + filings.count() >= kRunFilings) {
+    wake_cv_.NotifyAll();
+  }
+  return Status::Ok();
+}
+
+Status DisclosureIndex::Retract(WriteBatch* batch, std::string_view audit_key,
+                                const DisclosureFilings& filings) {
+  return AddJournalRecord(batch, kRetracted, audit_key, filings);
+}
+
+Status DisclosureIndex::AddJournalRecord(WriteBatch* batch, char kind, std::string_view audit_key,
+                                         const DisclosureFilings& filings) {
+  if (filings.count() == 0) {
+    return Status::Ok();
+  }
+  // The next number after the last committed: read each time (once per delivery round, not per
+  // delivery) rather than cached, so a store that was a standby meanwhile continues its primary's
+  // numbering.
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
+  it->SeekToLast();
+  CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
+  const uint64_t number = it->Valid() ? DecodeSeq(it->key().ToStringView()) + 1 : 1;
+  const std::string key = EncodeSeq(number);
+  const char head = kind;
+  const rocksdb::Slice value[3] = {rocksdb::Slice(&head, 1), AsSlice(audit_key),
+                                   AsSlice(filings.bytes())};
+  const rocksdb::Slice key_slice(key);
+  RocksBatch(batch)->Put(db_->cf(Column::kDisclosureJournal), rocksdb::SliceParts(&key_slice, 1),
+                         rocksdb::SliceParts(value, 3));
+  return Status::Ok();
+}
+
+Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
+  MutexLock run(runs_->run_mu());
+  uint64_t indexed = 0;
+  for (;;) {
+    // Read the next run's journal records past the cursor. A deque: the parsed views point into
+    // the records, which must not move.
+    std::deque<std::string> records;
+    std::vector<JournalRecord> parsed;
+    uint64_t last = runs_->cursor().number;
+    size_t filings = 0;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(
+          db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
+      for (it->Seek(EncodeSeq(last + 1)); it->Valid() && filings < run_filings; it->Next()) {
+        last = DecodeSeq(it->key().ToStringView());
+        const std::string& value = records.emplace_back(it->value().ToStringView());
+        if (!ParseJournalRecord(value, &parsed.emplace_back())) {
+          return Status::Error("store_corrupt", "a disclosure journal record does not decode");
+        }
+        filings += parsed.back().filings.size();
+      }
+      CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
+    }
+    if (records.empty()) {
+      return indexed;
+    }
+    // Sort the run's rows by key; where a key is both filed and retracted in the run, the
+    // retraction stays (the filing may be in an earlier run already).
+    std::vector<RunIndex::Row> rows(filings);
+    size_t n = 0;
+    for (const JournalRecord& record : parsed) {
+      for (const Filing& f : record.filings) {
+        RunIndex::Row& row = rows[n++];
+        WriteRunKey(row.key, f.patient, record.audit_key, f.hub_seq);
+        row.retract = record.kind == kRetracted;
+        row.entry = f.entry;
+      }
+    }
+    std::sort(rows.begin(), rows.end(), [](const RunIndex::Row& a, const RunIndex::Row& b) {
+      const int c = std::memcmp(a.key, b.key, kRunKeyBytes);
+      return c != 0 ? c < 0 : a.retract > b.retract;
+    });
+    rows.erase(std::unique(rows.begin(), rows.end(),
+                           [](const RunIndex::Row& a, const RunIndex::Row& b) {
+                             return std::memcmp(a.key, b.key, kRunKeyBytes) == 0;
+                           }),
+               rows.end());
+    CAREHUB_RETURN_IF_ERROR(runs_->Add(rows, {last, RecordDigest(records.back())}));
+    runs_added_.fetch_add(1);
+    indexed += records.size();
+  }
+}
+
+DisclosureIndexStats DisclosureIndex::Stats() const {
+  DisclosureIndexStats stats;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
+  it->SeekToLast();
+  stats.journal_last = it->Valid() ? DecodeSeq(it->key().ToStringView()) : 0;
+  stats.indexed_to = runs_ ? runs_->indexed_to() : 0;
+  stats.runs = runs_added_.load();
+  stats.run_errors = run_errors_.load();
+  stats.rebuilds = rebuilds_.load();
+  return stats;
 }
 
 Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
     std::string_view patient_key, int64_t since_ms, int64_t until_ms, size_t limit,
     std::optional<uint64_t> hub_seq) const {
-  std::vector<FoundDisclosure> out;
-  const std::string prefix(patient_key);
-  const std::string start =
-      prefix + EncodeSeq(static_cast<uint64_t>(std::max<int64_t>(since_ms, 0)));
-  // The bound keeps RocksDB from reading past the patient's entries into the next patient's.
-  const std::string end =
-      prefix + EncodeSeq(static_cast<uint64_t>(std::max<int64_t>(until_ms, 0)) + 1);
-  rocksdb::Slice upper(end);
-  rocksdb::ReadOptions ro;
-  ro.iterate_upper_bound = &upper;
-  ro.prefix_same_as_start = true;  // one patient: the family's prefix is the patient key
-  std::unique_ptr<rocksdb::Iterator> it(db_->db()->NewIterator(ro, db_->cf(Column::kDisclosure)));
-  for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
-    const std::string_view key = it->key().ToStringView();
-    if (key.size() != PatientHasher::kKeyBytes + kAuditKeyBytes + 8) {
-      return Status::Error("store_corrupt", "a disclosure index key has the wrong size");
+  const uint64_t since = static_cast<uint64_t>(std::max<int64_t>(since_ms, 0));
+  const uint64_t until = static_cast<uint64_t>(std::max<int64_t>(until_ms, 0));
+  // Entries by (audit key, hub_seq): the order reports list them in, and how a retraction names
+  // one.
+  std::map<std::pair<std::string, uint64_t>, std::string> found;
+  std::set<std::pair<std::string, uint64_t>> retracted;
+  auto in_window = [&](std::string_view audit_key, uint64_t seq) {
+    const uint64_t at = DecodeSeq(audit_key);
+    return at >= since && at <= until && (!hub_seq || seq == *hub_seq);
+  };
+
+  // 1. The run index at a snapshot, and its cursor at the same snapshot.
+  rocksdb::DB* runs = runs_->db();
+  const rocksdb::Snapshot* snapshot = runs->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~Release() { db->ReleaseSnapshot(s); }
+  } release{runs, snapshot};
+  auto cursor = runs_->ReadCursor(snapshot);
+  if (!cursor.ok()) {
+    return cursor.status();
+  }
+
+  // 2. The journal past that cursor (read after the snapshot: a run added meanwhile is in the
+  // journal still), with its retractions.
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
+    JournalRecord record;
+    for (it->Seek(EncodeSeq(cursor.value().number + 1)); it->Valid(); it->Next()) {
+      if (!ParseJournalRecord(it->value().ToStringView(), &record)) {
+        return Status::Error("store_corrupt", "a disclosure journal record does not decode");
+      }
+      for (const Filing& f : record.filings) {
+        if (f.patient != patient_key || !in_window(record.audit_key, f.hub_seq)) {
+          continue;
+        }
+        auto key = std::make_pair(std::string(record.audit_key), f.hub_seq);
+        if (record.kind == kRetracted) {
+          retracted.insert(key);
+        } else {
+          found[key] = std::string(f.entry);
+        }
+      }
     }
-    const std::string_view audit_key = key.substr(PatientHasher::kKeyBytes, kAuditKeyBytes);
-    FoundDisclosure found;
-    found.hub_seq = DecodeSeq(key.substr(PatientHasher::kKeyBytes + kAuditKeyBytes));
-    if (hub_seq && found.hub_seq != *hub_seq) {
+    CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
+  }
+  // Enough of the older entries that `limit` remain once the retracted ones are taken out.
+  const size_t want = limit + retracted.size();
+
+  // 3. The run index, then the legacy family: prefix + audit key range, oldest first.
+  auto read_prefix = [&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                         const rocksdb::Snapshot* snap, std::string prefix) -> Status {
+    const std::string start = prefix + EncodeSeq(since);
+    const std::string end = prefix + EncodeSeq(until + 1);
+    rocksdb::Slice upper(end);
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap;
+    ro.iterate_upper_bound = &upper;
+    ro.prefix_same_as_start = true;  // one patient: each family's prefix is the patient
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+    size_t read = 0;
+    for (it->Seek(start); it->Valid() && read < want; it->Next()) {
+      const std::string_view key = it->key().ToStringView();
+      if (key.size() != prefix.size() + kAuditKeyBytes + 8) {
+        return Status::Error("store_corrupt", "a disclosure index key has the wrong size");
+      }
+      const uint64_t seq = DecodeSeq(key.substr(prefix.size() + kAuditKeyBytes));
+      if (hub_seq && seq != *hub_seq) {
+        continue;
+      }
+      found.emplace(std::make_pair(std::string(key.substr(prefix.size(), kAuditKeyBytes)), seq),
+                    std::string(it->value().ToStringView()));
+      ++read;
+    }
+    return FromRocks(it->status(), "read the disclosure index");
+  };
+  CAREHUB_RETURN_IF_ERROR(read_prefix(runs, runs->DefaultColumnFamily(), snapshot,
+                                      std::string(1, kEntryTag) + std::string(patient_key)));
+  CAREHUB_RETURN_IF_ERROR(
+      read_prefix(db_->db(), db_->cf(Column::kDisclosure), nullptr, std::string(patient_key)));
+
+  std::vector<FoundDisclosure> out;
+  for (const auto& [key, entry] : found) {
+    if (out.size() >= limit) {
+      break;
+    }
+    if (retracted.count(key)) {
       continue;
     }
-    found.audit_key = std::string(audit_key);
-    found.at_unix_ms = static_cast<int64_t>(DecodeSeq(audit_key));
-    if (!found.entry.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+    FoundDisclosure f;
+    f.audit_key = key.first;
+    f.at_unix_ms = static_cast<int64_t>(DecodeSeq(key.first));
+    f.hub_seq = key.second;
+    if (!f.entry.ParseFromArray(entry.data(), static_cast<int>(entry.size()))) {
       return Status::Error("store_corrupt", "a disclosure index entry does not decode");
     }
-    out.push_back(std::move(found));
-  }
-  if (Status s = FromRocks(it->status(), "read the disclosure index"); !s.ok()) {
-    return s;
+    out.push_back(std::move(f));
   }
   return out;
 }
 
+Status DisclosureIndex::ScanFilings(
+    const std::function<bool(std::string_view audit_key, uint64_t hub_seq, bool retracted)>& fn)
+    const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
+  JournalRecord record;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (!ParseJournalRecord(it->value().ToStringView(), &record)) {
+      return Status::Error("store_corrupt", "a disclosure journal record does not decode");
+    }
+    for (const Filing& f : record.filings) {
+      if (!fn(record.audit_key, f.hub_seq, record.kind == kRetracted)) {
+        return Status::Ok();
+      }
+    }
+  }
+  return FromRocks(it->status(), "read the disclosure journal");
+}
 }  // namespace carehub::hub

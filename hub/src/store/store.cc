@@ -34,6 +34,12 @@ Result<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
     return s;
   }
   store->audit_.StartCountingAt(store->changes_.Position() + 1);
+  if (Status s = store->disclosures_.OpenRunIndex(); !s.ok()) {
+    return s;
+  }
+  if (options.disclosure_run_interval.count() > 0) {
+    store->disclosures_.StartBackgroundRuns(options.disclosure_run_interval);
+  }
   return store;
 }
 

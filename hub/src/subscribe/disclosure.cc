@@ -20,17 +20,13 @@ bool DeliveryBatch::Consider(const DecodedEvent& decoded) {
   if (decision.verdict == policy::Verdict::kDeliver) {
     const policy::Agreement& agreement = *decision.agreement;
     // Filed by the identifiers as stored, before redaction takes them out.
-    DisclosedAt& at = disclosed_.emplace_back();
-    at.seq = decoded.seq();
-    at.offset = static_cast<uint32_t>(disclosed_bytes_.size());
+    entry_.clear();
+    AppendDisclosureEntry(&entry_, agreement.id, policy::FieldLevelName(agreement.patient_fields),
+                          decoded.TypeName(), event.envelope().publisher_ods(),
+                          event.envelope().event_id());
     for (const std::string& key : decoded.PatientKeys(patients_)) {
-      disclosed_bytes_.append(key);
+      filings_.Add(key, decoded.seq(), entry_);
     }
-    at.keys_size = static_cast<uint32_t>(disclosed_bytes_.size() - at.offset);
-    AppendDisclosureEntry(&disclosed_bytes_, agreement.id,
-                          policy::FieldLevelName(agreement.patient_fields), decoded.TypeName(),
-                          event.envelope().publisher_ods(), event.envelope().event_id());
-    at.entry_size = static_cast<uint32_t>(disclosed_bytes_.size() - at.offset - at.keys_size);
     if (policy_.Redacts(agreement)) {
       v1::Event redacted = event;
       policy_.Redact(agreement, &redacted);
@@ -96,9 +92,7 @@ Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget targe
   std::string key = store.audit().NewKey(record.at_unix_ms());
   scratch->Clear();
   store.audit().AddRecord(scratch, key, record);
-  batch.ForEachFiling([&](std::string_view patient, uint64_t seq, std::string_view entry) {
-    store.disclosures().AddEncoded(scratch, patient, key, seq, entry);
-  });
+  CAREHUB_RETURN_IF_ERROR(store.disclosures().File(scratch, key, batch.filings()));
   CAREHUB_RETURN_IF_ERROR(store.Commit(scratch, /*sync=*/false));
   CAREHUB_CRASH_POINT("deliver.after_audit");
   return AuditedBatch(std::move(batch), std::move(target), std::move(key));
@@ -126,10 +120,13 @@ void RecordNotSent(const AuditedBatch& audited, Store& store, const Clock& clock
       audited.batch().AuditRecord("delivery_not_sent", clock.Now(), target.subscriber,
                                   target.subscription, target.from, target.scanned_to);
   WriteBatch writes;
-  store.audit().AddRecord(&writes, store.audit().NewKey(record.at_unix_ms()), record);
-  audited.batch().ForEachFiling([&](std::string_view patient, uint64_t seq, std::string_view) {
-    store.disclosures().Delete(&writes, patient, audited.audit_key(), seq);
-  });
+  const std::string key = store.audit().NewKey(record.at_unix_ms());
+  store.audit().AddRecord(&writes, key, record);
+  if (!store.disclosures().Retract(&writes, audited.audit_key(), audited.batch().filings()).ok()) {
+    // Without its retraction the index over-reports, like the trail without this record.
+    writes.Clear();
+    store.audit().AddRecord(&writes, key, record);
+  }
   (void)store.Commit(&writes, /*sync=*/false);
 }
 

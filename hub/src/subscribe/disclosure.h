@@ -58,19 +58,9 @@ class DeliveryBatch {
   // The Delivery frame, reporting the log read up to `scanned_to` of `head`.
   std::string FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch) const;
 
-  // Calls fn(patient_key, seq, entry) for each entry the disclosure index files for this batch:
-  // each delivered event, in seq order, once under each patient key it concerns; `entry` is a
-  // serialized v1::DisclosureEntry. The views are the batch's.
-  template <typename Fn>
-  void ForEachFiling(Fn&& fn) const {
-    const std::string_view bytes(disclosed_bytes_);
-    for (const DisclosedAt& at : disclosed_) {
-      const std::string_view entry = bytes.substr(at.offset + at.keys_size, at.entry_size);
-      for (size_t key = 0; key < at.keys_size; key += PatientHasher::kKeyBytes) {
-        fn(bytes.substr(at.offset + key, PatientHasher::kKeyBytes), at.seq, entry);
-      }
-    }
-  }
+  // What the disclosure index files for this batch: each delivered event, in seq order, once
+  // under each patient key it concerns.
+  const DisclosureFilings& filings() const { return filings_; }
 
   DeliveryBatch(DeliveryBatch&&) = default;
 
@@ -83,16 +73,10 @@ class DeliveryBatch {
   DeliveryFrameWriter frame_;
   std::map<std::string, uint32_t> withheld_;  // by reason
   std::set<std::string> agreements_used_;
-  // What ForEachFiling passes, in one buffer for the batch: a message and a vector of keys per
-  // delivered event were ~8 heap allocations each, and a fifth of the delivery thread (callgrind).
-  struct DisclosedAt {
-    uint64_t seq;
-    uint32_t offset;  // into disclosed_bytes_: the keys (kKeyBytes each), then the entry
-    uint32_t keys_size;
-    uint32_t entry_size;
-  };
-  std::vector<DisclosedAt> disclosed_;
-  std::string disclosed_bytes_;
+  // Filed into one buffer for the batch: a message and a vector of keys per delivered event were
+  // ~8 heap allocations each, and a fifth of the delivery thread (callgrind).
+  DisclosureFilings filings_;
+  std::string entry_;  // the entry being filed, reused
   uint64_t delivered_ = 0;
 };
 

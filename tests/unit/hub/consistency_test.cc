@@ -283,7 +283,9 @@ TEST_F(ConsistencyTest, DisclosureEntriesMustNameTheirDeliveryRecord) {
   const std::string key = store_->audit().NewKey(audit.at_unix_ms());
   WriteBatch batch;
   store_->audit().AddRecord(&batch, key, audit);
-  store_->disclosures().Add(&batch, patient, key, 15, v1::DisclosureEntry());
+  DisclosureFilings filed;
+  filed.Add(patient, 15, "");
+  ASSERT_TRUE(store_->disclosures().File(&batch, key, filed).ok());
   ASSERT_TRUE(store_->Commit(&batch, true).ok());
   auto ok = Check();
   EXPECT_EQ(ok.problem_count, 0u) << ok.Summary();
@@ -291,9 +293,15 @@ TEST_F(ConsistencyTest, DisclosureEntriesMustNameTheirDeliveryRecord) {
 
   // One outside its delivery's range, one naming no record at all.
   WriteBatch bad;
-  store_->disclosures().Add(&bad, patient, key, 25, v1::DisclosureEntry());
-  store_->disclosures().Add(&bad, patient, store_->audit().NewKey(4000), 12, v1::DisclosureEntry());
+  DisclosureFilings outside;
+  outside.Add(patient, 25, "");
+  ASSERT_TRUE(store_->disclosures().File(&bad, key, outside).ok());
   ASSERT_TRUE(store_->Commit(&bad, true).ok());
+  WriteBatch orphan;
+  DisclosureFilings no_record;
+  no_record.Add(patient, 12, "");
+  ASSERT_TRUE(store_->disclosures().File(&orphan, store_->audit().NewKey(4000), no_record).ok());
+  ASSERT_TRUE(store_->Commit(&orphan, true).ok());
   auto r = Check();
   EXPECT_EQ(r.problem_count, 2u) << r.Summary();
   EXPECT_TRUE(Mentions(r, "hub_seq 25 is outside its delivery's range 10..20")) << r.Summary();

@@ -49,9 +49,11 @@ class Database;
 // The layout this binary writes, and the newest it reads (every older one too):
 //   1  one route-index entry per event
 //   2  one route-index entry per route and ingest batch (route_index.h)
+//   3  disclosures filed in a journal, one record per delivery batch, and indexed in runs
+//      (disclosure_index.h); the family "disclosure" is read, no longer written
 // A standby must read what its primary writes: replication refuses one that reports an older
 // format (ReplicaHello.store_format), so a rolling upgrade upgrades the standby first.
-inline constexpr uint32_t kStoreFormat = 2;
+inline constexpr uint32_t kStoreFormat = 3;
 
 class Store {
  public:

@@ -1,10 +1,30 @@
 #pragma once
-// The disclosure index: which delivery batches disclosed data about a patient (column family
-// "disclosure"), so "who received data about this patient?" and "who received this event?" are
-// answered by reading one key prefix, not by scanning the audit trail or the log.
+// The disclosure index: which delivery batches disclosed data about a patient, so "who received
+// data about this patient?" and "who received this event?" are answered by reading one key
+// prefix, not by scanning the audit trail or the log. Three places hold it:
 //
-//   key    patient key (16) + audit key (16: at_unix_ms 8 BE + counter 8 BE) + hub_seq (8 BE)
-//   value  v1::DisclosureEntry (agreement, field level, the event's type, publisher and id)
+//   journal   column family "disclosure_journal" of the store: one record per delivery batch,
+//             written by the delivery path in the same write as the batch's audit record, so each
+//             filing is exactly as durable as that record, and replicated with it.
+//               key    journal number (8 BE): 1, 2, 3... in commit order
+//               value  'F' (filed) or 'R' (retracted: a batch audited but then not sent)
+//                      + audit key (16) + per filing: patient key (16) + hub_seq (8 BE)
+//                      + entry length (4 BE) + v1::DisclosureEntry ('R': length 0, no entry)
+//   run index a RocksDB database of this node alone, "disclosure-index/" in the store's directory,
+//             built from the journal off the delivery path: a run of journal records at a time,
+//             sorted here and added as one table file (SstFileWriter, IngestExternalFile). It is
+//             derived, never replicated (a standby builds its own from its replicated journal) and
+//             rebuilt from the journal when missing or when it does not match the journal (a full
+//             copy replaced the store).
+//               key    'p' + patient key (16) + audit key (16) + hub_seq (8 BE) -> DisclosureEntry
+//               key    'z' -> the last journal number indexed (8 BE) + a hash of its record (16)
+//   legacy    column family "disclosure": entries filed one per delivery by store formats before
+//             3, key patient key + audit key + hub_seq; read, never written.
+//
+// Why a journal and runs, not one random insert per delivery: the patient key is random, and
+// ordering random keys in RocksDB's memtable cost ~3.5-4 of the ~8-9 us of hub CPU a delivery
+// took (docs/performance.md, 2026-12-06 14:10); sorting a run of compact records here is a small
+// fraction of that and off the delivery thread.
 //
 // A patient key is a keyed BLAKE2b-128 of the patient's identifier (PatientHasher): the NHS
 // number is never in clear here, and without the key — 32 random bytes in "meta", written once by
@@ -12,22 +32,31 @@
 // number cannot reverse an entry. A patient without an NHS number is keyed by the local MRN and the
 // ODS code that assigned it. An A40 merge is filed under both patients it names.
 //
-// Entries are written by the delivery path in the same batch as the audit record whose key they
-// carry (AuditLog::NewKey / AddRecord), so each is exactly as durable as that record and, like the
-// audit trail, kept for good (retention cuts events, not the record of their disclosure). A batch
-// that was audited but then not sent gets its entries deleted with its "delivery_not_sent" record.
+// Reads (ForPatient) see every committed filing: the legacy family, the run index, and the journal
+// records past the run index's cursor, read in that order so a run added meanwhile is seen in one
+// of the two. Kept for good, like the audit trail (retention cuts events, not the record of their
+// disclosure).
 //
 // Errors: reads fail as a whole when RocksDB fails, never with a shorter list; "store_corrupt" for
-// an entry that does not decode. Hasher() is "no_index_key" until EnsureKey() ran on a primary.
+// a record or entry that does not decode. Hasher() is "no_index_key" until EnsureKey() ran on a
+// primary. IndexPending() returns the error that stopped a run; nothing indexed is lost by it (the
+// journal still holds it), and the next run starts from the same cursor.
 //
-// Thread-safety: every method may be called from any thread; the key, once read, never changes.
+// Thread-safety: every method may be called from any thread, except that File and Retract have one
+// writer at a time (the delivery thread): each takes the next journal number from the last
+// committed one, so the caller commits before the next call. Runs are serialized internally.
 // Does not own the Database.
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "carehub/core/mutex.h"
@@ -75,36 +104,100 @@ struct FoundDisclosure {
   v1::DisclosureEntry entry;
 };
 
+// The filings of one delivery batch, packed as a journal record's body (header comment). Reused
+// across batches: Clear() keeps the buffer. Not thread-safe.
+class DisclosureFilings {
+ public:
+  void Add(std::string_view patient_key, uint64_t hub_seq, std::string_view entry_bytes);
+  void Clear() {
+    bytes_.clear();
+    count_ = 0;
+  }
+  size_t count() const { return count_; }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+  size_t count_ = 0;
+};
+
+// What the run index has done, for metrics and the status page.
+struct DisclosureIndexStats {
+  uint64_t journal_last = 0;  // the last journal number committed
+  uint64_t indexed_to = 0;    // the last journal number in the run index
+  uint64_t runs = 0;          // runs added since open
+  uint64_t run_errors = 0;    // runs that failed since open
+  uint64_t rebuilds = 0;      // times the run index was found not to match and started over
+};
+
 class DisclosureIndex {
  public:
-  explicit DisclosureIndex(Database* db) : db_(db) {}
+  explicit DisclosureIndex(Database* db);
+  // Stops the background runs and closes the run index.
+  ~DisclosureIndex();
+  DisclosureIndex(const DisclosureIndex&) = delete;
+  DisclosureIndex& operator=(const DisclosureIndex&) = delete;
+
+  // Opens (or creates, or rebuilds when it does not match the journal) the run index in
+  // `dir`/disclosure-index. Called once by Store::Open before anything else here.
+  Status OpenRunIndex();
+  // Adds runs on a thread of its own: every `interval`, and sooner once a run's worth of filings
+  // has been written here. Stopped by the destructor.
+  void StartBackgroundRuns(std::chrono::milliseconds interval);
 
   // Primary only, at start: creates the hasher's key when the store has none (synced write).
   Status EnsureKey();
   // The hasher, once the store has a key ("no_index_key" before: nothing was ever indexed).
   Result<PatientHasher> Hasher() const;
 
-  void Add(WriteBatch* batch, std::string_view patient_key, std::string_view audit_key,
-           uint64_t hub_seq, const v1::DisclosureEntry& entry);
-  // As Add, with the entry already encoded (AppendDisclosureEntry): the delivery path writes one
-  // per delivered event and building a message for each was a fifth of its thread (callgrind).
-  void AddEncoded(WriteBatch* batch, std::string_view patient_key, std::string_view audit_key,
-                  uint64_t hub_seq, std::string_view entry_bytes);
-  void Delete(WriteBatch* batch, std::string_view patient_key, std::string_view audit_key,
-              uint64_t hub_seq);
+  // Adds to `batch` the journal record filing `filings` under the delivery audit record
+  // `audit_key` (nothing when `filings` is empty). The caller commits `batch` before the next
+  // File/Retract. Errors: reading the last journal number.
+  Status File(WriteBatch* batch, std::string_view audit_key, const DisclosureFilings& filings);
+  // As File, for a batch audited under `audit_key` and then not sent: takes its filings out
+  // (only the patient keys and seqs of `filings` are used).
+  Status Retract(WriteBatch* batch, std::string_view audit_key, const DisclosureFilings& filings);
 
-  // A patient's entries with since_ms <= at <= until_ms, oldest first, at most `limit`; when
-  // `hub_seq` is set, only that event's.
+  // Adds the journal records past the run index's cursor to it, in runs of at most `run_filings`
+  // filings; returns how many journal records it indexed. Errors: the store's, or the run
+  // index's; see the header comment.
+  Result<uint64_t> IndexPending(size_t run_filings = kRunFilings);
+  DisclosureIndexStats Stats() const;
+
+  // A patient's entries with since_ms <= at <= until_ms, oldest first (by audit key, then
+  // hub_seq), at most `limit`; when `hub_seq` is set, only that event's.
   Result<std::vector<FoundDisclosure>> ForPatient(std::string_view patient_key, int64_t since_ms,
                                                   int64_t until_ms, size_t limit,
                                                   std::optional<uint64_t> hub_seq = {}) const;
 
+  // Every filing in the journal, in journal order, for the offline consistency check: fn(audit
+  // key, hub_seq, retracted) until it returns false.
+  Status ScanFilings(const std::function<bool(std::string_view audit_key, uint64_t hub_seq,
+                                              bool retracted)>& fn) const;
+
+  // A run's size by default: ~100 bytes each in memory while it is sorted.
+  static constexpr size_t kRunFilings = 256 * 1024;
+
  private:
+  class RunIndex;
   Result<std::optional<PatientHasher>> ReadKey() const;
+  Status AddJournalRecord(WriteBatch* batch, char kind, std::string_view audit_key,
+                          const DisclosureFilings& filings);
+  void BackgroundRuns(std::chrono::milliseconds interval);
 
   Database* db_;
   mutable Mutex mu_;
   mutable std::optional<PatientHasher> hasher_ CAREHUB_GUARDED_BY(mu_);
+  std::unique_ptr<RunIndex> runs_;
+  std::atomic<uint64_t> runs_added_{0};
+  std::atomic<uint64_t> run_errors_{0};
+  std::atomic<uint64_t> rebuilds_{0};
+  // Filings written through File since the last run: wakes the background runs early.
+  std::atomic<uint64_t> filed_since_run_{0};
+  Mutex wake_mu_;
+  CondVar wake_cv_;
+  bool stop_ CAREHUB_GUARDED_BY(wake_mu_) = false;
+  std::thread thread_;
 };
 
 }  // namespace carehub::hub

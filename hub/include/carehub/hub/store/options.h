@@ -1,6 +1,7 @@
 #pragma once
 // How a store is opened (Store::Open), and what it reports of its upkeep. Plain data.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -43,6 +44,12 @@ struct StoreOptions {
   // Write-ahead log history kept for standbys that reconnect behind (ChangeLog::ReadSince); 0
   // keeps none (a hub without replication).
   uint64_t wal_archive_bytes = 0;
+  // How often the disclosure journal is added to the run index in the background
+  // (store/disclosure_index.h) at the latest; a run starts sooner once a run's worth of filings
+  // is waiting. 0: never in the background (an offline tool: reads see the journal all the same).
+  // Long: each run is a table file whose merges rewrite the index's level 1 (random keys), so
+  // few large runs, not many small ones.
+  std::chrono::milliseconds disclosure_run_interval{30'000};
 };
 
 // Compaction work in the store (Store::Compactions): compactions running now, and RocksDB's
