@@ -515,6 +515,26 @@ Result<std::string> AdminServer::Start() {
                   "RocksDB's estimate of the bytes compaction still owes; writes stall when it "
                   "grows past the store's limits.")
         .Set(static_cast<double>(compactions.pending_bytes));
+    const DisclosureIndexStats disclosures = ctx_.store->disclosures().Stats();
+    metrics
+        .GetGauge("carehub_disclosure_index_unindexed_records",
+                  "Disclosure journal records (one per delivery batch) not yet in the run index; "
+                  "reports read them from the journal meanwhile.")
+        .Set(static_cast<double>(disclosures.journal_last -
+                                 std::min(disclosures.indexed_to, disclosures.journal_last)));
+    // The index counts since the store was opened; the counters only move forward.
+    auto advance = [&](const char* name, const char* help, uint64_t value) {
+      metrics::Counter& counter = metrics.GetCounter(name, help);
+      if (value > counter.Value()) {
+        counter.Inc(value - counter.Value());
+      }
+    };
+    advance("carehub_disclosure_index_runs_total",
+            "Runs of disclosure journal records added to the run index.", disclosures.runs);
+    advance("carehub_disclosure_index_run_errors_total",
+            "Disclosure index runs that failed (the journal keeps what they did not index; the "
+            "next run retries from the same record).",
+            disclosures.run_errors);
     metrics.GetGauge("carehub_quarantine_records", "Records in the quarantine.")
         .Set(static_cast<double>(ctx_.store->quarantine().Count()));
     if (ctx_.key_use != nullptr) {

@@ -28,6 +28,7 @@
 #include "carehub/client/publisher.h"
 #include "carehub/client/subscriber.h"
 #include "carehub/hub/consistency.h"
+#include "carehub/hub/store.h"
 #include "carehub/hub/store_compare.h"
 #include "carehub/v1/replication.pb.h"
 #include "harness/ports.h"
@@ -500,7 +501,8 @@ TEST(ReplicationRoles, PrimaryRefusesAStandbyThatCannotReadItsStoreFormat) {
   ASSERT_TRUE(frame.ParseFromArray(answer.data(), static_cast<int>(answer.size())));
   ASSERT_TRUE(frame.has_refused()) << frame.ShortDebugString();
   EXPECT_EQ(frame.refused().code(), "store_format");
-  EXPECT_NE(frame.refused().message().find("format 2"), std::string::npos)
+  EXPECT_NE(frame.refused().message().find("format " + std::to_string(hub::kStoreFormat)),
+            std::string::npos)
       << frame.refused().message();
   EXPECT_TRUE(StandbyInSync(pair.admin(0))) << Replication(pair.admin(0)).dump();
 }

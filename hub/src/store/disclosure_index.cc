@@ -290,6 +290,7 @@ class DisclosureIndex::RunIndex {
     if (!cursor.ok()) {
       return cursor.status();
     }
+    MutexLock lock(index->run_mu_);
     index->cursor_ = std::move(cursor).value();
     index->indexed_to_.store(index->cursor_.number);
     return index;
@@ -305,7 +306,7 @@ class DisclosureIndex::RunIndex {
 
   rocksdb::DB* db() const { return db_.get(); }
   uint64_t indexed_to() const { return indexed_to_.load(); }
-  Mutex& run_mu() { return run_mu_; }
+  Mutex& run_mu() CAREHUB_RETURN_CAPABILITY(run_mu_) { return run_mu_; }
   const Cursor& cursor() const CAREHUB_REQUIRES(run_mu_) { return cursor_; }
 
   Result<Cursor> ReadCursor(const rocksdb::Snapshot* snapshot) const {
@@ -388,6 +389,7 @@ class DisclosureIndex::RunIndex {
 DisclosureIndex::DisclosureIndex(Database* db) : db_(db) {}
 
 DisclosureIndex::~DisclosureIndex() {
+  stopping_.store(true);  // a rebuild of a large journal stops between runs
   {
     MutexLock lock(wake_mu_);
     stop_ = true;
@@ -525,7 +527,7 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
       }
       CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
     }
-    if (records.empty()) {
+    if (records.empty() || stopping_.load()) {
       return indexed;
     }
     // Sort the run's rows by key; where a key is both filed and retracted in the run, the

@@ -12,10 +12,10 @@
 //   CAREHUB_PT_GUARDED_BY(mu)     the pointee of a pointer member (not the pointer) needs `mu`
 //   CAREHUB_REQUIRES(mu...)       the caller must hold `mu` (a private helper of a locked section)
 //   CAREHUB_EXCLUDES(mu...)       the caller must not hold `mu` (the function takes it itself)
-//   CAREHUB_ACQUIRE(mu...)        the function takes `mu` (or `this`, with no argument) and keeps it
-//   CAREHUB_RELEASE(mu...)        the function releases `mu` (or `this`)
-//   CAREHUB_TRY_ACQUIRE(ok, mu)   takes `mu` when it returns `ok`
-//   CAREHUB_ASSERT_HELD(mu)       tells the analysis `mu` is held from here on (checked at run time
+//   CAREHUB_ACQUIRE(mu...)        the function takes `mu` (or `this`, with no argument) and keeps
+//   it CAREHUB_RELEASE(mu...)        the function releases `mu` (or `this`) CAREHUB_TRY_ACQUIRE(ok,
+//   mu)   takes `mu` when it returns `ok` CAREHUB_ASSERT_HELD(mu)       tells the analysis `mu` is
+//   held from here on (checked at run time
 //                                 by nobody: use only where the lock is held for a reason the
 //                                 analysis cannot follow)
 //   CAREHUB_CAPABILITY(name)      the class is a lock
@@ -37,6 +37,8 @@
 #define CAREHUB_RELEASE(...) CAREHUB_THREAD_ANNOTATION_(release_capability(__VA_ARGS__))
 #define CAREHUB_TRY_ACQUIRE(...) CAREHUB_THREAD_ANNOTATION_(try_acquire_capability(__VA_ARGS__))
 #define CAREHUB_ASSERT_HELD(x) CAREHUB_THREAD_ANNOTATION_(assert_capability(x))
+// On an accessor that returns a capability: callers that lock what it returns hold `x`.
+#define CAREHUB_RETURN_CAPABILITY(x) CAREHUB_THREAD_ANNOTATION_(lock_returned(x))
 #define CAREHUB_CAPABILITY(x) CAREHUB_THREAD_ANNOTATION_(capability(x))
 #define CAREHUB_SCOPED_CAPABILITY CAREHUB_THREAD_ANNOTATION_(scoped_lockable)
 // The reason is for the reader (and grep); the attribute does not take it.

@@ -197,6 +197,7 @@ class DisclosureIndex {
   Mutex wake_mu_;
   CondVar wake_cv_;
   bool stop_ CAREHUB_GUARDED_BY(wake_mu_) = false;
+  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 
