@@ -445,17 +445,9 @@ void DisclosureIndex::StartBackgroundRuns(std::chrono::milliseconds interval) {
 
 void DisclosureIndex::BackgroundRuns(std::chrono::milliseconds interval) {
   pthread_setname_np(pthread_self(), "carehub-dindex");
+  // The first run at once: what a restart left waiting, or a whole journal after the index was
+  // rebuilt, is indexed now rather than read by every report until the interval has passed.
   for (;;) {
-    {
-      MutexLock lock(wake_mu_);
-      const auto deadline = std::chrono::steady_clock::now() + interval;
-      while (!stop_ && filed_since_run_.load() < kRunFilings &&
-             wake_cv_.WaitUntil(wake_mu_, deadline) != std::cv_status::timeout) {
-      }
-      if (stop_) {
-        return;
-      }
-    }
     filed_since_run_.store(0);
     auto indexed = IndexPending();
     if (!indexed.ok()) {
@@ -463,6 +455,14 @@ void DisclosureIndex::BackgroundRuns(std::chrono::milliseconds interval) {
       // The journal keeps what was not indexed; the next run starts from the same cursor.
       StoreLog()->error("disclosure index: a run failed, retrying in {} ms: {}", interval.count(),
                         indexed.status().ToString());
+    }
+    MutexLock lock(wake_mu_);
+    const auto deadline = std::chrono::steady_clock::now() + interval;
+    while (!stop_ && filed_since_run_.load() < kRunFilings &&
+           wake_cv_.WaitUntil(wake_mu_, deadline) != std::cv_status::timeout) {
+    }
+    if (stop_) {
+      return;
     }
   }
 }

@@ -241,5 +241,39 @@ TEST(DisclosureIndexBackground, RunsAreAddedWithoutBeingAsked) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(DisclosureIndexBackground, AStoreIndexesWhatWaitsWhenItOpens) {
+  // Filed with no background runs, then reopened with an interval far longer than the test: the
+  // waiting record is indexed at open, not an interval later.
+  const auto dir = FreshTestDir("carehub-disclosure-at-open");
+  StoreOptions options{dir};
+  options.disclosure_run_interval = std::chrono::milliseconds(0);
+  {
+    auto opened = Store::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Store& store = *opened.value();
+    ASSERT_TRUE(store.disclosures().EnsureKey().ok());
+    auto hasher = store.disclosures().Hasher();
+    ASSERT_TRUE(hasher.ok());
+    DisclosureFilings filings;
+    filings.Add(hasher->ForNhsNumber("9434765919"), 1, "");
+    WriteBatch batch;
+    ASSERT_TRUE(store.disclosures().File(&batch, store.audit().NewKey(1000), filings).ok());
+    ASSERT_TRUE(store.Commit(&batch, false).ok());
+    EXPECT_EQ(store.disclosures().Stats().indexed_to, 0u);
+  }
+  options.disclosure_run_interval = std::chrono::hours(1);
+  auto opened = Store::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Store& store = *opened.value();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (store.disclosures().Stats().indexed_to < 1 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(store.disclosures().Stats().indexed_to, 1u);
+  opened.value().reset();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace carehub::hub
