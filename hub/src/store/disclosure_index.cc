@@ -15,6 +15,7 @@
 #include <set>
 #include <utility>
 
+#include "carehub/core/wire_reader.h"
 #include "carehub/hub/store/event_codec.h"
 #include "carehub/hub/store/keys.h"
 #include "database.h"
@@ -32,20 +33,6 @@ constexpr char kEntryTag = 'p';
 constexpr char kCursorTag = 'z';
 constexpr size_t kRunPrefixBytes = 1 + PatientHasher::kKeyBytes;
 constexpr size_t kRunKeyBytes = kRunPrefixBytes + kAuditKeyBytes + 8;
-
-void AppendBigEndian(std::string* out, uint64_t value, int bytes) {
-  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
-    out->push_back(static_cast<char>((value >> shift) & 0xff));
-  }
-}
-
-uint64_t ReadBigEndian(std::string_view bytes) {
-  uint64_t value = 0;
-  for (unsigned char c : bytes) {
-    value = (value << 8) | c;
-  }
-  return value;
-}
 
 rocksdb::Slice AsSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
@@ -171,9 +158,10 @@ void AppendDisclosureEntry(std::string* out, std::string_view agreement,
 
 void DisclosureFilings::Add(std::string_view patient_key, uint64_t hub_seq,
                             std::string_view entry_bytes) {
+  AppendVarint(&bytes_, patient_key.size());
   bytes_.append(patient_key);
-  AppendBigEndian(&bytes_, hub_seq, 8);
-  AppendBigEndian(&bytes_, entry_bytes.size(), 4);
+  AppendVarint(&bytes_, hub_seq);
+  AppendVarint(&bytes_, entry_bytes.size());
   bytes_.append(entry_bytes);
   ++count_;
 }
@@ -194,32 +182,25 @@ struct JournalRecord {
   std::vector<Filing> filings;
 };
 
-bool ParseJournalRecord(std::string_view value, JournalRecord* out) {
-  constexpr size_t kFilingHeader = PatientHasher::kKeyBytes + 8 + 4;
+// "store_corrupt" when `value` is not a journal record.
+Status ParseJournalRecord(std::string_view value, JournalRecord* out) {
+  const Status corrupt =
+      Status::Error("store_corrupt", "a disclosure journal record does not decode");
   if (value.size() < 1 + kAuditKeyBytes || (value[0] != kFiled && value[0] != kRetracted)) {
-    return false;
+    return corrupt;
   }
   out->kind = value[0];
   out->audit_key = value.substr(1, kAuditKeyBytes);
   out->filings.clear();
-  size_t at = 1 + kAuditKeyBytes;
-  while (at < value.size()) {
-    if (value.size() - at < kFilingHeader) {
-      return false;
+  wire::Reader in(value.substr(1 + kAuditKeyBytes));
+  while (!in.done()) {
+    Filing& f = out->filings.emplace_back();
+    if (!in.Bytes(&f.patient) || f.patient.size() != PatientHasher::kKeyBytes ||
+        !in.Varint(&f.hub_seq) || !in.Bytes(&f.entry)) {
+      return corrupt;
     }
-    Filing f;
-    f.patient = value.substr(at, PatientHasher::kKeyBytes);
-    f.hub_seq = ReadBigEndian(value.substr(at + PatientHasher::kKeyBytes, 8));
-    const uint64_t size = ReadBigEndian(value.substr(at + PatientHasher::kKeyBytes + 8, 4));
-    at += kFilingHeader;
-    if (value.size() - at < size) {
-      return false;
-    }
-    f.entry = value.substr(at, size);
-    at += size;
-    out->filings.push_back(f);
   }
-  return true;
+  return Status::Ok();
 }
 
 // What the run index's cursor holds of the journal record it names: a full copy that replaced
@@ -239,9 +220,7 @@ void WriteRunKey(char* out, std::string_view patient, std::string_view audit_key
   out[0] = kEntryTag;
   std::memcpy(out + 1, patient.data(), PatientHasher::kKeyBytes);
   std::memcpy(out + kRunPrefixBytes, audit_key.data(), kAuditKeyBytes);
-  for (int i = 0; i < 8; ++i) {
-    out[kRunPrefixBytes + kAuditKeyBytes + i] = static_cast<char>(hub_seq >> (56 - 8 * i));
-  }
+  std::memcpy(out + kRunPrefixBytes + kAuditKeyBytes, EncodeSeq(hub_seq).data(), 8);
 }
 
 }  // namespace
@@ -323,7 +302,7 @@ class DisclosureIndex::RunIndex {
     if (value.size() != 8 + 16) {
       return Status::Error("store_corrupt", "the disclosure run index's cursor is malformed");
     }
-    return Cursor{ReadBigEndian(std::string_view(value).substr(0, 8)), value.substr(8)};
+    return Cursor{DecodeSeq(value), value.substr(8)};
   }
 
   // One sorted row of a run: an entry to add, or one to take out.
@@ -349,10 +328,7 @@ class DisclosureIndex::RunIndex {
                           : writer.Put(rows[i].key_slice(), AsSlice(rows[i].entry));
     }
     if (s.ok()) {
-      std::string value;
-      AppendBigEndian(&value, cursor.number, 8);
-      value += cursor.digest;
-      s = writer.Put(std::string(1, kCursorTag), value);
+      s = writer.Put(std::string(1, kCursorTag), EncodeSeq(cursor.number) + cursor.digest);
     }
     if (s.ok()) {
       s = writer.Finish();
@@ -489,12 +465,11 @@ Status DisclosureIndex::AddJournalRecord(WriteBatch* batch, char kind, std::stri
   // The next number after the last committed: read each time (once per delivery round, not per
   // delivery) rather than cached, so a store that was a standby meanwhile continues its primary's
   // numbering.
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
-  it->SeekToLast();
-  CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
-  const uint64_t number = it->Valid() ? DecodeSeq(it->key().ToStringView()) + 1 : 1;
-  const std::string key = EncodeSeq(number);
+  auto last = LastJournalNumber();
+  if (!last.ok()) {
+    return last.status();
+  }
+  const std::string key = EncodeSeq(last.value() + 1);
   const char head = kind;
   const rocksdb::Slice value[3] = {rocksdb::Slice(&head, 1), AsSlice(audit_key),
                                    AsSlice(filings.bytes())};
@@ -514,19 +489,14 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
     std::vector<JournalRecord> parsed;
     uint64_t last = runs_->cursor().number;
     size_t filings = 0;
-    {
-      std::unique_ptr<rocksdb::Iterator> it(
-          db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
-      for (it->Seek(EncodeSeq(last + 1)); it->Valid() && filings < run_filings; it->Next()) {
-        last = DecodeSeq(it->key().ToStringView());
-        const std::string& value = records.emplace_back(it->value().ToStringView());
-        if (!ParseJournalRecord(value, &parsed.emplace_back())) {
-          return Status::Error("store_corrupt", "a disclosure journal record does not decode");
-        }
-        filings += parsed.back().filings.size();
-      }
-      CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
-    }
+    Status parse = Status::Ok();
+    CAREHUB_RETURN_IF_ERROR(ScanJournal(last + 1, [&](uint64_t number, std::string_view value) {
+      last = number;
+      parse = ParseJournalRecord(records.emplace_back(value), &parsed.emplace_back());
+      filings += parsed.back().filings.size();
+      return parse.ok() && filings < run_filings;
+    }));
+    CAREHUB_RETURN_IF_ERROR(parse);
     if (records.empty() || stopping_.load()) {
       return indexed;
     }
@@ -559,10 +529,9 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
 
 DisclosureIndexStats DisclosureIndex::Stats() const {
   DisclosureIndexStats stats;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
-  it->SeekToLast();
-  stats.journal_last = it->Valid() ? DecodeSeq(it->key().ToStringView()) : 0;
+  // For metrics: a journal that cannot be read shows as empty here and fails every report.
+  auto last = LastJournalNumber();
+  stats.journal_last = last.ok() ? last.value() : 0;
   stats.indexed_to = runs_ ? runs_->indexed_to() : 0;
   stats.runs = runs_added_.load();
   stats.run_errors = run_errors_.load();
@@ -599,28 +568,26 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
 
   // 2. The journal past that cursor (read after the snapshot: a run added meanwhile is in the
   // journal still), with its retractions.
-  {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
-    JournalRecord record;
-    for (it->Seek(EncodeSeq(cursor.value().number + 1)); it->Valid(); it->Next()) {
-      if (!ParseJournalRecord(it->value().ToStringView(), &record)) {
-        return Status::Error("store_corrupt", "a disclosure journal record does not decode");
-      }
-      for (const Filing& f : record.filings) {
-        if (f.patient != patient_key || !in_window(record.audit_key, f.hub_seq)) {
-          continue;
+  JournalRecord record;
+  Status parse = Status::Ok();
+  CAREHUB_RETURN_IF_ERROR(
+      ScanJournal(cursor.value().number + 1, [&](uint64_t, std::string_view value) {
+        parse = ParseJournalRecord(value, &record);
+        for (size_t i = 0; parse.ok() && i < record.filings.size(); ++i) {
+          const Filing& f = record.filings[i];
+          if (f.patient != patient_key || !in_window(record.audit_key, f.hub_seq)) {
+            continue;
+          }
+          auto key = std::make_pair(std::string(record.audit_key), f.hub_seq);
+          if (record.kind == kRetracted) {
+            retracted.insert(key);
+          } else {
+            found[key] = std::string(f.entry);
+          }
         }
-        auto key = std::make_pair(std::string(record.audit_key), f.hub_seq);
-        if (record.kind == kRetracted) {
-          retracted.insert(key);
-        } else {
-          found[key] = std::string(f.entry);
-        }
-      }
-    }
-    CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
-  }
+        return parse.ok();
+      }));
+  CAREHUB_RETURN_IF_ERROR(parse);
   // Enough of the older entries that `limit` remain once the retracted ones are taken out.
   const size_t want = limit + retracted.size();
 
@@ -679,19 +646,37 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
 Status DisclosureIndex::ScanFilings(
     const std::function<bool(std::string_view audit_key, uint64_t hub_seq, bool retracted)>& fn)
     const {
+  JournalRecord record;
+  Status parse = Status::Ok();
+  bool more = true;
+  CAREHUB_RETURN_IF_ERROR(ScanJournal(1, [&](uint64_t, std::string_view value) {
+    parse = ParseJournalRecord(value, &record);
+    for (size_t i = 0; parse.ok() && more && i < record.filings.size(); ++i) {
+      more = fn(record.audit_key, record.filings[i].hub_seq, record.kind == kRetracted);
+    }
+    return parse.ok() && more;
+  }));
+  return parse;
+}
+
+Result<uint64_t> DisclosureIndex::LastJournalNumber() const {
   std::unique_ptr<rocksdb::Iterator> it(
       db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
-  JournalRecord record;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    if (!ParseJournalRecord(it->value().ToStringView(), &record)) {
-      return Status::Error("store_corrupt", "a disclosure journal record does not decode");
-    }
-    for (const Filing& f : record.filings) {
-      if (!fn(record.audit_key, f.hub_seq, record.kind == kRetracted)) {
-        return Status::Ok();
-      }
+  it->SeekToLast();
+  CAREHUB_RETURN_IF_ERROR(FromRocks(it->status(), "read the disclosure journal"));
+  return it->Valid() ? DecodeSeq(it->key().ToStringView()) : 0;
+}
+
+Status DisclosureIndex::ScanJournal(
+    uint64_t first, const std::function<bool(uint64_t number, std::string_view value)>& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->db()->NewIterator({}, db_->cf(Column::kDisclosureJournal)));
+  for (it->Seek(EncodeSeq(first)); it->Valid(); it->Next()) {
+    if (!fn(DecodeSeq(it->key().ToStringView()), it->value().ToStringView())) {
+      break;
     }
   }
   return FromRocks(it->status(), "read the disclosure journal");
 }
+
 }  // namespace carehub::hub

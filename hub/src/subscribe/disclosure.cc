@@ -120,13 +120,10 @@ void RecordNotSent(const AuditedBatch& audited, Store& store, const Clock& clock
       audited.batch().AuditRecord("delivery_not_sent", clock.Now(), target.subscriber,
                                   target.subscription, target.from, target.scanned_to);
   WriteBatch writes;
-  const std::string key = store.audit().NewKey(record.at_unix_ms());
-  store.audit().AddRecord(&writes, key, record);
-  if (!store.disclosures().Retract(&writes, audited.audit_key(), audited.batch().filings()).ok()) {
-    // Without its retraction the index over-reports, like the trail without this record.
-    writes.Clear();
-    store.audit().AddRecord(&writes, key, record);
-  }
+  store.audit().AddRecord(&writes, store.audit().NewKey(record.at_unix_ms()), record);
+  // A retraction that cannot be added (its journal number unreadable) adds nothing: the record is
+  // written alone and the index over-reports, like the trail when this write is lost.
+  (void)store.disclosures().Retract(&writes, audited.audit_key(), audited.batch().filings());
   (void)store.Commit(&writes, /*sync=*/false);
 }
 

@@ -213,6 +213,29 @@ TEST_F(DisclosureIndexTest, JournalNumbersFollowTheLastCommittedRecord) {
   EXPECT_EQ(batch.Count(), 0u);
 }
 
+// Files one event of one patient as a delivery batch does, and commits it.
+void FileOneFiling(Store& store) {
+  ASSERT_TRUE(store.disclosures().EnsureKey().ok());
+  auto hasher = store.disclosures().Hasher();
+  ASSERT_TRUE(hasher.ok());
+  DisclosureFilings filings;
+  filings.Add(hasher->ForNhsNumber("9434765919"), 1, "");
+  WriteBatch batch;
+  ASSERT_TRUE(store.disclosures().File(&batch, store.audit().NewKey(1000), filings).ok());
+  ASSERT_TRUE(store.Commit(&batch, false).ok());
+}
+
+// The run index's last journal number once it reaches `number`, or when a bound far longer than
+// any interval here has passed (a loaded machine does not fail the tests).
+uint64_t WaitIndexedTo(const Store& store, uint64_t number) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (store.disclosures().Stats().indexed_to < number &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return store.disclosures().Stats().indexed_to;
+}
+
 TEST(DisclosureIndexBackground, RunsAreAddedWithoutBeingAsked) {
   const auto dir = FreshTestDir("carehub-disclosure-background");
   StoreOptions options{dir};
@@ -220,22 +243,8 @@ TEST(DisclosureIndexBackground, RunsAreAddedWithoutBeingAsked) {
   auto opened = Store::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   Store& store = *opened.value();
-  ASSERT_TRUE(store.disclosures().EnsureKey().ok());
-  auto hasher = store.disclosures().Hasher();
-  ASSERT_TRUE(hasher.ok());
-  const std::string patient = hasher->ForNhsNumber("9434765919");
-  DisclosureFilings filings;
-  filings.Add(patient, 1, "");
-  WriteBatch batch;
-  ASSERT_TRUE(store.disclosures().File(&batch, store.audit().NewKey(1000), filings).ok());
-  ASSERT_TRUE(store.Commit(&batch, false).ok());
-  // Bounded by far more than the interval, so a loaded machine does not fail it.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (store.disclosures().Stats().indexed_to < 1 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(store.disclosures().Stats().indexed_to, 1u);
+  FileOneFiling(store);
+  EXPECT_EQ(WaitIndexedTo(store, 1), 1u);
   EXPECT_GE(store.disclosures().Stats().runs, 1u);
   opened.value().reset();
   std::filesystem::remove_all(dir);
@@ -250,27 +259,13 @@ TEST(DisclosureIndexBackground, AStoreIndexesWhatWaitsWhenItOpens) {
   {
     auto opened = Store::Open(options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    Store& store = *opened.value();
-    ASSERT_TRUE(store.disclosures().EnsureKey().ok());
-    auto hasher = store.disclosures().Hasher();
-    ASSERT_TRUE(hasher.ok());
-    DisclosureFilings filings;
-    filings.Add(hasher->ForNhsNumber("9434765919"), 1, "");
-    WriteBatch batch;
-    ASSERT_TRUE(store.disclosures().File(&batch, store.audit().NewKey(1000), filings).ok());
-    ASSERT_TRUE(store.Commit(&batch, false).ok());
-    EXPECT_EQ(store.disclosures().Stats().indexed_to, 0u);
+    FileOneFiling(*opened.value());
+    EXPECT_EQ(opened.value()->disclosures().Stats().indexed_to, 0u);
   }
   options.disclosure_run_interval = std::chrono::hours(1);
   auto opened = Store::Open(options);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  Store& store = *opened.value();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (store.disclosures().Stats().indexed_to < 1 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(store.disclosures().Stats().indexed_to, 1u);
+  EXPECT_EQ(WaitIndexedTo(*opened.value(), 1), 1u);
   opened.value().reset();
   std::filesystem::remove_all(dir);
 }

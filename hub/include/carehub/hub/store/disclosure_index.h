@@ -8,8 +8,9 @@
 //             filing is exactly as durable as that record, and replicated with it.
 //               key    journal number (8 BE): 1, 2, 3... in commit order
 //               value  'F' (filed) or 'R' (retracted: a batch audited but then not sent)
-//                      + audit key (16) + per filing: patient key (16) + hub_seq (8 BE)
-//                      + entry length (4 BE) + v1::DisclosureEntry ('R': length 0, no entry)
+//                      + audit key (16) + per filing, in protobuf's varint and length-
+//                      prefixed encodings (event_codec.h, wire_reader.h): the patient key, hub_seq,
+//                      the v1::DisclosureEntry ('R': empty)
 //   run index a RocksDB database of this node alone, "disclosure-index/" in the store's directory,
 //             built from the journal off the delivery path: a run of journal records at a time,
 //             sorted here and added as one table file (SstFileWriter, IngestExternalFile). It is
@@ -152,7 +153,7 @@ class DisclosureIndex {
 
   // Adds to `batch` the journal record filing `filings` under the delivery audit record
   // `audit_key` (nothing when `filings` is empty). The caller commits `batch` before the next
-  // File/Retract. Errors: reading the last journal number.
+  // File/Retract. Errors: reading the last journal number; `batch` is then left as it was.
   Status File(WriteBatch* batch, std::string_view audit_key, const DisclosureFilings& filings);
   // As File, for a batch audited under `audit_key` and then not sent: takes its filings out
   // (only the patient keys and seqs of `filings` are used).
@@ -183,6 +184,12 @@ class DisclosureIndex {
   Result<std::optional<PatientHasher>> ReadKey() const;
   Status AddJournalRecord(WriteBatch* batch, char kind, std::string_view audit_key,
                           const DisclosureFilings& filings);
+  // The number of the last journal record committed; 0 when there is none.
+  Result<uint64_t> LastJournalNumber() const;
+  // fn(number, value) for each journal record numbered `first` or later, in order, until it
+  // returns false. RocksDB's errors are returned.
+  Status ScanJournal(uint64_t first,
+                     const std::function<bool(uint64_t number, std::string_view value)>& fn) const;
   void BackgroundRuns(std::chrono::milliseconds interval);
 
   Database* db_;
