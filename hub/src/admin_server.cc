@@ -519,9 +519,13 @@ Result<std::string> AdminServer::Start() {
     metrics
         .GetGauge("carehub_disclosure_index_unindexed_records",
                   "Disclosure journal records (one per delivery batch) not yet in the run index; "
-                  "reports read them from the journal meanwhile.")
+                  "reports find them sorted in memory or in the journal meanwhile.")
         .Set(static_cast<double>(disclosures.journal_last -
                                  std::min(disclosures.indexed_to, disclosures.journal_last)));
+    metrics
+        .GetGauge("carehub_disclosure_index_waiting_filings",
+                  "Disclosure filings sorted in memory, waiting for the next run.")
+        .Set(static_cast<double>(disclosures.waiting));
     // The index counts since the store was opened; the counters only move forward.
     auto advance = [&](const char* name, const char* help, uint64_t value) {
       metrics::Counter& counter = metrics.GetCounter(name, help);

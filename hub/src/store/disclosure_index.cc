@@ -1,6 +1,7 @@
 #include "carehub/hub/store/disclosure_index.h"
 
 #include <pthread.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
@@ -223,7 +224,37 @@ void WriteRunKey(char* out, std::string_view patient, std::string_view audit_key
   std::memcpy(out + kRunPrefixBytes + kAuditKeyBytes, EncodeSeq(hub_seq).data(), 8);
 }
 
+// One sorted row of a run or of a waiting segment: an entry to add, or one to take out.
+struct RunRow {
+  char key[kRunKeyBytes];
+  bool retract;
+  uint64_t number;         // the journal record it comes from
+  std::string_view entry;  // into its segment's records
+  rocksdb::Slice key_slice() const { return rocksdb::Slice(key, kRunKeyBytes); }
+};
+
+// Run order: by key; where a key is both filed and retracted, the retraction first, so it is
+// the one kept (the filing may be in an earlier run already).
+bool RowBefore(const RunRow& a, const RunRow& b) {
+  const int c = std::memcmp(a.key, b.key, kRunKeyBytes);
+  return c != 0 ? c < 0 : a.retract > b.retract;
+}
+
+bool SameKey(const RunRow& a, const RunRow& b) {
+  return std::memcmp(a.key, b.key, kRunKeyBytes) == 0;
+}
+
 }  // namespace
+
+// Journal records [first, last], parsed and sorted in memory: what waits for the next run.
+// Immutable once built, so reports read it without a lock; a run writes whole segments.
+struct DisclosureIndex::Segment {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  std::string last_digest;          // RecordDigest of record `last`: a run's cursor
+  std::deque<std::string> records;  // a deque: the rows' views point into them
+  std::vector<RunRow> rows;         // sorted by RowBefore
+};
 
 // ---- the run index ------------------------------------------------------------------------------
 
@@ -254,6 +285,10 @@ class DisclosureIndex::RunIndex {
     index->options_.compression_per_level = {rocksdb::kNoCompression, rocksdb::kSnappyCompression};
     rocksdb::BlockBasedTableOptions t;
     t.block_cache = cache;
+    // A report seeks one patient's prefix in every run not merged yet: a prefix filter lets it
+    // skip the runs that hold nothing of that patient without reading a block of them.
+    t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+    t.whole_key_filtering = false;
     index->options_.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     // The writer takes the last level's compression when levels have their own: runs are level 0.
     index->run_options_ = index->options_;
@@ -305,27 +340,50 @@ class DisclosureIndex::RunIndex {
     return Cursor{DecodeSeq(value), value.substr(8)};
   }
 
-  // One sorted row of a run: an entry to add, or one to take out.
-  struct Row {
-    char key[kRunKeyBytes];
-    bool retract;
-    std::string_view entry;  // into the run's records
-    rocksdb::Slice key_slice() const { return rocksdb::Slice(key, kRunKeyBytes); }
-  };
-
-  // Writes `rows` (sorted by key, no key twice) and the cursor as one table file and adds it:
-  // both or neither. Re-adding the same journal records is harmless (same keys, same values).
-  Status Add(const std::vector<Row>& rows, Cursor cursor) CAREHUB_REQUIRES(run_mu_) {
+  // Writes the rows of `segments` (each sorted by RowBefore), merged, each key once, and the
+  // cursor as one table file and adds it: both or neither. Re-adding the same journal records is
+  // harmless (same keys, same values).
+  Status Add(const std::vector<const std::vector<RunRow>*>& segments, Cursor cursor)
+      CAREHUB_REQUIRES(run_mu_) {
     const std::string path = (dir_ / ("run-" + std::to_string(cursor.number) + ".sst")).string();
     // Written back as it goes, so the sync at its end is short: a run's megabytes synced at once
     // would queue the write-ahead log's syncs behind them on the same disk.
     rocksdb::EnvOptions env_options;
     env_options.bytes_per_sync = 1 << 20;
-    rocksdb::SstFileWriter writer(env_options, run_options_);
+    // The pages are kept: reports read a run as soon as it is added (SstFileWriter would drop
+    // them from the page cache by default, and every report then read the new run from disk:
+    // 60-130 ms on this VM's disk under load, docs/performance.md 2026-12-06 19:45).
+    rocksdb::SstFileWriter writer(env_options, run_options_, /*column_family=*/nullptr,
+                                  /*invalidate_page_cache=*/false);
     auto s = writer.Open(path);
-    for (size_t i = 0; s.ok() && i < rows.size(); ++i) {
-      s = rows[i].retract ? writer.Delete(rows[i].key_slice())
-                          : writer.Put(rows[i].key_slice(), AsSlice(rows[i].entry));
+    // A k-way merge straight into the file: a heap of the segments' next rows, smallest on top.
+    struct Next {
+      const RunRow* row;
+      const RunRow* end;
+    };
+    auto later = [](const Next& a, const Next& b) { return RowBefore(*b.row, *a.row); };
+    std::vector<Next> heap;
+    for (const std::vector<RunRow>* segment : segments) {
+      if (!segment->empty()) {
+        heap.push_back({segment->data(), segment->data() + segment->size()});
+      }
+    }
+    std::make_heap(heap.begin(), heap.end(), later);
+    const RunRow* written = nullptr;
+    while (s.ok() && !heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      const RunRow* row = heap.back().row++;
+      if (heap.back().row == heap.back().end) {
+        heap.pop_back();
+      } else {
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
+      if (written != nullptr && SameKey(*written, *row)) {
+        continue;  // a key filed and retracted: the retraction came first (RowBefore)
+      }
+      s = row->retract ? writer.Delete(row->key_slice())
+                       : writer.Put(row->key_slice(), AsSlice(row->entry));
+      written = row;
     }
     if (s.ok()) {
       s = writer.Put(std::string(1, kCursorTag), EncodeSeq(cursor.number) + cursor.digest);
@@ -421,20 +479,37 @@ void DisclosureIndex::StartBackgroundRuns(std::chrono::milliseconds interval) {
 
 void DisclosureIndex::BackgroundRuns(std::chrono::milliseconds interval) {
   pthread_setname_np(pthread_self(), "carehub-dindex");
+  const auto sort_every = std::min<std::chrono::milliseconds>(interval, kSortInterval);
   // The first run at once: what a restart left waiting, or a whole journal after the index was
   // rebuilt, is indexed now rather than read by every report until the interval has passed.
+  auto next_run = std::chrono::steady_clock::now();
+  auto next_sort = next_run;
   for (;;) {
-    filed_since_run_.store(0);
-    auto indexed = IndexPending();
-    if (!indexed.ok()) {
-      run_errors_.fetch_add(1);
-      // The journal keeps what was not indexed; the next run starts from the same cursor.
-      StoreLog()->error("disclosure index: a run failed, retrying in {} ms: {}", interval.count(),
-                        indexed.status().ToString());
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_run || waiting_filings_.load() >= kRunFilings) {
+      next_run = now + interval;
+      next_sort = now + sort_every;
+      unsorted_filings_.store(0);  // a run sorts the journal first
+      if (auto indexed = IndexPending(); !indexed.ok()) {
+        run_errors_.fetch_add(1);
+        // The journal keeps what was not indexed; the next run starts from the same cursor.
+        StoreLog()->error("disclosure index: a run failed, retrying in {} ms: {}", interval.count(),
+                          indexed.status().ToString());
+        next_sort = next_run;
+      }
+    } else if (now >= next_sort || unsorted_filings_.load() >= kSortFilings) {
+      next_sort = now + sort_every;
+      unsorted_filings_.store(0);
+      if (Status s = SortJournal(); !s.ok()) {
+        run_errors_.fetch_add(1);
+        StoreLog()->error("disclosure index: sorting the journal failed, retrying in {} ms: {}",
+                          interval.count(), s.ToString());
+        next_sort = next_run = now + interval;
+      }
     }
     MutexLock lock(wake_mu_);
-    const auto deadline = std::chrono::steady_clock::now() + interval;
-    while (!stop_ && filed_since_run_.load() < kRunFilings &&
+    const auto deadline = std::min(next_run, next_sort);
+    while (!stop_ && unsorted_filings_.load() < kSortFilings &&
            wake_cv_.WaitUntil(wake_mu_, deadline) != std::cv_status::timeout) {
     }
     if (stop_) {
@@ -446,7 +521,8 @@ void DisclosureIndex::BackgroundRuns(std::chrono::milliseconds interval) {
 Status DisclosureIndex::File(WriteBatch* batch, std::string_view audit_key,
                              const DisclosureFilings& filings) {
   CAREHUB_RETURN_IF_ERROR(AddJournalRecord(batch, kFiled, audit_key, filings));
-  if (filed_since_run_.fetch_add(filings.count()) + filings.count() >= kRunFilings) {
+  const size_t before = unsorted_filings_.fetch_add(filings.count());
+  if (before < kSortFilings && before + filings.count() >= kSortFilings) {
     wake_cv_.NotifyAll();
   }
   return Status::Ok();
@@ -479,51 +555,106 @@ Status DisclosureIndex::AddJournalRecord(WriteBatch* batch, char kind, std::stri
   return Status::Ok();
 }
 
+Result<std::shared_ptr<const DisclosureIndex::Segment>> DisclosureIndex::ReadSegment(
+    uint64_t first, size_t max_filings) const {
+  auto segment = std::make_shared<Segment>();
+  std::vector<JournalRecord> parsed;
+  std::vector<uint64_t> numbers;
+  size_t filings = 0;
+  Status parse = Status::Ok();
+  CAREHUB_RETURN_IF_ERROR(ScanJournal(first, [&](uint64_t number, std::string_view value) {
+    numbers.push_back(number);
+    parse = ParseJournalRecord(segment->records.emplace_back(value), &parsed.emplace_back());
+    filings += parsed.back().filings.size();
+    return parse.ok() && filings < max_filings;
+  }));
+  CAREHUB_RETURN_IF_ERROR(parse);
+  if (numbers.empty()) {
+    return std::shared_ptr<const Segment>();
+  }
+  segment->first = numbers.front();
+  segment->last = numbers.back();
+  segment->last_digest = RecordDigest(segment->records.back());
+  segment->rows.resize(filings);
+  size_t n = 0;
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    for (const Filing& f : parsed[i].filings) {
+      RunRow& row = segment->rows[n++];
+      WriteRunKey(row.key, f.patient, parsed[i].audit_key, f.hub_seq);
+      row.retract = parsed[i].kind == kRetracted;
+      row.number = numbers[i];
+      row.entry = f.entry;
+    }
+  }
+  std::sort(segment->rows.begin(), segment->rows.end(), RowBefore);
+  return std::shared_ptr<const Segment>(std::move(segment));
+}
+
+Status DisclosureIndex::SortJournal(size_t limit) {
+  MutexLock run(runs_->run_mu());
+  return SortWaiting(limit);
+}
+
+Status DisclosureIndex::SortWaiting(size_t limit) {
+  for (;;) {
+    uint64_t next = 0;
+    {
+      MutexLock lock(waiting_mu_);
+      if (waiting_filings_.load() >= limit) {
+        return Status::Ok();
+      }
+      next = waiting_.empty() ? runs_->indexed_to() + 1 : waiting_.back()->last + 1;
+    }
+    auto segment = ReadSegment(next, limit - waiting_filings_.load());
+    if (!segment.ok()) {
+      return segment.status();
+    }
+    if (!segment.value()) {
+      return Status::Ok();  // nothing new in the journal
+    }
+    MutexLock lock(waiting_mu_);
+    waiting_filings_.fetch_add(segment.value()->rows.size());
+    waiting_.push_back(std::move(segment).value());
+  }
+}
+
 Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
   MutexLock run(runs_->run_mu());
   uint64_t indexed = 0;
   for (;;) {
-    // Read the next run's journal records past the cursor. A deque: the parsed views point into
-    // the records, which must not move.
-    std::deque<std::string> records;
-    std::vector<JournalRecord> parsed;
-    uint64_t last = runs_->cursor().number;
+    CAREHUB_RETURN_IF_ERROR(SortWaiting(run_filings));
+    // A run is whole segments from the oldest, so its cursor is a segment's last record.
+    std::vector<std::shared_ptr<const Segment>> take;
     size_t filings = 0;
-    Status parse = Status::Ok();
-    CAREHUB_RETURN_IF_ERROR(ScanJournal(last + 1, [&](uint64_t number, std::string_view value) {
-      last = number;
-      parse = ParseJournalRecord(records.emplace_back(value), &parsed.emplace_back());
-      filings += parsed.back().filings.size();
-      return parse.ok() && filings < run_filings;
-    }));
-    CAREHUB_RETURN_IF_ERROR(parse);
-    if (records.empty() || stopping_.load()) {
-      return indexed;
-    }
-    // Sort the run's rows by key; where a key is both filed and retracted in the run, the
-    // retraction stays (the filing may be in an earlier run already).
-    std::vector<RunIndex::Row> rows(filings);
-    size_t n = 0;
-    for (const JournalRecord& record : parsed) {
-      for (const Filing& f : record.filings) {
-        RunIndex::Row& row = rows[n++];
-        WriteRunKey(row.key, f.patient, record.audit_key, f.hub_seq);
-        row.retract = record.kind == kRetracted;
-        row.entry = f.entry;
+    {
+      MutexLock lock(waiting_mu_);
+      for (const auto& segment : waiting_) {
+        if (!take.empty() && filings >= run_filings) {
+          break;
+        }
+        take.push_back(segment);
+        filings += segment->rows.size();
       }
     }
-    std::sort(rows.begin(), rows.end(), [](const RunIndex::Row& a, const RunIndex::Row& b) {
-      const int c = std::memcmp(a.key, b.key, kRunKeyBytes);
-      return c != 0 ? c < 0 : a.retract > b.retract;
-    });
-    rows.erase(std::unique(rows.begin(), rows.end(),
-                           [](const RunIndex::Row& a, const RunIndex::Row& b) {
-                             return std::memcmp(a.key, b.key, kRunKeyBytes) == 0;
-                           }),
-               rows.end());
-    CAREHUB_RETURN_IF_ERROR(runs_->Add(rows, {last, RecordDigest(records.back())}));
+    if (take.empty() || stopping_.load()) {
+      return indexed;
+    }
+    std::vector<const std::vector<RunRow>*> sorted;
+    for (const auto& segment : take) {
+      sorted.push_back(&segment->rows);
+    }
+    CAREHUB_RETURN_IF_ERROR(runs_->Add(sorted, {take.back()->last, take.back()->last_digest}));
+    {
+      // Reports that copied the list before this still read the taken segments; those that
+      // copy it after read the run.
+      MutexLock lock(waiting_mu_);
+      waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<ptrdiff_t>(take.size()));
+      waiting_filings_.fetch_sub(filings);
+    }
     runs_added_.fetch_add(1);
-    indexed += records.size();
+    for (const auto& segment : take) {
+      indexed += segment->records.size();
+    }
   }
 }
 
@@ -533,6 +664,7 @@ DisclosureIndexStats DisclosureIndex::Stats() const {
   auto last = LastJournalNumber();
   stats.journal_last = last.ok() ? last.value() : 0;
   stats.indexed_to = runs_ ? runs_->indexed_to() : 0;
+  stats.waiting = waiting_filings_.load();
   stats.runs = runs_added_.load();
   stats.run_errors = run_errors_.load();
   stats.rebuilds = rebuilds_.load();
@@ -552,6 +684,17 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
     const uint64_t at = DecodeSeq(audit_key);
     return at >= since && at <= until && (!hub_seq || seq == *hub_seq);
   };
+  auto take = [&](std::string_view audit_key, uint64_t seq, bool retract, std::string_view entry) {
+    if (!in_window(audit_key, seq)) {
+      return;
+    }
+    auto key = std::make_pair(std::string(audit_key), seq);
+    if (retract) {
+      retracted.insert(std::move(key));
+    } else {
+      found[std::move(key)] = std::string(entry);
+    }
+  };
 
   // 1. The run index at a snapshot, and its cursor at the same snapshot.
   rocksdb::DB* runs = runs_->db();
@@ -566,28 +709,59 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
     return cursor.status();
   }
 
-  // 2. The journal past that cursor (read after the snapshot: a run added meanwhile is in the
-  // journal still), with its retractions.
+  // 2. What waits for a run past that cursor (read after the snapshot: a run added meanwhile
+  // still waits, or is still in the journal): the sorted segments, by binary search, and the
+  // journal around them.
+  std::vector<std::shared_ptr<const Segment>> waiting;
+  {
+    MutexLock lock(waiting_mu_);
+    waiting = waiting_;
+  }
   JournalRecord record;
   Status parse = Status::Ok();
-  CAREHUB_RETURN_IF_ERROR(
-      ScanJournal(cursor.value().number + 1, [&](uint64_t, std::string_view value) {
-        parse = ParseJournalRecord(value, &record);
-        for (size_t i = 0; parse.ok() && i < record.filings.size(); ++i) {
-          const Filing& f = record.filings[i];
-          if (f.patient != patient_key || !in_window(record.audit_key, f.hub_seq)) {
-            continue;
-          }
-          auto key = std::make_pair(std::string(record.audit_key), f.hub_seq);
-          if (record.kind == kRetracted) {
-            retracted.insert(key);
-          } else {
-            found[key] = std::string(f.entry);
-          }
+  auto scan_journal = [&](uint64_t first, uint64_t last) -> Status {
+    CAREHUB_RETURN_IF_ERROR(ScanJournal(first, [&](uint64_t number, std::string_view value) {
+      if (number > last) {
+        return false;
+      }
+      parse = ParseJournalRecord(value, &record);
+      for (size_t i = 0; parse.ok() && i < record.filings.size(); ++i) {
+        const Filing& f = record.filings[i];
+        if (f.patient == patient_key) {
+          take(record.audit_key, f.hub_seq, record.kind == kRetracted, f.entry);
         }
-        return parse.ok();
-      }));
-  CAREHUB_RETURN_IF_ERROR(parse);
+      }
+      return parse.ok();
+    }));
+    return parse;
+  };
+  char probe[kRunKeyBytes];
+  WriteRunKey(probe, patient_key, EncodeSeq(since) + std::string(8, '\0'), 0);
+  uint64_t covered = cursor.value().number;  // every record up to here is read
+  for (const auto& segment : waiting) {
+    if (segment->last <= covered) {
+      continue;  // in the run index's snapshot already
+    }
+    if (segment->first > covered + 1) {  // segments taken by a run added since the snapshot
+      CAREHUB_RETURN_IF_ERROR(scan_journal(covered + 1, segment->first - 1));
+    }
+    auto row = std::lower_bound(
+        segment->rows.begin(), segment->rows.end(), probe,
+        [](const RunRow& r, const char* key) { return std::memcmp(r.key, key, kRunKeyBytes) < 0; });
+    for (; row != segment->rows.end() && std::memcmp(row->key, probe, kRunPrefixBytes) == 0;
+         ++row) {
+      const std::string_view audit_key(row->key + kRunPrefixBytes, kAuditKeyBytes);
+      if (DecodeSeq(audit_key) > until) {
+        break;
+      }
+      if (row->number > covered) {
+        take(audit_key, DecodeSeq(std::string_view(row->key + kRunPrefixBytes + kAuditKeyBytes, 8)),
+             row->retract, row->entry);
+      }
+    }
+    covered = segment->last;
+  }
+  CAREHUB_RETURN_IF_ERROR(scan_journal(covered + 1, UINT64_MAX));
   // Enough of the older entries that `limit` remain once the retracted ones are taken out.
   const size_t want = limit + retracted.size();
 

@@ -155,6 +155,47 @@ TEST_F(DisclosureIndexTest, ARetractionTakesOutAFilingWhereverItIs) {
   EXPECT_EQ(Indexed(), store_->disclosures().Stats().journal_last);
 }
 
+TEST_F(DisclosureIndexTest, AReportFindsFilingsInRunsInSortedSegmentsAndInTheJournal) {
+  DisclosureIndex& index = store_->disclosures();
+  const std::string in_run = Deliver(alice_, 1000, {1, 2});  // journal record 1
+  ASSERT_TRUE(index.IndexPending().ok());
+  const std::string sorted = Deliver(alice_, 1100, {3});  // 2
+  Deliver(bob_, 1150, {4});                               // 3
+  Deliver(alice_, 1200, {5});                             // 4
+  ASSERT_TRUE(index.SortJournal().ok());
+  EXPECT_EQ(index.Stats().waiting, 3u);
+  EXPECT_EQ(Indexed(), 1u);
+  Deliver(alice_, 1300, {6});    // 5
+  Retract(alice_, in_run, {2});  // 6: takes out a filing in a run, from a segment
+  ASSERT_TRUE(index.SortJournal().ok());
+  EXPECT_EQ(index.Stats().waiting, 5u) << "two segments";
+  Retract(alice_, sorted, {3});  // 7: takes out a filing in a segment, from the journal
+
+  auto check = [&](const char* where) {
+    EXPECT_EQ(SeqsOf(alice_), (std::vector<uint64_t>{1, 5, 6})) << where;
+    EXPECT_EQ(SeqsOf(bob_), (std::vector<uint64_t>{4})) << where;
+    EXPECT_EQ(SeqsOf(alice_, 2), (std::vector<uint64_t>{1, 5})) << where;
+    auto window = Ok(store_->disclosures().ForPatient(alice_, 1150, 1250, 10));
+    ASSERT_EQ(window.size(), 1u) << where;
+    EXPECT_EQ(window[0].hub_seq, 5u) << where;
+    EXPECT_EQ(window[0].entry.event_id(), "e5") << where;
+    EXPECT_TRUE(
+        Ok(store_->disclosures().ForPatient(alice_, 0, INT64_MAX, 10, /*hub_seq=*/4)).empty())
+        << where;
+  };
+  check("run, segments and journal");
+
+  // One run merges the waiting segments and what is left of the journal.
+  const uint64_t runs = index.Stats().runs;
+  EXPECT_EQ(Ok(index.IndexPending()), 6u);
+  EXPECT_EQ(index.Stats().runs, runs + 1);
+  EXPECT_EQ(index.Stats().waiting, 0u);
+  EXPECT_EQ(Indexed(), 7u);
+  check("runs");
+  Open();
+  check("reopened");
+}
+
 TEST_F(DisclosureIndexTest, AnIndexThatIsGoneIsRebuiltFromTheJournal) {
   Deliver(alice_, 1000, {1});
   Deliver(bob_, 1100, {2});
@@ -214,39 +255,80 @@ TEST_F(DisclosureIndexTest, JournalNumbersFollowTheLastCommittedRecord) {
 }
 
 // Files one event of one patient as a delivery batch does, and commits it.
-void FileOneFiling(Store& store) {
+void FileOneFiling(Store& store, uint64_t hub_seq = 1) {
   ASSERT_TRUE(store.disclosures().EnsureKey().ok());
   auto hasher = store.disclosures().Hasher();
   ASSERT_TRUE(hasher.ok());
   DisclosureFilings filings;
-  filings.Add(hasher->ForNhsNumber("9434765919"), 1, "");
+  filings.Add(hasher->ForNhsNumber("9434765919"), hub_seq, "");
   WriteBatch batch;
   ASSERT_TRUE(store.disclosures().File(&batch, store.audit().NewKey(1000), filings).ok());
   ASSERT_TRUE(store.Commit(&batch, false).ok());
 }
 
-// The run index's last journal number once it reaches `number`, or when a bound far longer than
-// any interval here has passed (a loaded machine does not fail the tests).
-uint64_t WaitIndexedTo(const Store& store, uint64_t number) {
+uint64_t Indexed(const Store& store) { return store.disclosures().Stats().indexed_to; }
+
+// Waits until `done()`, or until a bound far longer than any interval here has passed (a loaded
+// machine does not fail the tests).
+template <typename Done>
+void WaitUntil(Done done) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (store.disclosures().Stats().indexed_to < number &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  return store.disclosures().Stats().indexed_to;
+}
+
+// The run index's last journal number once it reaches `number` (or the bound has passed).
+uint64_t WaitIndexedTo(const Store& store, uint64_t number) {
+  WaitUntil([&] { return Indexed(store) >= number; });
+  return Indexed(store);
+}
+
+// A store at `dir` whose runs are added in the background every `interval`.
+std::unique_ptr<Store> OpenWithRuns(const std::filesystem::path& dir,
+                                    std::chrono::milliseconds interval) {
+  StoreOptions options{dir};
+  options.disclosure_run_interval = interval;
+  auto opened = Store::Open(options);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::move(opened).value() : nullptr;
 }
 
 TEST(DisclosureIndexBackground, RunsAreAddedWithoutBeingAsked) {
   const auto dir = FreshTestDir("carehub-disclosure-background");
-  StoreOptions options{dir};
-  options.disclosure_run_interval = std::chrono::milliseconds(20);
-  auto opened = Store::Open(options);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  Store& store = *opened.value();
+  auto opened = OpenWithRuns(dir, std::chrono::milliseconds(20));
+  ASSERT_NE(opened, nullptr);
+  Store& store = *opened;
   FileOneFiling(store);
   EXPECT_EQ(WaitIndexedTo(store, 1), 1u);
   EXPECT_GE(store.disclosures().Stats().runs, 1u);
-  opened.value().reset();
+  opened.reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DisclosureIndexBackground, NewFilingsAreSortedBetweenRuns) {
+  // An interval far longer than the test: the filing waits sorted in memory, and is reported.
+  const auto dir = FreshTestDir("carehub-disclosure-sorted");
+  auto opened = OpenWithRuns(dir, std::chrono::hours(1));
+  ASSERT_NE(opened, nullptr);
+  Store& store = *opened;
+  // The run at open may take a filing made while it starts; one filed after it waits, sorted.
+  FileOneFiling(store, 1);
+  WaitUntil([&] { return store.disclosures().Stats().waiting + Indexed(store) >= 1; });
+  const uint64_t indexed = Indexed(store);
+  if (indexed == 1) {
+    FileOneFiling(store, 2);
+  }
+  WaitUntil([&] { return store.disclosures().Stats().waiting >= 1; });
+  EXPECT_EQ(store.disclosures().Stats().waiting, 1u);
+  EXPECT_EQ(Indexed(store), indexed) << "no run but the one at open";
+  auto hasher = store.disclosures().Hasher();
+  ASSERT_TRUE(hasher.ok());
+  auto found = store.disclosures().ForPatient(hasher->ForNhsNumber("9434765919"), 0, INT64_MAX, 10);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_EQ(found->size(), indexed + 1);
+  EXPECT_EQ(found->back().hub_seq, indexed + 1);
+  opened.reset();
   std::filesystem::remove_all(dir);
 }
 
@@ -254,19 +336,16 @@ TEST(DisclosureIndexBackground, AStoreIndexesWhatWaitsWhenItOpens) {
   // Filed with no background runs, then reopened with an interval far longer than the test: the
   // waiting record is indexed at open, not an interval later.
   const auto dir = FreshTestDir("carehub-disclosure-at-open");
-  StoreOptions options{dir};
-  options.disclosure_run_interval = std::chrono::milliseconds(0);
   {
-    auto opened = Store::Open(options);
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    FileOneFiling(*opened.value());
-    EXPECT_EQ(opened.value()->disclosures().Stats().indexed_to, 0u);
+    auto opened = OpenWithRuns(dir, std::chrono::milliseconds(0));
+    ASSERT_NE(opened, nullptr);
+    FileOneFiling(*opened);
+    EXPECT_EQ(Indexed(*opened), 0u);
   }
-  options.disclosure_run_interval = std::chrono::hours(1);
-  auto opened = Store::Open(options);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  EXPECT_EQ(WaitIndexedTo(*opened.value(), 1), 1u);
-  opened.value().reset();
+  auto opened = OpenWithRuns(dir, std::chrono::hours(1));
+  ASSERT_NE(opened, nullptr);
+  EXPECT_EQ(WaitIndexedTo(*opened, 1), 1u);
+  opened.reset();
   std::filesystem::remove_all(dir);
 }
 

@@ -33,10 +33,15 @@
 // number cannot reverse an entry. A patient without an NHS number is keyed by the local MRN and the
 // ODS code that assigned it. An A40 merge is filed under both patients it names.
 //
-// Reads (ForPatient) see every committed filing: the legacy family, the run index, and the journal
-// records past the run index's cursor, read in that order so a run added meanwhile is seen in one
-// of the two. Kept for good, like the audit trail (retention cuts events, not the record of their
-// disclosure).
+// Between runs, the same thread sorts the journal's new records, a few thousand filings at a
+// time, into segments held in memory (what waits for the next run, up to a run's worth); a run
+// merges whole segments rather than reading and sorting the journal again.
+//
+// Reads (ForPatient) see every committed filing: the legacy family, the run index, and what is
+// past the run index's cursor — the waiting segments, found by binary search, and the journal
+// records not sorted yet (about kSortFilings while the background runs go), read in
+// that order so a run added meanwhile is seen in one of them. Kept for good, like the audit trail
+// (retention cuts events, not the record of their disclosure).
 //
 // Errors: reads fail as a whole when RocksDB fails, never with a shorter list; "store_corrupt" for
 // a record or entry that does not decode. Hasher() is "no_index_key" until EnsureKey() ran on a
@@ -126,6 +131,7 @@ class DisclosureFilings {
 struct DisclosureIndexStats {
   uint64_t journal_last = 0;  // the last journal number committed
   uint64_t indexed_to = 0;    // the last journal number in the run index
+  uint64_t waiting = 0;       // filings sorted in memory, waiting for the next run
   uint64_t runs = 0;          // runs added since open
   uint64_t run_errors = 0;    // runs that failed since open
   uint64_t rebuilds = 0;      // times the run index was found not to match and started over
@@ -143,7 +149,8 @@ class DisclosureIndex {
   // `dir`/disclosure-index. Called once by Store::Open before anything else here.
   Status OpenRunIndex();
   // Adds runs on a thread of its own: every `interval`, and sooner once a run's worth of filings
-  // has been written here. Stopped by the destructor.
+  // waits; between runs, sorts new journal records into waiting segments (kSortFilings,
+  // kSortInterval or `interval` when shorter). Stopped by the destructor.
   void StartBackgroundRuns(std::chrono::milliseconds interval);
 
   // Primary only, at start: creates the hasher's key when the store has none (synced write).
@@ -163,6 +170,10 @@ class DisclosureIndex {
   // filings; returns how many journal records it indexed. Errors: the store's, or the run
   // index's; see the header comment.
   Result<uint64_t> IndexPending(size_t run_filings = kRunFilings);
+  // Sorts the journal records past the waiting segments into new segments, until `limit`
+  // filings wait or the journal ends: what the background thread does between runs. Errors: the
+  // store's; nothing is lost by them (the journal holds it).
+  Status SortJournal(size_t limit = kRunFilings);
   DisclosureIndexStats Stats() const;
 
   // A patient's entries with since_ms <= at <= until_ms, oldest first (by audit key, then
@@ -176,11 +187,17 @@ class DisclosureIndex {
   Status ScanFilings(const std::function<bool(std::string_view audit_key, uint64_t hub_seq,
                                               bool retracted)>& fn) const;
 
-  // A run's size by default: ~100 bytes each in memory while it is sorted.
+  // A run's size by default: ~170 bytes each in memory while it waits (its row and its record).
   static constexpr size_t kRunFilings = 256 * 1024;
+  // The background thread sorts new journal records into a waiting segment once this many
+  // filings were filed through File, or every kSortInterval: what a report parses of the journal
+  // itself stays near a segment's worth, and a report searches a few hundred segments at most.
+  static constexpr size_t kSortFilings = 4096;
+  static constexpr std::chrono::milliseconds kSortInterval{100};
 
  private:
   class RunIndex;
+  struct Segment;  // journal records sorted in memory, waiting for a run (disclosure_index.cc)
   Result<std::optional<PatientHasher>> ReadKey() const;
   Status AddJournalRecord(WriteBatch* batch, char kind, std::string_view audit_key,
                           const DisclosureFilings& filings);
@@ -191,6 +208,11 @@ class DisclosureIndex {
   Status ScanJournal(uint64_t first,
                      const std::function<bool(uint64_t number, std::string_view value)>& fn) const;
   void BackgroundRuns(std::chrono::milliseconds interval);
+  // The journal records from `first` on, until they hold `max_filings` filings, as a segment;
+  // null when there are none.
+  Result<std::shared_ptr<const Segment>> ReadSegment(uint64_t first, size_t max_filings) const;
+  // SortJournal, for a caller that holds the run index's run lock.
+  Status SortWaiting(size_t limit);
 
   Database* db_;
   mutable Mutex mu_;
@@ -199,8 +221,13 @@ class DisclosureIndex {
   std::atomic<uint64_t> runs_added_{0};
   std::atomic<uint64_t> run_errors_{0};
   std::atomic<uint64_t> rebuilds_{0};
-  // Filings written through File since the last run: wakes the background runs early.
-  std::atomic<uint64_t> filed_since_run_{0};
+  // Segments past the run index's cursor, in journal order, contiguous. Replaced under
+  // waiting_mu_ (by the run lock's holder); each segment is immutable, read without a lock.
+  mutable Mutex waiting_mu_;
+  std::vector<std::shared_ptr<const Segment>> waiting_ CAREHUB_GUARDED_BY(waiting_mu_);
+  std::atomic<size_t> waiting_filings_{0};
+  // Filings written through File since the last sort: wakes the background thread early.
+  std::atomic<size_t> unsorted_filings_{0};
   Mutex wake_mu_;
   CondVar wake_cv_;
   bool stop_ CAREHUB_GUARDED_BY(wake_mu_) = false;
