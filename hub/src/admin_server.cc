@@ -526,6 +526,10 @@ Result<std::string> AdminServer::Start() {
         .GetGauge("carehub_disclosure_index_waiting_filings",
                   "Disclosure filings sorted in memory, waiting for the next run.")
         .Set(static_cast<double>(disclosures.waiting));
+    metrics
+        .GetGauge("carehub_disclosure_index_waiting_bytes",
+                  "Memory the waiting disclosure filings hold; bounded by a run's worth.")
+        .Set(static_cast<double>(disclosures.waiting_bytes));
     // The index counts since the store was opened; the counters only move forward.
     auto advance = [&](const char* name, const char* help, uint64_t value) {
       metrics::Counter& counter = metrics.GetCounter(name, help);

@@ -254,6 +254,7 @@ struct DisclosureIndex::Segment {
   std::string last_digest;          // RecordDigest of record `last`: a run's cursor
   std::deque<std::string> records;  // a deque: the rows' views point into them
   std::vector<RunRow> rows;         // sorted by RowBefore
+  size_t bytes = 0;                 // the memory held: rows and records
 };
 
 // ---- the run index ------------------------------------------------------------------------------
@@ -587,6 +588,10 @@ Result<std::shared_ptr<const DisclosureIndex::Segment>> DisclosureIndex::ReadSeg
     }
   }
   std::sort(segment->rows.begin(), segment->rows.end(), RowBefore);
+  segment->bytes = segment->rows.capacity() * sizeof(RunRow);
+  for (const std::string& record : segment->records) {
+    segment->bytes += record.capacity() + sizeof(std::string);
+  }
   return std::shared_ptr<const Segment>(std::move(segment));
 }
 
@@ -614,6 +619,7 @@ Status DisclosureIndex::SortWaiting(size_t limit) {
     }
     MutexLock lock(waiting_mu_);
     waiting_filings_.fetch_add(segment.value()->rows.size());
+    waiting_bytes_.fetch_add(segment.value()->bytes);
     waiting_.push_back(std::move(segment).value());
   }
 }
@@ -626,6 +632,7 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
     // A run is whole segments from the oldest, so its cursor is a segment's last record.
     std::vector<std::shared_ptr<const Segment>> take;
     size_t filings = 0;
+    size_t bytes = 0;
     {
       MutexLock lock(waiting_mu_);
       for (const auto& segment : waiting_) {
@@ -634,6 +641,7 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
         }
         take.push_back(segment);
         filings += segment->rows.size();
+        bytes += segment->bytes;
       }
     }
     if (take.empty() || stopping_.load()) {
@@ -650,6 +658,7 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
       MutexLock lock(waiting_mu_);
       waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<ptrdiff_t>(take.size()));
       waiting_filings_.fetch_sub(filings);
+      waiting_bytes_.fetch_sub(bytes);
     }
     runs_added_.fetch_add(1);
     for (const auto& segment : take) {
@@ -665,6 +674,7 @@ DisclosureIndexStats DisclosureIndex::Stats() const {
   stats.journal_last = last.ok() ? last.value() : 0;
   stats.indexed_to = runs_ ? runs_->indexed_to() : 0;
   stats.waiting = waiting_filings_.load();
+  stats.waiting_bytes = waiting_bytes_.load();
   stats.runs = runs_added_.load();
   stats.run_errors = run_errors_.load();
   stats.rebuilds = rebuilds_.load();

@@ -129,12 +129,13 @@ class DisclosureFilings {
 
 // What the run index has done, for metrics and the status page.
 struct DisclosureIndexStats {
-  uint64_t journal_last = 0;  // the last journal number committed
-  uint64_t indexed_to = 0;    // the last journal number in the run index
-  uint64_t waiting = 0;       // filings sorted in memory, waiting for the next run
-  uint64_t runs = 0;          // runs added since open
-  uint64_t run_errors = 0;    // runs that failed since open
-  uint64_t rebuilds = 0;      // times the run index was found not to match and started over
+  uint64_t journal_last = 0;   // the last journal number committed
+  uint64_t indexed_to = 0;     // the last journal number in the run index
+  uint64_t waiting = 0;        // filings sorted in memory, waiting for the next run
+  uint64_t waiting_bytes = 0;  // the memory they hold (rows and records), bounded by a run's worth
+  uint64_t runs = 0;           // runs added since open
+  uint64_t run_errors = 0;     // runs that failed since open
+  uint64_t rebuilds = 0;       // times the run index was found not to match and started over
 };
 
 class DisclosureIndex {
@@ -226,6 +227,7 @@ class DisclosureIndex {
   mutable Mutex waiting_mu_;
   std::vector<std::shared_ptr<const Segment>> waiting_ CAREHUB_GUARDED_BY(waiting_mu_);
   std::atomic<size_t> waiting_filings_{0};
+  std::atomic<size_t> waiting_bytes_{0};
   // Filings written through File since the last sort: wakes the background thread early.
   std::atomic<size_t> unsorted_filings_{0};
   Mutex wake_mu_;
