@@ -530,6 +530,11 @@ Result<std::string> AdminServer::Start() {
         .GetGauge("carehub_disclosure_index_waiting_bytes",
                   "Memory the waiting disclosure filings hold; bounded by a run's worth.")
         .Set(static_cast<double>(disclosures.waiting_bytes));
+    metrics
+        .GetGauge("carehub_disclosure_index_waiting_bytes_peak",
+                  "The most memory waiting disclosure filings have held since start; the "
+                  "allocator keeps it for the next ones.")
+        .Set(static_cast<double>(disclosures.waiting_bytes_peak));
     // The index counts since the store was opened; the counters only move forward.
     auto advance = [&](const char* name, const char* help, uint64_t value) {
       metrics::Counter& counter = metrics.GetCounter(name, help);

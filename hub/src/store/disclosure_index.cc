@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -224,12 +223,14 @@ void WriteRunKey(char* out, std::string_view patient, std::string_view audit_key
   std::memcpy(out + kRunPrefixBytes + kAuditKeyBytes, EncodeSeq(hub_seq).data(), 8);
 }
 
-// One sorted row of a run or of a waiting segment: an entry to add, or one to take out.
+// One sorted row of a run or of a waiting segment: an entry to add, or one to take out. The
+// entry's bytes are in its segment's `entries`, where the row says.
 struct RunRow {
   char key[kRunKeyBytes];
   bool retract;
-  uint64_t number;         // the journal record it comes from
-  std::string_view entry;  // into its segment's records
+  uint32_t entry_offset;
+  uint32_t entry_size;
+  uint64_t number;  // the journal record it comes from
   rocksdb::Slice key_slice() const { return rocksdb::Slice(key, kRunKeyBytes); }
 };
 
@@ -251,10 +252,14 @@ bool SameKey(const RunRow& a, const RunRow& b) {
 struct DisclosureIndex::Segment {
   uint64_t first = 0;
   uint64_t last = 0;
-  std::string last_digest;          // RecordDigest of record `last`: a run's cursor
-  std::deque<std::string> records;  // a deque: the rows' views point into them
-  std::vector<RunRow> rows;         // sorted by RowBefore
-  size_t bytes = 0;                 // the memory held: rows and records
+  std::string last_digest;   // RecordDigest of record `last`: the cursor of a run ending here
+  std::vector<RunRow> rows;  // sorted by RowBefore
+  std::string entries;       // the filings' DisclosureEntry bytes, back to back
+  size_t bytes = 0;          // the memory held
+
+  std::string_view EntryOf(const RunRow& row) const {
+    return std::string_view(entries).substr(row.entry_offset, row.entry_size);
+  }
 };
 
 // ---- the run index ------------------------------------------------------------------------------
@@ -344,7 +349,7 @@ class DisclosureIndex::RunIndex {
   // Writes the rows of `segments` (each sorted by RowBefore), merged, each key once, and the
   // cursor as one table file and adds it: both or neither. Re-adding the same journal records is
   // harmless (same keys, same values).
-  Status Add(const std::vector<const std::vector<RunRow>*>& segments, Cursor cursor)
+  Status Add(const std::vector<std::shared_ptr<const Segment>>& segments, Cursor cursor)
       CAREHUB_REQUIRES(run_mu_) {
     const std::string path = (dir_ / ("run-" + std::to_string(cursor.number) + ".sst")).string();
     // Written back as it goes, so the sync at its end is short: a run's megabytes synced at once
@@ -353,7 +358,7 @@ class DisclosureIndex::RunIndex {
     env_options.bytes_per_sync = 1 << 20;
     // The pages are kept: reports read a run as soon as it is added (SstFileWriter would drop
     // them from the page cache by default, and every report then read the new run from disk:
-    // 60-130 ms on this VM's disk under load, docs/performance.md 2026-12-06 19:45).
+    // 60-130 ms on this VM's disk under load, docs/performance.md 2026-12-06 20:00).
     rocksdb::SstFileWriter writer(env_options, run_options_, /*column_family=*/nullptr,
                                   /*invalidate_page_cache=*/false);
     auto s = writer.Open(path);
@@ -361,18 +366,21 @@ class DisclosureIndex::RunIndex {
     struct Next {
       const RunRow* row;
       const RunRow* end;
+      const Segment* segment;
     };
     auto later = [](const Next& a, const Next& b) { return RowBefore(*b.row, *a.row); };
     std::vector<Next> heap;
-    for (const std::vector<RunRow>* segment : segments) {
-      if (!segment->empty()) {
-        heap.push_back({segment->data(), segment->data() + segment->size()});
+    for (const auto& segment : segments) {
+      if (!segment->rows.empty()) {
+        heap.push_back(
+            {segment->rows.data(), segment->rows.data() + segment->rows.size(), segment.get()});
       }
     }
     std::make_heap(heap.begin(), heap.end(), later);
     const RunRow* written = nullptr;
     while (s.ok() && !heap.empty()) {
       std::pop_heap(heap.begin(), heap.end(), later);
+      const Segment* segment = heap.back().segment;
       const RunRow* row = heap.back().row++;
       if (heap.back().row == heap.back().end) {
         heap.pop_back();
@@ -383,7 +391,7 @@ class DisclosureIndex::RunIndex {
         continue;  // a key filed and retracted: the retraction came first (RowBefore)
       }
       s = row->retract ? writer.Delete(row->key_slice())
-                       : writer.Put(row->key_slice(), AsSlice(row->entry));
+                       : writer.Put(row->key_slice(), AsSlice(segment->EntryOf(*row)));
       written = row;
     }
     if (s.ok()) {
@@ -559,39 +567,45 @@ Status DisclosureIndex::AddJournalRecord(WriteBatch* batch, char kind, std::stri
 Result<std::shared_ptr<const DisclosureIndex::Segment>> DisclosureIndex::ReadSegment(
     uint64_t first, size_t max_filings) const {
   auto segment = std::make_shared<Segment>();
-  std::vector<JournalRecord> parsed;
-  std::vector<uint64_t> numbers;
-  size_t filings = 0;
+  JournalRecord record;
   Status parse = Status::Ok();
   CAREHUB_RETURN_IF_ERROR(ScanJournal(first, [&](uint64_t number, std::string_view value) {
-    numbers.push_back(number);
-    parse = ParseJournalRecord(segment->records.emplace_back(value), &parsed.emplace_back());
-    filings += parsed.back().filings.size();
-    return parse.ok() && filings < max_filings;
+    parse = ParseJournalRecord(value, &record);
+    if (!parse.ok()) {
+      return false;
+    }
+    if (segment->rows.empty()) {
+      segment->first = number;
+    }
+    segment->last = number;
+    for (const Filing& f : record.filings) {
+      RunRow& row = segment->rows.emplace_back();
+      WriteRunKey(row.key, f.patient, record.audit_key, f.hub_seq);
+      row.retract = record.kind == kRetracted;
+      row.entry_offset = static_cast<uint32_t>(segment->entries.size());
+      row.entry_size = static_cast<uint32_t>(f.entry.size());
+      row.number = number;
+      segment->entries.append(f.entry);
+    }
+    return segment->rows.size() < max_filings;
   }));
   CAREHUB_RETURN_IF_ERROR(parse);
-  if (numbers.empty()) {
+  if (segment->rows.empty()) {
     return std::shared_ptr<const Segment>();
   }
-  segment->first = numbers.front();
-  segment->last = numbers.back();
-  segment->last_digest = RecordDigest(segment->records.back());
-  segment->rows.resize(filings);
-  size_t n = 0;
-  for (size_t i = 0; i < parsed.size(); ++i) {
-    for (const Filing& f : parsed[i].filings) {
-      RunRow& row = segment->rows[n++];
-      WriteRunKey(row.key, f.patient, parsed[i].audit_key, f.hub_seq);
-      row.retract = parsed[i].kind == kRetracted;
-      row.number = numbers[i];
-      row.entry = f.entry;
-    }
+  // The cursor of a run ending with this segment: its last record read again, once.
+  std::string last_value;
+  auto s = db_->db()->Get({}, db_->cf(Column::kDisclosureJournal), EncodeSeq(segment->last),
+                          &last_value);
+  if (!s.ok()) {
+    return FromRocks(s, "read the disclosure journal");  // NotFound too: the journal is kept
   }
+  segment->last_digest = RecordDigest(last_value);
   std::sort(segment->rows.begin(), segment->rows.end(), RowBefore);
-  segment->bytes = segment->rows.capacity() * sizeof(RunRow);
-  for (const std::string& record : segment->records) {
-    segment->bytes += record.capacity() + sizeof(std::string);
-  }
+  // Held until its run: not the slack of the buffers' growth.
+  segment->rows.shrink_to_fit();
+  segment->entries.shrink_to_fit();
+  segment->bytes = segment->rows.capacity() * sizeof(RunRow) + segment->entries.capacity();
   return std::shared_ptr<const Segment>(std::move(segment));
 }
 
@@ -619,7 +633,10 @@ Status DisclosureIndex::SortWaiting(size_t limit) {
     }
     MutexLock lock(waiting_mu_);
     waiting_filings_.fetch_add(segment.value()->rows.size());
-    waiting_bytes_.fetch_add(segment.value()->bytes);
+    const size_t bytes = waiting_bytes_.fetch_add(segment.value()->bytes) + segment.value()->bytes;
+    if (bytes > waiting_bytes_peak_.load()) {
+      waiting_bytes_peak_.store(bytes);  // one writer: the run lock's holder
+    }
     waiting_.push_back(std::move(segment).value());
   }
 }
@@ -647,11 +664,7 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
     if (take.empty() || stopping_.load()) {
       return indexed;
     }
-    std::vector<const std::vector<RunRow>*> sorted;
-    for (const auto& segment : take) {
-      sorted.push_back(&segment->rows);
-    }
-    CAREHUB_RETURN_IF_ERROR(runs_->Add(sorted, {take.back()->last, take.back()->last_digest}));
+    CAREHUB_RETURN_IF_ERROR(runs_->Add(take, {take.back()->last, take.back()->last_digest}));
     {
       // Reports that copied the list before this still read the taken segments; those that
       // copy it after read the run.
@@ -661,9 +674,7 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
       waiting_bytes_.fetch_sub(bytes);
     }
     runs_added_.fetch_add(1);
-    for (const auto& segment : take) {
-      indexed += segment->records.size();
-    }
+    indexed += take.back()->last - take.front()->first + 1;
   }
 }
 
@@ -675,6 +686,7 @@ DisclosureIndexStats DisclosureIndex::Stats() const {
   stats.indexed_to = runs_ ? runs_->indexed_to() : 0;
   stats.waiting = waiting_filings_.load();
   stats.waiting_bytes = waiting_bytes_.load();
+  stats.waiting_bytes_peak = waiting_bytes_peak_.load();
   stats.runs = runs_added_.load();
   stats.run_errors = run_errors_.load();
   stats.rebuilds = rebuilds_.load();
@@ -764,10 +776,11 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
       if (DecodeSeq(audit_key) > until) {
         break;
       }
-      if (row->number > covered) {
-        take(audit_key, DecodeSeq(std::string_view(row->key + kRunPrefixBytes + kAuditKeyBytes, 8)),
-             row->retract, row->entry);
+      if (row->number <= covered) {
+        continue;  // in the run index's snapshot already
       }
+      take(audit_key, DecodeSeq(std::string_view(row->key + kRunPrefixBytes + kAuditKeyBytes, 8)),
+           row->retract, segment->EntryOf(*row));
     }
     covered = segment->last;
   }

@@ -34,8 +34,9 @@
 // ODS code that assigned it. An A40 merge is filed under both patients it names.
 //
 // Between runs, the same thread sorts the journal's new records, a few thousand filings at a
-// time, into segments held in memory (what waits for the next run, up to a run's worth); a run
-// merges whole segments rather than reading and sorting the journal again.
+// time, into segments held in memory (what waits for the next run, up to a run's worth): each
+// filing a 64-byte row of its run key, and its entry's bytes. A run merges whole segments into
+// its table file rather than parsing and sorting the journal again.
 //
 // Reads (ForPatient) see every committed filing: the legacy family, the run index, and what is
 // past the run index's cursor — the waiting segments, found by binary search, and the journal
@@ -132,10 +133,11 @@ struct DisclosureIndexStats {
   uint64_t journal_last = 0;   // the last journal number committed
   uint64_t indexed_to = 0;     // the last journal number in the run index
   uint64_t waiting = 0;        // filings sorted in memory, waiting for the next run
-  uint64_t waiting_bytes = 0;  // the memory they hold (rows and records), bounded by a run's worth
-  uint64_t runs = 0;           // runs added since open
-  uint64_t run_errors = 0;     // runs that failed since open
-  uint64_t rebuilds = 0;       // times the run index was found not to match and started over
+  uint64_t waiting_bytes = 0;  // the memory they hold (rows and entries), bounded by a run's worth
+  uint64_t waiting_bytes_peak = 0;  // the most they have held since open (the allocator keeps it)
+  uint64_t runs = 0;                // runs added since open
+  uint64_t run_errors = 0;          // runs that failed since open
+  uint64_t rebuilds = 0;            // times the run index was found not to match and started over
 };
 
 class DisclosureIndex {
@@ -188,7 +190,7 @@ class DisclosureIndex {
   Status ScanFilings(const std::function<bool(std::string_view audit_key, uint64_t hub_seq,
                                               bool retracted)>& fn) const;
 
-  // A run's size by default: ~170 bytes each in memory while it waits (its row and its record).
+  // A run's size by default: ~64 bytes and the entry's (~50-80) each in memory while they wait.
   static constexpr size_t kRunFilings = 256 * 1024;
   // The background thread sorts new journal records into a waiting segment once this many
   // filings were filed through File, or every kSortInterval: what a report parses of the journal
@@ -198,7 +200,7 @@ class DisclosureIndex {
 
  private:
   class RunIndex;
-  struct Segment;  // journal records sorted in memory, waiting for a run (disclosure_index.cc)
+  struct Segment;  // journal records' filings sorted in memory, waiting for a run
   Result<std::optional<PatientHasher>> ReadKey() const;
   Status AddJournalRecord(WriteBatch* batch, char kind, std::string_view audit_key,
                           const DisclosureFilings& filings);
@@ -228,6 +230,7 @@ class DisclosureIndex {
   std::vector<std::shared_ptr<const Segment>> waiting_ CAREHUB_GUARDED_BY(waiting_mu_);
   std::atomic<size_t> waiting_filings_{0};
   std::atomic<size_t> waiting_bytes_{0};
+  std::atomic<size_t> waiting_bytes_peak_{0};
   // Filings written through File since the last sort: wakes the background thread early.
   std::atomic<size_t> unsorted_filings_{0};
   Mutex wake_mu_;
