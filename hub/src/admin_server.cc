@@ -516,25 +516,22 @@ Result<std::string> AdminServer::Start() {
                   "grows past the store's limits.")
         .Set(static_cast<double>(compactions.pending_bytes));
     const DisclosureIndexStats disclosures = ctx_.store->disclosures().Stats();
-    metrics
-        .GetGauge("carehub_disclosure_index_unindexed_records",
-                  "Disclosure journal records (one per delivery batch) not yet in the run index; "
-                  "reports find them sorted in memory or in the journal meanwhile.")
-        .Set(static_cast<double>(disclosures.journal_last -
-                                 std::min(disclosures.indexed_to, disclosures.journal_last)));
-    metrics
-        .GetGauge("carehub_disclosure_index_waiting_filings",
-                  "Disclosure filings sorted in memory, waiting for the next run.")
-        .Set(static_cast<double>(disclosures.waiting));
-    metrics
-        .GetGauge("carehub_disclosure_index_waiting_bytes",
-                  "Memory the waiting disclosure filings hold; bounded by a run's worth.")
-        .Set(static_cast<double>(disclosures.waiting_bytes));
-    metrics
-        .GetGauge("carehub_disclosure_index_waiting_bytes_peak",
-                  "The most memory waiting disclosure filings have held since start; the "
-                  "allocator keeps it for the next ones.")
-        .Set(static_cast<double>(disclosures.waiting_bytes_peak));
+    auto gauge = [&](const char* name, const char* help, uint64_t value) {
+      metrics.GetGauge(name, help).Set(static_cast<double>(value));
+    };
+    gauge("carehub_disclosure_index_unindexed_records",
+          "Disclosure journal records (one per delivery batch) not yet in the run index; reports "
+          "find them sorted in memory or in the journal meanwhile.",
+          disclosures.journal_last - std::min(disclosures.indexed_to, disclosures.journal_last));
+    gauge("carehub_disclosure_index_waiting_filings",
+          "Disclosure filings sorted in memory, waiting for the next run.", disclosures.waiting);
+    gauge("carehub_disclosure_index_waiting_bytes",
+          "Memory the waiting disclosure filings hold; bounded by a run's worth.",
+          disclosures.waiting_bytes);
+    gauge("carehub_disclosure_index_waiting_bytes_peak",
+          "The most memory waiting disclosure filings have held since start; the allocator keeps "
+          "it for the next ones.",
+          disclosures.waiting_bytes_peak);
     // The index counts since the store was opened; the counters only move forward.
     auto advance = [&](const char* name, const char* help, uint64_t value) {
       metrics::Counter& counter = metrics.GetCounter(name, help);
