@@ -204,13 +204,11 @@ Status ParseJournalRecord(std::string_view value, JournalRecord* out) {
 }
 
 // What the run index's cursor holds of the journal record it names: a full copy that replaced
-// the store, or a fork, gives a different record under the same number.
+// the store, or a fork, gives a different record under the same number. The store's content hash
+// (event_codec.h): it tells records apart, nobody forges them here.
 std::string RecordDigest(std::string_view value) {
-  std::string out(16, '\0');
-  crypto_generichash(reinterpret_cast<unsigned char*>(out.data()), out.size(),
-                     reinterpret_cast<const unsigned char*>(value.data()), value.size(), nullptr,
-                     0);
-  return out;
+  const ContentHash hash = HashContent(value);
+  return std::string(reinterpret_cast<const char*>(hash.data()), hash.size());
 }
 
 // A run index key, written in place: a run sorts its rows inline (no heap string per row, and
@@ -252,7 +250,6 @@ bool SameKey(const RunRow& a, const RunRow& b) {
 struct DisclosureIndex::Segment {
   uint64_t first = 0;
   uint64_t last = 0;
-  std::string last_digest;   // RecordDigest of record `last`: the cursor of a run ending here
   std::vector<RunRow> rows;  // sorted by RowBefore
   std::string entries;       // the filings' DisclosureEntry bytes, back to back
   size_t bytes = 0;          // the memory held
@@ -495,24 +492,19 @@ void DisclosureIndex::BackgroundRuns(std::chrono::milliseconds interval) {
   auto next_sort = next_run;
   for (;;) {
     const auto now = std::chrono::steady_clock::now();
-    if (now >= next_run || waiting_filings_.load() >= kRunFilings) {
-      next_run = now + interval;
+    const bool run = now >= next_run || waiting_filings_.load() >= kRunFilings;
+    if (run || now >= next_sort || unsorted_filings_.load() >= kSortFilings) {
       next_sort = now + sort_every;
-      unsorted_filings_.store(0);  // a run sorts the journal first
-      if (auto indexed = IndexPending(); !indexed.ok()) {
-        run_errors_.fetch_add(1);
-        // The journal keeps what was not indexed; the next run starts from the same cursor.
-        StoreLog()->error("disclosure index: a run failed, retrying in {} ms: {}", interval.count(),
-                          indexed.status().ToString());
-        next_sort = next_run;
+      if (run) {
+        next_run = now + interval;
       }
-    } else if (now >= next_sort || unsorted_filings_.load() >= kSortFilings) {
-      next_sort = now + sort_every;
-      unsorted_filings_.store(0);
-      if (Status s = SortJournal(); !s.ok()) {
+      unsorted_filings_.store(0);  // a run sorts the journal first
+      const Status s = run ? IndexPending().status() : SortJournal();
+      if (!s.ok()) {
         run_errors_.fetch_add(1);
-        StoreLog()->error("disclosure index: sorting the journal failed, retrying in {} ms: {}",
-                          interval.count(), s.ToString());
+        // The journal keeps what was not indexed; the next try starts from the same cursor.
+        StoreLog()->error("disclosure index: {} failed, retrying in {} ms: {}",
+                          run ? "a run" : "sorting the journal", interval.count(), s.ToString());
         next_sort = next_run = now + interval;
       }
     }
@@ -593,14 +585,6 @@ Result<std::shared_ptr<const DisclosureIndex::Segment>> DisclosureIndex::ReadSeg
   if (segment->rows.empty()) {
     return std::shared_ptr<const Segment>();
   }
-  // The cursor of a run ending with this segment: its last record read again, once.
-  std::string last_value;
-  auto s = db_->db()->Get({}, db_->cf(Column::kDisclosureJournal), EncodeSeq(segment->last),
-                          &last_value);
-  if (!s.ok()) {
-    return FromRocks(s, "read the disclosure journal");  // NotFound too: the journal is kept
-  }
-  segment->last_digest = RecordDigest(last_value);
   std::sort(segment->rows.begin(), segment->rows.end(), RowBefore);
   // Held until its run: not the slack of the buffers' growth.
   segment->rows.shrink_to_fit();
@@ -664,7 +648,15 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
     if (take.empty() || stopping_.load()) {
       return indexed;
     }
-    CAREHUB_RETURN_IF_ERROR(runs_->Add(take, {take.back()->last, take.back()->last_digest}));
+    // The run's cursor: its last journal record, read again once per run.
+    const uint64_t last = take.back()->last;
+    std::string last_value;
+    auto read =
+        db_->db()->Get({}, db_->cf(Column::kDisclosureJournal), EncodeSeq(last), &last_value);
+    if (!read.ok()) {
+      return FromRocks(read, "read the disclosure journal");  // NotFound too: it is kept for good
+    }
+    CAREHUB_RETURN_IF_ERROR(runs_->Add(take, {last, RecordDigest(last_value)}));
     {
       // Reports that copied the list before this still read the taken segments; those that
       // copy it after read the run.
@@ -759,7 +751,9 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
   };
   char probe[kRunKeyBytes];
   WriteRunKey(probe, patient_key, EncodeSeq(since) + std::string(8, '\0'), 0);
-  uint64_t covered = cursor.value().number;  // every record up to here is read
+  // Every record up to `covered` is read. A run takes whole segments, so a segment lies wholly
+  // before or after any cursor.
+  uint64_t covered = cursor.value().number;
   for (const auto& segment : waiting) {
     if (segment->last <= covered) {
       continue;  // in the run index's snapshot already
@@ -775,9 +769,6 @@ Result<std::vector<FoundDisclosure>> DisclosureIndex::ForPatient(
       const std::string_view audit_key(row->key + kRunPrefixBytes, kAuditKeyBytes);
       if (DecodeSeq(audit_key) > until) {
         break;
-      }
-      if (row->number <= covered) {
-        continue;  // in the run index's snapshot already
       }
       take(audit_key, DecodeSeq(std::string_view(row->key + kRunPrefixBytes + kAuditKeyBytes, 8)),
            row->retract, segment->EntryOf(*row));

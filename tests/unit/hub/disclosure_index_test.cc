@@ -284,34 +284,40 @@ uint64_t WaitIndexedTo(const Store& store, uint64_t number) {
   return Indexed(store);
 }
 
-// A store at `dir` whose runs are added in the background every `interval`.
-std::unique_ptr<Store> OpenWithRuns(const std::filesystem::path& dir,
-                                    std::chrono::milliseconds interval) {
-  StoreOptions options{dir};
-  options.disclosure_run_interval = interval;
-  auto opened = Store::Open(options);
-  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
-  return opened.ok() ? std::move(opened).value() : nullptr;
-}
+// A store whose runs are added in the background, in a directory of the test's own.
+class DisclosureIndexBackground : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
 
-TEST(DisclosureIndexBackground, RunsAreAddedWithoutBeingAsked) {
-  const auto dir = FreshTestDir("carehub-disclosure-background");
-  auto opened = OpenWithRuns(dir, std::chrono::milliseconds(20));
-  ASSERT_NE(opened, nullptr);
-  Store& store = *opened;
+  // (Re)opens the store with runs every `interval` (0: none in the background).
+  void OpenWithRuns(std::chrono::milliseconds interval) {
+    store_.reset();
+    StoreOptions options{dir_};
+    options.disclosure_run_interval = interval;
+    auto opened = Store::Open(options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    store_ = std::move(opened).value();
+  }
+
+  const std::filesystem::path dir_ = FreshTestDir("carehub-disclosure-background");
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(DisclosureIndexBackground, RunsAreAddedWithoutBeingAsked) {
+  ASSERT_NO_FATAL_FAILURE(OpenWithRuns(std::chrono::milliseconds(20)));
+  Store& store = *store_;
   FileOneFiling(store);
   EXPECT_EQ(WaitIndexedTo(store, 1), 1u);
   EXPECT_GE(store.disclosures().Stats().runs, 1u);
-  opened.reset();
-  std::filesystem::remove_all(dir);
 }
 
-TEST(DisclosureIndexBackground, NewFilingsAreSortedBetweenRuns) {
+TEST_F(DisclosureIndexBackground, NewFilingsAreSortedBetweenRuns) {
   // An interval far longer than the test: the filing waits sorted in memory, and is reported.
-  const auto dir = FreshTestDir("carehub-disclosure-sorted");
-  auto opened = OpenWithRuns(dir, std::chrono::hours(1));
-  ASSERT_NE(opened, nullptr);
-  Store& store = *opened;
+  ASSERT_NO_FATAL_FAILURE(OpenWithRuns(std::chrono::hours(1)));
+  Store& store = *store_;
   // The run at open may take a filing made while it starts; one filed after it waits, sorted.
   FileOneFiling(store, 1);
   WaitUntil([&] { return store.disclosures().Stats().waiting + Indexed(store) >= 1; });
@@ -328,25 +334,16 @@ TEST(DisclosureIndexBackground, NewFilingsAreSortedBetweenRuns) {
   ASSERT_TRUE(found.ok()) << found.status().ToString();
   ASSERT_EQ(found->size(), indexed + 1);
   EXPECT_EQ(found->back().hub_seq, indexed + 1);
-  opened.reset();
-  std::filesystem::remove_all(dir);
 }
 
-TEST(DisclosureIndexBackground, AStoreIndexesWhatWaitsWhenItOpens) {
+TEST_F(DisclosureIndexBackground, AStoreIndexesWhatWaitsWhenItOpens) {
   // Filed with no background runs, then reopened with an interval far longer than the test: the
   // waiting record is indexed at open, not an interval later.
-  const auto dir = FreshTestDir("carehub-disclosure-at-open");
-  {
-    auto opened = OpenWithRuns(dir, std::chrono::milliseconds(0));
-    ASSERT_NE(opened, nullptr);
-    FileOneFiling(*opened);
-    EXPECT_EQ(Indexed(*opened), 0u);
-  }
-  auto opened = OpenWithRuns(dir, std::chrono::hours(1));
-  ASSERT_NE(opened, nullptr);
-  EXPECT_EQ(WaitIndexedTo(*opened, 1), 1u);
-  opened.reset();
-  std::filesystem::remove_all(dir);
+  ASSERT_NO_FATAL_FAILURE(OpenWithRuns(std::chrono::milliseconds(0)));
+  FileOneFiling(*store_);
+  EXPECT_EQ(Indexed(*store_), 0u);
+  ASSERT_NO_FATAL_FAILURE(OpenWithRuns(std::chrono::hours(1)));
+  EXPECT_EQ(WaitIndexedTo(*store_, 1), 1u);
 }
 
 }  // namespace
