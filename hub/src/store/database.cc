@@ -125,9 +125,10 @@ std::shared_ptr<rocksdb::TableFactory> TableFactory(const std::shared_ptr<rocksd
   return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(t));
 }
 
-// Per-level compression for a family written at the ingest or delivery rate: flushes (level 0)
-// write their files uncompressed, every deeper level uses `deeper`. A flush runs beside ingest on
-// the same cores, and the level-0 files it writes are read once more, soon, by the compaction into
+// Per-level compression for a family written at the ingest or delivery rate whose level-0 files
+// are merged into level 1 (its keys land anywhere: dedup, route index): flushes (level 0) write
+// their files uncompressed, every deeper level uses `deeper`. A flush runs beside ingest on the
+// same cores, and the level-0 files it writes are read once more, soon, by the compaction into
 // level 1, which decompressed them only to compress them again. Ingest bench, flush thread CPU
 // per answered event in alternating runs: 0.68-1.53 us compressing, 0.58-0.85 us not; the data
 // dir of a 2M-event store is 264 against 219 MiB per million (level 0 is a large share of a small
@@ -136,6 +137,17 @@ std::shared_ptr<rocksdb::TableFactory> TableFactory(const std::shared_ptr<rocksd
 // space saved.
 std::vector<rocksdb::CompressionType> UncompressedFlushes(rocksdb::CompressionType deeper) {
   return {rocksdb::kNoCompression, deeper};  // the last entry applies to every deeper level
+}
+
+// Families whose keys only grow (hub_seq, journal number): every level-0 file holds keys past
+// everything below it, so RocksDB moves it down the levels without rewriting it — but only when
+// the levels' compressions match (Compaction::InputCompressionMatchesOutput). With an
+// uncompressed level 0 over a compressed level 1 each of the event log's level-0 files was
+// rewritten instead: ~1.3-1.8 us of compaction CPU per event (RocksDB's log, ingest bench at 1.5M
+// events), several times what compressing at the flush costs (docs/performance.md, "Issue 15
+// (2026-12-07)").
+bool KeysAreAppended(Column column) {
+  return column == Column::kEvents || column == Column::kDisclosureJournal;
 }
 
 // The families written for every accepted event (event log, dedup index, route index) or every
@@ -180,8 +192,13 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       // was ~17% of the delivery thread in a 1% catch-up, LZ4 decompresses about twice as fast
       // for about the same size on disk (footprint: 248 against Snappy's 242 MiB per million
       // events). Files already written keep theirs. Snappy for the indexes.
-      cf.compression_per_level = UncompressedFlushes(
-          column == Column::kEvents ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression);
+      const auto deeper =
+          column == Column::kEvents ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
+      if (KeysAreAppended(column)) {
+        cf.compression = deeper;  // every level alike: level-0 files move down, not rewritten
+      } else {
+        cf.compression_per_level = UncompressedFlushes(deeper);
+      }
     } else {
       cf.write_buffer_size = 8ull << 20;
     }
