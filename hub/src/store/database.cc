@@ -187,17 +187,17 @@ std::vector<rocksdb::ColumnFamilyDescriptor> ColumnDescriptors(
       cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(PatientHasher::kKeyBytes));
     }
     if (WrittenPerEventOrDelivery(column)) {
-      // Below level 0: LZ4 for the event log, not RocksDB's default Snappy: a narrow reader (route
+      // LZ4 for the event log, not RocksDB's default Snappy: a narrow reader (route
       // index) reads one event per 4 KiB block and decompresses the whole block for it; Snappy
       // was ~17% of the delivery thread in a 1% catch-up, LZ4 decompresses about twice as fast
       // for about the same size on disk (footprint: 248 against Snappy's 242 MiB per million
       // events). Files already written keep theirs. Snappy for the indexes.
-      const auto deeper =
+      const auto compression =
           column == Column::kEvents ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
       if (KeysAreAppended(column)) {
-        cf.compression = deeper;  // every level alike: level-0 files move down, not rewritten
+        cf.compression = compression;  // every level alike: level-0 files move down unrewritten
       } else {
-        cf.compression_per_level = UncompressedFlushes(deeper);
+        cf.compression_per_level = UncompressedFlushes(compression);
       }
     } else {
       cf.write_buffer_size = 8ull << 20;
