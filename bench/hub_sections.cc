@@ -845,8 +845,7 @@ Status MeasureLatency(BenchContext* ctx, const std::string& durability, const st
   so.population = 200'000;
   so.id_prefix = "lat-";
   so.publishers = BenchPublishers();
-  so.now = std::chrono::system_clock::time_point(
-      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
+  so.now = GenerationDay();
   SyntheticGenerator gen(so);
   std::vector<std::string> frames;
   std::unordered_map<std::string, uint32_t> batch_of;

@@ -44,17 +44,6 @@ std::string UuidOf(const std::string& id) {
   return buf;
 }
 
-// The day every event this process generates is dated from, fixed at first use: a stored event
-// resent later (--growth's old resends, regenerated from the fill's options) must be the same
-// bytes. Dated from the clock at each generation, a run that crossed midnight resent its fill's
-// events a day later, and the hub rightly answered them CONFLICT (a growth run failed so at
-// 00:00 UTC on 2026-12-07: "11903 not accepted").
-std::chrono::system_clock::time_point GenerationDay() {
-  static const auto day = std::chrono::system_clock::time_point(
-      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
-  return day;
-}
-
 // The fresh events of one connection of a load, in order: the same options give the same events.
 class EventSource {
  public:
@@ -208,6 +197,15 @@ ConnectionResult RunConnection(const IngestLoadOptions& o, const std::vector<std
 }
 
 }  // namespace
+
+// Dated from the clock at each generation, a --growth run that crossed midnight resent its fill's
+// events a day later, and the hub rightly answered them CONFLICT (a run failed so at 00:00 UTC on
+// 2026-12-07: "11903 not accepted").
+std::chrono::system_clock::time_point GenerationDay() {
+  static const auto day = std::chrono::system_clock::time_point(
+      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
+  return day;
+}
 
 IngestLoadResult RunIngestLoad(const IngestLoadOptions& o) {
   std::vector<std::vector<std::string>> frames(o.connections);

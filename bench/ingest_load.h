@@ -64,4 +64,9 @@ struct IngestLoadResult {
 
 IngestLoadResult RunIngestLoad(const IngestLoadOptions& options);
 
+// The day (SyntheticOptions::now) every event this process generates is dated from, fixed at
+// first use: an event generated again later, to resend it, must be the same bytes, also past
+// midnight.
+std::chrono::system_clock::time_point GenerationDay();
+
 }  // namespace carehub::bench

@@ -17,6 +17,7 @@
 #include "carehub/hub/ingest_pipeline.h"
 #include "carehub/hub/store.h"
 #include "carehub/metrics/registry.h"
+#include "ingest_load.h"
 
 int main(int argc, char** argv) {
   uint64_t events = 500'000;
@@ -45,8 +46,7 @@ int main(int argc, char** argv) {
                                         carehub::SystemClock::Instance(), nullptr);
   carehub::SyntheticOptions so;
   so.population = 200'000;
-  so.now = std::chrono::system_clock::time_point(
-      std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()));
+  so.now = carehub::bench::GenerationDay();
   carehub::SyntheticGenerator gen(so);
   // Each batch as the frame a publisher sends; the hub reads it in place (ReadPublishInPlace).
   std::vector<std::string> batches(events / batch);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -209,6 +210,21 @@ Status ParseJournalRecord(std::string_view value, JournalRecord* out) {
 std::string RecordDigest(std::string_view value) {
   const ContentHash hash = HashContent(value);
   return std::string(reinterpret_cast<const char*>(hash.data()), hash.size());
+}
+
+// The RecordDigest of journal record `number`, or nothing when the journal has no such record:
+// what a run's cursor is checked against at open, and what a run writes as its cursor. Errors:
+// the read failed.
+Result<std::optional<std::string>> ReadJournalDigest(const Database& db, uint64_t number) {
+  std::string value;
+  auto s = db.db()->Get({}, db.cf(Column::kDisclosureJournal), EncodeSeq(number), &value);
+  if (s.IsNotFound()) {
+    return std::optional<std::string>();
+  }
+  if (!s.ok()) {
+    return FromRocks(s, "read the disclosure journal");
+  }
+  return std::optional<std::string>(RecordDigest(value));
 }
 
 // A run index key, written in place: a run sorts its rows inline (no heap string per row, and
@@ -456,12 +472,11 @@ Status DisclosureIndex::OpenRunIndex() {
     digest = index->cursor().digest;
   }
   if (number > 0) {
-    std::string value;
-    auto s = db_->db()->Get({}, db_->cf(Column::kDisclosureJournal), EncodeSeq(number), &value);
-    if (!s.ok() && !s.IsNotFound()) {
-      return FromRocks(s, "read the disclosure journal");
+    auto journal = ReadJournalDigest(*db_, number);
+    if (!journal.ok()) {
+      return journal.status();
     }
-    if (s.IsNotFound() || RecordDigest(value) != digest) {
+    if (journal.value() != digest) {  // also when the journal has no such record
       StoreLog()->warn(
           "the disclosure run index in {} does not match this store's journal (record {}): "
           "rebuilding it from the journal",
@@ -650,13 +665,15 @@ Result<uint64_t> DisclosureIndex::IndexPending(size_t run_filings) {
     }
     // The run's cursor: its last journal record, read again once per run.
     const uint64_t last = take.back()->last;
-    std::string last_value;
-    auto read =
-        db_->db()->Get({}, db_->cf(Column::kDisclosureJournal), EncodeSeq(last), &last_value);
-    if (!read.ok()) {
-      return FromRocks(read, "read the disclosure journal");  // NotFound too: it is kept for good
+    auto digest = ReadJournalDigest(*db_, last);
+    if (!digest.ok()) {
+      return digest.status();
     }
-    CAREHUB_RETURN_IF_ERROR(runs_->Add(take, {last, RecordDigest(last_value)}));
+    if (!digest.value()) {  // the journal is kept for good: a record sorted here cannot go
+      return Status::Error("store_error", "read the disclosure journal: record " +
+                                              std::to_string(last) + " is missing");
+    }
+    CAREHUB_RETURN_IF_ERROR(runs_->Add(take, {last, *std::move(digest).value()}));
     {
       // Reports that copied the list before this still read the taken segments; those that
       // copy it after read the run.
