@@ -13,6 +13,7 @@ BUILD_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev libcpp-httplib-dev nlohmann-json3-dev
   libsodium-dev libssl-dev
+  libjemalloc-dev  # the hub's allocator (CMake target carehub_allocator)
   libxml2-dev  # FHIR application/fhir+xml (adapters/fhir)
   libpq-dev    # PostgreSQL client library (sink/, carehub-sink postgres)
 )

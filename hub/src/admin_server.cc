@@ -12,6 +12,7 @@
 
 #include "admin_http_util.h"
 #include "carehub/core/address.h"
+#include "carehub/core/allocator.h"
 #include "carehub/core/log.h"
 #include "carehub/core/strings.h"
 #include "carehub/hub/config.h"
@@ -497,10 +498,24 @@ Result<std::string> AdminServer::Start() {
   auto& m = *ctx_.metrics;
   // Gauges whose values live elsewhere, refreshed at scrape time.
   refresher_ = m.AddRefresher([this] {
+    auto& metrics = *ctx_.metrics;
+    // The process's, primary or standby.
+    metrics
+        .GetGauge("carehub_allocator_info",
+                  "1, labelled with the memory allocator the hub runs on.",
+                  {{"allocator", AllocatorName()}})
+        .Set(1);
+    if (const auto figures = ReadAllocatorFigures()) {
+      metrics.GetGauge("carehub_allocator_allocated_bytes", "Heap memory in use (jemalloc).")
+          .Set(static_cast<double>(figures->allocated_bytes));
+      metrics
+          .GetGauge("carehub_allocator_resident_bytes",
+                    "Physical memory the allocator holds, in use or kept for reuse (jemalloc).")
+          .Set(static_cast<double>(figures->resident_bytes));
+    }
     if (standby()) {
       return;
     }
-    auto& metrics = *ctx_.metrics;
     metrics.GetGauge("carehub_store_size_bytes", "Approximate bytes in the store.")
         .Set(static_cast<double>(ctx_.store->ApproximateSizeBytes()));
     metrics.GetGauge("carehub_store_events", "Events in the log.")

@@ -12,6 +12,7 @@
 
 #include "admin_server.h"
 #include "carehub/client/curve.h"
+#include "carehub/core/allocator.h"
 #include "carehub/core/log.h"
 #include "carehub/core/mutex.h"
 #include "carehub/core/secret_file.h"
@@ -356,14 +357,15 @@ class HubImpl final : public Hub {
         log->error("cannot audit the promotion: {}", audited.ToString());
       }
     }
-    log->info("hub started as {}: ingest {} subscribe {} data {} durability {} last hub_seq {}{}",
-              promoted ? "primary (promoted)" : "primary", ingest_endpoint_, subscribe_endpoint_,
-              config_.data_dir.string(), config_.durability == Durability::kFsync ? "fsync" : "os",
-              *last_seq,
-              replication_
-                  ? " replication " + replication_endpoint_ + " epoch " + std::to_string(epoch) +
-                        (config_.replication.synchronous ? " sync" : " async")
-                  : std::string());
+    log->info(
+        "hub started as {}: ingest {} subscribe {} data {} durability {} allocator {} last hub_seq "
+        "{}{}",
+        promoted ? "primary (promoted)" : "primary", ingest_endpoint_, subscribe_endpoint_,
+        config_.data_dir.string(), config_.durability == Durability::kFsync ? "fsync" : "os",
+        AllocatorName(), *last_seq,
+        replication_ ? " replication " + replication_endpoint_ + " epoch " + std::to_string(epoch) +
+                           (config_.replication.synchronous ? " sync" : " async")
+                     : std::string());
     return Status::Ok();
   }
 

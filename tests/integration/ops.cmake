@@ -17,6 +17,9 @@ endfunction()
 
 carehub_add_ops_test(carehub_ops_metrics_itest ops_metrics_test.cc)
 target_link_libraries(carehub_ops_metrics_itest PRIVATE yaml-cpp)
+# Whether the hub is built on jemalloc (not in sanitizer builds): the allocator test's expectation.
+target_compile_definitions(carehub_ops_metrics_itest PRIVATE
+  CAREHUB_LINKS_JEMALLOC=${CAREHUB_LINKS_JEMALLOC})
 carehub_add_ops_test(carehub_ops_store_full_itest ops_store_full_test.cc)
 carehub_add_ops_test(carehub_ops_status_page_itest ops_status_page_test.cc)
 carehub_add_ops_test(carehub_ops_ctl_itest ops_ctl_test.cc ${PROJECT_SOURCE_DIR}/tools/ctl_format.cc)

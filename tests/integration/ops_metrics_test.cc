@@ -57,6 +57,35 @@ TEST(OpsStatus, DataQualityPerPublisherCountsWhatWasAccepted) {
   EXPECT_GT(dq["mean_delay_seconds"].get<double>(), 0) << "generated events occurred in the past";
 }
 
+// The hub runs on the allocator it is built with (jemalloc, CMake target carehub_allocator; a
+// sanitizer build keeps the sanitizer's): a link that loses it (a linker dropping a library it
+// thinks unused) shows here, in the metric operators see, and in the start-up log line.
+TEST(OpsMetrics, HubReportsTheAllocatorItRunsOn) {
+  auto hub = HubProcess::Start(HubOptions("ops-allocator"));
+  ASSERT_TRUE(hub.ok()) << hub.status().ToString();
+  auto& h = *hub.value();
+  const auto samples = ParseSamples(HttpGet(h.admin_address(), "/metrics").body);
+  std::string allocator;
+  for (const auto& sample : samples) {
+    if (sample.name == "carehub_allocator_info" && sample.value == 1) {
+      allocator = sample.labels.count("allocator") ? sample.labels.at("allocator") : "";
+    }
+  }
+  ASSERT_FALSE(allocator.empty()) << "no carehub_allocator_info sample";
+  if (CAREHUB_LINKS_JEMALLOC) {
+    EXPECT_EQ(allocator.rfind("jemalloc 5.", 0), 0u) << allocator;
+    // jemalloc's own figures: what it holds covers what is in use, and the hub has started
+    // (its memtables, caches and threads are more than a megabyte).
+    const double allocated = SumSamples(samples, "carehub_allocator_allocated_bytes");
+    const double resident = SumSamples(samples, "carehub_allocator_resident_bytes");
+    EXPECT_GT(allocated, 1 << 20);
+    EXPECT_GE(resident, allocated);
+  } else {
+    EXPECT_EQ(allocator, "libc malloc");
+    EXPECT_EQ(SumSamples(samples, "carehub_allocator_resident_bytes"), 0);
+  }
+}
+
 TEST(OpsMetrics, CountersMatchTrafficAndPassPromtool) {
   auto hub = HubProcess::Start(HubOptions("ops-metrics", DemoAgreementsYaml()));
   ASSERT_TRUE(hub.ok()) << hub.status().ToString();
