@@ -90,7 +90,7 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [[ "$(field Package)" == carehub ]] || fail "Package: $(field Package)"
 [[ "$(field Version)" == "$version" ]] || fail "Version: $(field Version), want $version"
 depends="$(field Depends)"
-for dep in adduser procps libzmq5 librocksdb libprotobuf libsodium; do
+for dep in adduser procps libzmq5 librocksdb libprotobuf libsodium libjemalloc2; do
   [[ "$depends" == *"$dep"* ]] || fail "Depends lacks $dep (dpkg-shlibdeps or CPACK_DEBIAN_PACKAGE_DEPENDS): $depends"
 done
 ok "Depends: $depends"
