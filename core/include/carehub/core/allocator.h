@@ -3,9 +3,10 @@
 //
 // The hub links jemalloc (CMake target carehub_allocator; Debian's libjemalloc2): with glibc's
 // malloc it spent ~1.4 us more of CPU per ingested event (mean of four alternating 1.5M-event
-// pairs), on the ingest thread and ZeroMQ's I/O thread (docs/performance.md, "Issue 15 (2026-12-07)").
-// Found at run time through jemalloc's `mallctl` (a weak reference), so any binary may ask: one
-// that does not link jemalloc (a sanitizer build keeps the sanitizer's allocator) reports libc.
+// pairs), on the ingest thread and ZeroMQ's I/O thread (docs/performance.md, "Issue 15
+// (2026-12-07)"). Found at run time through jemalloc's `mallctl` (a weak reference), so any binary
+// may ask: one that does not link jemalloc (a sanitizer build keeps the sanitizer's allocator)
+// reports libc.
 //
 // Thread-safety: every function may be called from any thread.
 
