@@ -18,11 +18,16 @@ bool ReadControl(const char* name, T* out) {
 }  // namespace
 
 std::string AllocatorName() {
-  const char* version = nullptr;
-  if (ReadControl("version", &version) && version != nullptr) {
-    return std::string("jemalloc ") + version;
-  }
-  return "libc malloc";
+  // A process's allocator is fixed when it is loaded: asked once (the hub's metrics ask at every
+  // scrape).
+  static const std::string name = [] {
+    const char* version = nullptr;
+    if (ReadControl("version", &version) && version != nullptr) {
+      return std::string("jemalloc ") + version;
+    }
+    return std::string("libc malloc");
+  }();
+  return name;
 }
 
 std::optional<AllocatorFigures> ReadAllocatorFigures() {

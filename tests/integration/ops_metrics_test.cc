@@ -59,7 +59,7 @@ TEST(OpsStatus, DataQualityPerPublisherCountsWhatWasAccepted) {
 
 // The hub runs on the allocator it is built with (jemalloc, CMake target carehub_allocator; a
 // sanitizer build keeps the sanitizer's): a link that loses it (a linker dropping a library it
-// thinks unused) shows here, in the metric operators see, and in the start-up log line.
+// thinks unused) shows here, in the metric operators see.
 TEST(OpsMetrics, HubReportsTheAllocatorItRunsOn) {
   auto hub = HubProcess::Start(HubOptions("ops-allocator"));
   ASSERT_TRUE(hub.ok()) << hub.status().ToString();
