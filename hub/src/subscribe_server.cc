@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
+#include <tuple>
 #include <zmq_addon.hpp>
 
 #include "carehub/client/connection_watch.h"
@@ -50,6 +52,22 @@ metrics::Counter& ParsesCounter(metrics::Registry& metrics) {
   return metrics.GetCounter("carehub_delivery_event_parses_total",
                             "Stored events the delivery thread parsed, for all sessions.");
 }
+// Batches decided, redacted and encoded once for several sessions: each session of one view (the
+// same agreements) that read the range another had read in the same round took that one's batch.
+metrics::Counter& SharedBatchCounter(metrics::Registry& metrics) {
+  return metrics.GetCounter(
+      "carehub_delivery_batches_shared_total",
+      "Delivery batches a session took by reference from another session of the same view.");
+}
+// A ZeroMQ message over `bytes` without copying them: ZeroMQ holds a reference until its I/O
+// thread has written them, so one encoded frame can go to several sessions.
+zmq::message_t SharedMessage(const std::shared_ptr<const std::string>& bytes) {
+  auto* held = new std::shared_ptr<const std::string>(bytes);
+  return zmq::message_t(
+      const_cast<char*>((*held)->data()), (*held)->size(),
+      [](void*, void* hint) { delete static_cast<std::shared_ptr<const std::string>*>(hint); },
+      held);
+}
 // Time a round waits for its audit records to be durable before sending (DeliverRound): with
 // durability fsync, the delivery thread's idle time under load.
 metrics::Histogram& SyncWaitHistogram(metrics::Registry& metrics) {
@@ -91,6 +109,7 @@ SubscribeServer::SubscribeServer(zmq::context_t& context, SubscribeServerOptions
   }
   (void)HeldCounter(*metrics_);
   (void)ParsesCounter(*metrics_);
+  (void)SharedBatchCounter(*metrics_);
   (void)SyncWaitHistogram(*metrics_);
 }
 
@@ -383,7 +402,11 @@ struct SubscribeServer::RoundRead {
   uint64_t from;  // the first seq it reads
   DeliveryBatch batch;
   bool capped;  // the batch is limited by max_delivery_batch, not by the session's credit
+  std::optional<uint32_t> view;        // policy::PolicySet::ViewOf its subscription
   std::optional<uint64_t> scanned_to;  // set once read; empty after a failed read
+  Status read_error = Status::Ok();    // why the read failed
+  // Another session's read of the same view and range, whose batch this one takes (no read).
+  const RoundRead* shares = nullptr;
 };
 
 // One delivery round of every session, up to the audit: store -> match -> redact -> audit. What is
@@ -415,7 +438,22 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
     reads.push_back({&session, session.next_seq,
                      DeliveryBatch(*policy, *sub, patients->value(), now,
                                    std::min<uint64_t>(session.credit, cap)),
-                     session.credit >= cap, std::nullopt});
+                     session.credit >= cap, policy->ViewOf(*sub), std::nullopt});
+  }
+  // Sessions of one view about to read the same range with the same room would decide, redact and
+  // encode the same batch: the first reads, the others take its batch (disclosure.h, ShareFrom).
+  std::map<std::tuple<uint32_t, uint64_t, uint64_t, bool>, const RoundRead*> first_of_range;
+  for (auto& read : reads) {
+    if (read.view) {
+      const auto [first, inserted] = first_of_range.try_emplace(
+          {*read.view, read.from,
+           std::min<uint64_t>(read.session->credit, options_.max_delivery_batch),
+           read.session->plan.use_route_index},
+          &read);
+      if (!inserted) {
+        read.shares = first->second;
+      }
+    }
   }
   // store -> match -> redact. Sessions scanning the log from positions less than a batch apart
   // share one read (subscribe/shared_scan.h); a narrow session (route index) near such a group
@@ -424,7 +462,9 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
   // the delivery thread for a sixth of its deliveries). Any other session reads alone.
   std::vector<RoundRead*> scanners, narrow;
   for (auto& read : reads) {
-    (read.session->plan.use_route_index ? narrow : scanners).push_back(&read);
+    if (read.shares == nullptr) {
+      (read.session->plan.use_route_index ? narrow : scanners).push_back(&read);
+    }
   }
   const auto by_from = [](const RoundRead* a, const RoundRead* b) { return a->from < b->from; };
   std::sort(scanners.begin(), scanners.end(), by_from);
@@ -459,6 +499,11 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
       ReadAlone(*narrow[i], head);
     }
   }
+  for (auto& read : reads) {
+    if (read.shares != nullptr) {
+      TakeSharedRead(read);
+    }
+  }
   // audit
   for (auto& read : reads) {
     if (read.scanned_to) {
@@ -474,10 +519,22 @@ void SubscribeServer::ReadAlone(RoundRead& read, uint64_t head) {
                            return event == nullptr || read.batch.Consider(*event);
                          });
   if (!scanned.ok()) {
-    OnReadFailed(*read.session, scanned.status());
+    read.read_error = scanned.status();
+    OnReadFailed(*read.session, read.read_error);
     return;  // nothing advanced: the next round reads from the same position
   }
   read.scanned_to = scanned.value();
+}
+
+void SubscribeServer::TakeSharedRead(RoundRead& read) {
+  const RoundRead& decided = *read.shares;
+  if (!decided.scanned_to) {
+    OnReadFailed(*read.session, decided.read_error);  // nothing advanced, as for its own read
+    return;
+  }
+  read.batch.ShareFrom(decided.batch);
+  read.scanned_to = decided.scanned_to;
+  SharedBatchCounter(*metrics_).Inc();
 }
 
 void SubscribeServer::ReadTogether(const std::vector<RoundRead*>& group, uint64_t head) {
@@ -491,6 +548,7 @@ void SubscribeServer::ReadTogether(const std::vector<RoundRead*>& group, uint64_
   Status s = ScanTogether(*store_, decoded_, members, head, options_.max_scan_per_round);
   for (size_t i = 0; i < group.size(); ++i) {
     if (!s.ok()) {
+      group[i]->read_error = s;
       OnReadFailed(*group[i]->session, s);  // nothing advanced, as for a read alone
     } else {
       group[i]->scanned_to = members[i].scanned_to;
@@ -569,9 +627,10 @@ bool SubscribeServer::DeliverRound() {
     Session& session = *out.session;
     SendOutcome outcome = SendOutcome::kAuditFailed;
     if (durable.ok() || !out.disclosure.audited()) {
-      outcome = SendDisclosure(out.disclosure, *store_, clock_, [&](const std::string& b) {
-        return SendBytes(session.routing_id, b);
-      });
+      outcome = SendDisclosure(out.disclosure, *store_, clock_,
+                               [&](const std::shared_ptr<const std::string>& frame) {
+                                 return SendBytes(session.routing_id, SharedMessage(frame));
+                               });
     } else {
       RecordNotSent(out.disclosure, *store_, clock_);
     }
@@ -609,14 +668,14 @@ void SubscribeServer::Advance(Session& session, uint64_t scanned_to, uint64_t de
   CountDelivery(session, delivered, withheld);
 }
 
-SendOutcome SubscribeServer::SendBytes(const std::string& routing_id, const std::string& bytes) {
+SendOutcome SubscribeServer::SendBytes(const std::string& routing_id, zmq::message_t body) {
   try {
     if (!socket_.send(zmq::buffer(routing_id),
                       zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       return SendOutcome::kPeerFull;
     }
     CAREHUB_CRASH_POINT("deliver.mid_send");
-    if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+    if (!socket_.send(body, zmq::send_flags::dontwait)) {
       return SendOutcome::kPeerFull;
     }
     return SendOutcome::kSent;
@@ -665,7 +724,7 @@ SendOutcome SubscribeServer::SendHeartbeat(Session& session, uint64_t head) {
   hb.set_version(v1::PROTOCOL_VERSION_1);
   hb.mutable_heartbeat()->set_sent_at_unix_ms(ToUnixMillis(clock_.Now()));
   hb.mutable_heartbeat()->set_head_seq(head);
-  const SendOutcome outcome = SendBytes(session.routing_id, hb.SerializeAsString());
+  const SendOutcome outcome = SendBytes(session.routing_id, zmq::message_t(hb.SerializeAsString()));
   if (outcome == SendOutcome::kPeerGone) {
     session.Expire();
   } else if (outcome == SendOutcome::kSent) {

@@ -130,8 +130,10 @@ class SubscribeServer {
   void ServeRound(const std::shared_ptr<const policy::PolicySet>& policy, uint64_t head);
   // store -> match -> redact, for one session through its ReadPlan...
   void ReadAlone(RoundRead& read, uint64_t head);
-  // ...or for log-scanning sessions a batch apart or less, through one read (shared_scan.h).
+  // ...or for log-scanning sessions a batch apart or less, through one read (shared_scan.h)...
   void ReadTogether(const std::vector<RoundRead*>& group, uint64_t head);
+  // ...or, for a session of the same view and range as another, by taking that one's batch.
+  void TakeSharedRead(RoundRead& read);
   // audit: what a read decided, reported (or not), probed and audited into outgoing_.
   void AuditRead(RoundRead& read, uint64_t head);
   // Sends this round's outgoing_ once their audit records are durable. True when a session has
@@ -154,8 +156,8 @@ class SubscribeServer {
   // ROUTER answers EHOSTUNREACH for a peer that has gone): kPeerGone expires the session, so it
   // is dropped as "gone" at once instead of as "timeout" after subscriber_timeout_ms.
   SendOutcome SendHeartbeat(Session& session, uint64_t head);
-  // Sends routing id + bytes without blocking.
-  SendOutcome SendBytes(const std::string& routing_id, const std::string& bytes);
+  // Sends routing id + body without blocking.
+  SendOutcome SendBytes(const std::string& routing_id, zmq::message_t body);
   void SendFrame(const std::string& routing_id, const v1::Frame& frame);
   void SendError(const std::string& routing_id, const std::string& code, const std::string& message,
                  bool fatal);

@@ -80,6 +80,9 @@ struct Compiled {
   StringIndex subscription_index;
   // Per subscription: indices into `agreements` (same subscriber and purpose), ascending id.
   std::vector<std::vector<uint32_t>> subscription_agreements;
+  // Per subscription: the index of the first subscription with its subscriber and purpose (its
+  // view, PolicySet::ViewOf).
+  std::vector<uint32_t> subscription_view;
   std::vector<Agreement> agreements;                   // sorted by id
   std::vector<CompiledAgreement> compiled_agreements;  // parallel to `agreements`
   StringIndex ods_index;   // every ODS code any agreement names, directly or via a group

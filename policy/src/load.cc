@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -481,8 +482,9 @@ class Loader {
         return status;
       }
       if (!ParseInstant(a.valid_from_text, &from)) {
-        return Error(node["valid_from"], where + ": valid_from: " + Quote(a.valid_from_text) +
-                                             " is not a date (YYYY-MM-DD) or RFC 3339 time in years 1900-2200");
+        return Error(node["valid_from"],
+                     where + ": valid_from: " + Quote(a.valid_from_text) +
+                         " is not a date (YYYY-MM-DD) or RFC 3339 time in years 1900-2200");
       }
       if (status = GetString(node, "valid_until", where, &a.valid_until_text); !status.ok()) {
         return status;
@@ -717,10 +719,13 @@ class Loader {
     std::sort(c.subscriptions.begin(), c.subscriptions.end(),
               [](const SubscriptionRef& x, const SubscriptionRef& y) { return x.id < y.id; });
     c.subscription_agreements.resize(c.subscriptions.size());
+    c.subscription_view.resize(c.subscriptions.size());
+    std::map<std::pair<std::string, Purpose>, uint32_t> views;
     for (uint32_t i = 0; i < c.subscriptions.size(); ++i) {
       SubscriptionRef& sub = c.subscriptions[i];
       sub.index = i;
       c.subscription_index.emplace(sub.id, i);
+      c.subscription_view[i] = views.try_emplace({sub.subscriber, sub.purpose}, i).first->second;
       for (uint32_t a = 0; a < c.agreements.size(); ++a) {
         if (c.agreements[a].subscriber == sub.subscriber &&
             c.agreements[a].purpose == sub.purpose) {

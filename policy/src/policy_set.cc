@@ -132,6 +132,14 @@ std::vector<const Agreement*> PolicySet::AgreementsFor(const SubscriptionRef& su
   return out;
 }
 
+std::optional<uint32_t> PolicySet::ViewOf(const SubscriptionRef& subscription) const {
+  const SubscriptionRef* sub = Resolve(*compiled_, subscription);
+  if (sub == nullptr) {
+    return std::nullopt;
+  }
+  return compiled_->subscription_view[sub->index];
+}
+
 bool PolicySet::MayReceive(const SubscriptionRef& subscription, std::string_view publisher_ods,
                            std::string_view event_type, std::string_view site_ods) const {
   const internal::Compiled& c = *compiled_;

@@ -21,5 +21,8 @@ carehub_add_subscribe_itest(carehub_subscribe_resume_itest subscribe_resume_test
 carehub_add_subscribe_itest(carehub_subscribe_stall_itest subscribe_stall_test.cc)
 carehub_add_subscribe_itest(carehub_subscribe_reload_itest subscribe_reload_test.cc)
 carehub_add_subscribe_itest(carehub_subscribe_route_itest subscribe_route_test.cc)
+# Subscriptions of one view sharing each batch (issue 15).
+carehub_add_subscribe_itest(carehub_subscribe_shared_view_itest subscribe_shared_view_test.cc)
+target_link_libraries(carehub_subscribe_shared_view_itest PRIVATE carehub_ops_itest_common)
 # docs/protocol.md's table of reason and error codes, checked against the hub (issue 16).
 carehub_add_subscribe_itest(carehub_protocol_doc_itest protocol_doc_test.cc)

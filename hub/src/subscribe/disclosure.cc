@@ -1,5 +1,7 @@
 #include "disclosure.h"
 
+#include <cassert>
+
 #include "carehub/core/crash_points.h"
 
 namespace carehub::hub {
@@ -15,6 +17,8 @@ DeliveryBatch::DeliveryBatch(const policy::PolicySet& policy,
       max_events_(max_events) {}
 
 bool DeliveryBatch::Consider(const DecodedEvent& decoded) {
+  assert(!shared_);
+  Decided& d = *decided_;
   const v1::Event& event = decoded.event();
   auto decision = policy_.Decide(subscription_, event, now_);
   if (decision.verdict == policy::Verdict::kDeliver) {
@@ -25,26 +29,31 @@ bool DeliveryBatch::Consider(const DecodedEvent& decoded) {
                           decoded.TypeName(), event.envelope().publisher_ods(),
                           event.envelope().event_id());
     for (const std::string& key : decoded.PatientKeys(patients_)) {
-      filings_.Add(key, decoded.seq(), entry_);
+      d.filings.Add(key, decoded.seq(), entry_);
     }
     if (policy_.Redacts(agreement)) {
       v1::Event redacted = event;
       policy_.Redact(agreement, &redacted);
-      frame_.AddEvent(redacted.SerializeAsString(), agreement.id);
+      d.frame.AddEvent(redacted.SerializeAsString(), agreement.id);
     } else {
-      frame_.AddEvent(decoded.stored(), agreement.id);
+      d.frame.AddEvent(decoded.stored(), agreement.id);
     }
-    agreements_used_.insert(agreement.id);
-    ++delivered_;
+    d.agreements_used.insert(agreement.id);
+    ++d.delivered;
   } else if (decision.verdict == policy::Verdict::kWithheld) {
-    ++withheld_[std::string(decision.withheld_reason)];
+    ++d.withheld[std::string(decision.withheld_reason)];
   }
-  return delivered_ < max_events_;
+  return d.delivered < max_events_;
+}
+
+void DeliveryBatch::ShareFrom(const DeliveryBatch& decided) {
+  decided_ = decided.decided_;
+  shared_ = true;
 }
 
 uint64_t DeliveryBatch::withheld_total() const {
   uint64_t total = 0;
-  for (const auto& [reason, n] : withheld_) {
+  for (const auto& [reason, n] : decided_->withheld) {
     total += n;
   }
   return total;
@@ -62,21 +71,28 @@ v1::AuditRecord DeliveryBatch::AuditRecord(const std::string& kind, Clock::TimeP
   audit.set_subscription(subscription);
   audit.set_purpose(std::string(policy::PurposeName(subscription_.purpose)));
   std::string agreements;
-  for (const auto& a : agreements_used_) {
+  for (const auto& a : decided_->agreements_used) {
     agreements += (agreements.empty() ? "" : ",") + a;
   }
   audit.set_agreement(agreements);
   audit.set_from_seq(from);
   audit.set_to_seq(to);
-  audit.set_delivered(static_cast<uint32_t>(delivered_));
-  for (const auto& [reason, n] : withheld_) {
+  audit.set_delivered(static_cast<uint32_t>(decided_->delivered));
+  for (const auto& [reason, n] : decided_->withheld) {
     (*audit.mutable_withheld_by_reason())[reason] = n;
   }
   return audit;
 }
 
-std::string DeliveryBatch::FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch) const {
-  return frame_.Finish(scanned_to, head, epoch);
+std::shared_ptr<const std::string> DeliveryBatch::Frame(uint64_t scanned_to, uint64_t head,
+                                                        uint64_t epoch) const {
+  const Decided& d = *decided_;
+  const std::array<uint64_t, 3> reports{scanned_to, head, epoch};
+  if (d.encoded == nullptr || d.encoded_for != reports) {
+    d.encoded = std::make_shared<const std::string>(d.frame.Finish(scanned_to, head, epoch));
+    d.encoded_for = reports;
+  }
+  return d.encoded;
 }
 
 Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target, Store& store,
@@ -98,11 +114,12 @@ Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget targe
   return AuditedBatch(std::move(batch), std::move(target), std::move(key));
 }
 
-SendOutcome SendDisclosure(AuditedBatch& audited, Store& store, const Clock& clock,
-                           const std::function<SendOutcome(const std::string&)>& send) {
+SendOutcome SendDisclosure(
+    AuditedBatch& audited, Store& store, const Clock& clock,
+    const std::function<SendOutcome(const std::shared_ptr<const std::string>&)>& send) {
   const DisclosureTarget& target = audited.target_;
   const SendOutcome outcome =
-      send(audited.batch_.FrameBytes(target.scanned_to, target.head, target.epoch));
+      send(audited.batch_.Frame(target.scanned_to, target.head, target.epoch));
   if (outcome != SendOutcome::kSent) {
     RecordNotSent(audited, store, clock);
   }

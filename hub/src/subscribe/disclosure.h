@@ -14,11 +14,18 @@
 // the delivery in the disclosure index (store/disclosure_index.h) in the same write as its audit
 // record.
 //
+// Sessions whose subscriptions share a view (policy::PolicySet::ViewOf: the same agreements) and
+// read the same range in one round would decide, redact and encode the same batch: one of them
+// does, and the others take its outcome by reference (ShareFrom). Each keeps its own audit record
+// and disclosure filings; the encoded frame is built once and sent to each by reference.
+//
 // Thread-safety: one batch per session round, on the delivery thread. Not thread-safe.
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -41,43 +48,61 @@ class DeliveryBatch {
                 const PatientHasher& patients, Clock::TimePoint now, uint64_t max_events);
 
   // Decides one stored event and, if it may be delivered, adds it redacted. Returns false once the
-  // batch is full (the reader stops there).
+  // batch is full (the reader stops there). Not after ShareFrom.
   bool Consider(const DecodedEvent& event);
 
-  uint64_t delivered() const { return delivered_; }
+  // Takes `decided`'s outcome (its events, withheld counts and filings) as this batch's, by
+  // reference: what this batch would have decided itself had it been offered the same events.
+  // The caller guarantees that: the same PolicySet, a subscription of the same view, the same
+  // `now` and `max_events`, and the same range read. Neither batch may Consider any more.
+  void ShareFrom(const DeliveryBatch& decided);
+
+  uint64_t delivered() const { return decided_->delivered; }
   uint64_t withheld_total() const;
-  const std::map<std::string, uint32_t>& withheld() const { return withheld_; }
+  const std::map<std::string, uint32_t>& withheld() const { return decided_->withheld; }
   // Something to audit: events delivered or withheld.
-  bool discloses() const { return delivered_ > 0 || withheld_total() > 0; }
+  bool discloses() const { return delivered() > 0 || withheld_total() > 0; }
 
   // The audit record of this batch covering [from, to], of `kind` ("delivery" or
   // "delivery_not_sent").
   v1::AuditRecord AuditRecord(const std::string& kind, Clock::TimePoint at,
                               const std::string& subscriber, const std::string& subscription,
                               uint64_t from, uint64_t to) const;
-  // The Delivery frame, reporting the log read up to `scanned_to` of `head`.
-  std::string FrameBytes(uint64_t scanned_to, uint64_t head, uint64_t epoch) const;
+  // The Delivery frame, reporting the log read up to `scanned_to` of `head`. Encoded once for every
+  // batch sharing this one's outcome (the same arguments give the same bytes); immutable, so it is
+  // sent by reference.
+  std::shared_ptr<const std::string> Frame(uint64_t scanned_to, uint64_t head,
+                                           uint64_t epoch) const;
 
   // What the disclosure index files for this batch: each delivered event, in seq order, once
   // under each patient key it concerns.
-  const DisclosureFilings& filings() const { return filings_; }
+  const DisclosureFilings& filings() const { return decided_->filings; }
 
   DeliveryBatch(DeliveryBatch&&) = default;
 
  private:
+  // What the batch decided; shared, read-only, by the batches that ShareFrom it.
+  struct Decided {
+    DeliveryFrameWriter frame;
+    std::map<std::string, uint32_t> withheld;  // by reason
+    std::set<std::string> agreements_used;
+    // Filed into one buffer for the batch: a message and a vector of keys per delivered event were
+    // ~8 heap allocations each, and a fifth of the delivery thread (callgrind).
+    DisclosureFilings filings;
+    uint64_t delivered = 0;
+    // The last frame encoded, and what it reports (scanned_to, head, epoch).
+    mutable std::shared_ptr<const std::string> encoded;
+    mutable std::array<uint64_t, 3> encoded_for{};
+  };
+
   const policy::PolicySet& policy_;
   const policy::SubscriptionRef& subscription_;
   PatientHasher patients_;
   Clock::TimePoint now_;
   uint64_t max_events_;
-  DeliveryFrameWriter frame_;
-  std::map<std::string, uint32_t> withheld_;  // by reason
-  std::set<std::string> agreements_used_;
-  // Filed into one buffer for the batch: a message and a vector of keys per delivered event were
-  // ~8 heap allocations each, and a fifth of the delivery thread (callgrind).
-  DisclosureFilings filings_;
-  std::string entry_;  // the entry being filed, reused
-  uint64_t delivered_ = 0;
+  std::shared_ptr<Decided> decided_ = std::make_shared<Decided>();
+  bool shared_ = false;  // decided_ is another batch's too: no more Consider
+  std::string entry_;    // the entry being filed, reused
 };
 
 enum class SendOutcome {
@@ -116,8 +141,9 @@ class AuditedBatch {
   friend Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget target,
                                               Store& store, const Clock& clock,
                                               WriteBatch* scratch);
-  friend SendOutcome SendDisclosure(AuditedBatch& audited, Store& store, const Clock& clock,
-                                    const std::function<SendOutcome(const std::string&)>& send);
+  friend SendOutcome SendDisclosure(
+      AuditedBatch& audited, Store& store, const Clock& clock,
+      const std::function<SendOutcome(const std::shared_ptr<const std::string>&)>& send);
   AuditedBatch(DeliveryBatch batch, DisclosureTarget target, std::string audit_key)
       : batch_(std::move(batch)),
         target_(std::move(target)),
@@ -141,8 +167,9 @@ Result<AuditedBatch> AuditDisclosure(DeliveryBatch batch, DisclosureTarget targe
 // deliver: hands the frame to `send`. A batch that was audited but not sent gets a second record
 // saying so, so the trail never shows a disclosure that did not happen without also showing it did
 // not.
-SendOutcome SendDisclosure(AuditedBatch& audited, Store& store, const Clock& clock,
-                           const std::function<SendOutcome(const std::string&)>& send);
+SendOutcome SendDisclosure(
+    AuditedBatch& audited, Store& store, const Clock& clock,
+    const std::function<SendOutcome(const std::shared_ptr<const std::string>&)>& send);
 
 // For a batch that will not be sent after all (its audit record could not be made durable):
 // records "delivery_not_sent" when it was audited and takes its entries out of the disclosure

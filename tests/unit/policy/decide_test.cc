@@ -211,6 +211,32 @@ TEST_F(DecideTest, MayReceiveIsATimeIndependentHint) {
   EXPECT_FALSE(policy_->MayReceive(*care_, "RXK", "something.new"));
 }
 
+TEST_F(DecideTest, SubscriptionsShareAViewOnlyWithTheSameSubscriberAndPurpose) {
+  // A second direct-care feed of lth, and one of ics: only the first decides as lth-care does.
+  std::string text = testing::BasePolicyYaml();
+  const std::string lth_subs = "      - {id: lth-care, purpose: direct_care}\n";
+  text.insert(text.find(lth_subs) + lth_subs.size(),
+              "      - {id: lth-care-standby, purpose: direct_care}\n"
+              "      - {id: lth-research, purpose: secondary_use}\n");
+  auto policy = testing::MustLoad(text, dir_);
+  ASSERT_NE(policy, nullptr);
+  const SubscriptionRef* care = policy->FindSubscription("lth-care");
+  const SubscriptionRef* standby = policy->FindSubscription("lth-care-standby");
+  const SubscriptionRef* research = policy->FindSubscription("lth-research");
+  const SubscriptionRef* ics_care = policy->FindSubscription("ics-care");
+  const SubscriptionRef* ics_feed = policy->FindSubscription("ics-feed");
+  ASSERT_TRUE(care && standby && research && ics_care && ics_feed);
+  ASSERT_TRUE(policy->ViewOf(*care).has_value());
+  EXPECT_EQ(policy->ViewOf(*care), policy->ViewOf(*standby));
+  EXPECT_NE(policy->ViewOf(*care), policy->ViewOf(*research));  // same subscriber, other purpose
+  EXPECT_NE(policy->ViewOf(*care), policy->ViewOf(*ics_care));  // same purpose, other subscriber
+  EXPECT_NE(policy->ViewOf(*ics_care), policy->ViewOf(*ics_feed));
+  // A subscription kept from an older PolicySet is looked up by id; an unknown one has no view.
+  EXPECT_EQ(policy->ViewOf(*care_), policy->ViewOf(*care));
+  SubscriptionRef gone{"no-such-feed", "lth", Purpose::kDirectCare, 0};
+  EXPECT_FALSE(policy->ViewOf(gone).has_value());
+}
+
 TEST_F(DecideTest, ValidityNowExplainsWhy) {
   Validity ok = policy_->ValidityNow(*care_, mid_);
   EXPECT_TRUE(ok.valid);

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +76,12 @@ class PolicySet {
   // Agreements of the subscription's subscriber with the subscription's purpose, sorted by id,
   // whatever their validity dates.
   std::vector<const Agreement*> AgreementsFor(const SubscriptionRef& subscription) const;
+
+  // The subscription's view: equal for two subscriptions exactly when every Decide and Redact of
+  // this PolicySet treats them alike (the same subscriber and purpose, hence the same agreements),
+  // so the hub may decide and encode a batch once for both (hub/src/subscribe_server.cc). Empty
+  // for a subscription this PolicySet does not list.
+  std::optional<uint32_t> ViewOf(const SubscriptionRef& subscription) const;
 
   // Cheap, time-independent routing hint: false when no agreement of the subscription can ever
   // cover an event of this publisher and type, so the hub may skip it without decoding further.
