@@ -130,6 +130,12 @@ int main(int argc, char** argv) {
   app.add_option("--resend-ratio", o.resend_ratio);
   app.add_option("--events", o.ingest_events, "ingest section event count");
   app.add_option("--fanout-events", o.fanout_events);
+  std::string fanout_views = "distinct";
+  app.add_option("--fanout-views", fanout_views,
+                 "the fan-out section's ten subscriptions: distinct (ten agreements, from all "
+                 "events to 1%) or one (one subscriber's ten subscriptions under one agreement; "
+                 "NATS's ten consumers all on fan.>)")
+      ->check(CLI::IsMember({"distinct", "one"}));
   app.add_option("--catchup-events", o.catchup_events, "backlog size");
   app.add_option("--latency-rate", o.latency_rate);
   app.add_option("--latency-seconds", o.latency_seconds);
@@ -186,6 +192,7 @@ int main(int argc, char** argv) {
   });
   CLI11_PARSE(app, argc, argv);
   o.growth_random_ids = growth_ids == "random";
+  o.fanout_one_view = fanout_views == "one";
   spdlog::set_level(spdlog::level::warn);
   bool all = !(s_ingest || s_curve || s_fanout || s_catchup || s_latency || s_footprint ||
                s_growth || s_limits || s_nats || s_replication || s_sink || s_disclosures);

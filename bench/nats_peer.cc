@@ -259,7 +259,7 @@ Status TenConsumers(BenchContext* ctx, jsCtx* js, PublishState* st) {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   std::fprintf(stderr, "[nats] building %lu fan-out messages ...\n", o.fanout_events);
   const auto msgs = BuildMessages(o.fanout_events, o.resend_ratio, /*fanout=*/true, "natsfan-");
-  const auto filters = FanoutNatsFilters();
+  const auto filters = FanoutNatsFilters(o.fanout_one_view);
   std::vector<uint64_t> expected(filters.size(), 0);
   {
     std::unordered_set<std::string_view> ids;

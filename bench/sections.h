@@ -27,6 +27,10 @@ struct BenchOptions {
   double resend_ratio = 0.1;
   uint64_t ingest_events = 2'000'000;
   uint64_t fanout_events = 1'000'000;
+  // The fan-out section's ten subscriptions all of one view (one subscriber, purpose and
+  // agreement: the hub decides and encodes each batch once for all of them) instead of ten
+  // distinct ones; NATS's ten consumers then all filter "fan.>".
+  bool fanout_one_view = false;
   uint64_t catchup_events = 5'000'000;
   double latency_rate = 20'000;
   double latency_seconds = 30;
@@ -64,6 +68,7 @@ struct SharedFigures {
   std::optional<double> nats_consume_per_s;
   std::optional<double> nats_ten_consumers_per_s;  // deliveries/s, ten filtered consumers
   std::optional<double> fanout_per_s;
+  bool fanout_one_view = false;              // measured with --fanout-views one
   std::vector<double> latency_p99_ms_fsync;  // one per latency run
   std::vector<double> latency_p99_ms_os;
   std::optional<double> catchup_speedup;
@@ -127,7 +132,7 @@ struct FanoutFilter {
   std::string nats_filter;
   double expected_share;
 };
-std::vector<FanoutFilter> FanoutNatsFilters();
+std::vector<FanoutFilter> FanoutNatsFilters(bool one_view);
 std::string NatsSubject(const std::string& publisher, const std::string& event_type);
 
 // Percentile (0..1) of unsorted samples; sorts them.

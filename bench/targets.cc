@@ -52,12 +52,16 @@ void AddTargetSummary(BenchContext* ctx) {
   }
   if (f.fanout_per_s) {
     const double v = *f.fanout_per_s;
-    r.AddSummary("fan-out >= 1M deliveries/s to 10 subscriptions", Fmt("%.0fk/s", v / 1e3),
+    // Said on the line: ten subscriptions of one view are the easy case, one encoded batch each
+    // round for all of them.
+    const std::string views = f.fanout_one_view ? ", 10 subscriptions of one view" : "";
+    r.AddSummary("fan-out >= 1M deliveries/s to 10 subscriptions", Fmt("%.0fk/s", v / 1e3) + views,
                  v >= 1e6);
     if (f.nats_ten_consumers_per_s && *f.nats_ten_consumers_per_s > 0) {
       const double x = v / *f.nats_ten_consumers_per_s;
       r.AddSummary("fan-out >= 4x NATS JetStream with 10 equivalent consumers",
-                   Fmt("%.2fx (NATS %.0fk/s)", x, *f.nats_ten_consumers_per_s / 1e3), x >= 4);
+                   Fmt("%.2fx (NATS %.0fk/s)", x, *f.nats_ten_consumers_per_s / 1e3) + views,
+                   x >= 4);
     }
   }
   const double rate = ctx->options.latency_rate;
