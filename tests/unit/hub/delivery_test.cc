@@ -1,6 +1,6 @@
 // The delivery path's own encoders (hub/src/subscribe): the Delivery frame written as wire bytes
-// must be what protobuf itself would build, and the decode cache may only answer with the event
-// whose bytes it was given.
+// must be what protobuf itself would build, the decode cache may only answer with the event
+// whose bytes it was given, and a batch shared between sessions of one view is the decided one.
 
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
@@ -8,14 +8,18 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <optional>
 
 #include "carehub/core/synthetic.h"
 #include "carehub/hub/store.h"
 #include "carehub/hub/store/event_codec.h"
+#include "carehub/policy/load.h"
 #include "carehub/v1/wire.pb.h"
 #include "subscribe/decode_cache.h"
 #include "subscribe/delivery_frame.h"
+#include "subscribe/disclosure.h"
 #include "subscribe/log_reader.h"
 #include "subscribe/shared_scan.h"
 
@@ -397,6 +401,99 @@ TEST_F(RouteReadTest, ExaminesAtMostTheLimitAndSaysHowFarItRead) {
   ASSERT_TRUE(read_to.ok());
   EXPECT_EQ(taken, std::vector<uint64_t>{149});
   EXPECT_EQ(*read_to, 150u);
+}
+
+// Two sessions of one view (subscription view, policy::PolicySet::ViewOf) reading the same range:
+// the second takes the first's decided batch (disclosure.h, ShareFrom) and both send one frame.
+class SharedBatchTest : public FreshStoreTest {
+ protected:
+  void SetUp() override {
+    FreshStoreTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
+    std::ofstream(dir_ / "pseudonym.key") << std::string(64, 'c') << "\n";
+    std::ofstream opt_out(dir_ / "opt-out.txt");
+    for (uint32_t n = 0; n < 10; ++n) {
+      opt_out << SyntheticNhsNumber(n) << "\n";
+    }
+    opt_out.close();
+    auto policy = policy::LoadPolicyFromString(R"(subscribers:
+  - id: ics
+    subscriptions:
+      - {id: ics-feed, purpose: secondary_use}
+      - {id: ics-feed-standby, purpose: secondary_use}
+agreements:
+  - id: DSA-SU
+    subscriber: ics
+    purpose: secondary_use
+    legal_basis: "test"
+    valid_from: 2020-01-01
+    valid_until: 2099-12-31
+    sources: ["*"]
+    event_types: ["*"]
+    patient_fields: pseudonymised
+pseudonymisation:
+  secret_file: pseudonym.key
+opt_out:
+  file: opt-out.txt
+)",
+                                               dir_);
+    ASSERT_TRUE(policy.ok()) << policy.status().ToString();
+    policy_ = policy.value();
+    ASSERT_TRUE(store_->disclosures().EnsureKey().ok());
+    auto hasher = store_->disclosures().Hasher();
+    ASSERT_TRUE(hasher.ok()) << hasher.status().ToString();
+    hasher_.emplace(hasher.value());
+  }
+
+  std::shared_ptr<const policy::PolicySet> policy_;
+  std::optional<PatientHasher> hasher_;
+};
+
+TEST_F(SharedBatchTest, ASharedBatchIsTheDecidedOneAndItsFrameIsEncodedOnce) {
+  const auto* feed = policy_->FindSubscription("ics-feed");
+  const auto* standby = policy_->FindSubscription("ics-feed-standby");
+  ASSERT_TRUE(feed && standby);
+  ASSERT_EQ(policy_->ViewOf(*feed), policy_->ViewOf(*standby));
+  const auto now = std::chrono::system_clock::now();
+  DeliveryBatch decided(*policy_, *feed, *hasher_, now, 1000);
+  DeliveryBatch taken(*policy_, *standby, *hasher_, now, 1000);
+  SyntheticOptions so;
+  so.population = 40;  // a quarter of the patients opted out
+  SyntheticGenerator events(so);
+  DecodeCache cache(8);
+  for (uint64_t seq = 1; seq <= 200; ++seq) {
+    const DecodedEvent* e = cache.Decode(seq, StoredBytes(events.Next(), seq));
+    ASSERT_NE(e, nullptr);
+    decided.Consider(*e);
+  }
+  ASSERT_GT(decided.delivered(), 0u);
+  ASSERT_GT(decided.withheld_total(), 0u);
+  taken.ShareFrom(decided);
+
+  EXPECT_EQ(taken.delivered(), decided.delivered());
+  EXPECT_EQ(taken.withheld(), decided.withheld());
+  EXPECT_EQ(&taken.filings(), &decided.filings());  // the same filings, not a copy
+  // One encoding for both, per progress reported; another progress is another frame.
+  const auto frame = decided.Frame(200, 200, 1);
+  EXPECT_EQ(taken.Frame(200, 200, 1).get(), frame.get());
+  const auto later = taken.Frame(200, 250, 1);
+  EXPECT_NE(later.get(), frame.get());
+  v1::Frame parsed;
+  ASSERT_TRUE(parsed.ParseFromString(*later));
+  EXPECT_EQ(parsed.delivery().head_seq(), 250u);
+  ASSERT_EQ(static_cast<uint64_t>(parsed.delivery().events_size()), decided.delivered());
+  for (const auto& d : parsed.delivery().events()) {
+    EXPECT_EQ(d.agreement_id(), "DSA-SU");
+    EXPECT_TRUE(d.event().envelope().patient().nhs_number().empty());
+  }
+  // Each is its own disclosure in the audit trail: its own subscription, the same counts.
+  const auto record = taken.AuditRecord("delivery", now, "ics", "ics-feed-standby", 1, 200);
+  EXPECT_EQ(record.subscription(), "ics-feed-standby");
+  EXPECT_EQ(record.delivered(), decided.delivered());
+  EXPECT_EQ(record.agreement(), "DSA-SU");
+  EXPECT_EQ(record.withheld_by_reason().at("national_data_opt_out"), decided.withheld_total());
 }
 
 }  // namespace
