@@ -84,6 +84,16 @@ for unit in "${units[@]}"; do
     || fail "packaged $unit differs from deploy/systemd/$unit"
 done
 
+# The daemon and the long-running consumers of the client library run on jemalloc (the top-level
+# CMakeLists.txt, carehub_allocator; docs/performance.md): each must name it in its dynamic section.
+for program in carehub carehub-sink carehub-subscribe; do
+  if readelf -d "$root/usr/bin/$program" | grep -q 'NEEDED.*libjemalloc'; then
+    ok "/usr/bin/$program links jemalloc"
+  else
+    fail "/usr/bin/$program does not link jemalloc"
+  fi
+done
+
 # ---- 2. control data ----
 dpkg-deb -e "$deb" "$work/control"
 field() { dpkg-deb -f "$deb" "$1"; }
