@@ -95,8 +95,10 @@ World RandomWorld(std::mt19937_64& rng, Clock::TimePoint base,
   }
   yaml += "subscribers:\n";
   for (const std::string& s : kSubscribers) {
+    // "-su2": a second secondary-use feed of the subscriber, of the same view as "-su".
     yaml += "  - id: " + s + "\n    subscriptions:\n      - {id: " + s +
-            "-dc, purpose: direct_care}\n      - {id: " + s + "-su, purpose: secondary_use}\n";
+            "-dc, purpose: direct_care}\n      - {id: " + s + "-su, purpose: secondary_use}\n" +
+            "      - {id: " + s + "-su2, purpose: secondary_use}\n";
   }
   yaml += "agreements:\n";
   const int count = std::uniform_int_distribution<int>(1, 9)(rng);
@@ -327,9 +329,30 @@ TEST(PolicyPropertyTest, DecisionsAndRedactionMatchThePlainRules) {
           const std::string sub_id = subscriber + (secondary ? "-su" : "-dc");
           const SubscriptionRef* sub = policy->FindSubscription(sub_id);
           ASSERT_NE(sub, nullptr);
+          // Subscriptions of one view (the hub shares their batches) decide and redact alike;
+          // no other subscription has their view.
+          const SubscriptionRef* twin = policy->FindSubscription(subscriber + "-su2");
+          ASSERT_NE(twin, nullptr);
+          for (const std::string& other_subscriber : kSubscribers) {
+            for (const char* suffix : {"-dc", "-su", "-su2"}) {
+              const SubscriptionRef* other = policy->FindSubscription(other_subscriber + suffix);
+              ASSERT_NE(other, nullptr);
+              const bool same_view =
+                  other_subscriber == subscriber &&
+                  (secondary ? std::string(suffix) != "-dc" : std::string(suffix) == "-dc");
+              ASSERT_EQ(policy->ViewOf(*other) == policy->ViewOf(*sub), same_view)
+                  << sub_id << " against " << other_subscriber << suffix;
+            }
+          }
           bool any_covering = false;
           for (Clock::TimePoint now : nows) {
             const Decision decision = policy->Decide(*sub, event, now);
+            if (secondary) {
+              const Decision twin_decision = policy->Decide(*twin, event, now);
+              ASSERT_EQ(twin_decision.verdict, decision.verdict);
+              ASSERT_EQ(twin_decision.agreement, decision.agreement);
+              ASSERT_EQ(twin_decision.withheld_reason, decision.withheld_reason);
+            }
             const Expected expected = ExpectedDecision(world, subscriber, secondary, event, now);
             ASSERT_EQ(VerdictName(decision.verdict), std::string(VerdictName(expected.verdict)))
                 << sub_id << " " << type << " from " << env->publisher_ods() << "/"
