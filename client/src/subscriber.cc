@@ -91,7 +91,7 @@ class SubscriberImpl final : public Subscriber {
       }
       if (reply->has_subscribed()) {
         subscribed_ = reply->subscribed();
-        outstanding_credit_ = options_.window;
+        unreturned_credit_ = 0;  // the new session starts with the whole window
         return Status::Ok();
       }
       if (reply->has_error()) {
@@ -159,12 +159,17 @@ class SubscriberImpl final : public Subscriber {
         for (auto& e : *d->mutable_events()) {
           batch.events.push_back(std::move(e));
         }
-        // Replenish the window by what we consumed, so the hub keeps streaming.
-        if (!batch.events.empty()) {
+        // Replenish the window by what we consumed, so the hub keeps streaming: in quarters of
+        // the window, not per batch. At low rates a batch is a few events, and a Credit frame for
+        // each cost the hub a receive and a wake-up of its delivery thread per batch; the hub
+        // still holds three quarters of the window, so it never waits for these.
+        unreturned_credit_ += batch.events.size();
+        if (unreturned_credit_ >= CreditQuantum()) {
           v1::Frame credit;
           credit.set_version(v1::PROTOCOL_VERSION_1);
-          credit.mutable_credit()->set_events(static_cast<uint32_t>(batch.events.size()));
+          credit.mutable_credit()->set_events(static_cast<uint32_t>(unreturned_credit_));
           Send(credit);
+          unreturned_credit_ = 0;
         }
         return std::optional<DeliveryBatch>(std::move(batch));
       }
@@ -268,7 +273,9 @@ class SubscriberImpl final : public Subscriber {
   uint64_t acked_ = 0;
   uint64_t max_epoch_ = 0;  // the newest epoch a delivery came from
   uint64_t stale_deliveries_ = 0;
-  uint64_t outstanding_credit_ = 0;
+  // Events received since the last Credit frame, returned once they reach CreditQuantum().
+  uint64_t unreturned_credit_ = 0;
+  uint64_t CreditQuantum() const { return std::max<uint64_t>(1, options_.window / 4); }
   Steady::time_point last_sent_{};
   Steady::time_point last_heard_ = Steady::now();
 };
