@@ -18,6 +18,7 @@
 #include "carehub/core/event_types.h"
 #include "carehub/core/log.h"
 #include "curve_key_options.h"
+#include "json_lines.h"
 
 namespace {
 
@@ -130,7 +131,8 @@ int main(int argc, char** argv) {
   uint32_t window = 10'000;
   app.add_option("--endpoint", endpoint, "hub subscribe endpoint");
   app.add_option("--subscription", subscription, "subscription id")->required();
-  app.add_option("--from", from, "resume | earliest | latest | HUB_SEQ | TIME (RFC 3339 or unix ms)");
+  app.add_option("--from", from,
+                 "resume | earliest | latest | HUB_SEQ | TIME (RFC 3339 or unix ms)");
   app.add_option("--format", format, "ndjson | csv")->check(CLI::IsMember({"ndjson", "csv"}));
   app.add_option("--out", out_path, "append to this file (default: standard output)");
   app.add_option("--until-idle", until_idle, "exit after this many seconds with nothing new");
@@ -229,6 +231,7 @@ int main(int argc, char** argv) {
   auto last_new = std::chrono::steady_clock::now();
   google::protobuf::util::JsonPrintOptions json_options;
   json_options.preserve_proto_field_names = true;
+  carehub::tools::JsonLineWriter json_lines(json_options);
   int rc = 0;
   while (!g_stop) {
     auto batch = sub.Next(std::chrono::milliseconds(250));
@@ -256,9 +259,8 @@ int main(int argc, char** argv) {
         if (format == "csv") {
           out += CsvRow(d);
         } else {
-          std::string line;
-          (void)google::protobuf::util::MessageToJsonString(d, &line, json_options);
-          out += line + "\n";
+          (void)json_lines.Append(d, &out);
+          out += "\n";
         }
         last_seq = d.event().envelope().hub_seq();
         ++written;
@@ -287,9 +289,8 @@ int main(int argc, char** argv) {
   if (fd != STDOUT_FILENO) {
     close(fd);
   }
-  nlohmann::json summary = {{"subscription", subscription},
-                            {"written", written},
-                            {"last_hub_seq", last_seq}};
+  nlohmann::json summary = {
+      {"subscription", subscription}, {"written", written}, {"last_hub_seq", last_seq}};
   std::cerr << summary.dump() << std::endl;
   return rc;
 }

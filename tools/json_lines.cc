@@ -1,0 +1,81 @@
+#include "json_lines.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/type.pb.h>
+#include <google/protobuf/util/type_resolver_util.h>
+
+namespace carehub::tools {
+namespace {
+
+constexpr const char* kTypeUrlPrefix = "type.googleapis.com";
+
+}  // namespace
+
+// Resolves through protobuf's resolver for the generated pool once per type URL, then answers
+// with a copy of what it kept.
+class JsonLineWriter::CachingResolver final : public google::protobuf::util::TypeResolver {
+ public:
+  CachingResolver()
+      : inner_(google::protobuf::util::NewTypeResolverForDescriptorPool(
+            kTypeUrlPrefix, google::protobuf::DescriptorPool::generated_pool())) {}
+
+  google::protobuf::util::Status ResolveMessageType(const std::string& type_url,
+                                                    google::protobuf::Type* type) override {
+    auto it = types_.find(type_url);
+    if (it == types_.end()) {
+      google::protobuf::Type resolved;
+      auto status = inner_->ResolveMessageType(type_url, &resolved);
+      if (!status.ok()) {
+        return status;
+      }
+      it = types_.emplace(type_url, std::move(resolved)).first;
+    }
+    *type = it->second;
+    return google::protobuf::util::Status();
+  }
+
+  google::protobuf::util::Status ResolveEnumType(const std::string& type_url,
+                                                 google::protobuf::Enum* enum_type) override {
+    auto it = enums_.find(type_url);
+    if (it == enums_.end()) {
+      google::protobuf::Enum resolved;
+      auto status = inner_->ResolveEnumType(type_url, &resolved);
+      if (!status.ok()) {
+        return status;
+      }
+      it = enums_.emplace(type_url, std::move(resolved)).first;
+    }
+    *enum_type = it->second;
+    return google::protobuf::util::Status();
+  }
+
+ private:
+  std::unique_ptr<google::protobuf::util::TypeResolver> inner_;
+  std::map<std::string, google::protobuf::Type> types_;
+  std::map<std::string, google::protobuf::Enum> enums_;
+};
+
+JsonLineWriter::JsonLineWriter(google::protobuf::util::JsonPrintOptions options)
+    : options_(options),
+      resolver_(std::make_unique<CachingResolver>()),
+      type_url_(std::string(kTypeUrlPrefix) + "/" + v1::DeliveredEvent::descriptor()->full_name()) {
+}
+
+JsonLineWriter::~JsonLineWriter() = default;
+
+Status JsonLineWriter::Append(const v1::DeliveredEvent& event, std::string* out) {
+  bytes_.clear();
+  if (!event.SerializeToString(&bytes_)) {
+    return Status::Error("json", "cannot serialize the event");
+  }
+  line_.clear();
+  auto status = google::protobuf::util::BinaryToJsonString(resolver_.get(), type_url_, bytes_,
+                                                           &line_, options_);
+  if (!status.ok()) {
+    return Status::Error("json", std::string(status.message()));
+  }
+  out->append(line_);
+  return Status::Ok();
+}
+
+}  // namespace carehub::tools
