@@ -21,35 +21,37 @@ class JsonLineWriter::CachingResolver final : public google::protobuf::util::Typ
 
   google::protobuf::util::Status ResolveMessageType(const std::string& type_url,
                                                     google::protobuf::Type* type) override {
-    auto it = types_.find(type_url);
-    if (it == types_.end()) {
-      google::protobuf::Type resolved;
-      auto status = inner_->ResolveMessageType(type_url, &resolved);
-      if (!status.ok()) {
-        return status;
-      }
-      it = types_.emplace(type_url, std::move(resolved)).first;
-    }
-    *type = it->second;
-    return google::protobuf::util::Status();
+    return Kept(types_, type_url, type, [this](const std::string& url, auto* out) {
+      return inner_->ResolveMessageType(url, out);
+    });
   }
 
   google::protobuf::util::Status ResolveEnumType(const std::string& type_url,
                                                  google::protobuf::Enum* enum_type) override {
-    auto it = enums_.find(type_url);
-    if (it == enums_.end()) {
-      google::protobuf::Enum resolved;
-      auto status = inner_->ResolveEnumType(type_url, &resolved);
-      if (!status.ok()) {
-        return status;
-      }
-      it = enums_.emplace(type_url, std::move(resolved)).first;
-    }
-    *enum_type = it->second;
-    return google::protobuf::util::Status();
+    return Kept(enums_, type_url, enum_type, [this](const std::string& url, auto* out) {
+      return inner_->ResolveEnumType(url, out);
+    });
   }
 
  private:
+  // `*out` from `kept`, resolving and keeping it first if it is not there yet.
+  template <typename T, typename Resolve>
+  static google::protobuf::util::Status Kept(std::map<std::string, T>& kept,
+                                             const std::string& type_url, T* out,
+                                             const Resolve& resolve) {
+    auto it = kept.find(type_url);
+    if (it == kept.end()) {
+      T resolved;
+      auto status = resolve(type_url, &resolved);
+      if (!status.ok()) {
+        return status;
+      }
+      it = kept.emplace(type_url, std::move(resolved)).first;
+    }
+    *out = it->second;
+    return google::protobuf::util::Status();
+  }
+
   std::unique_ptr<google::protobuf::util::TypeResolver> inner_;
   std::map<std::string, google::protobuf::Type> types_;
   std::map<std::string, google::protobuf::Enum> enums_;
