@@ -155,20 +155,22 @@ std::filesystem::path WriteAgreements(const std::filesystem::path& dir) {
     out << "      - {id: " << s.id << ", purpose: " << s.purpose << "}\n";
   }
   out << "agreements:\n";
-  int n = 0;
-  for (const auto& s : FanoutSubscriptions()) {
-    char id[32];
-    std::snprintf(id, sizeof id, "DSA-BENCH-%02d", ++n);
-    out << "  - id: " << id << "\n    subscriber: " << s.id << "-org\n    purpose: " << s.purpose
+  // One agreement per fan-out subscription's subscriber, and one for the ten of one view.
+  const auto agreement = [&out](const std::string& id, const std::string& subscriber,
+                                const SubSpec& s) {
+    out << "  - id: " << id << "\n    subscriber: " << subscriber << "\n    purpose: " << s.purpose
         << "\n    legal_basis: \"benchmark\"\n    valid_from: 2020-01-01\n"
         << "    valid_until: 2099-12-31\n    sources: " << s.sources
         << "\n    event_types: " << s.types << "\n    patient_fields: "
         << (s.purpose == "direct_care" ? "identifiable" : "pseudonymised") << "\n";
+  };
+  int n = 0;
+  for (const auto& s : FanoutSubscriptions()) {
+    char id[32];
+    std::snprintf(id, sizeof id, "DSA-BENCH-%02d", ++n);
+    agreement(id, s.id + "-org", s);
   }
-  out << "  - id: DSA-BENCH-VIEW\n    subscriber: " << kOneViewSubscriber
-      << "\n    purpose: direct_care\n    legal_basis: \"benchmark\"\n    valid_from: 2020-01-01\n"
-      << "    valid_until: 2099-12-31\n    sources: [\"*\"]\n    event_types: [\"*\"]\n"
-      << "    patient_fields: identifiable\n";
+  agreement("DSA-BENCH-VIEW", kOneViewSubscriber, OneViewSubscriptions().front());
   out << "pseudonymisation:\n  secret_file: pseudonym.key\nopt_out:\n  file: opt-out.txt\n";
   return dir / "agreements.yaml";
 }

@@ -70,13 +70,14 @@ Status JsonLineWriter::Append(const v1::DeliveredEvent& event, std::string* out)
   if (!event.SerializeToString(&bytes_)) {
     return Status::Error("json", "cannot serialize the event");
   }
-  line_.clear();
-  auto status = google::protobuf::util::BinaryToJsonString(resolver_.get(), type_url_, bytes_,
-                                                           &line_, options_);
+  // Printed straight onto `out` (protobuf's StringOutputStream appends), cut back on an error.
+  const size_t before = out->size();
+  auto status =
+      google::protobuf::util::BinaryToJsonString(resolver_.get(), type_url_, bytes_, out, options_);
   if (!status.ok()) {
+    out->resize(before);
     return Status::Error("json", std::string(status.message()));
   }
-  out->append(line_);
   return Status::Ok();
 }
 

@@ -37,7 +37,6 @@ class JsonLineWriter {
   std::unique_ptr<CachingResolver> resolver_;
   std::string type_url_;
   std::string bytes_;  // reused: the event's wire bytes
-  std::string line_;   // reused
 };
 
 }  // namespace carehub::tools

@@ -400,6 +400,7 @@ const policy::SubscriptionRef* SubscribeServer::CheckEntitled(Session& session,
 struct SubscribeServer::RoundRead {
   Session* session;
   uint64_t from;  // the first seq it reads
+  uint64_t room;  // the most events its batch may take: min(credit, max_delivery_batch)
   DeliveryBatch batch;
   bool capped;  // the batch is limited by max_delivery_batch, not by the session's credit
   std::optional<uint32_t> view;        // policy::PolicySet::ViewOf its subscription
@@ -435,9 +436,9 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
     }
     UpdateReadPlan(&session.plan, *policy, *sub, store_->routes());
     const uint64_t cap = options_.max_delivery_batch;
-    reads.push_back({&session, session.next_seq,
-                     DeliveryBatch(*policy, *sub, patients->value(), now,
-                                   std::min<uint64_t>(session.credit, cap)),
+    const uint64_t room = std::min<uint64_t>(session.credit, cap);
+    reads.push_back({&session, session.next_seq, room,
+                     DeliveryBatch(*policy, *sub, patients->value(), now, room),
                      session.credit >= cap, policy->ViewOf(*sub), std::nullopt});
   }
   // Sessions of one view about to read the same range with the same room would decide, redact and
@@ -446,10 +447,7 @@ void SubscribeServer::ServeRound(const std::shared_ptr<const policy::PolicySet>&
   for (auto& read : reads) {
     if (read.view) {
       const auto [first, inserted] = first_of_range.try_emplace(
-          {*read.view, read.from,
-           std::min<uint64_t>(read.session->credit, options_.max_delivery_batch),
-           read.session->plan.use_route_index},
-          &read);
+          {*read.view, read.from, read.room, read.session->plan.use_route_index}, &read);
       if (!inserted) {
         read.shares = first->second;
       }

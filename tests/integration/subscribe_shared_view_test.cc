@@ -60,37 +60,6 @@ opt_out:
   file: national-opt-out.txt
 )";
 
-struct Feed {
-  std::vector<v1::DeliveredEvent> events;
-  std::vector<std::string> bytes;  // each delivered event as sent
-};
-
-// Reads an open subscription until it has examined `last_seq`.
-Result<Feed> ReadUntil(client::Subscriber& sub, uint64_t last_seq) {
-  Feed feed;
-  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
-  uint64_t scanned = 0;
-  while (scanned < last_seq) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Status::Error("timed_out", "scanned to " + std::to_string(scanned));
-    }
-    auto next = sub.Next(milliseconds(200));
-    if (!next.ok()) {
-      return next.status();
-    }
-    if (!next->has_value()) {
-      continue;
-    }
-    for (auto& e : (*next)->events) {
-      feed.bytes.push_back(e.SerializeAsString());
-      feed.events.push_back(std::move(e));
-    }
-    scanned = (*next)->scanned_to_seq;
-    CAREHUB_RETURN_IF_ERROR(sub.Ack(scanned));
-  }
-  return feed;
-}
-
 TEST(SubscribeSharedViewTest, TwinsShareEachBatchAndAnotherViewNeverGetsIt) {
   TempDir policy_dir("sub-shared-files");
   constexpr uint32_t kPopulation = 1000;
@@ -109,14 +78,12 @@ TEST(SubscribeSharedViewTest, TwinsShareEachBatchAndAnotherViewNeverGetsIt) {
   // All three at the head of the empty log before anything is published: every round finds the
   // twins at the same position.
   const std::vector<std::string> ids = {"ics-feed", "ics-feed-standby", "ics-care"};
+  ReadFeedOptions ro;
+  ro.start = v1::Subscribe::START_EARLIEST;
+  ro.window = 50'000;
   std::map<std::string, std::unique_ptr<client::Subscriber>> subs;
   for (const auto& id : ids) {
-    client::SubscriberOptions so;
-    so.endpoint = h.subscribe_endpoint();
-    so.subscription = id;
-    so.start = v1::Subscribe::START_EARLIEST;
-    so.window = 50'000;
-    auto sub = client::Subscriber::Open(so);
+    auto sub = OpenFeed(h.subscribe_endpoint(), id, ro);
     ASSERT_TRUE(sub.ok()) << id << ": " << sub.status().ToString();
     subs[id] = std::move(sub).value();
   }
@@ -135,9 +102,10 @@ TEST(SubscribeSharedViewTest, TwinsShareEachBatchAndAnotherViewNeverGetsIt) {
     by_seq[(*seqs)[i]] = &events[i];
   }
 
-  std::map<std::string, Feed> feeds;
+  std::map<std::string, FeedRead> feeds;
+  ro.until_seq = seqs->back();
   for (const auto& id : ids) {
-    auto feed = ReadUntil(*subs[id], seqs->back());
+    auto feed = ReadOpenFeed(*subs[id], id, ro, std::chrono::steady_clock::now());
     ASSERT_TRUE(feed.ok()) << id << ": " << feed.status().ToString();
     feeds[id] = std::move(feed).value();
   }
@@ -152,7 +120,15 @@ TEST(SubscribeSharedViewTest, TwinsShareEachBatchAndAnotherViewNeverGetsIt) {
   }
   ASSERT_LT(expected_twin.size(), events.size()) << "the workload must include opted-out patients";
   EXPECT_EQ(Seqs(feeds["ics-feed"].events), expected_twin);
-  EXPECT_EQ(feeds["ics-feed"].bytes, feeds["ics-feed-standby"].bytes);
+  // Each delivered event as sent.
+  const auto bytes = [](const FeedRead& feed) {
+    std::vector<std::string> out;
+    for (const auto& d : feed.events) {
+      out.push_back(d.SerializeAsString());
+    }
+    return out;
+  };
+  EXPECT_EQ(bytes(feeds["ics-feed"]), bytes(feeds["ics-feed-standby"]));
   for (const auto& d : feeds["ics-feed-standby"].events) {
     const v1::Event& original = *by_seq.at(d.event().envelope().hub_seq());
     const auto& p = original.envelope().patient();

@@ -83,19 +83,30 @@ Result<std::vector<uint64_t>> PublishAccepted(const std::string& ingest_endpoint
 
 Result<FeedRead> ReadFeed(const std::string& endpoint, const std::string& subscription,
                           const ReadFeedOptions& options) {
+  const auto started = Steady::now();
+  auto sub = OpenFeed(endpoint, subscription, options);
+  if (!sub.ok()) {
+    return sub.status();
+  }
+  return ReadOpenFeed(*sub.value(), subscription, options, started);
+}
+
+Result<std::unique_ptr<client::Subscriber>> OpenFeed(const std::string& endpoint,
+                                                     const std::string& subscription,
+                                                     const ReadFeedOptions& options) {
   client::SubscriberOptions so;
   so.endpoint = endpoint;
   so.subscription = subscription;
   so.start = options.start;
   so.start_seq = options.start_seq;
   so.window = options.window;
-  auto started = Steady::now();
-  auto sub = client::Subscriber::Open(so);
-  if (!sub.ok()) {
-    return sub.status();
-  }
+  return client::Subscriber::Open(so);
+}
+
+Result<FeedRead> ReadOpenFeed(client::Subscriber& sub, const std::string& subscription,
+                              const ReadFeedOptions& options, Steady::time_point started) {
   FeedRead read;
-  read.subscribed = sub.value()->subscribed();
+  read.subscribed = sub.subscribed();
   auto deadline = started + options.timeout;
   uint64_t scanned = 0;
   while (scanned < options.until_seq) {
@@ -106,7 +117,7 @@ Result<FeedRead> ReadFeed(const std::string& endpoint, const std::string& subscr
                                           std::to_string(options.timeout.count()) + " ms, with " +
                                           std::to_string(read.events.size()) + " events");
     }
-    auto batch = sub.value()->Next(std::chrono::milliseconds(200));
+    auto batch = sub.Next(std::chrono::milliseconds(200));
     if (!batch.ok()) {
       return batch.status();
     }
@@ -122,12 +133,12 @@ Result<FeedRead> ReadFeed(const std::string& endpoint, const std::string& subscr
       read.events.push_back(std::move(e));
     }
     if (options.ack) {
-      (void)sub.value()->Ack(batch.value()->scanned_to_seq);
+      (void)sub.Ack(batch.value()->scanned_to_seq);
     }
   }
   // Let the last Ack leave before the socket closes (it has no linger).
-  (void)sub.value()->Next(std::chrono::milliseconds(50));
-  read.notice = sub.value()->notice();
+  (void)sub.Next(std::chrono::milliseconds(50));
+  read.notice = sub.notice();
   read.seconds = std::chrono::duration<double>(Steady::now() - started).count();
   return read;
 }

@@ -72,6 +72,16 @@ struct FeedRead {
 // Opens `subscription` and reads it until the options' until_seq has been examined.
 Result<FeedRead> ReadFeed(const std::string& endpoint, const std::string& subscription,
                           const ReadFeedOptions& options);
+// The two halves of ReadFeed, for a test that opens feeds before it publishes: Open subscribes
+// with the options' start and window...
+Result<std::unique_ptr<client::Subscriber>> OpenFeed(const std::string& endpoint,
+                                                     const std::string& subscription,
+                                                     const ReadFeedOptions& options);
+// ...and ReadOpenFeed reads until the options' until_seq has been examined, or fails once their
+// timeout has passed since `started`.
+Result<FeedRead> ReadOpenFeed(client::Subscriber& sub, const std::string& subscription,
+                              const ReadFeedOptions& options,
+                              std::chrono::steady_clock::time_point started);
 
 // Runs carehub-subscribe with `args` (after --endpoint) to completion.
 Result<CommandResult> RunSubscribeTool(const std::string& endpoint,
