@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "carehub/core/allocator.h"
 #include "sections.h"
 
 namespace {
@@ -219,6 +220,7 @@ int main(int argc, char** argv) {
       {"work_dir", o.work_dir.string()},
       {"work_dir_fs", FsType(o.work_dir)},
       {"load_at_start", LoadAverage()},
+      {"bench_allocator", carehub::AllocatorName()},
   };
   j["options"] = {{"quick", o.quick},
                   {"connections", o.connections},
@@ -232,6 +234,8 @@ int main(int argc, char** argv) {
               j["machine"]["memory"].get<std::string>().c_str(),
               j["machine"]["kernel"].get<std::string>().c_str(), o.work_dir.c_str(),
               j["machine"]["work_dir_fs"].get<std::string>().c_str());
+  std::printf("benchmark's own allocator (load, readers, raw baselines): %s\n",
+              carehub::AllocatorName().c_str());
   std::printf("load average at start (uptime): %s\n", LoadAverage().c_str());
   std::fflush(stdout);
 
