@@ -1,10 +1,7 @@
 #include "hub_runner.h"
 
-#include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,8 +11,6 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
-
 namespace carehub::bench {
 namespace {
 
@@ -24,24 +19,6 @@ std::string ReadAll(const std::filesystem::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// Waits for the child for up to `timeout`; true when it was reaped (exit code in *code, -1 when a
-// signal ended it).
-bool WaitChild(pid_t pid, std::chrono::milliseconds timeout, int* code) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    int status = 0;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      return true;
-    }
-    if (r < 0 || std::chrono::steady_clock::now() > deadline) {
-      return r < 0;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
 }
 
 }  // namespace
@@ -81,29 +58,22 @@ Status HubRunner::Launch() {
     out << options_.extra_yaml;
   }
   auto log = options_.dir / "hub.log";
-  std::string bin = options_.binary.string();
-  std::string config_arg = config.string();
-  std::vector<char*> argv = {bin.data(), const_cast<char*>("--config"), config_arg.data(), nullptr};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
-  int rc = posix_spawn(&pid_, bin.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    pid_ = -1;
-    return Status::Error("bench_setup", "cannot run " + bin);
+  const std::string bin = options_.binary.string();
+  // The test harness's child process: the kernel kills the hub if the benchmark dies (a ctest
+  // timeout, a closed pipe, kill -9), so no hub is left behind holding its ports, cores and files.
+  auto spawned = itest::ChildProcess::Spawn({bin, "--config", config.string()}, log, log);
+  if (!spawned.ok()) {
+    return Status::Error("bench_setup", "cannot run " + bin + ": " + spawned.status().message());
   }
+  child_.emplace(std::move(spawned).value());
+  pid_ = child_->pid();
   auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    int code = 0;
-    if (WaitChild(pid_, std::chrono::milliseconds(0), &code)) {
+    if (const auto ended = child_->Poll()) {
       pid_ = -1;
+      child_.reset();
       return Status::Error("bench_setup",
-                           "carehub exited (" + std::to_string(code) + "): " + ReadAll(log));
+                           "carehub exited (" + ended->ToString() + "): " + ReadAll(log));
     }
     auto text = ReadAll(data_dir() / "endpoints.json");
     if (!text.empty()) {
@@ -122,20 +92,16 @@ Status HubRunner::Launch() {
 }
 
 Status HubRunner::Stop(std::chrono::milliseconds timeout) {
-  if (pid_ <= 0) {
+  if (!child_) {
     return Status::Ok();
   }
-  kill(pid_, SIGTERM);
-  int code = 0;
-  bool reaped = WaitChild(pid_, timeout, &code);
-  if (!reaped) {
-    kill(pid_, SIGKILL);
-    WaitChild(pid_, std::chrono::seconds(10), &code);
-  }
+  child_->Signal(SIGTERM);
+  std::optional<itest::ExitStatus> ended = child_->Wait(timeout);
+  child_.reset();  // kills and reaps it if it is still running
   pid_ = -1;
-  if (!reaped || code != 0) {
-    return Status::Error("hub_stop",
-                         "carehub did not stop cleanly (exit " + std::to_string(code) + ")");
+  if (!ended || !ended->Exited(0)) {
+    return Status::Error("hub_stop", "carehub did not stop cleanly (" +
+                                         (ended ? ended->ToString() : "killed") + ")");
   }
   return Status::Ok();
 }

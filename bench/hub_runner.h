@@ -3,6 +3,9 @@
 // dir with loopback endpoints on port 0; the bound endpoints come from <data_dir>/endpoints.json.
 // Plain transport unless CURVE key and identities files are given.
 // The hub's log (warnings and up) goes to <dir>/hub.log.
+// Started through the test harness's ChildProcess (tests/integration/harness/child_process.h), so
+// the kernel kills the hub if the benchmark dies without stopping it (kill -9, a ctest timeout, a
+// closed pipe): no hub outlives its run (tests/integration/bench_children_test.cc).
 //
 // Not thread-safe: one thread owns a HubRunner; PeakRssBytes() may be called from any thread.
 
@@ -17,6 +20,7 @@
 #include <string>
 
 #include "carehub/core/status.h"
+#include "harness/child_process.h"
 
 namespace carehub::bench {
 
@@ -83,7 +87,8 @@ class HubRunner {
   Status Launch();
 
   HubRunOptions options_;
-  pid_t pid_ = -1;
+  std::optional<itest::ChildProcess> child_;
+  pid_t pid_ = -1;  // child_'s pid, for the /proc readings; -1 when none runs
   std::string ingest_, subscribe_, admin_, replication_;
 };
 

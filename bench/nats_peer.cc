@@ -1,12 +1,9 @@
 // Section 7 of carehub-bench: NATS JetStream (file storage, one replica) with the same events:
 // async publish with Nats-Msg-Id deduplication, then consumers reading the stream back.
-#include <fcntl.h>
 #include <nats/nats.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +13,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string_view>
 #include <thread>
@@ -25,9 +23,8 @@
 #include "carehub/core/event_types.h"
 #include "carehub/core/synthetic.h"
 #include "carehub/v1/event.pb.h"
+#include "harness/child_process.h"
 #include "sections.h"
-
-extern char** environ;
 
 namespace carehub::bench {
 namespace {
@@ -58,40 +55,33 @@ int FreePort() {
 class NatsServer {
  public:
   ~NatsServer() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
+    if (child_) {
+      child_->Signal(SIGTERM);
+      (void)child_->Wait(std::chrono::seconds(10));  // then ~ChildProcess kills it if need be
     }
   }
+  // `binary`: a path, or a name looked up on $PATH. The test harness's child process, so the
+  // kernel kills nats-server if the benchmark dies.
   Status Start(const std::string& binary, const std::filesystem::path& dir) {
     port_ = FreePort();
     std::filesystem::create_directories(dir / "store");
-    std::vector<std::string> args = {binary, "-js",       "-sd", (dir / "store").string(),
-                                     "-a",   "127.0.0.1", "-p",  std::to_string(port_)};
-    std::vector<char*> argv;
-    for (auto& a : args) {
-      argv.push_back(a.data());
+    const std::string path =
+        binary.find('/') == std::string::npos ? itest::SystemTool(binary) : binary;
+    const auto log = dir / "nats.log";
+    auto spawned = itest::ChildProcess::Spawn({path, "-js", "-sd", (dir / "store").string(), "-a",
+                                               "127.0.0.1", "-p", std::to_string(port_)},
+                                              log, log);
+    if (!spawned.ok()) {
+      return Status::Error("bench_setup",
+                           "cannot run " + binary + ": " + spawned.status().message());
     }
-    argv.push_back(nullptr);
-    auto log = (dir / "nats.log").string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT,
-                                     0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    int rc = posix_spawnp(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      pid_ = -1;
-      return Status::Error("bench_setup", "cannot run " + binary);
-    }
+    child_.emplace(std::move(spawned).value());
     return Status::Ok();
   }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 
  private:
-  pid_t pid_ = -1;
+  std::optional<itest::ChildProcess> child_;
   int port_ = 0;
 };
 

@@ -19,24 +19,6 @@ std::string DemoAgreementsYaml() {
   return "policy:\n  agreements: " + DemoAgreements().string() + "\n";
 }
 
-std::string SystemTool(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) {
-      end = dirs.size();
-    }
-    auto candidate = std::filesystem::path(dirs.substr(start, end - start)) / name;
-    if (::access(candidate.c_str(), X_OK) == 0) {
-      return candidate.string();
-    }
-    start = end + 1;
-  }
-  return name;
-}
-
 HttpAnswer HttpGet(const std::string& address, const std::string& path) {
   httplib::Client client("http://" + address);
   client.set_connection_timeout(std::chrono::seconds(3));

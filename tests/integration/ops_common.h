@@ -34,10 +34,6 @@ Result<nlohmann::json> RunPublish(const HubProcess& hub, const std::filesystem::
                                   const std::vector<std::string>& extra = {},
                                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
-// Absolute path of a system tool found on $PATH (posix_spawn does no PATH lookup); the name itself
-// when it is not found, so the spawn error names it.
-std::string SystemTool(const std::string& name);
-
 // Runs a binary from CAREHUB_BIN_DIR with `args`.
 Result<CommandResult> RunTool(const std::string& name, const std::vector<std::string>& args,
                               const std::filesystem::path& work_dir,

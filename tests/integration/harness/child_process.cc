@@ -121,6 +121,24 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
   return ChildProcess(pid, stderr_file, stderr_start);
 }
 
+std::string SystemTool(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) {
+      end = dirs.size();
+    }
+    auto candidate = std::filesystem::path(dirs.substr(start, end - start)) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      return candidate.string();
+    }
+    start = end + 1;
+  }
+  return name;
+}
+
 std::string FindSanitizerReport(const std::string& text) {
   // Every sanitizer report starts with one of these (ASan, LSan, UBSan, TSan, and their fatal
   // start-up errors); a report's first line begins after the previous newline.

@@ -100,6 +100,10 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                  const std::filesystem::path& work_dir,
                                  std::chrono::milliseconds timeout);
 
+// Absolute path of a system tool found on $PATH (Spawn and RunCommand do no PATH lookup); the
+// name itself when it is not found, so the spawn error names it.
+std::string SystemTool(const std::string& name);
+
 // The whole content of a file ("" when it cannot be read).
 std::string ReadFileText(const std::filesystem::path& path);
 
