@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -214,6 +216,32 @@ HubRunner::Settled HubRunner::WaitCompactionsSettled(std::chrono::seconds limit)
 
 HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name) {
   return {ScrapeSum(text, name + "_sum"), ScrapeSum(text, name + "_count")};
+}
+
+double ScrapeCountAbove(const std::string& text, const std::string& name, double bound) {
+  // Lines `<name>_bucket{le="<bound>"} <count>`; the bound as the registry prints it (17 digits).
+  const std::string prefix = name + "_bucket{le=\"";
+  std::optional<double> at_bound, total;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0) {
+      continue;
+    }
+    const auto quote = line.find('"', prefix.size());
+    const auto space = line.rfind(' ');
+    if (quote == std::string::npos || space == std::string::npos) {
+      continue;
+    }
+    const std::string le = line.substr(prefix.size(), quote - prefix.size());
+    const double count = std::atof(line.c_str() + space + 1);
+    if (le == "+Inf") {
+      total = count;
+    } else if (std::fabs(std::atof(le.c_str()) - bound) <= 1e-12 * std::max(1.0, bound)) {
+      at_bound = count;
+    }
+  }
+  return at_bound && total ? *total - *at_bound : 0;
 }
 
 std::optional<double> ScrapeTotal(const std::string& text, const std::string& name) {

@@ -99,6 +99,9 @@ struct HistogramTotals {
   double mean() const { return count > 0 ? sum / count : 0; }
 };
 HistogramTotals ScrapeHistogram(const std::string& text, const std::string& name);
+// Observations of histogram `name` (one label set) above `bound`, which must be one of its bucket
+// bounds: the +Inf bucket's count less the `bound` bucket's. 0 when either is missing.
+double ScrapeCountAbove(const std::string& text, const std::string& name, double bound);
 // A Prometheus counter or gauge family in `text`, all label sets summed; nullopt when `text` has
 // no sample of it (ScrapeSum: 0).
 std::optional<double> ScrapeTotal(const std::string& text, const std::string& name);
