@@ -1,6 +1,7 @@
 #include "carehub/policy/policy_set.h"
 
 #include <algorithm>
+#include <atomic>
 #include <sstream>
 #include <utility>
 
@@ -105,7 +106,10 @@ std::string JoinList(const std::vector<std::string>& items) {
 }  // namespace
 
 PolicySet::PolicySet(std::unique_ptr<internal::Compiled> compiled)
-    : compiled_(std::move(compiled)) {}
+    : compiled_(std::move(compiled)), id_([] {
+        static std::atomic<uint64_t> next{1};
+        return next.fetch_add(1);
+      }()) {}
 
 PolicySet::~PolicySet() = default;
 
@@ -170,18 +174,30 @@ bool PolicySet::MayReceive(const SubscriptionRef& subscription, std::string_view
   return false;
 }
 
+EventSources PolicySet::SourcesOf(const v1::Event& event) const {
+  const v1::Envelope& envelope = event.envelope();
+  return {id_, compiled_->OdsId(envelope.publisher_ods()), compiled_->OdsId(envelope.site_ods()),
+          uint64_t{1} << internal::TypeSlotOf(event)};
+}
+
 Decision PolicySet::Decide(const SubscriptionRef& subscription, const v1::Event& event,
                            Clock::TimePoint now) const {
+  return Decide(subscription, event, SourcesOf(event), now);
+}
+
+Decision PolicySet::Decide(const SubscriptionRef& subscription, const v1::Event& event,
+                           const EventSources& resolved, Clock::TimePoint now) const {
   const internal::Compiled& c = *compiled_;
   Decision decision;
   const SubscriptionRef* sub = Resolve(c, subscription);
   if (sub == nullptr) {
     return decision;
   }
-  const uint64_t type_bit = uint64_t{1} << internal::TypeSlotOf(event);
+  const EventSources sources = resolved.policy_id == id_ ? resolved : SourcesOf(event);
+  const uint64_t type_bit = sources.type_bit;
   const v1::Envelope& envelope = event.envelope();
-  const int64_t publisher_id = c.OdsId(envelope.publisher_ods());
-  const int64_t site_id = c.OdsId(envelope.site_ods());
+  const int64_t publisher_id = sources.publisher;
+  const int64_t site_id = sources.site;
   bool covered = false;
   for (uint32_t index : c.subscription_agreements[sub->index]) {
     const internal::CompiledAgreement& ca = c.compiled_agreements[index];

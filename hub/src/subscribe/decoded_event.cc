@@ -30,6 +30,7 @@ void DecodedEvent::Forget() {
   keys_known_ = false;
   patient_keys_.clear();
   type_name_.clear();
+  sources_ = {};
 }
 
 const std::vector<std::string>& DecodedEvent::PatientKeys(const PatientHasher& patients) const {
@@ -38,6 +39,13 @@ const std::vector<std::string>& DecodedEvent::PatientKeys(const PatientHasher& p
     keys_known_ = true;
   }
   return patient_keys_;
+}
+
+const policy::EventSources& DecodedEvent::SourcesFor(const policy::PolicySet& policy) const {
+  if (sources_.policy_id != policy.id()) {
+    sources_ = policy.SourcesOf(*event_);
+  }
+  return sources_;
 }
 
 const std::string& DecodedEvent::TypeName() const {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "carehub/hub/store/disclosure_index.h"
+#include "carehub/policy/policy_set.h"
 #include "carehub/v1/event.pb.h"
 
 namespace carehub::hub {
@@ -41,6 +42,9 @@ class DecodedEvent {
   const std::vector<std::string>& PatientKeys(const PatientHasher& patients) const;
   // EventTypeName(event()).
   const std::string& TypeName() const;
+  // policy.SourcesOf(event()), resolved once per PolicySet (by its id: a reloaded one resolves
+  // again) for every session that decides this event.
+  const policy::EventSources& SourcesFor(const policy::PolicySet& policy) const;
 
  private:
   void Forget();
@@ -60,6 +64,7 @@ class DecodedEvent {
   mutable bool keys_known_ = false;
   mutable std::vector<std::string> patient_keys_;
   mutable std::string type_name_;
+  mutable policy::EventSources sources_;  // policy_id 0 until resolved
 };
 
 }  // namespace carehub::hub

@@ -20,7 +20,7 @@ bool DeliveryBatch::Consider(const DecodedEvent& decoded) {
   assert(!shared_);
   Decided& d = *decided_;
   const v1::Event& event = decoded.event();
-  auto decision = policy_.Decide(subscription_, event, now_);
+  auto decision = policy_.Decide(subscription_, event, decoded.SourcesFor(policy_), now_);
   if (decision.verdict == policy::Verdict::kDeliver) {
     const policy::Agreement& agreement = *decision.agreement;
     // Filed by the identifiers as stored, before redaction takes them out.

@@ -189,6 +189,50 @@ TEST(DecodedEventTest, PatientKeysAreTheHashersAndComputedOnce) {
             hasher.ForNhsNumber(event.envelope().patient().nhs_number()));
 }
 
+// Each session decides the event under one PolicySet; its sources are looked up once per PolicySet
+// (by id, so a reloaded policy never sees another's), and a new event starts afresh.
+TEST(DecodedEventTest, SourcesAreResolvedOncePerPolicySetAndPerEvent) {
+  const std::string yaml = R"(subscribers:
+  - id: lth
+    subscriptions:
+      - {id: lth-care, purpose: direct_care}
+agreements:
+  - id: DSA-1
+    subscriber: lth
+    purpose: direct_care
+    legal_basis: "test"
+    valid_from: 2020-01-01
+    valid_until: 2099-12-31
+    sources: ["RXK", "RR8"]
+    event_types: ["*"]
+    patient_fields: identifiable
+)";
+  auto first = policy::LoadPolicyFromString(yaml, std::filesystem::temp_directory_path());
+  auto reloaded = policy::LoadPolicyFromString(yaml, std::filesystem::temp_directory_path());
+  ASSERT_TRUE(first.ok() && reloaded.ok());
+  ASSERT_NE(first.value()->id(), reloaded.value()->id());
+  v1::Event rxk;
+  rxk.mutable_envelope()->set_event_id("e1");
+  rxk.mutable_envelope()->set_publisher_ods("RXK");
+  rxk.mutable_activity()->set_kind(v1::ACTIVITY_KIND_DISCHARGE);
+  v1::Event rr8 = rxk;
+  rr8.mutable_envelope()->set_publisher_ods("RR8");
+  rr8.mutable_envelope()->set_site_ods("RXK");
+  const auto same = [](const policy::EventSources& a, const policy::EventSources& b) {
+    return a.policy_id == b.policy_id && a.publisher == b.publisher && a.site == b.site &&
+           a.type_bit == b.type_bit;
+  };
+
+  DecodedEvent decoded;
+  ASSERT_TRUE(decoded.Decode(1, StoredBytes(rxk, 1)));
+  EXPECT_TRUE(same(decoded.SourcesFor(*first.value()), first.value()->SourcesOf(rxk)));
+  EXPECT_TRUE(same(decoded.SourcesFor(*reloaded.value()), reloaded.value()->SourcesOf(rxk)));
+  ASSERT_TRUE(decoded.Decode(2, StoredBytes(rr8, 2)));
+  const policy::EventSources& after = decoded.SourcesFor(*reloaded.value());
+  EXPECT_TRUE(same(after, reloaded.value()->SourcesOf(rr8)));
+  EXPECT_NE(after.publisher, reloaded.value()->SourcesOf(rxk).publisher);
+}
+
 // A fresh store in a temp dir named after the running test, removed after it.
 class FreshStoreTest : public ::testing::Test {
  protected:

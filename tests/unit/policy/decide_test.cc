@@ -134,6 +134,36 @@ TEST_F(DecideTest, ValidityBoundariesAreInclusiveDays) {
             Verdict::kNotCovered);
 }
 
+// The hub resolves an event's sources once (SourcesOf) and decides it for every subscription with
+// them: the same decisions as from the event alone, and sources of another PolicySet (a reload)
+// are never taken for this one's.
+TEST_F(DecideTest, ResolvedSourcesDecideAsTheEventAndOnlyForTheirOwnPolicySet) {
+  v1::Event at_site = Activity("RY6", v1::ACTIVITY_KIND_DISCHARGE, TestNhsNumber(10), "RXK01");
+  const std::vector<v1::Event> events = {
+      Activity("RXK", v1::ACTIVITY_KIND_DISCHARGE), Activity("RY6", v1::ACTIVITY_KIND_DISCHARGE),
+      Activity("RXK", v1::ACTIVITY_KIND_DISCHARGE, TestNhsNumber(20)), at_site,
+      Referral("RXK", v1::REFERRAL_STATUS_SENT)};
+  for (const auto* sub : {care_, feed_, ics_care_}) {
+    for (const auto& event : events) {
+      const Decision direct = policy_->Decide(*sub, event, mid_);
+      const Decision resolved = policy_->Decide(*sub, event, policy_->SourcesOf(event), mid_);
+      EXPECT_EQ(direct.verdict, resolved.verdict);
+      EXPECT_EQ(direct.agreement, resolved.agreement);
+      EXPECT_EQ(direct.withheld_reason, resolved.withheld_reason);
+    }
+  }
+  const auto reloaded = testing::MustLoad(testing::BasePolicyYaml(), dir_);
+  ASSERT_NE(reloaded, nullptr);
+  ASSERT_NE(reloaded->id(), policy_->id());
+  const v1::Event covered = Activity("RXK", v1::ACTIVITY_KIND_DISCHARGE);
+  const v1::Event not_covered = Activity("RY6", v1::ACTIVITY_KIND_DISCHARGE);
+  ASSERT_EQ(policy_->Decide(*care_, covered, mid_).verdict, Verdict::kDeliver);
+  ASSERT_EQ(policy_->Decide(*care_, not_covered, mid_).verdict, Verdict::kNotCovered);
+  // The reloaded policy's sources of a covered event, offered with another event: resolved again.
+  EXPECT_EQ(policy_->Decide(*care_, not_covered, reloaded->SourcesOf(covered), mid_).verdict,
+            Verdict::kNotCovered);
+}
+
 TEST_F(DecideTest, OptOutWithholdsSecondaryUseOnly) {
   const v1::Event event = Activity("RXK", v1::ACTIVITY_KIND_DISCHARGE, TestNhsNumber(20));
   Decision secondary = policy_->Decide(*feed_, event, mid_);
