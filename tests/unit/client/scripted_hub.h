@@ -77,18 +77,8 @@ class ScriptedHub {
     Send(frame);
   }
 
-  void Deliver(uint64_t epoch, uint64_t hub_seq) {
-    v1::Frame frame;
-    frame.set_version(v1::PROTOCOL_VERSION_1);
-    auto* d = frame.mutable_delivery();
-    d->set_epoch(epoch);
-    d->set_scanned_to_seq(hub_seq);
-    d->set_head_seq(hub_seq);
-    auto* e = d->add_events()->mutable_event()->mutable_envelope();
-    e->set_hub_seq(hub_seq);
-    e->set_event_id("ev-" + std::to_string(hub_seq));
-    Send(frame);
-  }
+  // One delivery of the one event `hub_seq`.
+  void Deliver(uint64_t epoch, uint64_t hub_seq) { DeliverEvents(epoch, hub_seq, 1); }
 
  private:
   void Send(const v1::Frame& frame) {
