@@ -155,8 +155,10 @@ int main(int argc, char** argv) {
                  "id shape of the growth fill: random (UUIDs, as FHIR) or sequential (a counter "
                  "per sending system, as HL7 v2)")
       ->check(CLI::IsMember({"random", "sequential"}));
-  app.add_option("--growth-stored-resends", o.growth_stored_resend_ratio,
-                 "share of the measured load resending the fill's oldest events");
+  app.add_option(
+      "--growth-stored-resends", o.growth_stored_resend_ratio,
+      "share of the replay pairs' filled loads resending old stored events (shown beside the "
+      "target's pairs; 0: no replay pairs)");
   app.add_option("--growth-pairs", o.growth_pairs,
                  "back-to-back loads on an empty and on the filled hub; the figure is the median "
                  "of their ratios");

@@ -45,7 +45,9 @@ struct BenchOptions {
   uint64_t footprint_events = 20'000'000;
   std::vector<uint64_t> dedup_keys = {1'000'000, 20'000'000};
   // --growth: the hub is filled to growth_events (random UUID ids unless sequential), then the
-  // ingest load runs with growth_stored_resend_ratio of its events resending stored ones.
+  // ingest load runs on it and on an empty hub (the target's pairs); then, when
+  // growth_stored_resend_ratio > 0, pairs whose filled loads also resend that share of old stored
+  // events (a replay: shown beside the target, not judged).
   uint64_t growth_events = 50'000'000;
   bool growth_random_ids = true;
   double growth_stored_resend_ratio = 0.02;
@@ -73,7 +75,8 @@ struct SharedFigures {
   std::vector<double> latency_p99_ms_os;
   std::optional<double> catchup_speedup;
   std::optional<double> curve_over_plain;
-  std::optional<double> growth_ratio;
+  std::optional<double> growth_ratio;         // the ingest load, filled / empty
+  std::optional<double> growth_replay_ratio;  // the same with old events resent
   std::optional<uint64_t> growth_events;
   std::optional<uint64_t> growth_rss_bytes;
 };
