@@ -65,12 +65,11 @@ class NatsServer {
   Status Start(const std::string& binary, const std::filesystem::path& dir) {
     port_ = FreePort();
     std::filesystem::create_directories(dir / "store");
-    const std::string path =
-        binary.find('/') == std::string::npos ? itest::SystemTool(binary) : binary;
     const auto log = dir / "nats.log";
-    auto spawned = itest::ChildProcess::Spawn({path, "-js", "-sd", (dir / "store").string(), "-a",
-                                               "127.0.0.1", "-p", std::to_string(port_)},
-                                              log, log);
+    auto spawned = itest::ChildProcess::Spawn(
+        {itest::SystemTool(binary), "-js", "-sd", (dir / "store").string(), "-a", "127.0.0.1", "-p",
+         std::to_string(port_)},
+        log, log);
     if (!spawned.ok()) {
       return Status::Error("bench_setup",
                            "cannot run " + binary + ": " + spawned.status().message());

@@ -122,6 +122,9 @@ Result<ChildProcess> ChildProcess::Spawn(const std::vector<std::string>& argv,
 }
 
 std::string SystemTool(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    return name;  // a path already, as execvp takes it
+  }
   const char* path = std::getenv("PATH");
   std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
   size_t start = 0;

@@ -101,7 +101,8 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                  std::chrono::milliseconds timeout);
 
 // Absolute path of a system tool found on $PATH (Spawn and RunCommand do no PATH lookup); the
-// name itself when it is not found, so the spawn error names it.
+// name itself when it is not found, so the spawn error names it. A name holding a '/' is a path
+// and is returned as it is (execvp's rule).
 std::string SystemTool(const std::string& name);
 
 // The whole content of a file ("" when it cannot be read).
